@@ -1,0 +1,277 @@
+package contracts
+
+import (
+	"bytes"
+	"encoding"
+	"encoding/json"
+	"errors"
+	"io"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/gowebpki/jcs"
+)
+
+// MaxSafeInteger is the largest integer every Talos SDK represents exactly
+// (2^53 − 1, JavaScript's Number.MAX_SAFE_INTEGER). Canonical JSON rejects
+// integers outside ±MaxSafeInteger.
+const MaxSafeInteger = 1<<53 - 1
+
+// Canonicalize returns the RFC 8785 (JCS) canonical form of the JSON text raw.
+//
+// Beyond RFC 8785 it rejects, with a *Error of code TALOS_INVALID_INPUT:
+// duplicate object keys, lone surrogates and invalid UTF-8, nesting deeper
+// than MaxJSONDepth, inputs longer than MaxJSONSize, and integers outside
+// ±MaxSafeInteger. Numbers with a zero fraction are written as integers
+// (1.0 → 1); other numbers use the ECMAScript shortest form. Keys are sorted
+// by UTF-16 code units, as RFC 8785 requires. null is kept.
+func Canonicalize(raw []byte) ([]byte, error) {
+	return canonicalize(raw, false)
+}
+
+// CanonicalizeStrict is Canonicalize for signed and hashed objects
+// (capability tokens, MCP frames): it also rejects null and any number
+// written with a fraction or an exponent, so that one value has exactly one
+// accepted encoding of its numbers.
+func CanonicalizeStrict(raw []byte) ([]byte, error) {
+	return canonicalize(raw, true)
+}
+
+// CheckJSON applies the input rules of Canonicalize (strict=false) or
+// CanonicalizeStrict (strict=true) to raw without keeping the output.
+func CheckJSON(raw []byte, strict bool) error {
+	_, err := canonicalize(raw, strict)
+	return err
+}
+
+// Marshal returns the canonical JSON of v: encoding/json's output passed
+// through Canonicalize. Invalid UTF-8 in Go strings is replaced with U+FFFD by
+// encoding/json before canonicalization.
+func Marshal(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, Wrap(CodeInvalidInput, "canonical json: cannot encode value", err)
+	}
+	return Canonicalize(b)
+}
+
+// MarshalStrict is Marshal with the rules of CanonicalizeStrict.
+func MarshalStrict(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, Wrap(CodeInvalidInput, "canonical json: cannot encode value", err)
+	}
+	return CanonicalizeStrict(b)
+}
+
+func jsonError(msg string) *Error {
+	return Errorf(CodeInvalidInput, "canonical json: "+msg)
+}
+
+func canonicalize(raw []byte, strict bool) ([]byte, error) {
+	if len(raw) > MaxJSONSize {
+		return nil, jsonError("input too large")
+	}
+	if err := scanLiterals(raw, strict); err != nil {
+		return nil, err
+	}
+	out, err := jcs.Transform(raw)
+	if err != nil {
+		return nil, Wrap(CodeInvalidInput, "canonical json: "+err.Error(), err)
+	}
+	return out, nil
+}
+
+// scanLiterals walks raw outside of strings and checks number and null
+// literals and nesting depth. jcs.Transform checks everything else
+// (grammar, duplicate keys, surrogates, UTF-8).
+func scanLiterals(raw []byte, strict bool) error {
+	depth := 0
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		switch {
+		case c == '"':
+			i++
+			for i < len(raw) && raw[i] != '"' {
+				if raw[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			i++
+		case c == '{' || c == '[':
+			depth++
+			if depth > MaxJSONDepth {
+				return jsonError("nesting too deep")
+			}
+			i++
+		case c == '}' || c == ']':
+			depth--
+			i++
+		case c == '-' || (c >= '0' && c <= '9'):
+			j := i
+			for j < len(raw) && strings.IndexByte("+-.0123456789eE", raw[j]) >= 0 {
+				j++
+			}
+			if err := checkNumber(raw[i:j], strict); err != nil {
+				return err
+			}
+			i = j
+		case c == 'n':
+			if strict {
+				return jsonError("null is not allowed in a signed object")
+			}
+			i++
+		default:
+			i++
+		}
+	}
+	return nil
+}
+
+func checkNumber(lit []byte, strict bool) error {
+	if bytes.IndexAny(lit, ".eE") < 0 {
+		n, err := strconv.ParseInt(string(lit), 10, 64)
+		if err != nil || n > MaxSafeInteger || n < -MaxSafeInteger {
+			return jsonError("integer outside ±(2^53−1)")
+		}
+		return nil
+	}
+	if strict {
+		return jsonError("non-integer number in a signed object")
+	}
+	f, err := strconv.ParseFloat(string(lit), 64)
+	if err != nil {
+		// Out of float64 range, or malformed: jcs reports malformed ones.
+		var ne *strconv.NumError
+		if errors.As(err, &ne) && ne.Err == strconv.ErrRange {
+			return jsonError("number out of range")
+		}
+		return nil
+	}
+	if f == float64(int64(f)) && (f > MaxSafeInteger || f < -MaxSafeInteger) {
+		return jsonError("integer outside ±(2^53−1)")
+	}
+	return nil
+}
+
+// UnmarshalStrict decodes raw into v under the rules for signed objects:
+// CheckJSON(raw, true) must pass, every object key must name a field of the
+// target exactly (case-sensitive; encoding/json alone matches keys without
+// regard to case), unknown fields are rejected, and nothing may follow the
+// value. Errors are *Error with code TALOS_INVALID_INPUT.
+func UnmarshalStrict(raw []byte, v any) error {
+	if err := CheckJSON(raw, true); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return Wrap(CodeInvalidInput, "json: "+err.Error(), err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return jsonError("trailing data after value")
+	}
+	var generic any
+	dec = json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&generic); err != nil {
+		return Wrap(CodeInvalidInput, "json: "+err.Error(), err)
+	}
+	if key, ok := exactKeys(generic, reflect.TypeOf(v)); !ok {
+		return jsonError("unknown or mis-cased field " + strconv.Quote(key))
+	}
+	return nil
+}
+
+var (
+	unmarshalerType     = reflect.TypeFor[json.Unmarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+	fieldNamesCache     sync.Map // reflect.Type → map[string]reflect.Type
+)
+
+// exactKeys reports whether every object key in x names a field of t with
+// exactly the same spelling, returning the first offending key.
+func exactKeys(x any, t reflect.Type) (string, bool) {
+	for t.Kind() == reflect.Pointer {
+		if t.Implements(unmarshalerType) || t.Implements(textUnmarshalerType) {
+			return "", true
+		}
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) || reflect.PointerTo(t).Implements(textUnmarshalerType) {
+		return "", true
+	}
+	switch v := x.(type) {
+	case map[string]any:
+		switch t.Kind() {
+		case reflect.Struct:
+			fields := structFields(t)
+			for k, e := range v {
+				ft, ok := fields[k]
+				if !ok {
+					return k, false
+				}
+				if key, ok := exactKeys(e, ft); !ok {
+					return key, false
+				}
+			}
+		case reflect.Map:
+			for _, e := range v {
+				if key, ok := exactKeys(e, t.Elem()); !ok {
+					return key, false
+				}
+			}
+		}
+	case []any:
+		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			for _, e := range v {
+				if key, ok := exactKeys(e, t.Elem()); !ok {
+					return key, false
+				}
+			}
+		}
+	}
+	return "", true
+}
+
+func structFields(t reflect.Type) map[string]reflect.Type {
+	if m, ok := fieldNamesCache.Load(t); ok {
+		return m.(map[string]reflect.Type)
+	}
+	m := map[string]reflect.Type{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag := f.Tag.Get("json")
+			if tag == "-" {
+				continue
+			}
+			name, _, _ := strings.Cut(tag, ",")
+			if f.Anonymous && name == "" {
+				ft := f.Type
+				if ft.Kind() == reflect.Pointer {
+					ft = ft.Elem()
+				}
+				if ft.Kind() == reflect.Struct {
+					walk(ft)
+					continue
+				}
+			}
+			if !f.IsExported() {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			m[name] = f.Type
+		}
+	}
+	walk(t)
+	fieldNamesCache.Store(t, m)
+	return m
+}
