@@ -1,0 +1,29 @@
+// Package talos is the root of Talos for Go, an embeddable trust layer for
+// autonomous AI agents. It speaks the Talos Protocol contracts v1.x wire
+// formats, so Go agents interoperate with the other Talos SDKs.
+//
+// # The map
+//
+//   - [github.com/talosgo/talos/identity]: Ed25519 wallets, did:key
+//     identities, HTTP request attestation v1, key rings for sealed secrets.
+//   - [github.com/talosgo/talos/capability]: capability tokens (contract v1.0),
+//     delegation that can only narrow, RBAC, revocation and replay stores, MCP
+//     request signing, and the Authorizer.
+//   - [github.com/talosgo/talos/ratchet]: X3DH-style prekeys, Double Ratchet
+//     sessions, channels, groups and A2A encrypted frames.
+//   - [github.com/talosgo/talos/audit]: contract audit events in an RFC 6962
+//     Merkle log with C2SP signed checkpoints, proofs and durable stores.
+//   - [github.com/talosgo/talos/budget]: budgets and GCRA rate limits that are
+//     never overspent, in memory or on Redis.
+//   - [github.com/talosgo/talos/contracts]: canonical JSON, strict base64url,
+//     UUIDv7, cursors, frames, error codes and embedded JSON Schemas.
+//
+// This package holds the version constants and the pieces that compose the
+// packages above (HTTP middleware, and the Kernel). It imports no back-end,
+// starts no goroutine and has no init side effects.
+//
+// # Compatibility
+//
+// The wire formats follow the contracts release pinned by
+// [ContractManifestHash]. The Go API is pre-1.0 and may change.
+package talos
