@@ -1,0 +1,643 @@
+package capability
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/identity"
+)
+
+// Version is the only token format version this package reads and writes.
+const Version = "1.0"
+
+// Reserved metadata members. The contract leaves metadata free-form; this
+// package gives three members a meaning, all inside the signed bytes:
+//
+//   - "aud" (string): the audience; a Verifier configured with an Audience
+//     requires it to be equal.
+//   - "parent" (64 lowercase hex): the capability hash of the parent token
+//     in a delegation chain.
+//   - "read_only" (bool): the token grants only actions a ToolRegistry
+//     classifies as read.
+const (
+	MetaAudience = "aud"
+	MetaParent   = "parent"
+	MetaReadOnly = "read_only"
+)
+
+// A Grant is one scope entry of a token: a tool and the actions allowed on
+// it. Matching is exact: no wildcards, prefixes or case folding.
+type Grant struct {
+	Tool    string   `json:"tool"`
+	Actions []string `json:"actions"`
+}
+
+// Allows reports whether g grants action on tool, exactly.
+func (g Grant) Allows(tool, action string) bool {
+	return g.Tool == tool && slices.Contains(g.Actions, action)
+}
+
+// A Token is a contract v1.0 capability token (schemas/capability_token.json):
+//
+//	{version:"1.0", issuer, subject, scope:[{tool, actions}], exp, nbf?,
+//	 nonce, metadata?, signature}
+//
+// signature = Ed25519(canonical(token − signature)) and the capability hash
+// is hex(SHA-256(canonical(token))). A Token is immutable once built by
+// [Parse], [Issue] or [Delegate], and safe for concurrent use. Having a
+// *Token proves nothing: call [Verify], [VerifyChain] or a [Verifier].
+type Token struct {
+	issuer, subject       identity.DID
+	issuerStr, subjectStr string
+	grants                []Grant
+	exp, nbf              int64
+	hasNbf                bool
+	nonce                 string
+	metadata              []byte // canonical object, nil when absent
+	aud, parent           string
+	readOnly              bool
+	sig                   [ed25519.SignatureSize]byte
+
+	payload []byte // canonical(token − signature): the signed bytes
+	hash    [sha256.Size]byte
+	hashHex string
+}
+
+// Issuer returns the issuer DID.
+func (t *Token) Issuer() identity.DID { return t.issuer }
+
+// Subject returns the subject DID: the holder the token is bound to.
+func (t *Token) Subject() identity.DID { return t.subject }
+
+// Grants returns a copy of the token's scope.
+func (t *Token) Grants() []Grant {
+	out := make([]Grant, len(t.grants))
+	for i, g := range t.grants {
+		out[i] = Grant{Tool: g.Tool, Actions: slices.Clone(g.Actions)}
+	}
+	return out
+}
+
+// Expiry returns exp.
+func (t *Token) Expiry() time.Time { return time.Unix(t.exp, 0) }
+
+// NotBefore returns nbf and whether the token has one.
+func (t *Token) NotBefore() (time.Time, bool) { return time.Unix(t.nbf, 0), t.hasNbf }
+
+// Nonce returns the token nonce.
+func (t *Token) Nonce() string { return t.nonce }
+
+// Metadata returns a copy of the canonical metadata object, or nil.
+func (t *Token) Metadata() json.RawMessage { return bytes.Clone(t.metadata) }
+
+// Audience returns metadata.aud, or "".
+func (t *Token) Audience() string { return t.aud }
+
+// Parent returns metadata.parent (the parent's capability hash), or "".
+func (t *Token) Parent() string { return t.parent }
+
+// ReadOnly reports metadata.read_only.
+func (t *Token) ReadOnly() bool { return t.readOnly }
+
+// Hash returns the capability hash: lowercase hex SHA-256 of the canonical
+// token including its signature.
+func (t *Token) Hash() string { return t.hashHex }
+
+// Encode returns the wire form: base64url (no padding) of the canonical
+// token JSON.
+func (t *Token) Encode() string { return contracts.EncodeBase64URL(t.AppendCanonical(nil)) }
+
+// AppendCanonical appends the canonical JSON of the whole token to dst.
+func (t *Token) AppendCanonical(dst []byte) []byte { return t.appendJSON(dst, true) }
+
+// SigningInput returns a copy of the bytes the signature covers.
+func (t *Token) SigningInput() []byte { return bytes.Clone(t.payload) }
+
+// Authorize reports whether some grant allows action on tool, by exact
+// match as the contract's authorize_fast. It does not verify anything.
+func (t *Token) Authorize(tool, action string) bool {
+	for _, g := range t.grants {
+		if g.Allows(tool, action) {
+			return true
+		}
+	}
+	return false
+}
+
+// String returns a short description naming the hash; it holds no secret.
+func (t *Token) String() string { return "capability.Token(" + t.hashHex + ")" }
+
+// appendJSON writes the canonical JSON (keys in RFC 8785 order).
+func (t *Token) appendJSON(dst []byte, withSig bool) []byte {
+	dst = append(dst, `{"exp":`...)
+	dst = strconv.AppendInt(dst, t.exp, 10)
+	dst = append(dst, `,"issuer":`...)
+	dst = appendString(dst, t.issuerStr)
+	if t.metadata != nil {
+		dst = append(dst, `,"metadata":`...)
+		dst = append(dst, t.metadata...)
+	}
+	if t.hasNbf {
+		dst = append(dst, `,"nbf":`...)
+		dst = strconv.AppendInt(dst, t.nbf, 10)
+	}
+	dst = append(dst, `,"nonce":`...)
+	dst = appendString(dst, t.nonce)
+	dst = append(dst, `,"scope":[`...)
+	for i, g := range t.grants {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"actions":[`...)
+		for j, a := range g.Actions {
+			if j > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, a)
+		}
+		dst = append(dst, `],"tool":`...)
+		dst = appendString(dst, g.Tool)
+		dst = append(dst, '}')
+	}
+	dst = append(dst, ']')
+	if withSig {
+		dst = append(dst, `,"signature":"`...)
+		dst = appendB64(dst, t.sig[:])
+		dst = append(dst, '"')
+	}
+	dst = append(dst, `,"subject":`...)
+	dst = appendString(dst, t.subjectStr)
+	dst = append(dst, `,"version":"1.0"}`...)
+	return dst
+}
+
+func appendB64(dst, b []byte) []byte {
+	return append(dst, contracts.EncodeBase64URL(b)...)
+}
+
+// seal computes the derived fields after the token's members are final.
+func (t *Token) seal() {
+	t.payload = t.appendJSON(make([]byte, 0, 512), false)
+	full := t.appendJSON(make([]byte, 0, len(t.payload)+100), true)
+	t.hash = sha256.Sum256(full)
+	t.hashHex = hex.EncodeToString(t.hash[:])
+}
+
+// Parse reads a token from its wire form: base64url (no padding) of the
+// token JSON, or the raw JSON object itself (leading white space allowed).
+// The JSON need not be canonical, but it is read strictly: unknown or
+// mis-cased fields, duplicate keys, null, non-integer numbers or integers
+// beyond ±(2^53−1), a version other than "1.0", issuers and subjects that
+// are not Ed25519 did:key identifiers, a nonce shorter than 16 characters,
+// a signature that is not 64 bytes of strict base64url, reserved metadata
+// members of the wrong type, and inputs above the limits in limits.go are
+// all rejected with a *contracts.Error of code TALOS_INVALID_CAPABILITY
+// matching [ErrMalformed]. Parse does not verify the signature.
+func Parse(s string) (*Token, error) {
+	if len(s) > MaxTokenSize {
+		return nil, malformed("token exceeds " + strconv.Itoa(MaxTokenSize) + " bytes")
+	}
+	raw, err := decodeWire(s, '{')
+	if err != nil {
+		return nil, err
+	}
+	sc := scanner{b: raw}
+	t, ok := parseToken(&sc)
+	if !ok {
+		return nil, malformed(sc.err)
+	}
+	if !sc.eof() {
+		return nil, malformed("trailing data after token")
+	}
+	return t, nil
+}
+
+// decodeWire returns the JSON bytes of s: s itself when its first
+// non-white-space byte is open, else the strict base64url decoding of s.
+func decodeWire(s string, open byte) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case open:
+			return []byte(s), nil
+		}
+		break
+	}
+	raw, err := contracts.DecodeBase64URL(s)
+	if err != nil {
+		return nil, malformed("neither JSON nor strict base64url")
+	}
+	return raw, nil
+}
+
+const (
+	fVersion = 1 << iota
+	fIssuer
+	fSubject
+	fScope
+	fExp
+	fNbf
+	fNonce
+	fMetadata
+	fSignature
+	fRequired = fVersion | fIssuer | fSubject | fScope | fExp | fNonce | fSignature
+)
+
+func parseToken(sc *scanner) (*Token, bool) {
+	t := new(Token)
+	seen := 0
+	ok := sc.object(func(key string) bool {
+		var bit int
+		switch key {
+		case "version":
+			bit = fVersion
+		case "issuer":
+			bit = fIssuer
+		case "subject":
+			bit = fSubject
+		case "scope":
+			bit = fScope
+		case "exp":
+			bit = fExp
+		case "nbf":
+			bit = fNbf
+		case "nonce":
+			bit = fNonce
+		case "metadata":
+			bit = fMetadata
+		case "signature":
+			bit = fSignature
+		default:
+			return sc.fail("unknown field " + strconv.Quote(key))
+		}
+		if seen&bit != 0 {
+			return sc.fail("duplicate field " + strconv.Quote(key))
+		}
+		seen |= bit
+		switch bit {
+		case fVersion:
+			v, ok := sc.str()
+			if !ok {
+				return false
+			}
+			if v != Version {
+				return sc.fail("unsupported version " + strconv.Quote(v))
+			}
+		case fIssuer, fSubject:
+			v, ok := sc.str()
+			if !ok {
+				return false
+			}
+			d, err := identity.ParseDID(v)
+			if err != nil {
+				return sc.fail(key + " is not an Ed25519 did:key")
+			}
+			if bit == fIssuer {
+				t.issuer, t.issuerStr = d, v
+			} else {
+				t.subject, t.subjectStr = d, v
+			}
+		case fScope:
+			return parseScope(sc, t)
+		case fExp:
+			n, ok := sc.integer()
+			t.exp = n
+			return ok
+		case fNbf:
+			n, ok := sc.integer()
+			t.nbf, t.hasNbf = n, true
+			return ok
+		case fNonce:
+			v, ok := sc.str()
+			if !ok {
+				return false
+			}
+			if len(v) > MaxNonceLength {
+				return sc.fail("nonce too long")
+			}
+			if utf8.RuneCountInString(v) < MinNonceLength {
+				return sc.fail("nonce shorter than 16 characters")
+			}
+			t.nonce = v
+		case fMetadata:
+			sp, ok := sc.span()
+			if !ok {
+				return false
+			}
+			return parseMetadata(sc, t, sp)
+		case fSignature:
+			v, ok := sc.str()
+			if !ok {
+				return false
+			}
+			b, err := contracts.DecodeBase64URL(v)
+			if err != nil || len(b) != ed25519.SignatureSize {
+				return sc.fail("signature is not 64 bytes of base64url")
+			}
+			copy(t.sig[:], b)
+		}
+		return true
+	})
+	if !ok {
+		return nil, false
+	}
+	if seen&fRequired != fRequired {
+		return nil, sc.fail("missing required field")
+	}
+	t.seal()
+	return t, true
+}
+
+func parseScope(sc *scanner, t *Token) bool {
+	t.grants = make([]Grant, 0, 1)
+	return sc.array(func() bool {
+		if len(t.grants) == MaxGrants {
+			return sc.fail("too many grants")
+		}
+		var g Grant
+		var seenTool, seenActions bool
+		ok := sc.object(func(key string) bool {
+			switch key {
+			case "tool":
+				if seenTool {
+					return sc.fail(`duplicate field "tool"`)
+				}
+				seenTool = true
+				v, ok := sc.str()
+				if !ok {
+					return false
+				}
+				if len(v) > MaxNameLength {
+					return sc.fail("tool name too long")
+				}
+				g.Tool = v
+				return true
+			case "actions":
+				if seenActions {
+					return sc.fail(`duplicate field "actions"`)
+				}
+				seenActions = true
+				g.Actions = make([]string, 0, 2)
+				return sc.array(func() bool {
+					if len(g.Actions) == MaxActions {
+						return sc.fail("too many actions")
+					}
+					v, ok := sc.str()
+					if !ok {
+						return false
+					}
+					if len(v) > MaxNameLength {
+						return sc.fail("action name too long")
+					}
+					g.Actions = append(g.Actions, v)
+					return true
+				})
+			}
+			return sc.fail("unknown field " + strconv.Quote(key) + " in grant")
+		})
+		if !ok {
+			return false
+		}
+		if !seenTool || !seenActions {
+			return sc.fail("grant needs tool and actions")
+		}
+		t.grants = append(t.grants, g)
+		return true
+	})
+}
+
+func parseMetadata(sc *scanner, t *Token, sp []byte) bool {
+	if len(sp) == 0 || sp[0] != '{' {
+		return sc.fail("metadata is not an object")
+	}
+	if len(sp) > 2*MaxMetadataSize {
+		return sc.fail("metadata too large")
+	}
+	c, err := contracts.CanonicalizeStrict(sp)
+	if err != nil {
+		return sc.fail("metadata: " + contracts.CodeOf(err) + ": " + err.Error())
+	}
+	if len(c) > MaxMetadataSize {
+		return sc.fail("metadata too large")
+	}
+	if err := setMetadata(t, c); err != nil {
+		return sc.fail(err.Error())
+	}
+	return true
+}
+
+// setMetadata installs canonical metadata c and reads its reserved members.
+func setMetadata(t *Token, c []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(c, &m); err != nil {
+		return err
+	}
+	t.metadata = c
+	if v, ok := m[MetaAudience]; ok {
+		if err := json.Unmarshal(v, &t.aud); err != nil || v[0] != '"' || t.aud == "" {
+			return contracts.Errorf(contracts.CodeInvalidCapability, "metadata.aud is not a non-empty string")
+		}
+	}
+	if v, ok := m[MetaParent]; ok {
+		if err := json.Unmarshal(v, &t.parent); err != nil || v[0] != '"' || !isHexHash(t.parent) {
+			return contracts.Errorf(contracts.CodeInvalidCapability, "metadata.parent is not a capability hash")
+		}
+	}
+	if v, ok := m[MetaReadOnly]; ok {
+		if err := json.Unmarshal(v, &t.readOnly); err != nil || (v[0] != 't' && v[0] != 'f') {
+			return contracts.Errorf(contracts.CodeInvalidCapability, "metadata.read_only is not a boolean")
+		}
+	}
+	return nil
+}
+
+func isHexHash(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// IssueOptions are the optional members of a new token. The zero value
+// issues a token with a random nonce, no nbf and no metadata.
+type IssueOptions struct {
+	// NotBefore sets nbf when not zero.
+	NotBefore time.Time
+	// Nonce is used when not empty (at least 16 characters); otherwise a
+	// random 128-bit nonce is drawn from Rand.
+	Nonce string
+	// Audience sets metadata.aud when not empty.
+	Audience string
+	// ReadOnly sets metadata.read_only.
+	ReadOnly bool
+	// Metadata holds further members of the metadata object. It must not
+	// contain the reserved members aud, parent or read_only.
+	Metadata map[string]any
+	// Rand is the nonce source; crypto/rand when nil.
+	Rand io.Reader
+}
+
+// Issue builds and signs a token for subject (a did:key) with the given
+// grants and expiry. Errors (bad subject, empty or oversized grants, short
+// nonce, reserved metadata members, exp not after nbf) are *contracts.Error
+// with code TALOS_INVALID_CAPABILITY. It panics if issuer is nil.
+func Issue(issuer *identity.Wallet, subject string, grants []Grant, exp time.Time, opts IssueOptions) (*Token, error) {
+	return issue(issuer, subject, grants, exp, opts, "")
+}
+
+func issue(issuer *identity.Wallet, subject string, grants []Grant, exp time.Time, opts IssueOptions, parent string) (*Token, error) {
+	sub, err := identity.ParseDID(subject)
+	if err != nil {
+		return nil, contracts.Wrap(contracts.CodeInvalidCapability, "capability: subject is not an Ed25519 did:key", err)
+	}
+	t := &Token{issuer: issuer.DID(), subject: sub, subjectStr: subject, exp: exp.Unix()}
+	t.issuerStr = t.issuer.String()
+	if err := checkGrants(grants); err != nil {
+		return nil, err
+	}
+	t.grants = cloneGrants(grants)
+	if !opts.NotBefore.IsZero() {
+		t.nbf, t.hasNbf = opts.NotBefore.Unix(), true
+		if t.nbf > t.exp {
+			return nil, contracts.Errorf(contracts.CodeInvalidCapability, "capability: nbf after exp")
+		}
+	}
+	if t.exp > contracts.MaxSafeInteger || t.exp < -contracts.MaxSafeInteger || t.nbf > contracts.MaxSafeInteger || t.nbf < -contracts.MaxSafeInteger {
+		return nil, contracts.Errorf(contracts.CodeInvalidCapability, "capability: time out of range")
+	}
+	t.nonce = opts.Nonce
+	if t.nonce == "" {
+		var b [16]byte
+		r := opts.Rand
+		if r == nil {
+			r = rand.Reader
+		}
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return nil, contracts.Wrap(contracts.CodeCryptoError, "capability: cannot draw a nonce", err)
+		}
+		t.nonce = contracts.EncodeBase64URL(b[:])
+	}
+	if utf8.RuneCountInString(t.nonce) < MinNonceLength || len(t.nonce) > MaxNonceLength || !utf8.ValidString(t.nonce) {
+		return nil, contracts.Errorf(contracts.CodeInvalidCapability, "capability: nonce must be 16 to 256 characters")
+	}
+	if err := buildMetadata(t, opts, parent); err != nil {
+		return nil, err
+	}
+	t.payload = t.appendJSON(nil, false)
+	copy(t.sig[:], issuer.Sign(t.payload))
+	t.seal()
+	return t, nil
+}
+
+func buildMetadata(t *Token, opts IssueOptions, parent string) error {
+	m := make(map[string]any, len(opts.Metadata)+3)
+	for k, v := range opts.Metadata {
+		if k == MetaAudience || k == MetaParent || k == MetaReadOnly {
+			return contracts.Errorf(contracts.CodeInvalidCapability, "capability: metadata member "+strconv.Quote(k)+" is reserved; use IssueOptions")
+		}
+		m[k] = v
+	}
+	if opts.Audience != "" {
+		m[MetaAudience] = opts.Audience
+	}
+	if opts.ReadOnly {
+		m[MetaReadOnly] = true
+	}
+	if parent != "" {
+		m[MetaParent] = parent
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	c, err := contracts.MarshalStrict(m)
+	if err != nil {
+		return contracts.Wrap(contracts.CodeInvalidCapability, "capability: metadata is not strict canonical JSON", err)
+	}
+	if len(c) > MaxMetadataSize {
+		return contracts.Errorf(contracts.CodeInvalidCapability, "capability: metadata too large")
+	}
+	return setMetadata(t, c)
+}
+
+func checkGrants(grants []Grant) error {
+	if len(grants) == 0 || len(grants) > MaxGrants {
+		return contracts.Errorf(contracts.CodeInvalidCapability, "capability: a token needs 1 to 64 grants")
+	}
+	for _, g := range grants {
+		if g.Tool == "" || len(g.Tool) > MaxNameLength || !utf8.ValidString(g.Tool) {
+			return contracts.Errorf(contracts.CodeInvalidCapability, "capability: grant tool must be a 1 to 256 byte name")
+		}
+		if len(g.Actions) == 0 || len(g.Actions) > MaxActions {
+			return contracts.Errorf(contracts.CodeInvalidCapability, "capability: a grant needs 1 to 64 actions")
+		}
+		for _, a := range g.Actions {
+			if a == "" || len(a) > MaxNameLength || !utf8.ValidString(a) {
+				return contracts.Errorf(contracts.CodeInvalidCapability, "capability: action must be a 1 to 256 byte name")
+			}
+		}
+	}
+	return nil
+}
+
+func cloneGrants(gs []Grant) []Grant {
+	out := make([]Grant, len(gs))
+	for i, g := range gs {
+		out[i] = Grant{Tool: g.Tool, Actions: slices.Clone(g.Actions)}
+	}
+	return out
+}
+
+// Verify checks tok's signature with issuerKey and its validity window at
+// now, with the default skew of 60 s (valid while nbf − 60 s ≤ now ≤
+// exp + 60 s). It does not consult revocation, audience or holder: use a
+// [Verifier] for that. Errors are *contracts.Error with code
+// TALOS_INVALID_CAPABILITY: [ErrIssuerMismatch] when issuerKey is not the
+// issuer's key, [ErrSignature] (message contains "signature"),
+// [ErrNotYetValid], and [ErrExpired] (message contains "expired").
+func Verify(tok *Token, issuerKey ed25519.PublicKey, now time.Time) error {
+	if tok == nil {
+		return malformed("nil token")
+	}
+	if len(issuerKey) != ed25519.PublicKeySize {
+		return ErrIssuerMismatch
+	}
+	if d, _ := identity.DIDFromPublicKey(issuerKey); d != tok.issuer {
+		return ErrIssuerMismatch
+	}
+	if !ed25519.Verify(issuerKey, tok.payload, tok.sig[:]) {
+		return ErrSignature
+	}
+	return checkTime(tok, now.Unix(), int64(DefaultSkew/time.Second))
+}
+
+// verifySelf checks the signature against the issuer DID's own key.
+func verifySelf(tok *Token) bool {
+	return tok.issuer.Verify(tok.payload, tok.sig[:])
+}
+
+func checkTime(tok *Token, now, skew int64) error {
+	if tok.hasNbf && now < tok.nbf-skew {
+		return ErrNotYetValid
+	}
+	if now > tok.exp+skew {
+		return ErrExpired
+	}
+	return nil
+}

@@ -1,0 +1,225 @@
+package capability
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/identity"
+	"github.com/talosgo/talos/internal/testenv"
+)
+
+func seedWallet(t testing.TB, last byte) *identity.Wallet {
+	t.Helper()
+	seed := make([]byte, 32)
+	seed[31] = last
+	w, err := identity.WalletFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func mustIssue(t testing.TB, iss *identity.Wallet, sub string, grants []Grant, exp time.Time, opts IssueOptions) *Token {
+	t.Helper()
+	tok, err := Issue(iss, sub, grants, exp, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// TestGoldenSignature pins the wire format: the digest's derived golden for
+// capability_verify.json (seed 00..01, the vector's fields).
+func TestGoldenSignature(t *testing.T) {
+	iss := seedWallet(t, 1)
+	tok := mustIssue(t, iss, "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK",
+		[]Grant{{Tool: "filesystem", Actions: []string{"read", "write"}}}, time.Unix(1767504000, 0),
+		IssueOptions{Nonce: "unique-nonce-12345678"})
+	wantPayload := `{"exp":1767504000,"issuer":"did:key:z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG","nonce":"unique-nonce-12345678","scope":[{"actions":["read","write"],"tool":"filesystem"}],"subject":"did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK","version":"1.0"}`
+	if got := string(tok.SigningInput()); got != wantPayload {
+		t.Fatalf("signing input\n got %s\nwant %s", got, wantPayload)
+	}
+	if got := contracts.EncodeBase64URL(tok.sig[:]); got != "bFOnXopG1vdRSGkOBE3c5aeS8-UuG84j9JFXUSaIbr7HYwl2oFwu8MtUHkoy88nPSFN3Zx0sXb2xPnX5MxTACQ" {
+		t.Fatalf("signature %s", got)
+	}
+	canon, err := contracts.Canonicalize(tok.AppendCanonical(nil))
+	if err != nil || string(canon) != string(tok.AppendCanonical(nil)) {
+		t.Fatalf("AppendCanonical is not RFC 8785: %v", err)
+	}
+}
+
+func TestCapabilityVerifyVectors(t *testing.T) {
+	var file struct {
+		Vectors []struct {
+			TestID string `json:"test_id"`
+			Inputs struct {
+				IssuerSeedHex string  `json:"issuer_seed_hex"`
+				SubjectDID    string  `json:"subject_did"`
+				Scope         []Grant `json:"scope"`
+				Exp           int64   `json:"exp"`
+				Nonce         string  `json:"nonce"`
+			} `json:"inputs"`
+			Expected map[string]bool `json:"expected"`
+		} `json:"vectors"`
+		Negative []struct {
+			TestID        string         `json:"test_id"`
+			Inputs        map[string]any `json:"inputs"`
+			ExpectedError *struct {
+				Code            string `json:"code"`
+				MessageContains string `json:"message_contains"`
+			} `json:"expected_error"`
+			Expected map[string]bool `json:"expected"`
+		} `json:"negative_cases"`
+	}
+	if err := json.Unmarshal(testenv.ReadContract(t, "test_vectors/sdk/capability_verify.json"), &file); err != nil {
+		t.Fatal(err)
+	}
+	v := file.Vectors[0]
+	seed, _ := hex.DecodeString(v.Inputs.IssuerSeedHex)
+	iss, err := identity.WalletFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Unix(v.Inputs.Exp, 0)
+	now := exp.Add(-time.Hour) // injected clock: the vector's exp is in the past today
+	tok := mustIssue(t, iss, v.Inputs.SubjectDID, v.Inputs.Scope, exp, IssueOptions{Nonce: v.Inputs.Nonce})
+	// Round-trip through the wire form first, as a receiver would.
+	parsed, err := Parse(tok.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Verify(parsed, iss.PublicKey(), now) == nil; got != v.Expected["verify"] {
+		t.Fatalf("%s: verify = %v", v.TestID, got)
+	}
+	for k, want := range v.Expected {
+		rest, ok := strings.CutPrefix(k, "authorize_fast_")
+		if !ok {
+			continue
+		}
+		tool, action, _ := strings.Cut(rest, "_")
+		if got := parsed.Authorize(tool, action); got != want {
+			t.Errorf("%s: authorize_fast(%s, %s) = %v, want %v", v.TestID, tool, action, got, want)
+		}
+	}
+	for _, n := range file.Negative {
+		t.Run(n.TestID, func(t *testing.T) {
+			var err error
+			switch {
+			case n.Inputs["token_with_exp"] != nil:
+				e := int64(n.Inputs["token_with_exp"].(float64))
+				old := mustIssue(t, iss, v.Inputs.SubjectDID, v.Inputs.Scope, time.Unix(e, 0), IssueOptions{Nonce: v.Inputs.Nonce})
+				err = Verify(old, iss.PublicKey(), now)
+			case n.Inputs["tampered_token"] == true:
+				raw := string(tok.AppendCanonical(nil))
+				raw = strings.Replace(raw, `"write"`, `"admin"`, 1)
+				bad, perr := Parse(raw)
+				if perr != nil {
+					t.Fatal(perr)
+				}
+				err = Verify(bad, iss.PublicKey(), now)
+			case n.Inputs["verify_with_wrong_issuer"] == true:
+				err = Verify(parsed, seedWallet(t, 2).PublicKey(), now)
+			default:
+				t.Fatalf("unknown negative case %v", n.Inputs)
+			}
+			if n.ExpectedError != nil {
+				if contracts.CodeOf(err) != n.ExpectedError.Code {
+					t.Fatalf("code %q (%v), want %s", contracts.CodeOf(err), err, n.ExpectedError.Code)
+				}
+				if !strings.Contains(strings.ToLower(err.Error()), n.ExpectedError.MessageContains) {
+					t.Fatalf("message %q lacks %q", err, n.ExpectedError.MessageContains)
+				}
+			}
+			if want, ok := n.Expected["verify"]; ok && (err == nil) != want {
+				t.Fatalf("verify = %v, want %v", err == nil, want)
+			}
+		})
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	iss := seedWallet(t, 1)
+	sub := seedWallet(t, 3).DID().String()
+	tok := mustIssue(t, iss, sub, []Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Unix(2000000000, 0), IssueOptions{})
+	good := string(tok.AppendCanonical(nil))
+	if _, err := Parse(good); err != nil {
+		t.Fatalf("canonical JSON rejected: %v", err)
+	}
+	if _, err := Parse("  \n" + good); err != nil {
+		t.Fatalf("leading white space rejected: %v", err)
+	}
+	mut := func(old, new string) string { return strings.Replace(good, old, new, 1) }
+	cases := map[string]string{
+		"unknown field":    mut(`{"exp"`, `{"extra":1,"exp"`),
+		"mis-cased field":  mut(`"exp"`, `"Exp"`),
+		"duplicate key":    mut(`{"exp":2000000000`, `{"exp":2000000000,"exp":2000000000`),
+		"null":             mut(`"exp":2000000000`, `"exp":null`),
+		"float":            mut(`"exp":2000000000`, `"exp":2000000000.0`),
+		"exponent":         mut(`"exp":2000000000`, `"exp":2e9`),
+		"huge int":         mut(`"exp":2000000000`, `"exp":90071992547409930`),
+		"version":          mut(`"1.0"`, `"1.1"`),
+		"bad did":          mut(`"issuer":"did:key:z`, `"issuer":"did:web:z`),
+		"short nonce":      mut(`"nonce":"`+tok.Nonce()+`"`, `"nonce":"123456789012345"`),
+		"padded signature": mut(`","subject"`, `=","subject"`),
+		"trailing":         good + "{}",
+		"grant extra":      mut(`"tool":"fs"`, `"tool":"fs","x":1`),
+		"metadata array":   mut(`,"nonce"`, `,"metadata":[],"nonce"`),
+		"metadata null":    mut(`,"nonce"`, `,"metadata":{"a":null},"nonce"`),
+		"aud not string":   mut(`,"nonce"`, `,"metadata":{"aud":1},"nonce"`),
+		"base64 padding":   tok.Encode() + "=",
+		"too big":          strings.Repeat(" ", MaxTokenSize+1),
+		"lone surrogate":   mut(`"tool":"fs"`, `"tool":"\ud800"`),
+		"missing field":    mut(`,"nonce":"`+tok.Nonce()+`"`, ``),
+	}
+	for name, in := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse(in)
+			if err == nil {
+				t.Fatalf("accepted %s", in)
+			}
+			if !errors.Is(err, contracts.ErrInvalidCapability) || !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v is not TALOS_INVALID_CAPABILITY/ErrMalformed", err)
+			}
+		})
+	}
+}
+
+func TestParseRoundTrip(t *testing.T) {
+	iss := seedWallet(t, 1)
+	sub := seedWallet(t, 3).DID().String()
+	tok := mustIssue(t, iss, sub, []Grant{{Tool: "fs \"x\"\n", Actions: []string{"read", "ü"}}, {Tool: "net", Actions: []string{"get"}}},
+		time.Unix(2000000000, 0), IssueOptions{NotBefore: time.Unix(1000, 0), Audience: "svc", ReadOnly: true, Metadata: map[string]any{"team": "a"}})
+	p, err := Parse(tok.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Hash() != tok.Hash() || p.Audience() != "svc" || !p.ReadOnly() || p.Encode() != tok.Encode() {
+		t.Fatalf("round trip changed the token")
+	}
+	if err := Verify(p, iss.PublicKey(), time.Unix(1500, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(p, iss.PublicKey(), time.Unix(900, 0)); !errors.Is(err, ErrNotYetValid) {
+		t.Fatalf("before nbf: %v", err)
+	}
+	if err := Verify(p, iss.PublicKey(), time.Unix(1000-60, 0)); err != nil {
+		t.Fatalf("within skew of nbf: %v", err)
+	}
+	if err := Verify(p, iss.PublicKey(), time.Unix(2000000060, 0)); err != nil {
+		t.Fatalf("within skew of exp: %v", err)
+	}
+	if err := Verify(p, iss.PublicKey(), time.Unix(2000000061, 0)); !errors.Is(err, ErrExpired) {
+		t.Fatalf("after exp+skew: %v", err)
+	}
+	if _, err := Issue(iss, sub, nil, time.Unix(2000000000, 0), IssueOptions{}); err == nil {
+		t.Fatal("issued a token without grants")
+	}
+	if _, err := Issue(iss, sub, []Grant{{Tool: "a", Actions: []string{"b"}}}, time.Unix(2000000000, 0), IssueOptions{Metadata: map[string]any{"parent": "x"}}); err == nil {
+		t.Fatal("issued a token with reserved metadata")
+	}
+}
