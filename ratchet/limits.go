@@ -1,0 +1,46 @@
+package ratchet
+
+// Limits on what the package accepts from outside and keeps in memory. They
+// are the single place to look when reviewing resource bounds.
+const (
+	// MaxSkip is the largest number of message keys one header may make the
+	// receiver derive and store on one chain (contract MAX_SKIP).
+	MaxSkip = 1000
+
+	// DefaultMaxSkippedKeys bounds the total skipped-key store of a session
+	// when Config.MaxSkippedKeys is zero. The oldest keys are evicted first.
+	DefaultMaxSkippedKeys = 2000
+
+	// maxCounter is the largest n or pn accepted in a header (uint32).
+	maxCounter = 1<<32 - 1
+
+	// MaxPlaintextSize bounds one message's plaintext.
+	MaxPlaintextSize = 1 << 20
+
+	// maxWireSize bounds one wire envelope: the base64url of the largest
+	// ciphertext plus the fixed JSON around it.
+	maxWireSize = (MaxPlaintextSize+tagSize)*4/3 + 256
+
+	// maxStateSize bounds a serialized session state.
+	maxStateSize = 1 << 20
+
+	// maxBundleSize bounds a JSON prekey bundle or setup proof.
+	maxBundleSize = 4 << 10
+
+	// MaxFrameSize bounds one JSON A2A encrypted frame.
+	MaxFrameSize = maxWireSize + 2<<10
+
+	// MaxSeqAhead is how far beyond the highest sender_seq seen a frame may
+	// be before the receiver rejects it (DESIGN 5).
+	MaxSeqAhead = 1024
+
+	// maxSeqWindow is how many delivered sender_seq values (and their frame
+	// digests) a SeqTracker remembers behind the highest one.
+	maxSeqWindow = 4096
+
+	// MaxGroupMembers bounds a Group's membership.
+	MaxGroupMembers = 1024
+
+	// maxIDLen bounds principal, session and group identifiers (contract: 255).
+	maxIDLen = 255
+)

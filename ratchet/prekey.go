@@ -1,0 +1,168 @@
+package ratchet
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"io"
+
+	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/identity"
+)
+
+// A Prekey is a responder's signed X25519 prekey together with its private
+// half. Publish its Bundle; keep the Prekey to Accept sessions.
+//
+// A Prekey is safe for concurrent use (it is immutable).
+type Prekey struct {
+	_        [0]func() // not comparable
+	identity [ed25519.PublicKeySize]byte
+	priv     [32]byte
+	pub      [32]byte
+	sig      [ed25519.SignatureSize]byte
+}
+
+// String redacts the private key.
+func (p *Prekey) String() string { return "ratchet.Prekey(redacted)" }
+
+// GoString redacts the private key.
+func (p *Prekey) GoString() string { return p.String() }
+
+// GeneratePrekey creates a signed prekey for wallet w: an X25519 key pair
+// whose 32 private bytes are read from rand (crypto/rand.Reader if nil),
+// and the contract's prekey_signature, an Ed25519 signature by w over the
+// raw 32-byte public prekey.
+func GeneratePrekey(w *identity.Wallet, rnd io.Reader) (*Prekey, error) {
+	if w == nil {
+		return nil, errInput("nil wallet")
+	}
+	if rnd == nil {
+		rnd = Config{}.withDefaults().Rand
+	}
+	p := &Prekey{}
+	if _, err := io.ReadFull(rnd, p.priv[:]); err != nil {
+		return nil, contracts.Wrap(contracts.CodeCryptoError, "ratchet: reading randomness failed", err)
+	}
+	p.pub = publicKey(&p.priv)
+	copy(p.identity[:], w.PublicKey())
+	copy(p.sig[:], w.Sign(p.pub[:]))
+	return p, nil
+}
+
+// Bundle returns the public prekey bundle to publish.
+func (p *Prekey) Bundle() PrekeyBundle {
+	return PrekeyBundle{
+		IdentityKey:     append(ed25519.PublicKey(nil), p.identity[:]...),
+		SignedPrekey:    p.pub,
+		PrekeySignature: append([]byte(nil), p.sig[:]...),
+	}
+}
+
+// PublicKey returns the X25519 public prekey.
+func (p *Prekey) PublicKey() [32]byte { return p.pub }
+
+// A PrekeyBundle is the published half of a Prekey (contract
+// x3dh_prekey_bundle): the responder's Ed25519 identity key, its X25519
+// signed prekey, and the Ed25519 signature over the raw prekey bytes. The
+// contract's optional one_time_prekey is never used by the protocol; it is
+// parsed, checked and carried but takes no part in key agreement.
+type PrekeyBundle struct {
+	IdentityKey     ed25519.PublicKey
+	SignedPrekey    [32]byte
+	PrekeySignature []byte
+	OneTimePrekey   []byte // nil, or a 32-byte X25519 key
+}
+
+// Verify checks the prekey signature with the bundle's identity key. It
+// returns ErrInvalidSignature (X3DH_INVALID_SIGNATURE) on any failure.
+func (b PrekeyBundle) Verify() error {
+	if len(b.IdentityKey) != ed25519.PublicKeySize || len(b.PrekeySignature) != ed25519.SignatureSize {
+		return errSignature("malformed prekey bundle")
+	}
+	if !identity.Verify(b.SignedPrekey[:], b.PrekeySignature, b.IdentityKey) {
+		return errSignature("prekey signature does not verify")
+	}
+	return nil
+}
+
+// DID returns the did:key of the bundle's identity key, to compare with the
+// responder the caller means to reach.
+func (b PrekeyBundle) DID() (identity.DID, error) {
+	return identity.DIDFromPublicKey(b.IdentityKey)
+}
+
+type bundleJSON struct {
+	IdentityKey     string  `json:"identity_key"`
+	SignedPrekey    string  `json:"signed_prekey"`
+	PrekeySignature string  `json:"prekey_signature"`
+	OneTimePrekey   *string `json:"one_time_prekey,omitempty"`
+}
+
+// MarshalJSON returns the canonical JSON of the contract form, with
+// base64url fields.
+func (b PrekeyBundle) MarshalJSON() ([]byte, error) {
+	j := bundleJSON{
+		IdentityKey:     contracts.EncodeBase64URL(b.IdentityKey),
+		SignedPrekey:    contracts.EncodeBase64URL(b.SignedPrekey[:]),
+		PrekeySignature: contracts.EncodeBase64URL(b.PrekeySignature),
+	}
+	if b.OneTimePrekey != nil {
+		s := contracts.EncodeBase64URL(b.OneTimePrekey)
+		j.OneTimePrekey = &s
+	}
+	return contracts.Marshal(j)
+}
+
+// ParseBundle parses the contract JSON form of a prekey bundle. Unknown
+// fields, duplicate keys and non-strict base64url are rejected;
+// one_time_prekey may be absent or null. It does not verify the signature
+// (Initiate does; or call Verify). Errors are *contracts.Error with code
+// TALOS_INVALID_INPUT.
+func ParseBundle(raw []byte) (PrekeyBundle, error) {
+	var b PrekeyBundle
+	if len(raw) > maxBundleSize {
+		return b, errInput("prekey bundle too large")
+	}
+	if err := contracts.CheckJSON(raw, false); err != nil {
+		return b, contracts.Wrap(contracts.CodeInvalidInput, "ratchet: invalid prekey bundle JSON", err)
+	}
+	var j bundleJSON
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil || dec.More() {
+		return b, errInput("invalid prekey bundle")
+	}
+	ik, err := contracts.DecodeBase64URL(j.IdentityKey)
+	if err != nil || len(ik) != ed25519.PublicKeySize {
+		return b, errInput("prekey bundle: identity_key must be 32 bytes of base64url")
+	}
+	spk, err := contracts.DecodeBase64URL(j.SignedPrekey)
+	if err != nil || len(spk) != 32 {
+		return b, errInput("prekey bundle: signed_prekey must be 32 bytes of base64url")
+	}
+	sig, err := contracts.DecodeBase64URL(j.PrekeySignature)
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return b, errInput("prekey bundle: prekey_signature must be 64 bytes of base64url")
+	}
+	if j.OneTimePrekey != nil {
+		otp, err := contracts.DecodeBase64URL(*j.OneTimePrekey)
+		if err != nil || len(otp) != 32 {
+			return b, errInput("prekey bundle: one_time_prekey must be 32 bytes of base64url")
+		}
+		b.OneTimePrekey = otp
+	}
+	b.IdentityKey = ik
+	copy(b.SignedPrekey[:], spk)
+	b.PrekeySignature = sig
+	return b, nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler with ParseBundle's rules.
+func (b *PrekeyBundle) UnmarshalJSON(raw []byte) error {
+	v, err := ParseBundle(raw)
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}
