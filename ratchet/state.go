@@ -1,0 +1,177 @@
+package ratchet
+
+import (
+	"encoding/binary"
+
+	"github.com/talosgo/talos/contracts"
+)
+
+// A Sealer encrypts and authenticates state at rest. *identity.Keyring
+// satisfies it (its envelope is versioned and names the key that sealed
+// it, so keys can be rotated with Keyring.Rewrap).
+type Sealer interface {
+	// Seal encrypts plaintext bound to aad.
+	Seal(plaintext, aad []byte) ([]byte, error)
+	// Open reverses Seal; it fails unless aad is the one used to seal.
+	Open(sealed, aad []byte) ([]byte, error)
+}
+
+// Serialized state, version 1 (library-private; always stored sealed):
+//
+//	'T' 'R' 0x01 flags
+//	dhs.priv dhs.pub dhr rk cks ckr   6 × 32 bytes
+//	ns nr pn                          3 × uint64 big-endian
+//	count                             uint32 big-endian
+//	count × (dh 32 ‖ n uint32 ‖ mk 32)
+const (
+	stateVersion    = 1
+	stateHeaderSize = 4 + 6*32 + 3*8 + 4
+	skippedSize     = 32 + 4 + 32
+)
+
+// State AAD prefixes bind sealed blobs to what they hold.
+const (
+	sealDomainState  = "talos.ratchet.state.v1\x00"
+	sealDomainPrekey = "talos.ratchet.prekey.v1\x00"
+)
+
+func (s *Session) appendState(dst []byte) []byte {
+	st := &s.st
+	dst = append(dst, 'T', 'R', stateVersion, st.flags)
+	for _, k := range [...]*[32]byte{&st.dhs.priv, &st.dhs.pub, &st.dhr, &st.rk, &st.cks, &st.ckr} {
+		dst = append(dst, k[:]...)
+	}
+	dst = binary.BigEndian.AppendUint64(dst, st.ns)
+	dst = binary.BigEndian.AppendUint64(dst, st.nr)
+	dst = binary.BigEndian.AppendUint64(dst, st.pn)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(s.skipped)))
+	for i := range s.skipped {
+		k := &s.skipped[i]
+		dst = append(dst, k.dh[:]...)
+		dst = binary.BigEndian.AppendUint32(dst, k.n)
+		dst = append(dst, k.mk[:]...)
+	}
+	return dst
+}
+
+func errState(msg string) error {
+	return contracts.Errorf(contracts.CodeCryptoError, "ratchet: invalid session state: "+msg)
+}
+
+func parseState(b []byte, cfg Config) (*Session, error) {
+	if len(b) < stateHeaderSize || len(b) > maxStateSize {
+		return nil, errState("bad length")
+	}
+	if b[0] != 'T' || b[1] != 'R' {
+		return nil, errState("bad magic")
+	}
+	if b[2] != stateVersion {
+		return nil, errState("unsupported version")
+	}
+	s := &Session{cfg: cfg.withDefaults()}
+	st := &s.st
+	st.flags = b[3]
+	if st.flags&^flagsMask != 0 {
+		return nil, errState("unknown flags")
+	}
+	p := b[4:]
+	for _, k := range [...]*[32]byte{&st.dhs.priv, &st.dhs.pub, &st.dhr, &st.rk, &st.cks, &st.ckr} {
+		copy(k[:], p[:32])
+		p = p[32:]
+	}
+	st.ns = binary.BigEndian.Uint64(p)
+	st.nr = binary.BigEndian.Uint64(p[8:])
+	st.pn = binary.BigEndian.Uint64(p[16:])
+	n := binary.BigEndian.Uint32(p[24:])
+	p = p[28:]
+	if st.ns > maxCounter+1 || st.nr > maxCounter+1 || st.pn > maxCounter {
+		return nil, errState("counter out of range")
+	}
+	if uint64(len(p)) != uint64(n)*skippedSize {
+		return nil, errState("bad skipped-key count")
+	}
+	if publicKey(&st.dhs.priv) != st.dhs.pub {
+		return nil, errState("ratchet key pair mismatch")
+	}
+	if n > 0 {
+		s.skipped = make([]skippedKey, n)
+	}
+	for i := range s.skipped {
+		k := &s.skipped[i]
+		copy(k.dh[:], p[:32])
+		k.n = binary.BigEndian.Uint32(p[32:])
+		copy(k.mk[:], p[36:68])
+		p = p[skippedSize:]
+	}
+	if over := len(s.skipped) - s.cfg.MaxSkippedKeys; over > 0 {
+		s.skipped = s.skipped[over:]
+	}
+	return s, nil
+}
+
+// MarshalSealed serializes the session state (versioned) and seals it
+// with sealer, bound to aad (for example the session and owner ids, so a
+// blob cannot be swapped for another session's). The state holds every
+// secret of the session; it is never exposed unsealed.
+func (s *Session) MarshalSealed(sealer Sealer, aad []byte) ([]byte, error) {
+	if sealer == nil {
+		return nil, errInput("nil Sealer")
+	}
+	pt := s.appendState(make([]byte, 0, stateHeaderSize+len(s.skipped)*skippedSize))
+	defer clear(pt)
+	return sealer.Seal(pt, append([]byte(sealDomainState), aad...))
+}
+
+// UnmarshalSealed opens a state sealed by MarshalSealed with the same aad
+// and returns the session, configured by cfg. It fails with
+// TALOS_CRYPTO_ERROR if the blob does not open or its content is invalid.
+func UnmarshalSealed(sealer Sealer, sealed, aad []byte, cfg Config) (*Session, error) {
+	if sealer == nil {
+		return nil, errInput("nil Sealer")
+	}
+	pt, err := sealer.Open(sealed, append([]byte(sealDomainState), aad...))
+	if err != nil {
+		return nil, contracts.Wrap(contracts.CodeCryptoError, "ratchet: sealed session state does not open", err)
+	}
+	defer clear(pt)
+	return parseState(pt, cfg)
+}
+
+// MarshalSealed seals the prekey (its private half included) for storage.
+func (p *Prekey) MarshalSealed(sealer Sealer, aad []byte) ([]byte, error) {
+	if sealer == nil {
+		return nil, errInput("nil Sealer")
+	}
+	pt := make([]byte, 0, 3+32+32+64)
+	pt = append(pt, 'T', 'P', stateVersion)
+	pt = append(pt, p.identity[:]...)
+	pt = append(pt, p.priv[:]...)
+	pt = append(pt, p.sig[:]...)
+	defer clear(pt)
+	return sealer.Seal(pt, append([]byte(sealDomainPrekey), aad...))
+}
+
+// UnmarshalPrekeySealed opens a prekey sealed by Prekey.MarshalSealed. It
+// checks that the stored signature still verifies.
+func UnmarshalPrekeySealed(sealer Sealer, sealed, aad []byte) (*Prekey, error) {
+	if sealer == nil {
+		return nil, errInput("nil Sealer")
+	}
+	pt, err := sealer.Open(sealed, append([]byte(sealDomainPrekey), aad...))
+	if err != nil {
+		return nil, contracts.Wrap(contracts.CodeCryptoError, "ratchet: sealed prekey does not open", err)
+	}
+	defer clear(pt)
+	if len(pt) != 3+32+32+64 || pt[0] != 'T' || pt[1] != 'P' || pt[2] != stateVersion {
+		return nil, errState("bad prekey encoding")
+	}
+	p := &Prekey{}
+	copy(p.identity[:], pt[3:35])
+	copy(p.priv[:], pt[35:67])
+	copy(p.sig[:], pt[67:])
+	p.pub = publicKey(&p.priv)
+	if err := p.Bundle().Verify(); err != nil {
+		return nil, errState("prekey signature does not verify")
+	}
+	return p, nil
+}
