@@ -19,3 +19,16 @@ const (
 	// MaxMetaString is the contract's bound on a meta string, in characters.
 	MaxMetaString = 1024
 )
+
+const (
+	// MaxCheckpointSize bounds a signed checkpoint note in bytes.
+	MaxCheckpointSize = 16 << 10
+	// MaxCheckpointExtensions bounds a checkpoint's extension lines.
+	MaxCheckpointExtensions = 16
+	// MaxProofHashes bounds an inclusion or consistency proof (a tree of
+	// 2^63 leaves needs at most 126).
+	MaxProofHashes = 128
+)
+
+// MaxQueryLimit bounds one query page.
+const MaxQueryLimit = 1000

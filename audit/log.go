@@ -1,0 +1,390 @@
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"sync"
+
+	"github.com/talosgo/talos/contracts"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// An AuditLog records events and proves what it recorded: signed
+// checkpoints, inclusion proofs and consistency proofs. [*Log] implements it
+// over any [Store].
+type AuditLog interface {
+	Append(ctx context.Context, e Event) (Receipt, error)
+	Checkpoint(ctx context.Context) (Checkpoint, error)
+	InclusionProof(ctx context.Context, index, treeSize uint64) (tlog.RecordProof, error)
+	ConsistencyProof(ctx context.Context, oldSize, newSize uint64) (tlog.TreeProof, error)
+}
+
+var _ AuditLog = (*Log)(nil)
+
+// A Receipt says where an appended event is: its leaf index, its RFC 6962
+// leaf hash and its contract event_hash. A Receipt is returned only once
+// the entry is durable in the store.
+type Receipt struct {
+	Index     uint64
+	LeafHash  Hash
+	EventHash string
+}
+
+// Config configures a [Log]. Store and Signer are required.
+type Config struct {
+	// Store persists the log. Required.
+	Store Store
+	// Signer signs checkpoints; its name is the log's origin (C2SP: the
+	// origin line and the key name match). Build it with [NewNoteSigner]
+	// from an identity.Wallet's Signer. Required.
+	Signer note.Signer
+	// Verifier is the public half of Signer. Required: the log checks
+	// the store's checkpoint with it when it opens and before trusting it.
+	Verifier note.Verifier
+	// Redactor rewrites events before they are hashed and stored. If nil,
+	// events are stored as given.
+	Redactor *Redactor
+	// MaxBatch bounds how many events one group commit writes. If zero,
+	// DefaultMaxBatch.
+	MaxBatch int
+}
+
+// DefaultMaxBatch is the default bound of one group commit.
+const DefaultMaxBatch = 4096
+
+// A Log is an append-only, verifiable audit log: an RFC 6962 Merkle tree of
+// sealed contract events with C2SP signed checkpoints. A Log is safe for
+// concurrent use; concurrent Appends are group-committed: one caller writes
+// a batch for all waiting callers with one durable store write.
+type Log struct {
+	cfg Config
+
+	mu        sync.Mutex // guards queue and committing
+	queue     []*pending
+	committing bool
+
+	cpMu   sync.Mutex // guards latest
+	latest Checkpoint
+	hasCP  bool
+}
+
+type pending struct {
+	leaf    []byte
+	receipt Receipt
+	err     error
+	done    chan struct{}
+}
+
+// New returns a log over cfg.Store. It verifies the store's latest
+// checkpoint, if any, against the store's tree: a store whose contents do
+// not match its signed checkpoint is refused (TALOS_CRYPTO_ERROR).
+func New(ctx context.Context, cfg Config) (*Log, error) {
+	if cfg.Store == nil || cfg.Signer == nil || cfg.Verifier == nil {
+		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: Config.Store, Config.Signer and Config.Verifier are required")
+	}
+	if cfg.Signer.Name() != cfg.Verifier.Name() || cfg.Signer.KeyHash() != cfg.Verifier.KeyHash() {
+		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: Config.Verifier is not the key of Config.Signer")
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	l := &Log{cfg: cfg}
+	raw, err := cfg.Store.Checkpoint(ctx)
+	switch {
+	case err == nil:
+		cp, err := OpenCheckpoint(raw, cfg.Verifier)
+		if err != nil {
+			return nil, err
+		}
+		if err := l.checkAgainstStore(ctx, cp); err != nil {
+			return nil, err
+		}
+		l.latest, l.hasCP = cp, true
+	case contracts.CodeOf(err) != contracts.CodeNotFound:
+		return nil, err
+	}
+	return l, nil
+}
+
+// checkAgainstStore verifies that the store's tree at cp.Size has cp's root.
+func (l *Log) checkAgainstStore(ctx context.Context, cp Checkpoint) error {
+	size, err := l.cfg.Store.Size(ctx)
+	if err != nil {
+		return err
+	}
+	if cp.Size > size {
+		return cpError("store is behind its signed checkpoint")
+	}
+	root, err := l.treeHash(ctx, cp.Size)
+	if err != nil {
+		return err
+	}
+	if root != cp.Hash {
+		return cpError("store contents do not match its signed checkpoint")
+	}
+	return nil
+}
+
+// Origin returns the log's origin (its signer's name).
+func (l *Log) Origin() string { return l.cfg.Signer.Name() }
+
+// Append redacts, validates and seals e (setting its event_hash), appends
+// it, and returns its receipt once it is durable. If ctx ends while the
+// event waits for a group commit, Append returns ctx.Err() and the event
+// may or may not be appended.
+func (l *Log) Append(ctx context.Context, e Event) (Receipt, error) {
+	if l.cfg.Redactor != nil {
+		e = l.cfg.Redactor.Apply(e)
+	}
+	if err := e.Validate(); err != nil {
+		return Receipt{}, err
+	}
+	leaf, err := e.seal(make([]byte, 0, 512))
+	if err != nil {
+		return Receipt{}, err
+	}
+	if len(leaf) > MaxEventSize {
+		return Receipt{}, eventError("sealed event too large")
+	}
+	p := &pending{leaf: leaf, done: make(chan struct{})}
+	p.receipt.EventHash = e.EventHash
+	l.mu.Lock()
+	l.queue = append(l.queue, p)
+	if l.committing {
+		l.mu.Unlock()
+		select {
+		case <-p.done:
+			return p.receipt, p.err
+		case <-ctx.Done():
+			return Receipt{}, ctx.Err()
+		}
+	}
+	l.committing = true
+	for len(l.queue) > 0 {
+		n := min(len(l.queue), l.cfg.MaxBatch)
+		batch := l.queue[:n:n]
+		l.queue = l.queue[n:]
+		l.mu.Unlock()
+		l.commit(context.WithoutCancel(ctx), batch)
+		l.mu.Lock()
+	}
+	l.queue = nil
+	l.committing = false
+	l.mu.Unlock()
+	<-p.done
+	return p.receipt, p.err
+}
+
+// commit writes one batch and wakes its callers.
+func (l *Log) commit(ctx context.Context, batch []*pending) {
+	entries := make([][]byte, len(batch))
+	leaves := make([]Hash, len(batch))
+	for i, p := range batch {
+		entries[i] = p.leaf
+		leaves[i] = tlog.RecordHash(p.leaf)
+	}
+	first, _, err := l.cfg.Store.Append(ctx, entries, func(oldSize uint64, r tlog.HashReader) ([]Hash, Hash, error) {
+		return buildFromLeaves(oldSize, leaves, r)
+	})
+	for i, p := range batch {
+		if err != nil {
+			p.err = err
+		} else {
+			p.receipt.Index = first + uint64(i)
+			p.receipt.LeafHash = leaves[i]
+		}
+		close(p.done)
+	}
+}
+
+// AppendEntry appends one already sealed event given as JSON: it is parsed
+// and verified with [ParseEvent] first, so the log never stores an event
+// whose event_hash does not recompute. Redaction applies.
+func (l *Log) AppendEntry(ctx context.Context, sealed []byte) (Receipt, error) {
+	e, err := ParseEvent(sealed)
+	if err != nil {
+		return Receipt{}, err
+	}
+	return l.Append(ctx, *e)
+}
+
+// Size returns the number of durable entries.
+func (l *Log) Size(ctx context.Context) (uint64, error) { return l.cfg.Store.Size(ctx) }
+
+// emptyRoot is the RFC 6962 root of the empty tree.
+var emptyRoot = Hash(sha256.Sum256(nil))
+
+func (l *Log) treeHash(ctx context.Context, size uint64) (Hash, error) {
+	if size == 0 {
+		return emptyRoot, nil
+	}
+	return tlog.TreeHash(int64(size), hashReader{ctx, l.cfg.Store})
+}
+
+// Checkpoint returns a signed checkpoint of the current tree, signing a new
+// one only when the tree grew since the last, and records it in the store
+// (for the file store: the static checkpoint file).
+func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
+	size, err := l.cfg.Store.Size(ctx)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
+	if l.hasCP && l.latest.Size == size {
+		return l.latest, nil
+	}
+	if l.hasCP && l.latest.Size > size {
+		return Checkpoint{}, cpError("store shrank below a signed checkpoint")
+	}
+	root, err := l.treeHash(ctx, size)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	cp, err := SignCheckpoint(Checkpoint{Origin: l.Origin(), Size: size, Hash: root}, l.cfg.Signer)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if err := l.cfg.Store.PutCheckpoint(ctx, size, cp.Note); err != nil {
+		return Checkpoint{}, err
+	}
+	l.latest, l.hasCP = cp, true
+	return cp, nil
+}
+
+// CheckpointAt returns a signed checkpoint of the tree of the given size
+// (≤ the current size), for example to give a witness the tree it asked
+// for. It does not record it in the store.
+func (l *Log) CheckpointAt(ctx context.Context, size uint64) (Checkpoint, error) {
+	cur, err := l.cfg.Store.Size(ctx)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if size > cur {
+		return Checkpoint{}, NotFound("tree size beyond the log")
+	}
+	root, err := l.treeHash(ctx, size)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	return SignCheckpoint(Checkpoint{Origin: l.Origin(), Size: size, Hash: root}, l.cfg.Signer)
+}
+
+// InclusionProof returns the proof that entry index is in the tree of
+// treeSize entries. Errors: TALOS_INVALID_INPUT for index ≥ treeSize,
+// ErrNotFound for a treeSize beyond the log.
+func (l *Log) InclusionProof(ctx context.Context, index, treeSize uint64) (tlog.RecordProof, error) {
+	if index >= treeSize {
+		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: index outside the tree")
+	}
+	if err := l.checkSize(ctx, treeSize); err != nil {
+		return nil, err
+	}
+	p, err := tlog.ProveRecord(int64(treeSize), int64(index), hashReader{ctx, l.cfg.Store})
+	if err != nil {
+		return nil, storeError("cannot build inclusion proof", err)
+	}
+	return p, nil
+}
+
+// ConsistencyProof returns the proof that the tree of newSize extends the
+// tree of oldSize. Errors as for InclusionProof.
+func (l *Log) ConsistencyProof(ctx context.Context, oldSize, newSize uint64) (tlog.TreeProof, error) {
+	if oldSize > newSize {
+		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: old size beyond new size")
+	}
+	if err := l.checkSize(ctx, newSize); err != nil {
+		return nil, err
+	}
+	if oldSize == 0 || oldSize == newSize {
+		return tlog.TreeProof{}, nil
+	}
+	p, err := tlog.ProveTree(int64(newSize), int64(oldSize), hashReader{ctx, l.cfg.Store})
+	if err != nil {
+		return nil, storeError("cannot build consistency proof", err)
+	}
+	return p, nil
+}
+
+func (l *Log) checkSize(ctx context.Context, treeSize uint64) error {
+	size, err := l.cfg.Store.Size(ctx)
+	if err != nil {
+		return err
+	}
+	if treeSize > size {
+		return NotFound("tree size beyond the log")
+	}
+	return nil
+}
+
+// Entry returns the sealed event bytes at index.
+func (l *Log) Entry(ctx context.Context, index uint64) ([]byte, error) {
+	es, err := l.cfg.Store.ReadEntries(ctx, index, index+1)
+	if err != nil {
+		return nil, err
+	}
+	if len(es) != 1 {
+		return nil, storeError("store returned the wrong number of entries", nil)
+	}
+	return es[0], nil
+}
+
+// Verify recomputes the whole tree from the stored entries and checks it
+// against the stored hashes and the latest checkpoint. It is O(size); use it
+// after a crash or to audit a store.
+func (l *Log) Verify(ctx context.Context) (Checkpoint, error) {
+	size, err := l.cfg.Store.Size(ctx)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	mem := NewMemStore()
+	const chunk = 4096
+	for start := uint64(0); start < size; start += chunk {
+		end := min(start+chunk, size)
+		es, err := l.cfg.Store.ReadEntries(ctx, start, end)
+		if err != nil {
+			return Checkpoint{}, err
+		}
+		if uint64(len(es)) != end-start {
+			return Checkpoint{}, storeError("store returned the wrong number of entries", nil)
+		}
+		if _, _, err := mem.Append(ctx, es, BuildHashes(es)); err != nil {
+			return Checkpoint{}, err
+		}
+	}
+	root, err := mem.root(size)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	stored, err := l.treeHash(ctx, size)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if stored != root {
+		return Checkpoint{}, cpError("stored hashes do not match the stored entries")
+	}
+	if raw, err := l.cfg.Store.Checkpoint(ctx); err == nil {
+		cp, err := OpenCheckpoint(raw, l.cfg.Verifier)
+		if err != nil {
+			return Checkpoint{}, err
+		}
+		r, err := mem.root(cp.Size)
+		if err != nil {
+			return Checkpoint{}, err
+		}
+		if r != cp.Hash {
+			return Checkpoint{}, cpError("entries do not match the signed checkpoint")
+		}
+	}
+	return Checkpoint{Origin: l.Origin(), Size: size, Hash: root}, nil
+}
+
+func (m *MemStore) root(size uint64) (Hash, error) {
+	if size == 0 {
+		return emptyRoot, nil
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return tlog.TreeHash(int64(size), tlog.HashReaderFunc(m.readHashesLocked))
+}
