@@ -60,8 +60,8 @@ const DefaultMaxBatch = 4096
 type Log struct {
 	cfg Config
 
-	mu        sync.Mutex // guards queue and committing
-	queue     []*pending
+	mu         sync.Mutex // guards queue and committing
+	queue      []*pending
 	committing bool
 
 	cpMu   sync.Mutex // guards latest
