@@ -112,7 +112,7 @@ func TestExporterRedactsEverywhere(t *testing.T) {
 func TestSensitiveKey(t *testing.T) {
 	r := New(Config{SensitiveKeys: []string{"Tenant-Secretish"}})
 	for key, want := range map[string]bool{
-		"http.request.header.authorization": true,
+		"http.request.header.authorization":  true,
 		"http.request.header.x-talos-key-id": true,
 		"X-Talos-Timestamp":                  true,
 		"talos.capability":                   true,
