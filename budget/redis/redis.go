@@ -1,0 +1,369 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/talosgo/talos/budget"
+	"github.com/talosgo/talos/contracts"
+)
+
+// Client is the part of a go-redis client this package uses. Every
+// go-redis client kind satisfies it: *redis.Client, *redis.ClusterClient,
+// *redis.Ring and redis.UniversalClient.
+type Client = goredis.Scripter
+
+var _ Client = goredis.UniversalClient(nil)
+
+// DefaultPrefix starts every key this package writes. The version in it
+// changes if the layout does.
+const DefaultPrefix = "talos:budget:v1:"
+
+// Config configures a Budget. The zero value is usable.
+type Config struct {
+	// Prefix starts every key. If empty, DefaultPrefix is used. It must
+	// not contain '{' or '}'.
+	Prefix string
+	// Location aligns daily and monthly periods to its midnight. If nil,
+	// time.UTC is used. Every process sharing a store must use the same.
+	Location *time.Location
+	// Retention is how long closed reservations and idempotency keys are
+	// remembered. If zero, budget.DefaultRetention is used.
+	Retention time.Duration
+	// Timeout bounds each call to Redis. If zero, only the caller's
+	// context does. A timeout is an error, and callers deny.
+	Timeout time.Duration
+}
+
+// Budget is a budget.Budget on Redis. Every method is one script run on
+// the server (one round trip once the script is cached), atomic across
+// the request's scopes because a scope group lives in one slot, and timed
+// by the server's clock, so any number of processes can share a store
+// without overspending. It is safe for concurrent use and starts no
+// goroutines.
+type Budget struct {
+	c         Client
+	prefix    string
+	loc       *time.Location
+	retention time.Duration
+	timeout   time.Duration
+}
+
+var _ budget.Budget = (*Budget)(nil)
+
+// New returns a Budget on c.
+func New(c Client, cfg Config) (*Budget, error) {
+	if c == nil {
+		return nil, contracts.Errorf(contracts.CodeInvalidInput, "budget/redis: a client is required")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(cfg.Prefix, "{}") || len(cfg.Prefix) > budget.MaxIDLen {
+		return nil, contracts.Errorf(contracts.CodeInvalidInput, "budget/redis: prefix must be short and free of braces")
+	}
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = budget.DefaultRetention
+	}
+	if cfg.Retention < 0 || cfg.Retention > budget.MaxRetention || cfg.Timeout < 0 {
+		return nil, contracts.Errorf(contracts.CodeInvalidInput, "budget/redis: retention or timeout out of range")
+	}
+	return &Budget{c: c, prefix: cfg.Prefix, loc: cfg.Location, retention: cfg.Retention, timeout: cfg.Timeout}, nil
+}
+
+func (b *Budget) groupKey(group, suffix string) string {
+	return b.prefix + "{" + group + "}:" + suffix
+}
+
+func (b *Budget) scopeKey(group string, s budget.Scope) string {
+	var tag string
+	switch s.Period.Kind() {
+	case budget.KindMonthly:
+		tag = "m"
+	case budget.KindDaily:
+		tag = "d"
+	case budget.KindLifetime:
+		tag = "t"
+	default:
+		tag = "r" + strconv.FormatInt(s.Period.Window().Microseconds(), 10)
+	}
+	return b.groupKey(group, "s:"+tag+":"+s.ID)
+}
+
+// bounds returns the daily then the monthly CalendarBounds around the
+// local time, for the script to pick from with the server's time.
+func (b *Budget) bounds(args []any) []any {
+	now := time.Now()
+	d, _ := budget.Daily().CalendarBounds(b.loc, now)
+	m, _ := budget.Monthly().CalendarBounds(b.loc, now)
+	for _, v := range d {
+		args = append(args, v)
+	}
+	for _, v := range m {
+		args = append(args, v)
+	}
+	return args
+}
+
+func (b *Budget) keepMicros() int64 { return (budget.MaxTTL + b.retention).Microseconds() }
+
+func (b *Budget) run(ctx context.Context, s *goredis.Script, keys []string, args ...any) (any, error) {
+	if b.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.timeout)
+		defer cancel()
+	}
+	v, err := s.Run(ctx, b.c, keys, args...).Result()
+	if err != nil {
+		return nil, storeError(err)
+	}
+	return v, nil
+}
+
+// storeError wraps a Redis failure: TALOS_TRANSPORT_TIMEOUT for deadlines,
+// TALOS_TRANSPORT_ERROR otherwise, both retryable.
+func storeError(err error) error {
+	code := contracts.CodeTransportError
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		code = contracts.CodeTransportTimeout
+	} else if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+		code = contracts.CodeTransportTimeout
+	}
+	return contracts.Wrap(code, "budget/redis: store failed", err).WithRetryable(true)
+}
+
+// Reserve implements budget.Budget.
+func (b *Budget) Reserve(ctx context.Context, req budget.ReserveRequest) (budget.Reservation, error) {
+	if err := req.Validate(); err != nil {
+		return budget.Reservation{}, err
+	}
+	group := req.GroupName()
+	id, err := budget.NewReservationID(group)
+	if err != nil {
+		return budget.Reservation{}, err
+	}
+	nonce := id[len(group)+1:]
+	rprefix := b.groupKey(group, "r:")
+	rk := rprefix + nonce
+	var fp string
+	ik := rk
+	if req.IdempotencyKey != "" {
+		fp = req.Fingerprint()
+		ik = b.groupKey(group, "i:"+req.IdempotencyKey)
+	}
+	keys := make([]string, 3, 3+len(req.Scopes))
+	keys[0], keys[1], keys[2] = b.groupKey(group, "exp"), rk, ik
+	args := make([]any, 0, 16+5*len(req.Scopes)+6)
+	ttl := req.EffectiveTTL()
+	args = append(args, rprefix, nonce, req.Amount, ttl.Microseconds(), b.keepMicros(), b.retention.Microseconds(), fp)
+	args = b.bounds(args)
+	active := make([]int, 0, len(req.Scopes)) // request index of each scope sent
+	for i, s := range req.Scopes {
+		if s.Mode != budget.ModeOff {
+			active = append(active, i)
+		}
+	}
+	args = append(args, len(active))
+	for _, i := range active {
+		s := req.Scopes[i]
+		keys = append(keys, b.scopeKey(group, s))
+		args = append(args, int(s.Mode), s.Limit, int(s.Period.Kind()), s.Period.BucketMicros(), s.ID)
+	}
+	m := req.Meta
+	args = append(args, m.KeyID, m.TeamID, m.OrgID, m.Surface, m.ModelGroupID, m.MCPServerID)
+
+	v, err := b.run(ctx, reserveScript, keys, args...)
+	if err != nil {
+		return budget.Reservation{}, err
+	}
+	return decodeReserve(v, group, &req, active)
+}
+
+// decodeReserve turns a reserve script reply into a Reservation. It never
+// panics: any unexpected shape is an error.
+func decodeReserve(v any, group string, req *budget.ReserveRequest, active []int) (budget.Reservation, error) {
+	r := newReply(v, "reserve", 1)
+	status := r.intIn(0, -2, 2)
+	if r.err != nil {
+		return budget.Reservation{}, r.err
+	}
+	switch status {
+	case -2:
+		return budget.Reservation{}, budget.ErrIdempotencyConflict
+	case 2:
+		nonce := r.str(1)
+		state := r.intIn(2, int64(budget.StateActive), int64(budget.StateExpired))
+		amt := r.intIn(3, 0, budget.MaxAmount)
+		exp := r.intIn(4, 0, 1<<53)
+		if r.err != nil {
+			return budget.Reservation{}, r.err
+		}
+		id := group + "~" + nonce
+		if _, _, err := budget.ParseReservationID(id); err != nil {
+			return budget.Reservation{}, errReply("reserve")
+		}
+		return budget.Reservation{ID: id, Allowed: true, Replayed: true, State: budget.State(state),
+			Amount: amt, ExpiresAt: time.UnixMicro(exp)}, nil
+	case -1:
+		return budget.Reservation{}, errReply("reserve")
+	}
+	if len(r.v) != 4+3*len(active) {
+		return budget.Reservation{}, errReply("reserve")
+	}
+	res := budget.Reservation{Amount: req.Amount, Scopes: make([]budget.ScopeStatus, len(req.Scopes))}
+	for i, s := range req.Scopes {
+		res.Scopes[i] = budget.ScopeStatus{ID: s.ID, Mode: s.Mode, Limit: s.Limit}
+	}
+	for j, i := range active {
+		st := &res.Scopes[i]
+		st.Used = r.intIn(4+3*j, 0, 1<<53)
+		st.Reserved = r.intIn(5+3*j, -1<<53, 1<<53)
+		st.Exceeded = r.intIn(6+3*j, 0, 1) == 1
+	}
+	if status == 0 {
+		d := r.intIn(2, 1, int64(len(active)))
+		if r.err != nil {
+			return budget.Reservation{}, r.err
+		}
+		res.DeniedBy = req.Scopes[active[d-1]].ID
+		return res, nil
+	}
+	nonce := r.str(1)
+	res.Warned = r.intIn(2, 0, 1) == 1
+	exp := r.intIn(3, 0, 1<<53)
+	if r.err != nil {
+		return budget.Reservation{}, r.err
+	}
+	res.ID = group + "~" + nonce
+	if _, _, err := budget.ParseReservationID(res.ID); err != nil {
+		return budget.Reservation{}, errReply("reserve")
+	}
+	res.Allowed, res.State, res.ExpiresAt = true, budget.StateActive, time.UnixMicro(exp)
+	return res, nil
+}
+
+// Commit implements budget.Budget.
+func (b *Budget) Commit(ctx context.Context, id string, actual int64) (budget.Settlement, error) {
+	if actual < 0 || actual > budget.MaxAmount {
+		return budget.Settlement{}, contracts.Errorf(contracts.CodeInvalidInput, "budget: actual out of range")
+	}
+	group, nonce, err := budget.ParseReservationID(id)
+	if err != nil {
+		return budget.Settlement{}, err
+	}
+	rprefix := b.groupKey(group, "r:")
+	args := make([]any, 0, 13)
+	args = append(args, rprefix, nonce, actual, b.keepMicros(), b.retention.Microseconds())
+	args = b.bounds(args)
+	v, err := b.run(ctx, commitScript, []string{b.groupKey(group, "exp"), rprefix + nonce}, args...)
+	if err != nil {
+		return budget.Settlement{}, err
+	}
+	return decodeCommit(v, id, actual)
+}
+
+// decodeCommit turns a commit script reply into a Settlement. It never
+// panics: any unexpected shape is an error.
+func decodeCommit(v any, id string, actual int64) (budget.Settlement, error) {
+	r := newReply(v, "commit", 1)
+	status := r.intIn(0, -4, 2)
+	if r.err != nil {
+		return budget.Settlement{}, r.err
+	}
+	switch status {
+	case -1:
+		return budget.Settlement{}, budget.ErrUnknownReservation
+	case -3:
+		return budget.Settlement{}, budget.ErrCommitConflict
+	case -4:
+		return budget.Settlement{}, budget.ErrReleased
+	case 1, 2:
+	default:
+		return budget.Settlement{}, errReply("commit")
+	}
+	expired := r.intIn(1, 0, 1) == 1
+	n := int(r.intIn(2, 0, budget.MaxScopes))
+	if r.err != nil || len(r.v) != 3+3*n+6 {
+		return budget.Settlement{}, errReply("commit")
+	}
+	s := budget.Settlement{ID: id, Actual: actual, Expired: expired, Replayed: status == 2, Scopes: make([]budget.ScopeCharge, n)}
+	for i := range n {
+		c := budget.ScopeCharge{ID: r.str(3 + 3*i), Charged: r.intIn(4+3*i, 0, actual), Overage: r.intIn(5+3*i, 0, actual)}
+		if r.err == nil && c.Charged+c.Overage != actual {
+			return budget.Settlement{}, errReply("commit")
+		}
+		s.Scopes[i] = c
+	}
+	o := 3 + 3*n
+	s.Meta = budget.Meta{KeyID: r.str(o), TeamID: r.str(o + 1), OrgID: r.str(o + 2), Surface: r.str(o + 3),
+		ModelGroupID: r.str(o + 4), MCPServerID: r.str(o + 5)}
+	if r.err != nil {
+		return budget.Settlement{}, r.err
+	}
+	return s, nil
+}
+
+// Release implements budget.Budget.
+func (b *Budget) Release(ctx context.Context, id string) error {
+	group, nonce, err := budget.ParseReservationID(id)
+	if err != nil {
+		return err
+	}
+	rprefix := b.groupKey(group, "r:")
+	v, err := b.run(ctx, releaseScript, []string{b.groupKey(group, "exp"), rprefix + nonce},
+		rprefix, nonce, b.retention.Microseconds())
+	if err != nil {
+		return err
+	}
+	r := newReply(v, "release", 1)
+	switch r.intIn(0, -2, 1) {
+	case 1:
+		return r.err
+	case -1:
+		return budget.ErrUnknownReservation
+	case -2:
+		return budget.ErrAlreadyCommitted
+	}
+	if r.err != nil {
+		return r.err
+	}
+	return errReply("release")
+}
+
+// Usage implements budget.Budget.
+func (b *Budget) Usage(ctx context.Context, group string, s budget.Scope) (budget.Usage, error) {
+	if err := budget.ValidateID("group", group); err != nil {
+		return budget.Usage{}, err
+	}
+	if err := s.Validate(); err != nil {
+		return budget.Usage{}, err
+	}
+	u := budget.Usage{ID: s.ID, Limit: s.Limit}
+	if _, end, ok := s.Period.Bounds(b.loc, time.Now()); ok {
+		u.ResetAt = end
+	}
+	args := make([]any, 0, 11)
+	args = append(args, b.groupKey(group, "r:"), int(s.Period.Kind()), s.Period.BucketMicros())
+	args = b.bounds(args)
+	v, err := b.run(ctx, usageScript, []string{b.groupKey(group, "exp"), b.scopeKey(group, s)}, args...)
+	if err != nil {
+		return budget.Usage{}, err
+	}
+	r := newReply(v, "usage", 3)
+	u.Spent = r.intIn(0, 0, 1<<53)
+	u.Reserved = r.intIn(1, -1<<53, 1<<53)
+	u.Overage = r.intIn(2, 0, 1<<53)
+	if r.err != nil || len(r.v) != 3 {
+		return budget.Usage{}, errReply("usage")
+	}
+	u.Remaining = max(0, u.Limit-u.Spent-u.Reserved)
+	return u, nil
+}

@@ -1,0 +1,348 @@
+package redis
+
+import (
+	"strconv"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/talosgo/talos/budget"
+)
+
+// The Lua scripts. Every decision is one script run (EVALSHA, falling back
+// to EVAL on NOSCRIPT), on the server's clock (TIME), in integer arithmetic:
+// Lua numbers are doubles, every value stays below 2^53 (budget.MaxAmount),
+// divisions go through idiv, and numbers are passed to Redis formatted with
+// %d, never through Lua's default %.14g conversion.
+//
+// Key layout (P is Config.Prefix, g the scope group; the {g} hash tag puts
+// a group in one Redis Cluster slot):
+//
+//	P{g}:exp                 ZSET  active reservation nonces by expiry (µs)
+//	P{g}:r:<nonce>           HASH  reservation: st amt exp n fp ik a ex,
+//	                               per scope i: k<i> m<i> l<i> p<i> b<i> i<i> c<i>,
+//	                               meta mk mt mo ms mg mm
+//	P{g}:i:<idempotency key> STRING nonce
+//	P{g}:s:<ptag>:<scope ID> HASH  r (reserved) o (overage), calendar and
+//	                               lifetime: cs (period start) sp (spent),
+//	                               rolling: x<bucket> (spent per bucket)
+//	P{<surface>:<key>}:rl    STRING GCRA theoretical arrival time (µs)
+//
+// Scripts touch reservation and scope keys named in the reservation record
+// (sweep, commit) that are not in KEYS; they are always in the same slot as
+// the declared keys, which Redis Cluster permits.
+var luaCommon = `
+local SWEEP = ` + strconv.Itoa(budget.SweepBatch) + `
+local NBUCKETS = ` + strconv.Itoa(budget.RollingBuckets) + `
+local function fmt(x) return string.format('%d', x) end
+local function idiv(a, b)
+  local q = math.floor(a / b)
+  if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
+  return q
+end
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+-- slot_of returns the period start (calendar), bucket index (rolling) or 0
+-- (lifetime), and the end of that slot in µs (0 for lifetime); nil when the
+-- server clock is outside the bounds the client computed.
+local function slot_of(kind, bucket, now, B)
+  if kind == 3 then return 0, 0 end
+  if kind == 2 then
+    local s = idiv(now, bucket)
+    return s, (s + 1) * bucket
+  end
+  local off = 0
+  if kind == 0 then off = 4 end
+  for i = 1, 3 do
+    if B[off + i] <= now and now < B[off + i + 1] then return B[off + i], B[off + i + 1] end
+  end
+  return nil, nil
+end
+local function used(k, kind, slot)
+  if kind == 2 then
+    local h = redis.call('HGETALL', k)
+    local sum = 0
+    for i = 1, #h, 2 do
+      local f = h[i]
+      if string.sub(f, 1, 1) == 'x' then
+        if tonumber(string.sub(f, 2)) <= slot - NBUCKETS then
+          redis.call('HDEL', k, f)
+        else
+          sum = sum + tonumber(h[i + 1])
+        end
+      end
+    end
+    return sum
+  end
+  local f = redis.call('HMGET', k, 'cs', 'sp')
+  local cs = tonumber(f[1])
+  if cs == nil or cs < slot then
+    redis.call('HSET', k, 'cs', fmt(slot), 'sp', '0')
+    return 0
+  end
+  return tonumber(f[2]) or 0
+end
+local function charge(k, kind, slot, v)
+  if v <= 0 then return end
+  if kind == 2 then
+    redis.call('HINCRBY', k, 'x' .. fmt(slot), fmt(v))
+  else
+    redis.call('HINCRBY', k, 'sp', fmt(v))
+  end
+end
+-- touch keeps a scope key until its current period and any reservation
+-- that may still settle into it are over (lifetime scopes are kept).
+local function touch(k, kind, bucket, slot_end, keep)
+  if kind == 3 then
+    redis.call('PERSIST', k)
+    return
+  end
+  local at = slot_end + keep
+  if kind == 2 then at = at + bucket * NBUCKETS end
+  redis.call('PEXPIREAT', k, fmt(idiv(at, 1000) + 1))
+end
+local function exceeds(u, r, amt, limit)
+  return u > limit or r > limit - u or amt > limit - u - r
+end
+local function release(rk, amt, n)
+  for i = 1, n do
+    local k = redis.call('HGET', rk, 'k' .. i)
+    if k then redis.call('HINCRBY', k, 'r', fmt(-amt)) end
+  end
+end
+local function sweep(expk, rprefix, now)
+  local due = redis.call('ZRANGEBYSCORE', expk, '-inf', fmt(now), 'LIMIT', 0, SWEEP)
+  for _, nonce in ipairs(due) do
+    redis.call('ZREM', expk, nonce)
+    local rk = rprefix .. nonce
+    local f = redis.call('HMGET', rk, 'st', 'amt', 'n')
+    if f[1] == '1' then
+      release(rk, tonumber(f[2]), tonumber(f[3]))
+      redis.call('HSET', rk, 'st', '4')
+    end
+  end
+end
+local function bounds(first)
+  local B = {}
+  for i = 0, 7 do B[i + 1] = tonumber(ARGV[first + i]) end
+  return B
+end
+`
+
+// reserveScript: KEYS = exp, reservation, idempotency (or the reservation
+// again), scope keys...; ARGV = rprefix, nonce, amount, ttl µs, keep µs,
+// retention µs, fingerprint ("" without a key), 8 bounds, n, n × (mode,
+// limit, kind, bucket µs, scope ID), 6 meta strings.
+//
+// Replies: {1, nonce, warned, expiry µs, n × (used, reserved, exceeded)}
+// allowed; {0, "", denying index, 0, n × (...)} denied; {2, nonce, state,
+// amount, expiry µs} replay; {-2} idempotency conflict.
+var reserveScript = goredis.NewScript(luaCommon + `
+local now = clock()
+local rprefix, nonce = ARGV[1], ARGV[2]
+local amt, ttl, keep, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local fp = ARGV[7]
+local B = bounds(8)
+local n = tonumber(ARGV[16])
+sweep(KEYS[1], rprefix, now)
+if fp ~= '' then
+  local prev = redis.call('GET', KEYS[3])
+  if prev then
+    local f = redis.call('HMGET', rprefix .. prev, 'fp', 'st', 'amt', 'exp')
+    if f[1] then
+      if f[1] ~= fp then return {-2} end
+      local st = tonumber(f[2])
+      if st == 1 and tonumber(f[4]) <= now then st = 4 end
+      return {2, prev, st, tonumber(f[3]), tonumber(f[4])}
+    end
+  end
+end
+local slots, ends, out = {}, {}, {}
+for i = 1, n do
+  local a = 17 + (i - 1) * 5
+  slots[i], ends[i] = slot_of(tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), now, B)
+  if slots[i] == nil then return redis.error_reply('TALOS_CLOCK server time outside the period bounds') end
+end
+local denied, warned = 0, 0
+for i = 1, n do
+  local a = 17 + (i - 1) * 5
+  local k, mode, limit, kind = KEYS[3 + i], tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local u = used(k, kind, slots[i])
+  local r = tonumber(redis.call('HGET', k, 'r')) or 0
+  local ex = 0
+  if exceeds(u, r, amt, limit) then
+    ex = 1
+    if mode == 0 and denied == 0 then denied = i end
+    if mode == 1 then warned = 1 end
+  end
+  out[#out + 1] = u
+  out[#out + 1] = r
+  out[#out + 1] = ex
+end
+if denied > 0 then
+  local res = {0, '', denied, 0}
+  for _, v in ipairs(out) do res[#res + 1] = v end
+  return res
+end
+local exp = now + ttl
+local rk = KEYS[2]
+local rec = {'st', '1', 'amt', fmt(amt), 'exp', fmt(exp), 'n', fmt(n), 'fp', fp}
+for i = 1, n do
+  local a = 17 + (i - 1) * 5
+  local k = KEYS[3 + i]
+  redis.call('HINCRBY', k, 'r', fmt(amt))
+  touch(k, tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ends[i], keep)
+  for j, f in ipairs({'k', 'm', 'l', 'p', 'b', 'i'}) do
+    rec[#rec + 1] = f .. i
+    if j == 1 then rec[#rec + 1] = k else rec[#rec + 1] = ARGV[a + j - 2] end
+  end
+end
+local m = 17 + n * 5
+for j, f in ipairs({'mk', 'mt', 'mo', 'ms', 'mg', 'mm'}) do
+  rec[#rec + 1] = f
+  rec[#rec + 1] = ARGV[m + j - 1]
+end
+if fp ~= '' then
+  rec[#rec + 1] = 'ik'
+  rec[#rec + 1] = KEYS[3]
+  redis.call('SET', KEYS[3], nonce, 'PX', fmt(idiv(ttl + retention, 1000) + 1))
+end
+redis.call('HSET', rk, unpack(rec))
+redis.call('PEXPIRE', rk, fmt(idiv(ttl + retention, 1000) + 1))
+redis.call('ZADD', KEYS[1], fmt(exp), nonce)
+local res = {1, nonce, warned, exp}
+for _, v in ipairs(out) do res[#res + 1] = v end
+return res
+`)
+
+// commitScript: KEYS = exp, reservation; ARGV = rprefix, nonce, actual,
+// keep µs, retention µs, 8 bounds.
+//
+// Replies: {1 or 2 (replay), expired, n, n × (scope ID, charged, overage),
+// 6 meta strings}; {-1} unknown; {-3} committed with another actual; {-4}
+// released.
+var commitScript = goredis.NewScript(luaCommon + `
+local now = clock()
+local rprefix, nonce = ARGV[1], ARGV[2]
+local actual, keep, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local B = bounds(6)
+local rk = KEYS[2]
+sweep(KEYS[1], rprefix, now)
+local f = redis.call('HMGET', rk, 'st', 'amt', 'n', 'a', 'ex', 'ik', 'exp')
+if not f[1] then return {-1} end
+local st, amt, n = f[1], tonumber(f[2]), tonumber(f[3])
+local function reply(status, expired)
+  local res = {status, expired, n}
+  for i = 1, n do
+    local g = redis.call('HMGET', rk, 'i' .. i, 'c' .. i)
+    local c = tonumber(g[2]) or 0
+    res[#res + 1] = g[1]
+    res[#res + 1] = c
+    res[#res + 1] = actual - c
+  end
+  local m = redis.call('HMGET', rk, 'mk', 'mt', 'mo', 'ms', 'mg', 'mm')
+  for j = 1, 6 do res[#res + 1] = m[j] or '' end
+  return res
+end
+if st == '2' then
+  if tonumber(f[4]) ~= actual then return {-3} end
+  return reply(2, tonumber(f[5]) or 0)
+end
+if st == '3' then return {-4} end
+local sc = {}
+for i = 1, n do
+  local g = redis.call('HMGET', rk, 'k' .. i, 'm' .. i, 'l' .. i, 'p' .. i, 'b' .. i)
+  local kind, bucket = tonumber(g[4]), tonumber(g[5])
+  local slot, send = slot_of(kind, bucket, now, B)
+  if slot == nil then return redis.error_reply('TALOS_CLOCK server time outside the period bounds') end
+  sc[i] = {g[1], tonumber(g[2]), tonumber(g[3]), kind, bucket, slot, send}
+end
+local expired = 1
+if st == '1' then
+  if tonumber(f[7]) > now then expired = 0 end
+  redis.call('ZREM', KEYS[1], nonce)
+  for i = 1, n do redis.call('HINCRBY', sc[i][1], 'r', fmt(-amt)) end
+end
+local rec = {'st', '2', 'a', fmt(actual), 'ex', fmt(expired)}
+for i = 1, n do
+  local k, mode, limit, kind, bucket, slot, send = unpack(sc[i])
+  local u = used(k, kind, slot)
+  local c = actual
+  if mode == 0 then
+    local room = limit - u - (tonumber(redis.call('HGET', k, 'r')) or 0)
+    if room < 0 then room = 0 end
+    if c > room then c = room end
+  end
+  charge(k, kind, slot, c)
+  if actual > c then redis.call('HINCRBY', k, 'o', fmt(actual - c)) end
+  touch(k, kind, bucket, send, keep)
+  rec[#rec + 1] = 'c' .. i
+  rec[#rec + 1] = fmt(c)
+end
+redis.call('HSET', rk, unpack(rec))
+redis.call('PEXPIRE', rk, fmt(idiv(retention, 1000) + 1))
+if f[6] then redis.call('PEXPIRE', f[6], fmt(idiv(retention, 1000) + 1)) end
+return reply(1, expired)
+`)
+
+// releaseScript: KEYS = exp, reservation; ARGV = rprefix, nonce,
+// retention µs. Replies {1} done (or nothing to do), {-1} unknown, {-2}
+// committed.
+var releaseScript = goredis.NewScript(luaCommon + `
+local now = clock()
+local rprefix, nonce, retention = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local rk = KEYS[2]
+sweep(KEYS[1], rprefix, now)
+local f = redis.call('HMGET', rk, 'st', 'amt', 'n', 'ik')
+if not f[1] then return {-1} end
+if f[1] == '2' then return {-2} end
+if f[1] == '1' then
+  release(rk, tonumber(f[2]), tonumber(f[3]))
+  redis.call('ZREM', KEYS[1], nonce)
+  redis.call('HSET', rk, 'st', '3')
+  redis.call('PEXPIRE', rk, fmt(idiv(retention, 1000) + 1))
+  if f[4] then redis.call('PEXPIRE', f[4], fmt(idiv(retention, 1000) + 1)) end
+end
+return {1}
+`)
+
+// usageScript: KEYS = exp, scope; ARGV = rprefix, kind, bucket µs, 8
+// bounds. Reply {spent, reserved, overage}.
+var usageScript = goredis.NewScript(luaCommon + `
+local now = clock()
+local kind, bucket = tonumber(ARGV[2]), tonumber(ARGV[3])
+local B = bounds(4)
+sweep(KEYS[1], ARGV[1], now)
+local slot = slot_of(kind, bucket, now, B)
+if slot == nil then return redis.error_reply('TALOS_CLOCK server time outside the period bounds') end
+local k = KEYS[2]
+local u = used(k, kind, slot)
+local f = redis.call('HMGET', k, 'r', 'o')
+return {u, tonumber(f[1]) or 0, tonumber(f[2]) or 0}
+`)
+
+// gcraScript: KEYS = limiter key; ARGV = interval µs, burst, n. Reply
+// {allowed, remaining, retry after µs, reset after µs}.
+var gcraScript = goredis.NewScript(`
+local function fmt(x) return string.format('%d', x) end
+local function idiv(a, b)
+  local q = math.floor(a / b)
+  if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
+  return q
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local T, burst, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or 0) or 0
+if tat < now then tat = now end
+local newtat = tat + T * n
+local diff = now - (newtat - T * burst)
+if diff < 0 then
+  return {0, idiv(now - (tat - T * burst), T), -diff, tat - now}
+end
+if n > 0 then
+  redis.call('SET', KEYS[1], fmt(newtat), 'PX', fmt(idiv(newtat - now, 1000) + 1))
+end
+return {1, idiv(diff, T), 0, newtat - now}
+`)
