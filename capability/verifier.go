@@ -199,10 +199,21 @@ func (v *Verifier) Close() error {
 }
 
 // Revoke revokes tok (and so every chain containing it) by its capability
-// hash until its expiry plus skew.
+// hash until its expiry plus skew, and evicts it from this Verifier's cache
+// at once. Other Verifiers learn of it through their store.
 func (v *Verifier) Revoke(ctx context.Context, tok *Token) error {
-	return v.cfg.Revocations.Revoke(ctx, HashKey(tok.hashHex), time.Unix(tok.exp+v.skew, 0))
+	key := HashKey(tok.hashHex)
+	if err := v.cfg.Revocations.Revoke(ctx, key, time.Unix(tok.exp+v.skew, 0)); err != nil {
+		return err
+	}
+	v.evict(key)
+	return nil
 }
+
+// RevocationFeedLive reports whether the revocation store's watch feed is
+// connected, so that cached chains are served without asking the store.
+// It is false for stores that are not RevocationWatchers and after Close.
+func (v *Verifier) RevocationFeedLive() bool { return v.live() }
 
 // evict drops cached chains holding key, or all of them for "".
 func (v *Verifier) evict(key string) {

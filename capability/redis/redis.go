@@ -1,0 +1,237 @@
+// Package redis implements the revocation and replay stores of package
+// capability on Redis, shared by every process that points at one server.
+//
+// # Model
+//
+// A revocation is a key prefix+"rev:"+key (set with an expiry at the
+// token's end of life, or without one) written by a Lua script that also
+// PUBLISHes the key on the channel prefix+"revocations", in one atomic
+// step. [RevocationStore.AnyRevoked] is one EXISTS over all keys of a
+// chain: one round trip.
+//
+// # Cross-process revocation
+//
+// [RevocationStore] is a capability.RevocationWatcher: a Verifier using it
+// subscribes to the channel and evicts a revoked chain from its cache as
+// soon as the message arrives. Redis pub/sub is at-most-once, so the store
+// never trusts a quiet channel: the feed counts as live only between a
+// subscription confirmation and the next error; every (re)subscription
+// makes the Verifier drop its whole cache (revocations published while it
+// was disconnected may have been missed); and the subscriber pings the
+// server every PingInterval, declaring the feed dead when a ping goes
+// unanswered for another interval. While the feed is not live, the
+// Verifier asks Redis on every request, so the worst case is a slower
+// decision, never a revoked token allowed. A message can arrive at most
+// one network delay after Revoke returns; until then another process may
+// still allow the token from its cache.
+//
+// # Replay
+//
+// [ReplayStore] is identity.NonceStore with SET NX PX: atomic
+// set-if-absent with a TTL.
+//
+// # Errors
+//
+// Every Redis failure is returned as a *contracts.Error of code INTERNAL
+// (retryable) wrapping the client error; callers deny.
+package redis
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/talosgo/talos/capability"
+	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/identity"
+)
+
+// DefaultPingInterval is how often an idle revocation subscription pings
+// the server when Options.PingInterval is zero.
+const DefaultPingInterval = 5 * time.Second
+
+// Options configure the stores. The zero value is usable.
+type Options struct {
+	// Prefix is prepended to every key and channel name. Zero means
+	// "talos:capability:".
+	Prefix string
+	// Now is the clock used to turn revocation deadlines into TTLs. If nil,
+	// time.Now.
+	Now func() time.Time
+	// PingInterval bounds how long a dead subscription can go unnoticed.
+	// Zero means DefaultPingInterval.
+	PingInterval time.Duration
+}
+
+func (o *Options) fill() {
+	if o.Prefix == "" {
+		o.Prefix = "talos:capability:"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = DefaultPingInterval
+	}
+}
+
+func storeErr(msg string, err error) error {
+	return contracts.Wrap(contracts.CodeInternal, "capability/redis: "+msg, errors.Join(capability.ErrStore, err)).WithRetryable(true)
+}
+
+// A RevocationStore is a capability.RevocationWatcher on Redis. It is safe
+// for concurrent use.
+type RevocationStore struct {
+	c    goredis.UniversalClient
+	opts Options
+}
+
+var _ capability.RevocationWatcher = (*RevocationStore)(nil)
+
+// revokeScript stores the revocation, keeping the later deadline when the
+// key is already revoked, and publishes it, atomically.
+var revokeScript = goredis.NewScript(`
+local ttl = tonumber(ARGV[1])
+local cur = redis.call('PTTL', KEYS[1])
+if ttl == 0 then
+  redis.call('SET', KEYS[1], '1')
+elseif cur == -2 or (cur >= 0 and cur < ttl) then
+  redis.call('SET', KEYS[1], '1', 'PX', ttl)
+end
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+`)
+
+// NewRevocationStore returns a store on client c.
+func NewRevocationStore(c goredis.UniversalClient, opts Options) *RevocationStore {
+	opts.fill()
+	return &RevocationStore{c: c, opts: opts}
+}
+
+func (s *RevocationStore) channel() string { return s.opts.Prefix + "revocations" }
+
+// Revoke implements capability.RevocationStore. A zero until revokes
+// forever; an until in the past still records the key for one millisecond
+// and notifies the watchers.
+func (s *RevocationStore) Revoke(ctx context.Context, key string, until time.Time) error {
+	if key == "" {
+		return contracts.Errorf(contracts.CodeInvalidInput, "capability/redis: empty revocation key")
+	}
+	var ttl int64
+	if !until.IsZero() {
+		ttl = max(1, until.Sub(s.opts.Now()).Milliseconds())
+	}
+	err := revokeScript.Run(ctx, s.c, []string{s.opts.Prefix + "rev:" + key}, strconv.FormatInt(ttl, 10), s.channel(), key).Err()
+	if err != nil {
+		return storeErr("revoke failed", err)
+	}
+	return nil
+}
+
+// AnyRevoked implements capability.RevocationStore with one EXISTS.
+func (s *RevocationStore) AnyRevoked(ctx context.Context, keys []string) (bool, error) {
+	if len(keys) == 0 {
+		return false, nil
+	}
+	full := make([]string, len(keys))
+	for i, k := range keys {
+		full[i] = s.opts.Prefix + "rev:" + k
+	}
+	n, err := s.c.Exists(ctx, full...).Result()
+	if err != nil {
+		return false, storeErr("revocation check failed", err)
+	}
+	return n > 0, nil
+}
+
+// WatchRevocations implements capability.RevocationWatcher. It starts one
+// goroutine holding a subscription; stop ends it and waits for it.
+func (s *RevocationStore) WatchRevocations(evict func(string)) (live func() bool, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var alive atomic.Bool
+	ps := s.c.Subscribe(ctx, s.channel())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer ps.Close()
+		pinged := false
+		for {
+			msg, err := ps.ReceiveTimeout(ctx, s.opts.PingInterval)
+			if ctx.Err() != nil {
+				alive.Store(false)
+				return
+			}
+			if err != nil {
+				var ne interface{ Timeout() bool }
+				if errors.As(err, &ne) && ne.Timeout() && !pinged {
+					// Idle: prove the connection still works.
+					pinged = true
+					if ps.Ping(ctx) == nil {
+						continue
+					}
+				}
+				// Broken, or a ping went unanswered: stop trusting the
+				// feed. go-redis reconnects and resubscribes on the next
+				// receive; the confirmation flushes the cache.
+				if alive.Swap(false) {
+					evict("")
+				}
+				pinged = false
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				continue
+			}
+			pinged = false
+			switch m := msg.(type) {
+			case *goredis.Subscription:
+				if m.Kind == "subscribe" {
+					evict("")
+					alive.Store(true)
+				}
+			case *goredis.Message:
+				evict(m.Payload)
+			}
+		}
+	}()
+	return alive.Load, func() {
+		cancel()
+		ps.Close() // unblocks a pending receive
+		wg.Wait()
+	}
+}
+
+// A ReplayStore is an identity.NonceStore on Redis (SET NX PX). It is safe
+// for concurrent use.
+type ReplayStore struct {
+	c    goredis.UniversalClient
+	opts Options
+}
+
+var _ identity.NonceStore = (*ReplayStore)(nil)
+
+// NewReplayStore returns a store on client c.
+func NewReplayStore(c goredis.UniversalClient, opts Options) *ReplayStore {
+	opts.fill()
+	return &ReplayStore{c: c, opts: opts}
+}
+
+// Claim implements identity.NonceStore. A ttl under one millisecond is an
+// error with code TALOS_INVALID_INPUT.
+func (s *ReplayStore) Claim(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if ttl < time.Millisecond {
+		return false, contracts.Errorf(contracts.CodeInvalidInput, "capability/redis: replay ttl must be at least 1ms")
+	}
+	ok, err := s.c.SetNX(ctx, s.opts.Prefix+"nonce:"+key, "1", ttl).Result()
+	if err != nil {
+		return false, storeErr("replay claim failed", err)
+	}
+	return ok, nil
+}
