@@ -107,6 +107,7 @@ func crashKeyring(t testing.TB, dir string) *identity.Keyring {
 // been delivered exactly once, in order, and every acknowledged message is
 // among them.
 func TestCrashRecovery(t *testing.T) {
+	t.Parallel()
 	if dir := os.Getenv(crashEnv); dir != "" {
 		crashChild(t, dir)
 		return

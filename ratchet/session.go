@@ -54,6 +54,7 @@ type core struct {
 	flags      uint8
 	dhs        keyPair
 	dhr        [32]byte
+	prevDHr    [32]byte // the remote ratchet key before dhr (zero if none)
 	rk         [32]byte
 	cks, ckr   [32]byte
 	ns, nr, pn uint64
@@ -256,6 +257,11 @@ func (s *Session) open(h *Header, nonce, ct, aad []byte) ([]byte, error) {
 		}
 	}
 	step := h.DH != st.dhr
+	if step && st.isOldChain(&h.DH, s.skipped) {
+		// A chain we already stepped past: its remaining keys, if any, are all
+		// in the skipped store, which did not match. Reject before any DH work.
+		return nil, errAuth()
+	}
 	if step {
 		if staged, err = st.skip(staged, uint64(h.PN)); err != nil {
 			return nil, err
@@ -263,6 +269,9 @@ func (s *Session) open(h *Header, nonce, ct, aad []byte) ([]byte, error) {
 		d, err := dh(&st.dhs.priv, &h.DH)
 		if err != nil {
 			return nil, err
+		}
+		if st.flags&flagCKr != 0 {
+			st.prevDHr = st.dhr
 		}
 		st.pn, st.ns, st.nr, st.dhr = st.ns, 0, 0, h.DH
 		st.rk, st.ckr = kdfRK(&st.rk, &d)
@@ -332,6 +341,20 @@ func (st *core) skip(staged []skippedKey, until uint64) ([]skippedKey, error) {
 		st.nr++
 	}
 	return staged, nil
+}
+
+// isOldChain reports whether dh is a remote ratchet key this session has
+// already moved past: the previous one, or one that skipped keys belong to.
+func (st *core) isOldChain(dh *[32]byte, skipped []skippedKey) bool {
+	if st.prevDHr != ([32]byte{}) && *dh == st.prevDHr {
+		return true
+	}
+	for i := range skipped {
+		if skipped[i].dh == *dh {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Session) findSkipped(h *Header) int {

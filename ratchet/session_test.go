@@ -278,6 +278,15 @@ func containsMsg(list [][]byte, m []byte) bool {
 	return false
 }
 
+var freshKeys = func() (keys [8][32]byte) {
+	for i := range keys {
+		var priv [32]byte
+		rand.Read(priv[:])
+		keys[i] = publicKey(&priv)
+	}
+	return keys
+}()
+
 // forge returns one random forgery.
 func forge(r *mrand.Rand, pool, delivered [][]byte, foreign []byte) []byte {
 	base := pool[r.IntN(len(pool))]
@@ -298,9 +307,7 @@ func forge(r *mrand.Rand, pool, delivered [][]byte, foreign []byte) []byte {
 		m.Header.N = uint32(r.IntN(40))
 		m.Header.PN = uint32(r.IntN(40))
 	case 4: // a fresh ratchet key (forces a staged DH step)
-		var priv [32]byte
-		rand.Read(priv[:])
-		m.Header.DH = publicKey(&priv)
+		m.Header.DH = freshKeys[r.IntN(len(freshKeys))]
 		m.Header.N = uint32(r.IntN(20))
 		m.Header.PN = uint32(r.IntN(20))
 	case 5: // replay

@@ -19,13 +19,13 @@ type Sealer interface {
 // Serialized state, version 1 (library-private; always stored sealed):
 //
 //	'T' 'R' 0x01 flags
-//	dhs.priv dhs.pub dhr rk cks ckr   6 × 32 bytes
+//	dhs.priv dhs.pub dhr prevDHr rk cks ckr   7 × 32 bytes
 //	ns nr pn                          3 × uint64 big-endian
 //	count                             uint32 big-endian
 //	count × (dh 32 ‖ n uint32 ‖ mk 32)
 const (
 	stateVersion    = 1
-	stateHeaderSize = 4 + 6*32 + 3*8 + 4
+	stateHeaderSize = 4 + 7*32 + 3*8 + 4
 	skippedSize     = 32 + 4 + 32
 )
 
@@ -38,7 +38,7 @@ const (
 func (s *Session) appendState(dst []byte) []byte {
 	st := &s.st
 	dst = append(dst, 'T', 'R', stateVersion, st.flags)
-	for _, k := range [...]*[32]byte{&st.dhs.priv, &st.dhs.pub, &st.dhr, &st.rk, &st.cks, &st.ckr} {
+	for _, k := range [...]*[32]byte{&st.dhs.priv, &st.dhs.pub, &st.dhr, &st.prevDHr, &st.rk, &st.cks, &st.ckr} {
 		dst = append(dst, k[:]...)
 	}
 	dst = binary.BigEndian.AppendUint64(dst, st.ns)
@@ -75,7 +75,7 @@ func parseState(b []byte, cfg Config) (*Session, error) {
 		return nil, errState("unknown flags")
 	}
 	p := b[4:]
-	for _, k := range [...]*[32]byte{&st.dhs.priv, &st.dhs.pub, &st.dhr, &st.rk, &st.cks, &st.ckr} {
+	for _, k := range [...]*[32]byte{&st.dhs.priv, &st.dhs.pub, &st.dhr, &st.prevDHr, &st.rk, &st.cks, &st.ckr} {
 		copy(k[:], p[:32])
 		p = p[32:]
 	}
