@@ -598,8 +598,31 @@ func validTS(s string) bool {
 			}
 		}
 	}
-	_, err := time.Parse(TimeFormat, s)
-	return err == nil
+	num := func(i, j int) int {
+		n := 0
+		for ; i < j; i++ {
+			n = n*10 + int(s[i]-'0')
+		}
+		return n
+	}
+	year, month, day := num(0, 4), num(5, 7), num(8, 10)
+	if month < 1 || month > 12 || day < 1 || day > daysIn(year, month) {
+		return false
+	}
+	return num(11, 13) < 24 && num(14, 16) < 60 && num(17, 19) < 60
+}
+
+func daysIn(year, month int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // TimeFormat is the contract timestamp layout (UTC, milliseconds).

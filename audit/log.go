@@ -184,7 +184,7 @@ func (l *Log) commit(ctx context.Context, batch []*pending) {
 		entries[i] = p.leaf
 		leaves[i] = tlog.RecordHash(p.leaf)
 	}
-	first, _, err := l.cfg.Store.Append(ctx, entries, func(oldSize uint64, r tlog.HashReader) ([]Hash, Hash, error) {
+	first, err := l.cfg.Store.Append(ctx, entries, func(oldSize uint64, r tlog.HashReader) ([]Hash, error) {
 		return buildFromLeaves(oldSize, leaves, r)
 	})
 	for i, p := range batch {
@@ -349,7 +349,7 @@ func (l *Log) Verify(ctx context.Context) (Checkpoint, error) {
 		if uint64(len(es)) != end-start {
 			return Checkpoint{}, storeError("store returned the wrong number of entries", nil)
 		}
-		if _, _, err := mem.Append(ctx, es, BuildHashes(es)); err != nil {
+		if _, err := mem.Append(ctx, es, BuildHashes(es)); err != nil {
 			return Checkpoint{}, err
 		}
 	}

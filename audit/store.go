@@ -33,10 +33,9 @@ func NotFound(msg string) error {
 }
 
 // A BuildFunc computes the tlog stored hashes of entries appended after
-// oldSize, reading older stored hashes through r. It also returns the root
-// hash of the tree of oldSize+len(entries). It is pure: calling it twice
-// with the same input gives the same output.
-type BuildFunc func(oldSize uint64, r tlog.HashReader) (hashes []Hash, root Hash, err error)
+// oldSize, reading older stored hashes through r. It is pure: calling it
+// twice with the same input gives the same output.
+type BuildFunc func(oldSize uint64, r tlog.HashReader) (hashes []Hash, err error)
 
 // A Store persists a Merkle log: its entries, the tlog stored hashes
 // (storage indexes of golang.org/x/mod/sumdb/tlog) and the latest signed
@@ -50,8 +49,9 @@ type Store interface {
 	// r) where r reads stored hashes of the first n entries, and stores the
 	// entries at [n, n+len(entries)) with the returned hashes, which must
 	// be exactly tlog.StoredHashCount(n+len)−tlog.StoredHashCount(n). It
-	// returns n and the root only once the entries are durable.
-	Append(ctx context.Context, entries [][]byte, build BuildFunc) (first uint64, root Hash, err error)
+	// returns n only once the entries are durable. On error nothing is
+	// appended.
+	Append(ctx context.Context, entries [][]byte, build BuildFunc) (first uint64, err error)
 	// Size returns the number of durable entries.
 	Size(ctx context.Context) (uint64, error)
 	// ReadHashes returns the stored hashes at the storage indexes, which
@@ -86,7 +86,8 @@ func (r hashReader) ReadHashes(indexes []int64) ([]Hash, error) {
 type MemStore struct {
 	mu         sync.RWMutex // guards everything below
 	entries    [][]byte
-	hashes     []Hash
+	hashes     [][]Hash // chunks of memChunk
+	nhash      int64
 	checkpoint []byte
 	cpSize     uint64
 }
@@ -97,35 +98,45 @@ var _ Store = (*MemStore)(nil)
 func NewMemStore() *MemStore { return new(MemStore) }
 
 // Append implements Store.
-func (m *MemStore) Append(ctx context.Context, entries [][]byte, build BuildFunc) (uint64, Hash, error) {
+func (m *MemStore) Append(ctx context.Context, entries [][]byte, build BuildFunc) (uint64, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, Hash{}, err
+		return 0, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := uint64(len(m.entries))
-	hs, root, err := build(n, tlog.HashReaderFunc(m.readHashesLocked))
+	hs, err := build(n, tlog.HashReaderFunc(m.readHashesLocked))
 	if err != nil {
-		return 0, Hash{}, err
+		return 0, err
 	}
 	want := tlog.StoredHashCount(int64(n)+int64(len(entries))) - tlog.StoredHashCount(int64(n))
 	if int64(len(hs)) != want {
-		return 0, Hash{}, storeError("build returned the wrong number of hashes", nil)
+		return 0, storeError("build returned the wrong number of hashes", nil)
 	}
 	for _, e := range entries {
 		m.entries = append(m.entries, append([]byte(nil), e...))
 	}
-	m.hashes = append(m.hashes, hs...)
-	return n, root, nil
+	for _, h := range hs {
+		if m.nhash%memChunk == 0 {
+			m.hashes = append(m.hashes, make([]Hash, memChunk))
+		}
+		m.hashes[m.nhash/memChunk][m.nhash%memChunk] = h
+		m.nhash++
+	}
+	return n, nil
 }
+
+// memChunk is the number of hashes per MemStore chunk: chunks keep appends
+// from copying the whole hash array as it grows.
+const memChunk = 1 << 14
 
 func (m *MemStore) readHashesLocked(indexes []int64) ([]Hash, error) {
 	out := make([]Hash, len(indexes))
 	for i, x := range indexes {
-		if x < 0 || x >= int64(len(m.hashes)) {
+		if x < 0 || x >= m.nhash {
 			return nil, NotFound("hash index beyond the log")
 		}
-		out[i] = m.hashes[x]
+		out[i] = m.hashes[x/memChunk][x%memChunk]
 	}
 	return out, nil
 }
@@ -183,7 +194,7 @@ func (m *MemStore) PutCheckpoint(ctx context.Context, size uint64, note []byte) 
 // entries appended after oldSize and the new root, reading the old tree's
 // frontier through r in one call. Stores use it in tests; the Log passes it.
 func BuildHashes(entries [][]byte) BuildFunc {
-	return func(oldSize uint64, r tlog.HashReader) ([]Hash, Hash, error) {
+	return func(oldSize uint64, r tlog.HashReader) ([]Hash, error) {
 		leaves := make([]Hash, len(entries))
 		for i, e := range entries {
 			leaves[i] = tlog.RecordHash(e)
@@ -265,19 +276,23 @@ func frontierIndexes(n uint64) []int64 {
 	return out
 }
 
-func buildFromLeaves(oldSize uint64, leaves []Hash, r tlog.HashReader) ([]Hash, Hash, error) {
+func buildFromLeaves(oldSize uint64, leaves []Hash, r tlog.HashReader) ([]Hash, error) {
 	br := &batchReader{
-		base:     tlog.StoredHashIndex(0, int64(oldSize)),
-		frontier: frontierIndexes(oldSize),
-		store:    r,
+		base:  tlog.StoredHashIndex(0, int64(oldSize)),
+		store: r,
+	}
+	// A batch of one reads what it needs in one call anyway; larger
+	// batches prefetch the old frontier once instead of once per leaf.
+	if len(leaves) > 1 {
+		br.frontier = frontierIndexes(oldSize)
 	}
 	if len(br.frontier) > 0 {
 		hs, err := r.ReadHashes(br.frontier)
 		if err != nil {
-			return nil, Hash{}, err
+			return nil, err
 		}
 		if len(hs) != len(br.frontier) {
-			return nil, Hash{}, storeError("store returned the wrong number of hashes", nil)
+			return nil, storeError("store returned the wrong number of hashes", nil)
 		}
 		br.fhashes = hs
 	}
@@ -286,17 +301,9 @@ func buildFromLeaves(oldSize uint64, leaves []Hash, r tlog.HashReader) ([]Hash, 
 	for i, lh := range leaves {
 		hs, err := tlog.StoredHashesForRecordHash(int64(oldSize)+int64(i), lh, br)
 		if err != nil {
-			return nil, Hash{}, err
+			return nil, err
 		}
 		br.pending = append(br.pending, hs...)
 	}
-	size := int64(oldSize) + int64(len(leaves))
-	if size == 0 {
-		return br.pending, Hash{}, nil
-	}
-	root, err := tlog.TreeHash(size, br)
-	if err != nil {
-		return nil, Hash{}, err
-	}
-	return br.pending, root, nil
+	return br.pending, nil
 }

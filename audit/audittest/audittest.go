@@ -373,14 +373,14 @@ func testBadBuild(t *testing.T, s audit.Store) {
 		t.Fatal(err)
 	}
 	boom := errors.New("boom")
-	_, _, err := s.Append(ctx, [][]byte{[]byte("x")}, func(uint64, tlog.HashReader) ([]audit.Hash, audit.Hash, error) {
-		return nil, audit.Hash{}, boom
+	_, err := s.Append(ctx, [][]byte{[]byte("x")}, func(uint64, tlog.HashReader) ([]audit.Hash, error) {
+		return nil, boom
 	})
 	if !errors.Is(err, boom) {
 		t.Fatalf("build error not returned: %v", err)
 	}
-	_, _, err = s.Append(ctx, [][]byte{[]byte("x")}, func(uint64, tlog.HashReader) ([]audit.Hash, audit.Hash, error) {
-		return []audit.Hash{{}, {}, {}}, audit.Hash{}, nil
+	_, err = s.Append(ctx, [][]byte{[]byte("x")}, func(uint64, tlog.HashReader) ([]audit.Hash, error) {
+		return []audit.Hash{{}, {}, {}}, nil
 	})
 	if err == nil {
 		t.Fatal("wrong hash count accepted")
