@@ -37,9 +37,9 @@ type schemaCase struct {
 	skip    string   // known-bad vector: why it is skipped
 }
 
-// knownBadSchemaVectors lists the vectors whose declared verdict contradicts
+// schemaKnownBad lists the vectors whose declared verdict contradicts
 // the contract's own schema (contracts-digest.md sections 3.3, 6, 8.3, 9).
-var knownBadSchemaVectors = map[string]string{
+var schemaKnownBad = map[string]string{
 	"test_vectors/rbac/rbac_vectors.json#invalid_bindings/Principal ID Uppercase UUID": "expects a pattern error, but rbac/binding.schema.json puts no pattern on principal_id: the document is valid under the contract schema (digest 3.3)",
 }
 
@@ -67,7 +67,7 @@ var schemaVectorGroups = map[string]map[string]string{
 	},
 }
 
-func decodeJSONNumber(t testing.TB, b []byte, v any) {
+func schemaDecode(t testing.TB, b []byte, v any) {
 	t.Helper()
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -76,12 +76,12 @@ func decodeJSONNumber(t testing.TB, b []byte, v any) {
 	}
 }
 
-func readContractJSON(t testing.TB, rel string, v any) {
+func schemaReadContract(t testing.TB, rel string, v any) {
 	t.Helper()
-	decodeJSONNumber(t, testenv.ReadContract(t, rel), v)
+	schemaDecode(t, testenv.ReadContract(t, rel), v)
 }
 
-func mustMarshal(t testing.TB, v any) []byte {
+func schemaMarshal(t testing.TB, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -90,7 +90,7 @@ func mustMarshal(t testing.TB, v any) []byte {
 	return b
 }
 
-type vectorDoc struct {
+type schemaVectorDoc struct {
 	Description string          `json:"description"`
 	Name        string          `json:"name"`
 	Input       json.RawMessage `json:"input"`
@@ -103,7 +103,7 @@ func schemaCases(t *testing.T) []schemaCase {
 	t.Helper()
 	var cases []schemaCase
 	add := func(c schemaCase) {
-		if reason, ok := knownBadSchemaVectors[c.source]; ok {
+		if reason, ok := schemaKnownBad[c.source]; ok {
 			c.skip = reason
 		}
 		cases = append(cases, c)
@@ -112,8 +112,8 @@ func schemaCases(t *testing.T) []schemaCase {
 	// sdk/identity_vectors.json: {principal|org|team: {valid|invalid: [{name, data, error_code}]}}.
 	{
 		const rel = "test_vectors/sdk/identity_vectors.json"
-		var groups map[string]map[string][]vectorDoc
-		readContractJSON(t, rel, &groups)
+		var groups map[string]map[string][]schemaVectorDoc
+		schemaReadContract(t, rel, &groups)
 		for g, kinds := range groups {
 			for kind, docs := range kinds {
 				if kind != "valid" && kind != "invalid" {
@@ -129,7 +129,7 @@ func schemaCases(t *testing.T) []schemaCase {
 	// rbac and a2a: {valid_X|invalid_X: [{description, input, error_code}]}.
 	for rel, groups := range schemaVectorGroups {
 		var file map[string]json.RawMessage
-		readContractJSON(t, rel, &file)
+		schemaReadContract(t, rel, &file)
 		for key, raw := range file {
 			var valid bool
 			var group string
@@ -145,8 +145,8 @@ func schemaCases(t *testing.T) []schemaCase {
 			if !ok {
 				t.Fatalf("%s: group %q has no schema mapping", rel, key)
 			}
-			var docs []vectorDoc
-			decodeJSONNumber(t, raw, &docs)
+			var docs []schemaVectorDoc
+			schemaDecode(t, raw, &docs)
 			for _, d := range docs {
 				add(schemaCase{source: rel + "#" + key + "/" + d.Description, schema: schema, doc: d.Input, valid: valid, keyword: d.ErrorCode})
 			}
@@ -156,8 +156,8 @@ func schemaCases(t *testing.T) []schemaCase {
 	// tga/adversarial_vectors.json: every group is invalid against the v1 action request.
 	{
 		const rel = "test_vectors/tga/adversarial_vectors.json"
-		var file map[string][]vectorDoc
-		readContractJSON(t, rel, &file)
+		var file map[string][]schemaVectorDoc
+		schemaReadContract(t, rel, &file)
 		for key, docs := range file {
 			for _, d := range docs {
 				add(schemaCase{source: rel + "#" + key + "/" + d.Description, schema: "tga/v1/action_request", doc: d.Input, keyword: d.ErrorCode})
@@ -168,8 +168,8 @@ func schemaCases(t *testing.T) []schemaCase {
 	// secrets/envelope_vectors.json (hex form) and secrets/envelope_v1.json (base64url form).
 	{
 		const rel = "test_vectors/secrets/envelope_vectors.json"
-		var file map[string][]vectorDoc
-		readContractJSON(t, rel, &file)
+		var file map[string][]schemaVectorDoc
+		schemaReadContract(t, rel, &file)
 		for key, docs := range file {
 			for _, d := range docs {
 				add(schemaCase{source: rel + "#" + key + "/" + d.Description, schema: "secrets/envelope", doc: d.Input, valid: key == "valid", keyword: d.ErrorCode})
@@ -179,7 +179,7 @@ func schemaCases(t *testing.T) []schemaCase {
 			Title    string          `json:"title"`
 			Envelope json.RawMessage `json:"envelope"`
 		}
-		readContractJSON(t, "test_vectors/secrets/envelope_v1.json", &v1)
+		schemaReadContract(t, "test_vectors/secrets/envelope_v1.json", &v1)
 		for _, d := range v1 {
 			add(schemaCase{source: "test_vectors/secrets/envelope_v1.json#" + d.Title, schema: "secrets/envelope.v1", doc: d.Envelope, valid: true})
 		}
@@ -196,11 +196,11 @@ func schemaCases(t *testing.T) []schemaCase {
 				EventHash string         `json:"event_hash"`
 			} `json:"tests"`
 		}
-		readContractJSON(t, rel, &file)
+		schemaReadContract(t, rel, &file)
 		for _, c := range file.Tests {
-			add(schemaCase{source: rel + "#" + c.Name + "/without_hash", schema: "audit/audit_event", doc: mustMarshal(t, c.Event), keyword: "required", onlyAt: []string{""}})
+			add(schemaCase{source: rel + "#" + c.Name + "/without_hash", schema: "audit/audit_event", doc: schemaMarshal(t, c.Event), keyword: "required", onlyAt: []string{""}})
 			c.Event["event_hash"] = c.EventHash
-			add(schemaCase{source: rel + "#" + c.Name, schema: "audit/audit_event", doc: mustMarshal(t, c.Event), valid: true})
+			add(schemaCase{source: rel + "#" + c.Name, schema: "audit/audit_event", doc: schemaMarshal(t, c.Event), valid: true})
 		}
 	}
 
@@ -210,7 +210,7 @@ func schemaCases(t *testing.T) []schemaCase {
 	{
 		const rel = "test_vectors/tga/golden_trace_chain.json"
 		var file map[string]json.RawMessage
-		readContractJSON(t, rel, &file)
+		schemaReadContract(t, rel, &file)
 		hexDigests := map[string][]string{
 			"action_request":      {"/_digest"},
 			"supervisor_decision": {"/_digest", "/action_request_digest"},
@@ -246,14 +246,14 @@ func schemaCases(t *testing.T) []schemaCase {
 				} `json:"inputs"`
 			} `json:"negative_cases"`
 		}
-		readContractJSON(t, rel, &file)
+		schemaReadContract(t, rel, &file)
 		for _, v := range file.Vectors {
 			enc := v.Inputs.Encoded + v.Expected.Encoded
-			add(schemaCase{source: rel + "#" + v.TestID, schema: "frame", doc: b64u(t, enc), valid: true})
+			add(schemaCase{source: rel + "#" + v.TestID, schema: "frame", doc: schemaB64u(t, enc), valid: true})
 		}
 		for _, v := range file.Negative {
 			if v.TestID == "decode_invalid_type" {
-				add(schemaCase{source: rel + "#" + v.TestID, schema: "frame", doc: b64u(t, v.Inputs.Encoded), keyword: "enum", onlyAt: []string{"/type"}})
+				add(schemaCase{source: rel + "#" + v.TestID, schema: "frame", doc: schemaB64u(t, v.Inputs.Encoded), keyword: "enum", onlyAt: []string{"/type"}})
 			}
 		}
 	}
@@ -269,7 +269,7 @@ func schemaCases(t *testing.T) []schemaCase {
 				} `json:"expected"`
 			} `json:"vectors"`
 		}
-		readContractJSON(t, rel, &file)
+		schemaReadContract(t, rel, &file)
 		for _, v := range file.Vectors {
 			add(schemaCase{source: rel + "#" + v.TestID, schema: "mcp_payload", doc: []byte(v.Expected.Payload), valid: true})
 		}
@@ -288,13 +288,13 @@ func schemaCases(t *testing.T) []schemaCase {
 				Wire   string          `json:"wire_message_b64u"`
 			} `json:"steps"`
 		}
-		readContractJSON(t, rel, &file)
+		schemaReadContract(t, rel, &file)
 		for _, s := range file.Steps {
 			if s.Header != nil {
 				add(schemaCase{source: rel + "#steps/" + s.Step.String() + "/header", schema: "crypto/double_ratchet_header", doc: s.Header, valid: true})
 			}
 			if s.Wire != "" {
-				add(schemaCase{source: rel + "#steps/" + s.Step.String() + "/wire_message_b64u", schema: "crypto/double_ratchet_message", doc: b64u(t, s.Wire), valid: true})
+				add(schemaCase{source: rel + "#steps/" + s.Step.String() + "/wire_message_b64u", schema: "crypto/double_ratchet_message", doc: schemaB64u(t, s.Wire), valid: true})
 			}
 		}
 		// The trace writes the unused one-time prekey as null; the contract
@@ -308,7 +308,7 @@ func schemaCases(t *testing.T) []schemaCase {
 				Header json.RawMessage `json:"input_header"`
 			} `json:"test_cases"`
 		}
-		readContractJSON(t, "test_vectors/sdk/ratchet/header_canonical_bytes.json", &hdr)
+		schemaReadContract(t, "test_vectors/sdk/ratchet/header_canonical_bytes.json", &hdr)
 		for _, c := range hdr.Cases {
 			add(schemaCase{source: "test_vectors/sdk/ratchet/header_canonical_bytes.json#" + c.ID, schema: "crypto/double_ratchet_header", doc: c.Header, valid: true})
 		}
@@ -318,7 +318,7 @@ func schemaCases(t *testing.T) []schemaCase {
 				Message json.RawMessage `json:"input_message"`
 			} `json:"test_cases"`
 		}
-		readContractJSON(t, "test_vectors/sdk/ratchet/wire_message_canonical.json", &wire)
+		schemaReadContract(t, "test_vectors/sdk/ratchet/wire_message_canonical.json", &wire)
 		for _, c := range wire.Cases {
 			add(schemaCase{source: "test_vectors/sdk/ratchet/wire_message_canonical.json#" + c.ID, schema: "crypto/double_ratchet_message", doc: c.Message, valid: true})
 		}
@@ -328,22 +328,22 @@ func schemaCases(t *testing.T) []schemaCase {
 	// Several fixtures carry placeholder digests longer than the schema's 44
 	// characters, or non-UUID idempotency keys (digest 8.3); those documents
 	// are rejected by the contract schemas, at exactly the listed members.
-	for _, fx := range tgaFixtureCases {
+	for _, fx := range schemaTGAFixtures {
 		rel := "test_vectors/tga/v1/" + fx.file
 		var file map[string]json.RawMessage
-		readContractJSON(t, rel, &file)
+		schemaReadContract(t, rel, &file)
 		raw, ok := file[fx.member]
 		if !ok {
 			t.Fatalf("%s: no %s", rel, fx.member)
 		}
 		if fx.sub != "" {
 			var inner map[string]json.RawMessage
-			decodeJSONNumber(t, raw, &inner)
+			schemaDecode(t, raw, &inner)
 			raw = inner[fx.sub]
 		}
 		if fx.index >= 0 {
 			var items []json.RawMessage
-			decodeJSONNumber(t, raw, &items)
+			schemaDecode(t, raw, &items)
 			raw = items[fx.index]
 		}
 		add(schemaCase{source: rel + "#" + fx.member + fx.subPath(), schema: fx.schema, doc: raw, valid: fx.invalidAt == nil, keyword: fx.keyword, onlyAt: fx.invalidAt})
@@ -351,7 +351,7 @@ func schemaCases(t *testing.T) []schemaCase {
 	return cases
 }
 
-type tgaFixture struct {
+type schemaTGAFixture struct {
 	file, member, sub string
 	index             int
 	schema            string
@@ -359,7 +359,7 @@ type tgaFixture struct {
 	invalidAt         []string
 }
 
-func (f tgaFixture) subPath() string {
+func (f schemaTGAFixture) subPath() string {
 	s := ""
 	if f.sub != "" {
 		s += "/" + f.sub
@@ -371,28 +371,28 @@ func (f tgaFixture) subPath() string {
 }
 
 const (
-	authReq  = "tga/v1/governance.authorize.v1.request"
-	authResp = "tga/v1/governance.authorize.v1.response"
+	schemaAuthReq  = "tga/v1/governance.authorize.v1.request"
+	schemaAuthResp = "tga/v1/governance.authorize.v1.response"
 )
 
-// placeholderToolCallDigests are the members of the fixtures' tool calls
+// schemaPlaceholderDigests are the members of the fixtures' tool calls
 // that hold 47-character placeholders (base64url of ASCII labels) where the
 // schema wants a 43/44-character digest.
-var placeholderToolCallDigests = []string{"/tool_call/_digest", "/tool_call/args_digest", "/tool_call/capability_digest", "/tool_call/supervisor_decision_digest"}
+var schemaPlaceholderDigests = []string{"/tool_call/_digest", "/tool_call/args_digest", "/tool_call/capability_digest", "/tool_call/supervisor_decision_digest"}
 
-var tgaFixtureCases = []tgaFixture{
-	{file: "authorize_allow.json", member: "input", index: -1, schema: authReq},
-	{file: "authorize_allow.json", member: "expected", index: -1, schema: authResp, keyword: "pattern", invalidAt: placeholderToolCallDigests},
-	{file: "authorize_session_cache_hit.json", member: "input", index: -1, schema: authReq},
-	{file: "authorize_session_cache_hit.json", member: "expected", index: -1, schema: authResp, keyword: "pattern", invalidAt: placeholderToolCallDigests},
-	{file: "authorize_deny_expired.json", member: "input", index: -1, schema: authReq},
-	{file: "authorize_deny_expired.json", member: "expected", index: -1, schema: authResp},
-	{file: "authorize_deny_invalid_signature.json", member: "input", index: -1, schema: authReq},
-	{file: "authorize_deny_invalid_signature.json", member: "expected", index: -1, schema: authResp},
-	{file: "authorize_deny_constraint_mismatch_args.json", member: "input", index: -1, schema: authReq},
-	{file: "authorize_deny_constraint_mismatch_args.json", member: "expected", index: -1, schema: authResp},
-	{file: "authorize_deny_constraint_mismatch_server.json", member: "input", index: -1, schema: authReq},
-	{file: "authorize_deny_constraint_mismatch_server.json", member: "expected", index: -1, schema: authResp},
+var schemaTGAFixtures = []schemaTGAFixture{
+	{file: "authorize_allow.json", member: "input", index: -1, schema: schemaAuthReq},
+	{file: "authorize_allow.json", member: "expected", index: -1, schema: schemaAuthResp, keyword: "pattern", invalidAt: schemaPlaceholderDigests},
+	{file: "authorize_session_cache_hit.json", member: "input", index: -1, schema: schemaAuthReq},
+	{file: "authorize_session_cache_hit.json", member: "expected", index: -1, schema: schemaAuthResp, keyword: "pattern", invalidAt: schemaPlaceholderDigests},
+	{file: "authorize_deny_expired.json", member: "input", index: -1, schema: schemaAuthReq},
+	{file: "authorize_deny_expired.json", member: "expected", index: -1, schema: schemaAuthResp},
+	{file: "authorize_deny_invalid_signature.json", member: "input", index: -1, schema: schemaAuthReq},
+	{file: "authorize_deny_invalid_signature.json", member: "expected", index: -1, schema: schemaAuthResp},
+	{file: "authorize_deny_constraint_mismatch_args.json", member: "input", index: -1, schema: schemaAuthReq},
+	{file: "authorize_deny_constraint_mismatch_args.json", member: "expected", index: -1, schema: schemaAuthResp},
+	{file: "authorize_deny_constraint_mismatch_server.json", member: "input", index: -1, schema: schemaAuthReq},
+	{file: "authorize_deny_constraint_mismatch_server.json", member: "expected", index: -1, schema: schemaAuthResp},
 	{file: "log_redaction.json", member: "input", index: -1, schema: "tga/v1/governance.log.v1.request", keyword: "pattern", invalidAt: []string{"/prev_entry_digest"}},
 	{file: "log_redaction.json", member: "expected", index: -1, schema: "tga/v1/governance.log.v1.response", keyword: "pattern", invalidAt: []string{"/entry/prev_entry_digest", "/entry/artifact_digest", "/entry/entry_digest"}},
 	{file: "recover_divergence.json", member: "input", index: -1, schema: "tga/v1/governance.recover.v1.request"},
@@ -400,7 +400,7 @@ var tgaFixtureCases = []tgaFixture{
 	{file: "recover_divergence.json", member: "fixtures", sub: "entries", index: 0, schema: "tga/v1/execution_log_entry", keyword: "pattern", invalidAt: []string{"/artifact_digest"}},
 }
 
-func b64u(t testing.TB, s string) []byte {
+func schemaB64u(t testing.TB, s string) []byte {
 	t.Helper()
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
@@ -409,7 +409,7 @@ func b64u(t testing.TB, s string) []byte {
 	return b
 }
 
-func violationsOf(t testing.TB, err error) []contracts.Violation {
+func schemaViolations(t testing.TB, err error) []contracts.Violation {
 	t.Helper()
 	var ve *contracts.ValidationError
 	if !errors.As(err, &ve) {
@@ -444,7 +444,7 @@ func TestSchemaVectors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Validate(%s) accepted an invalid document", c.schema)
 			}
-			vs := violationsOf(t, err)
+			vs := schemaViolations(t, err)
 			if c.keyword != "" && !slices.ContainsFunc(vs, func(v contracts.Violation) bool { return v.Keyword == c.keyword }) {
 				t.Errorf("no %q violation among %+v", c.keyword, vs)
 			}
@@ -470,13 +470,13 @@ func TestSchemaVectorsRejectNonJSON(t *testing.T) {
 			} `json:"inputs"`
 		} `json:"negative_cases"`
 	}
-	readContractJSON(t, "test_vectors/sdk/frame_codec.json", &file)
+	schemaReadContract(t, "test_vectors/sdk/frame_codec.json", &file)
 	n := 0
 	for _, v := range file.Negative {
 		var doc []byte
 		switch v.TestID {
 		case "decode_truncated":
-			doc = b64u(t, v.Inputs.Encoded)
+			doc = schemaB64u(t, v.Inputs.Encoded)
 		case "decode_garbage":
 			doc = []byte{0xde, 0xad, 0xbe, 0xef}
 		default:
@@ -509,9 +509,9 @@ func TestSchemaSeedsValid(t *testing.T) {
 	}
 }
 
-// referenceSchemaPath returns the contract schema a schema of ours mirrors,
+// schemaReferencePath returns the contract schema a schema of ours mirrors,
 // relative to the contracts' schemas/ directory.
-func referenceSchemaPath(name string) string {
+func schemaReferencePath(name string) string {
 	switch name {
 	case "capability_token", "frame", "mcp_payload":
 		return name + ".json"
@@ -519,11 +519,11 @@ func referenceSchemaPath(name string) string {
 	return name + ".schema.json"
 }
 
-// referenceSchemas compiles the contracts' own schemas with the library our
+// schemaReferences compiles the contracts' own schemas with the library our
 // validator uses, in its default configuration (formats asserted for
 // draft-07 only, as the library does by default). Cross-file references
 // under the contracts' $id hosts are served from the reference directory.
-func referenceSchemas(t testing.TB) func(name string) *jsonschema.Schema {
+func schemaReferences(t testing.TB) func(name string) *jsonschema.Schema {
 	t.Helper()
 	dir := filepath.Join(testenv.ContractsDir(t), "schemas")
 	c := jsonschema.NewCompiler()
@@ -544,7 +544,7 @@ func referenceSchemas(t testing.TB) func(name string) *jsonschema.Schema {
 		if s, ok := cache[name]; ok {
 			return s
 		}
-		s, err := c.Compile(filepath.Join(dir, filepath.FromSlash(referenceSchemaPath(name))))
+		s, err := c.Compile(filepath.Join(dir, filepath.FromSlash(schemaReferencePath(name))))
 		if err != nil {
 			t.Fatalf("reference schema for %s: %v", name, err)
 		}
@@ -553,10 +553,10 @@ func referenceSchemas(t testing.TB) func(name string) *jsonschema.Schema {
 	}
 }
 
-// vectorCorpus returns every JSON value found in the reference test vectors
+// schemaVectorCorpus returns every JSON value found in the reference test vectors
 // (objects and strings at any depth, plus decoded base64url wire messages
 // and frames), deduplicated, as JSON text.
-func vectorCorpus(t testing.TB) [][]byte {
+func schemaVectorCorpus(t testing.TB) [][]byte {
 	t.Helper()
 	root := filepath.Join(testenv.ContractsDir(t), "test_vectors")
 	seen := map[string]bool{}
@@ -576,7 +576,7 @@ func vectorCorpus(t testing.TB) [][]byte {
 		switch v := v.(type) {
 		case map[string]any:
 			addValue(v)
-			for _, k := range sortedKeys(v) {
+			for _, k := range schemaSortedKeys(v) {
 				walk(v[k])
 			}
 		case []any:
@@ -619,19 +619,19 @@ func vectorCorpus(t testing.TB) [][]byte {
 	return out
 }
 
-// referenceTopLevelProperties returns the member names the contract schema
+// schemaReferenceProperties returns the member names the contract schema
 // declares at its top level when it is an object schema that requires
 // members, and nil otherwise (the schema then sees every document). An
 // object with none of the names lacks every required member, so both
 // schemas reject it without needing a comparison.
-func referenceTopLevelProperties(t testing.TB, name string) map[string]bool {
+func schemaReferenceProperties(t testing.TB, name string) map[string]bool {
 	t.Helper()
 	var sch struct {
 		Type       string                     `json:"type"`
 		Required   []string                   `json:"required"`
 		Properties map[string]json.RawMessage `json:"properties"`
 	}
-	readContractJSON(t, "schemas/"+referenceSchemaPath(name), &sch)
+	schemaReadContract(t, "schemas/"+schemaReferencePath(name), &sch)
 	if sch.Type != "object" {
 		return nil
 	}
@@ -645,11 +645,11 @@ func referenceTopLevelProperties(t testing.TB, name string) map[string]bool {
 	return props
 }
 
-// relevantTo reports whether doc must be compared for a schema with the
+// schemaRelevantTo reports whether doc must be compared for a schema with the
 // given top-level properties: any document when props is nil, else objects
 // holding at least one of the names. Non-objects are rejected by every object
-// schema on type; nonObjects covers that once per schema.
-func relevantTo(doc any, props map[string]bool) bool {
+// schema on type; schemaNonObjects covers that once per schema.
+func schemaRelevantTo(doc any, props map[string]bool) bool {
 	if props == nil {
 		return true
 	}
@@ -665,10 +665,10 @@ func relevantTo(doc any, props map[string]bool) bool {
 	return false
 }
 
-// nonObjects are compared against every schema.
-var nonObjects = []string{`null`, `true`, `0`, `-1.5`, `""`, `"01946896-1234-7567-89ab-000000000010"`, `[]`, `[{}]`, `{}`}
+// schemaNonObjects are compared against every schema.
+var schemaNonObjects = []string{`null`, `true`, `0`, `-1.5`, `""`, `"01946896-1234-7567-89ab-000000000010"`, `[]`, `[{}]`, `{}`}
 
-func sortedKeys(m map[string]any) []string {
+func schemaSortedKeys(m map[string]any) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -677,46 +677,46 @@ func sortedKeys(m map[string]any) []string {
 	return keys
 }
 
-func decodeAny(t testing.TB, b []byte) any {
+func schemaDecodeAny(t testing.TB, b []byte) any {
 	t.Helper()
 	var v any
-	decodeJSONNumber(t, b, &v)
+	schemaDecode(t, b, &v)
 	return v
 }
 
-// maxMutatedPerSchema bounds the accepted documents mutated per schema
+// schemaMaxMutated bounds the accepted documents mutated per schema
 // (seeds come first), keeping the test within the CI time budget.
-const maxMutatedPerSchema = 4
+const schemaMaxMutated = 4
 
 // TestSchemaReferenceEquivalence runs every document of the vector corpus,
 // every seed, and systematic mutations of every document the reference
 // accepts, through our schema and the contract's schema, and requires the
 // same verdict.
 func TestSchemaReferenceEquivalence(t *testing.T) {
-	ref := referenceSchemas(t)
-	var corpus []corpusDoc
-	for _, b := range vectorCorpus(t) {
-		corpus = append(corpus, corpusDoc{b, decodeAny(t, b)})
+	ref := schemaReferences(t)
+	var corpus []schemaCorpusDoc
+	for _, b := range schemaVectorCorpus(t) {
+		corpus = append(corpus, schemaCorpusDoc{b, schemaDecodeAny(t, b)})
 	}
 	if len(corpus) < 500 {
 		t.Fatalf("vector corpus has only %d documents; is the reference data complete?", len(corpus))
 	}
 	for _, name := range contracts.SchemaNames() {
 		rs := ref(name) // compiled here: the reference compiler is not safe for concurrent use
-		props := referenceTopLevelProperties(t, name)
+		props := schemaReferenceProperties(t, name)
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			var docs []corpusDoc
+			var docs []schemaCorpusDoc
 			for _, s := range schemaSeeds[name] {
-				docs = append(docs, corpusDoc{[]byte(s), decodeAny(t, []byte(s))})
+				docs = append(docs, schemaCorpusDoc{[]byte(s), schemaDecodeAny(t, []byte(s))})
 			}
 			for _, d := range corpus {
-				if relevantTo(d.value, props) {
+				if schemaRelevantTo(d.value, props) {
 					docs = append(docs, d)
 				}
 			}
-			for _, s := range nonObjects {
-				docs = append(docs, corpusDoc{[]byte(s), decodeAny(t, []byte(s))})
+			for _, s := range schemaNonObjects {
+				docs = append(docs, schemaCorpusDoc{[]byte(s), schemaDecodeAny(t, []byte(s))})
 			}
 			var valid []any
 			for _, d := range docs {
@@ -725,7 +725,7 @@ func TestSchemaReferenceEquivalence(t *testing.T) {
 				if ours != theirs {
 					t.Errorf("ours valid=%v, reference valid=%v for %s", ours, theirs, d.text)
 				}
-				if theirs && len(valid) < maxMutatedPerSchema {
+				if theirs && len(valid) < schemaMaxMutated {
 					valid = append(valid, d.value) // seeds first, then vector documents
 				}
 			}
@@ -734,7 +734,7 @@ func TestSchemaReferenceEquivalence(t *testing.T) {
 			}
 			n, accepted := 0, 0
 			for _, v := range valid {
-				for _, m := range mutations(v) {
+				for _, m := range schemaMutations(v) {
 					mb, err := json.Marshal(m)
 					if err != nil {
 						t.Fatal(err)
@@ -755,36 +755,36 @@ func TestSchemaReferenceEquivalence(t *testing.T) {
 	}
 }
 
-type corpusDoc struct {
+type schemaCorpusDoc struct {
 	text  []byte
 	value any
 }
 
-// mutations returns variants of v: at every member and element (up to depth
+// schemaMutations returns variants of v: at every member and element (up to depth
 // 3) the value is deleted, replaced by values of every JSON type and by
 // near-misses of itself (case, padding, length, sign), and every object gains
 // an unknown member.
-func mutations(v any) []any {
+func schemaMutations(v any) []any {
 	var out []any
 	var visit func(path []any, cur any, depth int)
 	visit = func(path []any, cur any, depth int) {
-		for _, r := range replacements(cur) {
-			out = append(out, replaceAt(v, path, r, false))
+		for _, r := range schemaReplacements(cur) {
+			out = append(out, schemaReplaceAt(v, path, r, false))
 		}
 		if depth >= 3 {
 			return
 		}
 		switch c := cur.(type) {
 		case map[string]any:
-			out = append(out, replaceAt(v, append(slices.Clone(path), "zz_unknown"), "x", false))
-			for _, k := range sortedKeys(c) {
+			out = append(out, schemaReplaceAt(v, append(slices.Clone(path), "zz_unknown"), "x", false))
+			for _, k := range schemaSortedKeys(c) {
 				p := append(slices.Clone(path), k)
-				out = append(out, replaceAt(v, p, nil, true))
+				out = append(out, schemaReplaceAt(v, p, nil, true))
 				visit(p, c[k], depth+1)
 			}
 		case []any:
 			if len(c) > 0 {
-				out = append(out, replaceAt(v, path, append(slices.Clone(c), deepCopy(c[0])), false))
+				out = append(out, schemaReplaceAt(v, path, append(slices.Clone(c), schemaDeepCopy(c[0])), false))
 			}
 			for i, e := range c {
 				visit(append(slices.Clone(path), i), e, depth+1)
@@ -795,7 +795,7 @@ func mutations(v any) []any {
 	return out
 }
 
-func replacements(cur any) []any {
+func schemaReplacements(cur any) []any {
 	long := strings.Repeat("a", 300)
 	rs := []any{
 		nil, true, json.Number("0"), json.Number("-1"), json.Number("1.5"),
@@ -818,13 +818,13 @@ func replacements(cur any) []any {
 	return rs
 }
 
-// replaceAt returns a deep copy of root with the value at path replaced by
+// schemaReplaceAt returns a deep copy of root with the value at path replaced by
 // r (or deleted), creating a missing last member of an object.
-func replaceAt(root any, path []any, r any, del bool) any {
+func schemaReplaceAt(root any, path []any, r any, del bool) any {
 	if len(path) == 0 {
-		return deepCopy(r)
+		return schemaDeepCopy(r)
 	}
-	cp := deepCopy(root)
+	cp := schemaDeepCopy(root)
 	parent := cp
 	for _, p := range path[:len(path)-1] {
 		switch k := p.(type) {
@@ -840,30 +840,30 @@ func replaceAt(root any, path []any, r any, del bool) any {
 		if del {
 			delete(m, k)
 		} else {
-			m[k] = deepCopy(r)
+			m[k] = schemaDeepCopy(r)
 		}
 	case int:
 		a := parent.([]any)
 		if del {
 			return cp // element deletion is covered by the array-level mutations
 		}
-		a[k] = deepCopy(r)
+		a[k] = schemaDeepCopy(r)
 	}
 	return cp
 }
 
-func deepCopy(v any) any {
+func schemaDeepCopy(v any) any {
 	switch v := v.(type) {
 	case map[string]any:
 		m := make(map[string]any, len(v))
 		for k, e := range v {
-			m[k] = deepCopy(e)
+			m[k] = schemaDeepCopy(e)
 		}
 		return m
 	case []any:
 		a := make([]any, len(v))
 		for i, e := range v {
-			a[i] = deepCopy(e)
+			a[i] = schemaDeepCopy(e)
 		}
 		return a
 	}
