@@ -255,3 +255,51 @@ func TestTruncateUTF8(t *testing.T) {
 }
 
 func utf8ValidString(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
+
+// TestErrorJSONMatchesSchema checks that the JSON form of *Error is the
+// contract error envelope (common/errors) for every code that envelope lists.
+func TestErrorJSONMatchesSchema(t *testing.T) {
+	b, err := fs.ReadFile(Schemas(), "common/errors.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sch struct {
+		Properties struct {
+			Code struct {
+				Enum []string `json:"enum"`
+			} `json:"code"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(b, &sch); err != nil {
+		t.Fatal(err)
+	}
+	if len(sch.Properties.Code.Enum) == 0 {
+		t.Fatal("no codes in common/errors")
+	}
+	for _, code := range sch.Properties.Code.Enum {
+		e := Errorf(code, "something failed").WithRetryable(code == CodeTransportTimeout)
+		e.RequestID = "req-1"
+		e.Details = map[string]any{"k": "v"}
+		e.Cause = errors.New("never serialized")
+		out, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Validate("common/errors", out); err != nil {
+			t.Errorf("%s: %s: %v", code, out, err)
+		}
+	}
+	// A schema violation report is itself a valid envelope once its code is
+	// one the envelope knows.
+	verr := Validate("frame", []byte(`{}`))
+	var e *Error
+	if !errors.As(verr, &e) {
+		t.Fatal(verr)
+	}
+	c := *e
+	c.Code = CodeInvalidInput
+	out, _ := json.Marshal(&c)
+	if err := Validate("common/errors", out); err != nil {
+		t.Errorf("%s: %v", out, err)
+	}
+}
