@@ -119,91 +119,134 @@ func DecodeFrame(data []byte) (Frame, []byte, error) {
 	if len(window) > MaxFrameSize {
 		window = window[:MaxFrameSize]
 	}
-	dec := json.NewDecoder(bytes.NewReader(window))
-	var raw json.RawMessage
-	if err := dec.Decode(&raw); err != nil {
-		switch {
-		case errors.Is(err, io.EOF):
-			return Frame{}, data, Errorf(CodeFrameInvalid, "frame: truncated: no JSON value")
-		case errors.Is(err, io.ErrUnexpectedEOF) && len(window) < len(data):
-			return Frame{}, data, Errorf(CodeFrameInvalid, "frame: larger than "+strconv.Itoa(MaxFrameSize)+" bytes")
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return Frame{}, data, Errorf(CodeFrameInvalid, "frame: truncated JSON")
-		default:
-			return Frame{}, data, Wrap(CodeFrameInvalid, "frame: malformed JSON", err)
-		}
-	}
-	rest := data[dec.InputOffset():]
-	f, err := parseFrameObject(raw)
+	f, n, err := decodeFrameObject(window)
 	if err != nil {
+		if err == errFrameEOF {
+			if len(window) < len(data) {
+				err = Errorf(CodeFrameInvalid, "frame: larger than "+strconv.Itoa(MaxFrameSize)+" bytes")
+			} else {
+				err = Errorf(CodeFrameInvalid, "frame: truncated JSON")
+			}
+		}
 		return Frame{}, data, err
 	}
-	return f, rest, nil
+	return f, data[n:], nil
 }
 
-var frameMembers = map[string]bool{
-	"version": true, "type": true, "flags": true, "payload": true, "signature": true,
+// errFrameEOF marks input that ends inside the frame's JSON object.
+var errFrameEOF = errors.New("frame: unexpected end of input")
+
+// frameSyntaxError maps a json.Decoder error to errFrameEOF or a malformed
+// JSON error.
+func frameSyntaxError(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errFrameEOF
+	}
+	return Wrap(CodeFrameInvalid, "frame: malformed JSON", err)
 }
 
-func parseFrameObject(raw json.RawMessage) (Frame, error) {
-	if len(raw) == 0 || raw[0] != '{' {
-		return Frame{}, Errorf(CodeFrameInvalid, "frame: not a JSON object")
-	}
-	if err := CheckJSON(raw, false); err != nil {
-		return Frame{}, Wrap(CodeFrameInvalid, "frame: invalid JSON", err)
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return Frame{}, Wrap(CodeFrameInvalid, "frame: malformed JSON object", err)
-	}
-	unknown := ""
-	for k := range m {
-		if !frameMembers[k] && (unknown == "" || k < unknown) {
-			unknown = k
-		}
-	}
-	if unknown != "" {
-		if len(unknown) > 64 {
-			unknown = unknown[:64] + "..."
-		}
-		return Frame{}, Errorf(CodeFrameInvalid, "frame: unknown member "+strconv.Quote(unknown))
-	}
+// Members of a frame object, as bits of a seen-set.
+const (
+	memberVersion = 1 << iota
+	memberType
+	memberFlags
+	memberPayload
+	memberSignature
+)
 
+// decodeFrameObject reads one JSON object from the front of data with a
+// json.Decoder token by token (no case-insensitive field matching, no map),
+// rejecting unknown and duplicate members, and returns the frame and the
+// number of bytes read.
+func decodeFrameObject(data []byte) (Frame, int, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return Frame{}, 0, Errorf(CodeFrameInvalid, "frame: truncated: no JSON value")
+		}
+		return Frame{}, 0, frameSyntaxError(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return Frame{}, 0, Errorf(CodeFrameInvalid, "frame: not a JSON object")
+	}
+	var seen int
+	var raw [5]json.RawMessage // indexed like the member bits
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return Frame{}, 0, frameSyntaxError(err)
+		}
+		key, _ := tok.(string)
+		var bit, idx int
+		switch key {
+		case "version":
+			bit, idx = memberVersion, 0
+		case "type":
+			bit, idx = memberType, 1
+		case "flags":
+			bit, idx = memberFlags, 2
+		case "payload":
+			bit, idx = memberPayload, 3
+		case "signature":
+			bit, idx = memberSignature, 4
+		default:
+			if len(key) > 64 {
+				key = key[:64] + "..."
+			}
+			return Frame{}, 0, Errorf(CodeFrameInvalid, "frame: unknown member "+strconv.Quote(key))
+		}
+		if seen&bit != 0 {
+			return Frame{}, 0, Errorf(CodeFrameInvalid, "frame: duplicate member "+strconv.Quote(key))
+		}
+		seen |= bit
+		if err := dec.Decode(&raw[idx]); err != nil {
+			return Frame{}, 0, frameSyntaxError(err)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return Frame{}, 0, frameSyntaxError(err)
+	}
+	f, err := parseFrameMembers(seen, &raw)
+	if err != nil {
+		return Frame{}, 0, err
+	}
+	return f, int(dec.InputOffset()), nil
+}
+
+func parseFrameMembers(seen int, raw *[5]json.RawMessage) (Frame, error) {
 	f := Frame{Version: FrameVersion}
-	v, ok := m["version"]
 	switch {
-	case !ok:
+	case seen&memberVersion == 0:
 		return Frame{}, Errorf(CodeFrameInvalid, "frame: missing version")
-	case string(v) != "1":
+	case string(raw[0]) != "1":
 		return Frame{}, Errorf(CodeFrameInvalid, "frame: unsupported version (want the integer 1)")
 	}
 
-	v, ok = m["type"]
 	var typ string
 	switch {
-	case !ok:
+	case seen&memberType == 0:
 		return Frame{}, Errorf(CodeFrameInvalid, "frame: missing type")
-	case !jsonString(v, &typ):
+	case !jsonString(raw[1], &typ):
 		return Frame{}, Errorf(CodeFrameInvalid, "frame: type is not a string")
 	case !FrameType(typ).Valid():
 		return Frame{}, Errorf(CodeFrameInvalid, "frame: unknown frame type")
 	}
 	f.Type = FrameType(typ)
 
-	if v, ok = m["flags"]; ok {
-		n, ok := parseCanonicalUint(v)
+	if seen&memberFlags != 0 {
+		n, ok := parseCanonicalUint(raw[2])
 		if !ok || n > MaxFrameFlags {
 			return Frame{}, Errorf(CodeFrameInvalid, "frame: flags is not an integer in [0, 4294967295]")
 		}
 		f.Flags = uint32(n)
 	}
 
-	v, ok = m["payload"]
 	var s string
 	switch {
-	case !ok:
+	case seen&memberPayload == 0:
 		return Frame{}, Errorf(CodeFrameInvalid, "frame: missing payload")
-	case !jsonString(v, &s):
+	case !jsonString(raw[3], &s):
 		return Frame{}, Errorf(CodeFrameInvalid, "frame: payload is not a string")
 	}
 	p, err := DecodeBase64URL(s)
@@ -218,8 +261,8 @@ func parseFrameObject(raw json.RawMessage) (Frame, error) {
 		f.Payload = []byte{}
 	}
 
-	if v, ok = m["signature"]; ok {
-		if !jsonString(v, &s) {
+	if seen&memberSignature != 0 {
+		if !jsonString(raw[4], &s) {
 			return Frame{}, Errorf(CodeFrameInvalid, "frame: signature is not a string")
 		}
 		if s == "" {

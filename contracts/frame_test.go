@@ -171,6 +171,7 @@ func TestDecodeFrameRejects(t *testing.T) {
 		{"signature null", `{"version":1,"type":"DATA","payload":"","signature":null}`, "signature"},
 		{"signature padded", `{"version":1,"type":"DATA","payload":"","signature":"_w=="}`, "signature"},
 		{"unknown member", `{"version":1,"type":"DATA","payload":"","extra":0}`, "unknown member"},
+		{"empty member name", `{"":0,"version":1,"type":"DATA","payload":""}`, "unknown member"},
 		{"case variant member", `{"version":1,"Type":"DATA","type":"DATA","payload":""}`, "unknown member"},
 		{"duplicate key", `{"version":1,"type":"DATA","type":"PING","payload":""}`, ""},
 		{"lone surrogate", `{"version":1,"type":"DATA","payload":"","signature":"\ud800"}`, ""},
