@@ -406,7 +406,7 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	t.Logf("killed after %d acknowledged appends; recovered %d entries; last checkpoint %d", len(acked), size, old.Size)
 	// The log keeps working after recovery.
-	if _, err := l.Append(ctx, audittest.Event(1 << 20)); err != nil {
+	if _, err := l.Append(ctx, audittest.Event(1<<20)); err != nil {
 		t.Fatal(err)
 	}
 }
