@@ -15,7 +15,7 @@ import (
 
 // legacyToken signs a legacy token the way the TS SDK does:
 // sig = Ed25519(canonical(cap − sig)).
-func legacyToken(t *testing.T, w *identity.Wallet, iss, scope, constraints string, iat, exp int64, enc *base64.Encoding) string {
+func legacyToken(t testing.TB, w *identity.Wallet, iss, scope, constraints string, iat, exp int64, enc *base64.Encoding) string {
 	t.Helper()
 	body := `"exp":` + strconv.FormatInt(exp, 10) + `,"iat":` + strconv.FormatInt(iat, 10) +
 		`,"iss":"` + iss + `","scope":"` + scope + `","sub":"` + w.DID().String() + `","v":"1"`

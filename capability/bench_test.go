@@ -1,0 +1,189 @@
+package capability
+
+import (
+	"context"
+	"crypto/ed25519"
+	"strconv"
+	"testing"
+
+	"github.com/talosgo/talos/identity"
+)
+
+// Every benchmark runs ed25519.Verify in the same binary (sub-benchmark
+// ed25519_verify) so results can be stated as ratios (DESIGN 6).
+
+func benchVerifyPrimitive(b *testing.B) {
+	w := seedWallet(b, 1)
+	msg := make([]byte, 300)
+	sig := w.Sign(msg)
+	pub := w.PublicKey()
+	b.ReportAllocs()
+	for b.Loop() {
+		if !ed25519.Verify(pub, msg, sig) {
+			b.Fatal("verify")
+		}
+	}
+}
+
+func benchVerifier(b *testing.B) (*Verifier, *Token, []*identity.Wallet) {
+	ws := wallets(b, 4)
+	clock := newClock(testNow)
+	v, err := NewVerifier(Config{TrustedIssuers: []identity.DID{ws[0].DID()}, Revocations: NewMemRevocationStore(clock.now), Now: clock.now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { v.Close() })
+	tok := mustIssue(b, ws[0], ws[1].DID().String(), []Grant{{Tool: "fs", Actions: []string{"read", "write"}}}, testExp, IssueOptions{})
+	return v, tok, ws
+}
+
+func BenchmarkAuthorizeWarm(b *testing.B) {
+	b.Run("talos", func(b *testing.B) {
+		v, tok, ws := benchVerifier(b)
+		req := Request{Capability: tok.Encode(), Principal: ws[1].DID(), Tool: "fs", Action: "write"}
+		ctx := context.Background()
+		if d, _ := v.Authorize(ctx, req); !d.Allowed {
+			b.Fatal(d)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if d, _ := v.Authorize(ctx, req); !d.Allowed {
+				b.Fatal(d)
+			}
+		}
+	})
+	b.Run("ed25519_verify", benchVerifyPrimitive)
+}
+
+func BenchmarkAuthorizeWarmParallel(b *testing.B) {
+	b.Run("talos", func(b *testing.B) {
+		v, tok, ws := benchVerifier(b)
+		req := Request{Capability: tok.Encode(), Principal: ws[1].DID(), Tool: "fs", Action: "write"}
+		ctx := context.Background()
+		if d, _ := v.Authorize(ctx, req); !d.Allowed {
+			b.Fatal(d)
+		}
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if d, _ := v.Authorize(ctx, req); !d.Allowed {
+					b.Error(d)
+					return
+				}
+			}
+		})
+	})
+	b.Run("ed25519_verify", benchVerifyPrimitive)
+}
+
+// BenchmarkVerifyCold measures first verification of a 1-grant token:
+// parse (strict JSON, DIDs, canonical bytes, hash) plus signature and
+// time checks ("parse_verify"), and the Verifier's whole cold path
+// including chain checks, revocation lookup and compilation ("authorizer").
+func BenchmarkVerifyCold(b *testing.B) {
+	b.Run("parse_verify", func(b *testing.B) {
+		_, tok, ws := benchVerifier(b)
+		enc := tok.Encode()
+		pub := ws[0].PublicKey()
+		b.ReportAllocs()
+		for b.Loop() {
+			t, err := Parse(enc)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := Verify(t, pub, testNow); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("authorizer", func(b *testing.B) {
+		v, tok, _ := benchVerifier(b)
+		enc := tok.Encode()
+		ctx := context.Background()
+		var d Decision
+		b.ReportAllocs()
+		for b.Loop() {
+			if e, _ := v.verify(ctx, enc, 1, testNow.Unix(), &d); e == nil {
+				b.Fatal(d)
+			}
+		}
+	})
+	b.Run("ed25519_verify", benchVerifyPrimitive)
+}
+
+// BenchmarkChain3 verifies a 3-link delegation chain from its wire form
+// (three signatures), next to three ed25519.Verify calls.
+func BenchmarkChain3(b *testing.B) {
+	ws := wallets(b, 4)
+	c := buildChain(b, ws, []Grant{{Tool: "fs", Actions: []string{"read"}}}, IssueOptions{})
+	enc := c.Encode()
+	trusted := []identity.DID{ws[0].DID()}
+	b.Run("talos", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c, err := ParseChain(enc)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := VerifyChain(c, trusted, testNow); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ed25519_verify_x3", func(b *testing.B) {
+		w := seedWallet(b, 1)
+		msg := make([]byte, 400)
+		sig := w.Sign(msg)
+		pub := w.PublicKey()
+		b.ReportAllocs()
+		for b.Loop() {
+			for range 3 {
+				if !ed25519.Verify(pub, msg, sig) {
+					b.Fatal("verify")
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkRBAC decides one permission under a policy of 100 roles and
+// 1,000 bindings (10 per principal over 100 principals).
+func BenchmarkRBAC(b *testing.B) {
+	var cfg RBACConfig
+	for i := range 100 {
+		cfg.Roles = append(cfg.Roles, Role{ID: "role" + strconv.Itoa(i), Permissions: []string{"res" + strconv.Itoa(i) + ".read", "res" + strconv.Itoa(i) + ".write", "shared.*"}})
+	}
+	for i := range 1000 {
+		p := "principal-" + strconv.Itoa(i%100)
+		scope := Scope{Type: "repo", Attributes: map[string]string{"repo": "org/repo" + strconv.Itoa(i%7)}}
+		if i%10 == 0 {
+			scope.Attributes["repo"] = "*"
+		}
+		cfg.Bindings = append(cfg.Bindings, Binding{Principal: p, Role: "role" + strconv.Itoa(i%100), Scope: scope})
+	}
+	e, err := NewRBAC(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := Scope{Type: "repo", Attributes: map[string]string{"repo": "org/repo3"}}
+	if ok, _ := e.Check("principal-42", "shared.read", req); !ok {
+		b.Fatal("setup: denied")
+	}
+	b.Run("talos", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if ok, _ := e.Check("principal-42", "shared.read", req); !ok {
+				b.Fatal("denied")
+			}
+		}
+	})
+	b.Run("talos_deny", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if ok, _ := e.Check("principal-42", "admin.write", req); ok {
+				b.Fatal("allowed")
+			}
+		}
+	})
+	b.Run("ed25519_verify", benchVerifyPrimitive)
+}
