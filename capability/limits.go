@@ -44,6 +44,11 @@ const (
 	// configured: a token is valid while nbf − skew ≤ now ≤ exp + skew.
 	DefaultSkew = 60 * time.Second
 
+	// RevocationRetention is how long Verifier.Revoke keeps a revocation
+	// after the token's exp plus skew, so that a verifier whose clock runs
+	// behind the store's still sees it while it considers the token valid.
+	RevocationRetention = time.Hour
+
 	// DefaultCacheSize is the number of verified tokens a Verifier keeps when
 	// its Config leaves CacheSize at zero.
 	DefaultCacheSize = 10000

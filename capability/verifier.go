@@ -199,11 +199,15 @@ func (v *Verifier) Close() error {
 }
 
 // Revoke revokes tok (and so every chain containing it) by its capability
-// hash until its expiry plus skew, and evicts it from this Verifier's cache
-// at once. Other Verifiers learn of it through their store.
+// hash until its expiry plus skew plus RevocationRetention (a margin for
+// clocks that disagree with the store's), and evicts it from this
+// Verifier's cache at once. Other Verifiers learn of it through their
+// store. The store drops the record by its own clock: give an in-memory
+// store the same clock as the Verifier.
 func (v *Verifier) Revoke(ctx context.Context, tok *Token) error {
 	key := HashKey(tok.hashHex)
-	if err := v.cfg.Revocations.Revoke(ctx, key, time.Unix(tok.exp+v.skew, 0)); err != nil {
+	until := time.Unix(tok.exp+v.skew, 0).Add(RevocationRetention)
+	if err := v.cfg.Revocations.Revoke(ctx, key, until); err != nil {
 		return err
 	}
 	v.evict(key)
