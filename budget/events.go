@@ -2,11 +2,10 @@ package budget
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
-	"encoding/hex"
 	"strconv"
 	"time"
+
+	"github.com/talosgo/talos/contracts"
 )
 
 // EventKind says which operation produced a UsageEvent.
@@ -56,7 +55,7 @@ type UsageEvent struct {
 // NewUsageEvent returns an event with a fresh UUIDv7 EventID and the given
 // timestamp.
 func NewUsageEvent(kind EventKind, status string, at time.Time, meta Meta) UsageEvent {
-	return UsageEvent{EventID: newUUIDv7(at), Timestamp: at.UTC(), Kind: kind, Status: status, Meta: meta}
+	return UsageEvent{EventID: contracts.NewUUIDv7At(at), Timestamp: at.UTC(), Kind: kind, Status: status, Meta: meta}
 }
 
 // MarshalJSON encodes the contract usage_event: event_id, timestamp
@@ -94,28 +93,6 @@ func (e UsageEvent) MarshalJSON() ([]byte, error) {
 	b = append(b, `,"timestamp":`...)
 	b = strconv.AppendQuote(b, e.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
 	return append(b, '}'), nil
-}
-
-// newUUIDv7 returns an RFC 9562 UUIDv7 string for time t.
-func newUUIDv7(t time.Time) string {
-	var u [16]byte
-	_, _ = rand.Read(u[6:]) // crypto/rand.Read never fails (Go ≥ 1.24)
-	ms := uint64(t.UnixMilli())
-	binary.BigEndian.PutUint16(u[0:2], uint16(ms>>32))
-	binary.BigEndian.PutUint32(u[2:6], uint32(ms))
-	u[6] = 0x70 | u[6]&0x0f
-	u[8] = 0x80 | u[8]&0x3f
-	var s [36]byte
-	hex.Encode(s[0:8], u[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], u[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], u[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], u[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], u[10:])
-	return string(s[:])
 }
 
 // Observe returns a Budget that calls b and reports to fn: a UsageEvent

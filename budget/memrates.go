@@ -21,16 +21,23 @@ type MemoryRates struct {
 
 const (
 	rateShards       = 256
-	rateSweepMinSize = 1024
+	rateSweepMinSize = 64
 )
 
-type rateKey struct{ ns, key string }
+// rateEntry is one key's GCRA state. Entries whose keys hash alike form
+// a chain, so a lookup hashes the key once.
+type rateEntry struct {
+	ns, key string
+	tat     int64 // theoretical arrival time, ns since base
+	next    *rateEntry
+}
 
 type rateShard struct {
-	mu      sync.Mutex // guards tat and sweepAt
-	tat     map[rateKey]int64
+	mu      sync.Mutex // guards m, n and sweepAt
+	m       map[uint64]*rateEntry
+	n       int // entries, including chained ones
 	sweepAt int
-	_       [40]byte // keep shards on separate cache lines
+	_       [32]byte // keep shards on separate cache lines
 }
 
 var _ RateStore = (*MemoryRates)(nil)
@@ -43,7 +50,7 @@ func NewMemoryRates(now func() time.Time) *MemoryRates {
 	}
 	m := &MemoryRates{base: now(), now: now, seed: maphash.MakeSeed()}
 	for i := range m.shards {
-		m.shards[i].tat = make(map[rateKey]int64)
+		m.shards[i].m = make(map[uint64]*rateEntry)
 		m.shards[i].sweepAt = rateSweepMinSize
 	}
 	return m
@@ -57,24 +64,36 @@ func (m *MemoryRates) AllowN(ctx context.Context, ns, key string, lim Limit, n i
 	if err := lim.Validate(); err != nil {
 		return Result{}, err
 	}
+	if n < 0 {
+		return Result{}, invalid("negative event count")
+	}
 	burst := lim.EffectiveBurst()
 	t := int64(lim.Interval())
 	if n > burst {
 		return Result{RetryAfter: -1}, nil
 	}
+	h := maphash.String(m.seed, key)
+	sh := &m.shards[h%rateShards]
 	now := int64(m.now().Sub(m.base))
-	sh := &m.shards[maphash.String(m.seed, key)%rateShards]
-	k := rateKey{ns, key}
 
 	sh.mu.Lock()
-	tat, ok := sh.tat[k]
-	if !ok || tat < now {
-		tat = now
+	e := sh.m[h]
+	for e != nil && (e.key != key || e.ns != ns) {
+		e = e.next
+	}
+	tat := now
+	if e != nil && e.tat > now {
+		tat = e.tat
 	}
 	res := gcra(now, tat, t, burst, n)
 	if res.Allowed && n > 0 {
-		sh.tat[k] = tat + t*n
-		if len(sh.tat) >= sh.sweepAt {
+		if e == nil {
+			e = &rateEntry{ns: ns, key: key, next: sh.m[h]}
+			sh.m[h] = e
+			sh.n++
+		}
+		e.tat = tat + t*n
+		if sh.n >= sh.sweepAt {
 			sh.sweepLocked(now)
 		}
 	}
@@ -97,11 +116,23 @@ func gcra(now, tat, t, burst, n int64) Result {
 	return Result{Allowed: true, Remaining: diff / t, ResetAfter: time.Duration(newTat - now)}
 }
 
+// sweepLocked drops entries whose state has fully decayed (tat ≤ now):
+// they are indistinguishable from absent keys.
 func (sh *rateShard) sweepLocked(now int64) {
-	for k, tat := range sh.tat {
-		if tat <= now {
-			delete(sh.tat, k)
+	for h, e := range sh.m {
+		var keep *rateEntry
+		for ; e != nil; e = e.next {
+			if e.tat > now {
+				keep = &rateEntry{ns: e.ns, key: e.key, tat: e.tat, next: keep}
+			} else {
+				sh.n--
+			}
+		}
+		if keep == nil {
+			delete(sh.m, h)
+		} else {
+			sh.m[h] = keep
 		}
 	}
-	sh.sweepAt = max(rateSweepMinSize, 2*len(sh.tat))
+	sh.sweepAt = max(rateSweepMinSize, 2*sh.n)
 }

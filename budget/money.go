@@ -43,7 +43,7 @@ func AppendUSD(dst []byte, micros int64) []byte {
 }
 
 // ParseUSD parses a non-negative decimal dollar amount from configuration
-// or JSON ("12", "0.5", "3.000001") into micro-units. It accepts at most six
+// or JSON ("12", "0.5", "12.50", "3.000001") into micro-units. It accepts at most six
 // fractional digits, no sign, exponent, spaces or leading zeros (other than
 // "0" itself), and at most MaxAmount; anything else is a TALOS_INVALID_INPUT
 // error.

@@ -548,7 +548,8 @@ type Totals struct {
 	Replays   int64
 }
 
-func (a *Totals) add(b Totals) {
+// Add adds b to a.
+func (a *Totals) Add(b Totals) {
 	a.Charged += b.Charged
 	a.Overage += b.Overage
 	a.Actual += b.Actual
@@ -583,7 +584,7 @@ func Hammer(t testing.TB, b budget.Budget, org budget.Scope, workers int, d time
 			var tot Totals
 			defer func() {
 				mu.Lock()
-				total.add(tot)
+				total.Add(tot)
 				mu.Unlock()
 			}()
 			for i := 0; time.Now().Before(deadline) && !stop.Load(); i++ {
@@ -677,7 +678,7 @@ func NoOverspend(t *testing.T, bs []budget.Budget, workers int, d time.Duration)
 		wg.Go(func() {
 			tot := Hammer(t, b, org, n, d)
 			mu.Lock()
-			total.add(tot)
+			total.Add(tot)
 			mu.Unlock()
 		})
 	}

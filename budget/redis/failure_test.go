@@ -1,0 +1,166 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/talosgo/talos/budget"
+	"github.com/talosgo/talos/budget/budgettest"
+	bredis "github.com/talosgo/talos/budget/redis"
+	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/internal/testenv"
+)
+
+// deadClient returns a client for a port nobody listens on.
+func deadClient(t *testing.T) *goredis.Client {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	c := goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestStoreDownDenies(t *testing.T) {
+	b, err := bredis.New(deadClient(t), bredis.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := budget.Scope{ID: "agent:1", Limit: 1000}
+	r, err := b.Reserve(t.Context(), budget.ReserveRequest{Scopes: []budget.Scope{s}, Amount: 1})
+	if r.Allowed || !errors.Is(err, contracts.ErrTransport) {
+		t.Fatalf("Reserve on a dead store = %+v, %v; want denied with TALOS_TRANSPORT_ERROR", r, err)
+	}
+	if _, err := b.Commit(t.Context(), "agent:1~0123456789abcdef0123456789abcdef", 1); !errors.Is(err, contracts.ErrTransport) {
+		t.Fatalf("Commit = %v", err)
+	}
+	if _, err := b.Usage(t.Context(), "agent:1", s); !errors.Is(err, contracts.ErrTransport) {
+		t.Fatalf("Usage = %v", err)
+	}
+	if strings.Contains(err.Error(), "127.0.0.1") {
+		t.Fatalf("error text leaks the store address: %v", err)
+	}
+
+	rates, err := bredis.NewRates(deadClient(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim, err := budget.NewLimiter(budget.LimiterConfig{Store: rates, Surface: "llm", Limit: budget.PerMinute(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := lim.Allow(t.Context(), "k", 1); res.Allowed || !errors.Is(err, contracts.ErrTransport) {
+		t.Fatalf("Allow on a dead store = %+v, %v; want denied", res, err)
+	}
+	lim, err = budget.NewLimiter(budget.LimiterConfig{Store: rates, Surface: "llm", Limit: budget.PerMinute(1), Fallback: budget.NewMemoryRates(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := lim.Allow(t.Context(), "k", 1); !res.Allowed || !res.Degraded || err != nil {
+		t.Fatalf("Allow with a local fallback = %+v, %v", res, err)
+	}
+	if res, err := lim.Allow(t.Context(), "k", 1); res.Allowed || !res.Degraded || err != nil {
+		t.Fatalf("second Allow with a local fallback = %+v, %v; want the fallback's denial", res, err)
+	}
+}
+
+func TestTimeoutDenies(t *testing.T) {
+	c, _ := testenv.Redis(t)
+	b, err := bredis.New(c, bredis.Config{Prefix: testenv.Unique(t) + ":", Timeout: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.Reserve(t.Context(), budget.ReserveRequest{Scopes: []budget.Scope{{ID: "a", Limit: 10}}, Amount: 1})
+	if r.Allowed || !errors.Is(err, contracts.ErrTransportTimeout) {
+		t.Fatalf("Reserve with an expired deadline = %+v, %v; want TALOS_TRANSPORT_TIMEOUT", r, err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	b2 := newBudget(t)
+	if r, err := b2.Reserve(ctx, budget.ReserveRequest{Scopes: []budget.Scope{{ID: "a", Limit: 10}}, Amount: 1}); r.Allowed || err == nil {
+		t.Fatalf("Reserve with a cancelled context = %+v, %v", r, err)
+	}
+}
+
+func TestScriptCacheFlushed(t *testing.T) {
+	c, _ := testenv.Redis(t)
+	b := newBudget(t)
+	s := budget.Scope{ID: budgettest.Name("agent"), Limit: 1000, Period: budget.Lifetime()}
+	r, err := b.Reserve(t.Context(), budget.ReserveRequest{Scopes: []budget.Scope{s}, Amount: 10})
+	if err != nil || !r.Allowed {
+		t.Fatal(r, err)
+	}
+	if err := c.ScriptFlush(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// EVALSHA answers NOSCRIPT; the script is sent again and the call succeeds.
+	if _, err := b.Commit(t.Context(), r.ID, 5); err != nil {
+		t.Fatalf("Commit after SCRIPT FLUSH: %v", err)
+	}
+	if u, err := b.Usage(t.Context(), s.ID, s); err != nil || u.Spent != 5 {
+		t.Fatalf("Usage after SCRIPT FLUSH = %+v, %v", u, err)
+	}
+}
+
+func TestKeysAreHashTaggedByGroup(t *testing.T) {
+	c, _ := testenv.Redis(t)
+	prefix := testenv.Unique(t) + ":"
+	b, err := bredis.New(c, bredis.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := budgettest.Name("org")
+	scopes := []budget.Scope{
+		{ID: "agent:x", Limit: 100, Period: budget.Daily()},
+		{ID: "team:y", Limit: 100, Period: budget.Rolling(time.Hour)},
+		{ID: group, Limit: 100},
+	}
+	r, err := b.Reserve(t.Context(), budget.ReserveRequest{Scopes: scopes, Amount: 10, IdempotencyKey: "some key"})
+	if err != nil || !r.Allowed {
+		t.Fatal(r, err)
+	}
+	if _, err := b.Commit(t.Context(), r.ID, 3); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := c.Keys(t.Context(), prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 5 { // reservation, idempotency, 3 scopes (the expiry set is empty again)
+		t.Fatalf("keys %q, want 5", keys)
+	}
+	for _, k := range keys {
+		i := strings.IndexByte(k, '{')
+		j := strings.IndexByte(k[i+1:], '}')
+		if i < 0 || j < 0 || k[i+1:i+1+j] != group {
+			t.Errorf("key %q is not hash-tagged {%s}", k, group)
+		}
+		if ttl, err := c.PTTL(t.Context(), k).Result(); err != nil || ttl < 0 {
+			t.Errorf("key %q has no expiry (%v, %v)", k, ttl, err)
+		}
+	}
+}
+
+func TestRedisConfig(t *testing.T) {
+	c, _ := testenv.Redis(t)
+	for _, cfg := range []bredis.Config{{Prefix: "a{b}"}, {Retention: -1}, {Timeout: -1}, {Retention: budget.MaxRetention + 1}} {
+		if _, err := bredis.New(c, cfg); !errors.Is(err, contracts.ErrInvalidInput) {
+			t.Errorf("New(%+v) = %v, want TALOS_INVALID_INPUT", cfg, err)
+		}
+	}
+	if _, err := bredis.New(nil, bredis.Config{}); !errors.Is(err, contracts.ErrInvalidInput) {
+		t.Error("New(nil client) accepted")
+	}
+	if _, err := bredis.NewRates(c, "x}"); !errors.Is(err, contracts.ErrInvalidInput) {
+		t.Error("NewRates with a brace prefix accepted")
+	}
+}
