@@ -59,36 +59,50 @@ func appendBase58(dst, src []byte) []byte {
 // decodeBase58 decodes base58btc text. It reports false for any character
 // outside the alphabet. Every base58 string decodes to exactly one byte
 // string and vice versa (leading '1's are leading zero bytes), so no
-// separate canonicality check is needed; callers still compare the
-// re-encoding in tests and fuzzing.
+// separate canonicality check is needed; the fuzz tests check that
+// accepted input re-encodes to itself.
 func decodeBase58(s string) ([]byte, bool) {
+	return decodeBase58Scratch(nil, s)
+}
+
+// decodeBase58Scratch is decodeBase58 using scratch as working memory when
+// it is large enough, so short inputs decode without allocating. The result
+// may alias scratch.
+func decodeBase58Scratch(scratch []byte, s string) ([]byte, bool) {
 	zeros := 0
 	for zeros < len(s) && s[zeros] == '1' {
 		zeros++
 	}
 	// log(58)/log(256) < 0.733
-	size := (len(s)-zeros)*733/1000 + 1
-	buf := make([]byte, size)
-	high := size - 1
+	size := zeros + (len(s)-zeros)*733/1000 + 1
+	var buf []byte
+	if size <= len(scratch) {
+		buf = scratch[:size]
+		clear(buf)
+	} else {
+		buf = make([]byte, size)
+	}
+	num := buf[zeros:]
+	high := len(num) - 1
 	for i := zeros; i < len(s); i++ {
 		v := base58Index[s[i]]
 		if v < 0 {
 			return nil, false
 		}
 		carry := int(v)
-		j := size - 1
+		j := len(num) - 1
 		for ; j > high || carry != 0; j-- {
-			carry += 58 * int(buf[j])
-			buf[j] = byte(carry)
+			carry += 58 * int(num[j])
+			num[j] = byte(carry)
 			carry >>= 8
 		}
 		high = j
 	}
 	i := 0
-	for i < size && buf[i] == 0 {
+	for i < len(num) && num[i] == 0 {
 		i++
 	}
-	out := make([]byte, zeros+size-i)
-	copy(out[zeros:], buf[i:])
-	return out, true
+	// Move the significant bytes right after the leading zero bytes.
+	n := copy(buf[zeros:], num[i:])
+	return buf[:zeros+n], true
 }

@@ -59,7 +59,8 @@ func ParseDID(s string) (DID, error) {
 		}
 		return DID{}, didError(`missing "did:key:z" prefix`)
 	}
-	raw, ok := decodeBase58(rest)
+	var scratch [maxDIDLength]byte
+	raw, ok := decodeBase58Scratch(scratch[:], rest)
 	if !ok {
 		return DID{}, didError("bad base58btc character")
 	}

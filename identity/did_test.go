@@ -155,3 +155,18 @@ func TestDIDText(t *testing.T) {
 		t.Fatal("PublicKey aliases the DID")
 	}
 }
+
+func TestParseDIDAllocs(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := identity.ParseDID(didSeed1); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("ParseDID allocates %.1f times, want 0", n)
+	}
+	w := mustWallet(t, seedN(1))
+	msg, sig := []byte("m"), w.Sign([]byte("m"))
+	if n := testing.AllocsPerRun(20, func() { w.DID().Verify(msg, sig) }); n != 0 {
+		t.Fatalf("DID.Verify allocates %.1f times, want 0", n)
+	}
+}

@@ -29,7 +29,9 @@ const walletTextPrefix = "talos-wallet-seed:"
 // AppendPrivateText, whose output starts with "talos-wallet-seed:".
 //
 // A Wallet is immutable and safe for concurrent use. Wallets are not
-// comparable with ==; use Equal.
+// comparable with ==; use Equal. The zero Wallet holds no key: obtain
+// wallets from GenerateWallet, WalletFromSeed or ParseWalletText; key
+// methods of a zero Wallet panic.
 type Wallet struct {
 	_    [0]func() // not comparable: use Equal
 	name string
