@@ -195,3 +195,21 @@ func TestDecodeFrameRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestFrameAppendEncodeAllocs: encoding into a buffer with room allocates
+// nothing, and the strict UUIDv7 check never allocates.
+func TestFrameAppendEncodeAllocs(t *testing.T) {
+	f := contracts.Frame{Version: 1, Type: contracts.FrameData, Payload: make([]byte, 1024), Signature: make([]byte, 64)}
+	buf := make([]byte, 0, 2048)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := f.AppendEncode(buf[:0]); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("AppendEncode allocates %.1f times per call, want 0", n)
+	}
+	id := contracts.NewUUIDv7()
+	if n := testing.AllocsPerRun(100, func() { contracts.IsUUIDv7(id) }); n != 0 {
+		t.Errorf("IsUUIDv7 allocates %.1f times per call, want 0", n)
+	}
+}
