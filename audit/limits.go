@@ -32,3 +32,19 @@ const (
 
 // MaxQueryLimit bounds one query page.
 const MaxQueryLimit = 1000
+
+const (
+	// MaxWitnessRequest bounds a tlog-witness add-checkpoint request body.
+	MaxWitnessRequest = MaxCheckpointSize + (MaxProofHashes+2)*64
+	// MaxWitnessResponse bounds a witness's answer.
+	MaxWitnessResponse = 8 << 10
+	// MaxWitnessSplits bounds the split views a Witness keeps as evidence.
+	MaxWitnessSplits = 64
+)
+
+const (
+	// MaxBundleEvents bounds the events of one evidence bundle.
+	MaxBundleEvents = 10000
+	// MaxBundleSize bounds an evidence bundle in bytes.
+	MaxBundleSize = 64 << 20
+)
