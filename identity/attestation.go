@@ -456,6 +456,9 @@ func (v *AttestationVerifier) Verify(r *http.Request) (*Attestation, error) {
 		}
 		return nil, authInvalid("no opcode for this route", err)
 	}
+	if opcode == "" || strings.ContainsRune(opcode, '\n') {
+		return nil, authInvalid("no opcode for this route", nil)
+	}
 	ctx := r.Context()
 	pub, err := v.cfg.Keys.ResolveKey(ctx, h.KeyID)
 	if err != nil {

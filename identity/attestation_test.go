@@ -243,6 +243,7 @@ func TestAttestationOpcodeAndKeyErrors(t *testing.T) {
 	noRoute := func(*http.Request) (string, error) { return "", errors.New("no route") }
 	notFound := func(*http.Request) (string, error) { return "", contracts.Errorf(contracts.CodeNotFound, "no route") }
 	fixed := func(*http.Request) (string, error) { return "op", nil }
+	empty := func(*http.Request) (string, error) { return "", nil }
 	down := identity.KeyResolverFunc(func(context.Context, string) (ed25519.PublicKey, error) {
 		return nil, contracts.Errorf(contracts.CodeTransportError, "did:web down")
 	})
@@ -253,6 +254,7 @@ func TestAttestationOpcodeAndKeyErrors(t *testing.T) {
 		{mk(noRoute, identity.DIDKeys(nil)), contracts.CodeAuthInvalid},
 		{mk(notFound, identity.DIDKeys(nil)), contracts.CodeNotFound},
 		{mk(fixed, down), contracts.CodeTransportError},
+		{mk(empty, identity.DIDKeys(nil)), contracts.CodeAuthInvalid},
 	} {
 		if _, err := tc.v.Verify(s.serverRequest(t, http.MethodGet, "/x", "", "op")); contracts.CodeOf(err) != tc.code {
 			t.Errorf("code %s (%v), want %s", contracts.CodeOf(err), err, tc.code)
@@ -390,5 +392,26 @@ func TestParseAttestationHeadersSetRoundTrip(t *testing.T) {
 		if out.Get(name) != r.Header.Get(name) {
 			t.Errorf("%s: %q, want %q", name, out.Get(name), r.Header.Get(name))
 		}
+	}
+}
+
+// TestAttestationEmptyOpcodeDenied: a route without an opcode is denied
+// even for a request whose signature covers the empty opcode.
+func TestAttestationEmptyOpcodeDenied(t *testing.T) {
+	w := mustWallet(t, seedN(14))
+	input := identity.AttestationSigningInput(nil, "GET", "/x", "nonce-empty-op", "1700000000", "")
+	r := httptest.NewRequest(http.MethodGet, "/x", nil)
+	identity.AttestationHeaders{KeyID: w.DID().String(), Timestamp: 1700000000, Nonce: "nonce-empty-op", Signature: w.Sign(input)}.Set(r.Header)
+	v, err := identity.NewAttestationVerifier(identity.AttestationVerifierConfig{
+		Opcode: func(*http.Request) (string, error) { return "", nil },
+		Keys:   identity.DIDKeys(nil),
+		Nonces: identity.NewMemoryNonceStore(1),
+		Now:    func() time.Time { return t0 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(r); contracts.CodeOf(err) != contracts.CodeAuthInvalid {
+		t.Fatalf("empty opcode: %v, want AUTH_INVALID", err)
 	}
 }
