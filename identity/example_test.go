@@ -131,3 +131,30 @@ func ExampleKeyring() {
 	// hunter2 <nil> true
 	// identity.Keyring(primary=kek-2026 ids=kek-2025,kek-2026)
 }
+
+// A did:web DID resolved over HTTPS (here a local test server; in
+// production the default client and a real domain).
+func ExampleWebResolver() {
+	wallet, _ := identity.WalletFromSeed(bytes.Repeat([]byte{2}, 32))
+	var did string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/agents/alice/did.json" {
+			http.NotFound(w, r)
+			return
+		}
+		multibase := strings.TrimPrefix(wallet.DID().String(), "did:key:")
+		fmt.Fprintf(w, `{"id":%q,"verificationMethod":[{"id":"#key-1","type":"Multikey","controller":%q,"publicKeyMultibase":%q}],"authentication":["#key-1"]}`,
+			did, did, multibase)
+	}))
+	defer srv.Close()
+	did = "did:web:" + strings.Replace(strings.TrimPrefix(srv.URL, "https://"), ":", "%3A", 1) + ":agents:alice"
+
+	resolver := identity.NewMultiResolver(map[string]identity.Resolver{
+		"web": identity.NewWebResolver(identity.WebResolverConfig{Client: srv.Client()}),
+	})
+	keys := identity.DIDKeys(resolver) // usable as AttestationVerifierConfig.Keys
+	pub, err := keys.ResolveKey(context.Background(), did+"#key-1")
+	fmt.Println(err, pub.Equal(wallet.PublicKey()))
+	// Output:
+	// <nil> true
+}
