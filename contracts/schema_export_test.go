@@ -5,7 +5,7 @@ package contracts
 // the input-rule pass. The external schema tests use it to compare schema
 // semantics on many generated documents cheaply.
 func ValidateDecodedForTest(name string, v any) error {
-	e, ok := registry().entries[name]
+	e, ok := schemaRegistryOnce().entries[name]
 	if !ok {
 		return ErrUnknownSchema
 	}

@@ -442,8 +442,32 @@ func schemaViolations(t testing.TB, err error) []contracts.Violation {
 	return ve.Violations
 }
 
+// schemaVectorCounts is the number of schema vectors each file holds
+// (digest section 9), so that none is silently dropped.
+var schemaVectorCounts = map[string]int{
+	"test_vectors/sdk/identity_vectors.json":     14,
+	"test_vectors/rbac/rbac_vectors.json":        14,
+	"test_vectors/a2a/session_vectors.json":      13,
+	"test_vectors/a2a/request_vectors.json":      7,
+	"test_vectors/tga/adversarial_vectors.json":  3,
+	"test_vectors/tga/tga_vectors.json":          8,
+	"test_vectors/secrets/envelope_vectors.json": 4,
+	"test_vectors/secrets/envelope_v1.json":      1,
+	"test_vectors/audit_event_vectors.json":      10, // 5 events, with and without event_hash
+	"test_vectors/tga/golden_trace_chain.json":   4,
+}
+
 func TestSchemaVectors(t *testing.T) {
 	cases := schemaCases(t)
+	counts := map[string]int{}
+	for _, c := range cases {
+		counts[c.source[:strings.IndexByte(c.source, '#')]]++
+	}
+	for file, want := range schemaVectorCounts {
+		if counts[file] != want {
+			t.Errorf("%s: %d schema vectors, want %d", file, counts[file], want)
+		}
+	}
 	seen := map[string]bool{}
 	for _, c := range cases {
 		if seen[c.source] {

@@ -122,7 +122,7 @@ func Schemas() fs.FS {
 // under Schemas() without ".json", e.g. "a2a/session", "audit/audit_event",
 // "secrets/envelope.v1", "tga/v1/tool_call". The slice is a fresh copy.
 func SchemaNames() []string {
-	return slices.Clone(registry().names)
+	return slices.Clone(schemaRegistryOnce().names)
 }
 
 // Validate checks the JSON document doc against the embedded schema called
@@ -147,7 +147,7 @@ func SchemaNames() []string {
 //
 // Validate is safe for concurrent use.
 func Validate(name string, doc []byte) error {
-	return registry().validate(name, doc)
+	return schemaRegistryOnce().validate(name, doc)
 }
 
 func (r *schemaRegistry) validate(name string, doc []byte) error {
@@ -220,7 +220,7 @@ type schemaEntry struct {
 	err  error
 }
 
-var registry = sync.OnceValue(newSchemaRegistry)
+var schemaRegistryOnce = sync.OnceValue(newSchemaRegistry)
 
 func newSchemaRegistry() *schemaRegistry {
 	c := jsonschema.NewCompiler()
