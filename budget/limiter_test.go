@@ -181,3 +181,21 @@ func TestLimitsPerSurface(t *testing.T) {
 		t.Fatal("Limiter lookup")
 	}
 }
+
+func TestLimiterAllowDoesNotAllocate(t *testing.T) {
+	l, err := budget.NewLimiter(budget.LimiterConfig{Store: budget.NewMemoryRates(nil), Surface: "llm", Limit: budget.PerSecond(1000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := l.Allow(ctx, "agent:1", 1); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(1000, func() {
+		if _, err := l.Allow(ctx, "agent:1", 1); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("Allow on a known key allocates %.1f times per call, want 0", n)
+	}
+}

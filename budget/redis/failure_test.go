@@ -164,3 +164,41 @@ func TestRedisConfig(t *testing.T) {
 		t.Error("NewRates with a brace prefix accepted")
 	}
 }
+
+// A scope key that vanishes (evicted, flushed or expired) must never leave
+// a negative reserved amount behind, which would admit more than the limit.
+func TestLostScopeKeyNeverUnderflows(t *testing.T) {
+	c, _ := testenv.Redis(t)
+	prefix := testenv.Unique(t) + ":"
+	b, err := bredis.New(c, bredis.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := budget.Scope{ID: budgettest.Name("agent"), Limit: 1000, Period: budget.Monthly()}
+	req := budget.ReserveRequest{Scopes: []budget.Scope{s}, Amount: 600}
+	r1, err1 := b.Reserve(t.Context(), req)
+	r2, err2 := b.Reserve(t.Context(), req)
+	if err1 != nil || err2 != nil || !r1.Allowed || r2.Allowed {
+		t.Fatalf("setup: %+v %v, %+v %v", r1, err1, r2, err2)
+	}
+	keys, err := c.Keys(t.Context(), prefix+"*:s:*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("scope keys %q, %v", keys, err)
+	}
+	if err := c.Del(t.Context(), keys[0]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r3, err := b.Reserve(t.Context(), budget.ReserveRequest{Scopes: []budget.Scope{s}, Amount: 1000})
+	if err != nil || !r3.Allowed {
+		t.Fatalf("Reserve on the re-created key = %+v, %v", r3, err)
+	}
+	if err := b.Release(t.Context(), r1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := b.Usage(t.Context(), s.ID, s); err != nil || u.Reserved != 1000 {
+		t.Fatalf("Usage after releasing a reservation of the lost key = %+v, %v; want 1000 reserved", u, err)
+	}
+	if r, _ := b.Reserve(t.Context(), budget.ReserveRequest{Scopes: []budget.Scope{s}, Amount: 1}); r.Allowed {
+		t.Fatal("overspend after a lost scope key")
+	}
+}

@@ -19,10 +19,10 @@ import (
 //
 //	P{g}:exp                 ZSET  active reservation nonces by expiry (µs)
 //	P{g}:r:<nonce>           HASH  reservation: st amt exp n fp ik a ex,
-//	                               per scope i: k<i> m<i> l<i> p<i> b<i> i<i> c<i>,
+//	                               per scope i: k<i> g<i> m<i> l<i> p<i> b<i> i<i> c<i>,
 //	                               meta mk mt mo ms mg mm
 //	P{g}:i:<idempotency key> STRING nonce
-//	P{g}:s:<ptag>:<scope ID> HASH  r (reserved) o (overage), calendar and
+//	P{g}:s:<ptag>:<scope ID> HASH  r (reserved) o (overage) g (generation), calendar and
 //	                               lifetime: cs (period start) sp (spent),
 //	                               rolling: x<bucket> (spent per bucket)
 //	P{<surface>:<key>}:rl    STRING GCRA theoretical arrival time (µs)
@@ -59,62 +59,93 @@ local function slot_of(kind, bucket, now, B)
   end
   return nil, nil
 end
-local function used(k, kind, slot)
+-- load reads a scope in one call: u (spent in the current period or
+-- window), cur (spent in the current slot), r (reserved), g (generation:
+-- when the key was created; reservations remember it, so an amount is
+-- never released from a key re-created after it expired or was evicted)
+-- and fresh (the period started: the key's expiry must be extended).
+local function load(k, kind, slot, now)
+  local S = {u = 0, cur = 0, r = 0, fresh = false}
   if kind == 2 then
     local h = redis.call('HGETALL', k)
-    local sum = 0
+    local stale
     for i = 1, #h, 2 do
       local f = h[i]
-      if string.sub(f, 1, 1) == 'x' then
-        if tonumber(string.sub(f, 2)) <= slot - NBUCKETS then
-          redis.call('HDEL', k, f)
+      if f == 'r' then
+        S.r = tonumber(h[i + 1])
+      elseif f == 'g' then
+        S.g = h[i + 1]
+      elseif string.sub(f, 1, 1) == 'x' then
+        local idx = tonumber(string.sub(f, 2))
+        if idx <= slot - NBUCKETS then
+          stale = stale or {}
+          stale[#stale + 1] = f
         else
-          sum = sum + tonumber(h[i + 1])
+          local v = tonumber(h[i + 1])
+          S.u = S.u + v
+          if idx == slot then S.cur = v end
         end
       end
     end
-    return sum
-  end
-  local f = redis.call('HMGET', k, 'cs', 'sp')
-  local cs = tonumber(f[1])
-  if cs == nil or cs < slot then
-    redis.call('HSET', k, 'cs', fmt(slot), 'sp', '0')
-    return 0
-  end
-  return tonumber(f[2]) or 0
-end
-local function charge(k, kind, slot, v)
-  if v <= 0 then return end
-  if kind == 2 then
-    redis.call('HINCRBY', k, 'x' .. fmt(slot), fmt(v))
+    if stale then redis.call('HDEL', k, unpack(stale)) end
+    S.fresh = true
   else
-    redis.call('HINCRBY', k, 'sp', fmt(v))
+    local f = redis.call('HMGET', k, 'cs', 'sp', 'r', 'g')
+    local cs = tonumber(f[1])
+    S.r, S.g = tonumber(f[3]) or 0, f[4]
+    if cs == nil or cs < slot then
+      S.fresh = true
+    else
+      S.cur = tonumber(f[2]) or 0
+      S.u = S.cur
+    end
   end
+  if not S.g then
+    S.g, S.r = fmt(now), 0
+  end
+  return S
 end
--- touch keeps a scope key until its current period and any reservation
--- that may still settle into it are over (lifetime scopes are kept).
-local function touch(k, kind, bucket, slot_end, keep)
-  if kind == 3 then
-    redis.call('PERSIST', k)
-    return
+-- store writes a scope back in one call and, when its period started,
+-- keeps the key until that period and every reservation that may settle
+-- into it are over (lifetime scopes never expire).
+local function store(k, kind, slot, S, send, bucket, keep)
+  if kind == 2 then
+    if S.cur > 0 then
+      redis.call('HSET', k, 'r', fmt(S.r), 'g', S.g, 'x' .. fmt(slot), fmt(S.cur))
+    else
+      redis.call('HSET', k, 'r', fmt(S.r), 'g', S.g)
+    end
+  else
+    redis.call('HSET', k, 'r', fmt(S.r), 'g', S.g, 'cs', fmt(slot), 'sp', fmt(S.cur))
   end
-  local at = slot_end + keep
-  if kind == 2 then at = at + bucket * NBUCKETS end
-  redis.call('PEXPIREAT', k, fmt(idiv(at, 1000) + 1))
+  if S.fresh and kind ~= 3 then
+    local at = send + keep
+    if kind == 2 then at = at + bucket * NBUCKETS end
+    redis.call('PEXPIREAT', k, fmt(idiv(at, 1000) + 1))
+  end
 end
 local function exceeds(u, r, amt, limit)
   return u > limit or r > limit - u or amt > limit - u - r
 end
+-- release frees a reservation's amount in every scope whose key is still
+-- the generation it was charged to.
 local function release(rk, amt, n)
+  local f = {}
   for i = 1, n do
-    local k = redis.call('HGET', rk, 'k' .. i)
-    if k then redis.call('HINCRBY', k, 'r', fmt(-amt)) end
+    f[#f + 1] = 'k' .. i
+    f[#f + 1] = 'g' .. i
+  end
+  local v = redis.call('HMGET', rk, unpack(f))
+  for i = 1, n do
+    local k, g = v[2 * i - 1], v[2 * i]
+    if k and redis.call('HGET', k, 'g') == g then redis.call('HINCRBY', k, 'r', fmt(-amt)) end
   end
 end
 local function sweep(expk, rprefix, now)
   local due = redis.call('ZRANGEBYSCORE', expk, '-inf', fmt(now), 'LIMIT', 0, SWEEP)
+  if #due == 0 then return end
+  redis.call('ZREM', expk, unpack(due))
   for _, nonce in ipairs(due) do
-    redis.call('ZREM', expk, nonce)
     local rk = rprefix .. nonce
     local f = redis.call('HMGET', rk, 'st', 'amt', 'n')
     if f[1] == '1' then
@@ -158,26 +189,28 @@ if fp ~= '' then
     end
   end
 end
-local slots, ends, out = {}, {}, {}
+local sc, out = {}, {}
 for i = 1, n do
   local a = 17 + (i - 1) * 5
-  slots[i], ends[i] = slot_of(tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), now, B)
-  if slots[i] == nil then return redis.error_reply('TALOS_CLOCK server time outside the period bounds') end
+  local kind, bucket = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local slot, send = slot_of(kind, bucket, now, B)
+  if slot == nil then return redis.error_reply('TALOS_CLOCK server time outside the period bounds') end
+  sc[i] = {kind = kind, bucket = bucket, slot = slot, send = send}
 end
 local denied, warned = 0, 0
 for i = 1, n do
   local a = 17 + (i - 1) * 5
-  local k, mode, limit, kind = KEYS[3 + i], tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local u = used(k, kind, slots[i])
-  local r = tonumber(redis.call('HGET', k, 'r')) or 0
+  local mode, limit = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local S = load(KEYS[3 + i], sc[i].kind, sc[i].slot, now)
+  sc[i].S = S
   local ex = 0
-  if exceeds(u, r, amt, limit) then
+  if exceeds(S.u, S.r, amt, limit) then
     ex = 1
     if mode == 0 and denied == 0 then denied = i end
     if mode == 1 then warned = 1 end
   end
-  out[#out + 1] = u
-  out[#out + 1] = r
+  out[#out + 1] = S.u
+  out[#out + 1] = S.r
   out[#out + 1] = ex
 end
 if denied > 0 then
@@ -190,12 +223,16 @@ local rk = KEYS[2]
 local rec = {'st', '1', 'amt', fmt(amt), 'exp', fmt(exp), 'n', fmt(n), 'fp', fp}
 for i = 1, n do
   local a = 17 + (i - 1) * 5
-  local k = KEYS[3 + i]
-  redis.call('HINCRBY', k, 'r', fmt(amt))
-  touch(k, tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ends[i], keep)
-  for j, f in ipairs({'k', 'm', 'l', 'p', 'b', 'i'}) do
+  local k, S = KEYS[3 + i], sc[i].S
+  S.r = S.r + amt
+  store(k, sc[i].kind, sc[i].slot, S, sc[i].send, sc[i].bucket, keep)
+  rec[#rec + 1] = 'k' .. i
+  rec[#rec + 1] = k
+  rec[#rec + 1] = 'g' .. i
+  rec[#rec + 1] = S.g
+  for j, f in ipairs({'m', 'l', 'p', 'b', 'i'}) do
     rec[#rec + 1] = f .. i
-    if j == 1 then rec[#rec + 1] = k else rec[#rec + 1] = ARGV[a + j - 2] end
+    rec[#rec + 1] = ARGV[a + j - 1]
   end
 end
 local m = 17 + n * 5
@@ -229,60 +266,61 @@ local actual, keep, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(A
 local B = bounds(6)
 local rk = KEYS[2]
 sweep(KEYS[1], rprefix, now)
-local f = redis.call('HMGET', rk, 'st', 'amt', 'n', 'a', 'ex', 'ik', 'exp')
-if not f[1] then return {-1} end
-local st, amt, n = f[1], tonumber(f[2]), tonumber(f[3])
+local h = redis.call('HGETALL', rk)
+if #h == 0 then return {-1} end
+local R = {}
+for i = 1, #h, 2 do R[h[i]] = h[i + 1] end
+local st, amt, n = R.st, tonumber(R.amt), tonumber(R.n)
 local function reply(status, expired)
   local res = {status, expired, n}
   for i = 1, n do
-    local g = redis.call('HMGET', rk, 'i' .. i, 'c' .. i)
-    local c = tonumber(g[2]) or 0
-    res[#res + 1] = g[1]
+    local c = tonumber(R['c' .. i]) or 0
+    res[#res + 1] = R['i' .. i]
     res[#res + 1] = c
     res[#res + 1] = actual - c
   end
-  local m = redis.call('HMGET', rk, 'mk', 'mt', 'mo', 'ms', 'mg', 'mm')
-  for j = 1, 6 do res[#res + 1] = m[j] or '' end
+  for _, f in ipairs({'mk', 'mt', 'mo', 'ms', 'mg', 'mm'}) do res[#res + 1] = R[f] or '' end
   return res
 end
 if st == '2' then
-  if tonumber(f[4]) ~= actual then return {-3} end
-  return reply(2, tonumber(f[5]) or 0)
+  if tonumber(R.a) ~= actual then return {-3} end
+  return reply(2, tonumber(R.ex) or 0)
 end
 if st == '3' then return {-4} end
 local sc = {}
 for i = 1, n do
-  local g = redis.call('HMGET', rk, 'k' .. i, 'm' .. i, 'l' .. i, 'p' .. i, 'b' .. i)
-  local kind, bucket = tonumber(g[4]), tonumber(g[5])
+  local kind, bucket = tonumber(R['p' .. i]), tonumber(R['b' .. i])
   local slot, send = slot_of(kind, bucket, now, B)
   if slot == nil then return redis.error_reply('TALOS_CLOCK server time outside the period bounds') end
-  sc[i] = {g[1], tonumber(g[2]), tonumber(g[3]), kind, bucket, slot, send}
+  sc[i] = {k = R['k' .. i], mode = tonumber(R['m' .. i]), limit = tonumber(R['l' .. i]), kind = kind, bucket = bucket, slot = slot, send = send}
 end
+local active = st == '1'
 local expired = 1
-if st == '1' then
-  if tonumber(f[7]) > now then expired = 0 end
+if active then
+  if tonumber(R.exp) > now then expired = 0 end
   redis.call('ZREM', KEYS[1], nonce)
-  for i = 1, n do redis.call('HINCRBY', sc[i][1], 'r', fmt(-amt)) end
 end
 local rec = {'st', '2', 'a', fmt(actual), 'ex', fmt(expired)}
 for i = 1, n do
-  local k, mode, limit, kind, bucket, slot, send = unpack(sc[i])
-  local u = used(k, kind, slot)
+  local s = sc[i]
+  local S = load(s.k, s.kind, s.slot, now)
+  if active and S.g == R['g' .. i] then S.r = S.r - amt end
   local c = actual
-  if mode == 0 then
-    local room = limit - u - (tonumber(redis.call('HGET', k, 'r')) or 0)
+  if s.mode == 0 then
+    local room = s.limit - S.u - S.r
     if room < 0 then room = 0 end
     if c > room then c = room end
   end
-  charge(k, kind, slot, c)
-  if actual > c then redis.call('HINCRBY', k, 'o', fmt(actual - c)) end
-  touch(k, kind, bucket, send, keep)
+  S.cur = S.cur + c
+  store(s.k, s.kind, s.slot, S, s.send, s.bucket, keep)
+  if actual > c then redis.call('HINCRBY', s.k, 'o', fmt(actual - c)) end
   rec[#rec + 1] = 'c' .. i
   rec[#rec + 1] = fmt(c)
+  R['c' .. i] = fmt(c)
 end
 redis.call('HSET', rk, unpack(rec))
 redis.call('PEXPIRE', rk, fmt(idiv(retention, 1000) + 1))
-if f[6] then redis.call('PEXPIRE', f[6], fmt(idiv(retention, 1000) + 1)) end
+if R.ik then redis.call('PEXPIRE', R.ik, fmt(idiv(retention, 1000) + 1)) end
 return reply(1, expired)
 `)
 
@@ -316,10 +354,9 @@ local B = bounds(4)
 sweep(KEYS[1], ARGV[1], now)
 local slot = slot_of(kind, bucket, now, B)
 if slot == nil then return redis.error_reply('TALOS_CLOCK server time outside the period bounds') end
-local k = KEYS[2]
-local u = used(k, kind, slot)
-local f = redis.call('HMGET', k, 'r', 'o')
-return {u, tonumber(f[1]) or 0, tonumber(f[2]) or 0}
+local S = load(KEYS[2], kind, slot, now)
+local o = tonumber(redis.call('HGET', KEYS[2], 'o')) or 0
+return {S.u, S.r, o}
 `)
 
 // gcraScript: KEYS = limiter key; ARGV = interval µs, burst, n. Reply
