@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/talosgo/talos/contracts"
@@ -159,11 +160,7 @@ func (w *Wallet) String() string {
 	if w == nil || w.key.p == nil {
 		return "identity.Wallet(nil)"
 	}
-	return "identity.Wallet(" + quoteName(w.name) + " " + w.did.String() + ")"
-}
-
-func quoteName(n string) string {
-	return fmt.Sprintf("%q", n)
+	return "identity.Wallet(" + strconv.Quote(w.name) + " " + w.did.String() + ")"
 }
 
 // GoString returns the same text as String, so %#v shows no secret.
