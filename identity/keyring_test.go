@@ -338,3 +338,49 @@ func FuzzKeyringOpen(f *testing.F) {
 		}
 	})
 }
+
+func TestKeyringConcurrent(t *testing.T) {
+	k := NewKeyring()
+	if err := k.Add("k0", bytes.Repeat([]byte{0}, 32)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; i < 20; i++ {
+			id := fmt.Sprintf("k%d", i)
+			if err := k.Add(id, bytes.Repeat([]byte{byte(i)}, 32)); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := k.SetPrimary(id); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	errs := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			aad := []byte(fmt.Sprintf("talos.secret.v1:%d", g))
+			for range 50 {
+				env, err := k.Seal([]byte("s"), aad)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if pt, err := k.Open(env, aad); err != nil || string(pt) != "s" {
+					errs <- fmt.Errorf("open: %q %v", pt, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+}
