@@ -109,6 +109,15 @@ var schemaSeeds = map[string][]string{
 	"ai_gateway/usage_event": {
 		`{"event_id":"e-1","timestamp":"2026-01-11T18:00:00.123Z","key_id":"k-1","team_id":"t-1","org_id":"o-1","surface":"llm","model_group_id":"gpt","mcp_server_id":"m","input_tokens":10,"output_tokens":20,"cost_usd":0.0012,"latency_ms":250,"status":"success"}`,
 	},
+	"ai_gateway/error": {
+		`{"error":{"code":"BUDGET_EXCEEDED","message":"team budget exhausted","type":"insufficient_quota","param":"model"}}`,
+	},
+	"ai_gateway/virtual_key": {
+		`{"id":"vk-1","team_id":"t-1","key_hash":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","scopes":["llm:invoke","mcp:read"],"allowed_model_groups":["gpt"],"allowed_mcp_servers":["github"],"rate_limits":{"rpm":60,"tpm":100000},"budget":{"max_daily_usd":5,"max_monthly_usd":100.5},"expires_at":"2027-01-01T00:00:00Z","revoked":false}`,
+	},
+	"rbac/permission": {
+		`{"id":"perm-1","name":"keys.write","description":"create and rotate keys"}`,
+	},
 	"tga/v1/action_request": {
 		`{"schema_id":"talos.tga.action_request","schema_version":"tga.v1","trace_id":"01946896-1234-7567-89ab-000000000010","plan_id":"01946896-1234-7567-89ab-000000000011","action_request_id":"01946896-1234-7567-89ab-000000000012","agent_id":"01946896-1234-7567-89ab-000000000013","ts":"2026-01-15T14:45:00Z","risk_level":"HIGH_RISK","intent":"Apply security patch to the auth module.","resources":[{"kind":"repo","id":"talos"},{"kind":"db","id":"users"}],"proposal":{"tool_server":"mcp-github","tool_name":"create_branch","args":{"name":"fix"}},"idempotency_key":"01946896-1234-7567-89ab-000000000017","meta":{"k":"v","n":1,"b":true,"z":null},"_digest_alg":"sha256","_digest":"ICQCXHBAPhM4LM_YGr-r138tkWOyOFUIj3rO7FTYz3E"}`,
 	},
