@@ -110,7 +110,6 @@ func (s *Store) Close() error {
 	return err
 }
 
-
 func tilePath(level string, n uint64, w int) string {
 	var b strings.Builder
 	b.WriteString("tile/")
@@ -139,7 +138,6 @@ func pad3(n uint64) string {
 }
 
 func levelName(tl int) string { return strconv.Itoa(tl) }
-
 
 func (s *Store) writeFile(rel string, data []byte, sync bool) error {
 	p := filepath.Join(s.dir, filepath.FromSlash(rel))
@@ -332,7 +330,6 @@ func (s *Store) rotateLocked() error {
 	return nil
 }
 
-
 func (s *Store) recover(ctx context.Context) error {
 	data, err := os.ReadFile(filepath.Join(s.dir, journalFile))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -459,7 +456,6 @@ func noteSize(raw []byte) (uint64, bool) {
 	}
 	return c.Size, true
 }
-
 
 func (s *Store) Append(ctx context.Context, entries [][]byte, build audit.BuildFunc) (uint64, error) {
 	if err := ctx.Err(); err != nil {
@@ -621,7 +617,6 @@ func parseBundle(data []byte, want int) ([][]byte, error) {
 	return out, nil
 }
 
-
 func (s *Store) readTile(level string, n uint64) ([]byte, error) {
 	rel := tilePath(level, n, tileWidth)
 	s.cacheMu.Lock()
@@ -733,7 +728,6 @@ func (s *Store) ReadEntries(ctx context.Context, start, end uint64) ([][]byte, e
 	}
 	return out, nil
 }
-
 
 func (s *Store) Checkpoint(ctx context.Context) ([]byte, error) {
 	s.mu.RLock()
