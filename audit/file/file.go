@@ -18,21 +18,27 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
+// Names of the files beside the tiles.
 const (
 	CheckpointFile = "checkpoint"
 	journalFile    = "talos-journal"
 	lockFile       = "talos-lock"
 )
 
+// tileHeight is the C2SP tlog-tiles height: 256 hashes or entries a tile.
 const (
 	tileHeight = 8
 	tileWidth  = 1 << tileHeight
 )
 
+// DefaultJournalLimit is the journal size past which the store makes the
+// full tiles durable and starts a new journal.
 const DefaultJournalLimit = 16 << 20
 
+// maxEntrySize is the largest entry a C2SP entry bundle can hold.
 const maxEntrySize = 1<<16 - 1
 
+// Config configures a Store.
 type Config struct {
 	// Dir holds the log. It is created if missing. Required.
 	Dir string
@@ -45,6 +51,8 @@ type Config struct {
 	NoSyncUnsafe bool
 }
 
+// Store is the durable file Store. It is safe for concurrent use within one
+// process; the directory is locked against other processes.
 type Store struct {
 	dir  string
 	cfg  Config
@@ -69,6 +77,10 @@ type Store struct {
 
 var _ audit.Store = (*Store)(nil)
 
+// Open opens or creates the store in cfg.Dir and recovers it: the entries
+// of the journal are replayed over the durable full tiles, a torn journal
+// tail (a crash during a write) is cut off, and the partial tiles of the
+// published checkpoint are rewritten.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Dir == "" {
 		return nil, audit.StoreError("file: Config.Dir is required", nil)
@@ -92,6 +104,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// Close makes everything durable, publishes the partial tiles of the latest
+// checkpoint and releases the directory.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -110,6 +124,10 @@ func (s *Store) Close() error {
 	return err
 }
 
+// ---- paths
+
+// tilePath returns the C2SP path of a tile: tile/<L>/<N>[.p/<W>], with L
+// "entries" for entry bundles and N in 3-digit groups (x001/x234/067).
 func tilePath(level string, n uint64, w int) string {
 	var b strings.Builder
 	b.WriteString("tile/")
@@ -139,6 +157,10 @@ func pad3(n uint64) string {
 
 func levelName(tl int) string { return strconv.Itoa(tl) }
 
+// ---- writing files
+
+// writeFile writes data to rel atomically (temporary file and rename). With
+// sync, the data is durable when it returns, except the directory entry.
 func (s *Store) writeFile(rel string, data []byte, sync bool) error {
 	p := filepath.Join(s.dir, filepath.FromSlash(rel))
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -222,7 +244,13 @@ func (s *Store) syncDir() error {
 	return syncPath(s.dir)
 }
 
+// ---- journal
 //
+// The journal holds the entries appended since the last durable full entry
+// bundle: a header (magic, base size, CRC) and one frame per commit
+// (payload length, CRC-32C of the payload, then each entry as a 4-byte
+// length and its bytes). A frame that is short or fails its CRC ends the
+// journal: it was torn by a crash before it was acknowledged.
 
 var (
 	journalMagic = []byte("TALOSJ1\n")
@@ -253,6 +281,8 @@ func frame(entries [][]byte) []byte {
 	return b
 }
 
+// readJournal returns the base, the entries of every intact frame, and the
+// offset where the intact part ends.
 func readJournal(data []byte) (base uint64, entries [][]byte, end int64, err error) {
 	if len(data) < journalHeaderSize || !bytes.Equal(data[:8], journalMagic) ||
 		crc32.Checksum(data[:16], castagnoli) != binary.BigEndian.Uint32(data[16:20]) {
@@ -297,6 +327,8 @@ func readJournal(data []byte) (base uint64, entries [][]byte, end int64, err err
 	return base, entries, int64(off), nil
 }
 
+// startJournal atomically replaces the journal by one based at base that
+// holds entries.
 func (s *Store) startJournal(base uint64, entries [][]byte) error {
 	data := journalHeader(base)
 	if len(entries) > 0 {
@@ -319,6 +351,8 @@ func (s *Store) startJournal(base uint64, entries [][]byte) error {
 	return nil
 }
 
+// rotateLocked makes every full tile durable, then starts a journal at the
+// last bundle boundary holding only the tail.
 func (s *Store) rotateLocked() error {
 	if err := s.syncPaths(s.unsynced); err != nil {
 		return audit.StoreError("file: cannot sync tiles", err)
@@ -329,6 +363,8 @@ func (s *Store) rotateLocked() error {
 	}
 	return nil
 }
+
+// ---- recovery
 
 func (s *Store) recover(ctx context.Context) error {
 	data, err := os.ReadFile(filepath.Join(s.dir, journalFile))
@@ -393,6 +429,8 @@ func (s *Store) recover(ctx context.Context) error {
 	return nil
 }
 
+// loadBase rebuilds the in-memory right edge of a tree of size base (a
+// bundle boundary) from the durable full tiles.
 func (s *Store) loadBase(base uint64) error {
 	s.size = base
 	s.partial = nil
@@ -419,6 +457,7 @@ func (s *Store) setPartial(tl int, hs []tlog.Hash) {
 	s.partial[tl] = hs
 }
 
+// tileRoot is the root of the subtree of a full tile's 256 hashes.
 func tileRoot(data []byte) tlog.Hash {
 	if len(data) == tlog.HashSize {
 		var h tlog.Hash
@@ -445,6 +484,8 @@ func (s *Store) loadCheckpoint() error {
 	return nil
 }
 
+// noteSize reads the size line of a checkpoint note without verifying it;
+// the Log verifies the signature.
 func noteSize(raw []byte) (uint64, bool) {
 	i := bytes.Index(raw, []byte("\n\n"))
 	if i < 0 {
@@ -457,6 +498,10 @@ func noteSize(raw []byte) (uint64, bool) {
 	return c.Size, true
 }
 
+// ---- appending
+
+// Append implements audit.Store. The entries are durable (journal fsync)
+// before it returns.
 func (s *Store) Append(ctx context.Context, entries [][]byte, build audit.BuildFunc) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -523,6 +568,8 @@ func (s *Store) appendJournalLocked(entries [][]byte) error {
 	return nil
 }
 
+// integrateLocked adds durable entries and their stored hashes to the
+// in-memory right edge and writes the tiles they complete.
 func (s *Store) integrateLocked(entries [][]byte, hs []tlog.Hash) error {
 	k := 0
 	for _, e := range entries {
@@ -585,6 +632,8 @@ func hashBytes(hs []tlog.Hash) []byte {
 	return b
 }
 
+// bundle encodes a C2SP entry bundle: each entry as a big-endian uint16
+// length and its bytes.
 func bundle(entries [][]byte) []byte {
 	n := 0
 	for _, e := range entries {
@@ -617,6 +666,8 @@ func parseBundle(data []byte, want int) ([][]byte, error) {
 	return out, nil
 }
 
+// ---- reading
+
 func (s *Store) readTile(level string, n uint64) ([]byte, error) {
 	rel := tilePath(level, n, tileWidth)
 	s.cacheMu.Lock()
@@ -641,6 +692,7 @@ func (s *Store) readTile(level string, n uint64) ([]byte, error) {
 	return data, nil
 }
 
+// Size implements audit.Store.
 func (s *Store) Size(ctx context.Context) (uint64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -650,6 +702,7 @@ func (s *Store) Size(ctx context.Context) (uint64, error) {
 	return s.size, nil
 }
 
+// ReadHashes implements audit.Store.
 func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -694,6 +747,7 @@ func (s *Store) readHashesLocked(indexes []int64) ([]tlog.Hash, error) {
 	return out, nil
 }
 
+// ReadEntries implements audit.Store.
 func (s *Store) ReadEntries(ctx context.Context, start, end uint64) ([][]byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -729,6 +783,9 @@ func (s *Store) ReadEntries(ctx context.Context, start, end uint64) ([][]byte, e
 	return out, nil
 }
 
+// ---- checkpoints and publication
+
+// Checkpoint implements audit.Store.
 func (s *Store) Checkpoint(ctx context.Context) ([]byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -741,6 +798,9 @@ func (s *Store) Checkpoint(ctx context.Context) ([]byte, error) {
 	return append([]byte(nil), s.cp...), nil
 }
 
+// PutCheckpoint implements audit.Store. It writes the partial tiles of the
+// checkpoint's tree, then the checkpoint file, so a static file server of
+// the directory always serves a complete C2SP tiled log.
 func (s *Store) PutCheckpoint(ctx context.Context, size uint64, note []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -775,6 +835,7 @@ func (s *Store) publishLocked(size uint64) error {
 	return s.publishTilesLocked(size)
 }
 
+// publishTilesLocked writes the partial tiles and bundle of a tree of size.
 func (s *Store) publishTilesLocked(size uint64) error {
 	if size == 0 {
 		return nil
