@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -88,7 +89,9 @@ type Config struct {
 	CacheSize int
 }
 
-const numShards = 16
+// numShards spreads the cache so that copy-on-write inserts copy small
+// maps.
+const numShards = 64
 
 // A Verifier is the package's Authorizer. It verifies presented chains,
 // keeps the verified ones in a bounded cache keyed by a hash of the
@@ -115,9 +118,25 @@ type Verifier struct {
 	sessions map[string]*entry
 }
 
+// A shard is read without locks: m points to an immutable map that
+// writers replace (copy-on-write) while holding mu.
 type shard struct {
-	mu sync.RWMutex // guards m
-	m  map[uint64]*entry
+	mu sync.Mutex // serializes writers of m
+	m  atomic.Pointer[map[uint64]*entry]
+}
+
+// update replaces the shard's map with a modified copy; fn runs under mu
+// and returns false to keep the old map.
+func (s *shard) update(fn func(m map[uint64]*entry) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := maps.Clone(*s.m.Load())
+	if m == nil {
+		m = make(map[uint64]*entry)
+	}
+	if fn(m) {
+		s.m.Store(&m)
+	}
 }
 
 // entry is a verified chain, compiled for lookup.
@@ -171,7 +190,8 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	v.replayTTL = cmpOr(cfg.ReplayTTL, DefaultReplayTTL)
 	v.perShard = max(1, cmpOr(cfg.CacheSize, DefaultCacheSize)/numShards)
 	for i := range v.shards {
-		v.shards[i].m = make(map[uint64]*entry)
+		m := make(map[uint64]*entry)
+		v.shards[i].m.Store(&m)
 	}
 	if w, ok := cfg.Revocations.(RevocationWatcher); ok {
 		v.live, v.stop = w.WatchRevocations(v.evict)
@@ -224,15 +244,17 @@ func (v *Verifier) evict(key string) {
 	v.gen.Add(1)
 	match := func(e *entry) bool { return key == "" || slices.Contains(e.revKeys, key) }
 	for i := range v.shards {
-		s := &v.shards[i]
-		s.mu.Lock()
-		for h, e := range s.m {
-			if match(e) {
-				e.dead.Store(true)
-				delete(s.m, h)
+		v.shards[i].update(func(m map[uint64]*entry) bool {
+			changed := false
+			for h, e := range m {
+				if match(e) {
+					e.dead.Store(true)
+					delete(m, h)
+					changed = true
+				}
 			}
-		}
-		s.mu.Unlock()
+			return changed
+		})
 	}
 	v.sessMu.Lock()
 	for id, e := range v.sessions {
@@ -246,10 +268,7 @@ func (v *Verifier) evict(key string) {
 
 func (v *Verifier) lookup(raw string) (*entry, uint64) {
 	h := maphash.String(v.seed, raw)
-	s := &v.shards[h%numShards]
-	s.mu.RLock()
-	e := s.m[h]
-	s.mu.RUnlock()
+	e := (*v.shards[h%numShards].m.Load())[h]
 	if e != nil && e.raw == raw && !e.dead.Load() {
 		return e, h
 	}
@@ -407,12 +426,13 @@ func (e *entry) match(tool, action string) int {
 
 func (v *Verifier) evictEntry(e *entry) {
 	h := maphash.String(v.seed, e.raw)
-	s := &v.shards[h%numShards]
-	s.mu.Lock()
-	if s.m[h] == e {
-		delete(s.m, h)
-	}
-	s.mu.Unlock()
+	v.shards[h%numShards].update(func(m map[uint64]*entry) bool {
+		if m[h] != e {
+			return false
+		}
+		delete(m, h)
+		return true
+	})
 }
 
 func (v *Verifier) trustedIssuer(d identity.DID) bool {
@@ -470,19 +490,18 @@ func (v *Verifier) verify(ctx context.Context, raw string, h uint64, now int64, 
 	}
 	// Without a live revocation feed the entry is still cached: decide then
 	// asks the store on every request, so only signature work is saved.
-	{
-		s := &v.shards[h%numShards]
-		s.mu.Lock()
-		if v.gen.Load() == g0 {
-			if len(s.m) >= v.perShard {
-				for k := range s.m {
-					delete(s.m, k)
-					break
-				}
-			}
-			s.m[h] = e
+	v.shards[h%numShards].update(func(m map[uint64]*entry) bool {
+		if v.gen.Load() != g0 {
+			return false // a revocation arrived meanwhile: do not cache
 		}
-		s.mu.Unlock()
-	}
+		if len(m) >= v.perShard {
+			for k := range m {
+				delete(m, k)
+				break
+			}
+		}
+		m[h] = e
+		return true
+	})
 	return e, nil
 }

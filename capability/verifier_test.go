@@ -254,3 +254,53 @@ func TestDecisionErrorCodes(t *testing.T) {
 		t.Fatal("zero decision")
 	}
 }
+
+// TestVerifierConcurrentRevocation authorizes from several goroutines
+// while tokens are revoked: once Revoke has returned, no goroutine may be
+// allowed that token again (run with -race).
+func TestVerifierConcurrentRevocation(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.CacheSize = 32 })
+	var toks []*Token
+	for i := 0; i < 20; i++ {
+		toks = append(toks, mustIssue(t, f.ws[0], f.ws[1].DID().String(), []Grant{{Tool: "fs", Actions: []string{"read"}}}, testExp, IssueOptions{}))
+	}
+	var revoked [20]atomic.Bool
+	stop := make(chan struct{})
+	errs := make(chan error, 8)
+	for g := 0; g < 4; g++ {
+		go func(g int) {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				k := (i*7 + g) % len(toks)
+				wasRevoked := revoked[k].Load()
+				d, err := f.v.Authorize(context.Background(), Request{Capability: toks[k].Encode(), Principal: f.ws[1].DID(), Tool: "fs", Action: "read"})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if wasRevoked && d.Allowed {
+					errs <- errors.New("revoked token allowed")
+					return
+				}
+			}
+		}(g)
+	}
+	for k := range toks {
+		time.Sleep(time.Millisecond)
+		if err := f.v.Revoke(context.Background(), toks[k]); err != nil {
+			t.Fatal(err)
+		}
+		revoked[k].Store(true)
+	}
+	close(stop)
+	for g := 0; g < 4; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
