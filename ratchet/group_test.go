@@ -1,0 +1,239 @@
+package ratchet
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/talosgo/talos/audit"
+	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/identity"
+)
+
+type groupNet struct {
+	t       testing.TB
+	wallets map[identity.DID]*identity.Wallet
+	groups  map[identity.DID]*Group
+}
+
+// connectPair creates authenticated pairwise sessions between a and b (so
+// either side may send first) and registers them with both groups.
+func (n *groupNet) connectPair(a, b identity.DID) {
+	t := n.t
+	p, err := GeneratePrekey(n.wallets[b], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, proof, err := InitiateAuthenticated(p.Bundle(), n.wallets[a], Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := AcceptAuthenticated(p, proof, a, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := n.groups[a].Connect(b, sa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.deliver(a, out)
+	out, err = n.groups[b].Connect(a, sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.deliver(b, out)
+}
+
+func (n *groupNet) deliver(from identity.DID, outs []GroupOutbound) {
+	for _, o := range outs {
+		g := n.groups[o.To]
+		if g == nil {
+			continue
+		}
+		more, err := g.Handle(from, o.Wire)
+		if err != nil {
+			n.t.Fatalf("Handle at %s from %s: %v", o.To, from, err)
+		}
+		n.deliver(o.To, more)
+	}
+}
+
+func newGroupNet(t testing.TB, size int) (*groupNet, []identity.DID) {
+	n := &groupNet{t: t, wallets: map[identity.DID]*identity.Wallet{}, groups: map[identity.DID]*Group{}}
+	var dids []identity.DID
+	for i := range size {
+		w, err := identity.GenerateWallet(fmt.Sprint("m", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.wallets[w.DID()] = w
+		dids = append(dids, w.DID())
+	}
+	owner, err := CreateGroup(n.wallets[dids[0]], GroupConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.groups[dids[0]] = owner
+	for _, d := range dids[1:] {
+		g, err := JoinGroup(owner.ID(), dids[0], n.wallets[d], GroupConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.groups[d] = g
+	}
+	for i := range dids {
+		for j := i + 1; j < len(dids); j++ {
+			n.connectPair(dids[i], dids[j])
+		}
+	}
+	for _, d := range dids[1:] {
+		out, err := owner.AddMember(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.deliver(dids[0], out)
+	}
+	return n, dids
+}
+
+func (n *groupNet) send(from identity.DID, msg string) []byte {
+	b, err := n.groups[from].Send([]byte(msg))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return b
+}
+
+func (n *groupNet) expectOpen(at, from identity.DID, b []byte, want string) {
+	n.t.Helper()
+	sender, pt, err := n.groups[at].Open(b)
+	if err != nil || sender != from || string(pt) != want {
+		n.t.Fatalf("Open at %s: %s %q %v; want %q from %s", at, sender, pt, err, want, from)
+	}
+}
+
+func TestGroupMessagingAndRemoval(t *testing.T) {
+	n, d := newGroupNet(t, 4)
+	owner := n.groups[d[0]]
+	for _, m := range d {
+		if got := len(n.groups[m].Members()); got != 3 {
+			t.Fatalf("%s sees %d members", m, got)
+		}
+	}
+	for _, from := range d {
+		msg := n.send(from, "hello from "+from.String())
+		for _, at := range d {
+			if at != from {
+				n.expectOpen(at, from, msg, "hello from "+from.String())
+			}
+		}
+	}
+	// Out of order and duplicates.
+	m1, m2, m3 := n.send(d[1], "1"), n.send(d[1], "2"), n.send(d[1], "3")
+	n.expectOpen(d[2], d[1], m3, "3")
+	n.expectOpen(d[2], d[1], m1, "1")
+	n.expectOpen(d[2], d[1], m2, "2")
+	if _, _, err := n.groups[d[2]].Open(m1); !errors.Is(err, ErrAuthFailed) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	// A member cannot forge another: d[2] knows d[1]'s chain key but cannot sign as d[1].
+	forged := forgeAs(t, n.groups[d[2]], d[1], n.wallets[d[2]], "I am d1")
+	if _, _, err := n.groups[d[3]].Open(forged); !errors.Is(err, ErrAuthFailed) {
+		t.Fatalf("forged by a member: %v", err)
+	}
+	tampered := append([]byte(nil), m3...)
+	tampered[len(tampered)-70] ^= 1
+	if _, _, err := n.groups[d[3]].Open(tampered); !errors.Is(err, ErrAuthFailed) {
+		t.Fatalf("tampered: %v", err)
+	}
+
+	// Remove d[3]; keep a copy of everything it knew.
+	victim := n.groups[d[3]]
+	snapshot := map[identity.DID]map[uint64]recvChain{}
+	for m, gm := range victim.members {
+		snapshot[m] = map[uint64]recvChain{}
+		for e, rc := range gm.recv {
+			snapshot[m][e] = *rc
+		}
+	}
+	out, err := owner.RemoveMember(d[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.deliver(d[0], out)
+	if !victim.closed {
+		t.Fatal("removed member did not learn of its removal")
+	}
+	for _, from := range d[:3] {
+		msg := n.send(from, "after removal")
+		for _, at := range d[:3] {
+			if at != from {
+				n.expectOpen(at, from, msg, "after removal")
+			}
+		}
+		if _, _, err := victim.Open(msg); !errors.Is(err, ErrAuthFailed) {
+			t.Fatalf("removed member opened a later message: %v", err)
+		}
+		// Even a removed member that ignores the removal and kept its keys
+		// cannot read it: every sender rotated to a key it never received.
+		ghost := newGroup(victim.id, n.wallets[d[3]], d[0], GroupConfig{}.withDefaults())
+		for m, chains := range snapshot {
+			ghost.members[m] = &groupMember{recv: map[uint64]*recvChain{}}
+			for e, rc := range chains {
+				c := rc
+				ghost.members[m].recv[e] = &c
+			}
+		}
+		if _, _, err := ghost.Open(msg); !errors.Is(err, ErrAuthFailed) {
+			t.Fatalf("removed member's old keys opened a later message: %v", err)
+		}
+	}
+	// Everyone holds the same verified, schema-valid event chain.
+	events := owner.Events()
+	if len(events) != 5 {
+		t.Fatalf("%d events", len(events))
+	}
+	raws := make([]json.RawMessage, len(events))
+	for i, e := range events {
+		raws[i] = e
+		if err := contracts.Validate("a2a/group_event", e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := audit.VerifyChain(audit.GroupEventChain, raws); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range d[1:3] {
+		got := n.groups[m].Events()
+		if len(got) != len(events) || string(got[4]) != string(events[4]) {
+			t.Fatalf("%s has a different event log", m)
+		}
+	}
+	if _, err := n.groups[d[1]].AddMember(d[3]); err == nil {
+		t.Fatal("a non-owner added a member")
+	}
+}
+
+// forgeAs builds a message claiming to be from victim, encrypted with
+// victim's chain key as g (another member) knows it, signed by signer.
+func forgeAs(t *testing.T, g *Group, victim identity.DID, signer *identity.Wallet, msg string) []byte {
+	var epoch uint64
+	var rc *recvChain
+	for e, c := range g.members[victim].recv {
+		if rc == nil || e > epoch {
+			epoch, rc = e, c
+		}
+	}
+	fake := newGroup(g.id, signer, g.owner, GroupConfig{}.withDefaults())
+	fake.joined = true
+	fake.me = senderChain{epoch: epoch, ck: rc.ck, n: rc.n}
+	b, err := fake.Send([]byte(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Replace the sender DID with the victim's (same length for did:key).
+	did := []byte(victim.String())
+	copy(b[4:4+len(did)], did)
+	return b
+}
