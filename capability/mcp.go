@@ -258,7 +258,9 @@ func BytesDigest(b []byte) string {
 // A DocSpec says where a write tool's arguments carry document content.
 type DocSpec struct {
 	WriteContentPointers []string `json:"write_content_pointers"` // RFC 6901 pointers into args
+	ReadContentPointers  []string `json:"read_content_pointers"`  // RFC 6901 pointers into results
 	MaxWriteBytes        int      `json:"max_write_bytes"`        // after decoding
+	MaxReadBytes         int      `json:"max_read_bytes"`         // after decoding
 	ContentEncoding      string   `json:"content_encoding"`       // "utf8" or "base64"
 }
 
