@@ -2,6 +2,8 @@ package audit_test
 
 import (
 	"context"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/talosgo/talos/audit"
@@ -66,6 +68,96 @@ func BenchmarkAppend(b *testing.B) {
 			}
 			hashes = append(hashes, hs...)
 			n++
+		}
+	})
+}
+
+var (
+	millionOnce sync.Once
+	millionLog  *audit.Log
+	millionCP   audit.Checkpoint
+	millionRaw  []tlog.Hash // bare stored hashes of the same tree
+)
+
+const million = 1 << 20
+
+// millionEntryLog builds a MemStore log of 2^20 small entries once.
+func millionEntryLog(b *testing.B) {
+	millionOnce.Do(func() {
+		ctx := context.Background()
+		s := audit.NewMemStore()
+		const batch = 1 << 14
+		for start := 0; start < million; start += batch {
+			es := make([][]byte, batch)
+			for i := range es {
+				es[i] = []byte("entry " + strconv.Itoa(start+i))
+			}
+			if _, err := s.Append(ctx, es, audit.BuildHashes(es)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		millionLog = audittest.NewLog(b, s)
+		var err error
+		if millionCP, err = millionLog.Checkpoint(ctx); err != nil {
+			b.Fatal(err)
+		}
+		idx := make([]int64, tlog.StoredHashCount(million))
+		for i := range idx {
+			idx[i] = int64(i)
+		}
+		if millionRaw, err = s.ReadHashes(ctx, idx); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+// BenchmarkInclusionProof1M: proof generation and verification at 2^20
+// entries through the Log and Store, against bare tlog on a plain slice.
+func BenchmarkInclusionProof1M(b *testing.B) {
+	millionEntryLog(b)
+	ctx := context.Background()
+	leaf := tlog.RecordHash([]byte("entry 123457"))
+	bare := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			out[i] = millionRaw[x]
+		}
+		return out, nil
+	})
+	b.Run("log_prove", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := millionLog.InclusionProof(ctx, 123457, million); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("bare_tlog_prove", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := tlog.ProveRecord(million, 123457, bare); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	p, err := millionLog.InclusionProof(ctx, 123457, million)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("verify", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := audit.VerifyInclusion(p, millionCP, 123457, leaf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("bare_tlog_verify", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := tlog.CheckRecord(p, million, millionCP.Hash, 123457, leaf); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }

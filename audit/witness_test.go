@@ -204,3 +204,24 @@ func TestEvidenceBundle(t *testing.T) {
 		t.Fatal("bundle against another tree accepted")
 	}
 }
+
+func TestVerifyInclusionAllocs(t *testing.T) {
+	ctx := context.Background()
+	l := audittest.NewLog(t, audit.NewMemStore())
+	var r audit.Receipt
+	for i := range 100 {
+		r, _ = l.Append(ctx, audittest.Event(i))
+	}
+	cp, _ := l.Checkpoint(ctx)
+	p, err := l.InclusionProof(ctx, r.Index, cp.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if err := audit.VerifyInclusion(p, cp, r.Index, r.LeafHash); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("VerifyInclusion allocates %.1f times per call, want 0", n)
+	}
+}
