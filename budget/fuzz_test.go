@@ -2,6 +2,7 @@ package budget_test
 
 import (
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -63,6 +64,36 @@ func FuzzParseUSD(f *testing.F) {
 		}
 		if f, err := strconv.ParseFloat(canon, 64); err != nil || strconv.FormatFloat(f, 'f', -1, 64) != canon {
 			t.Fatalf("USD(%d) = %q is not the shortest float text", v, canon)
+		}
+	})
+}
+
+// FuzzParseUSDNumber: an accepted JSON number is exactly the value its text
+// denotes (checked against a float parse) and round-trips through USD.
+func FuzzParseUSDNumber(f *testing.F) {
+	for _, s := range []string{"0", "12.5", "1e2", "2.5E-3", "100e-8", "1.125899906842624e9", "1e-7", "-0", "0e-99"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := budget.ParseUSDNumber(s)
+		if err != nil {
+			if !errors.Is(err, contracts.ErrInvalidInput) {
+				t.Fatalf("error %v is not TALOS_INVALID_INPUT", err)
+			}
+			return
+		}
+		if v < 0 || v > budget.MaxAmount {
+			t.Fatalf("ParseUSDNumber(%q) = %d out of range", s, v)
+		}
+		x, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			t.Fatalf("accepted %q, which is not a number: %v", s, err)
+		}
+		if diff := math.Abs(x*1e6 - float64(v)); diff > 1e-6+1e-15*float64(v) {
+			t.Fatalf("ParseUSDNumber(%q) = %d, float says %v", s, v, x*1e6)
+		}
+		if back, err := budget.ParseUSDNumber(budget.USD(v)); err != nil || back != v {
+			t.Fatalf("ParseUSDNumber(USD(%d)) = %d, %v", v, back, err)
 		}
 	})
 }

@@ -63,3 +63,7 @@ const (
 	MaxBurst     = int64(1) << 40
 	MaxLimitSpan = 100 * 365 * 24 * time.Hour
 )
+
+// MaxContractBudgetSize bounds a contract budget object given to
+// ParseContractBudget.
+const MaxContractBudgetSize = 4 << 10
