@@ -2,7 +2,9 @@ package capability
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"github.com/talosgo/talos/internal/testenv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -301,6 +303,31 @@ func TestVerifierConcurrentRevocation(t *testing.T) {
 	for g := 0; g < 4; g++ {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestReplayNonceVectors feeds crypto/replay_nonce.json through the
+// Verifier's request-nonce check (the timestamps only differ between the
+// cases; a replay is rejected whatever its timestamp).
+func TestReplayNonceVectors(t *testing.T) {
+	var file struct {
+		Tests []struct {
+			Nonce     string `json:"nonce"`
+			Timestamp int64  `json:"timestamp"`
+			Expected  string `json:"expected"`
+		} `json:"tests"`
+	}
+	if err := json.Unmarshal(testenv.ReadContract(t, "test_vectors/crypto/replay_nonce.json"), &file); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, nil)
+	for _, v := range file.Tests {
+		f.clock.set(time.Unix(v.Timestamp, 0))
+		tok := mustIssue(t, f.ws[0], f.ws[1].DID().String(), []Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Unix(v.Timestamp+3600, 0), IssueOptions{})
+		d := f.authorize(t, Request{Capability: tok.Encode(), Tool: "fs", Action: "read", Nonce: v.Nonce})
+		if got := map[bool]string{true: "accept", false: "reject"}[d.Allowed]; got != v.Expected {
+			t.Fatalf("nonce %s at %d: %s (%s), want %s", v.Nonce, v.Timestamp, got, d.Reason, v.Expected)
 		}
 	}
 }
