@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/talosgo/talos/internal/testenv"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/identity"
+	"github.com/talosgo/talos/internal/testenv"
 )
 
 type fakeClock struct{ t atomic.Int64 }
