@@ -109,6 +109,7 @@ var (
 	ErrBudgetExceeded    = &Error{Code: CodeBudgetExceeded}
 	ErrReplay            = &Error{Code: CodeReplayDetected}
 	ErrAuthInvalid       = &Error{Code: CodeAuthInvalid}
+	ErrSchemaValidation  = &Error{Code: CodeSchemaValidationError}
 )
 
 // Errorf returns a new *Error with the code and message. The message must not
