@@ -1,0 +1,70 @@
+package talos_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/talosgo/talos"
+	"github.com/talosgo/talos/capability"
+	"github.com/talosgo/talos/identity"
+)
+
+func ExampleMiddleware() {
+	issuer, _ := identity.GenerateWallet("issuer")
+	agent, _ := identity.GenerateWallet("agent")
+
+	// Server: routes, attestation, authorizer, middleware.
+	routes, err := talos.NewRouteTable([]talos.Route{
+		{Method: "POST", Path: "/v1/fs/read", Tool: "fs", Action: "read"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	att, _ := identity.NewAttestationVerifier(identity.AttestationVerifierConfig{
+		Opcode: routes.Opcode, Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(0),
+	})
+	authz, _ := capability.NewVerifier(capability.Config{
+		TrustedIssuers: []identity.DID{issuer.DID()},
+		Revocations:    capability.NewMemRevocationStore(nil),
+	})
+	defer authz.Close()
+	mw, err := talos.NewMiddleware(talos.MiddlewareConfig{Routes: routes, Attestation: att, Authorizer: authz})
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := httptest.NewServer(mw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, _ := talos.DecisionFromContext(r.Context())
+		fmt.Fprintf(w, "%t may %s/%s", d.Principal == agent.DID(), d.Tool, d.Action)
+	})))
+	defer srv.Close()
+
+	// Client: a capability for the agent, and a request attested with its key.
+	tok, _ := capability.Issue(issuer, agent.DID().String(),
+		[]capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	signer, _ := identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: agent.Signer()})
+	send := func(capHeader string) {
+		req, _ := http.NewRequest("POST", srv.URL+"/v1/fs/read", bytes.NewReader([]byte(`{"path":"/data"}`)))
+		req.Header.Set(talos.HeaderCapability, capHeader)
+		if err := signer.Sign(req, "fs.read"); err != nil {
+			log.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Printf("%d %s", resp.StatusCode, body)
+	}
+	send(tok.Encode())
+	fmt.Println()
+	send("")
+	// Output:
+	// 200 true may fs/read
+	// 403 {"code":"TALOS_INVALID_CAPABILITY","message":"request denied: TALOS_INVALID_CAPABILITY","retryable":false}
+}
