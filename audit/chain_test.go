@@ -294,3 +294,48 @@ func TestChainDigestInputRules(t *testing.T) {
 		t.Fatalf("%s != %s", a, b)
 	}
 }
+
+func TestVerifyExecutionLog(t *testing.T) {
+	id := "01936a8b-4c2d-7000-8001-000000000001"
+	steps := []map[string]any{
+		{"seq": 1, "from_state": "PENDING", "to_state": "PENDING", "artifact_type": "action_request"},
+		{"seq": 2, "from_state": "PENDING", "to_state": "AUTHORIZED", "artifact_type": "supervisor_decision"},
+		{"seq": 3, "from_state": "AUTHORIZED", "to_state": "EXECUTING", "artifact_type": "tool_call", "tool_call_id": id},
+		{"seq": 4, "from_state": "EXECUTING", "to_state": "COMPLETED", "artifact_type": "tool_effect", "tool_call_id": id},
+	}
+	c := audit.NewChain(audit.ExecutionLogChain)
+	var sealed []json.RawMessage
+	for _, s := range steps {
+		s["schema_id"] = "talos.tga.execution_log_entry"
+		s["trace_id"] = "01936a8b-4c2d-7000-8001-0000000000aa"
+		b, _, err := c.Seal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed = append(sealed, b)
+	}
+	m, err := audit.VerifyExecutionLog(audit.ExecutionLogChain, sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.State() != "COMPLETED" || m.Recovery() != audit.RecoveryReplayOnly {
+		t.Fatal(m.State())
+	}
+	// A re-sealed entry with a bad transition keeps a valid chain but
+	// breaks the machine; a dropped entry breaks the chain.
+	c2 := audit.NewChain(audit.ExecutionLogChain)
+	var bad []json.RawMessage
+	for i, s := range steps {
+		if i == 3 {
+			s["to_state"] = "AUTHORIZED"
+		}
+		b, _, _ := c2.Seal(s)
+		bad = append(bad, b)
+	}
+	if _, err := audit.VerifyExecutionLog(audit.ExecutionLogChain, bad); contracts.CodeOf(err) != contracts.CodeStateInvalidTransition {
+		t.Fatalf("bad transition: %v", err)
+	}
+	if _, err := audit.VerifyExecutionLog(audit.ExecutionLogChain, append(sealed[:1:1], sealed[2:]...)); !errors.Is(err, audit.ErrChainBroken) {
+		t.Fatalf("dropped entry: %v", err)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"strconv"
 	"strings"
 
@@ -27,8 +26,9 @@ var (
 	// ErrBadCheckpoint: a checkpoint note is malformed, carries no valid
 	// signature of the log's key, or names another origin.
 	ErrBadCheckpoint = &contracts.Error{Code: contracts.CodeCryptoError}
-	// ErrBadProof: an inclusion or consistency proof does not verify.
-	ErrBadProof = ErrBadCheckpoint
+	// ErrBadProof: an inclusion or consistency proof does not verify. It
+	// shares the code of ErrBadCheckpoint, so each matches the other.
+	ErrBadProof = &contracts.Error{Code: contracts.CodeCryptoError}
 )
 
 // ed25519 signature algorithm bytes of C2SP signed-note key hashes.
@@ -295,5 +295,3 @@ func SignCheckpoint(c Checkpoint, s note.Signer) (Checkpoint, error) {
 	c.Note = msg
 	return c, nil
 }
-
-var errShortSig = errors.New("audit: short signature")

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"encoding/json"
 	"strconv"
 
 	"github.com/talosgo/talos/contracts"
@@ -207,3 +208,26 @@ func (m *ExecutionMachine) Recovery() string {
 // ToolCallID returns the tool_call_id of the trace's tool call ("" before
 // the tool_call entry): the call to re-dispatch under RecoveryRedispatch.
 func (m *ExecutionMachine) ToolCallID() string { return m.toolCallID }
+
+// VerifyExecutionLog verifies a TGA trace's execution log as stored: the
+// hash chain (entry_digest recomputes, prev_entry_digest links, genesis of
+// 32 zero bytes in hex or base64url) under spec (usually
+// [ExecutionLogChain]), and the state machine over the entries' seq,
+// from_state, to_state, artifact_type and tool_call_id. It returns the
+// machine after the last entry.
+func VerifyExecutionLog(spec ChainSpec, entries []json.RawMessage) (*ExecutionMachine, error) {
+	if len(entries) > MaxExecutionEntries {
+		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: tga execution log too long")
+	}
+	chain := NewChain(spec)
+	parsed := make([]ExecutionEntry, len(entries))
+	for i, raw := range entries {
+		if err := chain.Verify(raw); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(raw, &parsed[i]); err != nil {
+			return nil, contracts.Wrap(contracts.CodeInvalidInput, "audit: tga entry fields have the wrong types", err)
+		}
+	}
+	return CheckExecutionLog(parsed)
+}

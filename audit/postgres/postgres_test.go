@@ -1,7 +1,11 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"os/exec"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -99,5 +103,80 @@ func TestSeveralAppenders(t *testing.T) {
 	}
 	if _, err := logs[0].Verify(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Several operating-system processes (re-executions of this test binary)
+// append to one shared log at once.
+const childEnv = "TALOS_AUDIT_PG_CHILD_PREFIX"
+
+func TestAppenderProcess(t *testing.T) {
+	prefix := os.Getenv(childEnv)
+	if prefix == "" {
+		t.Skip("helper process for TestSeveralProcesses")
+	}
+	ctx := context.Background()
+	l := audittest.NewLog(t, newStore(t, pool(t), prefix))
+	base, _ := strconv.Atoi(os.Getenv(childEnv + "_BASE"))
+	for i := range 40 {
+		if _, err := l.Append(ctx, audittest.Event(base+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestSeveralProcesses(t *testing.T) {
+	ctx := context.Background()
+	prefix := testenv.Unique(t) + "_"
+	db := pool(t)
+	dropTables(t, db, prefix)
+	newStore(t, db, prefix)
+	const procs = 3
+	cmds := make([]*exec.Cmd, procs)
+	for p := range procs {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestAppenderProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), childEnv+"="+prefix, childEnv+"_BASE="+strconv.Itoa(p*1000))
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds[p] = cmd
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Log(out.String())
+			}
+		})
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("appender process: %v", err)
+		}
+	}
+	l := audittest.NewLog(t, newStore(t, db, prefix))
+	cp, err := l.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Size != procs*40 {
+		t.Fatalf("size %d", cp.Size)
+	}
+	seen := map[string]bool{}
+	after := ""
+	for {
+		page, err := l.Query(ctx, audit.Query{After: after, Limit: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page.Entries {
+			seen[e.Event.RequestID] = true
+		}
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
+	}
+	if len(seen) != procs*40 {
+		t.Fatalf("query found %d distinct events", len(seen))
 	}
 }
