@@ -28,8 +28,10 @@ type Request struct {
 	// session bound by an earlier request.
 	Capability string
 	// SessionID, when set together with Capability, binds the verified
-	// capability to the session after an allowed decision; when set alone,
-	// it selects the capability bound before.
+	// capability to (Principal, SessionID) after an allowed decision; when
+	// set alone, it selects the capability that Principal bound before.
+	// Sessions are forgotten when a revocation evicts their chain and, when
+	// DefaultSessionCacheSize is reached, at random.
 	SessionID string
 	// Principal is the requester, as proven by the transport: the key of an
 	// attested HTTP request or the signer of an MCP payload. It must equal
@@ -108,14 +110,22 @@ type Verifier struct {
 	replayTTL time.Duration
 	perShard  int
 	seed      maphash.Seed
-	live      func() bool
+	feedLive  func() bool
 	stop      func()
+	closed    atomic.Bool
 
 	gen    atomic.Uint64 // incremented by every eviction
 	shards [numShards]shard
 
 	sessMu   sync.Mutex // guards sessions
-	sessions map[string]*entry
+	sessions map[sessionKey]*entry
+}
+
+// sessionKey scopes session ids to their principal, so one principal
+// cannot displace another's session.
+type sessionKey struct {
+	principal identity.DID
+	id        string
 }
 
 // A shard is read without locks: m points to an immutable map that
@@ -170,7 +180,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.MaxChainDepth < 0 || cfg.MaxChainDepth > MaxChainDepth || cfg.CacheSize < 0 || cfg.ReplayTTL < 0 {
 		return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: Config limits out of range")
 	}
-	v := &Verifier{cfg: cfg, trusted: make(map[identity.DID]struct{}), seed: maphash.MakeSeed(), sessions: make(map[string]*entry)}
+	v := &Verifier{cfg: cfg, trusted: make(map[identity.DID]struct{}), seed: maphash.MakeSeed(), sessions: make(map[sessionKey]*entry)}
 	for _, d := range cfg.TrustedIssuers {
 		if d.IsZero() {
 			return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: zero DID in Config.TrustedIssuers")
@@ -194,9 +204,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		v.shards[i].m.Store(&m)
 	}
 	if w, ok := cfg.Revocations.(RevocationWatcher); ok {
-		v.live, v.stop = w.WatchRevocations(v.evict)
+		v.feedLive, v.stop = w.WatchRevocations(v.evict)
 	} else {
-		v.live, v.stop = func() bool { return false }, func() {}
+		v.feedLive, v.stop = func() bool { return false }, func() {}
 	}
 	return v, nil
 }
@@ -212,11 +222,17 @@ func cmpOr[T comparable](a, b T) T {
 // Close stops watching the revocation store. The Verifier keeps working,
 // asking the store on every request.
 func (v *Verifier) Close() error {
+	if v.closed.Swap(true) {
+		return nil
+	}
 	v.stop()
-	v.live = func() bool { return false }
 	v.evict("")
 	return nil
 }
+
+// live reports whether cached chains may be served without asking the
+// revocation store.
+func (v *Verifier) live() bool { return !v.closed.Load() && v.feedLive() }
 
 // Revoke revokes tok (and so every chain containing it) by its capability
 // hash until its expiry plus skew plus RevocationRetention (a margin for
@@ -297,7 +313,7 @@ func (v *Verifier) Authorize(ctx context.Context, req Request) (Decision, error)
 		}
 	case req.SessionID != "":
 		v.sessMu.Lock()
-		e = v.sessions[req.SessionID]
+		e = v.sessions[sessionKey{req.Principal, req.SessionID}]
 		v.sessMu.Unlock()
 		if e == nil {
 			return d, nil
@@ -307,12 +323,12 @@ func (v *Verifier) Authorize(ctx context.Context, req Request) (Decision, error)
 	}
 	err := v.decide(ctx, e, req, now, fresh, &d)
 	if d.Allowed && req.SessionID != "" && req.Capability != "" {
-		v.bindSession(req.SessionID, e)
+		v.bindSession(sessionKey{req.Principal, req.SessionID}, e)
 	}
 	return d, err
 }
 
-func (v *Verifier) bindSession(id string, e *entry) {
+func (v *Verifier) bindSession(id sessionKey, e *entry) {
 	v.sessMu.Lock()
 	defer v.sessMu.Unlock()
 	if v.sessions[id] == e {
