@@ -1,0 +1,51 @@
+// Package redis provides the budget back-ends on Redis: [Budget] (a
+// budget.Budget) and [Rates] (a budget.RateStore), shared safely by any
+// number of processes.
+//
+// # Model
+//
+// Every decision — Reserve, Commit, Release, Usage, AllowN — is one Lua
+// script run on the server: EVALSHA of a script cached by SHA-1, falling
+// back to EVAL when the server answers NOSCRIPT (go-redis Script.Run), so
+// one round trip once the script is cached. The script reads and writes
+// every scope of the request atomically, on the server's clock (TIME), in
+// integer arithmetic: amounts are integer micro-units below 2^53, exact in
+// Lua's doubles, divisions are floored exactly and numbers are written
+// back with %d. Daily and monthly periods are aligned in the configured
+// time.Location: the client sends the period boundaries around its own
+// time and the script picks the one containing the server's time, so
+// client clock skew of up to one period changes nothing.
+//
+// # Keys
+//
+// All keys of a scope group carry the hash tag {group}, so a group lives in
+// one Redis Cluster slot and a multi-scope reservation stays atomic there;
+// a rate-limit key carries {surface:key}. Keys expire once their period
+// and every reservation that may settle into them are over; lifetime
+// scopes do not expire. Run Redis with a noeviction policy: an evicted
+// scope key loses its spend (a reservation never underflows a re-created
+// key, but spend recorded in the lost key is gone). The layout is
+// versioned by DefaultPrefix.
+//
+// # Security properties
+//
+// A hard limit is never exceeded, across processes, because admission
+// (used + reserved + amount ≤ limit) and the hold happen in one script.
+// Replies are decoded with checked type assertions and range checks, and a
+// malformed reply is an error, never a panic. Any store failure or timeout
+// is an error (TALOS_TRANSPORT_ERROR or TALOS_TRANSPORT_TIMEOUT): callers
+// deny. Error messages never include the server address or reply contents.
+//
+// # Concurrency
+//
+// Budget and Rates are safe for concurrent use and start no goroutines.
+// Expired reservations are released lazily, at most budget.SweepBatch per
+// operation on their group; until then they still count as reserved.
+//
+// # Compatibility
+//
+// Works with every go-redis v9 client kind (*redis.Client, *redis.Ring,
+// *redis.ClusterClient, redis.UniversalClient); tested with Redis 7.0 and
+// miniredis. Scripts touch keys of the same slot that are named inside the
+// reservation record rather than in KEYS, which Redis Cluster allows.
+package redis
