@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/identity"
+)
+
+// The master key file and the ids of the bootstrap secrets.
+const (
+	masterKeyFile       = "master.key"
+	secretsFileName     = "secrets.json"
+	identitySeedSecret  = "server/identity-seed"
+	adminHashSecret     = "server/admin-bootstrap-sha256"
+	adminCredentialPfx  = "talos_admin_"
+	adminCredentialSize = 32
+)
+
+// prepareDataDir creates the data directory (0700) and refuses one that
+// other users can write to.
+func prepareDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("data directory %s is not a directory", dir)
+	}
+	if st.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("data directory %s is writable by other users (mode %v); chmod 700 it", dir, st.Mode().Perm())
+	}
+	return nil
+}
+
+// loadMasterKey returns the master KEK: cfg.MasterKey when set, otherwise
+// the key in DataDir/master.key, generated (O_EXCL, 0600) on first start.
+// Production mode never reaches the file (Config.validate requires the
+// environment variable).
+//
+// The trade-off of the file: a key stored beside the data it protects only
+// protects copies of the sealed data made without the key file (a database
+// dump, a backup of secrets.json alone). Anyone who can read the data
+// directory can open every secret. Set TALOS_MASTER_KEY from a secret
+// manager so the key never touches the disk.
+func loadMasterKey(cfg Config) (key []byte, generated bool, err error) {
+	if len(cfg.MasterKey) != 0 {
+		return cfg.MasterKey, false, nil
+	}
+	if cfg.Production {
+		return nil, false, errors.New("production mode requires " + masterKeyEnv)
+	}
+	path := filepath.Join(cfg.DataDir, masterKeyFile)
+	key, err = readMasterKeyFile(path)
+	if err == nil {
+		return key, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, err
+	}
+	key = make([]byte, identity.KEKSize)
+	if _, err := rand.Read(key); err != nil {
+		return nil, false, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		// Another process created it first: use theirs.
+		key, err = readMasterKeyFile(path)
+		return key, false, err
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("master key file: %w", err)
+	}
+	_, werr := io.WriteString(f, contracts.EncodeBase64URL(key)+"\n")
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		os.Remove(path)
+		return nil, false, fmt.Errorf("master key file: %w", err)
+	}
+	return key, true, nil
+}
+
+func readMasterKeyFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("master key file %s is readable by other users (mode %v); chmod 600 it", path, st.Mode().Perm())
+	}
+	raw, err := readLimited(path, 256)
+	if err != nil {
+		return nil, fmt.Errorf("master key file: %w", err)
+	}
+	key, err := contracts.DecodeBase64URL(strings.TrimSpace(string(raw)))
+	if err != nil || len(key) != identity.KEKSize {
+		return nil, fmt.Errorf("master key file %s does not hold 32 bytes in unpadded base64url", path)
+	}
+	return key, nil
+}
+
+// loadIdentity returns the server wallet, creating its seed on first start.
+func loadIdentity(ctx context.Context, sec *Secrets) (*identity.Wallet, error) {
+	seed, err := sec.Get(ctx, identitySeedSecret)
+	if errors.Is(err, contracts.ErrNotFound) {
+		fresh := make([]byte, 32)
+		if _, err := rand.Read(fresh); err != nil {
+			return nil, err
+		}
+		if _, err := sec.Create(ctx, identitySeedSecret, fresh); err != nil {
+			return nil, err
+		}
+		clear(fresh)
+		// Read back: a replica starting at the same time may have won.
+		seed, err = sec.Get(ctx, identitySeedSecret)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("server identity: %w", err)
+	}
+	defer clear(seed)
+	return identity.WalletFromSeed(seed)
+}
+
+// bootstrapAdmin creates the one-time admin bootstrap credential on first
+// start. It returns the credential only when this call created it (print it
+// once, it is never shown again), and the SHA-256 of the stored credential.
+// Only the hash is stored.
+func bootstrapAdmin(ctx context.Context, sec *Secrets) (credential string, hash [32]byte, err error) {
+	stored, err := sec.Get(ctx, adminHashSecret)
+	if err == nil {
+		if len(stored) != len(hash) {
+			return "", hash, errors.New("admin credential hash is corrupt")
+		}
+		copy(hash[:], stored)
+		return "", hash, nil
+	}
+	if !errors.Is(err, contracts.ErrNotFound) {
+		return "", hash, err
+	}
+	raw := make([]byte, adminCredentialSize)
+	if _, err := rand.Read(raw); err != nil {
+		return "", hash, err
+	}
+	cred := adminCredentialPfx + contracts.EncodeBase64URL(raw)
+	clear(raw)
+	h := sha256.Sum256([]byte(cred))
+	created, err := sec.Create(ctx, adminHashSecret, h[:])
+	if err != nil {
+		return "", hash, err
+	}
+	if !created {
+		// Another replica bootstrapped at the same time: it prints its own.
+		return bootstrapAdmin(ctx, sec)
+	}
+	return cred, h, nil
+}
+
+// checkAdminCredential compares a presented credential with the stored hash
+// in constant time.
+func checkAdminCredential(presented string, hash [32]byte) bool {
+	if !strings.HasPrefix(presented, adminCredentialPfx) {
+		return false
+	}
+	h := sha256.Sum256([]byte(presented))
+	return subtle.ConstantTimeCompare(h[:], hash[:]) == 1
+}

@@ -1,0 +1,461 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/talosgo/talos/contracts"
+)
+
+// Config is every setting of the server. Zero values are not defaults: use
+// [DefaultConfig] and [LoadConfig], which apply, in increasing precedence,
+// the defaults, the JSON config file, the environment and the flags.
+type Config struct {
+	DataDir            string        // data directory (keys, secrets, audit log)
+	Listen             string        // HTTP listen address
+	RedisURL           string        // Redis URL; empty: in-memory limits and sessions
+	PostgresURL        string        // PostgreSQL primary DSN; empty: embedded stores
+	PostgresReplicaURL string        // PostgreSQL read replica DSN; empty: reads go to the primary
+	ConfigFile         string        // talos.config v1 JSON file
+	Production         bool          // production mode: fail closed, no key file, no stdout traces
+	OTLPEndpoint       string        // OTLP/HTTP traces endpoint URL
+	TraceExporter      string        // auto | otlp | stdout | none
+	ShutdownTimeout    time.Duration // drain deadline on SIGTERM
+	KEKRotation        time.Duration // KEK rotation interval; 0 disables the worker
+	BreakerFailures    int           // replica breaker: consecutive failures that open it
+	BreakerOpen        time.Duration // replica breaker: open duration before half-open probes
+	BreakerProbes      int           // replica breaker: half-open probes that close it
+
+	// From the config file only.
+	Region             string   // global.region
+	LogLevel           string   // global.log_level
+	AuditBackend       string   // audit.storage_backend (postgres | sqlite | memory)
+	AuditRetentionDays int      // audit.retention_days
+	MCPAllowedServers  []string // mcp_connector.allowed_servers
+
+	// MasterKey is the master key-encryption key, from TALOS_MASTER_KEY
+	// only (never a flag: flags are visible in the process list). Empty:
+	// generated on first start and kept in DataDir/master.key (refused in
+	// production mode).
+	MasterKey secretBytes
+
+	// Test hooks (not settings).
+	spanExporter trace.SpanExporter // replaces the configured exporter
+	tablePrefix  string             // PostgreSQL table name prefix; default "talos_"
+	stdout       io.Writer          // where first-start information is printed
+}
+
+// secretBytes never prints its value.
+type secretBytes []byte
+
+func (secretBytes) String() string               { return "[REDACTED]" }
+func (secretBytes) GoString() string             { return "[REDACTED]" }
+func (s secretBytes) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
+
+// setting describes one configuration setting: the README table is
+// generated from this list (see settingsMarkdown), so it cannot drift.
+type setting struct {
+	name, flag, env, def, meaning string
+	set                           func(c *Config, v string) error
+}
+
+var settings = []setting{
+	{"data directory", "data", "TALOS_DATA_DIR", "./talos-data",
+		"Directory for the master key file (when TALOS_MASTER_KEY is unset), sealed secrets and the file audit log; created 0700.",
+		func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{"listen address", "listen", "TALOS_LISTEN", "127.0.0.1:8080",
+		"HTTP listen address (host:port).",
+		func(c *Config, v string) error { c.Listen = v; return nil }},
+	{"Redis", "redis", "TALOS_REDIS_URL", "(none: in memory)",
+		"Redis URL (redis://host:port/db) for budgets, rate limits and replay stores; checked by /health/ready.",
+		func(c *Config, v string) error { c.RedisURL = v; return nil }},
+	{"PostgreSQL primary", "postgres", "TALOS_POSTGRES_URL", "(none: embedded stores)",
+		"PostgreSQL DSN for writes (secrets, config versions); enables advisory-lock rotation.",
+		func(c *Config, v string) error { c.PostgresURL = v; return nil }},
+	{"PostgreSQL replica", "postgres-replica", "TALOS_POSTGRES_REPLICA_URL", "(none: reads on the primary)",
+		"PostgreSQL DSN for reads, behind a circuit breaker that falls back to the primary.",
+		func(c *Config, v string) error { c.PostgresReplicaURL = v; return nil }},
+	{"config file", "config", "TALOS_CONFIG_FILE", "(none)",
+		"JSON file validated against the contract schema config/v1/talos.config; flags and environment override it.",
+		func(c *Config, v string) error { c.ConfigFile = v; return nil }},
+	{"production mode", "production", "TALOS_PRODUCTION", "false",
+		"Fail closed: requires TALOS_MASTER_KEY, no stdout trace exporter, disable_auth refused.",
+		func(c *Config, v string) error { return parseBool(&c.Production, v) }},
+	{"OTLP endpoint", "otlp-endpoint", "TALOS_OTLP_ENDPOINT", "(none)",
+		"OTLP/HTTP trace collector URL, e.g. http://127.0.0.1:4318; spans are redacted before export.",
+		func(c *Config, v string) error { c.OTLPEndpoint = v; return nil }},
+	{"trace exporter", "trace-exporter", "TALOS_TRACE_EXPORTER", "auto",
+		"auto (otlp when an endpoint is set, else stdout in development, none in production), otlp, stdout or none.",
+		func(c *Config, v string) error { c.TraceExporter = v; return nil }},
+	{"shutdown timeout", "shutdown-timeout", "TALOS_SHUTDOWN_TIMEOUT", "20s",
+		"On SIGTERM/SIGINT: how long in-flight requests may drain before connections are closed; flush hooks share it.",
+		func(c *Config, v string) error { return parseDuration(&c.ShutdownTimeout, v) }},
+	{"KEK rotation interval", "kek-rotation", "TALOS_KEK_ROTATION", "168h",
+		"How often a new key-encryption key is added and every stored secret rewrapped; 0 disables.",
+		func(c *Config, v string) error { return parseDuration(&c.KEKRotation, v) }},
+	{"replica breaker threshold", "pg-breaker-failures", "TALOS_PG_BREAKER_FAILURES", "5",
+		"Consecutive replica failures that open the breaker.",
+		func(c *Config, v string) error { return parseInt(&c.BreakerFailures, v) }},
+	{"replica breaker open time", "pg-breaker-open", "TALOS_PG_BREAKER_OPEN", "10s",
+		"How long the open breaker sends every read to the primary before probing the replica.",
+		func(c *Config, v string) error { return parseDuration(&c.BreakerOpen, v) }},
+	{"replica breaker probes", "pg-breaker-probes", "TALOS_PG_BREAKER_PROBES", "1",
+		"Successful half-open probes that close the breaker.",
+		func(c *Config, v string) error { return parseInt(&c.BreakerProbes, v) }},
+}
+
+// flagValue is a string flag that can also be given alone (-production)
+// when its setting is a boolean.
+type flagValue struct {
+	v      string
+	isBool bool
+}
+
+func (f *flagValue) String() string     { return f.v }
+func (f *flagValue) Set(v string) error { f.v = v; return nil }
+func (f *flagValue) IsBoolFlag() bool   { return f.isBool }
+
+// masterKeyEnv holds the base64url (unpadded) 32-byte master KEK.
+const masterKeyEnv = "TALOS_MASTER_KEY"
+
+// DefaultConfig returns the embedded defaults.
+func DefaultConfig() Config {
+	var c Config
+	for _, s := range settings {
+		if strings.HasPrefix(s.def, "(") {
+			continue
+		}
+		if err := s.set(&c, s.def); err != nil {
+			panic("config: bad default for " + s.name + ": " + err.Error()) // a bug in the table
+		}
+	}
+	return c
+}
+
+// LoadConfig builds the configuration from args (without the program name)
+// and getenv: defaults, then the config file, then the environment, then the
+// flags. Errors are *contracts.Error values with code TALOS_INVALID_INPUT (or
+// SCHEMA_VALIDATION_ERROR for a config file that does not match the schema);
+// warnings are returned for settings that were accepted but ignored.
+func LoadConfig(args []string, getenv func(string) string) (Config, []string, error) {
+	cfg := DefaultConfig()
+	fs := flag.NewFlagSet("talos-server", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	vals := make(map[string]*flagValue, len(settings))
+	for _, s := range settings {
+		v := &flagValue{isBool: s.def == "false" || s.def == "true"}
+		vals[s.flag] = v
+		fs.Var(v, s.flag, s.meaning+" (env "+s.env+", default "+s.def+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, nil, contracts.Wrap(contracts.CodeInvalidInput, "config: "+err.Error(), err)
+	}
+	if fs.NArg() > 0 {
+		return cfg, nil, contracts.Errorf(contracts.CodeInvalidInput, "config: unexpected argument "+strconv.Quote(fs.Arg(0)))
+	}
+	setFlags := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { setFlags[f.Name] = true })
+
+	file := getenv("TALOS_CONFIG_FILE")
+	if setFlags["config"] {
+		file = vals["config"].v
+	}
+	var warnings []string
+	if file != "" {
+		raw, err := readLimited(file, maxConfigFileSize)
+		if err != nil {
+			return cfg, nil, contracts.Wrap(contracts.CodeInvalidInput, "config: reading the config file", err)
+		}
+		w, err := applyConfigFile(&cfg, raw, getenv)
+		if err != nil {
+			return cfg, nil, err
+		}
+		warnings = w
+	}
+	for _, s := range settings {
+		if v := getenv(s.env); v != "" {
+			if err := s.set(&cfg, v); err != nil {
+				return cfg, nil, contracts.Errorf(contracts.CodeInvalidInput, "config: "+s.env+": "+err.Error())
+			}
+		}
+	}
+	for _, s := range settings {
+		if setFlags[s.flag] {
+			if err := s.set(&cfg, vals[s.flag].v); err != nil {
+				return cfg, nil, contracts.Errorf(contracts.CodeInvalidInput, "config: -"+s.flag+": "+err.Error())
+			}
+		}
+	}
+	if v := getenv(masterKeyEnv); v != "" {
+		k, err := contracts.DecodeBase64URL(strings.TrimSpace(v))
+		if err != nil || len(k) != 32 {
+			// Never echo the value.
+			return cfg, nil, contracts.Errorf(contracts.CodeInvalidInput, "config: "+masterKeyEnv+" must be 32 bytes in unpadded base64url")
+		}
+		cfg.MasterKey = k
+	}
+	if err := cfg.validate(); err != nil {
+		return cfg, nil, err
+	}
+	return cfg, warnings, nil
+}
+
+// validate checks the settings that can be checked without I/O.
+func (c *Config) validate() error {
+	bad := func(msg string) error { return contracts.Errorf(contracts.CodeInvalidInput, "config: "+msg) }
+	if c.DataDir == "" {
+		return bad("data directory is empty")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return bad("listen address must be host:port")
+	}
+	switch c.TraceExporter {
+	case "auto", "otlp", "stdout", "none":
+	default:
+		return bad("trace exporter must be auto, otlp, stdout or none")
+	}
+	if c.TraceExporter == "otlp" && c.OTLPEndpoint == "" {
+		return bad("trace exporter otlp needs an OTLP endpoint")
+	}
+	if c.OTLPEndpoint != "" {
+		u, err := url.Parse(c.OTLPEndpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("OTLP endpoint must be an http:// or https:// URL")
+		}
+	}
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			return bad("Redis URL must be redis://, rediss:// or unix://")
+		}
+	}
+	if c.PostgresReplicaURL != "" && c.PostgresURL == "" {
+		return bad("a PostgreSQL replica needs a primary")
+	}
+	if c.ShutdownTimeout <= 0 {
+		return bad("shutdown timeout must be positive")
+	}
+	if c.KEKRotation < 0 || (c.KEKRotation > 0 && c.KEKRotation < time.Minute) {
+		return bad("KEK rotation interval must be 0 (off) or at least 1m")
+	}
+	if c.BreakerFailures < 1 || c.BreakerProbes < 1 || c.BreakerOpen <= 0 {
+		return bad("breaker settings must be positive")
+	}
+	if c.Production && len(c.MasterKey) == 0 {
+		return bad("production mode requires " + masterKeyEnv + " (the master key is never written to disk in production)")
+	}
+	if c.Production && c.TraceExporter == "stdout" {
+		return bad("production mode does not export traces to stdout")
+	}
+	return nil
+}
+
+// fileConfig is the talos.config v1 document (contracts
+// config/v1/talos.config). Unknown fields are rejected.
+type fileConfig struct {
+	ConfigVersion    string `json:"config_version"`
+	ContractsVersion string `json:"contracts_version,omitempty"`
+	Global           *struct {
+		Env      string `json:"env,omitempty"`
+		Region   string `json:"region,omitempty"`
+		LogLevel string `json:"log_level,omitempty"`
+	} `json:"global"`
+	Gateway *struct {
+		Port           *int   `json:"port,omitempty"`
+		Host           string `json:"host,omitempty"`
+		DatabaseURLRef string `json:"database_url_ref,omitempty"`
+		DisableAuth    bool   `json:"disable_auth,omitempty"`
+	} `json:"gateway,omitempty"`
+	Audit *struct {
+		StorageBackend string `json:"storage_backend,omitempty"`
+		DatabaseURLRef string `json:"database_url_ref,omitempty"`
+		RetentionDays  *int   `json:"retention_days,omitempty"`
+	} `json:"audit,omitempty"`
+	MCPConnector *struct {
+		AllowedServers []string `json:"allowed_servers,omitempty"`
+		SigningKeyRef  string   `json:"signing_key_ref,omitempty"`
+	} `json:"mcp_connector,omitempty"`
+	Extensions map[string]json.RawMessage `json:"extensions,omitempty"`
+}
+
+// applyConfigFile validates raw against the contract schema and applies it.
+func applyConfigFile(cfg *Config, raw []byte, getenv func(string) string) ([]string, error) {
+	if err := contracts.Validate("config/v1/talos.config", raw); err != nil {
+		return nil, err
+	}
+	var fc fileConfig
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fc); err != nil {
+		return nil, contracts.Wrap(contracts.CodeSchemaValidationError, "config: config file does not match config/v1/talos.config", err)
+	}
+	if dec.More() {
+		return nil, contracts.Errorf(contracts.CodeInvalidInput, "config: trailing data after the config document")
+	}
+	bad := func(msg string) error { return contracts.Errorf(contracts.CodeSchemaValidationError, "config: "+msg) }
+	if fc.ConfigVersion != "1.0" || fc.Global == nil {
+		return nil, bad(`config_version must be "1.0" and global is required`)
+	}
+	var warnings []string
+	switch fc.Global.Env {
+	case "", "local", "dev", "test":
+	case "prod":
+		cfg.Production = true
+	default:
+		return nil, bad("global.env must be local, dev, test or prod")
+	}
+	cfg.Region = fc.Global.Region
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	switch fc.Global.LogLevel {
+	case "", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL":
+		cfg.LogLevel = fc.Global.LogLevel
+	default:
+		return nil, bad("global.log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+	}
+	if g := fc.Gateway; g != nil {
+		if g.Port != nil || g.Host != "" {
+			host, port, _ := net.SplitHostPort(cfg.Listen)
+			if g.Host != "" {
+				host = g.Host
+			}
+			if g.Port != nil {
+				if *g.Port < 1024 || *g.Port > 65535 {
+					return nil, bad("gateway.port must be in [1024, 65535]")
+				}
+				port = strconv.Itoa(*g.Port)
+			}
+			cfg.Listen = net.JoinHostPort(host, port)
+		}
+		if g.DatabaseURLRef != "" {
+			v, err := resolveRef(g.DatabaseURLRef, getenv)
+			if err != nil {
+				return nil, bad("gateway.database_url_ref: " + err.Error())
+			}
+			cfg.PostgresURL = v
+		}
+		if g.DisableAuth {
+			if cfg.Production {
+				return nil, bad("gateway.disable_auth is refused in production")
+			}
+			warnings = append(warnings, "gateway.disable_auth is ignored: this server never disables authentication")
+		}
+	}
+	if a := fc.Audit; a != nil {
+		switch a.StorageBackend {
+		case "", "postgres", "sqlite", "memory":
+			cfg.AuditBackend = a.StorageBackend
+		default:
+			return nil, bad("audit.storage_backend must be postgres, sqlite or memory")
+		}
+		if a.RetentionDays != nil {
+			if *a.RetentionDays < 1 {
+				return nil, bad("audit.retention_days must be at least 1")
+			}
+			cfg.AuditRetentionDays = *a.RetentionDays
+		}
+		if a.DatabaseURLRef != "" {
+			v, err := resolveRef(a.DatabaseURLRef, getenv)
+			if err != nil {
+				return nil, bad("audit.database_url_ref: " + err.Error())
+			}
+			if cfg.PostgresURL != "" && cfg.PostgresURL != v {
+				return nil, bad("audit.database_url_ref names a different database than gateway.database_url_ref; one PostgreSQL primary is supported")
+			}
+			cfg.PostgresURL = v
+		}
+	}
+	if m := fc.MCPConnector; m != nil {
+		for _, s := range m.AllowedServers {
+			if u, err := url.Parse(s); err != nil || u.Scheme == "" {
+				return nil, bad("mcp_connector.allowed_servers entries must be URIs")
+			}
+		}
+		cfg.MCPAllowedServers = m.AllowedServers
+		if m.SigningKeyRef != "" {
+			warnings = append(warnings, "mcp_connector.signing_key_ref is ignored: tool calls are signed with the server identity")
+		}
+	}
+	return warnings, nil
+}
+
+// resolveRef resolves a secret reference. Only "env:NAME" is supported: the
+// value of the environment variable NAME, which must be set.
+func resolveRef(ref string, getenv func(string) string) (string, error) {
+	name, ok := strings.CutPrefix(ref, "env:")
+	if !ok || name == "" {
+		return "", errors.New(`only "env:NAME" references are supported`)
+	}
+	v := getenv(name)
+	if v == "" {
+		return "", fmt.Errorf("environment variable %s is not set", name)
+	}
+	return v, nil
+}
+
+// readLimited reads at most limit bytes of path, failing when it is longer.
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("file larger than %d bytes", limit)
+	}
+	return b, nil
+}
+
+func parseBool(dst *bool, v string) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return errors.New("not a boolean")
+	}
+	*dst = b
+	return nil
+}
+
+func parseInt(dst *int, v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return errors.New("not an integer")
+	}
+	*dst = n
+	return nil
+}
+
+func parseDuration(dst *time.Duration, v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return errors.New("not a duration (e.g. 30s, 5m, 24h)")
+	}
+	*dst = d
+	return nil
+}
+
+// settingsMarkdown renders the configuration table of the README.
+func settingsMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| setting | flag | environment | default | meaning |\n|---|---|---|---|---|\n")
+	for _, s := range settings {
+		fmt.Fprintf(&b, "| %s | `-%s` | `%s` | %s | %s |\n", s.name, s.flag, s.env, s.def, s.meaning)
+	}
+	fmt.Fprintf(&b, "| master key | (none) | `%s` | (generated, DataDir/master.key) | 32-byte KEK, unpadded base64url, that seals the server's KEKs; required in production. |\n", masterKeyEnv)
+	return b.String()
+}

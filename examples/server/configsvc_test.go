@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/internal/testenv"
+)
+
+const budgetA = `{"id":"team-a","scope_type":"team","scope_id":"a","period":"monthly","max_usd":12.5}`
+
+func TestConfigServiceLifecycle(t *testing.T) {
+	ts := newTestServer(t, testConfig(t))
+	var mu sync.Mutex
+	var changes []ConfigChange
+	ts.configs.OnChange = func(_ context.Context, c ConfigChange) error {
+		mu.Lock()
+		changes = append(changes, c)
+		mu.Unlock()
+		return nil
+	}
+
+	var put putResponse
+	resp := ts.do(t, "PUT", "/v1/config/budget/team-a", ts.cred, []byte(budgetA))
+	if st := decode(t, resp, &put); st != http.StatusCreated || !put.Changed || put.Version != 1 {
+		t.Fatalf("first PUT: %d %+v", st, put)
+	}
+	canon, err := contracts.Canonicalize([]byte(budgetA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(canon)
+	if want := hex.EncodeToString(sum[:]); put.Digest != want {
+		t.Fatalf("digest %s, want SHA-256 of the JCS form %s", put.Digest, want)
+	}
+	if loc := resp.Header.Get("Location"); loc != "/v1/config/budget/team-a/versions/1" {
+		t.Fatalf("Location %q", loc)
+	}
+
+	// The same document with other whitespace and key order: no new version.
+	same := `{ "max_usd": 12.5, "scope_id":"a", "scope_type":"team", "id":"team-a", "period":"monthly" }`
+	if st := decode(t, ts.do(t, "PUT", "/v1/config/budget/team-a", ts.cred, []byte(same)), &put); st != http.StatusOK || put.Changed || put.Version != 1 {
+		t.Fatalf("unchanged PUT: %d %+v", st, put)
+	}
+	v2 := strings.Replace(budgetA, "12.5", "20", 1)
+	if st := decode(t, ts.do(t, "PUT", "/v1/config/budget/team-a", ts.cred, []byte(v2)), &put); st != http.StatusCreated || put.Version != 2 {
+		t.Fatalf("second PUT: %d %+v", st, put)
+	}
+
+	var got ConfigVersion
+	if st := decode(t, ts.do(t, "GET", "/v1/config/budget/team-a", ts.cred, nil), &got); st != 200 || got.Version != 2 {
+		t.Fatalf("GET latest: %d %+v", st, got)
+	}
+	if !bytes.Contains(got.Document, []byte(`"max_usd":20`)) {
+		t.Fatalf("latest document %s", got.Document)
+	}
+	if st := decode(t, ts.do(t, "GET", "/v1/config/budget/team-a/versions/1", ts.cred, nil), &got); st != 200 || got.Version != 1 || string(got.Document) != string(canon) {
+		t.Fatalf("GET version 1: %d %+v", st, got)
+	}
+	var list versionsResponse
+	if st := decode(t, ts.do(t, "GET", "/v1/config/budget/team-a/versions?limit=1", ts.cred, nil), &list); st != 200 || len(list.Versions) != 1 || list.NextAfter != 1 {
+		t.Fatalf("versions page 1: %d %+v", st, list)
+	}
+	list = versionsResponse{}
+	if st := decode(t, ts.do(t, "GET", "/v1/config/budget/team-a/versions?limit=1&after=1", ts.cred, nil), &list); st != 200 || len(list.Versions) != 1 || list.Versions[0].Version != 2 || list.NextAfter != 0 {
+		t.Fatalf("versions page 2: %d %+v", st, list)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(changes) != 2 || changes[0].Version != 1 || changes[1].Version != 2 ||
+		changes[1].PreviousDigest != changes[0].Digest || changes[0].PreviousDigest != "" ||
+		changes[0].Principal != "admin-bootstrap" || changes[0].Kind != "budget" || changes[0].Name != "team-a" {
+		t.Fatalf("audit hook saw %+v", changes)
+	}
+}
+
+func TestConfigServicePolicy(t *testing.T) {
+	ts := newTestServer(t, testConfig(t))
+	doc := `{"id":"default","version":1,"strategy":"weighted_hash","timeout_ms":30000,"retries":{"max_attempts":3,"backoff_ms":500,"backoff_multiplier":2}}`
+	var put putResponse
+	if st := decode(t, ts.do(t, "PUT", "/v1/config/policy/default", ts.cred, []byte(doc)), &put); st != http.StatusCreated {
+		t.Fatalf("PUT policy: %d", st)
+	}
+}
+
+func TestConfigServiceRejects(t *testing.T) {
+	ts := newTestServer(t, testConfig(t))
+	big := `{"id":"team-a","scope_type":"team","scope_id":"` + strings.Repeat("x", maxConfigBody) + `"}`
+	for _, tc := range []struct {
+		name, method, path, auth, body, code string
+	}{
+		{"no credential", "PUT", "/v1/config/budget/team-a", "", budgetA, contracts.CodeAuthInvalid},
+		{"wrong credential", "GET", "/v1/config/budget/team-a", adminCredentialPfx + "AAAA", "", contracts.CodeAuthInvalid},
+		{"unknown kind", "PUT", "/v1/config/weather/team-a", "cred", budgetA, contracts.CodeNotFound},
+		{"bad name", "PUT", "/v1/config/budget/Team_A", "cred", budgetA, contracts.CodeInvalidInput},
+		{"not JSON", "PUT", "/v1/config/budget/team-a", "cred", `{"id":`, contracts.CodeInvalidInput},
+		{"duplicate key", "PUT", "/v1/config/budget/team-a", "cred", `{"id":"team-a","id":"team-a","scope_type":"team","scope_id":"a"}`, contracts.CodeInvalidInput},
+		{"unknown field", "PUT", "/v1/config/budget/team-a", "cred", `{"id":"team-a","scope_type":"team","scope_id":"a","owner":"x"}`, contracts.CodeSchemaValidationError},
+		{"bad enum", "PUT", "/v1/config/budget/team-a", "cred", `{"id":"team-a","scope_type":"org","scope_id":"a"}`, contracts.CodeSchemaValidationError},
+		{"negative", "PUT", "/v1/config/budget/team-a", "cred", `{"id":"team-a","scope_type":"team","scope_id":"a","max_usd":-1}`, contracts.CodeSchemaValidationError},
+		{"id mismatch", "PUT", "/v1/config/budget/team-a", "cred", `{"id":"team-b","scope_type":"team","scope_id":"a"}`, contracts.CodeSchemaValidationError},
+		{"trailing data", "PUT", "/v1/config/budget/team-a", "cred", budgetA + `{}`, contracts.CodeInvalidInput},
+		{"policy missing version", "PUT", "/v1/config/policy/p", "cred", `{"id":"p","strategy":"round_robin"}`, contracts.CodeSchemaValidationError},
+		{"oversized", "PUT", "/v1/config/budget/team-a", "cred", big, contracts.CodeInvalidInput},
+		{"missing", "GET", "/v1/config/budget/nobody", "cred", "", contracts.CodeNotFound},
+		{"missing version", "GET", "/v1/config/budget/nobody/versions/7", "cred", "", contracts.CodeNotFound},
+		{"bad version", "GET", "/v1/config/budget/team-a/versions/01", "cred", "", contracts.CodeInvalidInput},
+		{"bad limit", "GET", "/v1/config/budget/team-a/versions?limit=0", "cred", "", contracts.CodeInvalidInput},
+		{"unknown route", "GET", "/v1/nothing", "", "", contracts.CodeNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			auth := tc.auth
+			if auth == "cred" {
+				auth = ts.cred
+			}
+			var body []byte
+			if tc.body != "" {
+				body = []byte(tc.body)
+			}
+			var e errBody
+			st := decode(t, ts.do(t, tc.method, tc.path, auth, body), &e)
+			if e.Code != tc.code || st != contracts.HTTPStatus(tc.code) || e.Message == "" || e.Retryable == nil {
+				t.Fatalf("got %d %+v, want code %s with status %d", st, e, tc.code, contracts.HTTPStatus(tc.code))
+			}
+		})
+	}
+	// Nothing was stored by any of them.
+	if _, err := ts.configs.store.latest(t.Context(), "budget", "team-a"); !errors.Is(err, errConfigNotFound) {
+		t.Fatalf("a rejected PUT stored something: %v", err)
+	}
+}
+
+func TestConfigServiceAuditFailureAppliesNothing(t *testing.T) {
+	ts := newTestServer(t, testConfig(t))
+	ts.configs.OnChange = func(context.Context, ConfigChange) error { return errors.New("audit log unavailable") }
+	var e errBody
+	st := decode(t, ts.do(t, "PUT", "/v1/config/budget/team-a", ts.cred, []byte(budgetA)), &e)
+	if st != 500 || e.Code != contracts.CodeInternal || e.Retryable == nil || !*e.Retryable || strings.Contains(e.Message, "unavailable") {
+		t.Fatalf("got %d %+v", st, e)
+	}
+	if _, err := ts.configs.store.latest(t.Context(), "budget", "team-a"); !errors.Is(err, errConfigNotFound) {
+		t.Fatalf("an unaudited change was stored: %v", err)
+	}
+}
+
+func TestConfigServiceConcurrentPuts(t *testing.T) {
+	ts := newTestServer(t, testConfig(t))
+	runConcurrentPuts(t, ts.configs)
+}
+
+func runConcurrentPuts(t *testing.T, cs *ConfigService) {
+	t.Helper()
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			doc := fmt.Sprintf(`{"id":"team-c","scope_type":"team","scope_id":"c","max_usd":%d}`, i+1)
+			if _, _, err := cs.Put(t.Context(), "budget", "team-c", []byte(doc)); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("concurrent PUT failed: %v", err)
+	}
+	vs, err := cs.store.versions(t.Context(), "budget", "team-c", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != n {
+		t.Fatalf("%d versions after %d distinct PUTs", len(vs), n)
+	}
+	for i, v := range vs {
+		if v.Version != int64(i+1) {
+			t.Fatalf("versions not dense: %+v", vs)
+		}
+	}
+}
+
+func TestConfigServicePostgres(t *testing.T) {
+	dsn := testenv.PostgresURL(t)
+	cfg := testConfig(t)
+	cfg.PostgresURL = dsn
+	cfg.PostgresReplicaURL = dsn
+	cfg.tablePrefix = testenv.Unique(t) + "_"
+	ts := newTestServer(t, cfg)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		ts.db.Exec(ctx, `DROP TABLE IF EXISTS `+cfg.tablePrefix+`config_versions`)
+		ts.db.Exec(ctx, `DROP TABLE IF EXISTS `+cfg.tablePrefix+`secrets`)
+	})
+	if _, _, err := ts.configs.Put(t.Context(), "budget", "team-0", []byte(strings.ReplaceAll(budgetA, "team-a", "team-0"))); err != nil {
+		t.Fatalf("Put: %v (cause %v)", err, errors.Unwrap(err))
+	}
+	var put putResponse
+	if st := decode(t, ts.do(t, "PUT", "/v1/config/budget/team-a", ts.cred, []byte(budgetA)), &put); st != 201 || put.Version != 1 {
+		t.Fatalf("PUT: %d %+v", st, put)
+	}
+	if st := decode(t, ts.do(t, "PUT", "/v1/config/budget/team-a", ts.cred, []byte(budgetA)), &put); st != 200 || put.Changed {
+		t.Fatalf("unchanged PUT: %d %+v", st, put)
+	}
+	var got ConfigVersion
+	if st := decode(t, ts.do(t, "GET", "/v1/config/budget/team-a/versions/1", ts.cred, nil), &got); st != 200 || got.Digest != put.Digest {
+		t.Fatalf("GET: %d %+v", st, got)
+	}
+	ts.configs.OnChange = func(context.Context, ConfigChange) error { return errors.New("no audit") }
+	if _, _, err := ts.configs.Put(t.Context(), "budget", "team-a", []byte(strings.Replace(budgetA, "12.5", "1", 1))); err == nil {
+		t.Fatal("PUT with a failing audit hook succeeded")
+	}
+	if v, err := ts.configs.store.latest(t.Context(), "budget", "team-a"); err != nil || v.Version != 1 {
+		t.Fatalf("after a failed hook the latest is %+v, %v; want version 1", v, err)
+	}
+	ts.configs.OnChange = nil
+	runConcurrentPuts(t, ts.configs)
+}
+
+// FuzzConfigPut drives the PUT route with arbitrary bodies: never a 5xx,
+// always the contract error body on failure, and a failed PUT stores nothing.
+func FuzzConfigPut(f *testing.F) {
+	f.Add([]byte(budgetA), "budget")
+	f.Add([]byte(`{"id":"p","version":1,"strategy":"round_robin"}`), "policy")
+	f.Add([]byte(`{"id":"team-a","scope_type":"team","scope_id":"a","max_usd":1e400}`), "budget")
+	f.Add([]byte("\xff\xfe"), "budget")
+	f.Add([]byte(`[]`), "weather")
+	cfg := DefaultConfig()
+	cfg.DataDir = f.TempDir() + "/data"
+	cfg.TraceExporter = "none"
+	cfg.KEKRotation = 0
+	cfg.stdout = &syncBuffer{}
+	s, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	cred := parseCredential(cfg.stdout.(*syncBuffer).String())
+	ts := &testServer{Server: s}
+	f.Fuzz(func(t *testing.T, body []byte, kind string) {
+		if !configNameRE.MatchString(kind) || len(kind) > 32 {
+			return
+		}
+		before, _ := s.configs.store.versions(context.Background(), kind, "fz", 0, maxVersionsPage)
+		resp := ts.do(t, "PUT", "/v1/config/"+kind+"/fz", cred, body)
+		if resp.StatusCode >= 500 {
+			t.Fatalf("status %d for %q", resp.StatusCode, body)
+		}
+		if resp.StatusCode >= 300 {
+			var e errBody
+			decode(t, resp, &e)
+			if e.Code == "" || contracts.HTTPStatus(e.Code) != resp.StatusCode {
+				t.Fatalf("error body %+v with status %d", e, resp.StatusCode)
+			}
+			after, _ := s.configs.store.versions(context.Background(), kind, "fz", 0, maxVersionsPage)
+			if len(after) != len(before) {
+				t.Fatalf("a rejected PUT stored a version")
+			}
+			return
+		}
+		var put putResponse
+		decode(t, resp, &put)
+		got, err := s.configs.store.version(context.Background(), kind, "fz", put.Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		canon, err := contracts.Canonicalize(got.Document)
+		if err != nil || !bytes.Equal(canon, got.Document) {
+			t.Fatalf("stored document is not canonical: %s", got.Document)
+		}
+		sum := sha256.Sum256(canon)
+		if hex.EncodeToString(sum[:]) != put.Digest {
+			t.Fatal("digest does not match the stored document")
+		}
+	})
+}

