@@ -75,6 +75,11 @@ type Session struct {
 	cfg     Config
 	st      core
 	skipped []skippedKey // oldest first
+
+	// scratch space, so that the hot paths do not allocate for values
+	// handed to interfaces (Rand, cipher.AEAD)
+	nonceBuf [nonceSize]byte
+	aadBuf   [96]byte
 }
 
 // String redacts the session's secrets.
@@ -166,7 +171,7 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 
 // seal encrypts plaintext. aadFor, when non-nil, replaces the canonical
 // header as the associated data (legacy v1.0 traces in tests).
-func (s *Session) seal(plaintext []byte, aadFor func(*Header) []byte) ([]byte, error) {
+func (s *Session) seal(plaintext []byte, aadFor func(Header) []byte) ([]byte, error) {
 	if len(plaintext) > MaxPlaintextSize {
 		return nil, errInput("plaintext too large")
 	}
@@ -193,23 +198,22 @@ func (s *Session) seal(plaintext []byte, aadFor func(*Header) []byte) ([]byte, e
 	mk, next := kdfCK(&st.cks)
 	st.cks = next
 	h := Header{DH: st.dhs.pub, N: uint32(st.ns), PN: uint32(st.pn)}
-	var nonce [nonceSize]byte
-	if _, err := io.ReadFull(s.cfg.Rand, nonce[:]); err != nil {
+	nonce := s.nonceBuf[:]
+	if _, err := io.ReadFull(s.cfg.Rand, nonce); err != nil {
 		return nil, contracts.Wrap(contracts.CodeCryptoError, "ratchet: reading randomness failed", err)
 	}
-	var aadBuf [96]byte
 	var aad []byte
 	if aadFor != nil {
-		aad = aadFor(&h)
+		aad = aadFor(h)
 	} else {
-		aad = h.AppendCanonical(aadBuf[:0])
+		aad = h.AppendCanonical(s.aadBuf[:0])
 	}
 	aead, err := chacha20poly1305.New(mk[:])
 	if err != nil {
 		panic("ratchet: " + err.Error())
 	}
-	ct := aead.Seal(make([]byte, 0, len(plaintext)+tagSize), nonce[:], plaintext, aad)
-	out := appendWire(make([]byte, 0, wireLen(&h, len(ct))), &h, nonce[:], ct)
+	ct := aead.Seal(make([]byte, 0, len(plaintext)+tagSize), nonce, plaintext, aad)
+	out := appendWire(make([]byte, 0, wireLen(&h, len(ct))), &h, nonce, ct)
 	clear(mk[:])
 	st.ns++
 	s.st = st
@@ -234,7 +238,8 @@ func (s *Session) Decrypt(wire []byte) ([]byte, error) {
 	if _, err := b64.Decode(buf, p.ct); err != nil {
 		return nil, errHeader("invalid ciphertext encoding")
 	}
-	return s.open(&p.hdr, p.nonceBytes[:], buf, p.aad)
+	s.nonceBuf = p.nonceBytes
+	return s.open(&p.hdr, s.nonceBuf[:], buf, p.aad)
 }
 
 // open decrypts ct (overwritten with the plaintext) on a copy of the state

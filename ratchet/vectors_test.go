@@ -366,7 +366,7 @@ func replayLegacy(t *testing.T, name string, check func(step traceStep, pt []byt
 		case "encrypt":
 			var w []byte
 			for ; count[st.Actor] <= int(h.N); count[st.Actor]++ {
-				w, err = s.seal(b64d(t, st.Plaintext), func(*Header) []byte { return aad })
+				w, err = s.seal(b64d(t, st.Plaintext), func(Header) []byte { return aad })
 				if err != nil {
 					t.Fatal(err)
 				}
