@@ -158,6 +158,12 @@ func (e *Event) MarshalCanonical() ([]byte, error) {
 	return e.appendCanonical(nil, true)
 }
 
+// MarshalJSON is MarshalCanonical, so encoding/json writes the contract
+// form (a nil Meta as {}, members in canonical order).
+func (e Event) MarshalJSON() ([]byte, error) {
+	return e.appendCanonical(nil, true)
+}
+
 // appendCanonical writes the canonical form of e. Members are written in
 // sorted order: event_hash, event_id, http, meta, outcome, principal,
 // request_id, resource, schema_id, schema_version, surface_id, ts.

@@ -19,7 +19,7 @@ func witnessKey() ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32))
 }
 
-func newWitness(t *testing.T) *audit.Witness {
+func newWitness(t testing.TB) *audit.Witness {
 	_, v := audittest.SignerVerifier(t)
 	w, err := audit.NewWitness(audit.WitnessConfig{Name: "witness.example/w1", Signer: witnessKey(), Logs: []note.Verifier{v},
 		Now: func() time.Time { return time.Unix(1700000000, 0) }})
