@@ -1,6 +1,9 @@
 package capability
 
 import (
+	"encoding/json"
+	"log/slog"
+
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/identity"
 )
@@ -94,4 +97,47 @@ func (d Decision) Err() error {
 	e := contracts.Errorf(d.ErrorCode(), "capability: denied: "+string(reason))
 	e.Retryable = reason == ReasonStoreUnavailable
 	return e
+}
+
+// decisionJSON is the JSON form of a Decision.
+type decisionJSON struct {
+	Allowed        bool       `json:"allowed"`
+	Reason         ReasonCode `json:"reason"`
+	CapabilityHash string     `json:"capability_hash,omitempty"`
+	Grant          *Grant     `json:"grant,omitempty"`
+	Principal      string     `json:"principal,omitempty"`
+	Tool           string     `json:"tool,omitempty"`
+	Action         string     `json:"action,omitempty"`
+	Issuer         string     `json:"issuer,omitempty"`
+	ChainDepth     int        `json:"chain_depth,omitempty"`
+	ArgsDigest     string     `json:"args_digest,omitempty"`
+}
+
+func (d Decision) toJSON() decisionJSON {
+	j := decisionJSON{Allowed: d.Allowed, Reason: d.Reason, CapabilityHash: d.CapabilityHash,
+		Principal: d.Principal.String(), Tool: d.Tool, Action: d.Action, Issuer: d.Issuer.String(),
+		ChainDepth: d.ChainDepth, ArgsDigest: d.ArgsDigest}
+	if j.Reason == "" {
+		j.Reason = ReasonNoCapability
+	}
+	if d.Grant.Tool != "" {
+		g := d.Grant
+		j.Grant = &g
+	}
+	return j
+}
+
+// MarshalJSON encodes the decision for logs and audit records, with DIDs
+// as strings and unset members omitted. It never fails on a zero
+// Decision.
+func (d Decision) MarshalJSON() ([]byte, error) { return json.Marshal(d.toJSON()) }
+
+// LogValue implements slog.LogValuer. A Decision holds no secret.
+func (d Decision) LogValue() slog.Value {
+	j := d.toJSON()
+	return slog.GroupValue(
+		slog.Bool("allowed", j.Allowed), slog.String("reason", string(j.Reason)),
+		slog.String("capability_hash", j.CapabilityHash), slog.String("principal", j.Principal),
+		slog.String("tool", j.Tool), slog.String("action", j.Action), slog.String("issuer", j.Issuer),
+		slog.Int("chain_depth", j.ChainDepth))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -329,5 +330,28 @@ func TestReplayNonceVectors(t *testing.T) {
 		if got := map[bool]string{true: "accept", false: "reject"}[d.Allowed]; got != v.Expected {
 			t.Fatalf("nonce %s at %d: %s (%s), want %s", v.Nonce, v.Timestamp, got, d.Reason, v.Expected)
 		}
+	}
+}
+
+func TestDecisionJSONAndSessions(t *testing.T) {
+	b, err := json.Marshal(Decision{})
+	if err != nil || string(b) != `{"allowed":false,"reason":"NO_CAPABILITY"}` {
+		t.Fatalf("zero decision: %s %v", b, err)
+	}
+	f := newFixture(t, nil)
+	d := f.authorize(t, Request{Capability: f.enc, Tool: "fs", Action: "read", SessionID: "s"})
+	wantReason(t, d, ReasonAllowed)
+	b, err = json.Marshal(d)
+	if err != nil || !json.Valid(b) || !strings.Contains(string(b), `"principal":"did:key:`) {
+		t.Fatalf("decision json: %s %v", b, err)
+	}
+	// Another principal's session of the same id is a different session.
+	wantReason(t, f.authorize(t, Request{SessionID: "s", Principal: f.ws[2].DID(), Tool: "fs", Action: "read"}), ReasonNoCapability)
+	wantReason(t, f.authorize(t, Request{SessionID: "s", Tool: "fs", Action: "read"}), ReasonAllowed)
+	// After Close the Verifier still answers, asking the store.
+	f.v.Close()
+	wantReason(t, f.authorize(t, Request{Tool: "fs", Action: "read"}), ReasonAllowed)
+	if f.v.RevocationFeedLive() {
+		t.Fatal("feed live after Close")
 	}
 }
