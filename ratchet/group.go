@@ -325,6 +325,21 @@ func (g *Group) rotateLocked() error {
 	return nil
 }
 
+// Rotate replaces self's sender key with a fresh one and returns the
+// control messages that send it to every connected member. Messages sent
+// afterwards cannot be read with any earlier key.
+func (g *Group) Rotate() ([]GroupOutbound, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.joined || g.closed {
+		return nil, errGroup("not a member of an open group")
+	}
+	if err := g.rotateLocked(); err != nil {
+		return nil, err
+	}
+	return g.flushLocked()
+}
+
 type senderKeyJSON struct {
 	Epoch     uint64 `json:"epoch"`
 	ChainKey  string `json:"chain_key"`
@@ -559,9 +574,7 @@ func (g *Group) Send(plaintext []byte) ([]byte, error) {
 		return nil, errGroup("plaintext too large")
 	}
 	if g.me.n == maxCounter {
-		if err := g.rotateLocked(); err != nil {
-			return nil, err
-		}
+		return nil, errGroup("sender chain exhausted: call Rotate")
 	}
 	did := g.self.DID().String()
 	out := make([]byte, 0, 3+1+len(did)+8+4+nonceSize+len(plaintext)+tagSize+64)

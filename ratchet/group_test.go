@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/talosgo/talos/audit"
@@ -210,6 +211,15 @@ func TestGroupMessagingAndRemoval(t *testing.T) {
 			t.Fatalf("%s has a different event log", m)
 		}
 	}
+	// A voluntary rotation: later messages use the new key everywhere.
+	out, err = n.groups[d[2]].Rotate()
+	if err != nil || len(out) != 2 {
+		t.Fatalf("Rotate: %d messages, %v", len(out), err)
+	}
+	n.deliver(d[2], out)
+	rotated := n.send(d[2], "rotated")
+	n.expectOpen(d[0], d[2], rotated, "rotated")
+	n.expectOpen(d[1], d[2], rotated, "rotated")
 	if _, err := n.groups[d[1]].AddMember(d[3]); err == nil {
 		t.Fatal("a non-owner added a member")
 	}
@@ -236,4 +246,38 @@ func forgeAs(t *testing.T, g *Group, victim identity.DID, signer *identity.Walle
 	did := []byte(victim.String())
 	copy(b[4:4+len(did)], did)
 	return b
+}
+
+func TestGroupRejectsEventsFromNonOwner(t *testing.T) {
+	n, d := newGroupNet(t, 3)
+	g1 := n.groups[d[1]]
+	// d[1] replays the owner's genuine events to d[2] over their pairwise session.
+	c := controlJSON{Type: groupCtlType, GroupID: g1.id}
+	for _, e := range g1.Events() {
+		c.Events = append(c.Events, e)
+	}
+	pt, _ := contracts.Marshal(c)
+	wire, err := g1.peers[d[2]].Encrypt(pt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.groups[d[2]].Handle(d[1], wire); err == nil {
+		t.Fatal("membership events accepted from a non-owner")
+	}
+	// A tampered event from the owner breaks the chain.
+	owner := n.groups[d[0]]
+	ev := owner.Events()
+	bad := []byte(string(ev[1]))
+	bad = []byte(strings.Replace(string(bad), `"member_added"`, `"member_removed"`, 1))
+	c = controlJSON{Type: groupCtlType, GroupID: owner.id, Events: []json.RawMessage{bad}}
+	pt, _ = contracts.Marshal(c)
+	fresh, _ := JoinGroup(owner.id, d[0], n.wallets[d[2]], GroupConfig{})
+	p, _ := GeneratePrekey(n.wallets[d[2]], nil)
+	so, proof, _ := InitiateAuthenticated(p.Bundle(), n.wallets[d[0]], Config{})
+	sf, _ := AcceptAuthenticated(p, proof, d[0], Config{})
+	fresh.Connect(d[0], sf)
+	wire, _ = so.Encrypt(pt)
+	if _, err := fresh.Handle(d[0], wire); err == nil {
+		t.Fatal("event out of chain order accepted")
+	}
 }
