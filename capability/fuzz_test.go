@@ -132,3 +132,57 @@ func FuzzParseLegacy(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseMCPPayload: accepted payload bytes are exactly the canonical
+// encoding of the parsed payload, so a signature covers one meaning.
+func FuzzParseMCPPayload(f *testing.F) {
+	w := seedWallet(f, 1)
+	fr, err := SignMCPRequest(w, []byte(`{"method":"read","params":{"path":"/data","n":[1,2]}}`), "s", "c", "t", "a", 1767500000)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(fr.PayloadBytes)
+	f.Add([]byte(`{"action":"a","correlation_id":"c","request":{},"session_id":"s","timestamp":1,"tool":"t"}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParseMCPPayload(b)
+		if err != nil {
+			if contracts.CodeOf(err) != contracts.CodeInvalidInput {
+				t.Fatalf("error of the wrong kind: %v", err)
+			}
+			return
+		}
+		again, err := contracts.MarshalStrict(p)
+		if err != nil || string(again) != string(b) {
+			t.Fatalf("accepted bytes are not the payload's canonical form:\n in  %s\n out %s (%v)", b, again, err)
+		}
+	})
+}
+
+// FuzzParseToolRegistry: never panics; an accepted registry answers
+// lookups for every entry it was built from.
+func FuzzParseToolRegistry(f *testing.F) {
+	f.Add([]byte(`{"registry_version":"1.0.0","tools":[{"tool_server":"a","tool_name":"b","tool_class":"read","requires_idempotency_key":false}]}`))
+	f.Add([]byte(`{"schema_id":"talos.mcp.tool_registry","schema_version":"v1","server_id":"s","tools":[{"tool_name":"w","tool_class":"write","requires_idempotency_key":true,"is_document_op":true,"document_spec":{"write_content_pointers":["/a"],"content_encoding":"utf8"}}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ParseToolRegistry(b)
+		if err != nil {
+			if contracts.CodeOf(err) != contracts.CodeInvalidInput {
+				t.Fatalf("error of the wrong kind: %v", err)
+			}
+			return
+		}
+		n := 0
+		for tool, m := range r.tools {
+			for action, e := range m {
+				if got, ok := r.Lookup(tool, action); !ok || got.Class != e.Class || (e.Class == ClassWrite && !e.RequiresIdempotencyKey) {
+					t.Fatalf("entry %s/%s", tool, action)
+				}
+				n++
+			}
+		}
+		if n != r.Len() {
+			t.Fatalf("Len %d, entries %d", r.Len(), n)
+		}
+	})
+}
