@@ -130,7 +130,29 @@ func Delegate(parent *Token, holder *identity.Wallet, subject string, grants []G
 }
 
 // grantsSubset reports whether every (tool, action) of child is in parent.
+// Its work is linear in the sizes of both: with large scopes it indexes
+// parent first, so a hostile chain cannot make it quadratic.
 func grantsSubset(child, parent []Grant) bool {
+	pairs := 0
+	for _, p := range parent {
+		pairs += len(p.Actions)
+	}
+	if pairs > 32 {
+		set := make(map[[2]string]struct{}, pairs)
+		for _, p := range parent {
+			for _, a := range p.Actions {
+				set[[2]string{p.Tool, a}] = struct{}{}
+			}
+		}
+		for _, g := range child {
+			for _, a := range g.Actions {
+				if _, ok := set[[2]string{g.Tool, a}]; !ok {
+					return false
+				}
+			}
+		}
+		return true
+	}
 	for _, g := range child {
 		for _, a := range g.Actions {
 			found := false

@@ -229,3 +229,28 @@ func TestChainRejectsRelinking(t *testing.T) {
 		t.Fatal("reversed chain verified")
 	}
 }
+
+// TestLargeScopesStayCheap builds a chain whose links carry very large
+// scopes, exercising the indexed path of grantsSubset.
+func TestLargeScopesStayCheap(t *testing.T) {
+	ws := wallets(t, 3)
+	var big []Grant
+	for i := 0; i < MaxGrants; i++ {
+		g := Grant{Tool: "t" + string(rune('A'+i%26)) + string(rune('a'+i/26))}
+		for j := 0; j < MaxActions/2; j++ {
+			g.Actions = append(g.Actions, "a"+string(rune('A'+j%26))+string(rune('a'+j/26)))
+		}
+		big = append(big, g)
+	}
+	c := buildChain(t, ws, big, IssueOptions{})
+	if !grantsSubset(c[1].grants, c[0].grants) {
+		t.Fatal("equal scopes are a subset")
+	}
+	wider := append(cloneGrants(big[:1]), Grant{Tool: "zz", Actions: []string{"x"}})
+	if grantsSubset(wider, c[0].grants) {
+		t.Fatal("wider scope accepted")
+	}
+	if err := VerifyChain(c, []identity.DID{ws[0].DID()}, testNow); err != nil {
+		t.Fatal(err)
+	}
+}
