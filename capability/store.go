@@ -59,10 +59,22 @@ type ReplayStore = identity.NonceStore
 type MemRevocationStore struct {
 	now func() time.Time
 
-	mu      sync.Mutex // guards revoked, watchers and next
+	mu      sync.Mutex // guards revoked, watch, next and writes
 	revoked map[string]time.Time
 	watch   map[int]func(string)
 	next    int
+	writes  int
+}
+
+// sweepLocked forgets expired revocations, so the store's size follows
+// the number of live ones.
+func (s *MemRevocationStore) sweepLocked() {
+	now := s.now()
+	for k, until := range s.revoked {
+		if !until.IsZero() && now.After(until) {
+			delete(s.revoked, k)
+		}
+	}
 }
 
 var _ RevocationWatcher = (*MemRevocationStore)(nil)
@@ -88,6 +100,9 @@ func (s *MemRevocationStore) Revoke(ctx context.Context, key string, until time.
 	s.mu.Lock()
 	if old, ok := s.revoked[key]; !ok || (!old.IsZero() && (until.IsZero() || until.After(old))) {
 		s.revoked[key] = until
+	}
+	if s.writes++; s.writes%1024 == 0 {
+		s.sweepLocked()
 	}
 	fns := make([]func(string), 0, len(s.watch))
 	for _, fn := range s.watch {

@@ -57,7 +57,9 @@ const DefaultPingInterval = 5 * time.Second
 // Options configure the stores. The zero value is usable.
 type Options struct {
 	// Prefix is prepended to every key and channel name. Zero means
-	// "talos:capability:".
+	// "talos:capability:". With Redis Cluster, use a hash tag (for example
+	// "{talos-capability}:") so that the keys of one chain, checked by one
+	// EXISTS, share a slot.
 	Prefix string
 	// Now is the clock used to turn revocation deadlines into TTLs. If nil,
 	// time.Now.
