@@ -1,6 +1,7 @@
 package ratchet
 
 import (
+	"bytes"
 	"encoding/base64"
 	"strconv"
 )
@@ -94,17 +95,27 @@ func (s *scanner) lit(l string) {
 	s.pos += len(l)
 }
 
-// str reads base64url alphabet characters up to (not including) the next
-// byte that is not in the alphabet.
+// str reads the text of a JSON string up to (not including) its closing
+// quote. Only base64url alphabet characters are allowed in it: the strict
+// decoder that the caller applies rejects everything else except CR and
+// LF, which are checked here.
 func (s *scanner) str() []byte {
 	if !s.ok {
 		return nil
 	}
-	start := s.pos
-	for s.pos < len(s.b) && isB64(s.b[s.pos]) {
-		s.pos++
+	rest := s.b[s.pos:]
+	q := bytes.IndexByte(rest, '"')
+	if q < 0 {
+		s.ok = false
+		return nil
 	}
-	return s.b[start:s.pos]
+	seg := rest[:q]
+	if bytes.IndexByte(seg, '\n') >= 0 || bytes.IndexByte(seg, '\r') >= 0 {
+		s.ok = false
+		return nil
+	}
+	s.pos += q
+	return seg
 }
 
 func (s *scanner) uint32() uint32 {
@@ -127,10 +138,6 @@ func (s *scanner) uint32() uint32 {
 		return 0
 	}
 	return uint32(v)
-}
-
-func isB64(c byte) bool {
-	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
 }
 
 // scanHeader reads a canonical header at s.pos.
