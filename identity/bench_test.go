@@ -20,12 +20,14 @@ func BenchmarkSign(b *testing.B) {
 	priv := ed25519.NewKeyFromSeed(seedN(1))
 	b.Run("wallet", func(b *testing.B) {
 		b.ReportAllocs()
+		cpuMetric(b)
 		for b.Loop() {
 			w.Sign(benchMsg)
 		}
 	})
 	b.Run("ed25519_sign", func(b *testing.B) {
 		b.ReportAllocs()
+		cpuMetric(b)
 		for b.Loop() {
 			ed25519.Sign(priv, benchMsg)
 		}
@@ -41,6 +43,7 @@ func BenchmarkVerify(b *testing.B) {
 	d := w.DID()
 	b.Run("identity_verify", func(b *testing.B) {
 		b.ReportAllocs()
+		cpuMetric(b)
 		for b.Loop() {
 			if !identity.Verify(benchMsg, sig, pub) {
 				b.Fatal("verify failed")
@@ -49,6 +52,7 @@ func BenchmarkVerify(b *testing.B) {
 	})
 	b.Run("did_verify", func(b *testing.B) {
 		b.ReportAllocs()
+		cpuMetric(b)
 		for b.Loop() {
 			if !d.Verify(benchMsg, sig) {
 				b.Fatal("verify failed")
@@ -57,6 +61,7 @@ func BenchmarkVerify(b *testing.B) {
 	})
 	b.Run("ed25519_verify", func(b *testing.B) {
 		b.ReportAllocs()
+		cpuMetric(b)
 		for b.Loop() {
 			if !ed25519.Verify(pub, benchMsg, sig) {
 				b.Fatal("verify failed")
@@ -68,6 +73,7 @@ func BenchmarkVerify(b *testing.B) {
 func BenchmarkDID(b *testing.B) {
 	b.Run("parse", func(b *testing.B) {
 		b.ReportAllocs()
+		cpuMetric(b)
 		for b.Loop() {
 			if _, err := identity.ParseDID(didSeed1); err != nil {
 				b.Fatal(err)
@@ -77,6 +83,7 @@ func BenchmarkDID(b *testing.B) {
 	d, _ := identity.ParseDID(didSeed1)
 	b.Run("string", func(b *testing.B) {
 		b.ReportAllocs()
+		cpuMetric(b)
 		for b.Loop() {
 			_ = d.String()
 		}
@@ -98,6 +105,7 @@ func BenchmarkAttestationVerify(b *testing.B) {
 	v := newVerifier(b, w, t0, "llm.chat.completions", store)
 	b.Run("verify_request", func(b *testing.B) {
 		b.ReportAllocs()
+		cpuMetric(b)
 		r, _ := http.NewRequest(http.MethodPost, "/v1/chat/completions?version=2023-01-01", nil)
 		r.RequestURI = "/v1/chat/completions?version=2023-01-01"
 		r.Header = req.Header
@@ -113,6 +121,7 @@ func BenchmarkAttestationVerify(b *testing.B) {
 	pub := w.PublicKey()
 	b.Run("ed25519_verify", func(b *testing.B) {
 		b.ReportAllocs()
+		cpuMetric(b)
 		for b.Loop() {
 			if !ed25519.Verify(pub, input, sig.Signature) {
 				b.Fatal("verify failed")
