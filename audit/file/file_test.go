@@ -6,7 +6,10 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -492,5 +495,47 @@ func TestTamperingDetected(t *testing.T) {
 	signer, verifier := audittest.SignerVerifier(t)
 	if _, err := audit.New(ctx, audit.Config{Store: s3, Signer: signer, Verifier: verifier}); err == nil {
 		t.Fatal("store with a flipped hash accepted")
+	}
+}
+
+func TestHandler(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir, file.Config{})
+	defer s.Close()
+	l := audittest.NewLog(t, s)
+	for i := range 300 {
+		if _, err := l.Append(ctx, audittest.Event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp, err := l.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	get := func(p string) (int, []byte, http.Header) {
+		resp, err := srv.Client().Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b, resp.Header
+	}
+	if code, b, _ := get("/checkpoint"); code != 200 || !bytes.Equal(b, cp.Note) {
+		t.Fatalf("checkpoint: %d", code)
+	}
+	if code, _, h := get("/tile/0/000"); code != 200 || !strings.Contains(h.Get("Cache-Control"), "immutable") {
+		t.Fatalf("full tile: %d", code)
+	}
+	if code, b, _ := get("/tile/entries/001.p/44"); code != 200 || len(b) == 0 {
+		t.Fatalf("partial bundle: %d", code)
+	}
+	for _, p := range []string{"/talos-journal", "/talos-lock", "/tile/../talos-journal", "/tile/0/000.p/256", "/tile/0/1"} {
+		if code, _, _ := get(p); code != 404 {
+			t.Errorf("%s served with %d", p, code)
+		}
 	}
 }
