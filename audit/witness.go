@@ -204,19 +204,68 @@ type WitnessConfig struct {
 	Logs []note.Verifier
 	// Now is the clock. If nil, time.Now.
 	Now func() time.Time
+	// State persists the latest cosigned checkpoint of each log, so that a
+	// restarted witness still refuses forks. If nil, a [MemWitnessStore]:
+	// the witness forgets everything when the process ends.
+	State WitnessStore
+}
+
+// A WitnessStore persists a witness's latest cosigned checkpoint note per
+// log origin. Implementations must be safe for concurrent use.
+type WitnessStore interface {
+	// Latest returns the stored note for origin, or ErrNotFound.
+	Latest(ctx context.Context, origin string) ([]byte, error)
+	// Swap stores next for origin if the stored note is prev (nil: none);
+	// otherwise it stores nothing and returns an error.
+	Swap(ctx context.Context, origin string, prev, next []byte) error
+}
+
+// MemWitnessStore is the in-memory WitnessStore. It is safe for concurrent
+// use.
+type MemWitnessStore struct {
+	mu    sync.Mutex // guards notes
+	notes map[string][]byte
+}
+
+// NewMemWitnessStore returns an empty store.
+func NewMemWitnessStore() *MemWitnessStore {
+	return &MemWitnessStore{notes: map[string][]byte{}}
+}
+
+// Latest implements WitnessStore.
+func (m *MemWitnessStore) Latest(ctx context.Context, origin string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, ok := m.notes[origin]
+	if !ok {
+		return nil, NotFound("no checkpoint cosigned for this log")
+	}
+	return append([]byte(nil), n...), nil
+}
+
+// Swap implements WitnessStore.
+func (m *MemWitnessStore) Swap(ctx context.Context, origin string, prev, next []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur, ok := m.notes[origin]; ok != (prev != nil) || !bytes.Equal(cur, prev) {
+		return storeError("witness state changed concurrently", nil)
+	}
+	m.notes[origin] = append([]byte(nil), next...)
+	return nil
 }
 
 // A Witness cosigns checkpoints of the logs it follows, only when they are
 // consistent with the latest checkpoint it cosigned for that log: it never
-// cosigns two views of one log. Its state is in memory. A Witness is safe
+// cosigns two views of one log. A Witness is safe
 // for concurrent use; [Witness.Handler] serves the C2SP tlog-witness
-// add-checkpoint endpoint.
+// add-checkpoint endpoint. Its memory of each log is its [WitnessStore]; a
+// store that cannot answer makes it refuse to cosign.
 type Witness struct {
 	signer note.Signer
 	logs   map[string]note.Verifier
+	state  WitnessStore
 
-	mu     sync.Mutex // guards latest and splits
-	latest map[string]Checkpoint
+	mu     sync.Mutex // serializes AddCheckpoint; guards splits
 	splits []*SplitViewError
 }
 
@@ -229,7 +278,10 @@ func NewWitness(cfg WitnessConfig) (*Witness, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Witness{signer: s, logs: map[string]note.Verifier{}, latest: map[string]Checkpoint{}}
+	w := &Witness{signer: s, logs: map[string]note.Verifier{}, state: cfg.State}
+	if w.state == nil {
+		w.state = NewMemWitnessStore()
+	}
 	for _, v := range cfg.Logs {
 		w.logs[v.Name()] = v
 	}
@@ -263,7 +315,17 @@ func (w *Witness) AddCheckpoint(ctx context.Context, oldSize uint64, proof tlog.
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	prev, seen := w.latest[origin]
+	prevNote, err := w.state.Latest(ctx, origin)
+	seen := err == nil
+	if err != nil && contracts.CodeOf(err) != contracts.CodeNotFound {
+		return nil, err // fail closed: never cosign without the history
+	}
+	var prev Checkpoint
+	if seen {
+		if prev, err = OpenCheckpoint(prevNote, v); err != nil {
+			return nil, storeError("witness state holds an invalid checkpoint", err)
+		}
+	}
 	if seen && oldSize != prev.Size || !seen && oldSize != 0 {
 		return nil, &SizeMismatchError{Latest: prev.Size}
 	}
@@ -285,7 +347,13 @@ func (w *Witness) AddCheckpoint(ctx context.Context, oldSize uint64, proof tlog.
 	if err != nil {
 		return nil, contracts.Wrap(contracts.CodeCryptoError, "audit: cannot cosign", err)
 	}
-	w.latest[origin] = cp
+	var prevArg []byte
+	if seen {
+		prevArg = prevNote
+	}
+	if err := w.state.Swap(ctx, origin, prevArg, cp.Note); err != nil {
+		return nil, err
+	}
 	return signatureLines(signed), nil
 }
 
@@ -297,11 +365,17 @@ func (w *Witness) SplitViews() []*SplitViewError {
 }
 
 // Latest returns the latest checkpoint cosigned for origin.
-func (w *Witness) Latest(origin string) (Checkpoint, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	cp, ok := w.latest[origin]
-	return cp, ok
+func (w *Witness) Latest(ctx context.Context, origin string) (Checkpoint, bool) {
+	v, ok := w.logs[origin]
+	if !ok {
+		return Checkpoint{}, false
+	}
+	n, err := w.state.Latest(ctx, origin)
+	if err != nil {
+		return Checkpoint{}, false
+	}
+	cp, err := OpenCheckpoint(n, v)
+	return cp, err == nil
 }
 
 // noteOrigin reads the first line of a note without trusting it.

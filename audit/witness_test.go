@@ -100,7 +100,7 @@ func TestWitnessRefusesFork(t *testing.T) {
 	if n := len(w.SplitViews()); n != 2 {
 		t.Fatalf("%d split views recorded", n)
 	}
-	latest, _ := w.Latest(audittest.Origin)
+	latest, _ := w.Latest(ctx, audittest.Origin)
 	if latest.Size != 8 {
 		t.Fatal("fork moved the witness")
 	}
@@ -223,5 +223,42 @@ func TestVerifyInclusionAllocs(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Fatalf("VerifyInclusion allocates %.1f times per call, want 0", n)
+	}
+}
+
+type failingWitnessStore struct{}
+
+func (failingWitnessStore) Latest(context.Context, string) ([]byte, error) {
+	return nil, audit.StoreError("down", nil)
+}
+func (failingWitnessStore) Swap(context.Context, string, []byte, []byte) error {
+	return audit.StoreError("down", nil)
+}
+
+func TestWitnessRememberAcrossRestart(t *testing.T) {
+	ctx := context.Background()
+	_, v := audittest.SignerVerifier(t)
+	state := audit.NewMemWitnessStore()
+	mk := func(st audit.WitnessStore) *audit.Witness {
+		w, err := audit.NewWitness(audit.WitnessConfig{Name: "witness.example/w1", Signer: witnessKey(), Logs: []note.Verifier{v}, State: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	honest := audittest.NewLog(t, audit.NewMemStore())
+	forked := audittest.NewLog(t, audit.NewMemStore())
+	appendN(t, honest, 0, 5)
+	appendN(t, forked, 50, 55)
+	if _, err := honest.AnchorCheckpoint(ctx, mk(state), 0); err != nil {
+		t.Fatal(err)
+	}
+	// A new witness process over the same state still refuses the fork.
+	if _, err := forked.AnchorCheckpoint(ctx, mk(state), 5); !errors.Is(err, audit.ErrSplitView) {
+		t.Fatalf("restarted witness: %v", err)
+	}
+	// A witness whose state cannot be read cosigns nothing.
+	if _, err := honest.AnchorCheckpoint(ctx, mk(failingWitnessStore{}), 0); err == nil {
+		t.Fatal("witness without state cosigned")
 	}
 }
