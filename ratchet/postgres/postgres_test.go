@@ -46,3 +46,32 @@ func TestConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestCrashRecovery runs the SIGKILL crash test against PostgreSQL: each
+// child process opens the same table by its prefix.
+func TestCrashRecovery(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	var pool *pgxpool.Pool
+	prefix := testenv.Unique(t) + "_"
+	t.Cleanup(func() {
+		if pool == nil {
+			return
+		}
+		if !ratchettest.CrashChild() {
+			pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+prefix+"ratchet_sessions")
+		}
+		pool.Close()
+	})
+	ratchettest.RunCrash(t, prefix, func(name string) (ratchet.SessionStore, error) {
+		var err error
+		if pool, err = pgxpool.New(context.Background(), url); err != nil {
+			return nil, err
+		}
+		prefix = name
+		s, err := postgres.New(postgres.Config{DB: pool, TablePrefix: name})
+		if err != nil {
+			return nil, err
+		}
+		return s, s.Migrate(context.Background())
+	})
+}
