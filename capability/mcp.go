@@ -347,3 +347,52 @@ func resolvePointer(doc any, ptr string) (any, bool) {
 	}
 	return cur, true
 }
+
+// AuthorizeMCP authorizes a signed MCP request: the holder is proven by
+// the payload signature. It verifies f with VerifyMCPRequest (the signer
+// becomes the Principal, tool and action come from the signed payload,
+// and ArgsDigest is the hex SHA-256 of the canonical request), asks a,
+// and, only for an allowed request, claims (session, correlation id) in
+// guard so that a replayed frame is denied. A bad or malformed signature
+// is SIGNATURE_INVALID, and a timestamp outside the window or a replayed
+// correlation id is REPLAY. As with Authorizer, the error is set only for
+// back-end failures and misuse, and then the Decision denies.
+func AuthorizeMCP(ctx context.Context, a Authorizer, f *SignedFrame, capability string, guard *MCPReplayGuard, now time.Time) (Decision, *MCPPayload, error) {
+	if a == nil || guard == nil {
+		return Decision{Reason: ReasonNoCapability}, nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: AuthorizeMCP needs an Authorizer and an MCPReplayGuard")
+	}
+	p, signer, err := VerifyMCPRequest(f, now, 0)
+	if err != nil {
+		d := Decision{Reason: ReasonSignatureInvalid}
+		if contracts.CodeOf(err) == contracts.CodeAuthExpired {
+			d.Reason = ReasonReplay
+		}
+		return d, nil, nil
+	}
+	sum := sha256.Sum256(mustCanonical(p.Request))
+	d, err := a.Authorize(ctx, Request{Capability: capability, SessionID: p.SessionID, Principal: signer,
+		Tool: p.Tool, Action: p.Action, ArgsDigest: hex.EncodeToString(sum[:])})
+	if err != nil || !d.Allowed {
+		d.Allowed = false
+		return d, p, err
+	}
+	if err := guard.Check(ctx, p); err != nil {
+		d.Allowed = false
+		if contracts.CodeOf(err) == contracts.CodeReplayDetected {
+			d.Reason = ReasonReplay
+			return d, p, nil
+		}
+		d.Reason = ReasonStoreUnavailable
+		return d, p, err
+	}
+	return d, p, nil
+}
+
+// mustCanonical returns the canonical form of JSON that ParseMCPPayload
+// has already accepted as canonical.
+func mustCanonical(b json.RawMessage) []byte {
+	if c, err := contracts.Canonicalize(b); err == nil {
+		return c
+	}
+	return b
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,4 +188,42 @@ func TestMCPHashingVectors(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestAuthorizeMCP(t *testing.T) {
+	f := newFixture(t, nil)
+	agent := f.ws[1]
+	ts := f.clock.now().Unix()
+	req := json.RawMessage(`{"method":"tools/call","params":{"name":"read","path":"/x"}}`)
+	frame, err := SignMCPRequest(agent, req, "sess", "corr-1", "fs", "read", ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard := NewMCPReplayGuard(identity.NewMemoryNonceStore(100), 0)
+	ctx := context.Background()
+	d, p, err := AuthorizeMCP(ctx, f.v, frame, f.enc, guard, f.clock.now())
+	if err != nil || !d.Allowed || p.CorrelationID != "corr-1" || d.Principal != agent.DID() || d.ArgsDigest == "" {
+		t.Fatalf("%+v %v", d, err)
+	}
+	d, _, _ = AuthorizeMCP(ctx, f.v, frame, f.enc, guard, f.clock.now())
+	wantReason(t, d, ReasonReplay)
+	// Signed by someone else than the token's subject.
+	other, _ := SignMCPRequest(f.ws[2], req, "sess", "corr-2", "fs", "read", ts)
+	d, _, _ = AuthorizeMCP(ctx, f.v, other, f.enc, guard, f.clock.now())
+	wantReason(t, d, ReasonHolderMismatch)
+	// Tampered tool in the payload: the signature no longer verifies.
+	bad := *frame
+	bad.PayloadBytes = []byte(strings.Replace(string(frame.PayloadBytes), `"tool":"fs"`, `"tool":"db"`, 1))
+	d, _, _ = AuthorizeMCP(ctx, f.v, &bad, f.enc, guard, f.clock.now())
+	wantReason(t, d, ReasonSignatureInvalid)
+	// Stale.
+	d, _, _ = AuthorizeMCP(ctx, f.v, frame, f.enc, guard, f.clock.now().Add(2*time.Minute))
+	wantReason(t, d, ReasonReplay)
+	// A denied request does not burn its correlation id.
+	wr, _ := SignMCPRequest(agent, req, "sess", "corr-3", "fs", "delete", ts)
+	d, _, _ = AuthorizeMCP(ctx, f.v, wr, f.enc, guard, f.clock.now())
+	wantReason(t, d, ReasonScopeMismatch)
+	ok3, _ := SignMCPRequest(agent, req, "sess", "corr-3", "fs", "read", ts)
+	d, _, _ = AuthorizeMCP(ctx, f.v, ok3, f.enc, guard, f.clock.now())
+	wantReason(t, d, ReasonAllowed)
 }
