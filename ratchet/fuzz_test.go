@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talosgo/talos/identity"
 	"github.com/talosgo/talos/internal/testenv"
 )
 
@@ -166,6 +167,35 @@ func FuzzGroupOpen(f *testing.F) {
 		msg := n.send(d[0], "genuine")
 		if _, pt, err := n.groups[d[1]].Open(msg); err != nil || string(pt) != "genuine" {
 			t.Fatalf("genuine message after a fuzzed one: %v", err)
+		}
+	})
+}
+
+// FuzzParseSetupProof: an accepted proof re-encodes to canonical JSON that
+// parses back to the same proof.
+func FuzzParseSetupProof(f *testing.F) {
+	w, _ := identity.GenerateWallet("a")
+	bw, _ := identity.GenerateWallet("b")
+	p, _ := GeneratePrekey(bw, nil)
+	_, proof, err := InitiateAuthenticated(p.Bundle(), w, Config{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	raw, _ := json.Marshal(proof)
+	f.Add(raw)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		pr, err := ParseSetupProof(b)
+		if err != nil {
+			return
+		}
+		again, err := json.Marshal(pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr2, err := ParseSetupProof(again)
+		if err != nil || pr2.Initiator != pr.Initiator || pr2.EphemeralKey != pr.EphemeralKey ||
+			pr2.SignedPrekey != pr.SignedPrekey || !bytes.Equal(pr2.Signature, pr.Signature) {
+			t.Fatalf("setup proof does not round-trip: %v", err)
 		}
 	})
 }
