@@ -142,7 +142,7 @@ func TestChainNeverWidens(t *testing.T) {
 	}
 	ws := wallets(t, MaxChainDepth+1)
 	trusted := []identity.DID{ws[0].DID()}
-	for iter := 0; iter < 300; iter++ {
+	for iter := 0; iter < 200; iter++ {
 		depth := 1 + r.IntN(MaxChainDepth)
 		widenAt := -1
 		if iter%2 == 0 && depth > 1 {
