@@ -16,6 +16,10 @@ var base58Index = func() (t [256]int8) {
 	return t
 }()
 
+// limbBase is 58^5: the encoder works in base-58^5 limbs so that each
+// step is one 64-bit division by a constant, not one per digit.
+const limbBase = 58 * 58 * 58 * 58 * 58
+
 // appendBase58 appends the base58btc encoding of src to dst. Each leading
 // zero byte becomes a '1'.
 func appendBase58(dst, src []byte) []byte {
@@ -23,35 +27,55 @@ func appendBase58(dst, src []byte) []byte {
 	for zeros < len(src) && src[zeros] == 0 {
 		zeros++
 	}
-	// log(256)/log(58) < 1.37, so this bounds the number of digits.
-	size := (len(src)-zeros)*137/100 + 1
-	var stack [128]byte
-	var buf []byte
-	if size <= len(stack) {
-		buf = stack[:size]
-	} else {
-		buf = make([]byte, size)
+	src = src[zeros:]
+	// Little-endian base-58^5 limbs of the number; 5 digits per limb and
+	// at most 1.37 digits per byte.
+	var stack [16]uint32
+	limbs := stack[:0]
+	if need := (len(src)*137/100)/5 + 2; need > len(stack) {
+		limbs = make([]uint32, 0, need)
 	}
-	high := size - 1
-	for _, b := range src[zeros:] {
-		carry := int(b)
-		j := size - 1
-		for ; j > high || carry != 0; j-- {
-			carry += 256 * int(buf[j])
-			buf[j] = byte(carry % 58)
-			carry /= 58
+	for i := 0; i < len(src); {
+		// Take the first len%4 bytes, then 4 bytes at a time.
+		w := 4
+		if i == 0 && len(src)%4 != 0 {
+			w = len(src) % 4
 		}
-		high = j
-	}
-	i := 0
-	for i < size && buf[i] == 0 {
-		i++
+		var carry uint64
+		for _, b := range src[i : i+w] {
+			carry = carry<<8 | uint64(b)
+		}
+		shift := uint(8 * w)
+		i += w
+		// limbs[j] < 2^30, so limbs[j]<<32 + carry fits in 64 bits.
+		for j := range limbs {
+			carry += uint64(limbs[j]) << shift
+			limbs[j] = uint32(carry % limbBase)
+			carry /= limbBase
+		}
+		for carry > 0 {
+			limbs = append(limbs, uint32(carry%limbBase))
+			carry /= limbBase
+		}
 	}
 	for range zeros {
 		dst = append(dst, '1')
 	}
-	for ; i < size; i++ {
-		dst = append(dst, base58Alphabet[buf[i]])
+	for j := len(limbs) - 1; j >= 0; j-- {
+		var digits [5]byte
+		v := limbs[j]
+		for k := 4; k >= 0; k-- {
+			digits[k] = base58Alphabet[v%58]
+			v /= 58
+		}
+		d := digits[:]
+		if j == len(limbs)-1 {
+			// The most significant limb has no leading zero digits.
+			for len(d) > 1 && d[0] == '1' {
+				d = d[1:]
+			}
+		}
+		dst = append(dst, d...)
 	}
 	return dst
 }
@@ -73,36 +97,57 @@ func decodeBase58Scratch(scratch []byte, s string) ([]byte, bool) {
 	for zeros < len(s) && s[zeros] == '1' {
 		zeros++
 	}
-	// log(58)/log(256) < 0.733
-	size := zeros + (len(s)-zeros)*733/1000 + 1
+	digits := s[zeros:]
+	// Little-endian base-2^32 limbs; at most 0.733 bytes per digit.
+	var stack [32]uint32
+	limbs := stack[:0]
+	if need := (len(digits)*733/1000)/4 + 2; need > len(stack) {
+		limbs = make([]uint32, 0, need)
+	}
+	for i := 0; i < len(digits); {
+		// Fold up to 5 digits into one multiply-add of the number.
+		var v, mul uint64 = 0, 1
+		for k := 0; k < 5 && i < len(digits); k++ {
+			d := base58Index[digits[i]]
+			if d < 0 {
+				return nil, false
+			}
+			v = v*58 + uint64(d)
+			mul *= 58
+			i++
+		}
+		carry := v
+		// limbs[j] < 2^32 and mul <= 58^5 < 2^30, so this fits in 64 bits.
+		for j := range limbs {
+			carry += uint64(limbs[j]) * mul
+			limbs[j] = uint32(carry)
+			carry >>= 32
+		}
+		for carry > 0 {
+			limbs = append(limbs, uint32(carry))
+			carry >>= 32
+		}
+	}
+	size := zeros + 4*len(limbs)
 	var buf []byte
 	if size <= len(scratch) {
 		buf = scratch[:size]
-		clear(buf)
 	} else {
 		buf = make([]byte, size)
 	}
-	num := buf[zeros:]
-	high := len(num) - 1
-	for i := zeros; i < len(s); i++ {
-		v := base58Index[s[i]]
-		if v < 0 {
-			return nil, false
+	clear(buf[:zeros])
+	n := zeros
+	started := false
+	for j := len(limbs) - 1; j >= 0; j-- {
+		for shift := 24; shift >= 0; shift -= 8 {
+			b := byte(limbs[j] >> uint(shift))
+			if !started && b == 0 {
+				continue
+			}
+			started = true
+			buf[n] = b
+			n++
 		}
-		carry := int(v)
-		j := len(num) - 1
-		for ; j > high || carry != 0; j-- {
-			carry += 58 * int(num[j])
-			num[j] = byte(carry)
-			carry >>= 8
-		}
-		high = j
 	}
-	i := 0
-	for i < len(num) && num[i] == 0 {
-		i++
-	}
-	// Move the significant bytes right after the leading zero bytes.
-	n := copy(buf[zeros:], num[i:])
-	return buf[:zeros+n], true
+	return buf[:n], true
 }

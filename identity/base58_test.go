@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"math/big"
+	"slices"
 	"testing"
 )
 
@@ -55,4 +57,49 @@ func TestBase58RoundTrip(t *testing.T) {
 			t.Fatalf("round trip %x -> %s -> %x", b, s, got)
 		}
 	}
+}
+
+// refBase58 is a math/big reference encoder for differential testing.
+func refBase58(b []byte) string {
+	n := new(big.Int).SetBytes(b)
+	var out []byte
+	fifty8 := big.NewInt(58)
+	m := new(big.Int)
+	for n.Sign() > 0 {
+		n.DivMod(n, fifty8, m)
+		out = append(out, base58Alphabet[m.Int64()])
+	}
+	for _, c := range b {
+		if c != 0 {
+			break
+		}
+		out = append(out, '1')
+	}
+	slices.Reverse(out)
+	return string(out)
+}
+
+// FuzzBase58 checks the encoder against math/big, that decoding inverts
+// encoding, and that any accepted text is the unique encoding of its bytes.
+func FuzzBase58(f *testing.F) {
+	f.Add([]byte{0, 0, 1, 2, 3}, "112")
+	f.Add([]byte{0xed, 0x01, 0xff}, "z6Mkjchh")
+	f.Fuzz(func(t *testing.T, b []byte, s string) {
+		if len(b) > 256 || len(s) > 256 {
+			return
+		}
+		enc := string(appendBase58(nil, b))
+		if ref := refBase58(b); enc != ref {
+			t.Fatalf("encode %x = %q, reference %q", b, enc, ref)
+		}
+		dec, ok := decodeBase58(enc)
+		if !ok || !bytes.Equal(dec, b) {
+			t.Fatalf("decode(encode(%x)) = %x, %v", b, dec, ok)
+		}
+		if d, ok := decodeBase58Scratch(make([]byte, 64), s); ok {
+			if again := string(appendBase58(nil, d)); again != s {
+				t.Fatalf("accepted %q which re-encodes as %q", s, again)
+			}
+		}
+	})
 }
