@@ -1,7 +1,9 @@
 package ratchet
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 
 	"github.com/talosgo/talos/contracts"
 )
@@ -174,4 +176,14 @@ func UnmarshalPrekeySealed(sealer Sealer, sealed, aad []byte) (*Prekey, error) {
 		return nil, errState("prekey signature does not verify")
 	}
 	return p, nil
+}
+
+// StateBlob returns the A2A session request fields for a sealed state
+// (MarshalSealed output): ratchet_state_blob_b64u = b64u(sealed) and
+// ratchet_state_digest = hex(sha256(sealed)). The gateway stores the blob
+// as opaque bytes; since it is sealed under the client's key, the gateway
+// learns nothing from it (the reference SDK uploads the state in clear).
+func StateBlob(sealed []byte) (blobB64U, digestHex string) {
+	sum := sha256.Sum256(sealed)
+	return contracts.EncodeBase64URL(sealed), hex.EncodeToString(sum[:])
 }
