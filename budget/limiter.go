@@ -128,7 +128,9 @@ type LimiterConfig struct {
 // A Limiter admits events at a rate, per key. It holds no per-key state
 // itself (the Store does) and is safe for concurrent use.
 type Limiter struct {
-	cfg LimiterConfig
+	cfg   LimiterConfig
+	t     int64 // emission interval in nanoseconds, for MemoryRates
+	burst int64
 }
 
 // NewLimiter validates cfg and returns a Limiter.
@@ -148,7 +150,7 @@ func NewLimiter(cfg LimiterConfig) (*Limiter, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Limiter{cfg: cfg}, nil
+	return &Limiter{cfg: cfg, t: int64(cfg.Limit.Interval()), burst: cfg.Limit.EffectiveBurst()}, nil
 }
 
 // Limit returns the limiter's limit.
@@ -197,6 +199,12 @@ func statusOf(r Result) string {
 }
 
 func (l *Limiter) call(ctx context.Context, s RateStore, key string, n int64) (Result, error) {
+	if m, ok := s.(*MemoryRates); ok { // the limit was validated once, in NewLimiter
+		if err := ctxErr(ctx); err != nil {
+			return Result{}, err
+		}
+		return m.allow(l.cfg.Surface, key, l.t, l.burst, n), nil
+	}
 	if l.cfg.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, l.cfg.Timeout)

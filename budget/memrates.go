@@ -67,10 +67,14 @@ func (m *MemoryRates) AllowN(ctx context.Context, ns, key string, lim Limit, n i
 	if n < 0 {
 		return Result{}, invalid("negative event count")
 	}
-	burst := lim.EffectiveBurst()
-	t := int64(lim.Interval())
+	return m.allow(ns, key, int64(lim.Interval()), lim.EffectiveBurst(), n), nil
+}
+
+// allow is AllowN for a validated limit: interval t in nanoseconds, burst,
+// and n ≥ 0.
+func (m *MemoryRates) allow(ns, key string, t, burst, n int64) Result {
 	if n > burst {
-		return Result{RetryAfter: -1}, nil
+		return Result{RetryAfter: -1}
 	}
 	h := maphash.String(m.seed, key)
 	sh := &m.shards[h%rateShards]
@@ -98,7 +102,7 @@ func (m *MemoryRates) AllowN(ctx context.Context, ns, key string, lim Limit, n i
 		}
 	}
 	sh.mu.Unlock()
-	return res, nil
+	return res
 }
 
 // gcra decides n events at now against the theoretical arrival time tat
