@@ -281,3 +281,49 @@ func TestGroupRejectsEventsFromNonOwner(t *testing.T) {
 		t.Fatal("event out of chain order accepted")
 	}
 }
+
+func TestGroupSealedRoundTrip(t *testing.T) {
+	n, d := newGroupNet(t, 3)
+	kr := identity.NewKeyring()
+	kr.Add("k", make([]byte, 32))
+	kr.SetPrimary("k")
+	m1 := n.send(d[0], "before")
+	m2 := n.send(d[0], "skipped") // d[1] receives it after the restore
+	m3 := n.send(d[0], "after")
+	n.expectOpen(d[1], d[0], m1, "before")
+	n.expectOpen(d[1], d[0], m3, "after")
+	sealed, err := n.groups[d[1]].MarshalSealed(kr, []byte("g"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := UnmarshalGroupSealed(kr, sealed, []byte("g"), n.wallets[d[2]], GroupConfig{}); err == nil {
+		t.Fatal("restored for another wallet")
+	}
+	if _, err := UnmarshalGroupSealed(kr, sealed, []byte("other"), n.wallets[d[1]], GroupConfig{}); err == nil {
+		t.Fatal("restored with another aad")
+	}
+	g, err := UnmarshalGroupSealed(kr, sealed, []byte("g"), n.wallets[d[1]], GroupConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := g.MarshalSealed(kr, []byte("g"))
+	pt1, _ := kr.Open(sealed, append([]byte(sealDomainGroup), 'g'))
+	pt2, _ := kr.Open(again, append([]byte(sealDomainGroup), 'g'))
+	if string(pt1) != string(pt2) {
+		t.Fatal("group state does not round-trip")
+	}
+	n.groups[d[1]] = g
+	n.expectOpen(d[1], d[0], m2, "skipped")
+	// The restored member keeps receiving, sending and handling membership.
+	n.expectOpen(d[1], d[0], n.send(d[0], "next"), "next")
+	n.expectOpen(d[2], d[1], n.send(d[1], "from restored"), "from restored")
+	out, err := n.groups[d[0]].RemoveMember(d[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.deliver(d[0], out)
+	n.expectOpen(d[0], d[1], n.send(d[1], "rotated"), "rotated")
+	if got := g.Members(); len(got) != 1 || got[0] != d[0] {
+		t.Fatalf("members after removal: %v", got)
+	}
+}
