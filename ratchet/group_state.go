@@ -79,7 +79,7 @@ func (g *Group) MarshalSealed(sealer Sealer, aad []byte) ([]byte, error) {
 	j := groupStateJSON{
 		Version: 1, ID: g.id, Owner: g.owner.String(), Self: g.self.DID().String(),
 		Joined: g.joined, Closed: g.closed,
-		Me:     chainJSON{Epoch: g.me.epoch, CK: contracts.EncodeBase64URL(g.me.ck[:]), N: g.me.n},
+		Me: chainJSON{Epoch: g.me.epoch, CK: contracts.EncodeBase64URL(g.me.ck[:]), N: g.me.n},
 	}
 	for _, e := range g.events {
 		j.Events = append(j.Events, e)
