@@ -19,7 +19,6 @@ import (
 type kernelFixture struct {
 	kernel *talos.Kernel
 	log    *audit.Log
-	verify func(cp audit.Checkpoint) error
 	budget *budget.Memory
 	issuer *identity.Wallet
 	agent  *identity.Wallet

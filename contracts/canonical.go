@@ -132,7 +132,7 @@ func scanLiterals(raw []byte, strict bool) error {
 }
 
 func checkNumber(lit []byte, strict bool) error {
-	if bytes.IndexAny(lit, ".eE") < 0 {
+	if !bytes.ContainsAny(lit, ".eE") {
 		n, err := strconv.ParseInt(string(lit), 10, 64)
 		if err != nil || n > MaxSafeInteger || n < -MaxSafeInteger {
 			return jsonError("integer outside ±(2^53−1)")
