@@ -100,7 +100,11 @@ func (c *SessionChannel) Send(ctx context.Context, plaintext []byte) error {
 }
 
 // Receive implements Channel. It returns transport and storage errors, and
-// ctx.Err() when ctx ends; it never returns for a bad inbound message.
+// ctx.Err() when ctx ends; it never returns for a bad inbound message. When
+// the channel persists its session, a message is returned only after the
+// state that consumed it was saved; if the save fails the message is not
+// delivered and the session is rolled back (the transport must redeliver
+// it). Acknowledge a message to its sender only after Receive returned it.
 func (c *SessionChannel) Receive(ctx context.Context) ([]byte, error) {
 	for {
 		wire, err := c.t.Receive(ctx)
@@ -137,8 +141,8 @@ func (c *SessionChannel) accept(ctx context.Context, wire []byte) ([]byte, bool,
 		return nil, false, nil
 	}
 	if err := c.saveLocked(ctx); err != nil {
-		// Not delivered: roll the session back so the message can be
-		// received again once storage works.
+		// Not delivered: roll the session back, so that a redelivery of
+		// this message by the transport decrypts once storage works.
 		*c.s = snapshot
 		clear(pt)
 		return nil, false, err

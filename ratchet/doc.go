@@ -39,7 +39,8 @@
 //   - [Group] adds group messaging, which the contract lacks: sender keys
 //     distributed over pairwise sessions, Ed25519-signed member messages,
 //     hash-chained contract group_events, and sender-key rotation on every
-//     removal.
+//     removal. A group's state seals like a session's
+//     ([Group.MarshalSealed], [UnmarshalGroupSealed]).
 //
 // # Security properties
 //
