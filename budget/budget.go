@@ -299,17 +299,27 @@ func invalid(msg string) error {
 	return contracts.Errorf(contracts.CodeInvalidInput, "budget: "+msg)
 }
 
+// idChars marks the bytes allowed in IDs: A–Z a–z 0–9 . _ : @ / + = -.
+var idChars = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "._:@/+=-" {
+		t[c] = true
+	}
+	return t
+}()
+
 // validID reports whether s is a well-formed scope ID, group or key.
 func validID(s string) bool {
 	if len(s) == 0 || len(s) > MaxIDLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '.' || c == '_' || c == ':' || c == '@' || c == '/' || c == '+' || c == '=' || c == '-':
-		default:
+		if !idChars[s[i]] {
 			return false
 		}
 	}
