@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -36,13 +37,16 @@ func (s *syncBuffer) String() string {
 
 type testServer struct {
 	*Server
-	cfg    Config
-	out    *syncBuffer
-	spans  *tracetest.InMemoryExporter
-	cred   string // admin bootstrap credential (first start only)
-	url    string // set by serve
-	cancel context.CancelFunc
-	done   chan error
+	cfg   Config
+	out   *syncBuffer
+	spans *tracetest.InMemoryExporter
+	cred  string // admin bootstrap credential (first start only)
+	url   string // set by serve
+
+	stopOnce sync.Once
+	cancel   context.CancelFunc
+	done     chan error
+	stopErr  error
 }
 
 func testConfig(t *testing.T) Config {
@@ -103,19 +107,15 @@ func (ts *testServer) serve(t *testing.T) {
 // stop begins the graceful shutdown and waits for Serve to return.
 func (ts *testServer) stop(t *testing.T) error {
 	t.Helper()
-	if ts.cancel == nil {
-		return nil
-	}
-	ts.cancel()
-	ts.cancel = nil
-	select {
-	case err := <-ts.done:
-		ts.done <- err // keep it for later callers
-		return err
-	case <-time.After(30 * time.Second):
-		t.Fatal("Serve did not return after shutdown")
-		return nil
-	}
+	ts.stopOnce.Do(func() {
+		ts.cancel()
+		select {
+		case ts.stopErr = <-ts.done:
+		case <-time.After(30 * time.Second):
+			ts.stopErr = errors.New("Serve did not return after shutdown")
+		}
+	})
+	return ts.stopErr
 }
 
 // do sends a request to the in-process handler.
@@ -160,3 +160,7 @@ type errBody struct {
 	RequestID string         `json:"request_id"`
 	Retryable *bool          `json:"retryable"`
 }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func httptestRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }

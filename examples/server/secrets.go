@@ -44,6 +44,11 @@ type Secrets struct {
 	ring   *identity.Keyring
 	log    *slog.Logger
 
+	// onReveal, when set, sees every plaintext Get returns (the server
+	// registers it with the trace redactor, so a secret that a handler
+	// records on a span never leaves the process).
+	onReveal func([]byte)
+
 	loadMu sync.Mutex // serializes KEK reloads
 	maxSeq int        // guarded by loadMu: highest KEK sequence loaded
 }
@@ -177,6 +182,9 @@ func (s *Secrets) Get(ctx context.Context, id string) ([]byte, error) {
 	}
 	if err != nil {
 		return nil, contracts.Wrap(contracts.CodeInternal, "secrets: cannot open secret "+strconv.Quote(id), err)
+	}
+	if s.onReveal != nil {
+		s.onReveal(pt)
 	}
 	return pt, nil
 }

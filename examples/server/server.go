@@ -51,7 +51,7 @@ type Server struct {
 // creates the server identity and, on first start, prints the DID and the
 // one-time admin bootstrap credential to cfg's output (stdout in main). It
 // serves nothing until Serve or Run.
-func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err error) {
+func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err erro
 	if cfg.stdout == nil {
 		cfg.stdout = os.Stdout
 	}
-	s = &Server{cfg: cfg, log: log, redactor: otelredact.New(otelredact.Config{})}
+	s := &Server{cfg: cfg, log: log, redactor: otelredact.New(otelredact.Config{})}
 	s.life.log = log
 	defer func() {
 		if err != nil {
@@ -128,6 +128,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err erro
 		return nil, err
 	}
 	clear(master)
+	s.secrets.onReveal = s.redactor.AddSecretBytes
 	if s.wallet, err = loadIdentity(ctx, s.secrets); err != nil {
 		return nil, err
 	}

@@ -2,9 +2,12 @@ package otelredact
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"regexp"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -13,6 +16,10 @@ import (
 
 // Mask replaces every redacted value.
 const Mask = "[REDACTED]"
+
+// maxSecrets bounds the registered secret values (the scan is linear in
+// their number).
+const maxSecrets = 4096
 
 // minSecretLen is the shortest string AddSecret accepts: shorter ones would
 // mask ordinary words.
@@ -48,8 +55,9 @@ type Config struct {
 type Redactor struct {
 	sensitive []string
 
-	mu      sync.RWMutex // guards secrets
+	mu      sync.RWMutex // guards secrets and seen
 	secrets []string
+	seen    map[string]bool
 }
 
 // New returns a Redactor.
@@ -71,8 +79,30 @@ func (r *Redactor) AddSecret(secret string) {
 		return
 	}
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen[secret] || len(r.secrets) >= maxSecrets {
+		return
+	}
+	if r.seen == nil {
+		r.seen = map[string]bool{}
+	}
+	r.seen[secret] = true
 	r.secrets = append(r.secrets, secret)
-	r.mu.Unlock()
+}
+
+// AddSecretBytes registers a secret byte string: as text when it is
+// printable, and in its base64url, base64 and hex encodings, the forms in
+// which binary secrets end up in strings.
+func (r *Redactor) AddSecretBytes(secret []byte) {
+	if len(secret) == 0 {
+		return
+	}
+	if utf8.Valid(secret) {
+		r.AddSecret(string(secret))
+	}
+	r.AddSecret(base64.RawURLEncoding.EncodeToString(secret))
+	r.AddSecret(base64.StdEncoding.EncodeToString(secret))
+	r.AddSecret(hex.EncodeToString(secret))
 }
 
 // SensitiveKey reports whether values under key are masked whole.
