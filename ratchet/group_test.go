@@ -61,6 +61,12 @@ func (n *groupNet) deliver(from identity.DID, outs []GroupOutbound) {
 }
 
 func newGroupNet(t testing.TB, size int) (*groupNet, []identity.DID) {
+	return newGroupNetPairs(t, size, func(int, int) bool { return true })
+}
+
+// newGroupNetPairs builds a group of size members in which the pairs that
+// connect(i, j) approves have pairwise sessions.
+func newGroupNetPairs(t testing.TB, size int, connect func(i, j int) bool) (*groupNet, []identity.DID) {
 	n := &groupNet{t: t, wallets: map[identity.DID]*identity.Wallet{}, groups: map[identity.DID]*Group{}}
 	var dids []identity.DID
 	for i := range size {
@@ -85,7 +91,9 @@ func newGroupNet(t testing.TB, size int) (*groupNet, []identity.DID) {
 	}
 	for i := range dids {
 		for j := i + 1; j < len(dids); j++ {
-			n.connectPair(dids[i], dids[j])
+			if connect(i, j) {
+				n.connectPair(dids[i], dids[j])
+			}
 		}
 	}
 	for _, d := range dids[1:] {
