@@ -141,3 +141,45 @@ func ExampleSession_EncryptFrame() {
 	// framed <nil>
 	// true <nil>
 }
+
+// A group: the owner adds a member over a pairwise session; members then
+// send one signed message that every member opens.
+func ExampleCreateGroup() {
+	aliceW, _ := identity.GenerateWallet("alice")
+	bobW, _ := identity.GenerateWallet("bob")
+
+	// Pairwise session alice <-> bob, authenticated so that either may speak first.
+	prekey, _ := ratchet.GeneratePrekey(bobW, nil)
+	aliceToBob, proof, _ := ratchet.InitiateAuthenticated(prekey.Bundle(), aliceW, ratchet.Config{})
+	bobToAlice, _ := ratchet.AcceptAuthenticated(prekey, proof, aliceW.DID(), ratchet.Config{})
+
+	alice, _ := ratchet.CreateGroup(aliceW, ratchet.GroupConfig{})
+	bob, _ := ratchet.JoinGroup(alice.ID(), aliceW.DID(), bobW, ratchet.GroupConfig{})
+	alice.Connect(bobW.DID(), aliceToBob)
+	bob.Connect(aliceW.DID(), bobToAlice)
+
+	groups := map[identity.DID]*ratchet.Group{aliceW.DID(): alice, bobW.DID(): bob}
+	var deliver func(from identity.DID, out []ratchet.GroupOutbound)
+	deliver = func(from identity.DID, out []ratchet.GroupOutbound) {
+		for _, o := range out {
+			more, err := groups[o.To].Handle(from, o.Wire)
+			if err != nil {
+				log.Fatal(err)
+			}
+			deliver(o.To, more)
+		}
+	}
+	out, err := alice.AddMember(bobW.DID())
+	if err != nil {
+		log.Fatal(err)
+	}
+	deliver(aliceW.DID(), out)
+
+	msg, _ := bob.Send([]byte("hello group"))
+	sender, pt, err := alice.Open(msg)
+	fmt.Println(sender == bobW.DID(), string(pt), err)
+	fmt.Println(len(alice.Events()), "events")
+	// Output:
+	// true hello group <nil>
+	// 2 events
+}
