@@ -120,8 +120,11 @@ func FuzzParseLegacy(f *testing.F) {
 		if err != nil {
 			t.Fatalf("canonical form rejected: %v", err)
 		}
-		if string(again.payload) != string(tok.payload) {
-			t.Fatal("re-encoding changed the signed bytes")
+		if string(again.payload) != string(tok.payload) || again.Hash() != tok.Hash() {
+			t.Fatal("re-encoding changed the token")
+		}
+		if c, err := contracts.Canonicalize(tok.AppendCanonical(nil)); err != nil || string(c) != string(tok.AppendCanonical(nil)) {
+			t.Fatalf("AppendCanonical is not canonical: %v", err)
 		}
 		e1, e2 := VerifyLegacy(tok, now), VerifyLegacy(again, now)
 		if (e1 == nil) != (e2 == nil) {

@@ -2,6 +2,7 @@ package capability
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"path"
@@ -32,6 +33,7 @@ type LegacyToken struct {
 	consRaw   []byte // canonical, nil when absent
 	iat, exp  int64
 	sig       []byte
+	sigText   string // as received: legacy SDKs emit std or url base64
 	payload   []byte
 }
 
@@ -99,7 +101,7 @@ func ParseLegacy(s string) (*LegacyToken, error) {
 				if err != nil || len(b) != ed25519.SignatureSize {
 					return sc.fail("sig is not a 64-byte base64 signature")
 				}
-				t.sig = b
+				t.sig, t.sigText = b, v
 			}
 		case "constraints":
 			var sp []byte
@@ -188,7 +190,15 @@ func legacyIssuerKey(iss string) (ed25519.PublicKey, error) {
 }
 
 // appendPayload writes canonical(token − sig).
-func (t *LegacyToken) appendPayload(dst []byte) []byte {
+func (t *LegacyToken) appendPayload(dst []byte) []byte { return t.appendJSON(dst, false) }
+
+// AppendCanonical appends the canonical JSON of the whole legacy token,
+// with the signature text as received.
+func (t *LegacyToken) AppendCanonical(dst []byte) []byte { return t.appendJSON(dst, true) }
+
+// appendJSON writes the members in RFC 8785 order: constraints, exp, iat,
+// iss, scope, sig, sub, v.
+func (t *LegacyToken) appendJSON(dst []byte, withSig bool) []byte {
 	dst = append(dst, '{')
 	if t.consRaw != nil {
 		dst = append(dst, `"constraints":`...)
@@ -203,19 +213,20 @@ func (t *LegacyToken) appendPayload(dst []byte) []byte {
 	dst = appendString(dst, t.iss)
 	dst = append(dst, `,"scope":`...)
 	dst = appendString(dst, t.scope)
+	if withSig {
+		dst = append(dst, `,"sig":`...)
+		dst = appendString(dst, t.sigText)
+	}
 	dst = append(dst, `,"sub":`...)
 	dst = appendString(dst, t.sub)
 	return append(dst, `,"v":"1"}`...)
 }
 
-// AppendCanonical appends the canonical JSON of the whole legacy token,
-// with the signature in base64url.
-func (t *LegacyToken) AppendCanonical(dst []byte) []byte {
-	p := t.appendPayload(nil)
-	dst = append(dst, p[:len(p)-len(`,"v":"1"}`)]...)
-	dst = append(dst, `,"sig":"`...)
-	dst = append(dst, contracts.EncodeBase64URL(t.sig)...)
-	return append(dst, `","v":"1"}`...)
+// Hash returns the legacy capability_hash: lowercase hex SHA-256 of the
+// canonical token including its signature text (PROTOCOL.md, TS SDK).
+func (t *LegacyToken) Hash() string {
+	sum := sha256.Sum256(t.AppendCanonical(nil))
+	return hex.EncodeToString(sum[:])
 }
 
 // VerifyLegacy checks t's signature under its issuer's key and its times

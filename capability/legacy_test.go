@@ -43,6 +43,9 @@ func TestLegacyTokens(t *testing.T) {
 	if err := VerifyLegacy(tok, now); err != nil {
 		t.Fatal(err)
 	}
+	if canon, err := contracts.Canonicalize([]byte(raw)); err != nil || string(canon) != string(tok.AppendCanonical(nil)) || len(tok.Hash()) != 64 {
+		t.Fatalf("canonical form:\n%s\n%s (%v)", canon, tok.AppendCanonical(nil), err)
+	}
 	for _, c := range []struct {
 		tool, method, path string
 		want               bool
