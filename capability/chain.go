@@ -179,10 +179,12 @@ type ChainError struct {
 	Err    error
 }
 
+// Error describes the failing link and its cause.
 func (e *ChainError) Error() string {
 	return "capability: chain link " + strconv.Itoa(e.Link) + ": " + e.Err.Error()
 }
 
+// Unwrap returns the cause, so errors.Is matches its sentinel and code.
 func (e *ChainError) Unwrap() error { return e.Err }
 
 // VerifyChain verifies every link of c at now, with the default skew (60 s)

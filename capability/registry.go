@@ -16,6 +16,7 @@ const (
 	ClassWrite
 )
 
+// String returns "read", "write" or "invalid".
 func (c ToolClass) String() string {
 	switch c {
 	case ClassRead:

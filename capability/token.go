@@ -241,6 +241,7 @@ func decodeWire(s string, open byte) ([]byte, error) {
 	return raw, nil
 }
 
+// Field bits of a token object, for duplicate and missing-field checks.
 const (
 	fVersion = 1 << iota
 	fIssuer
