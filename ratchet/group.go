@@ -182,6 +182,9 @@ func (g *Group) Events() [][]byte {
 // Connect registers the pairwise session with did (before or after its
 // membership event) and returns the control messages that become
 // deliverable, such as self's sender key. The group owns s from now on.
+// Membership changes need sessions that can send in both directions: one
+// set up with AcceptAuthenticated, or one whose responder has received a
+// message; AddMember and RemoveMember refuse, changing nothing, otherwise.
 func (g *Group) Connect(did identity.DID, s *Session) ([]GroupOutbound, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -218,13 +221,15 @@ func (g *Group) appendEventLocked(typ string, target identity.DID) ([]byte, erro
 	if !target.IsZero() {
 		ev.TargetID = target.String()
 	}
-	sealed, _, err := g.chain.Seal(ev)
+	chain := *g.chain // commit the chain only once the event is valid
+	sealed, _, err := chain.Seal(ev)
 	if err != nil {
 		return nil, err
 	}
 	if err := contracts.Validate("a2a/group_event", sealed); err != nil {
 		return nil, err
 	}
+	*g.chain = chain
 	g.events = append(g.events, sealed)
 	return sealed, nil
 }
@@ -247,6 +252,9 @@ func (g *Group) AddMember(did identity.DID) ([]GroupOutbound, error) {
 	}
 	if len(g.members) >= MaxGroupMembers {
 		return nil, errGroup("too many members")
+	}
+	if err := g.checkSendableLocked(did); err != nil {
+		return nil, err
 	}
 	ev, err := g.appendEventLocked(EventMemberAdded, did)
 	if err != nil {
@@ -284,6 +292,9 @@ func (g *Group) RemoveMember(did identity.DID) ([]GroupOutbound, error) {
 	if g.members[did] == nil {
 		return nil, errGroup("not a member")
 	}
+	if err := g.checkSendableLocked(); err != nil {
+		return nil, err
+	}
 	ev, err := g.appendEventLocked(EventMemberRemoved, did)
 	if err != nil {
 		return nil, err
@@ -313,6 +324,18 @@ func (g *Group) RemoveMember(did identity.DID) ([]GroupOutbound, error) {
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+// checkSendableLocked fails unless every connected member (and extra) has
+// a pairwise session that can send now, so that membership changes are
+// not recorded without being distributable.
+func (g *Group) checkSendableLocked(extra ...identity.DID) error {
+	for _, d := range append(sortedDIDs(g.members), extra...) {
+		if p := g.peers[d]; p != nil && !p.canSend() {
+			return errGroup("the pairwise session with " + d.String() + " cannot send yet (contract-only responder before its first message)")
+		}
+	}
+	return nil
 }
 
 func (g *Group) rotateLocked() error {
@@ -386,7 +409,7 @@ func (g *Group) flushLocked() ([]GroupOutbound, error) {
 	}
 	var out []GroupOutbound
 	for d := range g.members {
-		if e, ok := g.sentTo[d]; g.peers[d] == nil || ok && e == g.me.epoch {
+		if e, ok := g.sentTo[d]; g.peers[d] == nil || !g.peers[d].canSend() || ok && e == g.me.epoch {
 			continue
 		}
 		o, err := g.controlLocked(d, nil, true)

@@ -335,3 +335,28 @@ func TestGroupSealedRoundTrip(t *testing.T) {
 		t.Fatalf("members after removal: %v", got)
 	}
 }
+
+func TestGroupRefusesUnsendableSession(t *testing.T) {
+	ow, _ := identity.GenerateWallet("owner")
+	mw, _ := identity.GenerateWallet("member")
+	owner, _ := CreateGroup(ow, GroupConfig{})
+	// Contract-only setup with the owner as responder: it cannot send yet.
+	p, _ := GeneratePrekey(ow, nil)
+	toOwner, _ := Initiate(p.Bundle(), Config{})
+	ownerSide, _ := Accept(p, Config{})
+	owner.Connect(mw.DID(), ownerSide)
+	if _, err := owner.AddMember(mw.DID()); err == nil {
+		t.Fatal("AddMember over a session that cannot send")
+	}
+	if len(owner.Events()) != 1 || len(owner.Members()) != 0 {
+		t.Fatal("a refused AddMember changed the group")
+	}
+	// Once the member has sent a message on the pairwise session, it works.
+	w, _ := toOwner.Encrypt([]byte("hi"))
+	if _, err := ownerSide.Decrypt(w); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.AddMember(mw.DID()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -391,5 +391,9 @@ func (s *Session) addSkipped(staged []skippedKey) {
 	clear(staged)
 }
 
+// canSend reports whether Encrypt can run: a responder set up by Accept
+// cannot send before it has received the initiator's first message.
+func (s *Session) canSend() bool { return s.st.flags&(flagCKs|flagDHr) != 0 }
+
 // SkippedKeys reports how many skipped-message keys the session holds.
 func (s *Session) SkippedKeys() int { return len(s.skipped) }
