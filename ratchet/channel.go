@@ -77,10 +77,6 @@ func NewChannel(s *Session, t Transport, cfg ChannelConfig) (*SessionChannel, er
 	return &SessionChannel{cfg: cfg, t: t, s: s, version: cfg.Version, seen: newRecentSet(dedupWindow)}, nil
 }
 
-// dedupWindow is how many delivered messages a channel remembers to
-// recognize duplicates.
-const dedupWindow = 1024
-
 // Send implements Channel. When the channel persists its session, the
 // state is saved before the message leaves; a save error (ErrConflict
 // included) is returned and nothing is sent.

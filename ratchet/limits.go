@@ -38,6 +38,10 @@ const (
 	// digests) a SeqTracker remembers behind the highest one.
 	maxSeqWindow = 4096
 
+	// dedupWindow is how many delivered messages a SessionChannel remembers
+	// to recognize duplicates.
+	dedupWindow = 1024
+
 	// MaxGroupMembers bounds a Group's membership.
 	MaxGroupMembers = 1024
 
