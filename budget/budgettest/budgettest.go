@@ -588,7 +588,7 @@ func Hammer(t testing.TB, b budget.Budget, org budget.Scope, workers int, d time
 				mu.Unlock()
 			}()
 			for i := 0; time.Now().Before(deadline) && !stop.Load(); i++ {
-				req := budget.ReserveRequest{Scopes: []budget.Scope{agent, org}, Group: org.ID, Amount: 1 + randN(org.Limit/25)}
+				req := budget.ReserveRequest{Scopes: []budget.Scope{agent, org}, Group: org.ID, Amount: 1 + randN(org.Limit/10)}
 				if i%3 == 0 {
 					req.IdempotencyKey = Name("k" + string(rune('a'+w%26)))
 				}
