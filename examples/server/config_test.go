@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,4 +166,30 @@ func TestSettingsTable(t *testing.T) {
 	if !strings.Contains(md, masterKeyEnv) {
 		t.Error("master key missing from the table")
 	}
+}
+
+// FuzzConfigFile: a config file is either rejected with a contract error or
+// accepted only when the contract schema accepts it; never a panic.
+func FuzzConfigFile(f *testing.F) {
+	f.Add([]byte(`{"config_version":"1.0","global":{"env":"dev"},"gateway":{"port":9001,"host":"127.0.0.1"}}`))
+	f.Add([]byte(`{"config_version":"1.0","global":{},"audit":{"storage_backend":"memory","retention_days":3}}`))
+	f.Add([]byte(`{"config_version":"1.0","global":{},"extensions":{"x":[1,2,{"y":null}]}}`))
+	f.Add([]byte(`{"config_version":"1.0","global":{"env":"prod"},"gateway":{"disable_auth":true}}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		cfg := DefaultConfig()
+		_, err := applyConfigFile(&cfg, raw, env(map[string]string{"DB": "postgres://db/x"}))
+		if err != nil {
+			var ce *contracts.Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("non-contract error %T: %v", err, err)
+			}
+			return
+		}
+		if verr := contracts.Validate("config/v1/talos.config", raw); verr != nil {
+			t.Fatalf("accepted a file the schema rejects: %v", verr)
+		}
+		if _, _, perr := net.SplitHostPort(cfg.Listen); perr != nil {
+			t.Fatalf("accepted file produced listen address %q", cfg.Listen)
+		}
+	})
 }

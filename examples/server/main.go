@@ -1,5 +1,3 @@
-// Command server is the Talos service built from the library's public
-// packages: see doc.go.
 package main
 
 import (

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -142,5 +144,55 @@ func TestTracingPropagatesTraceparent(t *testing.T) {
 	spans := ts.spans.GetSpans()
 	if len(spans) != 1 || spans[0].Parent.SpanID().String() != "00f067aa0ba902b7" || spans[0].Name != "/" {
 		t.Fatalf("spans %+v", spans)
+	}
+}
+
+// TestOTLPExportIsRedacted runs the real OTLP/HTTP exporter against a local
+// collector and checks the bytes on the wire: no secret, and the span is there.
+func TestOTLPExportIsRedacted(t *testing.T) {
+	var mu sync.Mutex
+	var wire bytes.Buffer
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		wire.Write(b)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer collector.Close()
+
+	cfg := testConfig(t)
+	cfg.TraceExporter = "otlp"
+	cfg.OTLPEndpoint = collector.URL
+	cfg.stdout = &syncBuffer{}
+	s, err := New(t.Context(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := parseCredential(cfg.stdout.(*syncBuffer).String())
+	bearer := rnd(t, 32)
+	s.mux.HandleFunc("GET /test/echo", func(w http.ResponseWriter, r *http.Request) {
+		trace.SpanFromContext(r.Context()).SetAttributes(
+			attribute.String("http.request.header.authorization", r.Header.Get("Authorization")),
+			attribute.String("echo", "got "+r.Header.Get("Authorization")))
+	})
+	for _, auth := range []string{bearer, cred} {
+		req, _ := http.NewRequest("GET", "http://talos.test/test/echo", nil)
+		req.Header.Set("Authorization", "Bearer "+auth)
+		s.Handler().ServeHTTP(httptest.NewRecorder(), req)
+	}
+	if err := s.Close(context.Background()); err != nil { // flushes the exporter
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !bytes.Contains(wire.Bytes(), []byte("GET /test/echo")) {
+		t.Fatalf("the collector received no span (%d bytes)", wire.Len())
+	}
+	for _, secret := range []string{bearer, cred} {
+		if bytes.Contains(wire.Bytes(), []byte(secret)) {
+			t.Fatalf("a secret crossed the wire to the collector")
+		}
 	}
 }

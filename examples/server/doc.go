@@ -1,0 +1,65 @@
+// Command server is the Talos service: the kernel, gateway, audit and config
+// surfaces built only from the library's public packages over net/http.
+//
+//	go run ./examples/server                 # embedded defaults, ./talos-data
+//	go run ./examples/server -h              # every setting
+//
+// # Model
+//
+// On first start the server creates its data directory (0700), a master key
+// (unless TALOS_MASTER_KEY is set), a key-encryption key sealed under it, and
+// its Ed25519 identity sealed under that; it prints its did:key and a one-time
+// admin bootstrap credential, of which only the SHA-256 is stored. Later
+// starts unseal the same identity and print only the DID. Settings come from
+// defaults, a talos.config v1 JSON file (validated against the contract
+// schema), the environment and flags, in increasing precedence.
+//
+// With TALOS_POSTGRES_URL the sealed secrets and the config versions live in
+// PostgreSQL (writes on the primary; reads on TALOS_POSTGRES_REPLICA_URL
+// behind a circuit breaker that falls back to the primary); without it they
+// live in the data directory and in memory.
+//
+// # Security properties
+//
+// Secrets are sealed with identity.Keyring envelopes (contract
+// secrets/envelope.v1, AES-256-GCM, AAD "talos.secret.v1:<id>"). A background
+// worker adds a KEK and rewraps every secret (TALOS_KEK_ROTATION),
+// coordinated across replicas by a PostgreSQL advisory lock; older KEKs stay
+// loaded, so no read fails during a rotation.
+//
+// The master key trade-off: without TALOS_MASTER_KEY the key is generated
+// and written to DataDir/master.key (0600). That protects copies of the
+// sealed data made without the key file (a database dump, a backup of
+// secrets.json) and nothing more: whoever reads the data directory reads
+// every secret. Production mode (-production, or global.env "prod" in the
+// config file) refuses to start without TALOS_MASTER_KEY, so the key can stay
+// in a secret manager and never touch the disk. Every replica sharing one
+// PostgreSQL needs the same TALOS_MASTER_KEY.
+//
+// Traces (OpenTelemetry SDK; OTLP/HTTP or stdout) pass a redacting exporter
+// wrapper before they leave the process: Authorization and X-Talos-* headers,
+// capability tokens, A2A frame payloads, signatures, nonces, the admin
+// credential and every secret the server has unsealed are masked in span
+// names, attributes, events, links and status. Errors reach clients only as
+// the contract error body {code, message, retryable, request_id}, whose
+// request_id is the trace id.
+//
+// # Operations
+//
+// GET /health/live answers 200 while the process runs. GET /health/ready
+// checks the data directory, the PostgreSQL primary, Redis (503 naming the
+// failed check) and the replica (200 "degraded": reads fall back to the
+// primary). On SIGTERM or SIGINT the server stops accepting connections,
+// answers /health/ready with 503, drains in-flight requests until
+// TALOS_SHUTDOWN_TIMEOUT, stops its background workers and then runs the
+// flush hooks (audit log, trace exporter, stores).
+//
+// # Concurrency
+//
+// Server, Secrets and ConfigService are safe for concurrent use.
+//
+// # Compatibility
+//
+// An example program: its flags, environment variables and routes follow the
+// library's version but carry no separate stability promise.
+package main
