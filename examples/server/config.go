@@ -45,6 +45,19 @@ type Config struct {
 	AuditRetentionDays int      // audit.retention_days
 	MCPAllowedServers  []string // mcp_connector.allowed_servers
 
+	// Gateway, LLM proxy and limits (parsed and checked in coreconfig.go).
+	MCPUpstreams    []mcpUpstream      // name=URL of each upstream MCP server
+	MCPToolRegistry string             // tool registry file; empty: from the upstreams' annotations
+	MCPCallCost     int64              // micro-USD charged per MCP tool call
+	LLMUpstream     string             // OpenAI-compatible base URL, e.g. http://127.0.0.1:9000/v1
+	LLMPricePer1K   int64              // micro-USD per 1000 tokens
+	LLMTimeout      time.Duration      // upstream deadline per chat completion
+	RateLimits      map[string]rateSet // per-surface overrides of the default rate limits
+
+	// LLMAPIKey is sent to the LLM upstream as a bearer token, from
+	// TALOS_LLM_API_KEY only (never a flag, never logged).
+	LLMAPIKey secretBytes
+
 	// MasterKey is the master key-encryption key, from TALOS_MASTER_KEY
 	// only (never a flag: flags are visible in the process list). Empty:
 	// generated on first start and kept in DataDir/master.key (refused in
@@ -114,6 +127,27 @@ var settings = []setting{
 	{"replica breaker probes", "pg-breaker-probes", "TALOS_PG_BREAKER_PROBES", "1",
 		"Successful half-open probes that close the breaker.",
 		func(c *Config, v string) error { return parseInt(&c.BreakerProbes, v) }},
+	{"MCP upstreams", "mcp-upstreams", "TALOS_MCP_UPSTREAMS", "(none: no MCP gateway)",
+		"Comma-separated name=URL of upstream MCP servers (streamable HTTP); their tools are served at POST /mcp as name.tool.",
+		func(c *Config, v string) error { return parseUpstreams(&c.MCPUpstreams, v) }},
+	{"MCP tool registry", "mcp-tool-registry", "TALOS_MCP_TOOL_REGISTRY", "(none: from tool annotations)",
+		"Contract tool registry file classifying each upstream tool as read or write; unlisted tools are denied.",
+		func(c *Config, v string) error { c.MCPToolRegistry = v; return nil }},
+	{"MCP call cost", "mcp-call-cost", "TALOS_MCP_CALL_COST_USD", "0.001",
+		"USD charged to the caller's key and team budgets per MCP tool call.",
+		func(c *Config, v string) error { return parseUSDSetting(&c.MCPCallCost, v) }},
+	{"LLM upstream", "llm-upstream", "TALOS_LLM_UPSTREAM", "(none: no LLM proxy)",
+		"OpenAI-compatible base URL (…/v1); chat completions are proxied at POST /v1/chat/completions. The bearer key comes from TALOS_LLM_API_KEY only.",
+		func(c *Config, v string) error { c.LLMUpstream = v; return nil }},
+	{"LLM price", "llm-price-per-1k-tokens", "TALOS_LLM_PRICE_PER_1K_TOKENS", "0.002",
+		"USD per 1000 tokens: reserved for the prompt estimate plus max_tokens, settled by reported usage.",
+		func(c *Config, v string) error { return parseUSDSetting(&c.LLMPricePer1K, v) }},
+	{"LLM timeout", "llm-timeout", "TALOS_LLM_TIMEOUT", "120s",
+		"Deadline of one upstream chat completion (UPSTREAM_TIMEOUT after it).",
+		func(c *Config, v string) error { return parseDuration(&c.LLMTimeout, v) }},
+	{"rate limits", "rate-limits", "TALOS_RATE_LIMITS", "(built-in)",
+		"Per-principal rate limits per surface, e.g. kernel.authorize=200/s,mcp.gateway=50/s,llm=20/s,a2a=100/s (also /m, /h).",
+		func(c *Config, v string) error { return parseRateLimits(&c.RateLimits, v) }},
 }
 
 // flagValue is a string flag that can also be given alone (-production)
@@ -206,6 +240,9 @@ func LoadConfig(args []string, getenv func(string) string) (Config, []string, er
 		}
 		cfg.MasterKey = k
 	}
+	if v := getenv(llmAPIKeyEnv); v != "" {
+		cfg.LLMAPIKey = secretBytes(strings.TrimSpace(v))
+	}
 	if err := cfg.validate(); err != nil {
 		return cfg, nil, err
 	}
@@ -258,7 +295,7 @@ func (c *Config) validate() error {
 	if c.Production && c.TraceExporter == "stdout" {
 		return bad("production mode does not export traces to stdout")
 	}
-	return nil
+	return c.validateCore()
 }
 
 // fileConfig is the talos.config v1 document (contracts
@@ -457,5 +494,6 @@ func settingsMarkdown() string {
 		fmt.Fprintf(&b, "| %s | `-%s` | `%s` | %s | %s |\n", s.name, s.flag, s.env, s.def, s.meaning)
 	}
 	fmt.Fprintf(&b, "| master key | (none) | `%s` | (generated, DataDir/master.key) | 32-byte KEK, unpadded base64url, that seals the server's KEKs; required in production. |\n", masterKeyEnv)
+	fmt.Fprintf(&b, "| LLM API key | (none) | `%s` | (none) | Bearer key sent to the LLM upstream; never logged. |\n", llmAPIKeyEnv)
 	return b.String()
 }

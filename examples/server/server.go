@@ -39,6 +39,7 @@ type Server struct {
 	redactor *otelredact.Redactor
 
 	configs *ConfigService
+	core    *core // kernel, gateway, A2A and audit services
 	checks  []readyCheck
 
 	mux     *http.ServeMux
@@ -152,6 +153,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	}
 	s.configs = cs
 	s.setupReadyChecks()
+	if s.core, err = newCore(ctx, s); err != nil {
+		return nil, err
+	}
 
 	s.mux = http.NewServeMux()
 	s.mountServices(s.mux)

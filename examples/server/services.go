@@ -18,5 +18,6 @@ func (s *Server) mountServices(mux *http.ServeMux) {
 	mux.HandleFunc("GET /health/live", s.handleLive)
 	mux.HandleFunc("GET /health/ready", s.handleReady)
 	s.configs.mount(mux, s.requireAdmin)
+	s.core.mount(mux, s.requireAdmin)
 	mux.HandleFunc("/", handleNotFound)
 }

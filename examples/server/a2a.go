@@ -1,0 +1,575 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/talosgo/talos/audit"
+	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/ratchet"
+)
+
+const (
+	opA2A = "a2a"
+	// maxFramesPage bounds one frame listing.
+	maxFramesPage = 100
+)
+
+// a2aService is the A2A REST surface of the contracts: sessions (create,
+// accept, rotate, close), frames (send, list with cursor) and groups
+// (create, add and remove members, close). Every request is HTTP-attested;
+// the attested principal is the actor. Ratchet state blobs are stored
+// opaque: the server checks their digest and never decrypts them. Frames are
+// checked for their contract digests and the sender_seq rules, never opened.
+// Session and group events are hash-chained (previous_digest).
+type a2aService struct {
+	core  *core
+	store a2aStore
+	now   func() time.Time
+}
+
+func (c *core) mountA2A(mux *http.ServeMux, a *a2aService) {
+	routes := []struct {
+		pattern, op string
+		h           func(http.ResponseWriter, *http.Request, *principal)
+	}{
+		{"POST /a2a/sessions", "a2a.session.create", a.createSession},
+		{"POST /a2a/sessions/{id}/accept", "a2a.session.accept", a.acceptSession},
+		{"POST /a2a/sessions/{id}/rotate", "a2a.session.rotate", a.rotateSession},
+		{"DELETE /a2a/sessions/{id}", "a2a.session.close", a.closeSession},
+		{"GET /a2a/sessions/{id}", "a2a.session.get", a.getSession},
+		{"GET /a2a/sessions/{id}/events", "a2a.session.events", a.sessionEvents},
+		{"POST /a2a/sessions/{id}/frames", "a2a.frame.send", a.sendFrame},
+		{"GET /a2a/sessions/{id}/frames", "a2a.frame.list", a.listFrames},
+		{"POST /a2a/groups", "a2a.group.create", a.createGroup},
+		{"POST /a2a/groups/{id}/members", "a2a.group.member.add", a.addMember},
+		{"DELETE /a2a/groups/{id}/members/{member}", "a2a.group.member.remove", a.removeMember},
+		{"DELETE /a2a/groups/{id}", "a2a.group.close", a.closeGroup},
+		{"GET /a2a/groups/{id}/events", "a2a.group.events", a.groupEvents},
+	}
+	for _, rt := range routes {
+		h := rt.h
+		c.attested(mux, rt.pattern, rt.op, func(w http.ResponseWriter, r *http.Request, p *principal) {
+			res, err := c.limits.Allow(r.Context(), opA2A, p.DID, 1)
+			if err != nil {
+				writeError(w, r, contracts.Wrap(contracts.CodeInternal, "rate limiter unavailable", err))
+				return
+			}
+			if !res.Allowed {
+				writeError(w, r, contracts.Errorf(contracts.CodeRateLimited, "rate limited").WithRetryable(true))
+				return
+			}
+			h(w, r, p)
+		})
+	}
+}
+
+// readValidated reads a body of at most maxAPIBody bytes, validates it
+// against the contract schema and decodes it strictly into v.
+func readValidated(w http.ResponseWriter, r *http.Request, schema string, v any) error {
+	if err := decodeBody(w, r, v); err != nil {
+		return err
+	}
+	raw, _ := json.Marshal(v)
+	if err := contracts.Validate(schema, raw); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (a *a2aService) ts() string { return a.now().UTC().Format(audit.TimeFormat) }
+
+// blobDigest checks ratchet_state_digest = hex(sha256(blob)).
+func blobDigest(b64u, digest string) ([]byte, error) {
+	blob, err := contracts.DecodeBase64URL(b64u)
+	if err != nil || len(blob) == 0 {
+		return nil, contracts.Errorf(contracts.CodeInvalidInput, "ratchet_state_blob_b64u must be non-empty base64url")
+	}
+	sum := sha256.Sum256(blob)
+	if hex.EncodeToString(sum[:]) != digest {
+		return nil, contracts.Errorf(contracts.CodeInvalidInput, "ratchet_state_digest does not match the blob")
+	}
+	return blob, nil
+}
+
+// sealEvent seals a session or group event onto the chain whose head is h.
+func sealEvent(h chainState, ev map[string]any) (json.RawMessage, string, error) {
+	var ch *audit.Chain
+	if h.N == 0 {
+		ch = audit.NewChain(audit.SessionEventChain)
+	} else {
+		var err error
+		if ch, err = audit.ResumeChain(audit.SessionEventChain, h.Head, h.N); err != nil {
+			return nil, "", err
+		}
+	}
+	sealed, digest, err := ch.Seal(ev)
+	return sealed, digest, err
+}
+
+func (a *a2aService) sessionEvent(sessionID, actor, typ string) map[string]any {
+	return map[string]any{
+		"schema_id": "talos.a2a.session_event", "schema_version": "v1", "event_id": contracts.NewUUIDv7(),
+		"session_id": sessionID, "actor_id": actor, "event_type": typ, "ts": a.ts(),
+	}
+}
+
+func (a *a2aService) groupEvent(groupID, actor, typ, target string) map[string]any {
+	ev := map[string]any{
+		"schema_id": "talos.a2a.group_event", "schema_version": "v1", "event_id": contracts.NewUUIDv7(),
+		"group_id": groupID, "actor_id": actor, "event_type": typ, "ts": a.ts(),
+	}
+	if target != "" {
+		ev["target_id"] = target
+	}
+	return ev
+}
+
+// record puts an A2A action in the audit log.
+func (a *a2aService) record(r *http.Request, template string, status int, p *principal) error {
+	ev, err := a.core.events.Build(r, audit.Decision{
+		RequestID: contracts.NewUUIDv7(), SurfaceID: opA2A, TemplatePath: template, Status: status,
+		Principal: audit.SignedPrincipal(p.DID, p.TeamID, p.DID),
+	})
+	if err != nil {
+		return err
+	}
+	_, err = a.core.log.Append(r.Context(), ev)
+	return err
+}
+
+func (a *a2aService) reply(w http.ResponseWriter, r *http.Request, p *principal, template string, status int, v any) {
+	if err := a.record(r, template, status, p); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, status, v)
+}
+
+type sessionCreateRequest struct {
+	SchemaID           string `json:"schema_id"`
+	SchemaVersion      string `json:"schema_version"`
+	ResponderID        string `json:"responder_id"`
+	RatchetStateBlob   string `json:"ratchet_state_blob_b64u"`
+	RatchetStateDigest string `json:"ratchet_state_digest"`
+	ExpiresAt          string `json:"expires_at,omitempty"`
+}
+
+type sessionStateRequest struct {
+	SchemaID           string `json:"schema_id"`
+	SchemaVersion      string `json:"schema_version"`
+	RatchetStateBlob   string `json:"ratchet_state_blob_b64u"`
+	RatchetStateDigest string `json:"ratchet_state_digest"`
+}
+
+// sessionView is a session as returned to a participant: the contract
+// object and the latest opaque ratchet state blob.
+type sessionView struct {
+	*a2aSession
+	RatchetStateBlob string `json:"ratchet_state_blob_b64u,omitempty"`
+}
+
+func view(s *a2aSession) sessionView {
+	return sessionView{a2aSession: s, RatchetStateBlob: contracts.EncodeBase64URL(s.blob)}
+}
+
+func (a *a2aService) createSession(w http.ResponseWriter, r *http.Request, p *principal) {
+	var req sessionCreateRequest
+	if err := readValidated(w, r, "a2a/session_create_request", &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	blob, err := blobDigest(req.RatchetStateBlob, req.RatchetStateDigest)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if req.ResponderID == p.DID {
+		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "responder_id must differ from the initiator"))
+		return
+	}
+	s := &a2aSession{
+		SchemaID: "talos.a2a.session", SchemaVersion: "v1", SessionID: contracts.NewUUIDv7(),
+		InitiatorID: p.DID, ResponderID: req.ResponderID, State: "pending",
+		RatchetStateDigest: req.RatchetStateDigest, CreatedAt: a.ts(), ExpiresAt: req.ExpiresAt, blob: blob,
+	}
+	ev, digest, err := sealEvent(chainState{}, a.sessionEvent(s.SessionID, p.DID, "session_opened"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := a.store.createSession(r.Context(), s, ev, digest); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	a.reply(w, r, p, "/a2a/sessions", http.StatusCreated, view(s))
+}
+
+// transition applies a state change by an allowed actor and chains its event.
+func (a *a2aService) transition(w http.ResponseWriter, r *http.Request, p *principal, template, schema, evType string,
+	allowed func(s *a2aSession, actor string) error, apply func(s *a2aSession, req *sessionStateRequest) error) {
+	var req sessionStateRequest
+	if schema != "" {
+		if err := readValidated(w, r, schema, &req); err != nil {
+			writeError(w, r, err)
+			return
+		}
+	}
+	s, err := a.store.updateSession(r.Context(), r.PathValue("id"), func(s *a2aSession, h chainState) (*a2aSession, json.RawMessage, string, error) {
+		if err := allowed(s, p.DID); err != nil {
+			return nil, nil, "", err
+		}
+		if err := apply(s, &req); err != nil {
+			return nil, nil, "", err
+		}
+		ev, digest, err := sealEvent(h, a.sessionEvent(s.SessionID, p.DID, evType))
+		return s, ev, digest, err
+	})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	a.reply(w, r, p, template, http.StatusOK, view(s))
+}
+
+func errState(msg string) error { return contracts.Errorf(contracts.CodeStateInvalidTransition, msg) }
+
+// Access to a session is reported as not found to non-participants, so that
+// session ids cannot be probed.
+func participant(s *a2aSession, actor string) error {
+	if actor != s.InitiatorID && actor != s.ResponderID {
+		return errNotFound("session")
+	}
+	return nil
+}
+
+func setBlob(s *a2aSession, req *sessionStateRequest) error {
+	blob, err := blobDigest(req.RatchetStateBlob, req.RatchetStateDigest)
+	if err != nil {
+		return err
+	}
+	s.blob, s.RatchetStateDigest = blob, req.RatchetStateDigest
+	return nil
+}
+
+func (a *a2aService) acceptSession(w http.ResponseWriter, r *http.Request, p *principal) {
+	a.transition(w, r, p, "/a2a/sessions/{id}/accept", "a2a/session_accept_request", "session_accepted",
+		func(s *a2aSession, actor string) error {
+			if err := participant(s, actor); err != nil {
+				return err
+			}
+			if actor != s.ResponderID {
+				return contracts.Errorf(contracts.CodeDenied, "only the responder accepts a session")
+			}
+			if s.State != "pending" {
+				return errState("session is not pending")
+			}
+			return nil
+		},
+		func(s *a2aSession, req *sessionStateRequest) error { s.State = "active"; return setBlob(s, req) })
+}
+
+func (a *a2aService) rotateSession(w http.ResponseWriter, r *http.Request, p *principal) {
+	a.transition(w, r, p, "/a2a/sessions/{id}/rotate", "a2a/session_rotate_request", "session_rotated",
+		func(s *a2aSession, actor string) error {
+			if err := participant(s, actor); err != nil {
+				return err
+			}
+			if s.State != "active" {
+				return errState("session is not active")
+			}
+			return nil
+		}, setBlob)
+}
+
+func (a *a2aService) closeSession(w http.ResponseWriter, r *http.Request, p *principal) {
+	a.transition(w, r, p, "/a2a/sessions/{id}", "", "session_closed",
+		func(s *a2aSession, actor string) error {
+			if err := participant(s, actor); err != nil {
+				return err
+			}
+			if s.State == "closed" {
+				return errState("session is closed")
+			}
+			return nil
+		},
+		func(s *a2aSession, _ *sessionStateRequest) error { s.State = "closed"; return nil })
+}
+
+func (a *a2aService) getSession(w http.ResponseWriter, r *http.Request, p *principal) {
+	s, err := a.store.getSession(r.Context(), r.PathValue("id"))
+	if err == nil {
+		err = participant(s, p.DID)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, view(s))
+}
+
+func (a *a2aService) sessionEvents(w http.ResponseWriter, r *http.Request, p *principal) {
+	s, err := a.store.getSession(r.Context(), r.PathValue("id"))
+	if err == nil {
+		err = participant(s, p.DID)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	evs, err := a.store.events(r.Context(), s.SessionID)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
+}
+
+type frameSendRequest struct {
+	SchemaID      string          `json:"schema_id"`
+	SchemaVersion string          `json:"schema_version"`
+	Frame         json.RawMessage `json:"frame"`
+}
+
+// sendFrame accepts an encrypted frame from a participant of an active
+// session: the frame must name this session and the attested sender, its
+// digests must verify, and its sender_seq must follow the rules (an
+// identical resend answers 200 and stores nothing).
+func (a *a2aService) sendFrame(w http.ResponseWriter, r *http.Request, p *principal) {
+	var req frameSendRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if req.SchemaID != "talos.a2a.frame_send_request" || req.SchemaVersion != "v1" {
+		writeError(w, r, contracts.Errorf(contracts.CodeSchemaValidationError, "not a frame_send_request v1"))
+		return
+	}
+	f, err := ratchet.ParseFrame(req.Frame)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := f.Verify(); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s, err := a.store.getSession(r.Context(), r.PathValue("id"))
+	if err == nil {
+		err = participant(s, p.DID)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if f.SessionID != s.SessionID || f.SenderID != p.DID {
+		writeError(w, r, contracts.Errorf(contracts.CodeFrameInvalid, "frame session_id or sender_id does not match"))
+		return
+	}
+	if s.State != "active" {
+		writeError(w, r, errState("session is not active"))
+		return
+	}
+	raw, err := f.MarshalJSON()
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	dup, err := a.store.putFrame(r.Context(), f, raw)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	status := http.StatusCreated
+	if dup {
+		status = http.StatusOK
+	}
+	a.reply(w, r, p, "/a2a/sessions/{id}/frames", status, map[string]any{
+		"frame_digest": f.FrameDigest, "sender_seq": f.SenderSeq, "duplicate": dup,
+	})
+}
+
+// Frame list cursors are "f" + the arrival position, base64url encoded.
+func encodeFrameCursor(pos uint64) string {
+	return contracts.EncodeBase64URL([]byte("f" + strconv.FormatUint(pos, 10)))
+}
+
+func decodeFrameCursor(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	b, err := contracts.DecodeBase64URL(s)
+	if err == nil && len(b) > 1 && len(b) < 22 && b[0] == 'f' {
+		if n, err := strconv.ParseUint(string(b[1:]), 10, 63); err == nil && strconv.FormatUint(n, 10) == string(b[1:]) {
+			return n, nil
+		}
+	}
+	return 0, contracts.Errorf(contracts.CodeInvalidInput, "invalid cursor")
+}
+
+func (a *a2aService) listFrames(w http.ResponseWriter, r *http.Request, p *principal) {
+	s, err := a.store.getSession(r.Context(), r.PathValue("id"))
+	if err == nil {
+		err = participant(s, p.DID)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	after, err := decodeFrameCursor(r.URL.Query().Get("cursor"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	limit := maxFramesPage
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxFramesPage {
+			writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "limit must be 1 to 100"))
+			return
+		}
+		limit = n
+	}
+	frames, last, err := a.store.listFrames(r.Context(), s.SessionID, after, limit)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	body := map[string]any{"frames": append([]json.RawMessage{}, frames...)}
+	if len(frames) == limit {
+		body["next_cursor"] = encodeFrameCursor(last)
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+type groupCreateRequest struct {
+	SchemaID      string `json:"schema_id"`
+	SchemaVersion string `json:"schema_version"`
+	Name          string `json:"name,omitempty"`
+}
+
+type groupMemberAddRequest struct {
+	SchemaID      string `json:"schema_id"`
+	SchemaVersion string `json:"schema_version"`
+	MemberID      string `json:"member_id"`
+}
+
+type groupView struct {
+	*a2aGroup
+	Members []string `json:"members"`
+}
+
+func (a *a2aService) createGroup(w http.ResponseWriter, r *http.Request, p *principal) {
+	var req groupCreateRequest
+	if err := readValidated(w, r, "a2a/group_create_request", &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	g := &a2aGroup{
+		SchemaID: "talos.a2a.group", SchemaVersion: "v1", GroupID: contracts.NewUUIDv7(), OwnerID: p.DID,
+		State: "active", CreatedAt: a.ts(), members: map[string]bool{p.DID: true},
+	}
+	ev, digest, err := sealEvent(chainState{}, a.groupEvent(g.GroupID, p.DID, "group_created", ""))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := a.store.createGroup(r.Context(), g, ev, digest); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	a.reply(w, r, p, "/a2a/groups", http.StatusCreated, groupView{g, sortedMembers(g)})
+}
+
+// changeGroup applies an owner-only change to an active group.
+func (a *a2aService) changeGroup(w http.ResponseWriter, r *http.Request, p *principal, template, evType, target string, apply func(g *a2aGroup) error) {
+	g, err := a.store.updateGroup(r.Context(), r.PathValue("id"), func(g *a2aGroup, h chainState) (*a2aGroup, json.RawMessage, string, error) {
+		if !g.members[p.DID] {
+			return nil, nil, "", errNotFound("group")
+		}
+		if g.OwnerID != p.DID {
+			return nil, nil, "", contracts.Errorf(contracts.CodeDenied, "only the owner changes a group")
+		}
+		if g.State != "active" {
+			return nil, nil, "", errState("group is closed")
+		}
+		if err := apply(g); err != nil {
+			return nil, nil, "", err
+		}
+		ev, digest, err := sealEvent(h, a.groupEvent(g.GroupID, p.DID, evType, target))
+		return g, ev, digest, err
+	})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	a.reply(w, r, p, template, http.StatusOK, groupView{g, sortedMembers(g)})
+}
+
+func (a *a2aService) addMember(w http.ResponseWriter, r *http.Request, p *principal) {
+	var req groupMemberAddRequest
+	if err := readValidated(w, r, "a2a/group_member_add_request", &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	a.changeGroup(w, r, p, "/a2a/groups/{id}/members", "member_added", req.MemberID, func(g *a2aGroup) error {
+		if g.members[req.MemberID] {
+			return errState("already a member")
+		}
+		if len(g.members) >= maxGroupMembers {
+			return contracts.Errorf(contracts.CodeInvalidInput, "group is full")
+		}
+		g.members[req.MemberID] = true
+		return nil
+	})
+}
+
+// maxGroupMembers bounds a group.
+const maxGroupMembers = 1000
+
+func (a *a2aService) removeMember(w http.ResponseWriter, r *http.Request, p *principal) {
+	member := r.PathValue("member")
+	if member == "" || len(member) > 255 || strings.ContainsAny(member, "\x00") {
+		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "invalid member id"))
+		return
+	}
+	a.changeGroup(w, r, p, "/a2a/groups/{id}/members/{member}", "member_removed", member, func(g *a2aGroup) error {
+		if !g.members[member] {
+			return errNotFound("member")
+		}
+		if member == g.OwnerID {
+			return errState("the owner cannot be removed; close the group")
+		}
+		delete(g.members, member)
+		return nil
+	})
+}
+
+func (a *a2aService) closeGroup(w http.ResponseWriter, r *http.Request, p *principal) {
+	a.changeGroup(w, r, p, "/a2a/groups/{id}", "group_closed", "", func(g *a2aGroup) error {
+		g.State = "closed"
+		return nil
+	})
+}
+
+func (a *a2aService) groupEvents(w http.ResponseWriter, r *http.Request, p *principal) {
+	g, err := a.store.getGroup(r.Context(), r.PathValue("id"))
+	if err == nil && !g.members[p.DID] {
+		err = errNotFound("group")
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	evs, err := a.store.events(r.Context(), g.GroupID)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": evs, "members": sortedMembers(g)})
+}

@@ -1,0 +1,414 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"maps"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/talosgo/talos"
+	"github.com/talosgo/talos/audit"
+	auditfile "github.com/talosgo/talos/audit/file"
+	"github.com/talosgo/talos/budget"
+	budgetredis "github.com/talosgo/talos/budget/redis"
+	"github.com/talosgo/talos/capability"
+	capredis "github.com/talosgo/talos/capability/redis"
+	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/identity"
+)
+
+// core holds the trust machinery every surface shares: the capability
+// verifier and its stores, RBAC, the principal registry used by HTTP
+// attestation, the audit log, budgets, rate limits and the Kernel that
+// composes them. It is built only from the library's public packages.
+type core struct {
+	wallet *identity.Wallet
+
+	verifier    *capability.Verifier
+	revocations capability.RevocationStore
+	nonces      identity.NonceStore
+	rbac        rbacPolicy
+	principals  *principalRegistry
+	attest      *identity.AttestationVerifier
+
+	log         *audit.Log
+	logVerifier note.Verifier
+	logStore    audit.Store
+	tilesDir    string // file store directory served under /tlog/, or ""
+	events      *audit.EventBuilder
+
+	// opcodes maps each attested route pattern to its opcode. It is filled
+	// by mount, before the server serves, and only read afterwards.
+	opcodes map[string]string
+
+	budget  budget.Budget
+	budgets budgetTable // configured key and team budgets
+	limits  *budget.Limits
+	kernel  *talos.Kernel
+	tracer  trace.Tracer
+
+	a2a     *a2aService
+	gateway *mcpGateway // nil without upstream MCP servers
+	llm     *llmProxy   // nil without an LLM upstream
+}
+
+// logOrigin is the C2SP origin line of the server's audit log.
+const logOrigin = "talos.local/audit"
+
+// Surfaces (audit surface ids and attestation opcodes) of the core routes.
+const (
+	opAuthorize  = "kernel.authorize"
+	opMCPGateway = "mcp.gateway"
+)
+
+// rateLLM is the rate-limit surface of the LLM proxy.
+const rateLLM = "llm"
+
+// Default rate limits per surface and principal (TALOS_RATE_LIMITS
+// overrides them).
+var defaultRates = map[string]budget.Limit{
+	opAuthorize:  budget.PerSecond(200),
+	opMCPGateway: budget.PerSecond(50),
+	rateLLM:      budget.PerSecond(20),
+	opA2A:        budget.PerSecond(100),
+}
+
+func newCore(ctx context.Context, s *Server) (*core, error) {
+	c := &core{wallet: s.wallet, principals: newPrincipalRegistry(), opcodes: map[string]string{}}
+
+	// Capability stores: Redis when configured (revocations reach every
+	// replica's cache through pub/sub), memory otherwise.
+	if s.redis != nil {
+		rs := capredis.NewRevocationStore(s.redis, capredis.Options{})
+		c.revocations = rs
+		c.nonces = capredis.NewReplayStore(s.redis, capredis.Options{})
+	} else {
+		c.revocations = capability.NewMemRevocationStore(nil)
+		c.nonces = identity.NewMemoryNonceStore(1 << 20)
+	}
+	v, err := c.newVerifier(nil)
+	if err != nil {
+		return nil, err
+	}
+	c.verifier = v
+	c.rbac.set(nil, nil)
+
+	c.attest, err = identity.NewAttestationVerifier(identity.AttestationVerifierConfig{
+		Opcode: c.opcodeOf,
+		Keys:   c.principals,
+		Nonces: c.nonces,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// Audit log: the durable file store in the data directory by default.
+	signer, err := audit.NewNoteSigner(logOrigin, s.wallet.Signer())
+	if err != nil {
+		return nil, err
+	}
+	c.logVerifier, err = audit.NewVerifier(logOrigin, s.wallet.PublicKey())
+	if err != nil {
+		return nil, err
+	}
+	c.tilesDir = filepath.Join(s.cfg.DataDir, "audit")
+	fs, err := auditfile.Open(ctx, auditfile.Config{Dir: c.tilesDir})
+	if err != nil {
+		return nil, err
+	}
+	s.OnShutdown("audit-log", func(context.Context) error { return fs.Close() })
+	c.logStore = fs
+	c.log, err = audit.New(ctx, audit.Config{Store: fs, Signer: signer, Verifier: c.logVerifier})
+	if err != nil {
+		return nil, err
+	}
+	allow := map[string][]string{}
+	for _, op := range []string{opAuthorize, opMCPGateway, opLLM, opA2A, "admin", "config"} {
+		allow[op] = []string{"decision_reason", "capability_hash", "tool", "action", "error_code", "budget_reservation", "cost_micros"}
+	}
+	c.events, err = audit.NewEventBuilder(audit.BuilderConfig{MetaAllowlist: allow})
+	if err != nil {
+		return nil, err
+	}
+
+	// Budgets and rate limits: Redis when configured, memory otherwise.
+	var rates budget.RateStore
+	if s.redis != nil {
+		rb, err := budgetredis.New(s.redis, budgetredis.Config{Timeout: 2 * time.Second})
+		if err != nil {
+			return nil, err
+		}
+		c.budget = rb
+		rr, err := budgetredis.NewRates(s.redis, "")
+		if err != nil {
+			return nil, err
+		}
+		rates = rr
+	} else {
+		mb, err := budget.NewMemory(budget.MemoryConfig{})
+		if err != nil {
+			return nil, err
+		}
+		c.budget = mb
+		rates = budget.NewMemoryRates(nil)
+	}
+	limits := maps.Clone(defaultRates)
+	maps.Copy(limits, s.cfg.RateLimits)
+	c.limits, err = budget.NewLimits(budget.LimiterConfig{
+		Store: rates, Surface: opAuthorize, Limit: limits[opAuthorize], Timeout: 2 * time.Second,
+	}, limits)
+	if err != nil {
+		return nil, err
+	}
+
+	var store a2aStore = newMemA2A()
+	if s.db != nil {
+		if store, err = openPGA2A(ctx, s.db.Primary(), s.cfg.tablePrefix); err != nil {
+			return nil, err
+		}
+	}
+	c.a2a = &a2aService{core: c, store: store, now: time.Now}
+
+	c.tracer = s.tracer
+	if c.kernel, err = c.newKernel(c.verifier); err != nil {
+		return nil, err
+	}
+	if len(s.cfg.MCPUpstreams) > 0 {
+		var registry *capability.ToolRegistry
+		if s.cfg.MCPToolRegistry != "" {
+			raw, err := readLimited(s.cfg.MCPToolRegistry, maxToolRegistryFile)
+			if err != nil {
+				return nil, contracts.Wrap(contracts.CodeInvalidInput, "config: reading the MCP tool registry", err)
+			}
+			if registry, err = capability.ParseToolRegistry(raw); err != nil {
+				return nil, err
+			}
+		}
+		dialers := make(map[string]upstreamDialer, len(s.cfg.MCPUpstreams))
+		for _, u := range s.cfg.MCPUpstreams {
+			dialers[u.Name] = func(context.Context) (mcp.Transport, error) {
+				return &mcp.StreamableClientTransport{Endpoint: u.URL, MaxRetries: -1, DisableStandaloneSSE: true}, nil
+			}
+		}
+		if err := c.enableGateway(ctx, s, dialers, registry); err != nil {
+			return nil, err
+		}
+	}
+	if s.cfg.LLMUpstream != "" {
+		c.llm = &llmProxy{
+			core: c, upstream: s.cfg.LLMUpstream, apiKey: string(s.cfg.LLMAPIKey),
+			client: &http.Client{}, pricePer1K: s.cfg.LLMPricePer1K, timeout: s.cfg.LLMTimeout,
+		}
+	}
+	return c, nil
+}
+
+// newVerifier returns a capability verifier trusting only the server's own
+// issuer key, sharing the server's revocation and replay stores. A non-nil
+// registry classifies tool actions: unlisted ones are denied and read-only
+// tokens get only reads.
+func (c *core) newVerifier(registry *capability.ToolRegistry) (*capability.Verifier, error) {
+	return capability.NewVerifier(capability.Config{
+		TrustedIssuers: []identity.DID{c.wallet.DID()},
+		Revocations:    c.revocations,
+		Replay:         c.nonces,
+		Audience:       c.wallet.DID().String(),
+		Registry:       registry,
+	})
+}
+
+// newKernel returns a Kernel deciding with v and the server's RBAC policy,
+// sharing the core's rate limits, budgets and audit log.
+func (c *core) newKernel(v *capability.Verifier) (*talos.Kernel, error) {
+	return talos.NewKernel(talos.KernelConfig{
+		Authorizer: authorizer{v: v, rbac: &c.rbac},
+		Limits:     c.limits,
+		Budget:     c.budget,
+		Audit:      c.log,
+		Events:     c.events,
+		Tracer:     c.tracer,
+	})
+}
+
+// authorizer is a capability.Authorizer: the capability verifier, then the
+// server's current RBAC policy when it has any bindings.
+type authorizer struct {
+	v    *capability.Verifier
+	rbac *rbacPolicy
+}
+
+func (a authorizer) Authorize(ctx context.Context, req capability.Request) (capability.Decision, error) {
+	d, err := a.v.Authorize(ctx, req)
+	if err != nil || !d.Allowed {
+		return d, err
+	}
+	if p := a.rbac.current(); p != nil {
+		if ok, _ := p.Check(req.Principal.String(), req.Tool+"."+req.Action, req.Scope); !ok {
+			d.Allowed = false
+			d.Reason = capability.ReasonRBACDenied
+		}
+	}
+	return d, nil
+}
+
+// rbacPolicy is the server's mutable RBAC policy: roles and bindings edited
+// through the admin API, compiled into an immutable capability.RBAC that
+// requests read without locking.
+type rbacPolicy struct {
+	mu       sync.Mutex // guards roles and bindings
+	roles    map[string]capability.Role
+	bindings map[string]capability.Binding
+
+	compiled atomic.Pointer[capability.RBAC] // nil: no bindings, RBAC not enforced
+}
+
+func (p *rbacPolicy) current() *capability.RBAC { return p.compiled.Load() }
+
+// set replaces a role or a binding (either may be nil) and recompiles. A
+// policy that does not compile is refused and nothing changes.
+func (p *rbacPolicy) set(role *capability.Role, binding *struct {
+	ID string
+	capability.Binding
+}) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.roles == nil {
+		p.roles = map[string]capability.Role{}
+		p.bindings = map[string]capability.Binding{}
+	}
+	roles := make([]capability.Role, 0, len(p.roles)+1)
+	for id, r := range p.roles {
+		if role == nil || id != role.ID {
+			roles = append(roles, r)
+		}
+	}
+	if role != nil {
+		roles = append(roles, *role)
+	}
+	bindings := make([]capability.Binding, 0, len(p.bindings)+1)
+	for id, b := range p.bindings {
+		if binding == nil || id != binding.ID {
+			bindings = append(bindings, b)
+		}
+	}
+	if binding != nil {
+		bindings = append(bindings, binding.Binding)
+	}
+	if len(bindings) == 0 {
+		p.compiled.Store(nil)
+	} else {
+		compiled, err := capability.NewRBAC(capability.RBACConfig{Roles: roles, Bindings: bindings})
+		if err != nil {
+			return err
+		}
+		p.compiled.Store(compiled)
+	}
+	if role != nil {
+		p.roles[role.ID] = *role
+	}
+	if binding != nil {
+		p.bindings[binding.ID] = binding.Binding
+	}
+	return nil
+}
+
+// principalRegistry maps attestation key ids to registered principals. Only
+// registered keys can sign requests: an unknown key id is not authenticated.
+// A principal's key id is its did:key.
+type principalRegistry struct {
+	m sync.Map // key id → *principal
+}
+
+type principal struct {
+	ID        string    `json:"principal_id"`
+	DID       string    `json:"did"`
+	TeamID    string    `json:"team_id"`
+	CreatedAt time.Time `json:"created_at"`
+	pub       ed25519.PublicKey
+}
+
+func newPrincipalRegistry() *principalRegistry { return &principalRegistry{} }
+
+// ResolveKey implements identity.KeyResolver.
+func (r *principalRegistry) ResolveKey(_ context.Context, keyID string) (ed25519.PublicKey, error) {
+	if p, ok := r.m.Load(keyID); ok {
+		return p.(*principal).pub, nil
+	}
+	return nil, contracts.Errorf(contracts.CodeAuthInvalid, "unknown key id")
+}
+
+func (r *principalRegistry) get(keyID string) (*principal, bool) {
+	p, ok := r.m.Load(keyID)
+	if !ok {
+		return nil, false
+	}
+	return p.(*principal), true
+}
+
+func (r *principalRegistry) put(p *principal) { r.m.Store(p.DID, p) }
+
+// opcodeOf derives a request's opcode from its route pattern: the
+// attestation signature covers the opcode, so a request signed for one route
+// cannot be replayed against another.
+func (c *core) opcodeOf(r *http.Request) (string, error) {
+	if op, ok := c.opcodes[r.Pattern]; ok {
+		return op, nil
+	}
+	return "", contracts.Errorf(contracts.CodeAuthInvalid, "route is not attested")
+}
+
+// attested registers pattern with opcode op and wraps h so that it runs only
+// for requests whose HTTP attestation verifies; the verified key's principal
+// reaches h through the request context.
+func (c *core) attested(mux *http.ServeMux, pattern, op string, h func(http.ResponseWriter, *http.Request, *principal)) {
+	c.opcodes[pattern] = op
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		att, err := c.attest.Verify(r)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		p, ok := c.principals.get(att.KeyID)
+		if !ok || !p.pub.Equal(att.PublicKey) {
+			writeError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "unknown principal"))
+			return
+		}
+		h(w, r.WithContext(withPrincipal(r.Context(), p.DID)), p)
+	})
+}
+
+// mount registers the core routes: kernel API, audit service, and — when
+// configured — the MCP gateway and the LLM proxy.
+func (c *core) mount(mux *http.ServeMux, admin func(http.HandlerFunc) http.HandlerFunc) {
+	c.mountKernel(mux, admin)
+	c.mountAudit(mux, admin)
+	c.mountA2A(mux, c.a2a)
+	if c.gateway != nil {
+		c.mountGateway(mux, c.gateway)
+	}
+	if c.llm != nil {
+		c.mountLLM(mux, c.llm)
+	}
+}
+
+// enableGateway connects the MCP gateway to its upstreams; mount then
+// serves it at POST /mcp.
+func (c *core) enableGateway(ctx context.Context, s *Server, upstreams map[string]upstreamDialer, registry *capability.ToolRegistry) error {
+	g, err := newMCPGateway(ctx, c, upstreams, registry)
+	if err != nil {
+		return err
+	}
+	g.cost = s.cfg.MCPCallCost
+	c.gateway = g
+	s.OnShutdown("mcp-gateway", func(context.Context) error { return g.Close() })
+	return nil
+}

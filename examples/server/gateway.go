@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/talosgo/talos"
+	"github.com/talosgo/talos/budget"
+	"github.com/talosgo/talos/capability"
+	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/identity"
+)
+
+// HeaderCapability carries the presented capability (a base64url token or
+// delegation chain) on gateway requests.
+const HeaderCapability = "X-Talos-Capability"
+
+// headerVerifiedPrincipal is set by the gateway's attestation wrapper (after
+// deleting any value the client sent) so that MCP tool handlers, which see
+// only headers, learn the verified principal.
+const headerVerifiedPrincipal = "X-Talos-Verified-Principal"
+
+// An mcpGateway is an MCP server whose tools are the tools of its upstream
+// MCP servers, named "<upstream>.<tool>". Every call is attested, authorized
+// (capability tool = upstream name, action = tool name, read/write class from
+// the tool registry), rate-limited, charged to the caller's budgets and
+// audited by the Kernel before it is forwarded.
+type mcpGateway struct {
+	core   *core
+	server *mcp.Server
+	// kernel decides gateway calls with a verifier that knows the tool
+	// registry: unknown tools are denied, read-only tokens get only reads.
+	kernel   *talos.Kernel
+	registry *capability.ToolRegistry
+	// cost is what one call reserves and charges, in micro-USD, against
+	// the caller's key and team budgets.
+	cost int64
+
+	mu        sync.Mutex // guards upstreams
+	upstreams map[string]*mcp.ClientSession
+}
+
+// An upstreamDialer connects to one upstream MCP server.
+type upstreamDialer func(ctx context.Context) (mcp.Transport, error)
+
+// newMCPGateway connects to every upstream, lists its tools and registers
+// them on the gateway. An upstream that cannot be reached fails start-up:
+// a gateway silently missing tools is worse than one that does not start.
+//
+// registry classifies each tool as read or write (capability tool = the
+// upstream name, action = the tool name); tools it does not list are
+// exposed but every call to them is denied (UNKNOWN_TOOL). If registry is
+// nil, it is derived from the upstreams' own annotations: a tool is a read
+// only when it declares readOnlyHint, and a write otherwise.
+func newMCPGateway(ctx context.Context, c *core, upstreams map[string]upstreamDialer, registry *capability.ToolRegistry) (g *mcpGateway, err error) {
+	g = &mcpGateway{
+		core:      c,
+		server:    mcp.NewServer(&mcp.Implementation{Name: "talos-gateway", Version: talos.Version}, nil),
+		upstreams: map[string]*mcp.ClientSession{},
+	}
+	defer func() {
+		if err != nil {
+			g.Close()
+		}
+	}()
+	var derived []capability.ToolEntry
+	names := make([]string, 0, len(upstreams))
+	for n := range upstreams {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if strings.ContainsAny(name, "./ ") || name == "" {
+			return nil, fmt.Errorf("gateway: invalid upstream name %q", name)
+		}
+		t, err := upstreams[name](ctx)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: upstream %s: %w", name, err)
+		}
+		client := mcp.NewClient(&mcp.Implementation{Name: "talos-gateway", Version: talos.Version}, nil)
+		cs, err := client.Connect(ctx, t, nil)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: upstream %s: %w", name, err)
+		}
+		g.upstreams[name] = cs
+		for tool, err := range cs.Tools(ctx, nil) {
+			if err != nil {
+				return nil, fmt.Errorf("gateway: upstream %s: listing tools: %w", name, err)
+			}
+			g.addTool(name, tool)
+			e := capability.ToolEntry{Tool: name, Action: tool.Name, Class: capability.ClassWrite, RequiresIdempotencyKey: true}
+			if tool.Annotations != nil && tool.Annotations.ReadOnlyHint {
+				e.Class, e.RequiresIdempotencyKey = capability.ClassRead, false
+			}
+			derived = append(derived, e)
+		}
+	}
+	if registry == nil {
+		if registry, err = capability.NewToolRegistry(derived); err != nil {
+			return nil, fmt.Errorf("gateway: tool registry: %w", err)
+		}
+	}
+	g.registry = registry
+	v, err := c.newVerifier(registry)
+	if err != nil {
+		return nil, err
+	}
+	if g.kernel, err = c.newKernel(v); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *mcpGateway) addTool(upstream string, t *mcp.Tool) {
+	exposed := *t
+	exposed.Name = upstream + "." + t.Name
+	g.server.AddTool(&exposed, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return g.call(ctx, upstream, t.Name, req)
+	})
+}
+
+// Close ends the upstream sessions.
+func (g *mcpGateway) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var errs []error
+	for _, cs := range g.upstreams {
+		errs = append(errs, cs.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// denyError is the JSON-RPC error of a refused call: code -32000 with the
+// contract code and HTTP status in data, and nothing more.
+func denyError(code string) *jsonrpc.Error {
+	data, _ := json.Marshal(map[string]any{"talos_code": code, "http_status": contracts.HTTPStatus(code)})
+	return &jsonrpc.Error{Code: -32000, Message: "denied: " + code, Data: data}
+}
+
+func (g *mcpGateway) call(ctx context.Context, upstream, tool string, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	if req.Extra == nil || req.Extra.Header == nil {
+		return nil, denyError(contracts.CodeAuthInvalid)
+	}
+	p, ok := g.core.principals.get(req.Extra.Header.Get(headerVerifiedPrincipal))
+	if !ok {
+		return nil, denyError(contracts.CodeAuthInvalid)
+	}
+	did, err := identity.ParseDID(p.DID)
+	if err != nil {
+		return nil, denyError(contracts.CodeAuthInvalid)
+	}
+	args := req.Params.Arguments
+	if len(args) == 0 {
+		args = json.RawMessage(`{}`)
+	}
+	canon, err := contracts.Canonicalize(args)
+	if err != nil {
+		return nil, denyError(contracts.CodeInvalidInput)
+	}
+	sum := sha256.Sum256(canon)
+	call := talos.Call{
+		Request: capability.Request{
+			Capability: req.Extra.Header.Get(HeaderCapability),
+			Principal:  did, Tool: upstream, Action: tool, ArgsDigest: hex.EncodeToString(sum[:]),
+		},
+		SurfaceID: opMCPGateway, TemplatePath: "/mcp", Team: p.TeamID,
+		Budget: g.core.budgets.request(p, g.cost, "mcp"),
+	}
+	var result *mcp.CallToolResult
+	out, err := g.kernel.Do(ctx, call, func(ctx context.Context, d capability.Decision) (int64, int, error) {
+		g.mu.Lock()
+		cs := g.upstreams[upstream]
+		g.mu.Unlock()
+		if cs == nil {
+			return 0, 0, contracts.Errorf(contracts.CodeUpstream5xx, "upstream not connected")
+		}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		res, err := cs.CallTool(cctx, &mcp.CallToolParams{Name: tool, Arguments: json.RawMessage(canon)})
+		if err != nil {
+			if errors.Is(cctx.Err(), context.DeadlineExceeded) {
+				return 0, 0, contracts.Wrap(contracts.CodeUpstreamTimeout, "upstream timed out", err)
+			}
+			return 0, 0, contracts.Wrap(contracts.CodeMCPProtocol, "upstream call failed", err)
+		}
+		result = res
+		return g.cost, http.StatusOK, nil
+	})
+	if !out.Allowed || err != nil {
+		code := out.Code
+		if code == "" {
+			code = contracts.CodeInternal
+		}
+		return nil, denyError(code)
+	}
+	return result, nil
+}
+
+// handler returns the attested streamable-HTTP MCP endpoint. The MCP
+// session is stateless: every JSON-RPC POST is attested on its own.
+func (g *mcpGateway) handler() http.Handler {
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return g.server },
+		&mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+	})
+}
+
+// mountGateway mounts the MCP gateway at /mcp.
+func (c *core) mountGateway(mux *http.ServeMux, g *mcpGateway) {
+	inner := g.handler()
+	c.attested(mux, "POST /mcp", opMCPGateway, func(w http.ResponseWriter, r *http.Request, p *principal) {
+		r.Header.Set(headerVerifiedPrincipal, p.DID)
+		inner.ServeHTTP(w, r)
+	})
+}
+
+// budgetTable holds the budgets configured per key (principal DID) and team;
+// an unconfigured scope has no cap. Calls reserve against both.
+type budgetTable struct {
+	mu     sync.RWMutex // guards scopes
+	scopes map[string]budget.Scope
+}
+
+func (t *budgetTable) set(s budget.Scope) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.scopes == nil {
+		t.scopes = map[string]budget.Scope{}
+	}
+	t.scopes[s.ID] = s
+}
+
+func (t *budgetTable) get(id string) (budget.Scope, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	s, ok := t.scopes[id]
+	return s, ok
+}
+
+// request builds the reservation of amount for p's key and team budgets,
+// or nil when neither is configured.
+func (t *budgetTable) request(p *principal, amount int64, surface string) *budget.ReserveRequest {
+	var scopes []budget.Scope
+	if s, ok := t.get(keyScope(p.DID)); ok {
+		scopes = append(scopes, s)
+	}
+	if s, ok := t.get(teamScope(p.TeamID)); ok {
+		scopes = append(scopes, s)
+	}
+	if len(scopes) == 0 {
+		return nil
+	}
+	return &budget.ReserveRequest{
+		Scopes: scopes, Group: teamScope(p.TeamID), Amount: amount,
+		Meta: budget.Meta{KeyID: p.DID, TeamID: p.TeamID, Surface: surface},
+	}
+}
+
+func keyScope(did string) string   { return "key:" + did }
+func teamScope(team string) string { return "team:" + team }

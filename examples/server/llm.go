@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/talosgo/talos"
+	"github.com/talosgo/talos/capability"
+	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/identity"
+)
+
+const (
+	opLLM = "llm.chat.completions"
+	// maxLLMBody bounds a chat completion request body.
+	maxLLMBody = 1 << 20
+	// maxLLMResponse bounds the upstream's answer.
+	maxLLMResponse = 4 << 20
+	// defaultMaxTokens is reserved when a request gives no max_tokens.
+	defaultMaxTokens = 1024
+	// maxMaxTokens caps max_tokens.
+	maxMaxTokens = 128_000
+)
+
+// llmProxy forwards OpenAI-compatible chat completions to one upstream.
+// Each call is authorized with capability tool "llm" and action = the model
+// (so grants are model allowlists), reserves budget for the worst case
+// (prompt estimate + max_tokens) and settles with the usage the upstream
+// reports.
+type llmProxy struct {
+	core     *core
+	upstream string // base URL, e.g. http://127.0.0.1:9000/v1
+	apiKey   string // sent as Bearer to the upstream; never logged
+	client   *http.Client
+	// pricePer1K is the price of 1000 tokens in micro-USD.
+	pricePer1K int64
+	// timeout bounds one upstream call.
+	timeout time.Duration
+}
+
+// cost is the price of tokens in micro-USD, rounded up.
+func (l *llmProxy) cost(tokens int64) int64 {
+	return (tokens*l.pricePer1K + 999) / 1000
+}
+
+type chatRequest struct {
+	Model     string `json:"model"`
+	MaxTokens *int64 `json:"max_tokens"`
+	Stream    bool   `json:"stream"`
+}
+
+type chatUsage struct {
+	Usage *struct {
+		PromptTokens     int64 `json:"prompt_tokens"`
+		CompletionTokens int64 `json:"completion_tokens"`
+		TotalTokens      int64 `json:"total_tokens"`
+	} `json:"usage"`
+}
+
+func (c *core) mountLLM(mux *http.ServeMux, p *llmProxy) {
+	c.attested(mux, "POST /v1/chat/completions", opLLM, p.handle)
+}
+
+func (l *llmProxy) handle(w http.ResponseWriter, r *http.Request, p *principal) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxLLMBody))
+	if err != nil {
+		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "request body too large or unreadable"))
+		return
+	}
+	// OpenAI requests carry floats (temperature), so the strict rules for
+	// signed objects do not apply; duplicate keys and bad UTF-8 still do.
+	if err := contracts.CheckJSON(body, false); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var req chatRequest
+	if err := json.Unmarshal(body, &req); err != nil || req.Model == "" || len(req.Model) > 128 {
+		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "model is required"))
+		return
+	}
+	if req.Stream {
+		writeError(w, r, contracts.Errorf(contracts.CodeStreamingNotSupported, "streaming is not supported"))
+		return
+	}
+	maxTokens := int64(defaultMaxTokens)
+	if req.MaxTokens != nil {
+		if *req.MaxTokens < 1 || *req.MaxTokens > maxMaxTokens {
+			writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "max_tokens out of range"))
+			return
+		}
+		maxTokens = *req.MaxTokens
+	}
+	// Worst case: every 4 bytes of the request are a prompt token, plus
+	// max_tokens of completion.
+	estimate := l.cost(int64(len(body))/4 + maxTokens)
+	did, _ := identity.ParseDID(p.DID)
+	var status int
+	var respBody []byte
+	out, err := l.core.kernel.Do(r.Context(), talos.Call{
+		Request: capability.Request{
+			Capability: r.Header.Get(HeaderCapability), Principal: did, Tool: "llm", Action: req.Model,
+		},
+		HTTP: r, SurfaceID: opLLM, TemplatePath: "/v1/chat/completions", Team: p.TeamID,
+		RateSurface: rateLLM,
+		Budget:      l.core.budgets.request(p, estimate, "llm"),
+	}, func(ctx context.Context, d capability.Decision) (int64, int, error) {
+		st, rb, tokens, err := l.forward(ctx, body, int64(len(body))/4+maxTokens)
+		status, respBody = st, rb
+		if err != nil {
+			return 0, 0, err
+		}
+		return l.cost(tokens), st, nil
+	})
+	if err != nil || !out.Allowed {
+		code := out.Code
+		if code == "" {
+			code = contracts.CodeOf(err)
+		}
+		e := contracts.Errorf(code, "request refused")
+		switch code {
+		case contracts.CodeRateLimited, contracts.CodeBudgetExceeded, contracts.CodeUpstream5xx, contracts.CodeUpstreamTimeout:
+			e = e.WithRetryable(true)
+		}
+		writeError(w, r, e)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(respBody)
+}
+
+// forward sends body upstream and returns the status, the response and the
+// total tokens to charge: those the upstream reports, worstCase when a
+// success reports none, and none for a refusal.
+func (l *llmProxy) forward(ctx context.Context, body []byte, worstCase int64) (int, []byte, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(l.upstream, "/")+"/chat/completions", bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, 0, contracts.Wrap(contracts.CodeInternal, "bad upstream URL", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if l.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+l.apiKey)
+	}
+	resp, err := l.client.Do(req)
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return 0, nil, 0, contracts.Errorf(contracts.CodeUpstreamTimeout, "upstream timed out")
+		}
+		return 0, nil, 0, contracts.Errorf(contracts.CodeUpstream5xx, "upstream unreachable")
+	}
+	defer resp.Body.Close()
+	rb, err := io.ReadAll(io.LimitReader(resp.Body, maxLLMResponse+1))
+	if err != nil || len(rb) > maxLLMResponse {
+		return 0, nil, 0, contracts.Errorf(contracts.CodeUpstream5xx, "upstream response unreadable or too large")
+	}
+	if resp.StatusCode >= 500 {
+		return 0, nil, 0, contracts.Errorf(contracts.CodeUpstream5xx, "upstream failed")
+	}
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, rb, 0, nil // refused upstream: nothing generated, nothing charged
+	}
+	var u chatUsage
+	if json.Unmarshal(rb, &u) == nil && u.Usage != nil && u.Usage.TotalTokens >= 0 && u.Usage.TotalTokens <= maxMaxTokens*4 {
+		return resp.StatusCode, rb, u.Usage.TotalTokens, nil
+	}
+	return resp.StatusCode, rb, worstCase, nil
+}
