@@ -175,6 +175,9 @@ func (l *Limiter) Allow(ctx context.Context, key string, n int64) (Result, error
 		}
 		return res, nil
 	}
+	if errors.Is(err, contracts.ErrInvalidInput) {
+		return Result{}, err // a caller error, not a store failure: no fallback, no fail-open
+	}
 	err = storeError(err)
 	if l.cfg.Fallback != nil {
 		if fres, ferr := l.call(ctx, l.cfg.Fallback, key, n); ferr == nil {

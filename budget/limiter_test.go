@@ -27,6 +27,13 @@ func (f *failingStore) AllowN(ctx context.Context, ns, key string, lim budget.Li
 	return budget.Result{}, errors.New("connection refused")
 }
 
+// rejectingStore answers every call with an invalid-input error.
+type rejectingStore struct{}
+
+func (rejectingStore) AllowN(context.Context, string, string, budget.Limit, int64) (budget.Result, error) {
+	return budget.Result{}, contracts.Errorf(contracts.CodeInvalidInput, "test: rejected")
+}
+
 func TestGCRAExactWithClock(t *testing.T) {
 	clk := &fakeClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
 	s := budget.NewMemoryRates(clk.Now)
@@ -114,6 +121,16 @@ func TestLimiterFailurePolicy(t *testing.T) {
 			if r, err := l.Allow(ctx, "agent:1", 1); err != nil || !r.Allowed || !r.Degraded {
 				t.Fatalf("fail-open: %+v, %v", r, err)
 			}
+		}
+	})
+	t.Run("InvalidInputIsNotAFailure", func(t *testing.T) {
+		bad := budget.RateStore(rejectingStore{})
+		l, err := budget.NewLimiter(budget.LimiterConfig{Store: bad, Surface: "llm", Limit: budget.PerMinute(1), FailOpenUnsafe: true, Fallback: budget.NewMemoryRates(nil)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := l.Allow(ctx, "agent:1", 1); r.Allowed || !errors.Is(err, contracts.ErrInvalidInput) {
+			t.Fatalf("store rejecting the input: %+v, %v; want denied, no fail-open", r, err)
 		}
 	})
 	t.Run("FallbackFailsToo", func(t *testing.T) {
