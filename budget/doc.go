@@ -34,9 +34,10 @@
 //   - Retries are safe: an IdempotencyKey makes Reserve return the first
 //     reservation again, and a repeated Commit charges nothing.
 //   - A denied or failed Reserve changes no state.
-//   - Reservation IDs, USD amounts and modes from outside are parsed
-//     strictly ([ParseReservationID], [ParseUSD], [ParseMode]) and bounded
-//     by the limits in limits.go.
+//   - Reservation IDs, USD amounts, contract budget objects and modes from
+//     outside are parsed strictly and exactly ([ParseReservationID],
+//     [ParseUSD], [ParseUSDNumber], [ParseContractBudget], [ParseMode]) and
+//     bounded by the limits in limits.go; amounts are never rounded.
 //
 // # Observability
 //
