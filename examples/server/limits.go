@@ -24,7 +24,10 @@ const (
 	maxSecretsFile = 16 << 20
 	// readyCheckTimeout bounds each readiness check.
 	readyCheckTimeout = 2 * time.Second
-	// readHeaderTimeout, idleTimeout bound slow clients.
+	// readHeaderTimeout, readTimeout (headers and body) and idleTimeout
+	// bound slow clients. There is no write timeout: proxied LLM and MCP
+	// responses may stream for minutes.
 	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 60 * time.Second
 	idleTimeout       = 120 * time.Second
 )

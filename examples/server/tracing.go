@@ -87,6 +87,9 @@ func (s *Server) traced(next http.Handler) http.Handler {
 				attribute.Int64("http.request.body.size", r.ContentLength),
 			))
 		defer span.End()
+		// The trace id is the request id: clients quote it, the traces and
+		// the error body's request_id carry it.
+		w.Header().Set("X-Request-Id", span.SpanContext().TraceID().String())
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		r2 := r.WithContext(ctx)
 		next.ServeHTTP(rec, r2)

@@ -137,6 +137,9 @@ func TestTracingPropagatesTraceparent(t *testing.T) {
 	ts.Handler().ServeHTTP(rec, req)
 	var e errBody
 	decode(t, rec.Result(), &e)
+	if rid := rec.Header().Get("X-Request-Id"); rid != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Fatalf("X-Request-Id %q", rid)
+	}
 	if e.RequestID != "4bf92f3577b34da6a3ce929d0e0e4736" || e.Code != "NOT_FOUND" {
 		t.Fatalf("error body %+v", e)
 	}

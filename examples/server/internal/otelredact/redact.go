@@ -140,8 +140,6 @@ var (
 	pairRE = regexp.MustCompile(`([A-Za-z0-9_.\-]{1,64})(=)([^&\s"',;]+)`)
 	// key: value inside header dumps and error text.
 	colonRE = regexp.MustCompile(`(?i)\b(authorization|x-talos-[a-z0-9\-]+|cookie|set-cookie)(:\s*)[^\r\n]+`)
-	// Long base64/base64url runs: raw keys, signatures, ciphertexts, tokens.
-	entropyRE = regexp.MustCompile(`[A-Za-z0-9+/_\-]{32,}={0,2}`)
 )
 
 // String masks the secrets inside s: registered secret values, credentials
@@ -159,39 +157,98 @@ func (r *Redactor) String(s string) string {
 		}
 	}
 	r.mu.RUnlock()
-	s = colonRE.ReplaceAllString(s, "${1}${2}"+Mask)
-	s = authSchemeRE.ReplaceAllString(s, "${1}${3}${2}${4}"+Mask)
-	s = userinfoRE.ReplaceAllString(s, "${1}"+Mask+"@")
-	s = jsonStringRE.ReplaceAllStringFunc(s, func(m string) string {
-		sub := jsonStringRE.FindStringSubmatch(m)
-		if r.SensitiveKey(sub[1]) {
-			return `"` + sub[1] + `"` + sub[2] + `"` + Mask + `"`
-		}
-		return m
-	})
-	s = pairRE.ReplaceAllStringFunc(s, func(m string) string {
-		sub := pairRE.FindStringSubmatch(m)
-		if r.SensitiveKey(sub[1]) {
-			return sub[1] + "=" + Mask
-		}
-		return m
-	})
+	// Each pattern runs only when a cheap check says it can match: most
+	// span strings (routes, methods, user agents) skip every regexp.
+	if strings.IndexByte(s, ':') >= 0 && (containsFold(s, "authorization") || containsFold(s, "x-talos-") || containsFold(s, "cookie")) {
+		s = colonRE.ReplaceAllString(s, "${1}${2}"+Mask)
+	}
+	if containsFold(s, "bearer") || strings.Contains(s, "Basic") {
+		s = authSchemeRE.ReplaceAllString(s, "${1}${3}${2}${4}"+Mask)
+	}
+	if strings.Contains(s, "://") && strings.IndexByte(s, '@') >= 0 {
+		s = userinfoRE.ReplaceAllString(s, "${1}"+Mask+"@")
+	}
+	if strings.IndexByte(s, '"') >= 0 && strings.IndexByte(s, ':') >= 0 {
+		s = jsonStringRE.ReplaceAllStringFunc(s, func(m string) string {
+			sub := jsonStringRE.FindStringSubmatch(m)
+			if r.SensitiveKey(sub[1]) {
+				return `"` + sub[1] + `"` + sub[2] + `"` + Mask + `"`
+			}
+			return m
+		})
+	}
+	if strings.IndexByte(s, '=') >= 0 {
+		s = pairRE.ReplaceAllStringFunc(s, func(m string) string {
+			sub := pairRE.FindStringSubmatch(m)
+			if r.SensitiveKey(sub[1]) {
+				return sub[1] + "=" + Mask
+			}
+			return m
+		})
+	}
+	return maskKeyMaterial(s)
+}
+
+// maskKeyMaterial replaces base64/base64url runs of at least entropyRunLen
+// characters that look like key material (see looksLikeKeyMaterial), except
+// did:key identifiers.
+func maskKeyMaterial(s string) string {
+	if len(s) < entropyRunLen {
+		return s
+	}
 	var b strings.Builder
 	last := 0
-	for _, loc := range entropyRE.FindAllStringIndex(s, -1) {
-		run := s[loc[0]:loc[1]]
-		if !looksLikeKeyMaterial(run) || strings.HasSuffix(s[:loc[0]], "did:key:") {
+	for i := 0; i < len(s); {
+		if !isB64(s[i]) {
+			i++
 			continue
 		}
-		b.WriteString(s[last:loc[0]])
-		b.WriteString(Mask)
-		last = loc[1]
+		j := i
+		for j < len(s) && isB64(s[j]) {
+			j++
+		}
+		end := j
+		for k := 0; k < 2 && end < len(s) && s[end] == '='; k++ {
+			end++
+		}
+		if j-i >= entropyRunLen && looksLikeKeyMaterial(s[i:end]) && !strings.HasSuffix(s[:i], "did:key:") {
+			b.WriteString(s[last:i])
+			b.WriteString(Mask)
+			last = end
+		}
+		i = end
 	}
 	if last == 0 {
 		return s
 	}
 	b.WriteString(s[last:])
 	return b.String()
+}
+
+func isB64(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '_' || c == '-'
+}
+
+// containsFold reports whether s contains sub (lower-case ASCII), ignoring
+// ASCII case, without allocating.
+func containsFold(s, sub string) bool {
+	n := len(sub)
+	for i := 0; i+n <= len(s); i++ {
+		j := 0
+		for ; j < n; j++ {
+			c := s[i+j]
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != sub[j] {
+				break
+			}
+		}
+		if j == n {
+			return true
+		}
+	}
+	return false
 }
 
 // looksLikeKeyMaterial reports whether a long base64 run mixes at least two
