@@ -102,8 +102,11 @@ func (s *Session) newKeyPair() (keyPair, error) {
 // verifies the bundle first and returns ErrInvalidSignature when the prekey
 // signature does not verify, or ErrInvalidDHKey for a low-order prekey.
 //
-// The session can Encrypt immediately. Contract-only setup does not
-// authenticate the initiator to the responder; see InitiateAuthenticated.
+// The bundle's signature only proves that its identity key signed its
+// prekey: compare b.DID() with the responder you mean to reach before
+// calling Initiate. The session can Encrypt immediately. Contract-only
+// setup does not authenticate the initiator to the responder; see
+// InitiateAuthenticated.
 func Initiate(b PrekeyBundle, cfg Config) (*Session, error) {
 	if err := b.Verify(); err != nil {
 		return nil, err
