@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,10 @@ const (
 	secretAADPfx   = "talos.secret.v1:" // the contract convention for secrets/envelope.v1
 	kekIDPrefix    = "kek-"
 	maxUpdateTries = 16
+	// keepKEKs is how many of the newest KEKs are always kept. Older ones
+	// are retired after a complete rotation when no stored envelope names
+	// them, which keeps the keyring far below its limit.
+	keepKEKs = 4
 )
 
 // Secrets holds the server's secrets sealed at rest with identity.Keyring
@@ -94,6 +99,7 @@ func (s *Secrets) reloadKEKs(ctx context.Context) error {
 	for _, id := range s.ring.IDs() {
 		known[id] = true
 	}
+	stored := map[string]bool{}
 	bestID, bestSeq := "", 0
 	for _, r := range recs {
 		id := strings.TrimPrefix(r.ID, kekPrefix)
@@ -115,6 +121,7 @@ func (s *Secrets) reloadKEKs(ctx context.Context) error {
 				return fmt.Errorf("secrets: loading KEK %s: %w", id, err)
 			}
 		}
+		stored[id] = true
 		if seq > bestSeq {
 			bestID, bestSeq = id, seq
 		}
@@ -124,6 +131,13 @@ func (s *Secrets) reloadKEKs(ctx context.Context) error {
 			return err
 		}
 		s.maxSeq = bestSeq
+	}
+	// Forget KEKs that were retired from the store, keeping the newest
+	// ones in any case.
+	for id := range known {
+		if seq, ok := kekSeq(id); ok && !stored[id] && seq <= s.maxSeq-keepKEKs && id != s.ring.Primary() {
+			s.ring.Remove(id)
+		}
 	}
 	return nil
 }
@@ -284,7 +298,53 @@ func (s *Secrets) Rotate(ctx context.Context) (RotationResult, error) {
 		}
 		res.Rewrapped++
 	}
+	if err := s.retireKEKs(ctx); err != nil {
+		return res, err
+	}
 	return res, nil
+}
+
+// retireKEKs deletes the KEK records older than the keepKEKs newest that no
+// stored envelope names. It runs under the rotation lock, after a complete
+// rewrap.
+func (s *Secrets) retireKEKs(ctx context.Context) error {
+	all, err := s.store.list(ctx, "")
+	if err != nil {
+		return fmt.Errorf("secrets: listing secrets: %w", err)
+	}
+	inUse := map[string]bool{}
+	var keks []string
+	for _, r := range all {
+		if id, ok := strings.CutPrefix(r.ID, kekPrefix); ok {
+			keks = append(keks, id)
+			continue
+		}
+		if id := envelopeKEK(r.Envelope); id != "" {
+			inUse[id] = true
+		}
+	}
+	s.loadMu.Lock()
+	maxSeq := s.maxSeq
+	s.loadMu.Unlock()
+	for _, id := range keks {
+		if seq, ok := kekSeq(id); ok && seq <= maxSeq-keepKEKs && !inUse[id] {
+			if err := s.store.remove(ctx, kekPrefix+id); err != nil {
+				return fmt.Errorf("secrets: retiring KEK %s: %w", id, err)
+			}
+		}
+	}
+	return nil
+}
+
+// envelopeKEK returns the kek_id an envelope names, or "".
+func envelopeKEK(env []byte) string {
+	var e struct {
+		KEKID string `json:"kek_id"`
+	}
+	if json.Unmarshal(env, &e) != nil {
+		return ""
+	}
+	return e.KEKID
 }
 
 // rewrap moves one record to the primary KEK, re-reading it when a writer

@@ -342,3 +342,64 @@ func TestRotationWorkerStopsOnShutdown(t *testing.T) {
 		t.Fatalf("secret after rotations: %q %v", v, err)
 	}
 }
+
+func TestSecretsRetireOldKEKs(t *testing.T) {
+	ctx := t.Context()
+	store := fileStore(t)
+	master := newKey(t)
+	sec, err := openSecrets(ctx, store, master, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := sec.Put(ctx, fmt.Sprintf("k%d", i), []byte(fmt.Sprintf("v%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rotations = 3 * keepKEKs
+	for range rotations {
+		if _, err := sec.Rotate(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keks, _ := store.list(ctx, kekPrefix)
+	if len(keks) != keepKEKs {
+		t.Fatalf("%d KEK records after %d rotations, want the newest %d", len(keks), rotations, keepKEKs)
+	}
+	if n := len(sec.ring.IDs()); n > keepKEKs+1 {
+		t.Fatalf("the keyring holds %d KEKs", n)
+	}
+	// A fresh process opens everything with the retained KEKs.
+	fresh, err := openSecrets(ctx, store, master, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if v, err := fresh.Get(ctx, fmt.Sprintf("k%d", i)); err != nil || string(v) != fmt.Sprintf("v%d", i) {
+			t.Fatalf("k%d: %q %v", i, v, err)
+		}
+	}
+	// A KEK still named by an envelope is never retired.
+	old := keks[0].ID
+	oldID := old[len(kekPrefix):]
+	kek, err := sec.master.Open(keks[0].Envelope, []byte(kekAADPrefix+oldID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sec.ring.SetPrimary(oldID); err != nil {
+		t.Fatal(err)
+	}
+	clear(kek)
+	if err := sec.Put(ctx, "pinned", []byte("p")); err != nil { // sealed under the old KEK
+		t.Fatal(err)
+	}
+	if err := sec.reloadKEKs(ctx); err != nil { // back to the newest primary
+		t.Fatal(err)
+	}
+	if err := sec.retireKEKs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.get(ctx, old); err != nil {
+		t.Fatalf("a KEK in use was retired: %v", err)
+	}
+}

@@ -42,6 +42,8 @@ type secretStore interface {
 	// update replaces the envelope if the stored version is version
 	// (errSecretConflict otherwise) and increments the version.
 	update(ctx context.Context, id string, env []byte, version int64) error
+	// remove deletes a record (no error when it is absent).
+	remove(ctx context.Context, id string) error
 	// tryLock takes the rotation lock without waiting. ok is false when
 	// another holder has it. unlock must be called when ok is true.
 	tryLock(ctx context.Context) (unlock func(), ok bool, err error)
@@ -157,6 +159,29 @@ func (s *fileSecretStore) commitLocked(r secretRecord) error {
 	return nil
 }
 
+func (s *fileSecretStore) remove(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.records[id]; !ok {
+		return nil
+	}
+	old := s.records[id]
+	delete(s.records, id)
+	f := secretsFile{Format: secretsFileFormat, Secrets: make(map[string]secretFileItem, len(s.records))}
+	for rid, x := range s.records {
+		f.Secrets[rid] = secretFileItem{Envelope: x.Envelope, Version: x.Version}
+	}
+	b, err := json.MarshalIndent(f, "", " ")
+	if err == nil {
+		err = writeFileAtomic(s.path, b, 0o600)
+	}
+	if err != nil {
+		s.records[id] = old
+		return fmt.Errorf("secrets: writing: %w", err)
+	}
+	return nil
+}
+
 func (s *fileSecretStore) tryLock(context.Context) (func(), bool, error) {
 	if !s.rotMu.TryLock() {
 		return nil, false, nil
@@ -269,6 +294,11 @@ func (s *pgSecretStore) update(ctx context.Context, id string, env []byte, versi
 		return errSecretConflict
 	}
 	return nil
+}
+
+func (s *pgSecretStore) remove(ctx context.Context, id string) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM `+s.table+` WHERE id = $1`, id)
+	return err
 }
 
 func (s *pgSecretStore) tryLock(ctx context.Context) (func(), bool, error) {
