@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -23,9 +24,10 @@ const MaxSafeInteger = 1<<53 - 1
 //
 // Beyond RFC 8785 it rejects, with a *Error of code TALOS_INVALID_INPUT:
 // duplicate object keys, lone surrogates and invalid UTF-8, nesting deeper
-// than MaxJSONDepth, inputs longer than MaxJSONSize, and integers outside
-// ±MaxSafeInteger. Numbers with a zero fraction are written as integers
-// (1.0 → 1); other numbers use the ECMAScript shortest form. Keys are sorted
+// than MaxJSONDepth, inputs longer than MaxJSONSize, and integral values
+// outside ±MaxSafeInteger in any notation (9007199254740992, 1e16, 1e300).
+// Numbers with a zero fraction are written as integers (1.0 → 1); other
+// numbers use the ECMAScript shortest form. Keys are sorted
 // by UTF-16 code units, as RFC 8785 requires. null is kept.
 func Canonicalize(raw []byte) ([]byte, error) {
 	return canonicalize(raw, false)
@@ -151,7 +153,11 @@ func checkNumber(lit []byte, strict bool) error {
 		}
 		return nil
 	}
-	if f == float64(int64(f)) && (f > MaxSafeInteger || f < -MaxSafeInteger) {
+	// An integral value beyond ±(2^53−1) is rejected in every notation
+	// (1e16, 9007199254740992.0, 1e300): JCS would print some as integers that
+	// Canonicalize itself rejects, and the Python reference turns integral
+	// floats into ints, so no two implementations would agree on its bytes.
+	if f == math.Trunc(f) && math.Abs(f) > MaxSafeInteger {
 		return jsonError("integer outside ±(2^53−1)")
 	}
 	return nil
