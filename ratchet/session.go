@@ -394,6 +394,17 @@ func (s *Session) addSkipped(staged []skippedKey) {
 	clear(staged)
 }
 
+// Destroy zeroes the session's keys and skipped-message keys. Afterwards
+// Encrypt fails and Decrypt rejects everything. Call it when a conversation
+// ends, after deleting its stored state.
+func (s *Session) Destroy() {
+	clear(s.skipped)
+	s.skipped = nil
+	s.st = core{}
+	clear(s.aadBuf[:])
+	clear(s.nonceBuf[:])
+}
+
 // canSend reports whether Encrypt can run: a responder set up by Accept
 // cannot send before it has received the initiator's first message.
 func (s *Session) canSend() bool { return s.st.flags&(flagCKs|flagDHr) != 0 }

@@ -357,3 +357,21 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Fatal("truncated state accepted")
 	}
 }
+
+func TestDestroy(t *testing.T) {
+	alice, bob := newPair(t, Config{})
+	w := mustEncrypt(t, alice, "x")
+	mustEncrypt(t, alice, "skipped")
+	w3 := mustEncrypt(t, alice, "y")
+	mustDecrypt(t, bob, w3, "y")
+	bob.Destroy()
+	if st := bob.appendState(nil); !bytes.Equal(st[4:len(st)-4], make([]byte, len(st)-8)) {
+		t.Fatal("secrets left after Destroy")
+	}
+	if _, err := bob.Decrypt(w); err == nil {
+		t.Fatal("destroyed session decrypted")
+	}
+	if _, err := bob.Encrypt([]byte("z")); err == nil {
+		t.Fatal("destroyed session encrypted")
+	}
+}
