@@ -86,6 +86,7 @@ type Group struct {
 	me      senderChain
 	sentTo  map[identity.DID]uint64         // epoch of self's sender key each member has
 	pending map[identity.DID]*senderKeyJSON // keys from peers whose member_added has not arrived yet
+	early   [][]byte                        // owner events that arrived before their predecessor
 }
 
 type groupMember struct {
@@ -446,7 +447,7 @@ func (g *Group) Handle(from identity.DID, wire []byte) ([]GroupOutbound, error) 
 			return nil, errGroup("membership events come only from the owner")
 		}
 		for _, raw := range c.Events {
-			if err := g.applyEventLocked(raw); err != nil {
+			if err := g.offerEventLocked(raw); err != nil {
 				return nil, err
 			}
 		}
@@ -469,21 +470,73 @@ func (g *Group) Handle(from identity.DID, wire []byte) ([]GroupOutbound, error) 
 	return g.flushLocked()
 }
 
-// applyEventLocked verifies the next event of the chain and applies it.
-func (g *Group) applyEventLocked(raw []byte) error {
-	if g.chain.Len() > 0 && g.isKnownEventLocked(raw) {
+// offerEventLocked checks an owner event and applies it, or keeps it until
+// its predecessor arrives (pairwise messages may be reordered), then
+// applies every kept event that has become next in the chain.
+func (g *Group) offerEventLocked(raw []byte) error {
+	if g.isKnownEventLocked(raw) {
 		return nil // the full log re-sent to a member that has part of it
 	}
-	if err := contracts.Validate("a2a/group_event", raw); err != nil {
+	ev, err := g.checkEventLocked(raw)
+	if err != nil {
 		return err
+	}
+	if ev.PreviousDigest != g.chain.Link() {
+		for _, e := range g.early {
+			if string(e) == string(raw) {
+				return nil
+			}
+		}
+		if len(g.early) >= maxEarlyEvents {
+			return errGroup("too many out-of-order membership events")
+		}
+		g.early = append(g.early, append([]byte(nil), raw...))
+		return nil
+	}
+	if err := g.applyEventLocked(raw, ev); err != nil {
+		return err
+	}
+	for progress := true; progress; {
+		progress = false
+		for i, e := range g.early {
+			next, err := g.checkEventLocked(e)
+			if err != nil || next.PreviousDigest != g.chain.Link() {
+				continue
+			}
+			g.early = append(g.early[:i], g.early[i+1:]...)
+			if err := g.applyEventLocked(e, next); err != nil {
+				return err
+			}
+			progress = true
+			break
+		}
+	}
+	return nil
+}
+
+// checkEventLocked validates an event on its own: schema, group, actor and
+// its own digest.
+func (g *Group) checkEventLocked(raw []byte) (*groupEvent, error) {
+	if err := contracts.Validate("a2a/group_event", raw); err != nil {
+		return nil, err
 	}
 	var ev groupEvent
 	if err := json.Unmarshal(raw, &ev); err != nil {
-		return errGroup("malformed event")
+		return nil, errGroup("malformed event")
 	}
 	if ev.GroupID != g.id || ev.ActorID != g.owner.String() {
-		return errGroup("event from another group or actor")
+		return nil, errGroup("event from another group or actor")
 	}
+	d, err := audit.ChainDigest(raw, "event_digest")
+	if err != nil || d != ev.EventDigest {
+		return nil, contracts.Errorf(contracts.CodeTGAHashChainBroken, "ratchet: group: event_digest does not match the event")
+	}
+	return &ev, nil
+}
+
+// applyEventLocked verifies that ev (raw) is the next event of the chain
+// and applies it.
+func (g *Group) applyEventLocked(raw []byte, ev *groupEvent) error {
 	if (g.chain.Len() == 0) != (ev.EventType == EventGroupCreated) {
 		return errGroup("group_created must be first, and only first")
 	}

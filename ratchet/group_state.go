@@ -25,6 +25,7 @@ type groupStateJSON struct {
 	Me      chainJSON         `json:"me"`
 	SentTo  []sentJSON        `json:"sent_to"`
 	Pending []pendingJSON     `json:"pending"`
+	Early   []json.RawMessage `json:"early,omitempty"`
 }
 
 type peerJSON struct {
@@ -116,6 +117,9 @@ func (g *Group) MarshalSealed(sealer Sealer, aad []byte) ([]byte, error) {
 	for _, d := range sortedDIDs(g.pending) {
 		j.Pending = append(j.Pending, pendingJSON{DID: d.String(), Key: *g.pending[d]})
 	}
+	for _, e := range g.early {
+		j.Early = append(j.Early, e)
+	}
 	g.mu.Unlock()
 	pt, err := json.Marshal(j)
 	if err != nil {
@@ -158,6 +162,9 @@ func UnmarshalGroupSealed(sealer Sealer, sealed, aad []byte, self *identity.Wall
 			return nil, errState("event log does not verify")
 		}
 		g.events = append(g.events, append([]byte(nil), e...))
+	}
+	for _, e := range j.Early {
+		g.early = append(g.early, append([]byte(nil), e...))
 	}
 	key := func(s string) ([32]byte, error) {
 		b, err := contracts.DecodeBase64URL(s)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"strings"
 	"testing"
 
@@ -13,9 +14,10 @@ import (
 )
 
 type groupNet struct {
-	t       testing.TB
-	wallets map[identity.DID]*identity.Wallet
-	groups  map[identity.DID]*Group
+	t         testing.TB
+	wallets   map[identity.DID]*identity.Wallet
+	groups    map[identity.DID]*Group
+	deliverFn func(from identity.DID, outs []GroupOutbound) // nil: deliver at once, depth first
 }
 
 // connectPair creates authenticated pairwise sessions between a and b (so
@@ -47,6 +49,10 @@ func (n *groupNet) connectPair(a, b identity.DID) {
 }
 
 func (n *groupNet) deliver(from identity.DID, outs []GroupOutbound) {
+	if n.deliverFn != nil {
+		n.deliverFn(from, outs)
+		return
+	}
 	for _, o := range outs {
 		g := n.groups[o.To]
 		if g == nil {
@@ -358,5 +364,89 @@ func TestGroupRefusesUnsendableSession(t *testing.T) {
 	}
 	if _, err := owner.AddMember(mw.DID()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGroupShuffledControlDelivery delivers every control message in a
+// random order (the pairwise sessions and the group must cope with keys
+// before events and events before their predecessors).
+func TestGroupShuffledControlDelivery(t *testing.T) {
+	type item struct {
+		from identity.DID
+		out  GroupOutbound
+	}
+	r := mrand.New(mrand.NewPCG(9, 9))
+	n := &groupNet{t: t, wallets: map[identity.DID]*identity.Wallet{}, groups: map[identity.DID]*Group{}}
+	var queue []item
+	n.deliverFn = func(from identity.DID, outs []GroupOutbound) {
+		for _, o := range outs {
+			queue = append(queue, item{from, o})
+		}
+	}
+	drain := func() {
+		for len(queue) > 0 {
+			i := r.IntN(len(queue))
+			it := queue[i]
+			queue = append(queue[:i], queue[i+1:]...)
+			more, err := n.groups[it.out.To].Handle(it.from, it.out.Wire)
+			if err != nil {
+				t.Fatalf("Handle at %s: %v", it.out.To, err)
+			}
+			n.deliverFn(it.out.To, more)
+		}
+	}
+	var d []identity.DID
+	for i := range 5 {
+		w, _ := identity.GenerateWallet(fmt.Sprint("m", i))
+		n.wallets[w.DID()] = w
+		d = append(d, w.DID())
+	}
+	owner, _ := CreateGroup(n.wallets[d[0]], GroupConfig{})
+	n.groups[d[0]] = owner
+	for _, m := range d[1:] {
+		n.groups[m], _ = JoinGroup(owner.ID(), d[0], n.wallets[m], GroupConfig{})
+	}
+	for i := range d {
+		for j := i + 1; j < len(d); j++ {
+			n.connectPair(d[i], d[j])
+		}
+	}
+	for _, m := range d[1:] {
+		out, err := owner.AddMember(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.deliverFn(d[0], out)
+	}
+	drain()
+	for _, from := range d {
+		msg := n.send(from, "hi")
+		for _, at := range d {
+			if at != from {
+				n.expectOpen(at, from, msg, "hi")
+			}
+		}
+	}
+	out, err := owner.RemoveMember(d[4])
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.deliverFn(d[0], out)
+	drain()
+	for _, from := range d[:4] {
+		msg := n.send(from, "after")
+		for _, at := range d[:4] {
+			if at != from {
+				n.expectOpen(at, from, msg, "after")
+			}
+		}
+		if _, _, err := n.groups[d[4]].Open(msg); err == nil {
+			t.Fatal("removed member opened a later message")
+		}
+	}
+	for _, m := range d[1:4] {
+		if len(n.groups[m].Events()) != len(owner.Events()) {
+			t.Fatalf("%s has %d events, owner %d", m, len(n.groups[m].Events()), len(owner.Events()))
+		}
 	}
 }

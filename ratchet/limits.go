@@ -42,6 +42,10 @@ const (
 	// to recognize duplicates.
 	dedupWindow = 1024
 
+	// maxEarlyEvents bounds the membership events a Group keeps while it
+	// waits for their predecessors.
+	maxEarlyEvents = 64
+
 	// MaxGroupMembers bounds a Group's membership.
 	MaxGroupMembers = 1024
 
