@@ -57,7 +57,10 @@ type ConfigService struct {
 	// OnChange, when set, is called for every new version inside the
 	// store's commit: if it returns an error the version is not stored and
 	// the PUT fails (500, retryable). The lead wires it to the audit log,
-	// so no change exists without its audit event.
+	// so no change exists without its audit event. It runs while the
+	// document's write lock is held (a mutex in memory, a transaction with
+	// an advisory lock on PostgreSQL): it must not call back into the
+	// ConfigService. Set it before serving.
 	OnChange func(ctx context.Context, c ConfigChange) error
 	now      func() time.Time
 
