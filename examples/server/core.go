@@ -303,15 +303,16 @@ func (p *rbacPolicy) set(role *capability.Role, binding *struct {
 	if binding != nil {
 		bindings = append(bindings, binding.Binding)
 	}
-	if len(bindings) == 0 {
-		p.compiled.Store(nil)
-	} else {
-		compiled, err := capability.NewRBAC(capability.RBACConfig{Roles: roles, Bindings: bindings})
-		if err != nil {
-			return err
-		}
-		p.compiled.Store(compiled)
+	// Compile even without bindings, so that an invalid role is refused
+	// when it is put rather than when a binding first uses it.
+	compiled, err := capability.NewRBAC(capability.RBACConfig{Roles: roles, Bindings: bindings})
+	if err != nil {
+		return err
 	}
+	if len(bindings) == 0 {
+		compiled = nil
+	}
+	p.compiled.Store(compiled)
 	if role != nil {
 		p.roles[role.ID] = *role
 	}

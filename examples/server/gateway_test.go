@@ -12,6 +12,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/talosgo/talos/budget"
 	"github.com/talosgo/talos/capability"
 	"github.com/talosgo/talos/contracts"
 )
@@ -157,5 +158,115 @@ func TestGatewayAuthorizesEveryCall(t *testing.T) {
 	}
 	if got := auditSize(t, ts); got != before+2 {
 		t.Fatalf("audit grew by %d, want 2 (one per call)", got-before)
+	}
+}
+
+func TestGatewayRegistryGrantsBudgetsAudit(t *testing.T) {
+	ts := newTestServer(t, testConfig(t)) // an MCP call costs $0.001
+	files := newFileServer()
+	// An explicit registry that lists only read_file: write_file is exposed
+	// by the upstream but unknown to the registry, so always denied.
+	reg, err := capability.NewToolRegistry([]capability.ToolEntry{{Tool: "files", Action: "read_file", Class: capability.ClassRead}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withGateway(t, ts, reg, map[string]*mcp.Server{"files": files.server})
+	alice := newAgent(t, ts, "alice", "team-g")
+	bob := newAgent(t, ts, "bob", "team-g")
+	au := newAuditor(t, ts)
+	start := auditSize(t, ts)
+
+	both := issue(t, ts, alice.did, false, grant("files", "read_file", "write_file"))
+	cs := alice.mcpSession(t, both.Token)
+	read := &mcp.CallToolParams{Name: "files.read_file", Arguments: map[string]any{"path": "/x"}}
+	write := &mcp.CallToolParams{Name: "files.write_file", Arguments: map[string]any{"path": "/x"}}
+	if _, err := cs.CallTool(t.Context(), write); talosCode(t, err) != contracts.CodeDenied {
+		t.Fatalf("unknown tool: %v", err)
+	}
+	if files.writes.Load() != 0 {
+		t.Fatal("an unknown tool reached the upstream")
+	}
+	// A token without the tool in its grants.
+	other := issue(t, ts, bob.did, false, grant("files", "list"))
+	bcs := bob.mcpSession(t, other.Token)
+	if _, err := bcs.CallTool(t.Context(), read); talosCode(t, err) != contracts.CodeDenied {
+		t.Fatalf("outside the grant: %v", err)
+	}
+	// No token at all.
+	ncs := bob.mcpSession(t, "")
+	if _, err := ncs.CallTool(t.Context(), read); talosCode(t, err) != contracts.CodeInvalidCapability {
+		t.Fatalf("without a capability: %v", err)
+	}
+
+	// Budgets: alice's key may spend $0.003, the team $0.004.
+	putBudget(t, ts, "key:"+alice.did, "0.003", "hard")
+	putBudget(t, ts, "team:team-g", "0.004", "hard")
+	for i := 0; i < 3; i++ {
+		if _, err := cs.CallTool(t.Context(), read); err != nil {
+			t.Fatalf("call %d within budget: %v", i, err)
+		}
+	}
+	if _, err := cs.CallTool(t.Context(), read); talosCode(t, err) != contracts.CodeBudgetExceeded {
+		t.Fatalf("beyond the key budget: %v", err)
+	}
+	if u := getBudget(t, ts, "key:"+alice.did, "team-g"); u.Used != "0.003" || u.Reserved != "0" {
+		t.Fatalf("key budget %+v", u)
+	}
+	// Bob's key has no budget of its own, but the team has $0.001 left.
+	bread := issue(t, ts, bob.did, false, grant("files", "read_file"))
+	bcs2 := bob.mcpSession(t, bread.Token)
+	if _, err := bcs2.CallTool(t.Context(), read); err != nil {
+		t.Fatalf("bob within the team budget: %v", err)
+	}
+	if _, err := bcs2.CallTool(t.Context(), read); talosCode(t, err) != contracts.CodeBudgetExceeded {
+		t.Fatalf("beyond the team budget: %v", err)
+	}
+	if files.reads.Load() != 4 {
+		t.Fatalf("upstream saw %d reads, want 4", files.reads.Load())
+	}
+	// Warn mode lets calls through beyond the limit; off ignores it.
+	putBudget(t, ts, "team:team-g", "0.004", "warn")
+	putBudget(t, ts, "key:"+alice.did, "0.003", "off")
+	if _, err := cs.CallTool(t.Context(), read); err != nil {
+		t.Fatalf("warn/off budgets: %v", err)
+	}
+
+	// Every call, allowed or denied, is in the audit log, verifiable under
+	// the signed checkpoint.
+	end := auditSize(t, ts)
+	au.checkpoint()
+	var calls, denied int
+	for i := start; i < end; i++ {
+		ev := au.verifyIncluded(i)
+		if ev.SurfaceID != opMCPGateway {
+			continue
+		}
+		calls++
+		if ev.Outcome != "success" {
+			denied++
+		}
+	}
+	if calls != 10 || denied != 5 {
+		t.Fatalf("audited %d gateway calls (%d refused), want 10 (5)", calls, denied)
+	}
+}
+
+func TestGatewayRateLimit(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.RateLimits = map[string]rateSet{opMCPGateway: budget.PerMinute(2)}
+	ts := newTestServer(t, cfg)
+	files := newFileServer()
+	withGateway(t, ts, nil, map[string]*mcp.Server{"files": files.server})
+	alice := newAgent(t, ts, "alice", "team-a")
+	tok := issue(t, ts, alice.did, false, grant("files", "read_file"))
+	cs := alice.mcpSession(t, tok.Token)
+	read := &mcp.CallToolParams{Name: "files.read_file", Arguments: map[string]any{"path": "/x"}}
+	for i := 0; i < 2; i++ {
+		if _, err := cs.CallTool(t.Context(), read); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cs.CallTool(t.Context(), read); talosCode(t, err) != contracts.CodeRateLimited {
+		t.Fatalf("third call: %v", err)
 	}
 }
