@@ -40,7 +40,8 @@
 //     distributed over pairwise sessions, Ed25519-signed member messages,
 //     hash-chained contract group_events, and sender-key rotation on every
 //     removal. A group's state seals like a session's
-//     ([Group.MarshalSealed], [UnmarshalGroupSealed]).
+//     ([Group.MarshalSealed], [UnmarshalGroupSealed]), and [GroupChannel]
+//     makes a group a [Channel] over a broadcast transport.
 //
 // # Security properties
 //

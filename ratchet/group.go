@@ -1,6 +1,7 @@
 package ratchet
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
@@ -776,4 +777,64 @@ func (g *Group) Open(msg []byte) (identity.DID, []byte, error) {
 		}
 	}
 	return sender, pt, nil
+}
+
+// GroupChannel adapts a Group to the Channel interface over a broadcast
+// Transport: Send encrypts once and broadcasts; Receive returns the next
+// message that opens, dropping duplicates, forgeries and self's own echoes
+// (reported to onReject when set, except echoes). Membership control
+// messages travel separately (Group.Handle). It is safe for concurrent use.
+type GroupChannel struct {
+	g        *Group
+	t        Transport
+	onReject func(error)
+}
+
+var _ Channel = (*GroupChannel)(nil)
+
+// NewGroupChannel returns a Channel for g over the broadcast transport t.
+// onReject may be nil; it must not block.
+func NewGroupChannel(g *Group, t Transport, onReject func(error)) (*GroupChannel, error) {
+	if g == nil || t == nil {
+		return nil, errGroup("NewGroupChannel needs a group and a transport")
+	}
+	return &GroupChannel{g: g, t: t, onReject: onReject}, nil
+}
+
+// Send implements Channel.
+func (c *GroupChannel) Send(ctx context.Context, plaintext []byte) error {
+	m, err := c.g.Send(plaintext)
+	if err != nil {
+		return err
+	}
+	return c.t.Send(ctx, m)
+}
+
+// Receive implements Channel.
+func (c *GroupChannel) Receive(ctx context.Context) ([]byte, error) {
+	_, pt, err := c.ReceiveFrom(ctx)
+	return pt, err
+}
+
+// ReceiveFrom is Receive that also returns the sender, authenticated by
+// its signature.
+func (c *GroupChannel) ReceiveFrom(ctx context.Context) (identity.DID, []byte, error) {
+	self := []byte(c.g.self.DID().String())
+	for {
+		m, err := c.t.Receive(ctx)
+		if err != nil {
+			return identity.DID{}, nil, err
+		}
+		if len(m) > 4 && int(m[3]) == len(self) && len(m) >= 4+len(self) && string(m[4:4+len(self)]) == string(self) {
+			continue // our own broadcast
+		}
+		from, pt, err := c.g.Open(m)
+		if err != nil {
+			if c.onReject != nil {
+				c.onReject(err)
+			}
+			continue
+		}
+		return from, pt, nil
+	}
 }

@@ -1,12 +1,16 @@
 package ratchet
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/talosgo/talos/audit"
 	"github.com/talosgo/talos/contracts"
@@ -448,5 +452,89 @@ func TestGroupShuffledControlDelivery(t *testing.T) {
 		if len(n.groups[m].Events()) != len(owner.Events()) {
 			t.Fatalf("%s has %d events, owner %d", m, len(n.groups[m].Events()), len(owner.Events()))
 		}
+	}
+}
+
+// hub is a broadcast medium for tests: every message reaches every other
+// endpoint, duplicated once.
+type hub struct {
+	mu  sync.Mutex
+	eps []*MemTransport // the hub's ends
+}
+
+func (h *hub) endpoint() *MemTransport {
+	ours, theirs := NewMemPipe()
+	h.mu.Lock()
+	h.eps = append(h.eps, ours)
+	h.mu.Unlock()
+	go func() {
+		for {
+			m, err := ours.Receive(context.Background())
+			if err != nil {
+				return
+			}
+			h.mu.Lock()
+			for _, e := range h.eps {
+				if e != ours {
+					e.Send(context.Background(), m)
+					e.Send(context.Background(), m) // duplicate
+				}
+			}
+			h.mu.Unlock()
+		}
+	}()
+	return theirs
+}
+
+func TestGroupChannel(t *testing.T) {
+	n, d := newGroupNet(t, 3)
+	h := &hub{}
+	var rejects atomic.Int32
+	chans := map[identity.DID]*GroupChannel{}
+	for _, m := range d {
+		c, err := NewGroupChannel(n.groups[m], h.endpoint(), func(error) { rejects.Add(1) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		chans[m] = c
+	}
+	defer func() {
+		for _, e := range h.eps {
+			e.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	for i, from := range d {
+		if err := chans[from].Send(ctx, []byte(fmt.Sprint("msg ", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, at := range d {
+		got := map[string]identity.DID{}
+		for range 2 {
+			from, pt, err := chans[at].ReceiveFrom(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[string(pt)] = from
+		}
+		for i, from := range d {
+			if from == at {
+				continue
+			}
+			if got[fmt.Sprint("msg ", i)] != from {
+				t.Fatalf("%s: got %v", at, got)
+			}
+		}
+	}
+	// The duplicates were dropped (as authentication failures).
+	short, cancel2 := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel2()
+	if _, err := chans[d[0]].Receive(short); err == nil {
+		t.Fatal("a duplicate was delivered")
+	}
+	if rejects.Load() == 0 {
+		t.Fatal("duplicates were not reported")
 	}
 }
