@@ -126,7 +126,7 @@ func (s *Secrets) reloadKEKs(ctx context.Context) error {
 			bestID, bestSeq = id, seq
 		}
 	}
-	if bestID != "" && (bestSeq > s.maxSeq || s.ring.Primary() == "") {
+	if bestID != "" && bestSeq >= s.maxSeq && s.ring.Primary() != bestID {
 		if err := s.ring.SetPrimary(bestID); err != nil {
 			return err
 		}

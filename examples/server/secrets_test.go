@@ -396,6 +396,9 @@ func TestSecretsRetireOldKEKs(t *testing.T) {
 	if err := sec.reloadKEKs(ctx); err != nil { // back to the newest primary
 		t.Fatal(err)
 	}
+	if p := sec.ring.Primary(); p != keks[len(keks)-1].ID[len(kekPrefix):] {
+		t.Fatalf("primary %s after reload, want the newest KEK", p)
+	}
 	if err := sec.retireKEKs(ctx); err != nil {
 		t.Fatal(err)
 	}
