@@ -4,6 +4,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -236,7 +239,9 @@ func (s *Session) DecryptFrame(f *Frame) ([]byte, error) {
 // Check before decrypting and Commit only after the frame decrypted, so
 // that a forged frame cannot burn a sequence number. A SeqTracker is safe
 // for concurrent use; it holds one entry per (session, sender) until
-// Forget.
+// Forget. Save it with MarshalJSON beside the session state: a fresh
+// tracker accepts only sender_seq ≤ MaxSeqAhead on a stream it has not
+// seen.
 type SeqTracker struct {
 	mu      sync.Mutex // guards streams
 	streams map[[2]string]*seqStream
@@ -318,4 +323,52 @@ func (t *SeqTracker) Forget(sessionID, senderID string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.streams, [2]string{sessionID, senderID})
+}
+
+type seqStreamJSON struct {
+	SessionID string            `json:"session_id"`
+	SenderID  string            `json:"sender_id"`
+	Highest   uint64            `json:"highest"`
+	Digests   map[uint64]string `json:"digests"`
+}
+
+// MarshalJSON saves the tracker, so that a restarted receiver keeps
+// applying the sender_seq rules (a fresh tracker would refuse streams that
+// are already more than MaxSeqAhead along). It holds no secrets.
+func (t *SeqTracker) MarshalJSON() ([]byte, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]seqStreamJSON, 0, len(t.streams))
+	for k, st := range t.streams {
+		if st.any {
+			out = append(out, seqStreamJSON{SessionID: k[0], SenderID: k[1], Highest: st.highest, Digests: st.digests})
+		}
+	}
+	slices.SortFunc(out, func(a, b seqStreamJSON) int {
+		return strings.Compare(a.SessionID+"\x00"+a.SenderID, b.SessionID+"\x00"+b.SenderID)
+	})
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON restores a tracker saved by MarshalJSON.
+func (t *SeqTracker) UnmarshalJSON(b []byte) error {
+	var in []seqStreamJSON
+	if err := json.Unmarshal(b, &in); err != nil {
+		return errInput("invalid sender_seq tracker state")
+	}
+	streams := make(map[[2]string]*seqStream, len(in))
+	for _, s := range in {
+		if len(s.Digests) > maxSeqWindow+MaxSeqAhead+1 {
+			return errInput("sender_seq tracker state too large")
+		}
+		d := make(map[uint64]string, len(s.Digests))
+		for k, v := range s.Digests {
+			d[k] = v
+		}
+		streams[[2]string{s.SessionID, s.SenderID}] = &seqStream{highest: s.Highest, any: true, digests: d}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.streams = streams
+	return nil
 }

@@ -182,3 +182,36 @@ func TestSeqTracker(t *testing.T) {
 		t.Fatalf("second stream: %q %v", got, err)
 	}
 }
+
+func TestSeqTrackerPersists(t *testing.T) {
+	alice, bob := newPair(t, Config{})
+	sid := contracts.NewUUIDv7()
+	tr := NewSeqTracker()
+	var frames []*Frame
+	for i := range 3 {
+		f, _ := alice.EncryptFrame(sid, "alice", uint64(1000+i*900), []byte("x"), time.Now())
+		frames = append(frames, f)
+	}
+	// A fresh tracker refuses a stream already far along.
+	if _, err := tr.Check(frames[1]); contracts.CodeOf(err) != contracts.CodeStateSequenceGap {
+		t.Fatalf("fresh tracker, seq 1900: %v", err)
+	}
+	tr.Commit(frames[0])
+	saved, err := json.Marshal(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := NewSeqTracker()
+	if err := json.Unmarshal(saved, restored); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := restored.Check(frames[0]); err != nil || d != Duplicate {
+		t.Fatalf("restored tracker, resend: %v %v", d, err)
+	}
+	if d, err := restored.Check(frames[1]); err != nil || d != Deliver {
+		t.Fatalf("restored tracker, next: %v %v", d, err)
+	}
+	if _, err := bob.DecryptFrame(frames[0]); err != nil {
+		t.Fatal(err)
+	}
+}
