@@ -126,9 +126,11 @@ func (s *Secrets) reloadKEKs(ctx context.Context) error {
 			bestID, bestSeq = id, seq
 		}
 	}
-	if bestID != "" && bestSeq >= s.maxSeq && s.ring.Primary() != bestID {
-		if err := s.ring.SetPrimary(bestID); err != nil {
-			return err
+	if bestID != "" && bestSeq >= s.maxSeq {
+		if s.ring.Primary() != bestID {
+			if err := s.ring.SetPrimary(bestID); err != nil {
+				return err
+			}
 		}
 		s.maxSeq = bestSeq
 	}
