@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -218,14 +220,80 @@ func (g *mcpGateway) handler() http.Handler {
 	})
 }
 
-// mountGateway mounts the MCP gateway at /mcp.
+// maxMCPBody bounds one JSON-RPC message posted to the gateway.
+const maxMCPBody = 1 << 20
+
+// mountGateway mounts the MCP gateway at POST /mcp. Before the MCP handler
+// sees a request it must be attested and be one JSON-RPC request or
+// notification; every refusal, the MCP handler's own included, is the
+// contract error body. Answers are always JSON (never an SSE stream).
 func (c *core) mountGateway(mux *http.ServeMux, g *mcpGateway) {
 	inner := g.handler()
 	c.attested(mux, "POST /mcp", opMCPGateway, func(w http.ResponseWriter, r *http.Request, p *principal) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxMCPBody))
+		if err != nil {
+			writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "request body too large or unreadable"))
+			return
+		}
+		if err := checkJSONRPC(body); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.Header.Set(headerVerifiedPrincipal, p.DID)
-		inner.ServeHTTP(w, r)
+		r.Header.Set("Accept", "application/json, text/event-stream")
+		inner.ServeHTTP(&mcpErrorWriter{ResponseWriter: w, r: r}, r)
 	})
 }
+
+// checkJSONRPC accepts one JSON-RPC 2.0 request or notification object.
+func checkJSONRPC(body []byte) error {
+	if err := contracts.CheckJSON(body, false); err != nil {
+		return err
+	}
+	var msg struct {
+		JSONRPC string          `json:"jsonrpc"`
+		Method  json.RawMessage `json:"method"`
+	}
+	if err := json.Unmarshal(body, &msg); err != nil || msg.JSONRPC != "2.0" || len(msg.Method) < 3 || msg.Method[0] != '"' {
+		return contracts.Errorf(contracts.CodeInvalidInput, "body must be one JSON-RPC 2.0 request or notification")
+	}
+	return nil
+}
+
+// mcpErrorWriter replaces the MCP handler's plain-text HTTP errors with the
+// contract error body.
+type mcpErrorWriter struct {
+	http.ResponseWriter
+	r      *http.Request
+	failed bool
+}
+
+func (e *mcpErrorWriter) WriteHeader(status int) {
+	if status >= 400 && !strings.HasPrefix(e.Header().Get("Content-Type"), "application/json") {
+		e.failed = true
+		code := contracts.CodeInvalidInput
+		switch {
+		case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
+			code = contracts.CodeNotFound
+		case status >= 500:
+			code = contracts.CodeInternal
+		}
+		e.Header().Del("Content-Length")
+		writeError(e.ResponseWriter, e.r, contracts.Errorf(code, "MCP request refused: "+strings.ToLower(http.StatusText(status))))
+		return
+	}
+	e.ResponseWriter.WriteHeader(status)
+}
+
+func (e *mcpErrorWriter) Write(b []byte) (int, error) {
+	if e.failed {
+		return len(b), nil
+	}
+	return e.ResponseWriter.Write(b)
+}
+
+func (e *mcpErrorWriter) Unwrap() http.ResponseWriter { return e.ResponseWriter }
 
 // budgetTable holds the budgets configured per key (principal DID) and team;
 // an unconfigured scope has no cap. Calls reserve against both.
