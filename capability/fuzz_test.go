@@ -189,3 +189,18 @@ func FuzzParseToolRegistry(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeB64: the package's fast strict base64url decoder accepts
+// exactly what contracts.DecodeBase64URL accepts, with the same bytes.
+func FuzzDecodeB64(f *testing.F) {
+	for _, s := range []string{"", "Zg", "Zm9v", "Zg==", "Zm9v\n", "Zh", "A", "_-_-", "Zm9v\r"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, werr := contracts.DecodeBase64URL(s)
+		got, ok := decodeB64(s)
+		if ok != (werr == nil) || (ok && string(got) != string(want)) {
+			t.Fatalf("%q: ok=%v, contracts: %v", s, ok, werr)
+		}
+	})
+}

@@ -223,3 +223,17 @@ func TestParseRoundTrip(t *testing.T) {
 		t.Fatal("issued a token with reserved metadata")
 	}
 }
+
+// TestDecodeB64MatchesContracts checks the fast decoder against
+// contracts.DecodeBase64URL on the contract's base64url vectors and on
+// edge cases.
+func TestDecodeB64MatchesContracts(t *testing.T) {
+	for _, s := range []string{"", "Zg", "Zm8", "Zm9v", "aGVsbG8", "Zg==", "Zm8=", "Zm9v=", "aGVsbG8=", "Zm+v", "Zm/v",
+		"Zg=", "A", "==", "Zg==Zg", "Zm9v\n", "Zm9v ", "Zm9v\r", "\nZm9v", "Zh", "Zm9vYg", "Zm9vYh", "Zm\n9v", "_-_-"} {
+		want, werr := contracts.DecodeBase64URL(s)
+		got, ok := decodeB64(s)
+		if ok != (werr == nil) || (ok && string(got) != string(want)) {
+			t.Errorf("%q: ok=%v (%x), contracts err=%v (%x)", s, ok, got, werr, want)
+		}
+	}
+}
