@@ -1,15 +1,22 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/examples/server/internal/pgsplit"
 )
 
@@ -38,8 +45,7 @@ type configStore interface {
 	versions(ctx context.Context, kind, name string, after int64, limit int) ([]ConfigVersion, error)
 }
 
-// memConfigStore keeps versions in memory (the embedded default: they do not
-// survive a restart).
+// memConfigStore keeps versions in memory.
 type memConfigStore struct {
 	mu   sync.Mutex // guards docs; held across commit so versions stay ordered
 	docs map[string][]ConfigVersion
@@ -233,3 +239,108 @@ func (s *pgConfigStore) versions(ctx context.Context, kind, name string, after i
 	})
 	return out, err
 }
+
+// fileConfigStore is the embedded default: the versions in memory, and each
+// new version appended as one JSON line to DataDir/config-versions.jsonl
+// (fsynced) so they survive a restart. The audit hook runs before the line
+// is written: a failed write after a successful hook leaves an audit event
+// for a change that was not applied (never the reverse).
+type fileConfigStore struct {
+	*memConfigStore
+	f *os.File
+}
+
+const configFileName = "config-versions.jsonl"
+
+func openFileConfigStore(path string) (*fileConfigStore, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	s := &fileConfigStore{memConfigStore: newMemConfigStore(), f: f}
+	if err := s.load(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// load replays the file. A torn last line (a crash during an append) is
+// cut off; any other damage is an error.
+func (s *fileConfigStore) load() error {
+	raw, err := io.ReadAll(s.f)
+	if err != nil {
+		return fmt.Errorf("config: reading %s: %w", s.f.Name(), err)
+	}
+	good := 0
+	for len(raw[good:]) > 0 {
+		line, _, complete := bytes.Cut(raw[good:], []byte("\n"))
+		var v ConfigVersion
+		err := json.Unmarshal(line, &v)
+		if err == nil {
+			err = s.checkLoaded(v)
+		}
+		if err != nil {
+			if !complete {
+				break // torn tail
+			}
+			return fmt.Errorf("config: %s is damaged at byte %d: %v", s.f.Name(), good, err)
+		}
+		k := memKey(v.Kind, v.Name)
+		s.docs[k] = append(s.docs[k], v)
+		good += len(line) + 1
+		if !complete {
+			good--
+			break
+		}
+	}
+	if good < len(raw) {
+		if err := s.f.Truncate(int64(good)); err != nil {
+			return fmt.Errorf("config: cutting a torn line: %w", err)
+		}
+	}
+	if _, err := s.f.Seek(int64(good), io.SeekStart); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *fileConfigStore) checkLoaded(v ConfigVersion) error {
+	if v.Version != int64(len(s.docs[memKey(v.Kind, v.Name)]))+1 {
+		return errors.New("versions out of order")
+	}
+	canon, err := contracts.Canonicalize(v.Document)
+	if err != nil || !bytes.Equal(canon, v.Document) {
+		return errors.New("document is not canonical JSON")
+	}
+	sum := sha256.Sum256(canon)
+	if hex.EncodeToString(sum[:]) != v.Digest {
+		return errors.New("digest does not match the document")
+	}
+	return nil
+}
+
+func (s *fileConfigStore) put(ctx context.Context, kind, name, digest string, doc []byte, at time.Time,
+	commit func(context.Context, ConfigVersion, string) error) (ConfigVersion, bool, error) {
+	return s.memConfigStore.put(ctx, kind, name, digest, doc, at, func(ctx context.Context, v ConfigVersion, prev string) error {
+		if err := commit(ctx, v, prev); err != nil {
+			return err
+		}
+		line, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		off, err := s.f.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return err
+		}
+		if _, err := s.f.Write(append(line, '\n')); err != nil {
+			s.f.Truncate(off)
+			s.f.Seek(off, io.SeekStart)
+			return err
+		}
+		return s.f.Sync()
+	})
+}
+
+func (s *fileConfigStore) Close() error { return s.f.Close() }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -70,14 +71,23 @@ type ConfigService struct {
 
 var configNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 
-func newConfigService(ctx context.Context, db *pgsplit.DB, prefix string) (*ConfigService, error) {
+// newConfigService stores the versions in PostgreSQL when db is set, and
+// otherwise in dataDir/config-versions.jsonl ("" keeps them in memory only).
+func newConfigService(ctx context.Context, db *pgsplit.DB, prefix, dataDir string) (*ConfigService, error) {
 	var store configStore = newMemConfigStore()
-	if db != nil {
+	switch {
+	case db != nil:
 		ps, err := openPGConfigStore(ctx, db, prefix)
 		if err != nil {
 			return nil, err
 		}
 		store = ps
+	case dataDir != "":
+		fs, err := openFileConfigStore(filepath.Join(dataDir, configFileName))
+		if err != nil {
+			return nil, err
+		}
+		store = fs
 	}
 	cs := &ConfigService{store: store, now: time.Now, kinds: map[string]configKind{}}
 	cs.RegisterKind("budget", "ai_gateway/budget", checkBudgetDoc)

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -285,4 +287,53 @@ func FuzzConfigPut(f *testing.F) {
 			t.Fatal("digest does not match the stored document")
 		}
 	})
+}
+
+func TestConfigServiceSurvivesRestart(t *testing.T) {
+	cfg := testConfig(t)
+	ts := newTestServer(t, cfg)
+	for _, doc := range []string{budgetA, strings.Replace(budgetA, "12.5", "30", 1)} {
+		if st := decode(t, ts.do(t, "PUT", "/v1/config/budget/team-a", ts.cred, []byte(doc)), nil); st != 201 {
+			t.Fatalf("PUT: %d", st)
+		}
+	}
+	ts.configs.OnChange = func(context.Context, ConfigChange) error { return errors.New("no audit") }
+	ts.do(t, "PUT", "/v1/config/budget/team-a", ts.cred, []byte(strings.Replace(budgetA, "12.5", "99", 1)))
+	ts.Close(context.Background())
+
+	path := filepath.Join(cfg.DataDir, configFileName)
+	// A crash in the middle of an append leaves a torn line: it is cut off.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"kind":"budget","name":"team-a","version":3,"dig`)
+	f.Close()
+
+	again := newTestServer(t, cfg)
+	var got ConfigVersion
+	if st := decode(t, again.do(t, "GET", "/v1/config/budget/team-a", first(ts.cred, again.cred), nil), &got); st != 200 || got.Version != 2 ||
+		!bytes.Contains(got.Document, []byte(`"max_usd":30`)) {
+		t.Fatalf("after restart: %d %+v", st, got)
+	}
+	var put putResponse
+	if st := decode(t, again.do(t, "PUT", "/v1/config/budget/team-a", ts.cred, []byte(budgetA)), &put); st != 201 || put.Version != 3 {
+		t.Fatalf("PUT after restart: %d %+v", st, put)
+	}
+	again.Close(context.Background())
+
+	// Damage before the tail is an error, not silent loss.
+	raw, _ := os.ReadFile(path)
+	os.WriteFile(path, bytes.Replace(raw, []byte(`"version":1`), []byte(`"version":7`), 1), 0o600)
+	cfg.stdout = &syncBuffer{}
+	if _, err := New(t.Context(), cfg, nil); err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Fatalf("damaged config file: %v", err)
+	}
+}
+
+func first(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

@@ -17,7 +17,7 @@
 // With TALOS_POSTGRES_URL the sealed secrets and the config versions live in
 // PostgreSQL (writes on the primary; reads on TALOS_POSTGRES_REPLICA_URL
 // behind a circuit breaker that falls back to the primary); without it they
-// live in the data directory and in memory.
+// live in the data directory (secrets.json, config-versions.jsonl).
 //
 // # Security properties
 //

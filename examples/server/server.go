@@ -147,9 +147,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		s.Go("kek-rotation", s.secrets.rotationWorker(cfg.KEKRotation))
 	}
 
-	cs, err := newConfigService(ctx, s.db, cfg.tablePrefix)
+	cs, err := newConfigService(ctx, s.db, cfg.tablePrefix, cfg.DataDir)
 	if err != nil {
 		return nil, err
+	}
+	if fs, ok := cs.store.(*fileConfigStore); ok {
+		s.OnShutdown("config store", func(context.Context) error { return fs.Close() })
 	}
 	s.configs = cs
 	s.setupReadyChecks()
