@@ -459,6 +459,9 @@ func parseMetadata(sc *scanner, t *Token, sp []byte) bool {
 	if len(sp) > 2*MaxMetadataSize {
 		return sc.fail("metadata too large")
 	}
+	if reservedMetadataOnly(t, sp) {
+		return true
+	}
 	c, err := contracts.CanonicalizeStrict(sp)
 	if err != nil {
 		return sc.fail("metadata: " + contracts.CodeOf(err) + ": " + err.Error())
@@ -469,6 +472,60 @@ func parseMetadata(sc *scanner, t *Token, sp []byte) bool {
 	if err := setMetadata(t, c); err != nil {
 		return sc.fail(err.Error())
 	}
+	return true
+}
+
+// reservedMetadataOnly is the fast path for the metadata Issue and
+// Delegate write: an object holding only the reserved members, with the
+// right types. It installs the canonical form (members in RFC 8785 order:
+// aud, parent, read_only) and reports true; for anything else it changes
+// nothing and reports false, and the general path decides.
+func reservedMetadataOnly(t *Token, sp []byte) bool {
+	sc := scanner{b: sp}
+	var aud, parent string
+	var ro, hasAud, hasParent, hasRO bool
+	ok := sc.object(func(key string) bool {
+		var ok bool
+		switch {
+		case key == MetaAudience && !hasAud:
+			aud, ok = sc.str()
+			hasAud = ok && aud != ""
+			return hasAud
+		case key == MetaParent && !hasParent:
+			parent, ok = sc.str()
+			hasParent = ok && isHexHash(parent)
+			return hasParent
+		case key == MetaReadOnly && !hasRO:
+			ro, hasRO = sc.boolean()
+			return hasRO
+		}
+		return false
+	})
+	if !ok || !sc.eof() {
+		return false
+	}
+	c := append(make([]byte, 0, len(sp)), '{')
+	sep := func() {
+		if len(c) > 1 {
+			c = append(c, ',')
+		}
+	}
+	if hasAud {
+		c = appendString(append(c, `"aud":`...), aud)
+	}
+	if hasParent {
+		sep()
+		c = appendString(append(c, `"parent":`...), parent)
+	}
+	if hasRO {
+		sep()
+		c = strconv.AppendBool(append(c, `"read_only":`...), ro)
+	}
+	c = append(c, '}')
+	if len(c) > MaxMetadataSize {
+		return false
+	}
+	t.metadata, t.aud, t.parent, t.readOnly = c, aud, parent, ro
 	return true
 }
 

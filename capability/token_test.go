@@ -237,3 +237,36 @@ func TestDecodeB64MatchesContracts(t *testing.T) {
 		}
 	}
 }
+
+// TestMetadataFastPath checks that the fast path for reserved-only
+// metadata produces exactly what the general (jcs) path produces.
+func TestMetadataFastPath(t *testing.T) {
+	h := strings.Repeat("ab", 32)
+	for _, in := range []string{
+		`{"aud":"svc"}`, `{"parent":"` + h + `","aud":"s\u00e9rvice\n"}`, `{ "read_only" : false , "aud":"a"}`,
+		`{"read_only":true,"parent":"` + h + `"}`, `{}`, `{"aud":"x\u2028y\"z"}`,
+	} {
+		var fast, slow Token
+		if !reservedMetadataOnly(&fast, []byte(in)) {
+			t.Errorf("%s: fast path refused", in)
+			continue
+		}
+		sc := scanner{b: []byte(in)}
+		if !parseMetadata(&sc, &slow, []byte(in)) {
+			t.Fatalf("%s: %s", in, sc.err)
+		}
+		c, err := contracts.CanonicalizeStrict([]byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(fast.metadata) != string(c) || fast.aud != slow.aud || fast.parent != slow.parent || fast.readOnly != slow.readOnly {
+			t.Errorf("%s: fast %s, canonical %s", in, fast.metadata, c)
+		}
+	}
+	for _, in := range []string{`{"aud":1}`, `{"aud":""}`, `{"parent":"xyz"}`, `{"aud":"a","aud":"b"}`, `{"x":1}`, `{"read_only":"yes"}`} {
+		var tok Token
+		if reservedMetadataOnly(&tok, []byte(in)) {
+			t.Errorf("%s: fast path accepted", in)
+		}
+	}
+}
