@@ -16,10 +16,9 @@ import (
 
 type fakeClock struct{ t atomic.Int64 }
 
-func (c *fakeClock) now() time.Time      { return time.Unix(c.t.Load(), 0) }
-func (c *fakeClock) set(t time.Time)     { c.t.Store(t.Unix()) }
-func newClock(t time.Time) *fakeClock    { c := &fakeClock{}; c.set(t); return c }
-func (c *fakeClock) add(d time.Duration) { c.t.Add(int64(d / time.Second)) }
+func (c *fakeClock) now() time.Time   { return time.Unix(c.t.Load(), 0) }
+func (c *fakeClock) set(t time.Time)  { c.t.Store(t.Unix()) }
+func newClock(t time.Time) *fakeClock { c := &fakeClock{}; c.set(t); return c }
 
 type failingStore struct{ err error }
 
