@@ -61,7 +61,7 @@ type Log struct {
 	cfg Config
 
 	mu         sync.Mutex // guards queue and committing
-	queue      []*pending
+	queue      []*group   // groups waiting for a commit; the last one is open
 	committing bool
 
 	cpMu   sync.Mutex // guards latest
@@ -69,11 +69,19 @@ type Log struct {
 	hasCP  bool
 }
 
-type pending struct {
-	leaf    []byte
-	receipt Receipt
-	err     error
+// A group is the batch of one group commit: the sealed events of every
+// caller that joined it, their leaf hashes (computed by each caller before
+// joining, so hashing runs in parallel), and one channel closed when the
+// batch is durable or failed.
+type group struct {
+	entries [][]byte
+	leaves  []Hash
+	first   uint64 // set before done is closed
+	err     error  // set before done is closed
 	done    chan struct{}
+	// Room for the first event, so a group of one allocates once.
+	entry0 [1][]byte
+	leaf0  [1]Hash
 }
 
 // New returns a log over cfg.Store. It verifies the store's latest
@@ -140,62 +148,72 @@ func (l *Log) Append(ctx context.Context, e Event) (Receipt, error) {
 	if err := e.Validate(); err != nil {
 		return Receipt{}, err
 	}
-	leaf, err := e.seal(make([]byte, 0, 512))
+	// The buffer starts with the RFC 6962 leaf prefix 0x00, so the leaf
+	// hash is one SHA-256 of the buffer without copying the entry.
+	buf, err := e.seal(append(make([]byte, 0, 640), 0x00))
 	if err != nil {
 		return Receipt{}, err
 	}
+	leaf := buf[1:]
 	if len(leaf) > MaxEventSize {
 		return Receipt{}, eventError("sealed event too large")
 	}
-	p := &pending{leaf: leaf, done: make(chan struct{})}
-	p.receipt.EventHash = e.EventHash
+	leafHash := Hash(sha256.Sum256(buf))
 	l.mu.Lock()
-	l.queue = append(l.queue, p)
-	if l.committing {
-		l.mu.Unlock()
+	g := l.joinLocked(leaf, leafHash)
+	j := uint64(len(g.entries) - 1)
+	if !l.committing {
+		l.committing = true
+		for len(l.queue) > 0 {
+			next := l.queue[0]
+			// The queue holds a few groups: shifting keeps its array.
+			n := copy(l.queue, l.queue[1:])
+			l.queue[n] = nil
+			l.queue = l.queue[:n]
+			l.mu.Unlock()
+			l.commit(context.WithoutCancel(ctx), next)
+			l.mu.Lock()
+		}
+		l.committing = false
+	}
+	l.mu.Unlock()
+	select {
+	case <-g.done:
+	case <-ctx.Done():
 		select {
-		case <-p.done:
-			return p.receipt, p.err
-		case <-ctx.Done():
+		case <-g.done:
+		default:
 			return Receipt{}, ctx.Err()
 		}
 	}
-	l.committing = true
-	for len(l.queue) > 0 {
-		n := min(len(l.queue), l.cfg.MaxBatch)
-		batch := l.queue[:n:n]
-		l.queue = l.queue[n:]
-		l.mu.Unlock()
-		l.commit(context.WithoutCancel(ctx), batch)
-		l.mu.Lock()
+	if g.err != nil {
+		return Receipt{}, g.err
 	}
-	l.queue = nil
-	l.committing = false
-	l.mu.Unlock()
-	<-p.done
-	return p.receipt, p.err
+	return Receipt{Index: g.first + j, LeafHash: leafHash, EventHash: e.EventHash}, nil
 }
 
-// commit writes one batch and wakes its callers.
-func (l *Log) commit(ctx context.Context, batch []*pending) {
-	entries := make([][]byte, len(batch))
-	leaves := make([]Hash, len(batch))
-	for i, p := range batch {
-		entries[i] = p.leaf
-		leaves[i] = tlog.RecordHash(p.leaf)
+// joinLocked adds a sealed event to the open group, opening a new one
+// when there is none or it holds MaxBatch events.
+func (l *Log) joinLocked(leaf []byte, h Hash) *group {
+	var g *group
+	if n := len(l.queue); n > 0 && len(l.queue[n-1].entries) < l.cfg.MaxBatch {
+		g = l.queue[n-1]
+	} else {
+		g = &group{done: make(chan struct{})}
+		g.entries, g.leaves = g.entry0[:0], g.leaf0[:0]
+		l.queue = append(l.queue, g)
 	}
-	first, err := l.cfg.Store.Append(ctx, entries, func(oldSize uint64, r tlog.HashReader) ([]Hash, error) {
-		return buildFromLeaves(oldSize, leaves, r)
+	g.entries = append(g.entries, leaf)
+	g.leaves = append(g.leaves, h)
+	return g
+}
+
+// commit writes one group and wakes its callers.
+func (l *Log) commit(ctx context.Context, g *group) {
+	g.first, g.err = l.cfg.Store.Append(ctx, g.entries, func(oldSize uint64, r tlog.HashReader) ([]Hash, error) {
+		return buildFromLeaves(oldSize, g.leaves, r)
 	})
-	for i, p := range batch {
-		if err != nil {
-			p.err = err
-		} else {
-			p.receipt.Index = first + uint64(i)
-			p.receipt.LeafHash = leaves[i]
-		}
-		close(p.done)
-	}
+	close(g.done)
 }
 
 // AppendEntry appends one already sealed event given as JSON: it is parsed

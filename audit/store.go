@@ -203,107 +203,60 @@ func BuildHashes(entries [][]byte) BuildFunc {
 	}
 }
 
-// batchReader serves stored hashes of a batch being built: the new ones from
-// pending, the old frontier from a prefetched list, the rest from the store.
-type batchReader struct {
-	base     int64 // storage index of the first pending hash
-	pending  []Hash
-	frontier []int64
-	fhashes  []Hash
-	store    tlog.HashReader
-}
-
-func (b *batchReader) ReadHashes(indexes []int64) ([]Hash, error) {
-	out := make([]Hash, len(indexes))
-	var miss []int64
-	for i, x := range indexes {
-		if x >= b.base {
-			if x-b.base >= int64(len(b.pending)) {
-				return nil, storeError("hash read beyond the batch", nil)
-			}
-			out[i] = b.pending[x-b.base]
+// buildFromLeaves computes the stored hashes of leaves appended after
+// oldSize. Appending is a binary counter over the complete subtrees of the
+// tree: leaf i merges with one subtree per trailing one bit of i. It reads,
+// in one call, only the old subtrees the batch merges with (the lowest ones
+// of the old tree's frontier), then works on a stack of subtree roots.
+// The result is exactly what tlog.StoredHashes gives leaf by leaf.
+func buildFromLeaves(oldSize uint64, leaves []Hash, r tlog.HashReader) ([]Hash, error) {
+	n, m := oldSize, uint64(len(leaves))
+	if n >= 1<<62 || m >= 1<<62 {
+		return nil, storeError("tree too large", nil)
+	}
+	// The old subtree at level l (bit l of n set) is merged iff the batch
+	// reaches the next multiple of 2^(l+1); that threshold grows with l,
+	// so the merged subtrees are the lowest ones of the frontier.
+	var idxBuf [64]int64
+	need := idxBuf[:0]
+	for level := 0; n>>level != 0; level++ {
+		if n>>level&1 == 0 {
 			continue
 		}
-		found := false
-		for j, f := range b.frontier {
-			if f == x {
-				out[i], found = b.fhashes[j], true
-				break
-			}
+		span := uint64(1) << (level + 1)
+		if n%span+m < span {
+			break
 		}
-		if !found {
-			miss = append(miss, x)
-		}
+		need = append(need, tlog.StoredHashIndex(level, int64(n>>level)-1))
 	}
-	if len(miss) == 0 {
-		return out, nil
-	}
-	hs, err := b.store.ReadHashes(miss)
-	if err != nil {
-		return nil, err
-	}
-	if len(hs) != len(miss) {
-		return nil, storeError("store returned the wrong number of hashes", nil)
-	}
-	k := 0
-	for i, x := range indexes {
-		if x < b.base && !contains(b.frontier, x) {
-			out[i] = hs[k]
-			k++
-		}
-	}
-	return out, nil
-}
-
-func contains(xs []int64, x int64) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
-
-// frontierIndexes returns the storage indexes of the maximal complete
-// subtrees of a tree of size n: every old hash that appending can read.
-func frontierIndexes(n uint64) []int64 {
-	var out []int64
-	for level := 63; level >= 0; level-- {
-		if n>>uint(level)&1 == 1 {
-			out = append(out, tlog.StoredHashIndex(level, int64(n>>uint(level))-1))
-		}
-	}
-	return out
-}
-
-func buildFromLeaves(oldSize uint64, leaves []Hash, r tlog.HashReader) ([]Hash, error) {
-	br := &batchReader{
-		base:  tlog.StoredHashIndex(0, int64(oldSize)),
-		store: r,
-	}
-	// A batch of one reads what it needs in one call anyway; larger
-	// batches prefetch the old frontier once instead of once per leaf.
-	if len(leaves) > 1 {
-		br.frontier = frontierIndexes(oldSize)
-	}
-	if len(br.frontier) > 0 {
-		hs, err := r.ReadHashes(br.frontier)
+	var stackBuf [64]Hash
+	stack := stackBuf[:0]
+	if len(need) > 0 {
+		old, err := r.ReadHashes(need)
 		if err != nil {
 			return nil, err
 		}
-		if len(hs) != len(br.frontier) {
+		if len(old) != len(need) {
 			return nil, storeError("store returned the wrong number of hashes", nil)
 		}
-		br.fhashes = hs
-	}
-	want := tlog.StoredHashCount(int64(oldSize)+int64(len(leaves))) - tlog.StoredHashCount(int64(oldSize))
-	br.pending = make([]Hash, 0, want)
-	for i, lh := range leaves {
-		hs, err := tlog.StoredHashesForRecordHash(int64(oldSize)+int64(i), lh, br)
-		if err != nil {
-			return nil, err
+		// need is lowest level first; the stack's top is the lowest.
+		for i := len(old) - 1; i >= 0; i-- {
+			stack = append(stack, old[i])
 		}
-		br.pending = append(br.pending, hs...)
 	}
-	return br.pending, nil
+	want := tlog.StoredHashCount(int64(n+m)) - tlog.StoredHashCount(int64(n))
+	out := make([]Hash, 0, want)
+	for j, h := range leaves {
+		out = append(out, h)
+		for x := n + uint64(j); x&1 == 1; x >>= 1 {
+			if len(stack) == 0 {
+				return nil, storeError("hash bookkeeping is off", nil)
+			}
+			h = tlog.NodeHash(stack[len(stack)-1], h)
+			stack = stack[:len(stack)-1]
+			out = append(out, h)
+		}
+		stack = append(stack, h)
+	}
+	return out, nil
 }
