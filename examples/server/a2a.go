@@ -97,14 +97,15 @@ func blobDigest(b64u, digest string) ([]byte, error) {
 	return blob, nil
 }
 
-// sealEvent seals a session or group event onto the chain whose head is h.
-func sealEvent(h chainState, ev map[string]any) (json.RawMessage, string, error) {
+// sealEvent seals a session or group event onto the chain (spec) whose
+// head is h.
+func sealEvent(spec audit.ChainSpec, h chainState, ev map[string]any) (json.RawMessage, string, error) {
 	var ch *audit.Chain
 	if h.N == 0 {
-		ch = audit.NewChain(audit.SessionEventChain)
+		ch = audit.NewChain(spec)
 	} else {
 		var err error
-		if ch, err = audit.ResumeChain(audit.SessionEventChain, h.Head, h.N); err != nil {
+		if ch, err = audit.ResumeChain(spec, h.Head, h.N); err != nil {
 			return nil, "", err
 		}
 	}
@@ -193,12 +194,19 @@ func (a *a2aService) createSession(w http.ResponseWriter, r *http.Request, p *pr
 		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "responder_id must differ from the initiator"))
 		return
 	}
+	if req.ExpiresAt != "" {
+		exp, err := time.Parse(audit.TimeFormat, req.ExpiresAt)
+		if err != nil || !exp.After(a.now()) {
+			writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "expires_at must be a future time"))
+			return
+		}
+	}
 	s := &a2aSession{
 		SchemaID: "talos.a2a.session", SchemaVersion: "v1", SessionID: contracts.NewUUIDv7(),
 		InitiatorID: p.DID, ResponderID: req.ResponderID, State: "pending",
 		RatchetStateDigest: req.RatchetStateDigest, CreatedAt: a.ts(), ExpiresAt: req.ExpiresAt, blob: blob,
 	}
-	ev, digest, err := sealEvent(chainState{}, a.sessionEvent(s.SessionID, p.DID, "session_opened"))
+	ev, digest, err := sealEvent(audit.SessionEventChain, chainState{}, a.sessionEvent(s.SessionID, p.DID, "session_opened"))
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -227,7 +235,7 @@ func (a *a2aService) transition(w http.ResponseWriter, r *http.Request, p *princ
 		if err := apply(s, &req); err != nil {
 			return nil, nil, "", err
 		}
-		ev, digest, err := sealEvent(h, a.sessionEvent(s.SessionID, p.DID, evType))
+		ev, digest, err := sealEvent(audit.SessionEventChain, h, a.sessionEvent(s.SessionID, p.DID, evType))
 		return s, ev, digest, err
 	})
 	if err != nil {
@@ -238,6 +246,16 @@ func (a *a2aService) transition(w http.ResponseWriter, r *http.Request, p *princ
 }
 
 func errState(msg string) error { return contracts.Errorf(contracts.CodeStateInvalidTransition, msg) }
+
+// expired reports whether s has an expires_at that has passed. An expired
+// session takes no accept, rotation or frame; it can still be closed.
+func (a *a2aService) expired(s *a2aSession) bool {
+	if s.ExpiresAt == "" {
+		return false
+	}
+	exp, err := time.Parse(audit.TimeFormat, s.ExpiresAt)
+	return err != nil || !a.now().Before(exp)
+}
 
 // Access to a session is reported as not found to non-participants, so that
 // session ids cannot be probed.
@@ -269,6 +287,9 @@ func (a *a2aService) acceptSession(w http.ResponseWriter, r *http.Request, p *pr
 			if s.State != "pending" {
 				return errState("session is not pending")
 			}
+			if a.expired(s) {
+				return errState("session expired")
+			}
 			return nil
 		},
 		func(s *a2aSession, req *sessionStateRequest) error { s.State = "active"; return setBlob(s, req) })
@@ -282,6 +303,9 @@ func (a *a2aService) rotateSession(w http.ResponseWriter, r *http.Request, p *pr
 			}
 			if s.State != "active" {
 				return errState("session is not active")
+			}
+			if a.expired(s) {
+				return errState("session expired")
 			}
 			return nil
 		}, setBlob)
@@ -373,6 +397,10 @@ func (a *a2aService) sendFrame(w http.ResponseWriter, r *http.Request, p *princi
 	}
 	if s.State != "active" {
 		writeError(w, r, errState("session is not active"))
+		return
+	}
+	if a.expired(s) {
+		writeError(w, r, errState("session expired"))
 		return
 	}
 	raw, err := f.MarshalJSON()
@@ -474,7 +502,7 @@ func (a *a2aService) createGroup(w http.ResponseWriter, r *http.Request, p *prin
 		SchemaID: "talos.a2a.group", SchemaVersion: "v1", GroupID: contracts.NewUUIDv7(), OwnerID: p.DID,
 		State: "active", CreatedAt: a.ts(), members: map[string]bool{p.DID: true},
 	}
-	ev, digest, err := sealEvent(chainState{}, a.groupEvent(g.GroupID, p.DID, "group_created", ""))
+	ev, digest, err := sealEvent(audit.GroupEventChain, chainState{}, a.groupEvent(g.GroupID, p.DID, "group_created", ""))
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -501,7 +529,7 @@ func (a *a2aService) changeGroup(w http.ResponseWriter, r *http.Request, p *prin
 		if err := apply(g); err != nil {
 			return nil, nil, "", err
 		}
-		ev, digest, err := sealEvent(h, a.groupEvent(g.GroupID, p.DID, evType, target))
+		ev, digest, err := sealEvent(audit.GroupEventChain, h, a.groupEvent(g.GroupID, p.DID, evType, target))
 		return g, ev, digest, err
 	})
 	if err != nil {

@@ -393,3 +393,43 @@ func mustWire(t *testing.T, p *peer, msg string) []byte {
 	}
 	return w
 }
+
+func TestA2ASessionExpiry(t *testing.T) {
+	ts := newTestServer(t, testConfig(t))
+	alice := newAgent(t, ts, "alice", "team-a")
+	bob := newAgent(t, ts, "bob", "team-b")
+	now := time.Now()
+	ts.core.a2a.now = func() time.Time { return now }
+	prekey, err := ratchet.GeneratePrekey(bob.w, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, err := ratchet.Initiate(prekey.Bundle(), ratchet.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := newPeer(t, alice, as)
+	blob, digest := ap.stateBlob("new")
+	create := func(exp time.Time, v any) int {
+		return alice.call("POST", "/a2a/sessions", map[string]any{
+			"schema_id": "talos.a2a.session_create_request", "schema_version": "v1", "responder_id": bob.did,
+			"ratchet_state_blob_b64u": blob, "ratchet_state_digest": digest, "expires_at": exp.UTC().Format(audit.TimeFormat),
+		}, v)
+	}
+	var eb errBody
+	st := create(now.Add(-time.Minute), &eb)
+	expectErr(t, "expires_at in the past", st, eb, contracts.CodeInvalidInput)
+	var s sessionBody
+	if st := create(now.Add(time.Minute), &s); st != http.StatusCreated {
+		t.Fatalf("create: %d", st)
+	}
+	now = now.Add(2 * time.Minute)
+	st = bob.call("POST", "/a2a/sessions/"+s.SessionID+"/accept", map[string]any{
+		"schema_id": "talos.a2a.session_accept_request", "schema_version": "v1",
+		"ratchet_state_blob_b64u": blob, "ratchet_state_digest": digest,
+	}, &eb)
+	expectErr(t, "accept after expiry", st, eb, contracts.CodeStateInvalidTransition)
+	if st := bob.call("DELETE", "/a2a/sessions/"+s.SessionID, nil, nil); st != 200 {
+		t.Fatalf("closing an expired session: %d", st)
+	}
+}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/talosgo/talos/audit"
@@ -125,6 +127,25 @@ func TestAuditService(t *testing.T) {
 		t.Fatalf("bad cursor: %d %+v", st, eb)
 	}
 
+	// An evidence bundle of the decisions verifies offline with the key.
+	resp = ts.do(t, "GET", fmt.Sprintf("/v1/audit/bundle?start=%d&end=%d", receipts[0].AuditIndex, receipts[4].AuditIndex+1), ts.cred, nil)
+	bundle, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("bundle: %d %s", resp.StatusCode, bundle)
+	}
+	nv, err := note.NewVerifier(au.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, _, err := audit.VerifyBundle(bundle, nv)
+	if err != nil || len(evs) != 5 || evs[4].EventHash != receipts[4].EventHash {
+		t.Fatalf("bundle does not verify: %d events, %v", len(evs), err)
+	}
+	for _, p := range []string{"/v1/audit/bundle?start=3&end=3", "/v1/audit/bundle?start=0&end=20000", "/v1/audit/bundle?start=0"} {
+		checkErrorBody(t, p, ts.do(t, "GET", p, ts.cred, nil))
+	}
+	checkErrorBody(t, "bundle without admin", ts.do(t, "GET", "/v1/audit/bundle?start=0&end=1", "", nil))
+
 	// The tiles: a standard tlog client recomputes the tree hash of the
 	// published checkpoint from the served tiles.
 	st, note := au.get("/tlog/checkpoint")
@@ -140,9 +161,9 @@ func TestAuditService(t *testing.T) {
 		t.Fatalf("tree hash from the tiles (size %d): %v %v", cp.Size, th, err)
 	}
 	// The entry bundle holds the leaves.
-	st, bundle := au.get("/tlog/tile/entries/000.p/" + fmt.Sprint(cp.Size))
-	if st != 200 || !bytes.Contains(bundle, entry1) {
-		t.Fatalf("entry bundle: %d, %d bytes", st, len(bundle))
+	st, entries := au.get("/tlog/tile/entries/000.p/" + fmt.Sprint(cp.Size))
+	if st != 200 || !bytes.Contains(entries, entry1) {
+		t.Fatalf("entry bundle: %d, %d bytes", st, len(entries))
 	}
 	if st, _ := au.get("/tlog/talos-journal"); st != http.StatusNotFound {
 		t.Fatalf("journal is served: %d", st)
