@@ -140,7 +140,7 @@ func TestA2APostgres(t *testing.T) {
 	cfg.tablePrefix = testenv.Unique(t) + "_"
 	ts := newTestServer(t, cfg)
 	t.Cleanup(func() {
-		for _, tb := range []string{"a2a_objects", "a2a_events", "a2a_frames", "secrets", "config_versions"} {
+		for _, tb := range pgTables {
 			ts.db.Primary().Exec(t.Context(), `DROP TABLE IF EXISTS `+cfg.tablePrefix+tb)
 		}
 	})

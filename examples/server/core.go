@@ -18,6 +18,7 @@ import (
 	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/audit"
 	auditfile "github.com/talosgo/talos/audit/file"
+	auditpg "github.com/talosgo/talos/audit/postgres"
 	"github.com/talosgo/talos/budget"
 	budgetredis "github.com/talosgo/talos/budget/redis"
 	"github.com/talosgo/talos/capability"
@@ -111,7 +112,8 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 		return nil, err
 	}
 
-	// Audit log: the durable file store in the data directory by default.
+	// Audit log: the durable file store in the data directory, or
+	// PostgreSQL when several replicas share one log.
 	signer, err := audit.NewNoteSigner(logOrigin, s.wallet.Signer())
 	if err != nil {
 		return nil, err
@@ -120,14 +122,10 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.tilesDir = filepath.Join(s.cfg.DataDir, "audit")
-	fs, err := auditfile.Open(ctx, auditfile.Config{Dir: c.tilesDir})
-	if err != nil {
+	if c.logStore, err = c.openAuditStore(ctx, s); err != nil {
 		return nil, err
 	}
-	s.OnShutdown("audit-log", func(context.Context) error { return fs.Close() })
-	c.logStore = fs
-	c.log, err = audit.New(ctx, audit.Config{Store: fs, Signer: signer, Verifier: c.logVerifier})
+	c.log, err = audit.New(ctx, audit.Config{Store: c.logStore, Signer: signer, Verifier: c.logVerifier})
 	if err != nil {
 		return nil, err
 	}
@@ -412,4 +410,38 @@ func (c *core) enableGateway(ctx context.Context, s *Server, upstreams map[strin
 	c.gateway = g
 	s.OnShutdown("mcp-gateway", func(context.Context) error { return g.Close() })
 	return nil
+}
+
+// openAuditStore opens the audit log's store per audit.storage_backend:
+// "postgres" (the default when PostgreSQL is configured: replicas share one
+// log), "memory" (not durable: tests and demos), and otherwise the durable
+// file store in the data directory, whose C2SP tiles are served under /tlog/.
+func (c *core) openAuditStore(ctx context.Context, s *Server) (audit.Store, error) {
+	backend := s.cfg.AuditBackend
+	if backend == "" && s.db != nil {
+		backend = "postgres"
+	}
+	switch backend {
+	case "postgres":
+		if s.db == nil {
+			return nil, contracts.Errorf(contracts.CodeInvalidInput, "config: audit.storage_backend postgres needs a PostgreSQL URL")
+		}
+		ps, err := auditpg.New(auditpg.Config{DB: s.db.Primary(), TablePrefix: s.cfg.tablePrefix})
+		if err != nil {
+			return nil, err
+		}
+		if err := ps.Migrate(ctx); err != nil {
+			return nil, err
+		}
+		return ps, nil
+	case "memory":
+		return audit.NewMemStore(), nil
+	}
+	c.tilesDir = filepath.Join(s.cfg.DataDir, "audit")
+	fs, err := auditfile.Open(ctx, auditfile.Config{Dir: c.tilesDir})
+	if err != nil {
+		return nil, err
+	}
+	s.OnShutdown("audit-log", func(context.Context) error { return fs.Close() })
+	return fs, nil
 }

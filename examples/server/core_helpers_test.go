@@ -348,3 +348,7 @@ func getBudget(t *testing.T, ts *testServer, scope, team string) budgetUsage {
 	}
 	return u
 }
+
+// pgTables are the tables a server with PostgreSQL creates (after the
+// test's table prefix).
+var pgTables = []string{"a2a_objects", "a2a_events", "a2a_frames", "audit_head", "audit_entries", "audit_hashes", "secrets", "config_versions"}

@@ -9,6 +9,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/redis/go-redis/v9"
 
+	auditpg "github.com/talosgo/talos/audit/postgres"
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/internal/testenv"
 	"github.com/talosgo/talos/ratchet"
@@ -45,10 +46,13 @@ func runEndToEnd(t *testing.T, cfg Config) {
 	ts := newTestServer(t, cfg)
 	if cfg.PostgresURL != "" {
 		t.Cleanup(func() {
-			for _, tb := range []string{"a2a_objects", "a2a_events", "a2a_frames", "secrets", "config_versions"} {
+			for _, tb := range pgTables {
 				ts.db.Primary().Exec(t.Context(), `DROP TABLE IF EXISTS `+cfg.tablePrefix+tb)
 			}
 		})
+	}
+	if _, onPG := ts.core.logStore.(*auditpg.Store); onPG != (cfg.PostgresURL != "") {
+		t.Fatalf("audit store %T with PostgreSQL %v", ts.core.logStore, cfg.PostgresURL != "")
 	}
 	ts.serve(t) // over a real loopback listener from here on
 
