@@ -22,7 +22,7 @@ var _ Client = goredis.UniversalClient(nil)
 
 // DefaultPrefix starts every key this package writes. The version in it
 // changes if the layout does.
-const DefaultPrefix = "talos:budget:v1:"
+const DefaultPrefix = "talos:budget:v2:"
 
 // Config configures a Budget. The zero value is usable.
 type Config struct {

@@ -18,9 +18,10 @@ import (
 // a group in one Redis Cluster slot):
 //
 //	P{g}:exp                 ZSET  active reservation nonces by expiry (µs)
-//	P{g}:r:<nonce>           HASH  reservation: st amt exp n fp ik a ex,
-//	                               per scope i: k<i> g<i> m<i> l<i> p<i> b<i> i<i> c<i>,
-//	                               meta mk mt mo ms mg mm
+//	P{g}:r:<nonce>           STRING reservation record, a JSON array of strings: st amt exp n
+//	                               fp ik a ex, 6 meta strings, then per scope
+//	                               k g m l p b id c (key, generation, mode, limit,
+//	                               period kind, bucket µs, scope ID, charged)
 //	P{g}:i:<idempotency key> STRING nonce
 //	P{g}:s:<ptag>:<scope ID> HASH  r (reserved) o (overage) g (generation), calendar and
 //	                               lifetime: cs (period start) sp (spent),
@@ -124,21 +125,35 @@ local function store(k, kind, slot, S, send, bucket, keep)
     redis.call('PEXPIREAT', k, fmt(idiv(at, 1000) + 1))
   end
 end
+-- A reservation record is one string value (one GET or SET, whatever the
+-- number of scopes): a JSON array of strings, encoded and decoded by
+-- cjson in C (numbers are formatted with fmt first, never by cjson).
+-- Fields: 1 st, 2 amt, 3 exp, 4 n, 5 fp, 6 ik ('' without), 7 a, 8 ex,
+-- 9-14 meta, then 8 per scope from SB(i): k g m l p b id c.
+local function SB(i) return 14 + (i - 1) * 8 end
+local function pack(t) return cjson.encode(t) end
+-- unpackrec decodes a record; nil if it is malformed.
+local function unpackrec(s)
+  local ok, t = pcall(cjson.decode, s)
+  if not ok or type(t) ~= 'table' then return nil end
+  local n = tonumber(t[4])
+  if not n or #t ~= SB(n + 1) then return nil end
+  for i = 1, #t do
+    if type(t[i]) ~= 'string' then return nil end
+  end
+  return t
+end
+local function badrec() return redis.error_reply('TALOS_STORE malformed reservation record') end
 local function exceeds(u, r, amt, limit)
   return u > limit or r > limit - u or amt > limit - u - r
 end
 -- release frees a reservation's amount in every scope whose key is still
 -- the generation it was charged to.
-local function release(rk, amt, n)
-  local f = {}
-  for i = 1, n do
-    f[#f + 1] = 'k' .. i
-    f[#f + 1] = 'g' .. i
-  end
-  local v = redis.call('HMGET', rk, unpack(f))
-  for i = 1, n do
-    local k, g = v[2 * i - 1], v[2 * i]
-    if k and redis.call('HGET', k, 'g') == g then redis.call('HINCRBY', k, 'r', fmt(-amt)) end
+local function release(R)
+  local amt = tonumber(R[2])
+  for i = 1, tonumber(R[4]) do
+    local k = R[SB(i) + 1]
+    if redis.call('HGET', k, 'g') == R[SB(i) + 2] then redis.call('HINCRBY', k, 'r', fmt(-amt)) end
   end
 end
 local function sweep(expk, rprefix, now)
@@ -147,10 +162,12 @@ local function sweep(expk, rprefix, now)
   redis.call('ZREM', expk, unpack(due))
   for _, nonce in ipairs(due) do
     local rk = rprefix .. nonce
-    local f = redis.call('HMGET', rk, 'st', 'amt', 'n')
-    if f[1] == '1' then
-      release(rk, tonumber(f[2]), tonumber(f[3]))
-      redis.call('HSET', rk, 'st', '4')
+    local v = redis.call('GET', rk)
+    local R = v and unpackrec(v)
+    if R and R[1] == '1' then
+      release(R)
+      R[1] = '4'
+      redis.call('SET', rk, pack(R), 'KEEPTTL')
     end
   end
 end
@@ -169,7 +186,9 @@ end
 // Replies: {1, nonce, warned, expiry µs, n × (used, reserved, exceeded)}
 // allowed; {0, "", denying index, 0, n × (...)} denied; {2, nonce, state,
 // amount, expiry µs} replay; {-2} idempotency conflict.
-var reserveScript = goredis.NewScript(luaCommon + `
+var reserveScript = goredis.NewScript(reserveSrc)
+
+var reserveSrc = luaCommon + `
 local now = clock()
 local rprefix, nonce = ARGV[1], ARGV[2]
 local amt, ttl, keep, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -180,12 +199,14 @@ sweep(KEYS[1], rprefix, now)
 if fp ~= '' then
   local prev = redis.call('GET', KEYS[3])
   if prev then
-    local f = redis.call('HMGET', rprefix .. prev, 'fp', 'st', 'amt', 'exp')
-    if f[1] then
-      if f[1] ~= fp then return {-2} end
-      local st = tonumber(f[2])
-      if st == 1 and tonumber(f[4]) <= now then st = 4 end
-      return {2, prev, st, tonumber(f[3]), tonumber(f[4])}
+    local v = redis.call('GET', rprefix .. prev)
+    if v then
+      local P = unpackrec(v)
+      if not P then return badrec() end
+      if P[5] ~= fp then return {-2} end
+      local st, pexp = tonumber(P[1]), tonumber(P[3])
+      if st == 1 and pexp <= now then st = 4 end
+      return {2, prev, st, tonumber(P[2]), pexp}
     end
   end
 end
@@ -220,38 +241,29 @@ if denied > 0 then
 end
 local exp = now + ttl
 local rk = KEYS[2]
-local rec = {'st', '1', 'amt', fmt(amt), 'exp', fmt(exp), 'n', fmt(n), 'fp', fp}
+local rec = {'1', fmt(amt), fmt(exp), fmt(n), fp, '', '0', '0'}
+local m = 17 + n * 5
+for j = 0, 5 do rec[9 + j] = ARGV[m + j] end
 for i = 1, n do
-  local a = 17 + (i - 1) * 5
+  local a, b = 17 + (i - 1) * 5, SB(i)
   local k, S = KEYS[3 + i], sc[i].S
   S.r = S.r + amt
   store(k, sc[i].kind, sc[i].slot, S, sc[i].send, sc[i].bucket, keep)
-  rec[#rec + 1] = 'k' .. i
-  rec[#rec + 1] = k
-  rec[#rec + 1] = 'g' .. i
-  rec[#rec + 1] = S.g
-  for j, f in ipairs({'m', 'l', 'p', 'b', 'i'}) do
-    rec[#rec + 1] = f .. i
-    rec[#rec + 1] = ARGV[a + j - 1]
-  end
+  rec[b + 1], rec[b + 2] = k, S.g
+  for j = 0, 4 do rec[b + 3 + j] = ARGV[a + j] end
+  rec[b + 8] = '0'
 end
-local m = 17 + n * 5
-for j, f in ipairs({'mk', 'mt', 'mo', 'ms', 'mg', 'mm'}) do
-  rec[#rec + 1] = f
-  rec[#rec + 1] = ARGV[m + j - 1]
-end
+local px = fmt(idiv(ttl + retention, 1000) + 1)
 if fp ~= '' then
-  rec[#rec + 1] = 'ik'
-  rec[#rec + 1] = KEYS[3]
-  redis.call('SET', KEYS[3], nonce, 'PX', fmt(idiv(ttl + retention, 1000) + 1))
+  rec[6] = KEYS[3]
+  redis.call('SET', KEYS[3], nonce, 'PX', px)
 end
-redis.call('HSET', rk, unpack(rec))
-redis.call('PEXPIRE', rk, fmt(idiv(ttl + retention, 1000) + 1))
+redis.call('SET', rk, pack(rec), 'PX', px)
 redis.call('ZADD', KEYS[1], fmt(exp), nonce)
 local res = {1, nonce, warned, exp}
 for _, v in ipairs(out) do res[#res + 1] = v end
 return res
-`)
+`
 
 // commitScript: KEYS = exp, reservation; ARGV = rprefix, nonce, actual,
 // keep µs, retention µs, 8 bounds.
@@ -259,52 +271,55 @@ return res
 // Replies: {1 or 2 (replay), expired, n, n × (scope ID, charged, overage),
 // 6 meta strings}; {-1} unknown; {-3} committed with another actual; {-4}
 // released.
-var commitScript = goredis.NewScript(luaCommon + `
+var commitScript = goredis.NewScript(commitSrc)
+
+var commitSrc = luaCommon + `
 local now = clock()
 local rprefix, nonce = ARGV[1], ARGV[2]
 local actual, keep, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local B = bounds(6)
 local rk = KEYS[2]
 sweep(KEYS[1], rprefix, now)
-local h = redis.call('HGETALL', rk)
-if #h == 0 then return {-1} end
-local R = {}
-for i = 1, #h, 2 do R[h[i]] = h[i + 1] end
-local st, amt, n = R.st, tonumber(R.amt), tonumber(R.n)
+local v = redis.call('GET', rk)
+if not v then return {-1} end
+local R = unpackrec(v)
+if not R then return badrec() end
+local st, amt, n = R[1], tonumber(R[2]), tonumber(R[4])
 local function reply(status, expired)
   local res = {status, expired, n}
   for i = 1, n do
-    local c = tonumber(R['c' .. i]) or 0
-    res[#res + 1] = R['i' .. i]
+    local c = tonumber(R[SB(i) + 8]) or 0
+    res[#res + 1] = R[SB(i) + 7]
     res[#res + 1] = c
     res[#res + 1] = actual - c
   end
-  for _, f in ipairs({'mk', 'mt', 'mo', 'ms', 'mg', 'mm'}) do res[#res + 1] = R[f] or '' end
+  for j = 9, 14 do res[#res + 1] = R[j] end
   return res
 end
 if st == '2' then
-  if tonumber(R.a) ~= actual then return {-3} end
-  return reply(2, tonumber(R.ex) or 0)
+  if tonumber(R[7]) ~= actual then return {-3} end
+  return reply(2, tonumber(R[8]) or 0)
 end
 if st == '3' then return {-4} end
 local sc = {}
 for i = 1, n do
-  local kind, bucket = tonumber(R['p' .. i]), tonumber(R['b' .. i])
+  local b = SB(i)
+  local kind, bucket = tonumber(R[b + 5]), tonumber(R[b + 6])
   local slot, send = slot_of(kind, bucket, now, B)
   if slot == nil then return redis.error_reply('TALOS_CLOCK server time outside the period bounds') end
-  sc[i] = {k = R['k' .. i], mode = tonumber(R['m' .. i]), limit = tonumber(R['l' .. i]), kind = kind, bucket = bucket, slot = slot, send = send}
+  sc[i] = {k = R[b + 1], mode = tonumber(R[b + 3]), limit = tonumber(R[b + 4]), kind = kind, bucket = bucket, slot = slot, send = send}
 end
 local active = st == '1'
 local expired = 1
 if active then
-  if tonumber(R.exp) > now then expired = 0 end
+  if tonumber(R[3]) > now then expired = 0 end
   redis.call('ZREM', KEYS[1], nonce)
 end
-local rec = {'st', '2', 'a', fmt(actual), 'ex', fmt(expired)}
+R[1], R[7], R[8] = '2', fmt(actual), fmt(expired)
 for i = 1, n do
   local s = sc[i]
   local S = load(s.k, s.kind, s.slot, now)
-  if active and S.g == R['g' .. i] then S.r = S.r - amt end
+  if active and S.g == R[SB(i) + 2] then S.r = S.r - amt end
   local c = actual
   if s.mode == 0 then
     local room = s.limit - S.u - S.r
@@ -314,40 +329,45 @@ for i = 1, n do
   S.cur = S.cur + c
   store(s.k, s.kind, s.slot, S, s.send, s.bucket, keep)
   if actual > c then redis.call('HINCRBY', s.k, 'o', fmt(actual - c)) end
-  rec[#rec + 1] = 'c' .. i
-  rec[#rec + 1] = fmt(c)
-  R['c' .. i] = fmt(c)
+  R[SB(i) + 8] = fmt(c)
 end
-redis.call('HSET', rk, unpack(rec))
-redis.call('PEXPIRE', rk, fmt(idiv(retention, 1000) + 1))
-if R.ik then redis.call('PEXPIRE', R.ik, fmt(idiv(retention, 1000) + 1)) end
+local px = fmt(idiv(retention, 1000) + 1)
+redis.call('SET', rk, pack(R), 'PX', px)
+if R[6] ~= '' then redis.call('PEXPIRE', R[6], px) end
 return reply(1, expired)
-`)
+`
 
 // releaseScript: KEYS = exp, reservation; ARGV = rprefix, nonce,
 // retention µs. Replies {1} done (or nothing to do), {-1} unknown, {-2}
 // committed.
-var releaseScript = goredis.NewScript(luaCommon + `
+var releaseScript = goredis.NewScript(releaseSrc)
+
+var releaseSrc = luaCommon + `
 local now = clock()
 local rprefix, nonce, retention = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local rk = KEYS[2]
 sweep(KEYS[1], rprefix, now)
-local f = redis.call('HMGET', rk, 'st', 'amt', 'n', 'ik')
-if not f[1] then return {-1} end
-if f[1] == '2' then return {-2} end
-if f[1] == '1' then
-  release(rk, tonumber(f[2]), tonumber(f[3]))
+local v = redis.call('GET', rk)
+if not v then return {-1} end
+local R = unpackrec(v)
+if not R then return badrec() end
+if R[1] == '2' then return {-2} end
+if R[1] == '1' then
+  release(R)
   redis.call('ZREM', KEYS[1], nonce)
-  redis.call('HSET', rk, 'st', '3')
-  redis.call('PEXPIRE', rk, fmt(idiv(retention, 1000) + 1))
-  if f[4] then redis.call('PEXPIRE', f[4], fmt(idiv(retention, 1000) + 1)) end
+  R[1] = '3'
+  local px = fmt(idiv(retention, 1000) + 1)
+  redis.call('SET', rk, pack(R), 'PX', px)
+  if R[6] ~= '' then redis.call('PEXPIRE', R[6], px) end
 end
 return {1}
-`)
+`
 
 // usageScript: KEYS = exp, scope; ARGV = rprefix, kind, bucket µs, 8
 // bounds. Reply {spent, reserved, overage}.
-var usageScript = goredis.NewScript(luaCommon + `
+var usageScript = goredis.NewScript(usageSrc)
+
+var usageSrc = luaCommon + `
 local now = clock()
 local kind, bucket = tonumber(ARGV[2]), tonumber(ARGV[3])
 local B = bounds(4)
@@ -357,11 +377,13 @@ if slot == nil then return redis.error_reply('TALOS_CLOCK server time outside th
 local S = load(KEYS[2], kind, slot, now)
 local o = tonumber(redis.call('HGET', KEYS[2], 'o')) or 0
 return {S.u, S.r, o}
-`)
+`
 
 // gcraScript: KEYS = limiter key; ARGV = interval µs, burst, n. Reply
 // {allowed, remaining, retry after µs, reset after µs}.
-var gcraScript = goredis.NewScript(`
+var gcraScript = goredis.NewScript(gcraSrc)
+
+var gcraSrc = `
 local function fmt(x) return string.format('%d', x) end
 local function idiv(a, b)
   local q = math.floor(a / b)
@@ -382,4 +404,4 @@ if n > 0 then
   redis.call('SET', KEYS[1], fmt(newtat), 'PX', fmt(idiv(newtat - now, 1000) + 1))
 end
 return {1, idiv(diff, T), 0, newtat - now}
-`)
+`
