@@ -714,6 +714,7 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, e
 
 func (s *Store) readHashesLocked(indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
+	var partial [][]byte // per tile level: the partial tile's bytes, built once
 	for i, x := range indexes {
 		if x < 0 {
 			return nil, audit.NotFound("negative hash index")
@@ -735,7 +736,13 @@ func (s *Store) readHashesLocked(indexes []int64) ([]tlog.Hash, error) {
 			if t.L >= len(s.partial) {
 				return nil, audit.StoreError("file: missing partial tile", nil)
 			}
-			data = hashBytes(s.partial[t.L])
+			for len(partial) <= t.L {
+				partial = append(partial, nil)
+			}
+			if partial[t.L] == nil {
+				partial[t.L] = hashBytes(s.partial[t.L])
+			}
+			data = partial[t.L]
 			t.W = len(s.partial[t.L])
 		}
 		h, err := tlog.HashFromTile(t, data, x)

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package file_test
+
+// processCPU is unavailable here; benchmarks then report no cpu-ns/op.
+func processCPU() int64 { return -1 }
