@@ -67,12 +67,35 @@ const (
 	CodeStateSequenceGap       = "STATE_SEQUENCE_GAP"
 	CodeMissingToolCallID      = "MISSING_TOOL_CALL_ID"
 
+	// Legacy SDK error list (sdk/error_codes.json), unrelated to the
+	// taxonomy above; recognised so that errors from older SDKs map.
+	CodeErrUnknown      = "TALOS_ERR_UNKNOWN"
+	CodeErrCrypto       = "TALOS_ERR_CRYPTO"
+	CodeErrFrame        = "TALOS_ERR_FRAME"
+	CodeErrNetwork      = "TALOS_ERR_NETWORK"
+	CodeErrValidation   = "TALOS_ERR_VALIDATION"
+	CodeErrNotFound     = "TALOS_ERR_NOT_FOUND"
+	CodeErrUnauthorized = "TALOS_ERR_UNAUTHORIZED"
+
 	// Stream protocol (schemas/stream/error_codes.json).
 	CodeAuthFailed        = "AUTH_FAILED"
 	CodeCapabilityExpired = "CAPABILITY_EXPIRED"
 	CodeInvalidMessage    = "INVALID_MESSAGE"
 	CodeSlowConsumer      = "SLOW_CONSUMER"
 	CodeInternalError     = "INTERNAL_ERROR"
+)
+
+// MCP error categories (schemas/mcp/errors.schema.json): the category member
+// of an MCP error object, not a code.
+const (
+	MCPCategoryConfig          = "CONFIG"
+	MCPCategoryDiscoveryDenied = "DISCOVERY_DENIED"
+	MCPCategoryToolDenied      = "TOOL_DENIED"
+	MCPCategoryTransport       = "TRANSPORT"
+	MCPCategoryTimeout         = "TIMEOUT"
+	MCPCategorySchemaMismatch  = "SCHEMA_MISMATCH"
+	MCPCategoryMCPProtocol     = "MCP_PROTOCOL"
+	MCPCategoryInternal        = "INTERNAL"
 )
 
 // Error is the one error type of the library: it carries a contract code.
@@ -180,12 +203,12 @@ func HTTPStatus(code string) int {
 	case "":
 		return http.StatusOK
 	case CodeAuthInvalid, CodeAuthFailed, CodeAuthExpired, CodeAuthInvalidSignature,
-		CodeTGAInvalidSignature, CodeTGATokenExpired, CodeCapabilityExpired:
+		CodeTGAInvalidSignature, CodeTGATokenExpired, CodeCapabilityExpired, CodeErrUnauthorized:
 		return http.StatusUnauthorized
 	case CodeDenied, CodeInvalidCapability, CodeRBACDenied, CodeAuthRevoked, CodePolicyDenied,
 		CodeModelNotAllowed, CodeTGAConstraintMismatch:
 		return http.StatusForbidden
-	case CodeNotFound:
+	case CodeNotFound, CodeErrNotFound:
 		return http.StatusNotFound
 	case CodeReplayDetected, CodeStateInvalidTransition, CodeStateSequenceGap:
 		return http.StatusConflict
@@ -197,11 +220,11 @@ func HTTPStatus(code string) int {
 		CodeProtocolMismatch, CodeTGASchemaInvalid, CodeInvalidMessage, CodeMissingToolCallID,
 		CodeRatchetInvalidHeader, CodeRatchetInvalidDHKey, CodeRatchetMaxSkipExceeded,
 		CodeRatchetAuthFailed, CodeX3DHInvalidSignature, CodeX3DHMissingPrekey, CodeCryptoError,
-		CodeMCPProtocol, CodeTGAHashChainBroken:
+		CodeMCPProtocol, CodeTGAHashChainBroken, CodeErrCrypto, CodeErrFrame, CodeErrValidation:
 		return http.StatusBadRequest
 	case CodeStreamingNotSupported:
 		return http.StatusNotImplemented
-	case CodeUpstream5xx, CodeTransportError:
+	case CodeUpstream5xx, CodeTransportError, CodeErrNetwork:
 		return http.StatusBadGateway
 	case CodeUpstreamTimeout, CodeTransportTimeout:
 		return http.StatusGatewayTimeout

@@ -28,4 +28,16 @@ const (
 
 	// MaxCursorEventSize bounds the event [CheckCursorInvariantJSON] reads.
 	MaxCursorEventSize = 256 << 10
+
+	// MaxJSONSize bounds one JSON document passed to Canonicalize, CheckJSON
+	// or UnmarshalStrict: 1 MiB.
+	MaxJSONSize = 1 << 20
+	// MaxJSONDepth bounds the nesting of arrays and objects.
+	MaxJSONDepth = 64
+
+	// maxViolations bounds the violations one ValidationError reports
+	// (Validate's documents are bounded by MaxJSONSize and MaxJSONDepth).
+	maxViolations = 32
+	// maxViolationMessage bounds one violation message, in bytes.
+	maxViolationMessage = 256
 )

@@ -28,15 +28,6 @@ var schemaFiles embed.FS
 // named "a2a/session" has the $id SchemaBaseURL + "a2a/session.json".
 const SchemaBaseURL = "https://talosgo.dev/schemas/"
 
-// Limits of Validate. Documents are also bounded by MaxJSONSize and
-// MaxJSONDepth, through CheckJSON.
-const (
-	// maxViolations bounds the violations one ValidationError reports.
-	maxViolations = 32
-	// maxViolationMessage bounds one violation message, in bytes.
-	maxViolationMessage = 256
-)
-
 // definitionsOnly lists the embedded files that hold shared definitions
 // only; they are not document schemas and Validate does not accept their names.
 var definitionsOnly = map[string]bool{"common/defs": true}
