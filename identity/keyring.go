@@ -55,7 +55,8 @@ var ErrEnvelopeOpen = &contracts.Error{Code: contracts.CodeCryptoError, Message:
 // KEK seals at most 2^32 messages (random 96-bit nonces); after that Seal
 // fails and the keyring must be rotated. The count is per process.
 //
-// A Keyring is safe for concurrent use.
+// A Keyring is safe for concurrent use. The zero value is an empty keyring,
+// ready for Add (as is NewKeyring's).
 type Keyring struct {
 	rand io.Reader
 
@@ -100,6 +101,9 @@ func (k *Keyring) Add(id string, key []byte) error {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.keys == nil {
+		k.keys = make(map[string]hidden[kek]) // the zero Keyring is usable
+	}
 	if _, ok := k.keys[id]; ok {
 		return contracts.Errorf(contracts.CodeInvalidInput, "identity: KEK id already present")
 	}
@@ -227,7 +231,11 @@ func (k *Keyring) sealWith(id string, plaintext, aad []byte) ([]byte, error) {
 		return nil, contracts.Errorf(contracts.CodeCryptoError, "identity: KEK has sealed 2^32 messages; rotate the keyring")
 	}
 	var nonce [gcmNonceSize]byte
-	if _, err := io.ReadFull(k.rand, nonce[:]); err != nil {
+	r := k.rand
+	if r == nil {
+		r = rand.Reader
+	}
+	if _, err := io.ReadFull(r, nonce[:]); err != nil {
 		return nil, contracts.Wrap(contracts.CodeCryptoError, "identity: reading randomness", err)
 	}
 	out := e.aead.Seal(nil, nonce[:], plaintext, aad)

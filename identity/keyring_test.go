@@ -384,3 +384,22 @@ func TestKeyringConcurrent(t *testing.T) {
 	}
 	<-done
 }
+
+// TestKeyringZeroValue checks that the zero Keyring works like NewKeyring's.
+func TestKeyringZeroValue(t *testing.T) {
+	var k Keyring
+	if _, err := k.Seal([]byte("x"), nil); err == nil {
+		t.Fatal("Seal on an empty keyring succeeded")
+	}
+	if err := k.Add("k1", make([]byte, 32)); err != nil {
+		t.Fatal(err)
+	}
+	env, err := k.Seal([]byte("secret"), []byte("aad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := k.Open(env, []byte("aad"))
+	if err != nil || string(pt) != "secret" {
+		t.Fatalf("Open: %q, %v", pt, err)
+	}
+}
