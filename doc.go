@@ -19,8 +19,32 @@
 //     UUIDv7, cursors, frames, error codes and embedded JSON Schemas.
 //
 // This package holds the version constants and the pieces that compose the
-// packages above (HTTP middleware, and the Kernel). It imports no back-end,
-// starts no goroutine and has no init side effects.
+// packages above: [Kernel] (authorize → rate-limit → reserve budget → run →
+// commit → audit, one decision flowing through) and the HTTP middleware
+// ([NewMiddleware]). It imports no back-end, starts no goroutine and has no
+// init side effects.
+//
+// # Security properties
+//
+//   - Deny by default: every stage of the Kernel and the middleware fails
+//     closed. A back-end that errors (revocation, replay, budget, rate-limit
+//     or audit store) denies the call; the only fail-open switches are named
+//     …Unsafe and live on the limiters.
+//   - Holder binding: the middleware takes the principal from the key that
+//     verified the request's HTTP attestation, never from a header the
+//     client chooses, and the Authorizer requires it to be the capability's
+//     subject.
+//   - Denials tell the caller the contract code and nothing more; the
+//     reason, the capability hash and the matched grant go to the audit
+//     event and the trace span.
+//   - Nothing in this module logs; secrets (seeds, KEKs, ratchet keys, IP
+//     hash keys) are redacted from every fmt verb, slog and JSON.
+//
+// # Concurrency
+//
+// A Kernel and the middleware are safe for concurrent use when the
+// Authorizer, stores and audit log they are given are; every library
+// implementation of those is.
 //
 // # Compatibility
 //
