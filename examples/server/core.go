@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +43,7 @@ type core struct {
 	nonces      identity.NonceStore
 	rbac        rbacPolicy
 	principals  *principalRegistry
+	admin       adminStore // persisted principals, RBAC and budgets
 	attest      *identity.AttestationVerifier
 
 	log         *audit.Log
@@ -84,7 +89,20 @@ var defaultRates = map[string]budget.Limit{
 }
 
 func newCore(ctx context.Context, s *Server) (*core, error) {
-	c := &core{wallet: s.wallet, principals: newPrincipalRegistry(), opcodes: map[string]string{}}
+	c := &core{wallet: s.wallet, opcodes: map[string]string{}}
+	var err error
+	if s.db != nil {
+		c.admin, err = openPGAdminStore(ctx, s.db.Primary(), s.cfg.tablePrefix)
+	} else {
+		c.admin, err = openFileAdminStore(filepath.Join(s.cfg.DataDir, adminStateFile))
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.principals = newPrincipalRegistry(c.admin)
+	if err := c.loadAdmin(ctx); err != nil {
+		return nil, err
+	}
 
 	// Capability stores: Redis when configured (revocations reach every
 	// replica's cache through pub/sub), memory otherwise.
@@ -101,7 +119,6 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 		return nil, err
 	}
 	c.verifier = v
-	c.rbac.set(nil, nil)
 
 	c.attest, err = identity.NewAttestationVerifier(identity.AttestationVerifierConfig{
 		Opcode: c.opcodeOf,
@@ -272,59 +289,69 @@ type rbacPolicy struct {
 func (p *rbacPolicy) current() *capability.RBAC { return p.compiled.Load() }
 
 // set replaces a role or a binding (either may be nil) and recompiles. A
-// policy that does not compile is refused and nothing changes.
-func (p *rbacPolicy) set(role *capability.Role, binding *struct {
-	ID string
-	capability.Binding
-}) error {
+// policy that does not compile is refused and nothing changes; otherwise
+// commit (which persists the change) runs before the new policy is used,
+// and its failure also leaves everything unchanged.
+func (p *rbacPolicy) set(role *capability.Role, binding *namedBinding, commit func() error) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.roles == nil {
-		p.roles = map[string]capability.Role{}
-		p.bindings = map[string]capability.Binding{}
-	}
-	roles := make([]capability.Role, 0, len(p.roles)+1)
-	for id, r := range p.roles {
-		if role == nil || id != role.ID {
-			roles = append(roles, r)
-		}
+	roles := maps.Clone(p.roles)
+	bindings := maps.Clone(p.bindings)
+	if roles == nil {
+		roles, bindings = map[string]capability.Role{}, map[string]capability.Binding{}
 	}
 	if role != nil {
-		roles = append(roles, *role)
-	}
-	bindings := make([]capability.Binding, 0, len(p.bindings)+1)
-	for id, b := range p.bindings {
-		if binding == nil || id != binding.ID {
-			bindings = append(bindings, b)
-		}
+		roles[role.ID] = *role
 	}
 	if binding != nil {
-		bindings = append(bindings, binding.Binding)
+		bindings[binding.ID] = binding.Binding
 	}
-	// Compile even without bindings, so that an invalid role is refused
-	// when it is put rather than when a binding first uses it.
-	compiled, err := capability.NewRBAC(capability.RBACConfig{Roles: roles, Bindings: bindings})
+	compiled, err := compileRBAC(roles, bindings)
 	if err != nil {
 		return err
 	}
-	if len(bindings) == 0 {
-		compiled = nil
+	if commit != nil {
+		if err := commit(); err != nil {
+			return err
+		}
 	}
+	p.roles, p.bindings = roles, bindings
 	p.compiled.Store(compiled)
-	if role != nil {
-		p.roles[role.ID] = *role
-	}
-	if binding != nil {
-		p.bindings[binding.ID] = binding.Binding
-	}
 	return nil
+}
+
+// namedBinding is a binding with its admin API id.
+type namedBinding struct {
+	ID string
+	capability.Binding
+}
+
+// compileRBAC compiles even without bindings, so that an invalid role is
+// refused when it is put rather than when a binding first uses it; it
+// returns nil (RBAC not enforced) when there is no binding.
+func compileRBAC(roles map[string]capability.Role, bindings map[string]capability.Binding) (*capability.RBAC, error) {
+	rs := make([]capability.Role, 0, len(roles))
+	for _, id := range slices.Sorted(maps.Keys(roles)) {
+		rs = append(rs, roles[id])
+	}
+	bs := make([]capability.Binding, 0, len(bindings))
+	for _, id := range slices.Sorted(maps.Keys(bindings)) {
+		bs = append(bs, bindings[id])
+	}
+	compiled, err := capability.NewRBAC(capability.RBACConfig{Roles: rs, Bindings: bs})
+	if err != nil || len(bs) == 0 {
+		return nil, err
+	}
+	return compiled, nil
 }
 
 // principalRegistry maps attestation key ids to registered principals. Only
 // registered keys can sign requests: an unknown key id is not authenticated.
-// A principal's key id is its did:key.
+// A principal's key id is its did:key. Registrations are persisted in the
+// admin store; a key another replica registered is found there on first use.
 type principalRegistry struct {
-	m sync.Map // key id → *principal
+	m     sync.Map   // key id → *principal
+	store adminStore // nil: memory only
 }
 
 type principal struct {
@@ -335,15 +362,62 @@ type principal struct {
 	pub       ed25519.PublicKey
 }
 
-func newPrincipalRegistry() *principalRegistry { return &principalRegistry{} }
+// principalFromDoc reads a stored registration.
+func principalFromDoc(raw []byte) (*principal, error) {
+	var p principal
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, err
+	}
+	did, err := identity.ParseDID(p.DID)
+	if err != nil {
+		return nil, err
+	}
+	p.pub = did.PublicKey()
+	return &p, nil
+}
+
+func newPrincipalRegistry(store adminStore) *principalRegistry {
+	return &principalRegistry{store: store}
+}
 
 // ResolveKey implements identity.KeyResolver.
-func (r *principalRegistry) ResolveKey(_ context.Context, keyID string) (ed25519.PublicKey, error) {
-	if p, ok := r.m.Load(keyID); ok {
-		return p.(*principal).pub, nil
+func (r *principalRegistry) ResolveKey(ctx context.Context, keyID string) (ed25519.PublicKey, error) {
+	p, err := r.lookup(ctx, keyID)
+	if err != nil {
+		return nil, err
 	}
-	return nil, contracts.Errorf(contracts.CodeAuthInvalid, "unknown key id")
+	if p == nil {
+		return nil, contracts.Errorf(contracts.CodeAuthInvalid, "unknown key id")
+	}
+	return p.pub, nil
 }
+
+// lookup returns the principal of keyID, or nil when it is not registered.
+// An error means the admin store did not answer.
+func (r *principalRegistry) lookup(ctx context.Context, keyID string) (*principal, error) {
+	if p, ok := r.m.Load(keyID); ok {
+		return p.(*principal), nil
+	}
+	if r.store == nil || !strings.HasPrefix(keyID, "did:key:z") || len(keyID) > maxKeyIDLen {
+		return nil, nil
+	}
+	raw, ok, err := r.store.get(ctx, docPrincipal, keyID)
+	if err != nil {
+		return nil, contracts.Wrap(contracts.CodeInternal, "principal registry unavailable", err).WithRetryable(true)
+	}
+	if !ok {
+		return nil, nil
+	}
+	p, err := principalFromDoc(raw)
+	if err != nil || p.DID != keyID {
+		return nil, contracts.Errorf(contracts.CodeInternal, "principal registry holds a bad record")
+	}
+	r.m.Store(p.DID, p)
+	return p, nil
+}
+
+// maxKeyIDLen bounds the key ids looked up in the admin store.
+const maxKeyIDLen = 128
 
 func (r *principalRegistry) get(keyID string) (*principal, bool) {
 	p, ok := r.m.Load(keyID)
@@ -444,4 +518,61 @@ func (c *core) openAuditStore(ctx context.Context, s *Server) (audit.Store, erro
 	}
 	s.OnShutdown("audit-log", func(context.Context) error { return fs.Close() })
 	return fs, nil
+}
+
+// adminStateFile holds the admin documents without PostgreSQL.
+const adminStateFile = "admin.json"
+
+// loadAdmin applies the persisted admin documents: principals, RBAC roles
+// and bindings, and budgets. A document that no longer parses stops
+// start-up: a server silently missing a registration or a budget is worse
+// than one that does not start.
+func (c *core) loadAdmin(ctx context.Context) error {
+	docs, err := c.admin.all(ctx)
+	if err != nil {
+		return err
+	}
+	roles, bindings := map[string]capability.Role{}, map[string]capability.Binding{}
+	for _, d := range docs {
+		bad := func(err error) error {
+			return fmt.Errorf("admin state: %s %q: %w", d.Kind, d.ID, err)
+		}
+		switch d.Kind {
+		case docPrincipal:
+			p, err := principalFromDoc(d.Doc)
+			if err != nil {
+				return bad(err)
+			}
+			c.principals.put(p)
+		case docRole:
+			var req roleRequest
+			if err := json.Unmarshal(d.Doc, &req); err != nil {
+				return bad(err)
+			}
+			roles[d.ID] = capability.Role{ID: d.ID, Permissions: req.Permissions}
+		case docBinding:
+			var req bindingRequest
+			if err := json.Unmarshal(d.Doc, &req); err != nil {
+				return bad(err)
+			}
+			bindings[d.ID] = capability.Binding{Principal: req.Principal, Role: req.Role, Scope: req.Scope}
+		case docBudget:
+			var req budgetRequest
+			if err := json.Unmarshal(d.Doc, &req); err != nil {
+				return bad(err)
+			}
+			sc, err := budgetScope(d.ID, req)
+			if err != nil {
+				return bad(err)
+			}
+			c.budgets.set(sc)
+		}
+	}
+	compiled, err := compileRBAC(roles, bindings)
+	if err != nil {
+		return fmt.Errorf("admin state: RBAC policy: %w", err)
+	}
+	c.rbac.roles, c.rbac.bindings = roles, bindings
+	c.rbac.compiled.Store(compiled)
+	return nil
 }

@@ -121,6 +121,19 @@ type agent struct {
 // newAgent creates a wallet and registers it (PUT /v1/principals/{did}).
 func newAgent(t *testing.T, ts *testServer, name, team string) *agent {
 	t.Helper()
+	a := unregisteredAgent(t, ts, name, team)
+	body := fmt.Sprintf(`{"team_id":%q}`, team)
+	var p map[string]any
+	if st := decode(t, ts.do(t, "PUT", "/v1/principals/"+a.did, ts.cred, []byte(body)), &p); st != http.StatusOK {
+		t.Fatalf("register %s: %d %v", name, st, p)
+	}
+	return a
+}
+
+// unregisteredAgent creates a wallet and an attesting client for ts
+// without registering the key.
+func unregisteredAgent(t *testing.T, ts *testServer, name, team string) *agent {
+	t.Helper()
 	w, err := identity.GenerateWallet(name)
 	if err != nil {
 		t.Fatal(err)
@@ -135,12 +148,19 @@ func newAgent(t *testing.T, ts *testServer, name, team string) *agent {
 		next, a.base = http.DefaultTransport, ts.url
 	}
 	a.client = &http.Client{Transport: attestingTransport{signer: a.signer, next: next}, Timeout: 20 * time.Second}
-	body := fmt.Sprintf(`{"team_id":%q}`, team)
-	var p map[string]any
-	if st := decode(t, ts.do(t, "PUT", "/v1/principals/"+a.did, ts.cred, []byte(body)), &p); st != http.StatusOK {
-		t.Fatalf("register %s: %d %v", name, st, p)
-	}
 	return a
+}
+
+// on returns a copy of a that talks to another server.
+func (a *agent) on(ts *testServer) *agent {
+	b := *a
+	b.ts, b.base = ts, "http://talos.test"
+	var next http.RoundTripper = handlerTransport{ts.Handler()}
+	if ts.url != "" {
+		next, b.base = http.DefaultTransport, ts.url
+	}
+	b.client = &http.Client{Transport: attestingTransport{signer: a.signer, next: next}, Timeout: 20 * time.Second}
+	return &b
 }
 
 // call sends an attested request and decodes the JSON answer into v.

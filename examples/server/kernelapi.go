@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -253,8 +254,8 @@ func (c *core) handlePutRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	role := capability.Role{ID: r.PathValue("id"), Permissions: req.Permissions}
-	if err := c.rbac.set(&role, nil); err != nil {
-		writeError(w, r, contracts.Wrap(contracts.CodeInvalidInput, "invalid role", err))
+	if err := c.rbac.set(&role, nil, c.persist(r, docRole, role.ID, req)); err != nil {
+		writeError(w, r, asInvalid("invalid role", err))
 		return
 	}
 	if err := c.auditAdmin(r, "/v1/rbac/roles/{id}", http.StatusOK, nil); err != nil {
@@ -276,12 +277,9 @@ func (c *core) handlePutBinding(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	b := &struct {
-		ID string
-		capability.Binding
-	}{r.PathValue("id"), capability.Binding{Principal: req.Principal, Role: req.Role, Scope: req.Scope}}
-	if err := c.rbac.set(nil, b); err != nil {
-		writeError(w, r, contracts.Wrap(contracts.CodeInvalidInput, "invalid binding", err))
+	b := &namedBinding{r.PathValue("id"), capability.Binding{Principal: req.Principal, Role: req.Role, Scope: req.Scope}}
+	if err := c.rbac.set(nil, b, c.persist(r, docBinding, b.ID, req)); err != nil {
+		writeError(w, r, asInvalid("invalid binding", err))
 		return
 	}
 	if err := c.auditAdmin(r, "/v1/rbac/bindings/{id}", http.StatusOK, nil); err != nil {
@@ -313,6 +311,10 @@ func (c *core) handlePutPrincipal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := &principal{ID: did.String(), DID: did.String(), TeamID: req.TeamID, CreatedAt: time.Now().UTC(), pub: did.PublicKey()}
+	if err := c.persist(r, docPrincipal, p.DID, p)(); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	c.principals.put(p)
 	if err := c.auditAdmin(r, "/v1/principals/{did}", http.StatusOK, nil); err != nil {
 		writeError(w, r, err)
@@ -322,8 +324,12 @@ func (c *core) handlePutPrincipal(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *core) handleGetPrincipal(w http.ResponseWriter, r *http.Request) {
-	p, ok := c.principals.get(r.PathValue("did"))
-	if !ok {
+	p, err := c.principals.lookup(r.Context(), r.PathValue("did"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if p == nil {
 		writeError(w, r, contracts.Errorf(contracts.CodeNotFound, "no such principal"))
 		return
 	}
@@ -401,32 +407,21 @@ func (c *core) handlePutBudget(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	limit, err := budget.ParseUSD(req.LimitUSD)
+	sc, err := budgetScope(id, req)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	mode, err := budget.ParseMode(req.Mode)
-	if err != nil {
+	if err := c.persist(r, docBudget, id, req)(); err != nil {
 		writeError(w, r, err)
 		return
 	}
-	period, err := parsePeriod(req.Period)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	s := budget.Scope{ID: id, Limit: limit, Mode: mode, Period: period}
-	if err := s.Validate(); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	c.budgets.set(s)
+	c.budgets.set(sc)
 	if err := c.auditAdmin(r, "/v1/budgets/{scope}", http.StatusOK, nil); err != nil {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"scope": id, "limit_usd": budget.USD(limit), "mode": mode.String(), "period": period.String()})
+	writeJSON(w, http.StatusOK, map[string]any{"scope": id, "limit_usd": budget.USD(sc.Limit), "mode": sc.Mode.String(), "period": sc.Period.String()})
 }
 
 // handleGetBudget reports a scope's spend in its current period. The group
@@ -451,4 +446,46 @@ func (c *core) handleGetBudget(w http.ResponseWriter, r *http.Request) {
 		"scope": id, "limit_usd": budget.USD(u.Limit), "used_usd": budget.USD(u.Spent),
 		"reserved_usd": budget.USD(u.Reserved), "remaining_usd": budget.USD(u.Remaining), "mode": s.Mode.String(),
 	})
+}
+
+// budgetScope builds the budget of scope id from an admin request.
+func budgetScope(id string, req budgetRequest) (budget.Scope, error) {
+	limit, err := budget.ParseUSD(req.LimitUSD)
+	if err != nil {
+		return budget.Scope{}, err
+	}
+	mode, err := budget.ParseMode(req.Mode)
+	if err != nil {
+		return budget.Scope{}, err
+	}
+	period, err := parsePeriod(req.Period)
+	if err != nil {
+		return budget.Scope{}, err
+	}
+	s := budget.Scope{ID: id, Limit: limit, Mode: mode, Period: period}
+	if err := s.Validate(); err != nil {
+		return budget.Scope{}, err
+	}
+	return s, nil
+}
+
+// persist returns the step that stores an admin document durably; handlers
+// run it after validating and before applying the change.
+func (c *core) persist(r *http.Request, kind, id string, v any) func() error {
+	return func() error {
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		return c.admin.put(r.Context(), adminDoc{Kind: kind, ID: id, Doc: raw})
+	}
+}
+
+// asInvalid reports a validation failure as TALOS_INVALID_INPUT, and passes
+// a store failure (already a contract error) through.
+func asInvalid(msg string, err error) error {
+	if contracts.CodeOf(err) == contracts.CodeInternal {
+		return err
+	}
+	return contracts.Wrap(contracts.CodeInvalidInput, msg, err)
 }

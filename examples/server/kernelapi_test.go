@@ -10,6 +10,7 @@ import (
 	"github.com/talosgo/talos/budget"
 	"github.com/talosgo/talos/capability"
 	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/internal/testenv"
 )
 
 func authorize(t *testing.T, a *agent, token, tool, action string) decisionBody {
@@ -51,8 +52,7 @@ func TestAuthorizeAttested(t *testing.T) {
 		t.Fatalf("bob used alice's token: %+v", d)
 	}
 	// An unregistered key cannot sign requests at all.
-	stranger := newAgent(t, ts, "stranger", "team-x")
-	ts.core.principals.m.Delete(stranger.did)
+	stranger := unregisteredAgent(t, ts, "stranger", "team-x")
 	var eb errBody
 	st := stranger.call("POST", "/v1/authorize", authorizeRequest{Capability: tok.Token, Tool: "files", Action: "read"}, &eb)
 	expectErr(t, "unregistered key", st, eb, contracts.CodeAuthInvalid)
@@ -233,4 +233,77 @@ func mustJSON(v any) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// adminSetup registers alice, a role bound to her and a budget on ts.
+func adminSetup(t *testing.T, ts *testServer) (*agent, tokenBody) {
+	t.Helper()
+	alice := newAgent(t, ts, "alice", "team-a")
+	var out map[string]any
+	if st := decode(t, ts.do(t, "PUT", "/v1/rbac/roles/reader", ts.cred, []byte(`{"permissions":["files.read"]}`)), &out); st != 200 {
+		t.Fatalf("put role: %d %v", st, out)
+	}
+	body := fmt.Sprintf(`{"principal_id":%q,"role_id":"reader","scope":{"scope_type":"global","attributes":{}}}`, alice.did)
+	if st := decode(t, ts.do(t, "PUT", "/v1/rbac/bindings/b1", ts.cred, []byte(body)), &out); st != 200 {
+		t.Fatalf("put binding: %d %v", st, out)
+	}
+	putBudget(t, ts, "team:team-a", "7", "warn")
+	return alice, issue(t, ts, alice.did, false, grant("files", "read", "write"))
+}
+
+// checkAdminState checks on ts what adminSetup put on another server.
+func checkAdminState(t *testing.T, ts *testServer, alice *agent, tok tokenBody) {
+	t.Helper()
+	a := alice.on(ts)
+	if d := authorize(t, a, tok.Token, "files", "read"); !d.Allowed {
+		t.Fatalf("registered principal with its role: %+v", d)
+	}
+	if d := authorize(t, a, tok.Token, "files", "write"); d.Allowed || d.Reason != string(capability.ReasonRBACDenied) {
+		t.Fatalf("permission outside the role: %+v", d)
+	}
+	if u := getBudget(t, ts, "team:team-a", ""); u.Limit != "7" || u.Mode != "warn" {
+		t.Fatalf("budget: %+v", u)
+	}
+	var p principal
+	if st := decode(t, ts.do(t, "GET", "/v1/principals/"+alice.did, ts.cred, nil), &p); st != 200 || p.TeamID != "team-a" {
+		t.Fatalf("principal: %d %+v", st, p)
+	}
+}
+
+func TestAdminStateSurvivesRestart(t *testing.T) {
+	cfg := testConfig(t)
+	ts := newTestServer(t, cfg)
+	alice, tok := adminSetup(t, ts)
+	if err := ts.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ts2 := newTestServer(t, cfg)
+	ts2.cred = ts.cred // shown on the first start only
+	checkAdminState(t, ts2, alice, tok)
+}
+
+func TestAdminStateSharedByReplicas(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.PostgresURL = testenv.PostgresURL(t)
+	cfg.tablePrefix = testenv.Unique(t) + "_"
+	cfg.MasterKey = make([]byte, 32) // replicas share the master key
+	a := newTestServer(t, cfg)
+	t.Cleanup(func() {
+		for _, tb := range append(pgTables, "admin_docs") {
+			a.db.Primary().Exec(t.Context(), `DROP TABLE IF EXISTS `+cfg.tablePrefix+tb)
+		}
+	})
+	alice, tok := adminSetup(t, a)
+	// A second replica on the same database, started afterwards, and one
+	// started before the registration (which finds alice on first use).
+	cfg2 := cfg
+	cfg2.DataDir = t.TempDir() + "/replica"
+	b := newTestServer(t, cfg2)
+	b.cred = a.cred
+	checkAdminState(t, b, alice, tok)
+
+	bob := newAgent(t, a, "bob", "team-b")
+	if st := bob.on(b).call("POST", "/v1/authorize", authorizeRequest{Capability: tok.Token, Tool: "files", Action: "read"}, nil); st != 200 {
+		t.Fatalf("bob, registered on replica a, on replica b: %d", st)
+	}
 }
