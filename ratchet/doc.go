@@ -62,7 +62,12 @@
 //     with [ErrInvalidDHKey].
 //   - Only the canonical envelope is accepted, so one message has exactly
 //     one encoding.
-//   - State is never exported unsealed; String and GoString redact.
+//   - State is never exported unsealed. [Session], [Prekey] and [Group]
+//     redact in String, GoString, Format (every fmt verb: %v, %+v, %d, %x,
+//     ...) and LogValue, and encoding/json sees no field of theirs. Their
+//     keys sit two pointers away from the value, so even a *Session held in
+//     an unexported field of another struct prints as an address for every
+//     verb (fmt calls no method through unexported fields).
 //
 // Contract-only setup does NOT authenticate the initiator. The first
 // message carries only an ephemeral key and identity keys take no part in

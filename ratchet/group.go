@@ -72,6 +72,14 @@ type GroupOutbound struct {
 //
 // A Group is safe for concurrent use.
 type Group struct {
+	*groupRef
+}
+
+// groupRef keeps the sender keys and sessions two pointers away; see
+// hiddenNote.
+type groupRef struct{ *groupState }
+
+type groupState struct {
 	cfg   GroupConfig
 	id    string
 	self  *identity.Wallet
@@ -149,14 +157,14 @@ func JoinGroup(id string, owner identity.DID, self *identity.Wallet, cfg GroupCo
 }
 
 func newGroup(id string, self *identity.Wallet, owner identity.DID, cfg GroupConfig) *Group {
-	return &Group{
+	return &Group{groupRef: &groupRef{&groupState{
 		cfg: cfg, id: id, self: self, owner: owner,
 		chain:   audit.NewChain(audit.GroupEventChain),
 		peers:   make(map[identity.DID]*Session),
 		members: make(map[identity.DID]*groupMember),
 		sentTo:  make(map[identity.DID]uint64),
 		pending: make(map[identity.DID]*senderKeyJSON),
-	}
+	}}}
 }
 
 // ID returns the group id (a UUIDv7).

@@ -15,18 +15,19 @@ import (
 //
 // A Prekey is safe for concurrent use (it is immutable).
 type Prekey struct {
-	_        [0]func() // not comparable
+	_ [0]func() // not comparable
+	*prekeyRef
+}
+
+// prekeyRef keeps the private key two pointers away; see hiddenNote.
+type prekeyRef struct{ *prekeyState }
+
+type prekeyState struct {
 	identity [ed25519.PublicKeySize]byte
 	priv     [32]byte
 	pub      [32]byte
 	sig      [ed25519.SignatureSize]byte
 }
-
-// String redacts the private key.
-func (p *Prekey) String() string { return "ratchet.Prekey(redacted)" }
-
-// GoString redacts the private key.
-func (p *Prekey) GoString() string { return p.String() }
 
 // GeneratePrekey creates a signed prekey for wallet w: an X25519 key pair
 // whose 32 private bytes are read from rand (crypto/rand.Reader if nil),
@@ -39,7 +40,7 @@ func GeneratePrekey(w *identity.Wallet, rnd io.Reader) (*Prekey, error) {
 	if rnd == nil {
 		rnd = Config{}.withDefaults().Rand
 	}
-	p := &Prekey{}
+	p := newPrekey()
 	if _, err := io.ReadFull(rnd, p.priv[:]); err != nil {
 		return nil, contracts.Wrap(contracts.CodeCryptoError, "ratchet: reading randomness failed", err)
 	}
@@ -48,6 +49,8 @@ func GeneratePrekey(w *identity.Wallet, rnd io.Reader) (*Prekey, error) {
 	copy(p.sig[:], w.Sign(p.pub[:]))
 	return p, nil
 }
+
+func newPrekey() *Prekey { return &Prekey{prekeyRef: &prekeyRef{&prekeyState{}}} }
 
 // Bundle returns the public prekey bundle to publish.
 func (p *Prekey) Bundle() PrekeyBundle {

@@ -71,7 +71,15 @@ type skippedKey struct {
 // A Session is not safe for concurrent use: callers serialize Encrypt,
 // Decrypt and Marshal calls (a Channel does this for its session).
 type Session struct {
-	_       [0]func() // not comparable
+	_ [0]func() // not comparable
+	*sessionRef
+}
+
+// sessionRef puts the session's keys two pointers away from Session, so fmt
+// prints an address where it would otherwise print them; see hiddenNote.
+type sessionRef struct{ *sessionState }
+
+type sessionState struct {
 	cfg     Config
 	st      core
 	skipped []skippedKey // oldest first
@@ -82,11 +90,9 @@ type Session struct {
 	aadBuf   [96]byte
 }
 
-// String redacts the session's secrets.
-func (s *Session) String() string { return "ratchet.Session(redacted)" }
-
-// GoString redacts the session's secrets.
-func (s *Session) GoString() string { return s.String() }
+func newSession(cfg Config) *Session {
+	return &Session{sessionRef: &sessionRef{&sessionState{cfg: cfg.withDefaults()}}}
+}
 
 func (s *Session) newKeyPair() (keyPair, error) {
 	var kp keyPair
@@ -111,7 +117,7 @@ func Initiate(b PrekeyBundle, cfg Config) (*Session, error) {
 	if err := b.Verify(); err != nil {
 		return nil, err
 	}
-	s := &Session{cfg: cfg.withDefaults()}
+	s := newSession(cfg)
 	ek, err := s.newKeyPair()
 	if err != nil {
 		return nil, err
@@ -144,7 +150,7 @@ func Accept(p *Prekey, cfg Config) (*Session, error) {
 	if p == nil {
 		return nil, errInput("nil prekey")
 	}
-	s := &Session{cfg: cfg.withDefaults()}
+	s := newSession(cfg)
 	s.st = core{flags: flagPending, dhs: keyPair{priv: p.priv, pub: p.pub}}
 	return s, nil
 }

@@ -70,7 +70,7 @@ func parseState(b []byte, cfg Config) (*Session, error) {
 	if b[2] != stateVersion {
 		return nil, errState("unsupported version")
 	}
-	s := &Session{cfg: cfg.withDefaults()}
+	s := newSession(cfg)
 	st := &s.st
 	st.flags = b[3]
 	if st.flags&^flagsMask != 0 {
@@ -167,7 +167,7 @@ func UnmarshalPrekeySealed(sealer Sealer, sealed, aad []byte) (*Prekey, error) {
 	if len(pt) != 3+32+32+64 || pt[0] != 'T' || pt[1] != 'P' || pt[2] != stateVersion {
 		return nil, errState("bad prekey encoding")
 	}
-	p := &Prekey{}
+	p := newPrekey()
 	copy(p.identity[:], pt[3:35])
 	copy(p.priv[:], pt[35:67])
 	copy(p.sig[:], pt[67:])

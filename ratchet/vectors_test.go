@@ -253,7 +253,8 @@ func loadTrace(t *testing.T, name string) (*trace, PrekeyBundle, *Prekey) {
 	if err := b.Verify(); err != nil {
 		t.Fatalf("bundle does not verify: %v", err)
 	}
-	p := &Prekey{priv: *key32(t, tr.Bob.Secrets.SPK), pub: b.SignedPrekey}
+	p := newPrekey()
+	p.priv, p.pub = *key32(t, tr.Bob.Secrets.SPK), b.SignedPrekey
 	if publicKey(&p.priv) != b.SignedPrekey {
 		t.Fatal("signed_prekey_private does not match the bundle")
 	}
