@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"context"
 	"strconv"
 	"testing"
 
@@ -71,5 +72,40 @@ func TestBuildHashesMatchesTlog(t *testing.T) {
 	}
 	for _, c := range [][2]int{{255, 1}, {256, 300}, {257, 255}, {511, 89}, {300, 300}} {
 		check(c[0], c[1])
+	}
+}
+
+// TestMemStoreChunkBoundary reads entries across the store's chunk
+// boundary (2^14 entries) and checks the tree against Verify.
+func TestMemStoreChunkBoundary(t *testing.T) {
+	ctx := context.Background()
+	s := audit.NewMemStore()
+	const n = 1<<14 + 5
+	for start := 0; start < n; start += 3000 {
+		var es [][]byte
+		for i := start; i < min(start+3000, n); i++ {
+			es = append(es, []byte("entry "+strconv.Itoa(i)))
+		}
+		if _, err := s.Append(ctx, es, audit.BuildHashes(es)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if size, err := s.Size(ctx); err != nil || size != n {
+		t.Fatalf("size %d, %v", size, err)
+	}
+	es, err := s.ReadEntries(ctx, 1<<14-2, n)
+	if err != nil || len(es) != 7 {
+		t.Fatalf("read: %d entries, %v", len(es), err)
+	}
+	for i, e := range es {
+		if want := "entry " + strconv.Itoa(1<<14-2+i); string(e) != want {
+			t.Fatalf("entry %d: %q, want %q", i, e, want)
+		}
+	}
+	if _, err := s.ReadEntries(ctx, n-1, n+1); err == nil {
+		t.Fatal("read beyond the log")
+	}
+	if _, err := audittest.NewLog(t, s).Verify(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

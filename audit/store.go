@@ -85,7 +85,8 @@ func (r hashReader) ReadHashes(indexes []int64) ([]Hash, error) {
 // concurrent use. Its contents are lost with the process.
 type MemStore struct {
 	mu         sync.RWMutex // guards everything below
-	entries    [][]byte
+	entries    [][][]byte   // chunks of memChunk
+	nentry     uint64
 	hashes     [][]Hash // chunks of memChunk
 	nhash      int64
 	checkpoint []byte
@@ -104,7 +105,7 @@ func (m *MemStore) Append(ctx context.Context, entries [][]byte, build BuildFunc
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := uint64(len(m.entries))
+	n := m.nentry
 	hs, err := build(n, tlog.HashReaderFunc(m.readHashesLocked))
 	if err != nil {
 		return 0, err
@@ -114,7 +115,12 @@ func (m *MemStore) Append(ctx context.Context, entries [][]byte, build BuildFunc
 		return 0, storeError("build returned the wrong number of hashes", nil)
 	}
 	for _, e := range entries {
-		m.entries = append(m.entries, append([]byte(nil), e...))
+		if m.nentry%memChunk == 0 {
+			m.entries = append(m.entries, make([][]byte, 0, memChunk))
+		}
+		c := &m.entries[m.nentry/memChunk]
+		*c = append(*c, append([]byte(nil), e...))
+		m.nentry++
 	}
 	for _, h := range hs {
 		if m.nhash%memChunk == 0 {
@@ -126,8 +132,8 @@ func (m *MemStore) Append(ctx context.Context, entries [][]byte, build BuildFunc
 	return n, nil
 }
 
-// memChunk is the number of hashes per MemStore chunk: chunks keep appends
-// from copying the whole hash array as it grows.
+// memChunk is the number of hashes or entries per MemStore chunk: chunks
+// keep appends from copying the whole array as it grows.
 const memChunk = 1 << 14
 
 func (m *MemStore) readHashesLocked(indexes []int64) ([]Hash, error) {
@@ -145,7 +151,7 @@ func (m *MemStore) readHashesLocked(indexes []int64) ([]Hash, error) {
 func (m *MemStore) Size(ctx context.Context) (uint64, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return uint64(len(m.entries)), nil
+	return m.nentry, nil
 }
 
 // ReadHashes implements Store.
@@ -159,12 +165,12 @@ func (m *MemStore) ReadHashes(ctx context.Context, indexes []int64) ([]Hash, err
 func (m *MemStore) ReadEntries(ctx context.Context, start, end uint64) ([][]byte, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if start > end || end > uint64(len(m.entries)) {
+	if start > end || end > m.nentry {
 		return nil, NotFound("entries beyond the log")
 	}
 	out := make([][]byte, 0, end-start)
-	for _, e := range m.entries[start:end] {
-		out = append(out, append([]byte(nil), e...))
+	for i := start; i < end; i++ {
+		out = append(out, append([]byte(nil), m.entries[i/memChunk][i%memChunk]...))
 	}
 	return out, nil
 }
