@@ -68,8 +68,14 @@ type Store struct {
 	cp        []byte
 	cpSize    uint64
 	published map[string]string // tile prefix → partial path last published
-	broken    error             // set when the journal could not be repaired
-	closed    bool
+	// partialDirs holds the tile prefixes that may have partial versions
+	// on disk: the tiles not full when the store opened and those
+	// published since. A tile that becomes full has its partial versions
+	// removed only if listed (each removal of a missing path costs a
+	// file-system lookup). Nil during recovery: every one is removed.
+	partialDirs map[string]bool
+	broken      error // set when the journal could not be repaired
+	closed      bool
 
 	cacheMu sync.Mutex // guards cache
 	cache   map[string][]byte
@@ -101,6 +107,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.lock.Close()
 		return nil, err
 	}
+	s.partialDirs = s.openTileKeys()
 	return s, nil
 }
 
@@ -450,6 +457,17 @@ func (s *Store) loadBase(base uint64) error {
 	return nil
 }
 
+// openTileKeys returns the prefixes of the tiles that are not full: the
+// only ones whose partial versions (published at a size at most the
+// current one) can still become obsolete.
+func (s *Store) openTileKeys() map[string]bool {
+	keys := map[string]bool{"entries/" + strconv.FormatUint(s.size/tileWidth, 10): true}
+	for tl := 0; s.size>>(tileHeight*tl) > 0; tl++ {
+		keys[levelName(tl)+"/"+strconv.FormatUint((s.size>>(tileHeight*tl))/tileWidth, 10)] = true
+	}
+	return keys
+}
+
 func (s *Store) setPartial(tl int, hs []tlog.Hash) {
 	for len(s.partial) <= tl {
 		s.partial = append(s.partial, nil)
@@ -619,8 +637,12 @@ func (s *Store) writeFullLocked(level string, n uint64, data []byte) error {
 	}
 	s.unsynced = append(s.unsynced, rel)
 	// Partial versions of a now full tile are obsolete.
-	os.RemoveAll(filepath.Join(s.dir, filepath.FromSlash(rel+".p")))
-	delete(s.published, level+"/"+strconv.FormatUint(n, 10))
+	key := level + "/" + strconv.FormatUint(n, 10)
+	if s.partialDirs == nil || s.partialDirs[key] {
+		os.RemoveAll(filepath.Join(s.dir, filepath.FromSlash(rel+".p")))
+		delete(s.partialDirs, key)
+	}
+	delete(s.published, key)
 	return nil
 }
 
@@ -889,6 +911,10 @@ func (s *Store) publishOne(level string, n uint64, w int, data []byte) error {
 	if err := s.writeFile(rel, data, false); err != nil {
 		return audit.StoreError("file: cannot write partial tile", err)
 	}
-	s.published[level+"/"+strconv.FormatUint(n, 10)] = rel
+	key := level + "/" + strconv.FormatUint(n, 10)
+	s.published[key] = rel
+	if s.partialDirs != nil {
+		s.partialDirs[key] = true
+	}
 	return nil
 }

@@ -539,3 +539,57 @@ func TestHandler(t *testing.T) {
 		}
 	}
 }
+
+// TestObsoletePartialsRemoved: when a tile becomes full, its published
+// partial versions are removed, whether they were published by this
+// process or before a reopen.
+func TestObsoletePartialsRemoved(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	exists := func(rel string) bool {
+		_, err := os.Stat(filepath.Join(dir, filepath.FromSlash(rel)))
+		return err == nil
+	}
+	appendN := func(l *audit.Log, from, to int) {
+		for i := from; i < to; i++ {
+			if _, err := l.Append(ctx, audittest.Event(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s := open(t, dir, file.Config{NoSyncUnsafe: true})
+	l := audittest.NewLog(t, s)
+	appendN(l, 0, 300)
+	if _, err := l.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !exists("tile/0/001.p/44") || !exists("tile/entries/001.p/44") {
+		t.Fatal("partial tiles of the checkpoint not published")
+	}
+	appendN(l, 300, 520) // tile 1 full: its partials go
+	if exists("tile/0/001.p") || exists("tile/entries/001.p") {
+		t.Fatal("partials of a full tile left")
+	}
+	if !exists("tile/0/001") || !exists("tile/entries/001") {
+		t.Fatal("full tile 1 missing")
+	}
+	if _, err := l.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !exists("tile/0/002.p/8") {
+		t.Fatal("partial tile 2 not published")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, file.Config{NoSyncUnsafe: true})
+	defer s.Close()
+	l = audittest.NewLog(t, s)
+	appendN(l, 520, 800) // tile 2 full after the reopen
+	if exists("tile/0/002.p") || exists("tile/entries/002.p") {
+		t.Fatal("partials published before the reopen left")
+	}
+	if _, err := l.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
