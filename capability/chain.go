@@ -101,9 +101,11 @@ func ParseChain(s string) (Chain, error) {
 
 // Delegate issues a token for subject that narrows parent: holder must be
 // parent's subject, every action of grants must be granted by parent for
-// the same tool, exp must not be after parent's, and the new token inherits
-// parent's nbf, audience and read-only flag and names parent's hash in
-// metadata.parent. It refuses to widen anything, with a *contracts.Error of
+// the same tool, a grant may drop its ReadOnly limit only if some parent
+// grant gives the same tool and action without one (a child may add
+// read_only, never drop it), exp must not be after parent's, and the new
+// token inherits parent's nbf, audience and read-only flag and names
+// parent's hash in metadata.parent. It refuses to widen anything, with a *contracts.Error of
 // code TALOS_INVALID_CAPABILITY matching [ErrDelegation]. Delegate does not
 // verify parent and does not limit chain depth: [VerifyChain] does.
 func Delegate(parent *Token, holder *identity.Wallet, subject string, grants []Grant, exp time.Time) (*Token, error) {
@@ -116,8 +118,8 @@ func Delegate(parent *Token, holder *identity.Wallet, subject string, grants []G
 	if err := checkGrants(grants); err != nil {
 		return nil, err
 	}
-	if !grantsSubset(grants, parent.grants) {
-		return nil, delegationErr("grants widen the parent's scope")
+	if !grantsSubset(grants, parent.grants, parent.readOnly) {
+		return nil, delegationErr("grants widen the parent's scope or drop a grant's read-only limit")
 	}
 	if exp.Unix() > parent.exp {
 		return nil, delegationErr("expiry after the parent's")
@@ -129,24 +131,33 @@ func Delegate(parent *Token, holder *identity.Wallet, subject string, grants []G
 	return issue(holder, subject, grants, exp, opts, parent.hashHex)
 }
 
-// grantsSubset reports whether every (tool, action) of child is in parent.
-// Its work is linear in the sizes of both: with large scopes it indexes
-// parent first, so a hostile chain cannot make it quadratic.
-func grantsSubset(child, parent []Grant) bool {
+// grantsSubset reports whether every (tool, action) of child is in parent
+// without losing a read-only limit: a pair of a child grant that is not
+// read-only (and childReadOnly, the child token's metadata.read_only, is
+// false) must be granted by a parent grant that is not read-only either. A
+// child may add read_only; it may never drop it. Its work is linear in the
+// sizes of both: with large scopes it indexes parent first, so a hostile
+// chain cannot make it quadratic.
+func grantsSubset(child, parent []Grant, childReadOnly bool) bool {
 	pairs := 0
 	for _, p := range parent {
 		pairs += len(p.Actions)
 	}
 	if pairs > 32 {
-		set := make(map[[2]string]struct{}, pairs)
+		// writable[pair] is true when some parent grant gives the pair
+		// without a read-only limit.
+		writable := make(map[[2]string]bool, pairs)
 		for _, p := range parent {
 			for _, a := range p.Actions {
-				set[[2]string{p.Tool, a}] = struct{}{}
+				k := [2]string{p.Tool, a}
+				writable[k] = writable[k] || !p.ReadOnly
 			}
 		}
 		for _, g := range child {
+			ro := g.ReadOnly || childReadOnly
 			for _, a := range g.Actions {
-				if _, ok := set[[2]string{g.Tool, a}]; !ok {
+				w, ok := writable[[2]string{g.Tool, a}]
+				if !ok || (!w && !ro) {
 					return false
 				}
 			}
@@ -154,10 +165,11 @@ func grantsSubset(child, parent []Grant) bool {
 		return true
 	}
 	for _, g := range child {
+		ro := g.ReadOnly || childReadOnly
 		for _, a := range g.Actions {
 			found := false
 			for _, p := range parent {
-				if p.Allows(g.Tool, a) {
+				if p.Allows(g.Tool, a) && (ro || !p.ReadOnly) {
 					found = true
 					break
 				}
@@ -191,8 +203,9 @@ func (e *ChainError) Unwrap() error { return e.Err }
 // and depth limit (8): the root's issuer must be one of trusted; each link's
 // signature must verify under its issuer's did:key; each later link must be
 // issued by its parent's subject, name the parent's hash in
-// metadata.parent, grant a subset of the parent's grants, expire no later,
-// keep the parent's audience and read-only flag; every link must be within
+// metadata.parent, grant a subset of the parent's grants keeping every
+// grant's read-only limit, expire no later, keep the parent's audience and
+// read-only flag; every link must be within
 // its validity window. It does not consult revocation; a [Verifier] does,
 // for every link. Errors are *ChainError wrapping a *contracts.Error.
 func VerifyChain(c Chain, trusted []identity.DID, now time.Time) error {
@@ -234,8 +247,8 @@ func verifyChain(c Chain, trusted func(identity.DID) bool, now, skew int64, maxD
 			msg = "issuer is not the parent's subject"
 		case t.parent != p.hashHex:
 			msg = "metadata.parent is not the parent's hash"
-		case !grantsSubset(t.grants, p.grants):
-			msg = "grants widen the parent's scope"
+		case !grantsSubset(t.grants, p.grants, t.readOnly):
+			msg = "grants widen the parent's scope or drop a grant's read-only limit"
 		case t.exp > p.exp:
 			msg = "expiry after the parent's"
 		case p.hasNbf && (!t.hasNbf || t.nbf < p.nbf):

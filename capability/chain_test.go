@@ -114,7 +114,7 @@ func TestChainNeverWidens(t *testing.T) {
 				}
 			}
 			if len(as) > 0 {
-				gs = append(gs, Grant{Tool: tool, Actions: as})
+				gs = append(gs, Grant{Tool: tool, Actions: as, ReadOnly: r.IntN(3) == 0})
 			}
 		}
 		if len(gs) == 0 {
@@ -132,11 +132,12 @@ func TestChainNeverWidens(t *testing.T) {
 				}
 			}
 			if len(as) > 0 {
-				out = append(out, Grant{Tool: g.Tool, Actions: as})
+				// A child may add a read-only limit, never drop one.
+				out = append(out, Grant{Tool: g.Tool, Actions: as, ReadOnly: g.ReadOnly || r.IntN(4) == 0})
 			}
 		}
 		if len(out) == 0 {
-			out = []Grant{{Tool: p[0].Tool, Actions: slices.Clone(p[0].Actions[:1])}}
+			out = []Grant{{Tool: p[0].Tool, Actions: slices.Clone(p[0].Actions[:1]), ReadOnly: p[0].ReadOnly}}
 		}
 		return out
 	}
@@ -163,7 +164,7 @@ func TestChainNeverWidens(t *testing.T) {
 			exp := time.Unix(p.exp-int64(r.IntN(100)), 0)
 			o := IssueOptions{Audience: p.aud, ReadOnly: p.readOnly}
 			if i == widenAt {
-				switch r.IntN(5) {
+				switch r.IntN(6) {
 				case 0: // an action the parent lacks
 					for _, a := range actions {
 						if !p.Authorize(g[0].Tool, a) {
@@ -171,7 +172,7 @@ func TestChainNeverWidens(t *testing.T) {
 							break
 						}
 					}
-					if grantsSubset(g, p.grants) {
+					if grantsSubset(g, p.grants, false) {
 						exp = time.Unix(p.exp+1, 0)
 					}
 				case 1: // a tool the parent lacks
@@ -189,6 +190,18 @@ func TestChainNeverWidens(t *testing.T) {
 						o.ReadOnly = false
 					} else {
 						g = append(g, Grant{Tool: "admin", Actions: []string{"write"}})
+					}
+				case 5: // drop a grant's read-only limit
+					for k := range g {
+						if g[k].ReadOnly {
+							g[k].ReadOnly = false
+							break
+						}
+					}
+					if grantsSubset(g, p.grants, o.ReadOnly) {
+						// Not a widening (the limit was added at this hop,
+						// or the parent also grants the pair writable).
+						exp = time.Unix(p.exp+1, 0)
 					}
 				}
 			}
@@ -243,11 +256,11 @@ func TestLargeScopesStayCheap(t *testing.T) {
 		big = append(big, g)
 	}
 	c := buildChain(t, ws, big, IssueOptions{})
-	if !grantsSubset(c[1].grants, c[0].grants) {
+	if !grantsSubset(c[1].grants, c[0].grants, false) {
 		t.Fatal("equal scopes are a subset")
 	}
 	wider := append(cloneGrants(big[:1]), Grant{Tool: "zz", Actions: []string{"x"}})
-	if grantsSubset(wider, c[0].grants) {
+	if grantsSubset(wider, c[0].grants, false) {
 		t.Fatal("wider scope accepted")
 	}
 	if err := VerifyChain(c, []identity.DID{ws[0].DID()}, testNow); err != nil {

@@ -35,13 +35,36 @@
 // [ParseLegacy] reads the older TS/Python SDK token form through its own,
 // explicitly named entry point.
 //
+// # Read-only limits and unknown tools
+//
+// Three things can be limited to read-class actions, all enforced by a
+// [Verifier] with the classes of its [ToolRegistry]:
+//
+//   - a whole token: metadata.read_only = true ([IssueOptions].ReadOnly);
+//   - one grant: [Grant].ReadOnly, the scope item member "read_only": true;
+//   - one role: [Role].ReadOnly; its permissions allow a tool action only
+//     when RBACConfig.Registry classifies it as read ([RBAC.CheckTool]).
+//
+// Without a registry nothing is known to only read, so a read-only token,
+// grant or role allows nothing. Delegation keeps every limit: a child may
+// add read_only to a grant or token, never drop it ([Delegate] refuses,
+// [VerifyChain] rejects the link).
+//
+// An unknown tool is denied (UNKNOWN_TOOL) only when Config.Registry is
+// set: configuring a Registry is how that rule is obtained. Without one, a
+// Verifier allows whatever tool and action a token grants. Set a Registry
+// in every deployment that serves tools; leave it out only where tokens
+// name nothing but trusted, fixed tools.
+//
 // # Reserved metadata
 //
 // The contract leaves metadata free-form. This package reads three
 // members, all inside the signed bytes: "aud" (audience; a Verifier
 // configured with Config.Audience requires it, and one without an
 // audience refuses tokens that carry one), "parent" (the parent's
-// capability hash in a chain) and "read_only" (boolean).
+// capability hash in a chain) and "read_only" (boolean). Scope items are
+// read strictly too, with one extension member: "read_only": true on a
+// grant (never false: the member is true or absent).
 //
 // # Security properties
 //
@@ -80,6 +103,11 @@
 // Tokens are wire-compatible with the contract schema and the
 // sdk/capability_verify.json and sdk/mcp_sign_verify.json vectors.
 // Delegation and audience use only metadata, so every link is a valid
-// v1.0 token for any other implementation. The error codes are the
+// v1.0 token for any other implementation. A read-only grant adds the
+// member "read_only": true to its scope item; the contract schema allows
+// members beyond tool and actions in scope items and the signature covers
+// the whole canonical token, so other SDKs still parse and verify such a
+// token (they ignore the limit, and grant the pair unrestricted: give
+// read-only grants only to holders whose verifiers run this package). The error codes are the
 // contract's (contracts.Code*).
 package capability

@@ -17,7 +17,8 @@ func fuzzSeeds(f *testing.F) (*identity.Wallet, []string) {
 	a := mustIssue(f, iss, sub, []Grant{{Tool: "fs", Actions: []string{"read", "write"}}}, testExp, IssueOptions{Nonce: "unique-nonce-12345678"})
 	b := mustIssue(f, iss, sub, []Grant{{Tool: "a\"\\\u00e9", Actions: []string{"x"}}, {Tool: "b", Actions: []string{"y", "z"}}}, testExp,
 		IssueOptions{NotBefore: testNow, Audience: "svc", ReadOnly: true, Metadata: map[string]any{"k": []any{1, "two", map[string]any{"x": true}}}})
-	return iss, []string{a.Encode(), string(a.AppendCanonical(nil)), b.Encode(), string(b.AppendCanonical(nil)),
+	c := mustIssue(f, iss, sub, []Grant{{Tool: "fs", Actions: []string{"read"}, ReadOnly: true}, {Tool: "db", Actions: []string{"q"}}}, testExp, IssueOptions{})
+	return iss, []string{a.Encode(), string(a.AppendCanonical(nil)), b.Encode(), string(b.AppendCanonical(nil)), string(c.AppendCanonical(nil)),
 		`{"version":"1.0"}`, "", "e30", "[]"}
 }
 

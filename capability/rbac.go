@@ -87,9 +87,16 @@ func isAncestor(anc, typ string, parents map[string]string) bool {
 // segments separated by '.' or ':' ("keys.write", "audit:read"); in a
 // role, a segment "*" matches any one segment, and a trailing "*" matches
 // one or more.
+//
+// ReadOnly limits the role to read-class tool actions: its permissions
+// allow a tool action only through [RBAC.CheckTool], and only when
+// RBACConfig.Registry classifies the action as read. A read-only role
+// allows nothing through [RBAC.Check] (a bare permission string has no
+// class) and nothing at all without a registry.
 type Role struct {
 	ID          string
 	Permissions []string
+	ReadOnly    bool
 }
 
 // A Binding gives a principal a role within a scope.
@@ -109,6 +116,10 @@ type RBACConfig struct {
 	// Parents maps a scope type to its parent type ("team" → "org"), so
 	// that bindings on the parent cover scopes of the child type.
 	Parents map[string]string
+	// Registry classifies tool actions for read-only roles (see
+	// Role.ReadOnly); normally the same registry as the Verifier's
+	// Config.Registry. If nil, read-only roles allow nothing.
+	Registry *ToolRegistry
 }
 
 // An RBAC engine decides whether a principal holds a permission in a
@@ -120,11 +131,18 @@ type RBAC struct {
 	byPrincipal map[string][]rbacBinding
 	revoked     map[string]bool
 	parents     map[string]string
+	registry    *ToolRegistry
 }
 
 type rbacBinding struct {
-	b     Binding
-	perms [][]string
+	b        Binding
+	perms    [][]string
+	readOnly bool
+}
+
+type rbacRole struct {
+	perms    [][]string
+	readOnly bool
 }
 
 // A Match reports the binding that allowed a permission and its
@@ -143,7 +161,7 @@ func NewRBAC(cfg RBACConfig) (*RBAC, error) {
 	if len(cfg.Roles) > MaxRoles || len(cfg.Bindings) > MaxBindings {
 		return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: RBAC policy too large")
 	}
-	roles := make(map[string][][]string, len(cfg.Roles))
+	roles := make(map[string]rbacRole, len(cfg.Roles))
 	for _, r := range cfg.Roles {
 		if r.ID == "" {
 			return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: RBAC role without id")
@@ -164,18 +182,18 @@ func NewRBAC(cfg RBACConfig) (*RBAC, error) {
 			}
 			perms = append(perms, segs)
 		}
-		roles[r.ID] = perms
+		roles[r.ID] = rbacRole{perms: perms, readOnly: r.ReadOnly}
 	}
-	e := &RBAC{byPrincipal: make(map[string][]rbacBinding), revoked: make(map[string]bool), parents: cfg.Parents}
+	e := &RBAC{byPrincipal: make(map[string][]rbacBinding), revoked: make(map[string]bool), parents: cfg.Parents, registry: cfg.Registry}
 	for i, b := range cfg.Bindings {
-		perms, ok := roles[b.Role]
+		role, ok := roles[b.Role]
 		if !ok {
 			return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: RBAC binding "+strconv.Itoa(i)+" names unknown role "+strconv.Quote(b.Role))
 		}
 		if b.Principal == "" || b.Scope.Type == "" {
 			return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: RBAC binding "+strconv.Itoa(i)+" lacks a principal or scope type")
 		}
-		e.byPrincipal[b.Principal] = append(e.byPrincipal[b.Principal], rbacBinding{b: b, perms: perms})
+		e.byPrincipal[b.Principal] = append(e.byPrincipal[b.Principal], rbacBinding{b: b, perms: role.perms, readOnly: role.readOnly})
 	}
 	for _, p := range cfg.Revoked {
 		e.revoked[p] = true
@@ -214,13 +232,34 @@ func permits(pattern []string, perm string) bool {
 }
 
 // Check reports whether principal holds permission in the required scope,
-// and the binding that allowed it.
+// and the binding that allowed it. Bindings of read-only roles are skipped:
+// a bare permission has no read/write class (use [RBAC.CheckTool]).
 func (r *RBAC) Check(principal, permission string, required Scope) (bool, Match) {
+	return r.check(principal, permission, required, false)
+}
+
+// CheckTool reports whether principal may perform action on tool in the
+// required scope: whether some binding grants the permission
+// "tool.action". Bindings of read-only roles count only when
+// RBACConfig.Registry classifies (tool, action) as read.
+func (r *RBAC) CheckTool(principal, tool, action string, required Scope) (bool, Match) {
+	isRead := false
+	if r.registry != nil {
+		te, ok := r.registry.Lookup(tool, action)
+		isRead = ok && te.Class == ClassRead
+	}
+	return r.check(principal, tool+"."+action, required, isRead)
+}
+
+func (r *RBAC) check(principal, permission string, required Scope, isRead bool) (bool, Match) {
 	if principal == "" || permission == "" || r.revoked[principal] {
 		return false, Match{}
 	}
 	best, found := Match{}, false
 	for _, rb := range r.byPrincipal[principal] {
+		if rb.readOnly && !isRead {
+			continue
+		}
 		ok, spec := scopeMatch(required, rb.b.Scope, r.parents)
 		if !ok || (found && spec <= best.Specificity) {
 			continue

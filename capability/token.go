@@ -39,12 +39,23 @@ const (
 
 // A Grant is one scope entry of a token: a tool and the actions allowed on
 // it. Matching is exact: no wildcards, prefixes or case folding.
+//
+// ReadOnly limits the grant to actions a [ToolRegistry] classifies as
+// read. On the wire it is the scope item member "read_only": true, an
+// extension the contract schema tolerates (scope items allow members
+// beyond tool and actions, and the signature covers them), so other SDKs
+// still verify such a token; they ignore the limit, this package enforces
+// it. false is never written: the member is either true or absent, so a
+// grant has one encoding.
 type Grant struct {
-	Tool    string   `json:"tool"`
-	Actions []string `json:"actions"`
+	Tool     string   `json:"tool"`
+	Actions  []string `json:"actions"`
+	ReadOnly bool     `json:"read_only,omitempty"`
 }
 
-// Allows reports whether g grants action on tool, exactly.
+// Allows reports whether g names action on tool, exactly. It ignores
+// ReadOnly, which needs a tool registry to mean anything: a [Verifier]
+// enforces it.
 func (g Grant) Allows(tool, action string) bool {
 	return g.Tool == tool && slices.Contains(g.Actions, action)
 }
@@ -85,7 +96,7 @@ func (t *Token) Subject() identity.DID { return t.subject }
 func (t *Token) Grants() []Grant {
 	out := make([]Grant, len(t.grants))
 	for i, g := range t.grants {
-		out[i] = Grant{Tool: g.Tool, Actions: slices.Clone(g.Actions)}
+		out[i] = Grant{Tool: g.Tool, Actions: slices.Clone(g.Actions), ReadOnly: g.ReadOnly}
 	}
 	return out
 }
@@ -108,7 +119,8 @@ func (t *Token) Audience() string { return t.aud }
 // Parent returns metadata.parent (the parent's capability hash), or "".
 func (t *Token) Parent() string { return t.parent }
 
-// ReadOnly reports metadata.read_only.
+// ReadOnly reports metadata.read_only: every grant of the token is then
+// limited to read actions, whatever its own ReadOnly member says.
 func (t *Token) ReadOnly() bool { return t.readOnly }
 
 // Hash returns the capability hash: lowercase hex SHA-256 of the canonical
@@ -126,7 +138,9 @@ func (t *Token) AppendCanonical(dst []byte) []byte { return t.appendJSON(dst, tr
 func (t *Token) SigningInput() []byte { return bytes.Clone(t.payload) }
 
 // Authorize reports whether some grant allows action on tool, by exact
-// match as the contract's authorize_fast. It does not verify anything.
+// match as the contract's authorize_fast. It does not verify anything, and
+// it ignores read-only limits (metadata.read_only and Grant.ReadOnly),
+// which need a [ToolRegistry]: a [Verifier] enforces them.
 func (t *Token) Authorize(tool, action string) bool {
 	for _, g := range t.grants {
 		if g.Allows(tool, action) {
@@ -174,7 +188,11 @@ func (t *Token) appendJSONMark(dst []byte, withSig bool) (out []byte, sigStart, 
 			}
 			dst = appendString(dst, a)
 		}
-		dst = append(dst, `],"tool":`...)
+		dst = append(dst, ']')
+		if g.ReadOnly {
+			dst = append(dst, `,"read_only":true`...)
+		}
+		dst = append(dst, `,"tool":`...)
 		dst = appendString(dst, g.Tool)
 		dst = append(dst, '}')
 	}
@@ -213,7 +231,8 @@ func (t *Token) seal() {
 // Parse reads a token from its wire form: base64url (no padding) of the
 // token JSON, or the raw JSON object itself (leading white space allowed).
 // The JSON need not be canonical, but it is read strictly: unknown or
-// mis-cased fields, duplicate keys, null, non-integer numbers or integers
+// mis-cased fields (a scope item may hold tool, actions and, as the one
+// extension, "read_only": true; false is rejected), duplicate keys, null, non-integer numbers or integers
 // beyond ±(2^53−1), a version other than "1.0", issuers and subjects that
 // are not Ed25519 did:key identifiers, a nonce shorter than 16 characters,
 // a signature that is not 64 bytes of strict base64url, reserved metadata
@@ -401,7 +420,7 @@ func parseScope(sc *scanner, t *Token) bool {
 			return sc.fail("too many grants")
 		}
 		var g Grant
-		var seenTool, seenActions bool
+		var seenTool, seenActions, seenRO bool
 		ok := sc.object(func(key string) bool {
 			switch key {
 			case "tool":
@@ -438,6 +457,20 @@ func parseScope(sc *scanner, t *Token) bool {
 					g.Actions = append(g.Actions, v)
 					return true
 				})
+			case "read_only":
+				if seenRO {
+					return sc.fail(`duplicate field "read_only"`)
+				}
+				seenRO = true
+				v, ok := sc.boolean()
+				if !ok {
+					return false
+				}
+				if !v {
+					return sc.fail(`grant read_only must be true or absent`)
+				}
+				g.ReadOnly = true
+				return true
 			}
 			return sc.fail("unknown field " + strconv.Quote(key) + " in grant")
 		})
@@ -691,7 +724,7 @@ func checkGrants(grants []Grant) error {
 func cloneGrants(gs []Grant) []Grant {
 	out := make([]Grant, len(gs))
 	for i, g := range gs {
-		out[i] = Grant{Tool: g.Tool, Actions: slices.Clone(g.Actions)}
+		out[i] = Grant{Tool: g.Tool, Actions: slices.Clone(g.Actions), ReadOnly: g.ReadOnly}
 	}
 	return out
 }

@@ -71,12 +71,17 @@ type Config struct {
 	// denied (it is addressed to some other service).
 	Audience string
 	// Registry, if set, classifies tool actions: unlisted actions are denied
-	// (UNKNOWN_TOOL), and write actions under a read-only token are denied
-	// (SCOPE_MISMATCH). If nil, read-only tokens are denied everything,
-	// because nothing says which actions only read.
+	// (UNKNOWN_TOOL), and actions not classified read are denied under a
+	// read-only token or by a read-only grant (SCOPE_MISMATCH). Setting a
+	// Registry is the way to get "an unknown tool is denied"; without one,
+	// any tool and action a token grants is allowed, and read-only tokens
+	// and grants allow nothing, because nothing says which actions only
+	// read. Recommended for every deployment.
 	Registry *ToolRegistry
 	// RBAC, if set, must also allow the principal the permission
-	// "tool.action" in Request.Scope (RBAC_DENIED otherwise).
+	// "tool.action" in Request.Scope (RBAC_DENIED otherwise), checked with
+	// RBAC.CheckTool: a read-only role allows only actions that the RBAC
+	// engine's own RBACConfig.Registry classifies as read.
 	RBAC *RBAC
 	// Now is the clock. If nil, time.Now.
 	Now func() time.Time
@@ -378,28 +383,30 @@ func (v *Verifier) decide(ctx context.Context, e *entry, req Request, now int64,
 			return nil
 		}
 	}
+	// isRead: the registry classifies the action as read. Without a
+	// registry nothing is known to only read, so read-only tokens and
+	// grants allow nothing.
+	isRead := false
 	if v.cfg.Registry != nil {
 		te, ok := v.cfg.Registry.Lookup(req.Tool, req.Action)
 		if !ok {
 			deny(d, ReasonUnknownTool)
 			return nil
 		}
-		if e.readOnly && te.Class != ClassRead {
-			deny(d, ReasonScopeMismatch)
-			return nil
-		}
-	} else if e.readOnly {
+		isRead = te.Class == ClassRead
+	}
+	if e.readOnly && !isRead {
 		deny(d, ReasonScopeMismatch)
 		return nil
 	}
-	gi := e.match(req.Tool, req.Action)
+	gi := e.match(req.Tool, req.Action, isRead)
 	if gi < 0 {
 		deny(d, ReasonScopeMismatch)
 		return nil
 	}
 	d.Grant = e.grants[gi]
 	if v.cfg.RBAC != nil {
-		if ok, _ := v.cfg.RBAC.Check(e.subjectStr, req.Tool+"."+req.Action, req.Scope); !ok {
+		if ok, _ := v.cfg.RBAC.CheckTool(e.subjectStr, req.Tool, req.Action, req.Scope); !ok {
 			deny(d, ReasonRBACDenied)
 			return nil
 		}
@@ -423,17 +430,19 @@ func (v *Verifier) decide(ctx context.Context, e *entry, req Request, now int64,
 	return nil
 }
 
-func (e *entry) match(tool, action string) int {
+// match returns the index of the first grant allowing action on tool, or
+// -1. A read-only grant counts only when isRead.
+func (e *entry) match(tool, action string, isRead bool) int {
 	if e.byTool == nil {
 		for i := range e.grants {
-			if e.grants[i].Allows(tool, action) {
+			if e.grants[i].Allows(tool, action) && (isRead || !e.grants[i].ReadOnly) {
 				return i
 			}
 		}
 		return -1
 	}
 	for _, i := range e.byTool[tool] {
-		if slices.Contains(e.grants[i].Actions, action) {
+		if slices.Contains(e.grants[i].Actions, action) && (isRead || !e.grants[i].ReadOnly) {
 			return i
 		}
 	}
