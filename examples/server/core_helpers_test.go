@@ -38,24 +38,17 @@ func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// attestingTransport signs every request with HTTP attestation v1 before
-// handing it to next. The opcode of a request is derived from its method and
-// path by opcodeFor (the server's route table), as the server does.
-type attestingTransport struct {
-	signer *identity.AttestationSigner
-	next   http.RoundTripper
-}
-
-func (t attestingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	op, ok := opcodeFor(r.Method, r.URL.Path)
-	if !ok {
-		return t.next.RoundTrip(r)
+// attesting returns a transport that signs every request with signer for
+// the opcode of its route, then sends it with next.
+func attesting(signer *identity.AttestationSigner, next http.RoundTripper) http.RoundTripper {
+	return &identity.AttestingTransport{
+		Signer: signer,
+		Opcode: func(r *http.Request) string {
+			op, _ := opcodeFor(r.Method, r.URL.Path)
+			return op
+		},
+		Base: next,
 	}
-	r = r.Clone(r.Context())
-	if err := t.signer.Sign(r, op); err != nil {
-		return nil, err
-	}
-	return t.next.RoundTrip(r)
 }
 
 // opcodeFor maps a request to the opcode of its route (client side).
@@ -147,7 +140,7 @@ func unregisteredAgent(t *testing.T, ts *testServer, name, team string) *agent {
 	if ts.url != "" {
 		next, a.base = http.DefaultTransport, ts.url
 	}
-	a.client = &http.Client{Transport: attestingTransport{signer: a.signer, next: next}, Timeout: 20 * time.Second}
+	a.client = &http.Client{Transport: attesting(a.signer, next), Timeout: 20 * time.Second}
 	return a
 }
 
@@ -159,7 +152,7 @@ func (a *agent) on(ts *testServer) *agent {
 	if ts.url != "" {
 		next, b.base = http.DefaultTransport, ts.url
 	}
-	b.client = &http.Client{Transport: attestingTransport{signer: a.signer, next: next}, Timeout: 20 * time.Second}
+	b.client = &http.Client{Transport: attesting(a.signer, next), Timeout: 20 * time.Second}
 	return &b
 }
 

@@ -336,8 +336,9 @@ func (c *core) handleGetPrincipal(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, p)
 }
 
-// handleIdentity publishes the server's DID and the audit log's verifier
-// key: everything an auditor needs to check checkpoints and proofs.
+// handleIdentity publishes the server's DID, the audit log's verifier key
+// (everything an auditor needs to check checkpoints and proofs) and the
+// opcode of every attested route (what a client signs).
 func (c *core) handleIdentity(w http.ResponseWriter, r *http.Request) {
 	vkey, err := audit.VerifierKey(logOrigin, c.wallet.PublicKey())
 	if err != nil {
@@ -347,6 +348,8 @@ func (c *core) handleIdentity(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"did": c.wallet.DID().String(), "audit_origin": logOrigin, "audit_verifier_key": vkey,
 		"version": talos.Version, "protocol_range": talos.ProtocolRange,
+		// The opcode each attested route's signature must cover.
+		"attested_routes": c.opcodes,
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -305,5 +306,24 @@ func TestAdminStateSharedByReplicas(t *testing.T) {
 	bob := newAgent(t, a, "bob", "team-b")
 	if st := bob.on(b).call("POST", "/v1/authorize", authorizeRequest{Capability: tok.Token, Tool: "files", Action: "read"}, nil); st != 200 {
 		t.Fatalf("bob, registered on replica a, on replica b: %d", st)
+	}
+}
+
+// TestIdentityRoutes checks the published opcode table against the client
+// side used by the tests, for every attested route.
+func TestIdentityRoutes(t *testing.T) {
+	ts, _, _ := badInputServer(t)
+	var id struct {
+		Routes map[string]string `json:"attested_routes"`
+	}
+	if st := decode(t, ts.do(t, "GET", "/v1/identity", "", nil), &id); st != 200 || len(id.Routes) < 16 {
+		t.Fatalf("identity: %d %v", st, id.Routes)
+	}
+	sample := strings.NewReplacer("{id}", contracts.NewUUIDv7(), "{member}", "did:key:z6Mkx")
+	for pattern, op := range id.Routes {
+		method, path, _ := strings.Cut(pattern, " ")
+		if got, ok := opcodeFor(method, sample.Replace(path)); !ok || got != op {
+			t.Errorf("%s: client opcode %q, server %q", pattern, got, op)
+		}
 	}
 }
