@@ -33,23 +33,109 @@ func mustIssue(t testing.TB, iss *identity.Wallet, sub string, grants []Grant, e
 	return tok
 }
 
-// TestGoldenSignature pins the wire format: the digest's derived golden for
-// capability_verify.json (seed 00..01, the vector's fields).
-func TestGoldenSignature(t *testing.T) {
-	iss := seedWallet(t, 1)
-	tok := mustIssue(t, iss, "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK",
-		[]Grant{{Tool: "filesystem", Actions: []string{"read", "write"}}}, time.Unix(1767504000, 0),
-		IssueOptions{Nonce: "unique-nonce-12345678"})
-	wantPayload := `{"exp":1767504000,"issuer":"did:key:z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG","nonce":"unique-nonce-12345678","scope":[{"actions":["read","write"],"tool":"filesystem"}],"subject":"did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK","version":"1.0"}`
-	if got := string(tok.SigningInput()); got != wantPayload {
-		t.Fatalf("signing input\n got %s\nwant %s", got, wantPayload)
+// TestGoldenVectors runs the library's own golden vectors
+// (contracts.GoldenVectors("capability"), contracts/testdata/capability.json):
+// the pinned token of the digest (seed 00..01) must be reproduced byte for
+// byte by Issue, and every token of the file, pinned or tampered, is read
+// with Parse and checked with Verify, whose contracts.Outcome must be the
+// vector's Expect.
+func TestGoldenVectors(t *testing.T) {
+	vs, err := contracts.GoldenVectors("capability")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := contracts.EncodeBase64URL(tok.sig[:]); got != "bFOnXopG1vdRSGkOBE3c5aeS8-UuG84j9JFXUSaIbr7HYwl2oFwu8MtUHkoy88nPSFN3Zx0sXb2xPnX5MxTACQ" {
-		t.Fatalf("signature %s", got)
+	if len(vs) == 0 {
+		t.Fatal("no capability golden vectors")
 	}
-	canon, err := contracts.Canonicalize(tok.AppendCanonical(nil))
-	if err != nil || string(canon) != string(tok.AppendCanonical(nil)) {
-		t.Fatalf("AppendCanonical is not RFC 8785: %v", err)
+	var pinned int
+	for _, v := range vs {
+		t.Run(v.Name, func(t *testing.T) {
+			var in struct {
+				SeedHex string `json:"seed_hex"`
+				Payload *struct {
+					Exp     int64   `json:"exp"`
+					Issuer  string  `json:"issuer"`
+					Nonce   string  `json:"nonce"`
+					Scope   []Grant `json:"scope"`
+					Subject string  `json:"subject"`
+					Version string  `json:"version"`
+				} `json:"payload"`
+				Token     string `json:"token"`
+				IssuerHex string `json:"issuer_public_key_hex"`
+			}
+			if err := json.Unmarshal(v.Input, &in); err != nil {
+				t.Fatal(err)
+			}
+			var pub []byte
+			token := in.Token
+			if in.Payload != nil {
+				pinned++
+				var out struct {
+					SigningInput   string `json:"signing_input"`
+					Signature      string `json:"signature"`
+					Token          string `json:"token"`
+					CapabilityHash string `json:"capability_hash"`
+				}
+				if err := json.Unmarshal(v.Output, &out); err != nil {
+					t.Fatal(err)
+				}
+				seed, err := hex.DecodeString(in.SeedHex)
+				if err != nil {
+					t.Fatal(err)
+				}
+				iss, err := identity.WalletFromSeed(seed)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if iss.DID().String() != in.Payload.Issuer || in.Payload.Version != Version {
+					t.Fatalf("issuer %s, version %s", iss.DID(), in.Payload.Version)
+				}
+				tok, err := Issue(iss, in.Payload.Subject, in.Payload.Scope, time.Unix(in.Payload.Exp, 0), IssueOptions{Nonce: in.Payload.Nonce})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := string(tok.SigningInput()); got != out.SigningInput {
+					t.Errorf("signing input\n got %s\nwant %s", got, out.SigningInput)
+				}
+				if got := contracts.EncodeBase64URL(tok.sig[:]); got != out.Signature {
+					t.Errorf("signature %s, want %s", got, out.Signature)
+				}
+				if got := string(tok.AppendCanonical(nil)); got != out.Token {
+					t.Errorf("token\n got %s\nwant %s", got, out.Token)
+				}
+				if tok.Hash() != out.CapabilityHash {
+					t.Errorf("capability hash %s, want %s", tok.Hash(), out.CapabilityHash)
+				}
+				if c, err := contracts.Canonicalize([]byte(out.Token)); err != nil || string(c) != out.Token {
+					t.Errorf("pinned token is not RFC 8785: %v", err)
+				}
+				pub, token = iss.PublicKey(), out.Token
+			} else {
+				if pub, err = hex.DecodeString(in.IssuerHex); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if token == "" {
+				t.Fatal("vector carries no token")
+			}
+			// Both wire forms: the JSON itself and its base64url.
+			for _, wire := range []string{token, contracts.EncodeBase64URL([]byte(token))} {
+				tok, err := Parse(wire)
+				if err == nil {
+					// Injected clock: one hour before exp, inside the window.
+					err = Verify(tok, pub, tok.Expiry().Add(-time.Hour))
+				}
+				if errors.Is(err, ErrIssuerMismatch) {
+					t.Errorf("the vector's key is not the token issuer's")
+				}
+				if got := contracts.Outcome(err); got != v.Expect {
+					t.Errorf("outcome %s (%v), want %s", got, err, v.Expect)
+				}
+			}
+		})
+	}
+	if pinned == 0 {
+		t.Fatal("no pinned token among the capability golden vectors")
 	}
 }
 
