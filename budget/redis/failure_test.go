@@ -202,3 +202,22 @@ func TestLostScopeKeyNeverUnderflows(t *testing.T) {
 		t.Fatal("overspend after a lost scope key")
 	}
 }
+
+// Two rolling windows that differ below a microsecond name the same key; a
+// request holding both is refused rather than counted once and released
+// twice.
+func TestSameKeyScopesRefused(t *testing.T) {
+	c, _ := testenv.Redis(t)
+	b, err := bredis.New(c, bredis.Config{Prefix: testenv.Unique(t) + ":"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := budgettest.Name("agent")
+	req := budget.ReserveRequest{Amount: 1, Scopes: []budget.Scope{
+		{ID: id, Limit: 10, Period: budget.Rolling(time.Hour)},
+		{ID: id, Limit: 10, Period: budget.Rolling(time.Hour + time.Nanosecond)},
+	}}
+	if r, err := b.Reserve(t.Context(), req); !errors.Is(err, contracts.ErrInvalidInput) {
+		t.Fatalf("Reserve = %+v, %v; want TALOS_INVALID_INPUT", r, err)
+	}
+}
