@@ -25,12 +25,13 @@
 // scopes do not expire. Run Redis with a noeviction policy: an evicted
 // scope key loses its spend (a reservation never underflows a re-created
 // key, but spend recorded in the lost key is gone). The layout is
-// versioned by DefaultPrefix: v2 stores a reservation as one string (a
-// JSON array of strings, read and written with one command each) where
-// v1 used a hash. Every process sharing a store must run the same layout;
-// a new DefaultPrefix starts from empty state (the old keys expire on
-// their own), and a v1 store under a custom Prefix makes every call fail
-// (WRONGTYPE), which callers treat as deny.
+// versioned by DefaultPrefix. Since v3 a reservation is one string (a
+// JSON array of strings) and a scope is one string of integers under a
+// new key name (":c:" where v1 used hashes under ":s:"), so a request's
+// scopes are read with one MGET and every key is written with one SET
+// carrying its expiry. Every process sharing a store must run the same
+// layout: a new layout starts from empty state (old keys expire on their
+// own), so upgrade between budget periods or drain the old version first.
 //
 // # Security properties
 //

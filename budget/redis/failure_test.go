@@ -181,7 +181,7 @@ func TestLostScopeKeyNeverUnderflows(t *testing.T) {
 	if err1 != nil || err2 != nil || !r1.Allowed || r2.Allowed {
 		t.Fatalf("setup: %+v %v, %+v %v", r1, err1, r2, err2)
 	}
-	keys, err := c.Keys(t.Context(), prefix+"*:s:*").Result()
+	keys, err := c.Keys(t.Context(), prefix+"*:c:*").Result()
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("scope keys %q, %v", keys, err)
 	}

@@ -23,7 +23,7 @@ var _ Client = goredis.UniversalClient(nil)
 
 // DefaultPrefix starts every key this package writes. The version in it
 // changes if the layout does.
-const DefaultPrefix = "talos:budget:v2:"
+const DefaultPrefix = "talos:budget:v3:"
 
 // Config configures a Budget. The zero value is usable.
 type Config struct {
@@ -96,7 +96,7 @@ func (b *Budget) scopeKey(group string, s budget.Scope) string {
 	default:
 		tag = "r" + strconv.FormatInt(s.Period.Window().Microseconds(), 10)
 	}
-	return b.groupKey(group, "s:"+tag+":"+s.ID)
+	return b.groupKey(group, "c:"+tag+":"+s.ID)
 }
 
 // bounds returns the daily then the monthly CalendarBounds around the

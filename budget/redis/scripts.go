@@ -23,9 +23,8 @@ import (
 //	                               k g m l p b id c (key, generation, mode, limit,
 //	                               period kind, bucket µs, scope ID, charged)
 //	P{g}:i:<idempotency key> STRING nonce
-//	P{g}:s:<ptag>:<scope ID> HASH  r (reserved) o (overage) g (generation), calendar and
-//	                               lifetime: cs (period start) sp (spent),
-//	                               rolling: x<bucket> (spent per bucket)
+//	P{g}:c:<ptag>:<scope ID> STRING scope counters (see load): "g r o cs sp" or, rolling,
+//	                               "g r o" then "bucket spent" pairs
 //	P{<surface>:<key>}:rl    STRING GCRA theoretical arrival time (µs)
 //
 // Scripts touch reservation and scope keys named in the reservation record
@@ -60,69 +59,73 @@ local function slot_of(kind, bucket, now, B)
   end
   return nil, nil
 end
--- load reads a scope in one call: u (spent in the current period or
--- window), cur (spent in the current slot), r (reserved), g (generation:
--- when the key was created; reservations remember it, so an amount is
--- never released from a key re-created after it expired or was evicted)
--- and fresh (the period started: the key's expiry must be extended).
-local function load(k, kind, slot, now)
-  local S = {u = 0, cur = 0, r = 0, fresh = false}
+-- A scope is one string of space-separated integers, so the scopes of a
+-- request are read with one MGET: "g r o cs sp" (calendar and lifetime)
+-- or "g r o" followed by "bucket spent" pairs (rolling). g is the
+-- generation (the server time when the key was created: reservations
+-- remember it, so an amount is never released from a key re-created
+-- after it expired or was evicted), r the reserved amount, o the overage,
+-- cs the period start and sp the spend in it.
+--
+-- load decodes a scope value v (nil or false: no key) into u (spent in
+-- the current period or window), cur (spent in the current slot), r, o,
+-- g, b (the rolling buckets still in the window: index, spent, ...) and
+-- fresh (the period started: the key's expiry must be extended). A
+-- malformed value raises a script error, which callers treat as deny.
+local function load(v, kind, slot, now)
+  local S = {u = 0, cur = 0, r = 0, o = 0, b = {}, fresh = kind == 2}
+  if not v then
+    S.g, S.fresh = fmt(now), true
+    return S
+  end
+  local f = {}
+  for w in string.gmatch(v, '%S+') do f[#f + 1] = w end
+  S.g, S.r, S.o = f[1], tonumber(f[2]), tonumber(f[3])
   if kind == 2 then
-    local h = redis.call('HGETALL', k)
-    local stale
-    for i = 1, #h, 2 do
-      local f = h[i]
-      if f == 'r' then
-        S.r = tonumber(h[i + 1])
-      elseif f == 'g' then
-        S.g = h[i + 1]
-      elseif string.sub(f, 1, 1) == 'x' then
-        local idx = tonumber(string.sub(f, 2))
-        if idx <= slot - NBUCKETS then
-          stale = stale or {}
-          stale[#stale + 1] = f
-        else
-          local v = tonumber(h[i + 1])
-          S.u = S.u + v
-          if idx == slot then S.cur = v end
-        end
+    for i = 4, #f, 2 do
+      local idx, val = tonumber(f[i]), tonumber(f[i + 1])
+      if idx > slot - NBUCKETS then
+        S.b[#S.b + 1], S.b[#S.b + 2] = idx, val
+        S.u = S.u + val
+        if idx == slot then S.cur = val end
       end
     end
-    if stale then redis.call('HDEL', k, unpack(stale)) end
+  elseif tonumber(f[4]) < slot then
     S.fresh = true
   else
-    local f = redis.call('HMGET', k, 'cs', 'sp', 'r', 'g')
-    local cs = tonumber(f[1])
-    S.r, S.g = tonumber(f[3]) or 0, f[4]
-    if cs == nil or cs < slot then
-      S.fresh = true
-    else
-      S.cur = tonumber(f[2]) or 0
-      S.u = S.cur
-    end
+    S.cur = tonumber(f[5])
+    S.u = S.cur
   end
-  if not S.g then
-    S.g, S.r = fmt(now), 0
-  end
+  if not (S.g and S.r and S.o) then error('TALOS_STORE malformed scope value') end
   return S
 end
 -- store writes a scope back in one call and, when its period started,
 -- keeps the key until that period and every reservation that may settle
 -- into it are over (lifetime scopes never expire).
 local function store(k, kind, slot, S, send, bucket, keep)
+  local p = {S.g, fmt(S.r), fmt(S.o)}
   if kind == 2 then
-    if S.cur > 0 then
-      redis.call('HSET', k, 'r', fmt(S.r), 'g', S.g, 'x' .. fmt(slot), fmt(S.cur))
-    else
-      redis.call('HSET', k, 'r', fmt(S.r), 'g', S.g)
+    local put = false
+    for i = 1, #S.b, 2 do
+      local idx, val = S.b[i], S.b[i + 1]
+      if idx == slot then val, put = S.cur, true end
+      if val > 0 then
+        p[#p + 1], p[#p + 2] = fmt(idx), fmt(val)
+      end
+    end
+    if not put and S.cur > 0 then
+      p[#p + 1], p[#p + 2] = fmt(slot), fmt(S.cur)
     end
   else
-    redis.call('HSET', k, 'r', fmt(S.r), 'g', S.g, 'cs', fmt(slot), 'sp', fmt(S.cur))
+    p[4], p[5] = fmt(slot), fmt(S.cur)
   end
+  local v = table.concat(p, ' ')
   if S.fresh and kind ~= 3 then
     local at = send + keep
     if kind == 2 then at = at + bucket * NBUCKETS end
-    redis.call('PEXPIREAT', k, fmt(idiv(at, 1000) + 1))
+    redis.call('SET', k, v, 'PXAT', fmt(idiv(at, 1000) + 1))
+  else
+    redis.call('SET', k, v, 'KEEPTTL')
   end
 end
 -- A reservation record is one string value (one GET or SET, whatever the
@@ -150,10 +153,17 @@ end
 -- release frees a reservation's amount in every scope whose key is still
 -- the generation it was charged to.
 local function release(R)
-  local amt = tonumber(R[2])
-  for i = 1, tonumber(R[4]) do
-    local k = R[SB(i) + 1]
-    if redis.call('HGET', k, 'g') == R[SB(i) + 2] then redis.call('HINCRBY', k, 'r', fmt(-amt)) end
+  local amt, n = tonumber(R[2]), tonumber(R[4])
+  local ks = {}
+  for i = 1, n do ks[i] = R[SB(i) + 1] end
+  local vs = redis.call('MGET', unpack(ks))
+  for i = 1, n do
+    if vs[i] then
+      local g, r, rest = string.match(vs[i], '^(%S+) (%-?%d+)(.*)$')
+      if g == R[SB(i) + 2] then
+        redis.call('SET', ks[i], g .. ' ' .. fmt(tonumber(r) - amt) .. rest, 'KEEPTTL')
+      end
+    end
   end
 end
 local function sweep(expk, rprefix, now)
@@ -196,8 +206,9 @@ local fp = ARGV[7]
 local B = bounds(8)
 local n = tonumber(ARGV[16])
 sweep(KEYS[1], rprefix, now)
+local vals = redis.call('MGET', unpack(KEYS, 3, 3 + n))
 if fp ~= '' then
-  local prev = redis.call('GET', KEYS[3])
+  local prev = vals[1]
   if prev then
     local v = redis.call('GET', rprefix .. prev)
     if v then
@@ -222,7 +233,7 @@ local denied, warned = 0, 0
 for i = 1, n do
   local a = 17 + (i - 1) * 5
   local mode, limit = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  local S = load(KEYS[3 + i], sc[i].kind, sc[i].slot, now)
+  local S = load(vals[1 + i], sc[i].kind, sc[i].slot, now)
   sc[i].S = S
   local ex = 0
   if exceeds(S.u, S.r, amt, limit) then
@@ -316,9 +327,12 @@ if active then
   redis.call('ZREM', KEYS[1], nonce)
 end
 R[1], R[7], R[8] = '2', fmt(actual), fmt(expired)
+local ks = {}
+for i = 1, n do ks[i] = sc[i].k end
+local vals = redis.call('MGET', unpack(ks))
 for i = 1, n do
   local s = sc[i]
-  local S = load(s.k, s.kind, s.slot, now)
+  local S = load(vals[i], s.kind, s.slot, now)
   if active and S.g == R[SB(i) + 2] then S.r = S.r - amt end
   local c = actual
   if s.mode == 0 then
@@ -327,8 +341,8 @@ for i = 1, n do
     if c > room then c = room end
   end
   S.cur = S.cur + c
+  S.o = S.o + actual - c
   store(s.k, s.kind, s.slot, S, s.send, s.bucket, keep)
-  if actual > c then redis.call('HINCRBY', s.k, 'o', fmt(actual - c)) end
   R[SB(i) + 8] = fmt(c)
 end
 local px = fmt(idiv(retention, 1000) + 1)
@@ -374,9 +388,8 @@ local B = bounds(4)
 sweep(KEYS[1], ARGV[1], now)
 local slot = slot_of(kind, bucket, now, B)
 if slot == nil then return redis.error_reply('TALOS_CLOCK server time outside the period bounds') end
-local S = load(KEYS[2], kind, slot, now)
-local o = tonumber(redis.call('HGET', KEYS[2], 'o')) or 0
-return {S.u, S.r, o}
+local S = load(redis.call('GET', KEYS[2]), kind, slot, now)
+return {S.u, S.r, S.o}
 `
 
 // gcraScript: KEYS = limiter key; ARGV = interval µs, burst, n. Reply
