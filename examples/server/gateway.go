@@ -50,8 +50,9 @@ type mcpGateway struct {
 	// the caller's key and team budgets.
 	cost int64
 
+	dialers   map[string]upstreamDialer
 	mu        sync.Mutex // guards upstreams
-	upstreams map[string]*mcp.ClientSession
+	upstreams map[string]*mcp.ClientSession // nil entry: reconnect on next call
 }
 
 // An upstreamDialer connects to one upstream MCP server.
@@ -71,6 +72,7 @@ func newMCPGateway(ctx context.Context, c *core, upstreams map[string]upstreamDi
 		core:      c,
 		server:    mcp.NewServer(&mcp.Implementation{Name: "talos-gateway", Version: talos.Version}, nil),
 		upstreams: map[string]*mcp.ClientSession{},
+		dialers:   upstreams,
 	}
 	defer func() {
 		if err != nil {
@@ -87,14 +89,9 @@ func newMCPGateway(ctx context.Context, c *core, upstreams map[string]upstreamDi
 		if strings.ContainsAny(name, "./ ") || name == "" {
 			return nil, fmt.Errorf("gateway: invalid upstream name %q", name)
 		}
-		t, err := upstreams[name](ctx)
+		cs, err := g.connect(ctx, name)
 		if err != nil {
-			return nil, fmt.Errorf("gateway: upstream %s: %w", name, err)
-		}
-		client := mcp.NewClient(&mcp.Implementation{Name: "talos-gateway", Version: talos.Version}, nil)
-		cs, err := client.Connect(ctx, t, nil)
-		if err != nil {
-			return nil, fmt.Errorf("gateway: upstream %s: %w", name, err)
+			return nil, err
 		}
 		g.upstreams[name] = cs
 		for tool, err := range cs.Tools(ctx, nil) {
@@ -133,13 +130,59 @@ func (g *mcpGateway) addTool(upstream string, t *mcp.Tool) {
 	})
 }
 
+// connect opens a session with upstream name.
+func (g *mcpGateway) connect(ctx context.Context, name string) (*mcp.ClientSession, error) {
+	t, err := g.dialers[name](ctx)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: upstream %s: %w", name, err)
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "talos-gateway", Version: talos.Version}, nil)
+	cs, err := client.Connect(ctx, t, nil)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: upstream %s: %w", name, err)
+	}
+	return cs, nil
+}
+
+// session returns the session with upstream name, reconnecting when the
+// last one failed.
+func (g *mcpGateway) session(ctx context.Context, name string) (*mcp.ClientSession, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if cs := g.upstreams[name]; cs != nil {
+		return cs, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, upstreamConnectTimeout)
+	defer cancel()
+	cs, err := g.connect(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	g.upstreams[name] = cs
+	return cs, nil
+}
+
+// drop forgets a failed session so that the next call reconnects. The
+// failed call itself is not retried: a tool call may have side effects.
+func (g *mcpGateway) drop(name string, cs *mcp.ClientSession) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.upstreams[name] == cs {
+		g.upstreams[name] = nil
+		cs.Close()
+	}
+}
+
 // Close ends the upstream sessions.
 func (g *mcpGateway) Close() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var errs []error
-	for _, cs := range g.upstreams {
-		errs = append(errs, cs.Close())
+	for name, cs := range g.upstreams {
+		if cs != nil {
+			errs = append(errs, cs.Close())
+		}
+		g.upstreams[name] = nil
 	}
 	return errors.Join(errs...)
 }
@@ -182,16 +225,18 @@ func (g *mcpGateway) call(ctx context.Context, upstream, tool string, req *mcp.C
 	}
 	var result *mcp.CallToolResult
 	out, err := g.kernel.Do(ctx, call, func(ctx context.Context, d capability.Decision) (int64, int, error) {
-		g.mu.Lock()
-		cs := g.upstreams[upstream]
-		g.mu.Unlock()
-		if cs == nil {
-			return 0, 0, contracts.Errorf(contracts.CodeUpstream5xx, "upstream not connected")
+		cs, err := g.session(ctx, upstream)
+		if err != nil {
+			return 0, 0, contracts.Wrap(contracts.CodeUpstream5xx, "upstream not connected", err)
 		}
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, upstreamCallTimeout)
 		defer cancel()
 		res, err := cs.CallTool(cctx, &mcp.CallToolParams{Name: tool, Arguments: json.RawMessage(canon)})
 		if err != nil {
+			var je *jsonrpc.Error
+			if !errors.As(err, &je) {
+				g.drop(upstream, cs) // a transport failure: reconnect next time
+			}
 			if errors.Is(cctx.Err(), context.DeadlineExceeded) {
 				return 0, 0, contracts.Wrap(contracts.CodeUpstreamTimeout, "upstream timed out", err)
 			}
@@ -219,6 +264,13 @@ func (g *mcpGateway) handler() http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// upstreamCallTimeout bounds one forwarded tool call, and
+// upstreamConnectTimeout a reconnection to an upstream.
+const (
+	upstreamCallTimeout    = 30 * time.Second
+	upstreamConnectTimeout = 10 * time.Second
+)
 
 // maxMCPBody bounds one JSON-RPC message posted to the gateway.
 const maxMCPBody = 1 << 20

@@ -270,3 +270,48 @@ func TestGatewayRateLimit(t *testing.T) {
 		t.Fatalf("third call: %v", err)
 	}
 }
+
+func TestGatewayReconnects(t *testing.T) {
+	ts := newTestServer(t, testConfig(t))
+	files := newFileServer()
+	var sessions []*mcp.ServerSession
+	dial := func(ctx context.Context) (mcp.Transport, error) {
+		ct, st := mcp.NewInMemoryTransports()
+		ss, err := files.server.Connect(ctx, st, nil)
+		if err != nil {
+			return nil, err
+		}
+		sessions = append(sessions, ss)
+		return ct, nil
+	}
+	if err := ts.core.enableGateway(t.Context(), ts.Server, map[string]upstreamDialer{"files": dial}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ts.core.mountGateway(ts.mux, ts.core.gateway)
+	alice := newAgent(t, ts, "alice", "team-a")
+	cs := alice.mcpSession(t, issue(t, ts, alice.did, false, grant("files", "read_file")).Token)
+	read := &mcp.CallToolParams{Name: "files.read_file", Arguments: map[string]any{"path": "/x"}}
+	if _, err := cs.CallTool(t.Context(), read); err != nil {
+		t.Fatal(err)
+	}
+	// The upstream drops the session: the call in flight fails with an
+	// upstream error, the next one reconnects.
+	sessions[0].Close()
+	var code string
+	for i := 0; i < 3; i++ {
+		_, err := cs.CallTool(t.Context(), read)
+		if err == nil {
+			break
+		}
+		code = talosCode(t, err)
+		if code != contracts.CodeMCPProtocol && code != contracts.CodeUpstream5xx {
+			t.Fatalf("call on a dropped session: %s", code)
+		}
+	}
+	if _, err := cs.CallTool(t.Context(), read); err != nil {
+		t.Fatalf("after reconnecting: %v", err)
+	}
+	if len(sessions) != 2 {
+		t.Fatalf("%d upstream sessions, want 2", len(sessions))
+	}
+}
