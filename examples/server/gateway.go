@@ -51,7 +51,7 @@ type mcpGateway struct {
 	cost int64
 
 	dialers   map[string]upstreamDialer
-	mu        sync.Mutex // guards upstreams
+	mu        sync.Mutex                    // guards upstreams
 	upstreams map[string]*mcp.ClientSession // nil entry: reconnect on next call
 }
 
