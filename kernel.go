@@ -80,6 +80,9 @@ type Call struct {
 	// with the handler's actual cost (released if the handler fails).
 	Budget *budget.ReserveRequest
 	// Meta is recorded in the audit event, filtered by the surface allowlist.
+	// The Kernel adds decision_reason, capability_hash, tool, action,
+	// error_code and, for budgeted calls, budget_reservation, budget_warned
+	// (a warn-mode scope was exceeded) and cost_micros (the settled cost).
 	Meta map[string]any
 }
 
@@ -261,6 +264,15 @@ func (k *Kernel) audit(ctx context.Context, call Call, out *Outcome) (audit.Rece
 	}
 	if out.Code != "" {
 		meta["error_code"] = out.Code
+	}
+	if out.Reservation.ID != "" {
+		meta["budget_reservation"] = out.Reservation.ID
+	}
+	if out.Reservation.Warned {
+		meta["budget_warned"] = true
+	}
+	if out.Settlement.ID != "" {
+		meta["cost_micros"] = out.Settlement.Actual
 	}
 	ev, err := k.cfg.Events.Build(r, audit.Decision{
 		RequestID:    reqID,

@@ -65,7 +65,7 @@ func newKernelFixture(t *testing.T, rate budget.Limit) *kernelFixture {
 		t.Fatal(err)
 	}
 	events, err := audit.NewEventBuilder(audit.BuilderConfig{
-		MetaAllowlist: map[string][]string{"tool.call": {"decision_reason", "capability_hash", "tool", "action", "error_code"}},
+		MetaAllowlist: map[string][]string{"tool.call": {"decision_reason", "capability_hash", "tool", "action", "error_code", "budget_reservation", "cost_micros"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -179,6 +179,10 @@ func TestKernelPipeline(t *testing.T) {
 		}
 		if code, _ := ev.Meta["error_code"].(string); code != wantCodes[i] {
 			t.Errorf("event %d: error_code %q, want %q", i, code, wantCodes[i])
+		}
+		// The settled call records its reservation and actual cost.
+		if res, _ := ev.Meta["budget_reservation"].(string); (i == 0) != (res != "") || (i == 0) != (ev.Meta["cost_micros"] == float64(400)) {
+			t.Errorf("event %d: budget meta %v", i, ev.Meta)
 		}
 	}
 }

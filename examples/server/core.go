@@ -148,7 +148,7 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 	}
 	allow := map[string][]string{}
 	for _, op := range []string{opAuthorize, opMCPGateway, opLLM, opA2A, "admin", "config"} {
-		allow[op] = []string{"decision_reason", "capability_hash", "tool", "action", "error_code", "budget_reservation", "cost_micros"}
+		allow[op] = []string{"decision_reason", "capability_hash", "tool", "action", "error_code", "budget_reservation", "budget_warned", "cost_micros"}
 	}
 	c.events, err = audit.NewEventBuilder(audit.BuilderConfig{MetaAllowlist: allow})
 	if err != nil {

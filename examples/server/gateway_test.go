@@ -235,19 +235,22 @@ func TestGatewayRegistryGrantsBudgetsAudit(t *testing.T) {
 	// the signed checkpoint.
 	end := auditSize(t, ts)
 	au.checkpoint()
-	var calls, denied int
+	var calls, denied, warned int
 	for i := start; i < end; i++ {
 		ev := au.verifyIncluded(i)
 		if ev.SurfaceID != opMCPGateway {
 			continue
 		}
 		calls++
+		if ev.Meta["budget_warned"] == true {
+			warned++
+		}
 		if ev.Outcome != "success" {
 			denied++
 		}
 	}
-	if calls != 10 || denied != 5 {
-		t.Fatalf("audited %d gateway calls (%d refused), want 10 (5)", calls, denied)
+	if calls != 10 || denied != 5 || warned != 1 {
+		t.Fatalf("audited %d gateway calls (%d refused, %d warned), want 10 (5, 1)", calls, denied, warned)
 	}
 }
 

@@ -16,6 +16,10 @@ import (
 	"github.com/talosgo/talos/identity"
 )
 
+// headerBudgetWarning is set on answers whose call exceeded a warn-mode
+// budget (the call went through; hard budgets refuse instead).
+const headerBudgetWarning = "X-Talos-Budget-Warning"
+
 const (
 	opLLM = "llm.chat.completions"
 	// maxLLMBody bounds a chat completion request body.
@@ -131,6 +135,9 @@ func (l *llmProxy) handle(w http.ResponseWriter, r *http.Request, p *principal) 
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if out.Reservation.Warned {
+		w.Header().Set(headerBudgetWarning, "exceeded")
+	}
 	w.WriteHeader(status)
 	w.Write(respBody)
 }

@@ -141,12 +141,26 @@ func TestLLMProxy(t *testing.T) {
 	if u := getBudget(t, ts, "key:"+alice.did, alice.team); u.Used != "0.001" || u.Reserved != "0" {
 		t.Fatalf("failed calls were charged: %+v", u)
 	}
+	// A warn-mode budget lets an over-budget call through, flagged.
+	putBudget(t, ts, "key:"+alice.did, "0.001", "warn")
+	req, _ := http.NewRequest("POST", alice.base+"/v1/chat/completions", stringsReader(body))
+	req.Header.Set(HeaderCapability, tok.Token)
+	hr, err := alice.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr.Body.Close()
+	if hr.StatusCode != 200 || hr.Header.Get(headerBudgetWarning) != "exceeded" {
+		t.Fatalf("warn-mode call: %d %q", hr.StatusCode, hr.Header.Get(headerBudgetWarning))
+	}
+	putBudget(t, ts, "key:"+alice.did, "0.05", "hard")
+
 	// An upstream without usage is charged the worst case.
 	llm.usage.Store(-1)
 	if st := alice.chat(tok.Token, body, &resp); st != 200 {
 		t.Fatalf("chat without usage: %d", st)
 	}
-	if u := getBudget(t, ts, "key:"+alice.did, alice.team); u.Used == "0.001" {
+	if u := getBudget(t, ts, "key:"+alice.did, alice.team); u.Used == "0.002" {
 		t.Fatalf("a success without usage was not charged: %+v", u)
 	}
 }
