@@ -216,10 +216,15 @@ const (
 // ToolCallDigest returns the request digest of a tool call
 // (schemas/mcp/tool_call_envelope.schema.json): lowercase hex SHA-256 of
 // the canonical JSON of {tool_server, tool_name, capability:{read_only},
-// args}. args must be a JSON object. Errors have code TALOS_INVALID_INPUT.
+// args}. args must be a JSON object, and the names valid UTF-8 (encoding/json
+// would replace invalid bytes with U+FFFD, so two different names would
+// share a digest). Errors have code TALOS_INVALID_INPUT.
 func ToolCallDigest(toolServer, toolName string, readOnly bool, args json.RawMessage) (string, error) {
 	if len(bytes.TrimSpace(args)) == 0 || bytes.TrimSpace(args)[0] != '{' {
 		return "", contracts.Errorf(contracts.CodeInvalidInput, "capability: tool call args must be a JSON object")
+	}
+	if !utf8.ValidString(toolServer) || !utf8.ValidString(toolName) {
+		return "", contracts.Errorf(contracts.CodeInvalidInput, "capability: tool server and name must be valid UTF-8")
 	}
 	env := struct {
 		Server     string `json:"tool_server"`
