@@ -39,6 +39,8 @@ type adminDoc struct {
 // on PostgreSQL, are shared by replicas. put is durable when it returns.
 type adminStore interface {
 	put(ctx context.Context, d adminDoc) error
+	// del removes a document and reports whether it existed.
+	del(ctx context.Context, kind, id string) (bool, error)
 	get(ctx context.Context, kind, id string) (json.RawMessage, bool, error)
 	all(ctx context.Context) ([]adminDoc, error)
 }
@@ -85,6 +87,22 @@ func (s *fileAdminStore) put(_ context.Context, d adminDoc) error {
 		return contracts.Wrap(contracts.CodeInternal, "admin state not saved", err)
 	}
 	return nil
+}
+
+func (s *fileAdminStore) del(_ context.Context, kind, id string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := [2]string{kind, id}
+	old, had := s.docs[key]
+	if !had {
+		return false, nil
+	}
+	delete(s.docs, key)
+	if err := s.writeLocked(); err != nil {
+		s.docs[key] = old
+		return false, contracts.Wrap(contracts.CodeInternal, "admin state not saved", err)
+	}
+	return true, nil
 }
 
 func (s *fileAdminStore) writeLocked() error {
@@ -171,6 +189,14 @@ func (s *pgAdminStore) put(ctx context.Context, d adminDoc) error {
 		return contracts.Wrap(contracts.CodeInternal, "admin state not saved", err)
 	}
 	return nil
+}
+
+func (s *pgAdminStore) del(ctx context.Context, kind, id string) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM `+s.table+` WHERE kind = $1 AND id = $2`, kind, id)
+	if err != nil {
+		return false, contracts.Wrap(contracts.CodeInternal, "admin state not saved", err)
+	}
+	return tag.RowsAffected() > 0, nil
 }
 
 func (s *pgAdminStore) get(ctx context.Context, kind, id string) (json.RawMessage, bool, error) {

@@ -67,7 +67,7 @@ var garbage = []struct {
 type coreState struct {
 	audit              uint64
 	sessions, groups   int
-	principals, scopes int
+	adminDocs, scopes  int
 }
 
 func stateOf(t *testing.T, ts *testServer) coreState {
@@ -78,7 +78,11 @@ func stateOf(t *testing.T, ts *testServer) coreState {
 		st.sessions, st.groups = len(m.sessions), len(m.groups)
 		m.mu.Unlock()
 	}
-	ts.core.principals.m.Range(func(any, any) bool { st.principals++; return true })
+	all, err := ts.core.admin.all(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.adminDocs = len(all)
 	ts.core.budgets.mu.RLock()
 	st.scopes = len(ts.core.budgets.scopes)
 	ts.core.budgets.mu.RUnlock()

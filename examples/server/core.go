@@ -348,11 +348,24 @@ func compileRBAC(roles map[string]capability.Role, bindings map[string]capabilit
 // principalRegistry maps attestation key ids to registered principals. Only
 // registered keys can sign requests: an unknown key id is not authenticated.
 // A principal's key id is its did:key. Registrations are persisted in the
-// admin store; a key another replica registered is found there on first use.
+// admin store. When that store is shared by replicas (PostgreSQL), a cached
+// registration is re-read after principalCacheTTL, so a key registered or
+// deleted on one replica takes effect on the others within that time.
 type principalRegistry struct {
-	m     sync.Map   // key id → *principal
-	store adminStore // nil: memory only
+	m      sync.Map   // key id → cachedPrincipal
+	store  adminStore // nil: memory only
+	shared bool       // store is shared with other replicas
+	now    func() time.Time
 }
+
+type cachedPrincipal struct {
+	p      *principal
+	loaded time.Time
+}
+
+// principalCacheTTL bounds how long a replica trusts its cached view of a
+// registration held in a shared store.
+const principalCacheTTL = 30 * time.Second
 
 type principal struct {
 	ID        string    `json:"principal_id"`
@@ -377,7 +390,8 @@ func principalFromDoc(raw []byte) (*principal, error) {
 }
 
 func newPrincipalRegistry(store adminStore) *principalRegistry {
-	return &principalRegistry{store: store}
+	_, shared := store.(*pgAdminStore)
+	return &principalRegistry{store: store, shared: shared, now: time.Now}
 }
 
 // ResolveKey implements identity.KeyResolver.
@@ -395,8 +409,11 @@ func (r *principalRegistry) ResolveKey(ctx context.Context, keyID string) (ed255
 // lookup returns the principal of keyID, or nil when it is not registered.
 // An error means the admin store did not answer.
 func (r *principalRegistry) lookup(ctx context.Context, keyID string) (*principal, error) {
-	if p, ok := r.m.Load(keyID); ok {
-		return p.(*principal), nil
+	if v, ok := r.m.Load(keyID); ok {
+		c := v.(cachedPrincipal)
+		if !r.shared || r.now().Sub(c.loaded) < principalCacheTTL {
+			return c.p, nil
+		}
 	}
 	if r.store == nil || !strings.HasPrefix(keyID, "did:key:z") || len(keyID) > maxKeyIDLen {
 		return nil, nil
@@ -406,28 +423,34 @@ func (r *principalRegistry) lookup(ctx context.Context, keyID string) (*principa
 		return nil, contracts.Wrap(contracts.CodeInternal, "principal registry unavailable", err).WithRetryable(true)
 	}
 	if !ok {
+		r.m.Delete(keyID)
 		return nil, nil
 	}
 	p, err := principalFromDoc(raw)
 	if err != nil || p.DID != keyID {
 		return nil, contracts.Errorf(contracts.CodeInternal, "principal registry holds a bad record")
 	}
-	r.m.Store(p.DID, p)
+	r.put(p)
 	return p, nil
 }
 
 // maxKeyIDLen bounds the key ids looked up in the admin store.
 const maxKeyIDLen = 128
 
+// get returns a cached principal (one that lookup has just resolved).
 func (r *principalRegistry) get(keyID string) (*principal, bool) {
-	p, ok := r.m.Load(keyID)
+	v, ok := r.m.Load(keyID)
 	if !ok {
 		return nil, false
 	}
-	return p.(*principal), true
+	return v.(cachedPrincipal).p, true
 }
 
-func (r *principalRegistry) put(p *principal) { r.m.Store(p.DID, p) }
+func (r *principalRegistry) put(p *principal) {
+	r.m.Store(p.DID, cachedPrincipal{p: p, loaded: r.now()})
+}
+
+func (r *principalRegistry) forget(keyID string) { r.m.Delete(keyID) }
 
 // opcodeOf derives a request's opcode from its route pattern: the
 // attestation signature covers the opcode, so a request signed for one route

@@ -45,6 +45,7 @@ func (c *core) mountKernel(mux *http.ServeMux, admin func(http.HandlerFunc) http
 	mux.HandleFunc("PUT /v1/rbac/bindings/{id}", admin(c.handlePutBinding))
 	mux.HandleFunc("PUT /v1/principals/{did}", admin(c.handlePutPrincipal))
 	mux.HandleFunc("GET /v1/principals/{did}", admin(c.handleGetPrincipal))
+	mux.HandleFunc("DELETE /v1/principals/{did}", admin(c.handleDeletePrincipal))
 	mux.HandleFunc("GET /v1/identity", c.handleIdentity)
 	mux.HandleFunc("PUT /v1/budgets/{scope}", admin(c.handlePutBudget))
 	mux.HandleFunc("GET /v1/budgets/{scope}", admin(c.handleGetBudget))
@@ -334,6 +335,28 @@ func (c *core) handleGetPrincipal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, p)
+}
+
+// handleDeletePrincipal unregisters an agent: its key can no longer sign
+// requests (on other replicas sharing PostgreSQL, within principalCacheTTL).
+// Its capabilities stay valid for other transports until revoked.
+func (c *core) handleDeletePrincipal(w http.ResponseWriter, r *http.Request) {
+	did := r.PathValue("did")
+	existed, err := c.admin.del(r.Context(), docPrincipal, did)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	c.principals.forget(did)
+	if !existed {
+		writeError(w, r, contracts.Errorf(contracts.CodeNotFound, "no such principal"))
+		return
+	}
+	if err := c.auditAdmin(r, "/v1/principals/{did}", http.StatusOK, nil); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deleted": true, "did": did})
 }
 
 // handleIdentity publishes the server's DID, the audit log's verifier key

@@ -200,6 +200,16 @@ func TestRBACAndPrincipals(t *testing.T) {
 	st = decode(t, ts.do(t, "PUT", "/v1/principals/"+alice.did, ts.cred, []byte(`{"team_id":""}`)), &eb)
 	expectErr(t, "empty team", st, eb, contracts.CodeInvalidInput)
 
+	// Unregistering a key: it can no longer sign requests.
+	var del map[string]any
+	if st := decode(t, ts.do(t, "DELETE", "/v1/principals/"+bob.did, ts.cred, nil), &del); st != 200 || del["deleted"] != true {
+		t.Fatalf("delete bob: %d %v", st, del)
+	}
+	st = bob.call("POST", "/v1/authorize", authorizeRequest{Capability: tb.Token, Tool: "files", Action: "read"}, &eb)
+	expectErr(t, "deleted principal", st, eb, contracts.CodeAuthInvalid)
+	st = decode(t, ts.do(t, "DELETE", "/v1/principals/"+bob.did, ts.cred, nil), &eb)
+	expectErr(t, "delete twice", st, eb, contracts.CodeNotFound)
+
 	// Identity is public.
 	var id map[string]any
 	if st := decode(t, ts.do(t, "GET", "/v1/identity", "", nil), &id); st != 200 || id["did"] != ts.DID().String() || id["audit_verifier_key"] == "" {
@@ -307,6 +317,16 @@ func TestAdminStateSharedByReplicas(t *testing.T) {
 	if st := bob.on(b).call("POST", "/v1/authorize", authorizeRequest{Capability: tok.Token, Tool: "files", Action: "read"}, nil); st != 200 {
 		t.Fatalf("bob, registered on replica a, on replica b: %d", st)
 	}
+	// Deleted on replica a: replica b refuses bob once its cached view of
+	// the registration is older than principalCacheTTL.
+	if st := decode(t, a.do(t, "DELETE", "/v1/principals/"+bob.did, a.cred, nil), nil); st != 200 {
+		t.Fatalf("delete: %d", st)
+	}
+	later := time.Now().Add(principalCacheTTL + time.Second)
+	b.core.principals.now = func() time.Time { return later }
+	var eb errBody
+	st := bob.on(b).call("POST", "/v1/authorize", authorizeRequest{Capability: tok.Token, Tool: "files", Action: "read"}, &eb)
+	expectErr(t, "bob deleted on replica a, on replica b", st, eb, contracts.CodeAuthInvalid)
 }
 
 // TestIdentityRoutes checks the published opcode table against the client
