@@ -65,9 +65,9 @@ var garbage = []struct {
 
 // coreState is what garbage must not change.
 type coreState struct {
-	audit              uint64
-	sessions, groups   int
-	adminDocs, scopes  int
+	audit             uint64
+	sessions, groups  int
+	adminDocs, scopes int
 }
 
 func stateOf(t *testing.T, ts *testServer) coreState {
