@@ -1,39 +1,3 @@
-// Package redis implements the revocation and replay stores of package
-// capability on Redis, shared by every process that points at one server.
-//
-// # Model
-//
-// A revocation is a key prefix+"rev:"+key (set with an expiry at the
-// token's end of life, or without one) written by a Lua script that also
-// PUBLISHes the key on the channel prefix+"revocations", in one atomic
-// step. [RevocationStore.AnyRevoked] is one EXISTS over all keys of a
-// chain: one round trip.
-//
-// # Cross-process revocation
-//
-// [RevocationStore] is a capability.RevocationWatcher: a Verifier using it
-// subscribes to the channel and evicts a revoked chain from its cache as
-// soon as the message arrives. Redis pub/sub is at-most-once, so the store
-// never trusts a quiet channel: the feed counts as live only between a
-// subscription confirmation and the next error; every (re)subscription
-// makes the Verifier drop its whole cache (revocations published while it
-// was disconnected may have been missed); and the subscriber pings the
-// server every PingInterval, declaring the feed dead when a ping goes
-// unanswered for another interval. While the feed is not live, the
-// Verifier asks Redis on every request, so the worst case is a slower
-// decision, never a revoked token allowed. A message can arrive at most
-// one network delay after Revoke returns; until then another process may
-// still allow the token from its cache.
-//
-// # Replay
-//
-// [ReplayStore] is identity.NonceStore with SET NX PX: atomic
-// set-if-absent with a TTL.
-//
-// # Errors
-//
-// Every Redis failure is returned as a *contracts.Error of code INTERNAL
-// (retryable) wrapping the client error; callers deny.
 package redis
 
 import (
@@ -50,14 +14,10 @@ import (
 	"github.com/talosgo/talos/identity"
 )
 
-// DefaultPingInterval is how often an idle revocation subscription pings
-// the server when Options.PingInterval is zero.
-const DefaultPingInterval = 5 * time.Second
-
 // Options configure the stores. The zero value is usable.
 type Options struct {
 	// Prefix is prepended to every key and channel name. Zero means
-	// "talos:capability:". With Redis Cluster, use a hash tag (for example
+	// DefaultPrefix. With Redis Cluster, use a hash tag (for example
 	// "{talos-capability}:") so that the keys of one chain, checked by one
 	// EXISTS, share a slot.
 	Prefix string
@@ -71,7 +31,7 @@ type Options struct {
 
 func (o *Options) fill() {
 	if o.Prefix == "" {
-		o.Prefix = "talos:capability:"
+		o.Prefix = DefaultPrefix
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -187,7 +147,7 @@ func (s *RevocationStore) WatchRevocations(evict func(string)) (live func() bool
 				select {
 				case <-ctx.Done():
 					return
-				case <-time.After(100 * time.Millisecond):
+				case <-time.After(ResubscribeDelay):
 				}
 				continue
 			}
@@ -225,10 +185,10 @@ func NewReplayStore(c goredis.UniversalClient, opts Options) *ReplayStore {
 	return &ReplayStore{c: c, opts: opts}
 }
 
-// Claim implements identity.NonceStore. A ttl under one millisecond is an
+// Claim implements identity.NonceStore. A ttl under MinReplayTTL is an
 // error with code TALOS_INVALID_INPUT.
 func (s *ReplayStore) Claim(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	if ttl < time.Millisecond {
+	if ttl < MinReplayTTL {
 		return false, contracts.Errorf(contracts.CodeInvalidInput, "capability/redis: replay ttl must be at least 1ms")
 	}
 	ok, err := s.c.SetNX(ctx, s.opts.Prefix+"nonce:"+key, "1", ttl).Result()
