@@ -451,7 +451,7 @@ func (c *core) handlePutBudget(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleGetBudget reports a scope's spend in its current period. The group
-// of a key scope is its team, given as ?team=.
+// of a key scope is its team: the registered principal's, or ?team=.
 func (c *core) handleGetBudget(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("scope")
 	s, ok := c.budgets.get(id)
@@ -460,8 +460,21 @@ func (c *core) handleGetBudget(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	group := id
-	if strings.HasPrefix(id, "key:") {
-		group = teamScope(r.URL.Query().Get("team"))
+	if did, ok := strings.CutPrefix(id, "key:"); ok {
+		team := r.URL.Query().Get("team")
+		if team == "" {
+			p, err := c.principals.lookup(r.Context(), did)
+			if err != nil {
+				writeError(w, r, err)
+				return
+			}
+			if p == nil {
+				writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "the key is not registered: give its team as ?team="))
+				return
+			}
+			team = p.TeamID
+		}
+		group = teamScope(team)
 	}
 	u, err := c.budget.Usage(r.Context(), group, s)
 	if err != nil {

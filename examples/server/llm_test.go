@@ -99,7 +99,7 @@ func TestLLMProxy(t *testing.T) {
 	}
 	// Settled by reported usage (100 tokens = 1000 micro-USD), not by the
 	// reservation (200 max tokens + prompt estimate).
-	u := getBudget(t, ts, "key:"+alice.did, alice.team)
+	u := getBudget(t, ts, "key:"+alice.did, "")
 	if u.Used != "0.001" || u.Reserved != "0" {
 		t.Fatalf("after one call: %+v", u)
 	}
@@ -138,7 +138,7 @@ func TestLLMProxy(t *testing.T) {
 		t.Fatalf("upstream timeout: %d %+v", st, eb)
 	}
 	llm.sleep.Store(0)
-	if u := getBudget(t, ts, "key:"+alice.did, alice.team); u.Used != "0.001" || u.Reserved != "0" {
+	if u := getBudget(t, ts, "key:"+alice.did, ""); u.Used != "0.001" || u.Reserved != "0" {
 		t.Fatalf("failed calls were charged: %+v", u)
 	}
 	// A warn-mode budget lets an over-budget call through, flagged.
@@ -160,7 +160,7 @@ func TestLLMProxy(t *testing.T) {
 	if st := alice.chat(tok.Token, body, &resp); st != 200 {
 		t.Fatalf("chat without usage: %d", st)
 	}
-	if u := getBudget(t, ts, "key:"+alice.did, alice.team); u.Used == "0.002" {
+	if u := getBudget(t, ts, "key:"+alice.did, ""); u.Used == "0.002" {
 		t.Fatalf("a success without usage was not charged: %+v", u)
 	}
 }
