@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,5 +92,37 @@ func TestOneRoundTripPerDecision(t *testing.T) {
 		if n := hook.n.Load(); n != 1 {
 			t.Errorf("%s sent %d commands, want 1", name, n)
 		}
+	}
+}
+
+// Meta strings are stored inside the reservation record byte for byte:
+// quotes, backslashes, slashes, control bytes, non-ASCII. Bytes that are
+// not UTF-8 are checked on real Redis only (miniredis's cjson goes through
+// Go strings and replaces them).
+func TestMetaRoundTrip(t *testing.T) {
+	c, real := testenv.Redis(t)
+	b, err := bredis.New(c, bredis.Config{Prefix: testenv.Unique(t) + ":"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	odd := "a\"b\\c/d\x00e\x01\x1f\x7f é ✓ {x}:r:1:2"
+	if real {
+		odd += "\xff\xfe\x80"
+	}
+	m := budget.Meta{KeyID: odd, TeamID: "", OrgID: "[1,2]", Surface: "mcp", ModelGroupID: "\n", MCPServerID: strings.Repeat("z", budget.MaxMetaLen)}
+	s := budget.Scope{ID: budgettest.Name("agent"), Limit: 100, Period: budget.Daily()}
+	r, err := b.Reserve(t.Context(), budget.ReserveRequest{Scopes: []budget.Scope{s}, Amount: 5, Meta: m})
+	if err != nil || !r.Allowed {
+		t.Fatal(r, err)
+	}
+	st, err := b.Commit(t.Context(), r.ID, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Meta != m {
+		t.Fatalf("Meta after commit = %+q, want %+q", st.Meta, m)
+	}
+	if st, err := b.Commit(t.Context(), r.ID, 3); err != nil || !st.Replayed || st.Meta != m {
+		t.Fatalf("replayed commit = %+v, %v", st, err)
 	}
 }
