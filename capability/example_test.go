@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"strings"
 	"time"
 
 	"github.com/talosgo/talos/capability"
@@ -96,4 +97,47 @@ func ExampleSignMCPRequest() {
 	// Output:
 	// {"action":"read","correlation_id":"corr-456","request":{"method":"read","params":{"path":"/data"}},"session_id":"session-123","timestamp":1767500000,"tool":"filesystem"}
 	// true false
+}
+
+// A grant limited to read actions, and a registry that says which actions
+// read. The registry also makes the Verifier deny tools it does not list.
+func ExampleGrant_readOnly() {
+	issuer, agent := seeded(1), seeded(2)
+	now := time.Unix(1767500000, 0)
+	clock := func() time.Time { return now }
+	reg, err := capability.NewToolRegistry([]capability.ToolEntry{
+		{Tool: "db", Action: "query", Class: capability.ClassRead},
+		{Tool: "db", Action: "update", Class: capability.ClassWrite, RequiresIdempotencyKey: true},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	v, err := capability.NewVerifier(capability.Config{
+		TrustedIssuers: []identity.DID{issuer.DID()},
+		Revocations:    capability.NewMemRevocationStore(clock),
+		Registry:       reg,
+		Now:            clock,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer v.Close()
+	tok, err := capability.Issue(issuer, agent.DID().String(),
+		[]capability.Grant{{Tool: "db", Actions: []string{"query", "update", "drop"}, ReadOnly: true}},
+		now.Add(time.Hour), capability.IssueOptions{Nonce: "nonce-for-example-1"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// The limit is the scope member "read_only": true, inside the signed bytes.
+	signed, _, _ := strings.Cut(string(tok.SigningInput()), `,"subject"`)
+	fmt.Println(signed)
+	for _, action := range []string{"query", "update", "drop"} {
+		d, _ := v.Authorize(context.Background(), capability.Request{Capability: tok.Encode(), Principal: agent.DID(), Tool: "db", Action: action})
+		fmt.Println(action, d.Reason)
+	}
+	// Output:
+	// {"exp":1767503600,"issuer":"did:key:z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG","nonce":"nonce-for-example-1","scope":[{"actions":["query","update","drop"],"read_only":true,"tool":"db"}]
+	// query ALLOWED
+	// update SCOPE_MISMATCH
+	// drop UNKNOWN_TOOL
 }

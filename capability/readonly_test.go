@@ -1,14 +1,18 @@
 package capability
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/santhosh-tekuri/jsonschema/v5"
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/identity"
+	"github.com/talosgo/talos/internal/testenv"
 )
 
 func testRegistry(t *testing.T) *ToolRegistry {
@@ -78,6 +82,37 @@ func TestGrantReadOnlyWire(t *testing.T) {
 	}
 	if err := Verify(q, ws[0].PublicKey(), testNow); !errors.Is(err, ErrSignature) {
 		t.Fatalf("stripped read_only: %v", err)
+	}
+}
+
+// TestGrantReadOnlyReferenceSchema: a token with a read-only grant is
+// valid under the contract's own schemas/capability_token.json, so other
+// implementations that validate against it accept it; a member the
+// contract forbids at the top level is still refused there (the check is
+// not vacuous).
+func TestGrantReadOnlyReferenceSchema(t *testing.T) {
+	path := filepath.Join(testenv.ContractsDir(t), "schemas", "capability_token.json")
+	sch, err := jsonschema.NewCompiler().Compile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := wallets(t, 2)
+	tok := mustIssue(t, ws[0], ws[1].DID().String(), []Grant{{Tool: "fs", Actions: []string{"read"}, ReadOnly: true}}, testExp, IssueOptions{})
+	validate := func(b []byte) error {
+		var v any
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		return sch.Validate(v)
+	}
+	canon := tok.AppendCanonical(nil)
+	if err := validate(canon); err != nil {
+		t.Fatalf("contract schema rejects a read-only grant: %v", err)
+	}
+	if err := validate(bytes.Replace(canon, []byte(`{"exp"`), []byte(`{"read_only":true,"exp"`), 1)); err == nil {
+		t.Fatal("contract schema accepted an unknown top-level member")
 	}
 }
 
