@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -435,6 +436,10 @@ func (g *Group) flushLocked() ([]GroupOutbound, error) {
 // events (accepted only from the owner, chain-verified and schema-checked)
 // and sender keys. It returns control messages to deliver in turn (self's
 // sender key for new members, a rotated key after a removal).
+//
+// Handle is transactional: a message that does not decrypt, that decrypts
+// but is malformed, or whose events fail part way changes nothing, the
+// pairwise session with from included.
 func (g *Group) Handle(from identity.DID, wire []byte) ([]GroupOutbound, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -442,11 +447,29 @@ func (g *Group) Handle(from identity.DID, wire []byte) ([]GroupOutbound, error) 
 	if pair == nil {
 		return nil, errGroup("no pairwise session with the sender")
 	}
+	// A message that decrypts but is refused, or whose events fail part
+	// way, changes nothing: the pairwise session and the group are put
+	// back as they were.
+	ps := pair.snapshot()
 	pt, err := pair.Decrypt(wire)
 	if err != nil {
+		ps.wipe()
 		return nil, err
 	}
 	defer clear(pt)
+	gs := g.snapshotLocked()
+	out, err := g.handleLocked(from, pt)
+	if err != nil {
+		g.restoreLocked(&gs)
+		pair.restore(&ps)
+		return nil, err
+	}
+	gs.wipe()
+	ps.wipe()
+	return out, nil
+}
+
+func (g *Group) handleLocked(from identity.DID, pt []byte) ([]GroupOutbound, error) {
 	var c controlJSON
 	if err := contracts.UnmarshalStrict(pt, &c); err != nil || c.Type != groupCtlType || c.GroupID != g.id {
 		return nil, errGroup("malformed control message")
@@ -477,6 +500,63 @@ func (g *Group) Handle(from identity.DID, wire []byte) ([]GroupOutbound, error) 
 		return nil, nil
 	}
 	return g.flushLocked()
+}
+
+// groupSnapshot holds what handling a control message may change besides
+// the sender's pairwise session. Event handling never changes peers, and
+// never mutates a recvChain or a pending key in place (it replaces them),
+// so shallow copies of those maps suffice.
+type groupSnapshot struct {
+	events         int
+	head           string // chain head at events
+	members        map[identity.DID]map[uint64]*recvChain
+	joined, closed bool
+	me             senderChain
+	sentTo         map[identity.DID]uint64
+	pending        map[identity.DID]*senderKeyJSON
+	early          [][]byte
+}
+
+func (g *Group) snapshotLocked() groupSnapshot {
+	s := groupSnapshot{
+		events: len(g.events), head: g.chain.Head(), joined: g.joined, closed: g.closed, me: g.me,
+		members: make(map[identity.DID]map[uint64]*recvChain, len(g.members)),
+		sentTo:  maps.Clone(g.sentTo), pending: maps.Clone(g.pending), early: slices.Clone(g.early),
+	}
+	for d, m := range g.members {
+		s.members[d] = maps.Clone(m.recv)
+	}
+	return s
+}
+
+// restoreLocked puts a snapshot back; s must not be used afterwards.
+func (g *Group) restoreLocked(s *groupSnapshot) {
+	if len(g.events) != s.events {
+		g.events = g.events[:s.events]
+		if c, err := audit.ResumeChain(audit.GroupEventChain, s.head, s.events); err == nil {
+			g.chain = c
+		} else {
+			// Unreachable (head and length come from a live chain); rebuild.
+			g.chain = audit.NewChain(audit.GroupEventChain)
+			for _, e := range g.events {
+				_ = g.chain.Verify(json.RawMessage(e))
+			}
+		}
+	}
+	clear(g.members)
+	for d, recv := range s.members {
+		g.members[d] = &groupMember{recv: recv}
+	}
+	clear(g.me.ck[:])
+	g.joined, g.closed, g.me = s.joined, s.closed, s.me
+	g.sentTo, g.pending, g.early = s.sentTo, s.pending, s.early
+	*s = groupSnapshot{}
+}
+
+// wipe zeroes a snapshot that is not restored.
+func (s *groupSnapshot) wipe() {
+	clear(s.me.ck[:])
+	*s = groupSnapshot{}
 }
 
 // offerEventLocked checks an owner event and applies it, or keeps it until

@@ -3,6 +3,7 @@ package ratchet
 import (
 	"crypto/rand"
 	"io"
+	"slices"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
@@ -417,3 +418,27 @@ func (s *Session) canSend() bool { return s.st.flags&(flagCKs|flagDHr) != 0 }
 
 // SkippedKeys reports how many skipped-message keys the session holds.
 func (s *Session) SkippedKeys() int { return len(s.skipped) }
+
+// sessionSnapshot is a copy of a Session's mutable state, for callers that
+// must undo a successful Decrypt when what it carried is refused.
+type sessionSnapshot struct {
+	st      core
+	skipped []skippedKey
+}
+
+func (s *Session) snapshot() sessionSnapshot {
+	return sessionSnapshot{st: s.st, skipped: slices.Clone(s.skipped)}
+}
+
+// restore puts the snapshot back; p must not be used afterwards.
+func (s *Session) restore(p *sessionSnapshot) {
+	clear(s.skipped)
+	s.st, s.skipped = p.st, p.skipped
+	*p = sessionSnapshot{}
+}
+
+// wipe zeroes a snapshot that is not restored.
+func (p *sessionSnapshot) wipe() {
+	clear(p.skipped)
+	*p = sessionSnapshot{}
+}
