@@ -73,12 +73,15 @@ func CrashChild() bool { return os.Getenv(crashEnv) != "" }
 // process (this test binary, re-executed with an environment variable)
 // receives 300 messages, saving its sealed session after each one together
 // with its delivery progress, and acknowledging a message only after the
-// save returned. The parent kills it with SIGKILL at random points, then
-// lets a last child finish. It checks that the conversation continued after
-// every restart, that every message was delivered exactly once and in
-// order, that every acknowledged message is among them, and that a restarted
-// child cannot decrypt its last delivered message again. It takes a few
-// seconds.
+// save returned. The parent kills it with SIGKILL 8 times, each time 0-3 ms
+// after the running child acknowledged its first message, then lets a last
+// child finish. After every kill it checks that acknowledgements and the
+// durable delivery count both advanced since the previous kill and that
+// every acknowledged message is durable; it fails if fewer than 4 kills
+// happened before a child finished (recovery not exercised). At the end it
+// checks that every message was delivered exactly once and in order, that
+// every acknowledged message is among them, and that a restarted child
+// cannot decrypt its last delivered message again. It takes a few seconds.
 //
 // name identifies the store; open must return the same durable store for it
 // in every process (for example a table prefix) and must not register
@@ -138,7 +141,24 @@ func RunCrash(t *testing.T, name string, open func(name string) (ratchet.Session
 	}
 
 	rng := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	kills, deadline := 0, time.Now().Add(20*time.Second)
+	acksPath := filepath.Join(dir, "acks")
+	countAcks := func() int {
+		b, _ := os.ReadFile(acksPath)
+		return bytes.Count(b, []byte("\n"))
+	}
+	durable := func() uint64 {
+		b, _, err := store.Load(t.Context(), "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return parseRecord(b).delivered
+	}
+	const (
+		wantKills = 8
+		minKills  = 4
+	)
+	kills, prevAcks, prevDurable := 0, 0, uint64(0)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if time.Now().After(deadline) {
 			t.Fatal("child did not finish")
@@ -150,23 +170,48 @@ func RunCrash(t *testing.T, name string, open func(name string) (ratchet.Session
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		if kills < 8 {
-			time.Sleep(time.Duration(20+rng.IntN(60)) * time.Millisecond)
-			cmd.Process.Kill() // SIGKILL
-			err := cmd.Wait()
-			if err == nil {
-				break // it finished before the kill
-			}
-			if !strings.Contains(err.Error(), "killed") {
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		if kills >= wantKills {
+			if err := <-exited; err != nil {
 				t.Fatalf("child failed: %v\n%s", err, out.String())
 			}
-			kills++
-			continue
+			break
 		}
-		if err := cmd.Wait(); err != nil {
+		// Kill only after this child acknowledged at least one message, a
+		// random 0-3 ms later, so that every restart follows recovery and
+		// progress (and kills land at varied points of the save cycle).
+		finished, err := waitForAck(exited, countAcks, prevAcks, 5*time.Second)
+		if finished {
+			if err != nil {
+				t.Fatalf("child failed: %v\n%s", err, out.String())
+			}
+			break
+		}
+		if err != nil {
+			cmd.Process.Kill()
+			<-exited
+			t.Fatalf("after %d kills: %v\n%s", kills, err, out.String())
+		}
+		time.Sleep(time.Duration(rng.IntN(3000)) * time.Microsecond)
+		cmd.Process.Kill() // SIGKILL
+		if err := <-exited; err == nil {
+			break // it finished before the kill
+		} else if !strings.Contains(err.Error(), "killed") {
 			t.Fatalf("child failed: %v\n%s", err, out.String())
 		}
-		break
+		kills++
+		acks, d := countAcks(), durable()
+		if acks <= prevAcks || d <= prevDurable {
+			t.Fatalf("kill %d: no progress since the previous kill (acks %d → %d, durable %d → %d)", kills, prevAcks, acks, prevDurable, d)
+		}
+		if d < uint64(acks) {
+			t.Fatalf("kill %d: %d messages acknowledged but only %d durable", kills, acks, d)
+		}
+		prevAcks, prevDurable = acks, d
+	}
+	if kills < minKills {
+		t.Fatalf("only %d kills before the child finished: recovery was not exercised enough (want ≥ %d)", kills, minKills)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "done")); err != nil {
 		t.Fatal("child exited without finishing")
@@ -194,6 +239,25 @@ func RunCrash(t *testing.T, name string, open func(name string) (ratchet.Session
 	if last != N-1 {
 		t.Fatalf("last ack %d", last)
 	}
+}
+
+// waitForAck waits until the acks file holds more than prev lines. It
+// returns finished when the child exited first (err is its exit error),
+// or an error when no acknowledgement came within timeout.
+func waitForAck(exited <-chan error, count func() int, prev int, timeout time.Duration) (finished bool, err error) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	limit := time.After(timeout)
+	for count() <= prev {
+		select {
+		case err := <-exited:
+			return true, err
+		case <-limit:
+			return false, fmt.Errorf("no message acknowledged within %v of a restart", timeout)
+		case <-tick.C:
+		}
+	}
+	return false, nil
 }
 
 func crashChild(t *testing.T, dir string, store ratchet.SessionStore) {
