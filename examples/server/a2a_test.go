@@ -139,11 +139,7 @@ func TestA2APostgres(t *testing.T) {
 	cfg.PostgresURL = testenv.PostgresURL(t)
 	cfg.tablePrefix = testenv.Unique(t) + "_"
 	ts := newTestServer(t, cfg)
-	t.Cleanup(func() {
-		for _, tb := range pgTables {
-			ts.db.Primary().Exec(t.Context(), `DROP TABLE IF EXISTS `+cfg.tablePrefix+tb)
-		}
-	})
+	dropTablesAtEnd(t, cfg.PostgresURL, cfg.tablePrefix)
 	if _, ok := ts.core.a2a.store.(*pgA2A); !ok {
 		t.Fatalf("A2A store is %T, want PostgreSQL", ts.core.a2a.store)
 	}

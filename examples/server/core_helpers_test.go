@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/talosgo/talos/audit"
@@ -364,4 +365,23 @@ func getBudget(t *testing.T, ts *testServer, scope, team string) budgetUsage {
 
 // pgTables are the tables a server with PostgreSQL creates (after the
 // test's table prefix).
-var pgTables = []string{"a2a_objects", "a2a_events", "a2a_frames", "audit_head", "audit_entries", "audit_hashes", "secrets", "config_versions"}
+var pgTables = []string{"admin_docs", "a2a_objects", "a2a_events", "a2a_frames", "audit_head", "audit_entries", "audit_hashes", "secrets", "config_versions"}
+
+// dropTablesAtEnd drops the tables of a server on PostgreSQL when the test
+// ends, on its own connection (the server's pool may be closed by then).
+func dropTablesAtEnd(t *testing.T, url, prefix string) {
+	t.Cleanup(func() {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Errorf("dropping the test tables: %v", err)
+			return
+		}
+		defer conn.Close(ctx)
+		for _, tb := range pgTables {
+			if _, err := conn.Exec(ctx, `DROP TABLE IF EXISTS `+prefix+tb); err != nil {
+				t.Errorf("dropping %s%s: %v", prefix, tb, err)
+			}
+		}
+	})
+}

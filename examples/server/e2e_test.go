@@ -45,11 +45,7 @@ func runEndToEnd(t *testing.T, cfg Config) {
 	cfg.MCPUpstreams = []mcpUpstream{{Name: "files", URL: upstream.URL}}
 	ts := newTestServer(t, cfg)
 	if cfg.PostgresURL != "" {
-		t.Cleanup(func() {
-			for _, tb := range pgTables {
-				ts.db.Primary().Exec(t.Context(), `DROP TABLE IF EXISTS `+cfg.tablePrefix+tb)
-			}
-		})
+		dropTablesAtEnd(t, cfg.PostgresURL, cfg.tablePrefix)
 	}
 	if _, onPG := ts.core.logStore.(*auditpg.Store); onPG != (cfg.PostgresURL != "") {
 		t.Fatalf("audit store %T with PostgreSQL %v", ts.core.logStore, cfg.PostgresURL != "")

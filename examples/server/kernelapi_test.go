@@ -299,11 +299,7 @@ func TestAdminStateSharedByReplicas(t *testing.T) {
 	cfg.tablePrefix = testenv.Unique(t) + "_"
 	cfg.MasterKey = make([]byte, 32) // replicas share the master key
 	a := newTestServer(t, cfg)
-	t.Cleanup(func() {
-		for _, tb := range append(pgTables, "admin_docs") {
-			a.db.Primary().Exec(t.Context(), `DROP TABLE IF EXISTS `+cfg.tablePrefix+tb)
-		}
-	})
+	dropTablesAtEnd(t, cfg.PostgresURL, cfg.tablePrefix)
 	alice, tok := adminSetup(t, a)
 	// A second replica on the same database, started afterwards, and one
 	// started before the registration (which finds alice on first use).
