@@ -183,3 +183,54 @@ func ExampleCreateGroup() {
 	// true hello group <nil>
 	// 2 events
 }
+
+// A session is stored sealed under a key-encryption key held by an
+// identity.Keyring, bound to its id, and restored later (after a restart,
+// in another process sharing the keyring). The blob only opens with the
+// same keyring and the same aad.
+func ExampleSession_MarshalSealed() {
+	kr := identity.NewKeyring()
+	kek := make([]byte, 32) // in production: from a secret manager
+	if _, err := rand.Read(kek); err != nil {
+		log.Fatal(err)
+	}
+	if err := kr.Add("kek-2026-01", kek); err != nil {
+		log.Fatal(err)
+	}
+	if err := kr.SetPrimary("kek-2026-01"); err != nil {
+		log.Fatal(err)
+	}
+
+	bobWallet, _ := identity.GenerateWallet("bob")
+	prekey, _ := ratchet.GeneratePrekey(bobWallet, nil)
+	alice, _ := ratchet.Initiate(prekey.Bundle(), ratchet.Config{})
+	bob, _ := ratchet.Accept(prekey, ratchet.Config{})
+	first, _ := alice.Encrypt([]byte("first"))
+	if _, err := bob.Decrypt(first); err != nil {
+		log.Fatal(err)
+	}
+
+	aad := []byte("session:alice-bob")
+	sealed, err := bob.MarshalSealed(kr, aad)
+	if err != nil {
+		log.Fatal(err)
+	}
+	bob.Destroy() // the in-memory copy is no longer needed
+
+	restored, err := ratchet.UnmarshalSealed(kr, sealed, aad, ratchet.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	second, _ := alice.Encrypt([]byte("second"))
+	pt, err := restored.Decrypt(second)
+	fmt.Println(string(pt), err)
+
+	// The blob is bound to its aad, and printing the session shows no key.
+	_, err = ratchet.UnmarshalSealed(kr, sealed, []byte("session:other"), ratchet.Config{})
+	fmt.Println(contracts.CodeOf(err))
+	fmt.Printf("%v %x\n", restored, restored)
+	// Output:
+	// second <nil>
+	// TALOS_CRYPTO_ERROR
+	// ratchet.Session(redacted) ratchet.Session(redacted)
+}

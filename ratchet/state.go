@@ -10,7 +10,10 @@ import (
 
 // A Sealer encrypts and authenticates state at rest. *identity.Keyring
 // satisfies it (its envelope is versioned and names the key that sealed
-// it, so keys can be rotated with Keyring.Rewrap).
+// it, so blobs sealed under an older key still open after the primary key
+// changes). To rotate, reseal: UnmarshalSealed, then MarshalSealed under the
+// new primary key. Keyring.Rewrap does not apply directly: the aad that
+// MarshalSealed binds is prefixed with a private domain string.
 type Sealer interface {
 	// Seal encrypts plaintext bound to aad.
 	Seal(plaintext, aad []byte) ([]byte, error)

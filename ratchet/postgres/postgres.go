@@ -17,6 +17,31 @@
 // # Concurrency
 //
 // A Store is safe for concurrent use, as its DB (a *pgxpool.Pool) is.
+//
+// # Compatibility
+//
+// This release writes table layout 1: the one table above, with exactly
+// those four columns. The version column is each row's optimistic
+// concurrency counter (1 on insert, +1 per Save), not a layout version;
+// the table carries no layout marker.
+//
+//   - Migrate only runs CREATE TABLE IF NOT EXISTS. It never alters an
+//     existing table, so it is safe to run at every start, and it does not
+//     upgrade or check a table created by another layout.
+//   - A later layout will use a new table name (for example
+//     <prefix>ratchet_sessions_v2) with a documented copy step, never an
+//     in-place ALTER, so processes of the old and new release never write
+//     one table in two layouts.
+//   - The state column holds the blob ratchet.Session.MarshalSealed
+//     returned, byte for byte. Its format is versioned inside the blob (the
+//     sealer's envelope, for identity.Keyring the contract envelope v1, and
+//     the ratchet's sealed state version), so a sealed-state change needs no
+//     table change: rows written by this release stay readable by releases
+//     that read that state version. To rotate the key-encryption key, Load,
+//     ratchet.UnmarshalSealed, MarshalSealed (under the keyring's new
+//     primary key) and Save each row; the old key must stay in the keyring
+//     until every row is rewritten.
+//   - Rows are independent and keyed by the caller's session id.
 package postgres
 
 import (
