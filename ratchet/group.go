@@ -485,7 +485,11 @@ func (g *Group) handleLocked(from identity.DID, pt []byte) ([]GroupOutbound, err
 		}
 	}
 	if c.SenderKey != nil {
-		if _, err := contracts.DecodeBase64URL(c.SenderKey.ChainKey); err != nil {
+		// Checked here, not only when applied: a pending key is applied
+		// with its sender's member_added event, which a malformed key
+		// would otherwise make fail (and, Handle being transactional,
+		// block) for good.
+		if ck, err := contracts.DecodeBase64URL(c.SenderKey.ChainKey); err != nil || len(ck) != 32 {
 			return nil, errGroup("malformed sender key")
 		}
 		if mm := g.members[from]; mm != nil {

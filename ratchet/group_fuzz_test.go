@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/identity"
 )
 
 // plainSealer is a Sealer that does not encrypt, so that tests can compare
@@ -187,4 +188,57 @@ func FuzzSeqTrackerUnmarshal(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A sender key that arrives before its sender's member_added is checked on
+// arrival: a malformed one is refused and cannot later block the event.
+func TestGroupHandleRejectsMalformedPendingKey(t *testing.T) {
+	n := &groupNet{t: t, wallets: map[identity.DID]*identity.Wallet{}, groups: map[identity.DID]*Group{}}
+	var d []identity.DID
+	for _, name := range []string{"owner", "a", "b"} {
+		w, err := identity.GenerateWallet(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.wallets[w.DID()] = w
+		d = append(d, w.DID())
+	}
+	owner, err := CreateGroup(n.wallets[d[0]], GroupConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.groups[d[0]] = owner
+	for _, m := range d[1:] {
+		if n.groups[m], err = JoinGroup(owner.ID(), d[0], n.wallets[m], GroupConfig{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.connectPair(d[0], d[1])
+	n.connectPair(d[0], d[2])
+	n.connectPair(d[1], d[2])
+
+	// b, not yet a member in a's view, sends a a 16-byte chain key.
+	b := n.groups[d[2]]
+	pt, err := contracts.Marshal(controlJSON{Type: groupCtlType, GroupID: b.ID(),
+		SenderKey: &senderKeyJSON{Epoch: 1, ChainKey: contracts.EncodeBase64URL(make([]byte, 16))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, err := b.peers[d[1]].Encrypt(pt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.groups[d[1]].Handle(d[2], wire); contracts.CodeOf(err) != contracts.CodeInvalidInput {
+		t.Fatalf("malformed pending key: got %v", err)
+	}
+
+	for _, m := range d[1:] {
+		out, err := owner.AddMember(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.deliver(d[0], out)
+	}
+	msg := n.send(d[2], "after")
+	n.expectOpen(d[1], d[2], msg, "after")
 }
