@@ -223,17 +223,29 @@ func buildFromLeaves(oldSize uint64, leaves []Hash, r tlog.HashReader) ([]Hash, 
 	// The old subtree at level l (bit l of n set) is merged iff the batch
 	// reaches the next multiple of 2^(l+1); that threshold grows with l,
 	// so the merged subtrees are the lowest ones of the frontier.
-	var idxBuf [64]int64
-	need := idxBuf[:0]
-	for level := 0; n>>level != 0; level++ {
-		if n>>level&1 == 0 {
-			continue
-		}
+	// The index list goes to a HashReader (an interface), so it is heap
+	// allocated: count first, allocate it exactly, and only if needed.
+	merged := func(level int) bool {
 		span := uint64(1) << (level + 1)
-		if n%span+m < span {
-			break
+		return n%span+m >= span
+	}
+	k := 0
+	for level := 0; n>>level != 0; level++ {
+		if n>>level&1 == 1 {
+			if !merged(level) {
+				break
+			}
+			k++
 		}
-		need = append(need, tlog.StoredHashIndex(level, int64(n>>level)-1))
+	}
+	var need []int64
+	if k > 0 {
+		need = make([]int64, 0, k)
+		for level := 0; len(need) < k; level++ {
+			if n>>level&1 == 1 {
+				need = append(need, tlog.StoredHashIndex(level, int64(n>>level)-1))
+			}
+		}
 	}
 	var stackBuf [64]Hash
 	stack := stackBuf[:0]
