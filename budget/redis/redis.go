@@ -147,9 +147,23 @@ func (b *Budget) Reserve(ctx context.Context, req budget.ReserveRequest) (budget
 		return budget.Reservation{}, err
 	}
 	group := req.GroupName()
-	id, err := budget.NewReservationID(group)
+	keys, args, active, err := b.reserveCall(&req, group)
 	if err != nil {
 		return budget.Reservation{}, err
+	}
+	v, err := b.run(ctx, reserveScript, keys, args...)
+	if err != nil {
+		return budget.Reservation{}, err
+	}
+	return decodeReserve(v, group, &req, active)
+}
+
+// reserveCall returns the keys and arguments of a reserve script run for
+// a validated request, and the request index of each scope sent.
+func (b *Budget) reserveCall(req *budget.ReserveRequest, group string) (keys []string, args []any, active []int, err error) {
+	id, err := budget.NewReservationID(group)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	nonce := id[len(group)+1:]
 	rprefix := b.groupKey(group, "r:")
@@ -160,13 +174,13 @@ func (b *Budget) Reserve(ctx context.Context, req budget.ReserveRequest) (budget
 		fp = req.Fingerprint()
 		ik = b.groupKey(group, "i:"+req.IdempotencyKey)
 	}
-	keys := make([]string, 3, 3+len(req.Scopes))
+	keys = make([]string, 3, 3+len(req.Scopes))
 	keys[0], keys[1], keys[2] = b.groupKey(group, "exp"), rk, ik
-	args := make([]any, 0, 16+5*len(req.Scopes)+6)
+	args = make([]any, 0, 16+5*len(req.Scopes)+6)
 	ttl := req.EffectiveTTL()
 	args = append(args, rprefix, nonce, req.Amount, ttl.Microseconds(), b.keepMicros(), b.retention.Microseconds(), fp)
 	args = b.bounds(args)
-	active := make([]int, 0, len(req.Scopes)) // request index of each scope sent
+	active = make([]int, 0, len(req.Scopes))
 	for i, s := range req.Scopes {
 		if s.Mode != budget.ModeOff {
 			active = append(active, i)
@@ -179,19 +193,14 @@ func (b *Budget) Reserve(ctx context.Context, req budget.ReserveRequest) (budget
 		// Rolling windows that differ below a microsecond share a key: the
 		// script would count such a scope once but release it twice.
 		if slices.Contains(keys[3:], k) {
-			return budget.Reservation{}, contracts.Errorf(contracts.CodeInvalidInput, "budget: duplicate scope "+strconv.Quote(s.ID))
+			return nil, nil, nil, contracts.Errorf(contracts.CodeInvalidInput, "budget: duplicate scope "+strconv.Quote(s.ID))
 		}
 		keys = append(keys, k)
 		args = append(args, int(s.Mode), s.Limit, int(s.Period.Kind()), s.Period.BucketMicros(), s.ID)
 	}
 	m := req.Meta
 	args = append(args, m.KeyID, m.TeamID, m.OrgID, m.Surface, m.ModelGroupID, m.MCPServerID)
-
-	v, err := b.run(ctx, reserveScript, keys, args...)
-	if err != nil {
-		return budget.Reservation{}, err
-	}
-	return decodeReserve(v, group, &req, active)
+	return keys, args, active, nil
 }
 
 // decodeReserve turns a reserve script reply into a Reservation. It never
@@ -262,19 +271,27 @@ func (b *Budget) Commit(ctx context.Context, id string, actual int64) (budget.Se
 	if actual < 0 || actual > budget.MaxAmount {
 		return budget.Settlement{}, contracts.Errorf(contracts.CodeInvalidInput, "budget: actual out of range")
 	}
-	group, nonce, err := budget.ParseReservationID(id)
+	keys, args, err := b.commitCall(id, actual)
 	if err != nil {
 		return budget.Settlement{}, err
 	}
-	rprefix := b.groupKey(group, "r:")
-	args := make([]any, 0, 13)
-	args = append(args, rprefix, nonce, actual, b.keepMicros(), b.retention.Microseconds())
-	args = b.bounds(args)
-	v, err := b.run(ctx, commitScript, []string{b.groupKey(group, "exp"), rprefix + nonce}, args...)
+	v, err := b.run(ctx, commitScript, keys, args...)
 	if err != nil {
 		return budget.Settlement{}, err
 	}
 	return decodeCommit(v, id, actual)
+}
+
+// commitCall returns the keys and arguments of a commit script run.
+func (b *Budget) commitCall(id string, actual int64) ([]string, []any, error) {
+	group, nonce, err := budget.ParseReservationID(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	rprefix := b.groupKey(group, "r:")
+	args := make([]any, 0, 13)
+	args = append(args, rprefix, nonce, actual, b.keepMicros(), b.retention.Microseconds())
+	return []string{b.groupKey(group, "exp"), rprefix + nonce}, b.bounds(args), nil
 }
 
 // decodeCommit turns a commit script reply into a Settlement. It never
