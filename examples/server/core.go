@@ -147,9 +147,10 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 		return nil, err
 	}
 	allow := map[string][]string{}
-	for _, op := range []string{opAuthorize, opMCPGateway, opLLM, opA2A, "admin", "config"} {
+	for _, op := range []string{opAuthorize, opMCPGateway, opLLM, opA2A, "admin"} {
 		allow[op] = []string{"decision_reason", "capability_hash", "tool", "action", "error_code", "budget_reservation", "budget_warned", "cost_micros"}
 	}
+	allow[opConfig] = []string{"config_kind", "config_name", "config_version", "config_digest", "config_previous_digest"}
 	c.events, err = audit.NewEventBuilder(audit.BuilderConfig{MetaAllowlist: allow})
 	if err != nil {
 		return nil, err
@@ -267,7 +268,7 @@ func (a authorizer) Authorize(ctx context.Context, req capability.Request) (capa
 		return d, err
 	}
 	if p := a.rbac.current(); p != nil {
-		if ok, _ := p.Check(req.Principal.String(), req.Tool+"."+req.Action, req.Scope); !ok {
+		if ok, _ := p.CheckTool(req.Principal.String(), req.Tool, req.Action, req.Scope); !ok {
 			d.Allowed = false
 			d.Reason = capability.ReasonRBACDenied
 		}

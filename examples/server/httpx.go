@@ -37,6 +37,12 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	body := *ce
 	body.Cause = nil
+	if body.Code == contracts.CodeInternal {
+		// Internal failures carry library or back-end detail (paths, store
+		// states): the client learns only the code; the trace keeps the rest.
+		body.Message = "internal error"
+		body.Details = nil
+	}
 	if sc := trace.SpanContextFromContext(r.Context()); sc.HasTraceID() {
 		body.RequestID = sc.TraceID().String()
 	}

@@ -159,6 +159,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if s.core, err = newCore(ctx, s); err != nil {
 		return nil, err
 	}
+	s.configs.OnChange = s.core.auditConfigChange // every config change is audited, or not applied
 
 	s.mux = http.NewServeMux()
 	s.mountServices(s.mux)
