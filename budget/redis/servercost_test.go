@@ -19,7 +19,8 @@ var trivialScript = goredis.NewScript(`return 1`)
 // the client's encoding and decoding. evalsha_trivial is the primitive it
 // compares with, in the same run. On a loaded machine this separates the
 // scripts' own work from network and scheduling latency, which dominate
-// BenchmarkRedis there. Not matched by -bench Redis: run it with -bench ScriptServerCost and a small -benchtime (each op is 100 calls).
+// BenchmarkRedis there. -bench Redis does not match it: run it with
+// -bench ScriptServerCost and a small -benchtime (an op is 100 calls).
 func BenchmarkScriptServerCost(b *testing.B) {
 	c, real := testenv.Redis(b)
 	if !real {
