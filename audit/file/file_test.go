@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -357,9 +358,13 @@ func TestCrashRecovery(t *testing.T) {
 			killed = true
 		}
 	}
-	cmd.Wait()
+	werr := cmd.Wait()
 	if !killed {
-		t.Logf("child finished all appends before the kill")
+		t.Fatalf("child finished all appends before the kill: no crash was exercised")
+	}
+	var ee *exec.ExitError
+	if !errors.As(werr, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child was not killed by SIGKILL: %v", werr)
 	}
 	if len(acked) == 0 || lastCP == nil {
 		t.Fatalf("child acknowledged %d entries and no checkpoint", len(acked))
