@@ -153,6 +153,12 @@ func (l *Log) ExportBundle(ctx context.Context, start, end uint64, opt BundleOpt
 // contract fields and cursor), every inclusion proof, and that the indexes
 // are contiguous (no event was removed from the range). It returns the
 // events in bundle order and the checkpoint. Errors are *contracts.Error.
+//
+// Only what it returns is authenticated: the events (by their inclusion
+// proofs) and the checkpoint (by its signature). The bundle's descriptive
+// metadata (source, redaction level, generated_at, the summary of the range)
+// is not signed by the log and is not checked; rely on the returned events
+// and checkpoint, never on those members.
 func VerifyBundle(raw []byte, v note.Verifier) ([]*Event, Checkpoint, error) {
 	if len(raw) > MaxBundleSize {
 		return nil, Checkpoint{}, contracts.Errorf(contracts.CodeInvalidInput, "audit: bundle too large")
