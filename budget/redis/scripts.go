@@ -78,25 +78,36 @@ local function load(v, kind, slot, now)
     S.g, S.fresh = fmt(now), true
     return S
   end
-  local f = {}
-  for w in string.gmatch(v, '%S+') do f[#f + 1] = w end
-  S.g, S.r, S.o = f[1], tonumber(f[2]), tonumber(f[3])
+  local g, r, o, rest = string.match(v, '^(%d+) (%-?%d+) (%d+)(.*)$')
+  if not g then error('TALOS_STORE malformed scope value') end
+  S.g, S.r, S.o = g, tonumber(r), tonumber(o)
   if kind == 2 then
-    for i = 4, #f, 2 do
-      local idx, val = tonumber(f[i]), tonumber(f[i + 1])
-      if idx > slot - NBUCKETS then
-        S.b[#S.b + 1], S.b[#S.b + 2] = idx, val
-        S.u = S.u + val
-        if idx == slot then S.cur = val end
+    if not string.find(rest, '^[ %d]*$') then error('TALOS_STORE malformed scope value') end
+    local idx
+    for w in string.gmatch(rest, '%d+') do
+      if not idx then
+        idx = tonumber(w)
+      else
+        local val = tonumber(w)
+        if idx > slot - NBUCKETS then
+          S.b[#S.b + 1], S.b[#S.b + 2] = idx, val
+          S.u = S.u + val
+          if idx == slot then S.cur = val end
+        end
+        idx = nil
       end
     end
-  elseif tonumber(f[4]) < slot then
+    if idx then error('TALOS_STORE malformed scope value') end
+    return S
+  end
+  local cs, sp = string.match(rest, '^ (%d+) (%d+)$')
+  if not cs then error('TALOS_STORE malformed scope value') end
+  if tonumber(cs) < slot then
     S.fresh = true
   else
-    S.cur = tonumber(f[5])
+    S.cur = tonumber(sp)
     S.u = S.cur
   end
-  if not (S.g and S.r and S.o) then error('TALOS_STORE malformed scope value') end
   return S
 end
 -- store writes a scope back in one call and, when its period started,
