@@ -4,73 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/talosgo/talos/audit"
 	"github.com/talosgo/talos/audit/audittest"
+	"github.com/talosgo/talos/internal/testenv"
 	"golang.org/x/mod/sumdb/note"
 )
-
-// leakForms returns the texts by which key could show up in output: raw,
-// hex (both cases), base64 (std and url, padded or not), quoted, and the
-// decimal, octal, hex and binary slice forms fmt prints for byte slices.
-func leakForms(key []byte) []string {
-	forms := []string{
-		string(key),
-		hex.EncodeToString(key),
-		strings.ToUpper(hex.EncodeToString(key)),
-		base64.StdEncoding.EncodeToString(key),
-		base64.URLEncoding.EncodeToString(key),
-		base64.RawStdEncoding.EncodeToString(key),
-		base64.RawURLEncoding.EncodeToString(key),
-	}
-	head := key[:min(len(key), 12)]
-	q := strconv.Quote(string(head))
-	forms = append(forms, q[1:len(q)-1])
-	for _, verb := range []string{"%d", "%o", "%x", "%X", "%b", "%v", "%#v"} {
-		s := fmt.Sprintf(verb, head)
-		if verb == "%#v" {
-			s = strings.TrimPrefix(s, "[]byte{")
-		} else {
-			s = strings.Trim(s, "[]")
-		}
-		forms = append(forms, strings.TrimSuffix(s, "}"))
-	}
-	return forms
-}
-
-var formatVerbs = []string{"%v", "%+v", "%#v", "%s", "%d", "%x", "%X", "%o", "%b", "%q", "% x", "%10.3v"}
-
-// renderings returns every way v is printed or encoded in the table test.
-// It does not put v in an unexported field nor dereference it: fmt calls
-// no method of a value reached that way, and these types keep their keys
-// in direct fields (see format.go).
-func renderings(v any) map[string]string {
-	out := map[string]string{}
-	for _, verb := range formatVerbs {
-		out[verb] = fmt.Sprintf(verb, v)
-		out["wrapped "+verb] = fmt.Sprintf(verb, struct{ V any }{v})
-	}
-	out["Sprint"] = fmt.Sprint(v)
-	var text, js bytes.Buffer
-	slog.New(slog.NewTextHandler(&text, nil)).Info("msg", "v", v)
-	slog.New(slog.NewJSONHandler(&js, nil)).Info("msg", "v", v)
-	out["slog text"] = text.String()
-	out["slog json"] = js.String()
-	if b, err := json.Marshal(v); err == nil {
-		out["json.Marshal"] = string(b)
-	} else {
-		out["json.Marshal"] = err.Error()
-	}
-	return out
-}
 
 func TestFormatRedactsKeys(t *testing.T) {
 	hmacKey := []byte("hmac-secret-0123456789abcdefghij")
@@ -136,9 +79,9 @@ func TestFormatRedactsKeys(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			for how, text := range renderings(tc.v) {
+			for how, text := range testenv.Renderings(tc.v, false) {
 				for _, k := range tc.secrets {
-					for _, form := range leakForms(k) {
+					for _, form := range testenv.LeakForms(k) {
 						if strings.Contains(text, form) {
 							t.Fatalf("%s output contains key material %q:\n%s", how, form, text)
 						}
@@ -152,7 +95,7 @@ func TestFormatRedactsKeys(t *testing.T) {
 	for _, verb := range []string{"%v", "%x", "%s", "%d"} {
 		text := fmt.Sprintf(verb, struct{ K []byte }{hmacKey})
 		found := false
-		for _, form := range leakForms(hmacKey) {
+		for _, form := range testenv.LeakForms(hmacKey) {
 			found = found || strings.Contains(text, form)
 		}
 		if !found {

@@ -2,77 +2,13 @@ package ratchet
 
 import (
 	"bytes"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"log/slog"
-	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/talosgo/talos/identity"
+	"github.com/talosgo/talos/internal/testenv"
 )
-
-// leakForms returns the texts by which key could show up in output: raw,
-// hex (both cases), base64 (std and url, padded or not), quoted, and the
-// decimal, octal, hex and binary slice forms fmt prints for byte arrays.
-func leakForms(key []byte) []string {
-	forms := []string{
-		string(key),
-		hex.EncodeToString(key),
-		strings.ToUpper(hex.EncodeToString(key)),
-		base64.StdEncoding.EncodeToString(key),
-		base64.URLEncoding.EncodeToString(key),
-		base64.RawStdEncoding.EncodeToString(key),
-		base64.RawURLEncoding.EncodeToString(key),
-	}
-	head := key[:min(len(key), 12)]
-	q := strconv.Quote(string(head))
-	forms = append(forms, q[1:len(q)-1])
-	for _, verb := range []string{"%d", "%o", "%x", "%X", "%b", "%v", "%#v"} {
-		s := fmt.Sprintf(verb, head)
-		if verb == "%#v" {
-			s = strings.TrimPrefix(s, "[]byte{")
-		} else {
-			s = strings.Trim(s, "[]")
-		}
-		forms = append(forms, strings.TrimSuffix(s, "}"))
-	}
-	return forms
-}
-
-var formatVerbs = []string{"%v", "%+v", "%#v", "%s", "%d", "%x", "%X", "%o", "%b", "%q", "% x", "%10.3v"}
-
-// renderings returns every way v is printed or encoded in the table test.
-func renderings(t *testing.T, v any) map[string]string {
-	out := map[string]string{}
-	for _, verb := range formatVerbs {
-		out[verb] = fmt.Sprintf(verb, v)
-		out["wrapped "+verb] = fmt.Sprintf(verb, struct{ V any }{v})
-		// fmt calls no method of a value reached through an unexported
-		// field, and re-prints a pointer it cannot format with %s or %q
-		// dereferenced: the double indirection must stop it.
-		out["unexported "+verb] = fmt.Sprintf(verb, struct{ v any }{v})
-		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer {
-			out["dereferenced "+verb] = fmt.Sprintf(verb, rv.Elem().Interface())
-		}
-	}
-	out["Sprint"] = fmt.Sprint(v)
-	out["Sprintln"] = fmt.Sprintln(v)
-	var text, js bytes.Buffer
-	slog.New(slog.NewTextHandler(&text, nil)).Info("msg", "v", v)
-	slog.New(slog.NewJSONHandler(&js, nil)).Info("msg", "v", v)
-	out["slog text"] = text.String()
-	out["slog json"] = js.String()
-	if b, err := json.Marshal(v); err == nil {
-		out["json.Marshal"] = string(b)
-	} else {
-		out["json.Marshal"] = err.Error()
-	}
-	return out
-}
 
 func sessionSecrets(s *Session) [][]byte {
 	st := &s.st
@@ -170,9 +106,9 @@ func TestFormatRedactsSecrets(t *testing.T) {
 			if len(secrets) == 0 {
 				t.Fatalf("setup: only %d non-zero secrets", len(secrets))
 			}
-			for how, text := range renderings(t, tc.v) {
+			for how, text := range testenv.Renderings(tc.v, true) {
 				for _, k := range secrets {
-					for _, form := range leakForms(k) {
+					for _, form := range testenv.LeakForms(k) {
 						if strings.Contains(text, form) {
 							t.Fatalf("%s output contains key material %q:\n%s", how, form, text)
 						}
@@ -184,13 +120,13 @@ func TestFormatRedactsSecrets(t *testing.T) {
 
 	// The self-check: the same detector finds the keys in an unprotected
 	// copy of the state, so the test above can fail.
-	for _, verb := range formatVerbs[:6] {
+	for _, verb := range testenv.FormatVerbs[:6] {
 		text := fmt.Sprintf(verb, alice.st)
 		if verb == "%s" || verb == "%q" {
 			continue // byte arrays print as text: checked by the raw form
 		}
 		found := false
-		for _, form := range leakForms(alice.st.rk[:]) {
+		for _, form := range testenv.LeakForms(alice.st.rk[:]) {
 			found = found || strings.Contains(text, form)
 		}
 		if !found {
