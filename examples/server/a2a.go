@@ -266,6 +266,19 @@ func participant(s *a2aSession, actor string) error {
 	return nil
 }
 
+// participantSession loads the session named in the path for one of its
+// participants; to anyone else it does not exist.
+func (a *a2aService) participantSession(r *http.Request, p *principal) (*a2aSession, error) {
+	s, err := a.store.getSession(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	if err := participant(s, p.DID); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 func setBlob(s *a2aSession, req *sessionStateRequest) error {
 	blob, err := blobDigest(req.RatchetStateBlob, req.RatchetStateDigest)
 	if err != nil {
@@ -326,10 +339,7 @@ func (a *a2aService) closeSession(w http.ResponseWriter, r *http.Request, p *pri
 }
 
 func (a *a2aService) getSession(w http.ResponseWriter, r *http.Request, p *principal) {
-	s, err := a.store.getSession(r.Context(), r.PathValue("id"))
-	if err == nil {
-		err = participant(s, p.DID)
-	}
+	s, err := a.participantSession(r, p)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -338,10 +348,7 @@ func (a *a2aService) getSession(w http.ResponseWriter, r *http.Request, p *princ
 }
 
 func (a *a2aService) sessionEvents(w http.ResponseWriter, r *http.Request, p *principal) {
-	s, err := a.store.getSession(r.Context(), r.PathValue("id"))
-	if err == nil {
-		err = participant(s, p.DID)
-	}
+	s, err := a.participantSession(r, p)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -383,10 +390,7 @@ func (a *a2aService) sendFrame(w http.ResponseWriter, r *http.Request, p *princi
 		writeError(w, r, err)
 		return
 	}
-	s, err := a.store.getSession(r.Context(), r.PathValue("id"))
-	if err == nil {
-		err = participant(s, p.DID)
-	}
+	s, err := a.participantSession(r, p)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -441,10 +445,7 @@ func decodeFrameCursor(s string) (uint64, error) {
 }
 
 func (a *a2aService) listFrames(w http.ResponseWriter, r *http.Request, p *principal) {
-	s, err := a.store.getSession(r.Context(), r.PathValue("id"))
-	if err == nil {
-		err = participant(s, p.DID)
-	}
+	s, err := a.participantSession(r, p)
 	if err != nil {
 		writeError(w, r, err)
 		return
