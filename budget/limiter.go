@@ -129,7 +129,9 @@ type LimiterConfig struct {
 // itself (the Store does) and is safe for concurrent use.
 type Limiter struct {
 	cfg   LimiterConfig
-	t     int64 // emission interval in nanoseconds, for MemoryRates
+	mem   *MemoryRates // Store, when it is the in-memory store (the fast path)
+	space *rateSpace   // mem's map for Surface
+	t     int64        // emission interval in nanoseconds, for MemoryRates
 	burst int64
 }
 
@@ -150,7 +152,11 @@ func NewLimiter(cfg LimiterConfig) (*Limiter, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Limiter{cfg: cfg, t: int64(cfg.Limit.Interval()), burst: cfg.Limit.EffectiveBurst()}, nil
+	l := &Limiter{cfg: cfg, t: int64(cfg.Limit.Interval()), burst: cfg.Limit.EffectiveBurst()}
+	if l.mem, _ = cfg.Store.(*MemoryRates); l.mem != nil {
+		l.space = l.mem.space(cfg.Surface)
+	}
+	return l, nil
 }
 
 // Limit returns the limiter's limit.
@@ -162,6 +168,18 @@ func (l *Limiter) Limit() Limit { return l.cfg.Limit }
 // the caller must deny. Store errors are *contracts.Error values with code
 // TALOS_TRANSPORT_TIMEOUT or TALOS_TRANSPORT_ERROR.
 func (l *Limiter) Allow(ctx context.Context, key string, n int64) (Result, error) {
+	if l.mem != nil && n >= 0 && ctx.Err() == nil {
+		// The in-memory fast path: the limit was validated in NewLimiter,
+		// the key is validated by the store when it has no entry yet.
+		res, ok := l.space.allow(l.mem, key, l.t, l.burst, n)
+		if !ok {
+			return Result{}, ValidateID("limiter key", key)
+		}
+		if !res.Allowed && l.cfg.OnEvent != nil {
+			l.event(key, StatusDenied, false)
+		}
+		return res, nil
+	}
 	if !validID(key) {
 		return Result{}, ValidateID("limiter key", key)
 	}
@@ -206,7 +224,8 @@ func (l *Limiter) call(ctx context.Context, s RateStore, key string, n int64) (R
 		if err := ctxErr(ctx); err != nil {
 			return Result{}, err
 		}
-		return m.allow(l.cfg.Surface, key, l.t, l.burst, n), nil
+		res, _ := m.space(l.cfg.Surface).allow(m, key, l.t, l.burst, n) // key checked by Allow
+		return res, nil
 	}
 	if l.cfg.Timeout > 0 {
 		var cancel context.CancelFunc

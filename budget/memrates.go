@@ -2,42 +2,44 @@ package budget
 
 import (
 	"context"
-	"hash/maphash"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // MemoryRates is the in-memory RateStore. It is safe for concurrent use
-// and scales across cores: keys are spread over rateShards shards, each
-// with its own mutex. Keys whose state has fully decayed are dropped when
-// a shard grows, so memory is bounded by the keys active within one burst
-// span. It starts no goroutine.
+// and scales across cores: a decision is one lock-free map read (the map
+// of the namespace's keys) and one compare-and-swap of the key's state, so
+// requests for different keys share no written memory and requests for
+// one key contend only on that key. Keys whose state has fully decayed are
+// dropped when a namespace's map has doubled since its last sweep, so
+// memory is bounded by the keys active within one burst span. It starts
+// no goroutine.
 type MemoryRates struct {
-	base   time.Time // monotonic origin; state is nanoseconds since base
-	now    func() time.Time
-	seed   maphash.Seed
-	shards [rateShards]rateShard
+	base time.Time        // monotonic origin; state is nanoseconds since base
+	now  func() time.Time // nil: time.Since(base), no indirect call
+	nss  sync.Map         // namespace → *rateSpace
 }
 
-const (
-	rateShards       = 256
-	rateSweepMinSize = 64
-)
+const rateSweepMinSize = 64
 
-// rateEntry is one key's GCRA state. Entries whose keys hash alike form
-// a chain, so a lookup hashes the key once.
+// deadTat marks an entry a sweep has removed: a decision that finds it
+// looks the key up again.
+const deadTat = math.MinInt64
+
+// rateSpace holds one namespace's keys.
+type rateSpace struct {
+	keys    sync.Map     // key → *rateEntry
+	n       atomic.Int64 // entries stored
+	sweepAt atomic.Int64 // sweep when n reaches it
+	sweepMu sync.Mutex   // guards sweeping (one sweeper at a time)
+}
+
+// rateEntry is one key's GCRA state: the theoretical arrival time in
+// nanoseconds since base, or deadTat.
 type rateEntry struct {
-	ns, key string
-	tat     int64 // theoretical arrival time, ns since base
-	next    *rateEntry
-}
-
-type rateShard struct {
-	mu      sync.Mutex // guards m, n and sweepAt
-	m       map[uint64]*rateEntry
-	n       int // entries, including chained ones
-	sweepAt int
-	_       [32]byte // keep shards on separate cache lines
+	tat atomic.Int64
 }
 
 var _ RateStore = (*MemoryRates)(nil)
@@ -45,13 +47,11 @@ var _ RateStore = (*MemoryRates)(nil)
 // NewMemoryRates returns an empty store. now is its clock; if nil,
 // time.Now (monotonic) is used.
 func NewMemoryRates(now func() time.Time) *MemoryRates {
+	m := &MemoryRates{now: now}
 	if now == nil {
-		now = time.Now
-	}
-	m := &MemoryRates{base: now(), now: now, seed: maphash.MakeSeed()}
-	for i := range m.shards {
-		m.shards[i].m = make(map[uint64]*rateEntry)
-		m.shards[i].sweepAt = rateSweepMinSize
+		m.base = time.Now()
+	} else {
+		m.base = now()
 	}
 	return m
 }
@@ -67,42 +67,86 @@ func (m *MemoryRates) AllowN(ctx context.Context, ns, key string, lim Limit, n i
 	if n < 0 {
 		return Result{}, invalid("negative event count")
 	}
-	return m.allow(ns, key, int64(lim.Interval()), lim.EffectiveBurst(), n), nil
+	if err := ValidateID("namespace", ns); err != nil {
+		return Result{}, err
+	}
+	res, ok := m.space(ns).allow(m, key, int64(lim.Interval()), lim.EffectiveBurst(), n)
+	if !ok {
+		return Result{}, ValidateID("rate key", key)
+	}
+	return res, nil
 }
 
-// allow is AllowN for a validated limit: interval t in nanoseconds, burst,
-// and n ≥ 0.
-func (m *MemoryRates) allow(ns, key string, t, burst, n int64) Result {
-	if n > burst {
-		return Result{RetryAfter: -1}
+// space returns the namespace's key map, creating it if needed.
+func (m *MemoryRates) space(ns string) *rateSpace {
+	if v, ok := m.nss.Load(ns); ok {
+		return v.(*rateSpace)
 	}
-	h := maphash.String(m.seed, key)
-	sh := &m.shards[h%rateShards]
-	now := int64(m.now().Sub(m.base))
+	s := &rateSpace{}
+	s.sweepAt.Store(rateSweepMinSize)
+	v, _ := m.nss.LoadOrStore(ns, s)
+	return v.(*rateSpace)
+}
 
-	sh.mu.Lock()
-	e := sh.m[h]
-	for e != nil && (e.key != key || e.ns != ns) {
-		e = e.next
+func (m *MemoryRates) nanos() int64 {
+	if m.now == nil {
+		return int64(time.Since(m.base))
 	}
-	tat := now
-	if e != nil && e.tat > now {
-		tat = e.tat
+	return int64(m.now().Sub(m.base))
+}
+
+// allow decides n ≥ 0 events for key under a validated limit (interval t
+// in nanoseconds, burst). It validates key only when the key has no entry:
+// every stored key was validated before it was stored, and a lookup that
+// finds one compared the whole key. ok is false for an invalid key
+// (nothing was changed).
+func (s *rateSpace) allow(m *MemoryRates, key string, t, burst, n int64) (res Result, ok bool) {
+	now := m.nanos()
+	v, found := s.keys.Load(key)
+	if !found && !validID(key) {
+		return Result{}, false
 	}
-	res := gcra(now, tat, t, burst, n)
-	if res.Allowed && n > 0 {
-		if e == nil {
-			e = &rateEntry{ns: ns, key: key, next: sh.m[h]}
-			sh.m[h] = e
-			sh.n++
+	if n > burst {
+		return Result{RetryAfter: -1}, true
+	}
+	for {
+		var dead any // a swept entry still in the map
+		if found {
+			e := v.(*rateEntry)
+			for {
+				old := e.tat.Load()
+				if old == deadTat {
+					dead = v
+					break
+				}
+				tat := max(old, now)
+				res = gcra(now, tat, t, burst, n)
+				if !res.Allowed || n == 0 || e.tat.CompareAndSwap(old, tat+t*n) {
+					return res, true
+				}
+			}
 		}
-		e.tat = tat + t*n
-		if sh.n >= sh.sweepAt {
-			sh.sweepLocked(now)
+		// No live entry: the key's state has fully decayed.
+		res = gcra(now, now, t, burst, n)
+		if !res.Allowed || n == 0 {
+			return res, true // nothing to record: no entry for a denial
+		}
+		e := &rateEntry{}
+		e.tat.Store(now + t*n)
+		// If another decision stores or replaces the entry first, decide
+		// against what is there now.
+		if dead != nil {
+			if s.keys.CompareAndSwap(key, dead, e) {
+				return res, true // the sweep's delete now fails and does not count
+			}
+			v, found = s.keys.Load(key)
+		} else if v, found = s.keys.LoadOrStore(key, e); !found {
+			if s.n.Add(1) >= s.sweepAt.Load() {
+				s.sweep(m)
+			}
+			return res, true
 		}
 	}
-	sh.mu.Unlock()
-	return res
 }
 
 // gcra decides n events at now against the theoretical arrival time tat
@@ -120,23 +164,26 @@ func gcra(now, tat, t, burst, n int64) Result {
 	return Result{Allowed: true, Remaining: diff / t, ResetAfter: time.Duration(newTat - now)}
 }
 
-// sweepLocked drops entries whose state has fully decayed (tat ≤ now):
-// they are indistinguishable from absent keys.
-func (sh *rateShard) sweepLocked(now int64) {
-	for h, e := range sh.m {
-		var keep *rateEntry
-		for ; e != nil; e = e.next {
-			if e.tat > now {
-				keep = &rateEntry{ns: e.ns, key: e.key, tat: e.tat, next: keep}
-			} else {
-				sh.n--
-			}
-		}
-		if keep == nil {
-			delete(sh.m, h)
-		} else {
-			sh.m[h] = keep
-		}
+// sweep drops entries whose state has fully decayed (tat ≤ now): they are
+// indistinguishable from absent keys. An entry is first marked dead with a
+// compare-and-swap, so a decision racing with the sweep either lands
+// before the mark (and the entry is kept) or sees the mark and replaces
+// the dead entry with a fresh one (a decayed key starts from now): no
+// admitted event is lost. Only one sweep runs at a time;
+// a decision that finds one running does not wait.
+func (s *rateSpace) sweep(m *MemoryRates) {
+	if !s.sweepMu.TryLock() {
+		return
 	}
-	sh.sweepAt = max(rateSweepMinSize, 2*sh.n)
+	defer s.sweepMu.Unlock()
+	now := m.nanos()
+	s.keys.Range(func(k, v any) bool {
+		e := v.(*rateEntry)
+		if old := e.tat.Load(); old <= now && old != deadTat && e.tat.CompareAndSwap(old, deadTat) &&
+			s.keys.CompareAndDelete(k, v) {
+			s.n.Add(-1)
+		}
+		return true
+	})
+	s.sweepAt.Store(max(rateSweepMinSize, 2*s.n.Load()))
 }
