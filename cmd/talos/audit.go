@@ -212,7 +212,7 @@ func compareTile(ctx context.Context, src tileSource, l int, n int64, want []tlo
 	res.tiles++
 	for i := range want {
 		if got[i] != want[i] {
-			return failf(exitFailed, "%s: hash %d differs from the one the entries make: the tile was changed", p, i)
+			return failf(exitFailed, "%s: hash %d is not the one the level below makes: the tile was changed", p, i)
 		}
 	}
 	return nil
@@ -289,11 +289,8 @@ func cmdAuditVerify(e *env, args []string) error {
 		return usageError("no default state file location: pass --state FILE or --no-state")
 	}
 	token := *auth
-	if token == "" {
+	if token == "" && (strings.HasPrefix(arg, "http://") || strings.HasPrefix(arg, "https://")) {
 		token = e.getenv(adminTokenEnv)
-	}
-	if !strings.HasPrefix(arg, "http://") && !strings.HasPrefix(arg, "https://") {
-		token = ""
 	}
 	src, err := newSource(arg, token)
 	if err != nil {
