@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -332,13 +331,10 @@ func applyConfigFile(cfg *Config, raw []byte, getenv func(string) string) ([]str
 		return nil, err
 	}
 	var fc fileConfig
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&fc); err != nil {
+	// Field names case-sensitive, no two keys equal under case folding, no
+	// unknown fields, no trailing data (contracts.UnmarshalFieldsKnown).
+	if err := contracts.UnmarshalFieldsKnown(raw, &fc); err != nil {
 		return nil, contracts.Wrap(contracts.CodeSchemaValidationError, "config: config file does not match config/v1/talos.config", err)
-	}
-	if dec.More() {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "config: trailing data after the config document")
 	}
 	bad := func(msg string) error { return contracts.Errorf(contracts.CodeSchemaValidationError, "config: "+msg) }
 	if fc.ConfigVersion != "1.0" || fc.Global == nil {

@@ -328,15 +328,12 @@ func isJSONContentType(ct string) bool {
 	return string(bytes.TrimSpace(mt)) == "application/json"
 }
 
-// strictDecode decodes doc into v rejecting unknown fields and trailing data.
+// strictDecode decodes doc into v rejecting unknown and mis-cased fields,
+// objects with two keys equal under case folding and trailing data
+// (contracts.UnmarshalFieldsKnown).
 func strictDecode(doc []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := contracts.UnmarshalFieldsKnown(doc, v); err != nil {
 		return contracts.Wrap(contracts.CodeSchemaValidationError, "document does not match its schema: "+err.Error(), err)
-	}
-	if dec.More() {
-		return contracts.Errorf(contracts.CodeInvalidInput, "trailing data after the document")
 	}
 	return nil
 }

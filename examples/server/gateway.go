@@ -299,15 +299,26 @@ func (c *core) mountGateway(mux *http.ServeMux, g *mcpGateway) {
 }
 
 // checkJSONRPC accepts one JSON-RPC 2.0 request or notification object.
+// Bodies with two keys equal under case folding, at any depth, and
+// mis-cased member names are refused (contracts.UnmarshalFields): the MCP
+// SDK decodes the body with encoding/json, which matches names without
+// regard to case, so "Params" or a second "NAME" inside the arguments would
+// otherwise be read one way here and another way upstream.
 func checkJSONRPC(body []byte) error {
-	if err := contracts.CheckJSON(body, false); err != nil {
-		return err
-	}
 	var msg struct {
 		JSONRPC string          `json:"jsonrpc"`
 		Method  json.RawMessage `json:"method"`
+		ID      json.RawMessage `json:"id"`
+		Params  *struct {
+			Name      json.RawMessage `json:"name"`
+			Arguments json.RawMessage `json:"arguments"`
+			Meta      json.RawMessage `json:"_meta"`
+		} `json:"params"`
 	}
-	if err := json.Unmarshal(body, &msg); err != nil || msg.JSONRPC != "2.0" || len(msg.Method) < 3 || msg.Method[0] != '"' {
+	if err := contracts.UnmarshalFields(body, &msg); err != nil {
+		return err
+	}
+	if msg.JSONRPC != "2.0" || len(msg.Method) < 3 || msg.Method[0] != '"' {
 		return contracts.Errorf(contracts.CodeInvalidInput, "body must be one JSON-RPC 2.0 request or notification")
 	}
 	return nil

@@ -23,13 +23,18 @@ const maxAPIBody = 64 << 10
 
 // decodeBody reads a JSON body of at most maxAPIBody bytes into v with the
 // strict rules of contracts.UnmarshalStrict: duplicate keys, unknown or
-// mis-cased fields, null, floats and trailing data are refused.
+// mis-cased fields, null, floats and trailing data are refused; so are
+// objects, at any depth (maps included), with two keys equal under case
+// folding (contracts.CheckCaseFold), the rule of every surface.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAPIBody))
 	if err != nil {
 		return contracts.Errorf(contracts.CodeInvalidInput, "request body too large or unreadable")
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err := contracts.CheckCaseFold(body); err != nil {
+		return contracts.Wrap(contracts.CodeInvalidInput, "invalid request body", err)
+	}
 	if err := contracts.UnmarshalStrict(body, v); err != nil {
 		return contracts.Wrap(contracts.CodeInvalidInput, "invalid request body", err)
 	}

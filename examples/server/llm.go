@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/talosgo/talos"
+	"github.com/talosgo/talos/budget"
 	"github.com/talosgo/talos/capability"
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/identity"
@@ -53,11 +54,23 @@ func (l *llmProxy) cost(tokens int64) int64 {
 	return (tokens*l.pricePer1K + 999) / 1000
 }
 
+// chatRequest holds the fields the proxy decides on. They are decoded with
+// contracts.UnmarshalFields (field names case-sensitive, bodies with two keys
+// equal under case folding refused at any depth), so they are exactly what a
+// case-sensitive upstream reads in the forwarded bytes.
 type chatRequest struct {
 	Model     string `json:"model"`
 	MaxTokens *int64 `json:"max_tokens"`
 	Stream    bool   `json:"stream"`
+	// N is the number of choices: each may generate max_tokens.
+	N *int64 `json:"n"`
+	// MaxCompletionTokens is OpenAI's newer spelling of the completion
+	// bound; refused, so that one field bounds what is budgeted.
+	MaxCompletionTokens json.RawMessage `json:"max_completion_tokens"`
 }
+
+// maxChoices bounds n.
+const maxChoices = 16
 
 type chatUsage struct {
 	Usage *struct {
@@ -78,18 +91,24 @@ func (l *llmProxy) handle(w http.ResponseWriter, r *http.Request, p *principal) 
 		return
 	}
 	// OpenAI requests carry floats (temperature), so the strict rules for
-	// signed objects do not apply; duplicate keys and bad UTF-8 still do.
-	if err := contracts.CheckJSON(body, false); err != nil {
+	// signed objects do not apply; duplicate keys, keys equal under case
+	// folding, mis-cased field names and bad UTF-8 are refused: the bytes
+	// forwarded are the document authorized, budgeted and audited.
+	var req chatRequest
+	if err := contracts.UnmarshalFields(body, &req); err != nil {
 		writeError(w, r, err)
 		return
 	}
-	var req chatRequest
-	if err := json.Unmarshal(body, &req); err != nil || req.Model == "" || len(req.Model) > 128 {
+	if req.Model == "" || len(req.Model) > 128 {
 		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "model is required"))
 		return
 	}
 	if req.Stream {
 		writeError(w, r, contracts.Errorf(contracts.CodeStreamingNotSupported, "streaming is not supported"))
+		return
+	}
+	if req.MaxCompletionTokens != nil {
+		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "max_completion_tokens is not supported: bound the completion with max_tokens"))
 		return
 	}
 	maxTokens := int64(defaultMaxTokens)
@@ -100,10 +119,21 @@ func (l *llmProxy) handle(w http.ResponseWriter, r *http.Request, p *principal) 
 		}
 		maxTokens = *req.MaxTokens
 	}
-	// Worst case: every 4 bytes of the request are a prompt token, plus
-	// max_tokens of completion.
-	estimate := l.cost(int64(len(body))/4 + maxTokens)
+	choices := int64(1)
+	if req.N != nil {
+		if *req.N < 1 || *req.N > maxChoices {
+			writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "n out of range"))
+			return
+		}
+		choices = *req.N
+	}
+	// Worst case, conservatively: every byte of the request is a prompt
+	// token (tokenizers emit at least one byte per token; len/4 let a dense
+	// prompt overspend a hard cap), plus max_tokens per choice.
+	worstCase := int64(len(body)) + choices*maxTokens
+	estimate := l.cost(worstCase)
 	did, _ := identity.ParseDID(p.DID)
+	budgetReq := l.core.budgets.request(p, estimate, "llm")
 	var status int
 	var respBody []byte
 	out, err := l.core.kernel.Do(r.Context(), talos.Call{
@@ -112,12 +142,22 @@ func (l *llmProxy) handle(w http.ResponseWriter, r *http.Request, p *principal) 
 		},
 		HTTP: r, SurfaceID: opLLM, TemplatePath: "/v1/chat/completions", Team: p.TeamID,
 		RateSurface: rateLLM,
-		Budget:      l.core.budgets.request(p, estimate, "llm"),
+		Budget:      budgetReq,
 	}, func(ctx context.Context, d capability.Decision) (int64, int, error) {
-		st, rb, tokens, err := l.forward(ctx, body, int64(len(body))/4+maxTokens)
+		if req.MaxTokens == nil && hardBudget(budgetReq) {
+			// The upstream would not be bound by the default reserved.
+			return 0, 0, contracts.Errorf(contracts.CodeInvalidInput, "max_tokens is required under a hard budget")
+		}
+		st, rb, tokens, err := l.forward(ctx, body, worstCase)
 		status, respBody = st, rb
 		if err != nil {
 			return 0, 0, err
+		}
+		if tokens > worstCase && hardBudget(budgetReq) {
+			// Under a hard budget the settle is bounded by the
+			// reservation: an upstream reporting more than the request
+			// could generate is not allowed to push the spend past it.
+			tokens = worstCase
 		}
 		return l.cost(tokens), st, nil
 	})
@@ -140,6 +180,19 @@ func (l *llmProxy) handle(w http.ResponseWriter, r *http.Request, p *principal) 
 	}
 	w.WriteHeader(status)
 	w.Write(respBody)
+}
+
+// hardBudget reports whether some scope of req is enforced in hard mode.
+func hardBudget(req *budget.ReserveRequest) bool {
+	if req == nil {
+		return false
+	}
+	for _, sc := range req.Scopes {
+		if sc.Mode == budget.ModeHard {
+			return true
+		}
+	}
+	return false
 }
 
 // forward sends body upstream and returns the status, the response and the
