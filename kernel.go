@@ -79,6 +79,12 @@ type Call struct {
 	// Budget, when set, is reserved before the handler runs and settled
 	// with the handler's actual cost (released if the handler fails).
 	Budget *budget.ReserveRequest
+	// Decision, when set, is a decision already made for this call (by a
+	// [Middleware], or an attested-only route's [ReasonAttested]): the
+	// Kernel uses it instead of asking the Authorizer again, so one request
+	// is authorized once. Its Principal must equal Request.Principal when
+	// both are set.
+	Decision *capability.Decision
 	// Meta is recorded in the audit event, filtered by the surface allowlist.
 	// The Kernel adds decision_reason, capability_hash, tool, action,
 	// error_code and, for budgeted calls, budget_reservation, budget_warned
@@ -158,7 +164,17 @@ func (k *Kernel) run(ctx context.Context, call Call, h Handler) (Outcome, error)
 		return out, err
 	}
 
-	d, err := k.cfg.Authorizer.Authorize(ctx, call.Request)
+	var d capability.Decision
+	var err error
+	if call.Decision != nil {
+		d = *call.Decision
+		if p := call.Request.Principal; !p.IsZero() && d.Principal != p {
+			out.Decision = capability.Decision{Principal: p, Tool: call.Request.Tool, Action: call.Request.Action}
+			return deny(contracts.CodeInternal, contracts.Errorf(contracts.CodeInternal, "talos: Call.Decision is for another principal"))
+		}
+	} else {
+		d, err = k.cfg.Authorizer.Authorize(ctx, call.Request)
+	}
 	out.Decision = d
 	if err != nil {
 		return deny(contracts.CodeInternal, err)

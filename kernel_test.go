@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,5 +210,139 @@ func TestKernelHandlerFailureReleases(t *testing.T) {
 	}
 	if n, _ := f.log.Size(ctx); n != 1 {
 		t.Fatalf("audit size %d, want 1", n)
+	}
+}
+
+// TestKernelMiddleware runs attested HTTP requests through
+// Kernel.Middleware: one decision and one audit event per request, limits
+// and budgets applied once, AttestOnly routes limited and audited without
+// a capability, and the handler's status and cost recorded.
+func TestKernelMiddleware(t *testing.T) {
+	ctx := context.Background()
+	f := newKernelFixture(t, budget.PerMinute(4))
+	routes := mustRoutes(t,
+		talos.Route{Pattern: "POST /search/{index}", Tool: "search", Action: "query", Opcode: "tool.call"},
+		talos.Route{Pattern: "POST /rooms/{id}/say", Opcode: "tool.call", AttestOnly: true},
+	)
+	mw, err := f.kernel.Middleware(talos.KernelMiddlewareConfig{
+		Attester: newAttester(t, routes, talos.Deny),
+		Prepare: func(r *http.Request, call *talos.Call) {
+			if _, ok := talos.RouteFrom(r.Context()); !ok {
+				t.Error("Prepare without the route")
+			}
+			call.Team = "t1"
+			if call.Decision == nil { // the capability route is budgeted
+				call.Budget = &budget.ReserveRequest{Scopes: []budget.Scope{{ID: "agent:a1", Limit: 1000}}, Amount: 300}
+			}
+		},
+		OnError: func(r *http.Request, out talos.Outcome, err error) { t.Errorf("OnError: %v", err) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ranSearch, ranSay int
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /search/{index}", func(w http.ResponseWriter, r *http.Request) {
+		ranSearch++
+		d, ok := talos.DecisionFrom(r.Context())
+		if !ok || !d.Allowed || d.Tool != "search" {
+			t.Errorf("search: decision %+v", d)
+		}
+		if r.PathValue("index") == "fail" {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		talos.SetCost(r.Context(), 100)
+		talos.SetAuditMeta(r.Context(), "action", "overridden") // the Kernel's own members win
+		w.Write([]byte("found"))
+	})
+	mux.HandleFunc("POST /rooms/{id}/say", func(w http.ResponseWriter, r *http.Request) {
+		ranSay++
+		d, _ := talos.DecisionFrom(r.Context())
+		p, _ := talos.PrincipalFrom(r.Context())
+		if d.Reason != talos.ReasonAttested || p != f.agent.DID() {
+			t.Errorf("say: decision %+v principal %v", d, p)
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	h := mw.Wrap(mux)
+	signer := signerFor(t, f.agent)
+	send := func(target, opcode, capHeader string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("POST", target, strings.NewReader(`{"q":"x"}`))
+		if capHeader != "" {
+			r.Header.Set(talos.HeaderCapability, capHeader)
+		}
+		if opcode != "" {
+			if err := signer.Sign(r, opcode); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	// Unattested and unmatched requests are answered without an audit event.
+	if w := send("/search/docs", "", f.token); w.Code != http.StatusUnauthorized {
+		t.Fatalf("unsigned: %d", w.Code)
+	}
+	if w := send("/nowhere", "tool.call", f.token); w.Code != http.StatusNotFound {
+		t.Fatalf("unmatched: %d", w.Code)
+	}
+	if n, _ := f.log.Size(ctx); n != 0 {
+		t.Fatalf("%d audit events for unattested requests", n)
+	}
+	steps := []struct {
+		target, capHeader string
+		status            int
+		reason, code      string
+	}{
+		{"/search/docs", f.token, 200, "ALLOWED", ""},                               // reserves 300, charges 100
+		{"/search/docs", "", 403, "NO_CAPABILITY", contracts.CodeInvalidCapability}, // not limited: denied first
+		{"/rooms/r1/say", "", 202, "ATTESTED", ""},                                  // no capability needed
+		{"/search/fail", f.token, 502, "ALLOWED", contracts.CodeInternal},           // released
+		{"/search/docs", f.token, 200, "ALLOWED", ""},                               // 4th call the limiter admits
+		{"/rooms/r1/say", "", 429, "ATTESTED", contracts.CodeRateLimited},           // the 5th is limited
+	}
+	for i, s := range steps {
+		w := send(s.target, "tool.call", s.capHeader)
+		if w.Code != s.status {
+			t.Fatalf("step %d %s: %d %s, want %d", i, s.target, w.Code, w.Body, s.status)
+		}
+		if s.code == contracts.CodeRateLimited && w.Header().Get("Retry-After") == "" {
+			t.Errorf("step %d: no Retry-After", i)
+		}
+	}
+	if ranSearch != 3 || ranSay != 1 {
+		t.Fatalf("handlers ran %d and %d times", ranSearch, ranSay)
+	}
+	u, err := f.budget.Usage(ctx, "agent:a1", budget.Scope{ID: "agent:a1", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Spent != 200 || u.Reserved != 0 {
+		t.Fatalf("usage %+v, want 200 spent (two calls at 100) and nothing held", u)
+	}
+	n, _ := f.log.Size(ctx)
+	if n != uint64(len(steps)) {
+		t.Fatalf("%d audit events for %d requests", n, len(steps))
+	}
+	for i, s := range steps {
+		entry, err := f.log.Entry(ctx, uint64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev struct {
+			Meta map[string]any `json:"meta"`
+		}
+		if err := json.Unmarshal(entry, &ev); err != nil {
+			t.Fatal(err)
+		}
+		code, _ := ev.Meta["error_code"].(string)
+		if ev.Meta["decision_reason"] != s.reason || code != s.code {
+			t.Errorf("event %d: %v, want reason %s code %q", i, ev.Meta, s.reason, s.code)
+		}
+		if i == 0 && (ev.Meta["cost_micros"] != float64(100) || ev.Meta["action"] != "query") {
+			t.Errorf("event 0 meta %v", ev.Meta)
+		}
 	}
 }
