@@ -244,7 +244,7 @@ func TestAuditVerifyTampered(t *testing.T) {
 		p := filepath.Join(dir, "tile", "entries", "000")
 		b, _ := os.ReadFile(p)
 		os.WriteFile(p, b[:len(b)-1], 0o644)
-		if r := verify(dir); r.code != exitFailed || !strings.Contains(r.stderr, "tile/entries/000: truncated entry") {
+		if r := verify(dir); r.code != exitFailed || !strings.Contains(r.stderr, "tile/entries/000: ") || !strings.Contains(r.stderr, "truncated entry") {
 			t.Fatalf("exit %d: %s", r.code, r.stderr)
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -241,4 +242,47 @@ func mustWallet(t testing.TB) *identity.Wallet {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// fakeTTY is a terminal that answers prompts from a script.
+type fakeTTY struct {
+	io.Reader
+	prompts bytes.Buffer
+}
+
+func (f *fakeTTY) Write(p []byte) (int, error) { return f.prompts.Write(p) }
+func (f *fakeTTY) Close() error                { return nil }
+
+func TestPassphrasePrompt(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "w.json")
+	var tty *fakeTTY
+	runWith := func(answers string, args ...string) result {
+		tty = &fakeTTY{Reader: strings.NewReader(answers)}
+		var out, errb bytes.Buffer
+		e := &env{ctx: context.Background(), stdin: strings.NewReader(""), stdout: &out, stderr: &errb,
+			getenv: func(string) string { return "" }, tty: func() (io.ReadWriteCloser, error) { return tty, nil }}
+		return result{e.run(args), out.String(), errb.String()}
+	}
+	if r := runWith("one\ntwo\n", "keygen", "--out", path, "--scrypt-log-n", "14"); r.code != exitWallet || !strings.Contains(r.stderr, "differ") {
+		t.Fatalf("mismatch: %d %s", r.code, r.stderr)
+	}
+	if r := runWith("\n\n", "keygen", "--out", path, "--scrypt-log-n", "14"); r.code != exitWallet || !strings.Contains(r.stderr, "empty passphrase") {
+		t.Fatalf("empty: %d %s", r.code, r.stderr)
+	}
+	if r := runWith("s3cret\ns3cret\n", "keygen", "--out", path, "--scrypt-log-n", "14"); r.code != exitOK {
+		t.Fatalf("keygen: %d %s", r.code, r.stderr)
+	}
+	if !strings.Contains(tty.prompts.String(), "Repeat passphrase") {
+		t.Fatalf("prompts %q", tty.prompts.String())
+	}
+	if r := runWith("s3cret\n", "did", "--check", path); r.code != exitOK {
+		t.Fatalf("open: %d %s", r.code, r.stderr)
+	}
+	if strings.Contains(tty.prompts.String(), "s3cret") {
+		t.Fatal("the passphrase was echoed by the CLI")
+	}
+	if r := runWith("nope\n", "did", "--check", path); r.code != exitWallet {
+		t.Fatalf("wrong: %d %s", r.code, r.stderr)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/talosgo/talos/audit"
+	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/identity"
 )
 
@@ -219,24 +220,28 @@ func entryBundle(ctx context.Context, src tileSource, n int64, w int) ([][]byte,
 
 // parseBundle splits a C2SP entry bundle (each entry a big-endian uint16
 // length and its bytes) into exactly want entries, nothing after them.
+// Errors are *contracts.Error (TALOS_INVALID_INPUT).
 func parseBundle(b []byte, want int) ([][]byte, error) {
+	bad := func(msg string) ([][]byte, error) {
+		return nil, contracts.Errorf(contracts.CodeInvalidInput, msg)
+	}
 	out := make([][]byte, 0, want)
 	for len(b) > 0 {
 		if len(out) == want {
-			return nil, errors.New("bytes after the last entry")
+			return bad("bytes after the last entry")
 		}
 		if len(b) < 2 {
-			return nil, errors.New("truncated entry length")
+			return bad("truncated entry length")
 		}
 		n := int(b[0])<<8 | int(b[1])
 		if len(b) < 2+n {
-			return nil, errors.New("truncated entry")
+			return bad("truncated entry")
 		}
 		out = append(out, b[2:2+n])
 		b = b[2+n:]
 	}
 	if len(out) != want {
-		return nil, fmt.Errorf("%d entries, want %d", len(out), want)
+		return bad(fmt.Sprintf("%d entries, want %d", len(out), want))
 	}
 	return out, nil
 }
