@@ -20,9 +20,29 @@
 //
 // This package holds the version constants and the pieces that compose the
 // packages above: [Kernel] (authorize → rate-limit → reserve budget → run →
-// commit → audit, one decision flowing through) and the HTTP middleware
-// ([NewMiddleware]). It imports no back-end, starts no goroutine and has no
+// commit → audit, one decision flowing through) and the HTTP layer that
+// services build on. It imports no back-end, starts no goroutine and has no
 // init side effects.
+//
+// # The HTTP layer
+//
+//   - [RouteTable]: the protected routes as net/http ServeMux patterns
+//     ("POST /tools/{id}/run"), each with its tool action and the opcode
+//     clients sign. Clients and servers share it: [RouteTable.Opcode] is
+//     what identity.AttestationVerifierConfig.Opcode and
+//     identity.AttestingTransport expect.
+//   - [Attester]: verifies HTTP attestation and puts the principal in the
+//     request context ([PrincipalFrom]), for routes that authorize on
+//     their own.
+//   - [Middleware]: the Attester plus capability authorization
+//     ([DecisionFrom]).
+//   - [Kernel.Middleware]: the Attester plus the Kernel's whole pipeline,
+//     once per request: one decision, one audit event.
+//   - [WriteError]: the contract error object, for every handler.
+//
+// Wrap a whole *http.ServeMux (its patterns decide the route; public routes
+// such as /health pass with [PassThrough]), or single routes of it, or the
+// routes of another router through AttesterConfig.RoutePattern.
 //
 // # Security properties
 //
@@ -34,6 +54,17 @@
 //     verified the request's HTTP attestation, never from a header the
 //     client chooses, and the Authorizer requires it to be the capability's
 //     subject.
+//   - Authorized as served: the route a request is attested and authorized
+//     for is the route the ServeMux dispatches it to (the mux's own
+//     matching on the escaped path, so "/a%2Fb" is one segment); a route
+//     the table does not list is unmatched, never its neighbour's route.
+//     Unmatched requests are denied (404) unless [PassThrough] is chosen,
+//     and a wildcard pattern is never a literal path (route tables refuse
+//     to build under GODEBUG=httpmuxgo121=1).
+//   - A request without attestation gets 401; every denial names only its
+//     code. Requests that fail attestation are not audited, so anonymous
+//     traffic cannot grow the audit log; every attested request under
+//     [Kernel.Middleware] is audited once, allowed or denied.
 //   - Denials tell the caller the contract code and nothing more; the
 //     reason, the capability hash and the matched grant go to the audit
 //     event and the trace span.
