@@ -11,6 +11,25 @@ const (
 	// when Config.MaxSkippedKeys is zero. The oldest keys are evicted first.
 	DefaultMaxSkippedKeys = 2000
 
+	// MaxForwardJump bounds the message keys one message may make the
+	// receiver derive in total: the rest of the previous receiving chain
+	// (up to the header's pn) plus the new chain (up to its n). Each part
+	// is also bounded by MaxSkip, so on one chain the contract's boundary
+	// is unchanged; a DH step can no longer cost 2 × MaxSkip derivations.
+	// (libsignal's MAX_FORWARD_JUMPS bounds one chain; a ratchet step here
+	// spans two.)
+	MaxForwardJump = MaxSkip
+
+	// MaxReceivingChains bounds the receiving chains whose skipped keys a
+	// session keeps (libsignal: 5). When keys of a sixth chain arrive, all
+	// keys of the oldest chain are dropped: its late messages no longer
+	// open, and the skipped store can never be spread over many chains.
+	MaxReceivingChains = 5
+
+	// MaxArchivedSessions bounds the earlier sessions a Record keeps beside
+	// its current one (libsignal: 40). Archiving one more drops the oldest.
+	MaxArchivedSessions = 40
+
 	// maxCounter is the largest n or pn accepted in a header (uint32).
 	maxCounter = 1<<32 - 1
 

@@ -278,6 +278,9 @@ func (s *Session) open(h *Header, nonce, ct, aad []byte) ([]byte, error) {
 		return nil, errAuth()
 	}
 	if step {
+		if st.flags&flagCKr != 0 && uint64(h.PN) > st.nr && uint64(h.PN)-st.nr+uint64(h.N) > MaxForwardJump {
+			return nil, errMaxSkip()
+		}
 		if staged, err = st.skip(staged, uint64(h.PN)); err != nil {
 			return nil, err
 		}
@@ -386,19 +389,46 @@ func (s *Session) removeSkipped(i int) {
 	s.skipped = append(s.skipped[:i], s.skipped[i+1:]...)
 }
 
-// addSkipped appends staged keys and evicts the oldest beyond the bound.
+// addSkipped appends staged keys and evicts the oldest beyond the bounds:
+// MaxSkippedKeys keys and MaxReceivingChains chains.
 func (s *Session) addSkipped(staged []skippedKey) {
 	if len(staged) == 0 {
 		return
 	}
 	s.skipped = append(s.skipped, staged...)
-	if over := len(s.skipped) - s.cfg.MaxSkippedKeys; over > 0 {
-		for i := range over {
-			clear(s.skipped[i].mk[:])
-		}
-		s.skipped = append(s.skipped[:0], s.skipped[over:]...)
-	}
 	clear(staged)
+	s.boundSkipped()
+}
+
+// boundSkipped evicts the oldest skipped keys beyond MaxSkippedKeys, then
+// whole chains, oldest first, beyond MaxReceivingChains. Keys are stored
+// oldest first and each chain's keys are contiguous in arrival order, so a
+// chain's age is the position of its first key.
+func (s *Session) boundSkipped() {
+	if over := len(s.skipped) - s.cfg.MaxSkippedKeys; over > 0 {
+		s.dropSkipped(over)
+	}
+	chains, cut := 0, 0
+	for i := len(s.skipped) - 1; i >= 0; i-- {
+		if i == len(s.skipped)-1 || s.skipped[i].dh != s.skipped[i+1].dh {
+			chains++
+			if chains > MaxReceivingChains {
+				cut = i + 1
+				break
+			}
+		}
+	}
+	if cut > 0 {
+		s.dropSkipped(cut)
+	}
+}
+
+// dropSkipped wipes and removes the n oldest skipped keys.
+func (s *Session) dropSkipped(n int) {
+	for i := range n {
+		clear(s.skipped[i].mk[:])
+	}
+	s.skipped = append(s.skipped[:0], s.skipped[n:]...)
 }
 
 // Destroy zeroes the session's keys and skipped-message keys. Afterwards

@@ -108,9 +108,7 @@ func parseState(b []byte, cfg Config) (*Session, error) {
 		copy(k.mk[:], p[36:68])
 		p = p[skippedSize:]
 	}
-	if over := len(s.skipped) - s.cfg.MaxSkippedKeys; over > 0 {
-		s.skipped = s.skipped[over:]
-	}
+	s.boundSkipped()
 	return s, nil
 }
 
