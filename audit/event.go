@@ -5,8 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"math"
+	"errors"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -164,264 +165,181 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	return e.appendCanonical(nil, true)
 }
 
-// appendCanonical writes the canonical form of e. Members are written in
-// sorted order: event_hash, event_id, http, meta, outcome, principal,
-// request_id, resource, schema_id, schema_version, surface_id, ts.
+// appendCanonical writes the canonical form of e with the typed canonical
+// encoder of package contracts, which checks that members come in RFC 8785
+// order: event_hash, event_id, http, meta, outcome, principal, request_id,
+// resource, schema_id, schema_version, surface_id, ts.
 func (e *Event) appendCanonical(b []byte, withHash bool) ([]byte, error) {
-	var err error
-	b = append(b, '{')
+	var w contracts.CanonicalEncoder
+	w.Reset(b)
+	w.BeginObject()
 	if withHash {
-		b = append(b, `"event_hash":`...)
-		b = appendString(b, e.EventHash, &err)
-		b = append(b, ',')
+		w.Key("event_hash")
+		w.String(e.EventHash)
 	}
-	b = append(b, `"event_id":`...)
-	b = appendString(b, e.EventID, &err)
-	b = append(b, `,"http":{`...)
+	w.Key("event_id")
+	w.String(e.EventID)
+	w.Key("http")
+	w.BeginObject()
 	h := &e.HTTP
 	if h.ClientIPHash != "" || h.ClientIPHashAlg != "" || h.ClientIPHashKeyID != "" {
-		b = append(b, `"client_ip_hash":`...)
-		b = appendString(b, h.ClientIPHash, &err)
-		b = append(b, `,"client_ip_hash_alg":`...)
-		b = appendString(b, h.ClientIPHashAlg, &err)
-		b = append(b, `,"client_ip_hash_key_id":`...)
-		b = appendString(b, h.ClientIPHashKeyID, &err)
-		b = append(b, ',')
+		w.Key("client_ip_hash")
+		w.String(h.ClientIPHash)
+		w.Key("client_ip_hash_alg")
+		w.String(h.ClientIPHashAlg)
+		w.Key("client_ip_hash_key_id")
+		w.String(h.ClientIPHashKeyID)
 	}
-	b = append(b, `"method":`...)
-	b = appendString(b, h.Method, &err)
-	b = append(b, `,"path":`...)
-	b = appendString(b, h.Path, &err)
-	b = append(b, `,"status_code":`...)
-	b = strconv.AppendInt(b, int64(h.StatusCode), 10)
-	b = append(b, `},"meta":`...)
-	b, err2 := appendMeta(b, e.Meta)
-	if err2 != nil {
-		return b, err2
+	w.Key("method")
+	w.String(h.Method)
+	w.Key("path")
+	w.String(h.Path)
+	w.Key("status_code")
+	w.Int(int64(h.StatusCode))
+	w.EndObject()
+	w.Key("meta")
+	if err := writeMeta(&w, e.Meta); err != nil {
+		return b, err
 	}
-	b = append(b, `,"outcome":`...)
-	b = appendString(b, e.Outcome, &err)
+	w.Key("outcome")
+	w.String(e.Outcome)
 	p := &e.Principal
-	b = append(b, `,"principal":{"auth_mode":`...)
-	b = appendString(b, p.AuthMode, &err)
-	b = append(b, `,"principal_id":`...)
-	b = appendString(b, p.PrincipalID, &err)
+	w.Key("principal")
+	w.BeginObject()
+	w.Key("auth_mode")
+	w.String(p.AuthMode)
+	w.Key("principal_id")
+	w.String(p.PrincipalID)
 	if p.SignerKeyID != "" {
-		b = append(b, `,"signer_key_id":`...)
-		b = appendString(b, p.SignerKeyID, &err)
+		w.Key("signer_key_id")
+		w.String(p.SignerKeyID)
 	}
 	if p.TeamID != "" {
-		b = append(b, `,"team_id":`...)
-		b = appendString(b, p.TeamID, &err)
+		w.Key("team_id")
+		w.String(p.TeamID)
 	}
-	b = append(b, `},"request_id":`...)
-	b = appendString(b, e.RequestID, &err)
+	w.EndObject()
+	w.Key("request_id")
+	w.String(e.RequestID)
 	if r := e.Resource; r != nil {
-		b = append(b, `,"resource":{`...)
+		w.Key("resource")
+		w.BeginObject()
 		if r.ResourceID != "" {
-			b = append(b, `"resource_id":`...)
-			b = appendString(b, r.ResourceID, &err)
-			if r.ResourceType != "" {
-				b = append(b, ',')
-			}
+			w.Key("resource_id")
+			w.String(r.ResourceID)
 		}
 		if r.ResourceType != "" {
-			b = append(b, `"resource_type":`...)
-			b = appendString(b, r.ResourceType, &err)
+			w.Key("resource_type")
+			w.String(r.ResourceType)
 		}
-		b = append(b, '}')
+		w.EndObject()
 	}
-	b = append(b, `,"schema_id":`...)
-	b = appendString(b, e.SchemaID, &err)
-	b = append(b, `,"schema_version":`...)
-	b = appendString(b, e.SchemaVersion, &err)
-	b = append(b, `,"surface_id":`...)
-	b = appendString(b, e.SurfaceID, &err)
-	b = append(b, `,"ts":`...)
-	b = appendString(b, e.TS, &err)
-	b = append(b, '}')
-	return b, err
+	w.Key("schema_id")
+	w.String(e.SchemaID)
+	w.Key("schema_version")
+	w.String(e.SchemaVersion)
+	w.Key("surface_id")
+	w.String(e.SurfaceID)
+	w.Key("ts")
+	w.String(e.TS)
+	w.EndObject()
+	out, err := w.Bytes()
+	if err != nil {
+		return b, encodeError("", err)
+	}
+	return out, nil
 }
 
-// appendMeta writes the meta object with keys in RFC 8785 order (UTF-16
-// code units; for keys without supplementary-plane characters this is byte
-// order, which is what sortKeys falls back to for them).
-func appendMeta(b []byte, meta map[string]any) ([]byte, error) {
-	if len(meta) == 0 {
-		return append(b, "{}"...), nil
-	}
+// writeMeta writes the meta object with keys in RFC 8785 order. A value
+// that is not a scalar is an error (TALOS_INVALID_INPUT).
+func writeMeta(w *contracts.CanonicalEncoder, meta map[string]any) error {
+	w.BeginObject()
 	var stack [MaxMetaKeys]string
 	keys := stack[:0]
 	for k := range meta {
 		keys = append(keys, k)
 	}
-	sortKeys(keys)
-	var err error
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
+	contracts.SortKeysUTF16(keys)
+	for _, k := range keys {
+		w.Key(k)
+		if !writeScalar(w, meta[k]) {
+			return eventError("meta values must be strings, numbers, booleans or null")
 		}
-		b = appendString(b, k, &err)
-		b = append(b, ':')
-		b, err = appendScalar(b, meta[k], err)
 	}
-	return append(b, '}'), err
+	w.EndObject()
+	return nil
 }
 
-func appendScalar(b []byte, v any, err error) ([]byte, error) {
+// writeScalar writes a meta value; it reports false for a type that is not
+// a scalar. Values the encoder refuses (invalid UTF-8, unsafe integers,
+// non-finite numbers, malformed json.Number) are left in w's error.
+func writeScalar(w *contracts.CanonicalEncoder, v any) bool {
 	switch x := v.(type) {
 	case nil:
-		return append(b, "null"...), err
+		w.Null()
 	case bool:
-		return strconv.AppendBool(b, x), err
+		w.Bool(x)
 	case string:
-		return appendString(b, x, &err), err
+		w.String(x)
 	case int:
-		return appendInt(b, int64(x), err)
+		w.Int(int64(x))
 	case int8:
-		return appendInt(b, int64(x), err)
+		w.Int(int64(x))
 	case int16:
-		return appendInt(b, int64(x), err)
+		w.Int(int64(x))
 	case int32:
-		return appendInt(b, int64(x), err)
+		w.Int(int64(x))
 	case int64:
-		return appendInt(b, x, err)
+		w.Int(x)
 	case uint:
-		return appendUint(b, uint64(x), err)
+		w.Uint(uint64(x))
 	case uint8:
-		return appendUint(b, uint64(x), err)
+		w.Uint(uint64(x))
 	case uint16:
-		return appendUint(b, uint64(x), err)
+		w.Uint(uint64(x))
 	case uint32:
-		return appendUint(b, uint64(x), err)
+		w.Uint(uint64(x))
 	case uint64:
-		return appendUint(b, x, err)
+		w.Uint(x)
 	case float32:
-		return appendFloat(b, float64(x), err)
+		w.Float(float64(x))
 	case float64:
-		return appendFloat(b, x, err)
+		w.Float(x)
 	case json.Number:
-		canon, cerr := contracts.Canonicalize([]byte(x))
-		if cerr != nil || len(canon) == 0 || (canon[0] != '-' && (canon[0] < '0' || canon[0] > '9')) {
-			return b, firstErr(err, eventError("meta number is not a JSON number"))
-		}
-		return append(b, canon...), err
+		w.Number(string(x))
+	default:
+		return false
 	}
-	return b, firstErr(err, eventError("meta values must be strings, numbers, booleans or null"))
+	return true
 }
 
-func firstErr(a, b error) error {
-	if a != nil {
-		return a
+// encodeError is the encoder's error as an event error (TALOS_INVALID_INPUT
+// with the encoder's reason).
+func encodeError(what string, err error) error {
+	msg := "not encodable"
+	var ce *contracts.Error
+	if errors.As(err, &ce) {
+		msg = strings.TrimPrefix(ce.Message, "canonical json: ")
 	}
-	return b
+	return contracts.Wrap(contracts.CodeInvalidInput, "audit: event: "+what+msg, err)
 }
 
-func appendInt(b []byte, x int64, err error) ([]byte, error) {
-	if x > contracts.MaxSafeInteger || x < -contracts.MaxSafeInteger {
-		return b, firstErr(err, eventError("meta integer beyond ±(2^53−1)"))
+// appendScalar appends the canonical JSON of one meta value to b. err is
+// returned as is if it is already set.
+func appendScalar(b []byte, v any, err error) ([]byte, error) {
+	if err != nil {
+		return b, err
 	}
-	return strconv.AppendInt(b, x, 10), err
-}
-
-func appendUint(b []byte, x uint64, err error) ([]byte, error) {
-	if x > contracts.MaxSafeInteger {
-		return b, firstErr(err, eventError("meta integer beyond 2^53−1"))
+	var w contracts.CanonicalEncoder
+	w.Reset(b)
+	if !writeScalar(&w, v) {
+		return b, eventError("meta values must be strings, numbers, booleans or null")
 	}
-	return strconv.AppendUint(b, x, 10), err
-}
-
-func appendFloat(b []byte, x float64, err error) ([]byte, error) {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return b, firstErr(err, eventError("meta number is not finite"))
+	out, werr := w.Bytes()
+	if werr != nil {
+		return b, encodeError("meta ", werr)
 	}
-	if x == math.Trunc(x) && math.Abs(x) <= contracts.MaxSafeInteger {
-		return strconv.AppendInt(b, int64(x), 10), err
-	}
-	// Non-integral numbers take the ECMAScript form of the canonical encoder.
-	js, _ := json.Marshal(x)
-	canon, cerr := contracts.Canonicalize(js)
-	if cerr != nil {
-		return b, firstErr(err, eventError("meta number out of range"))
-	}
-	return append(b, canon...), err
-}
-
-// appendString writes s as an RFC 8785 string. Invalid UTF-8 sets *err.
-func appendString(b []byte, s string, err *error) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 && *err == nil {
-				*err = eventError("string is not valid UTF-8")
-			}
-			i += size
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"':
-			b = append(b, `\"`...)
-		case '\\':
-			b = append(b, `\\`...)
-		case '\b':
-			b = append(b, `\b`...)
-		case '\t':
-			b = append(b, `\t`...)
-		case '\n':
-			b = append(b, `\n`...)
-		case '\f':
-			b = append(b, `\f`...)
-		case '\r':
-			b = append(b, `\r`...)
-		default:
-			const hexDigits = "0123456789abcdef"
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		i++
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-// sortKeys sorts keys by UTF-16 code units (RFC 8785 §3.2.3).
-func sortKeys(keys []string) {
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && lessUTF16(keys[j], keys[j-1]); j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-}
-
-func lessUTF16(a, b string) bool {
-	for a != "" && b != "" {
-		ra, na := utf8.DecodeRuneInString(a)
-		rb, nb := utf8.DecodeRuneInString(b)
-		if ra != rb {
-			return utf16Key(ra) < utf16Key(rb)
-		}
-		a, b = a[na:], b[nb:]
-	}
-	return a == "" && b != ""
-}
-
-// utf16Key maps a rune to a value ordered like its first UTF-16 code unit,
-// breaking ties by the rune.
-func utf16Key(r rune) uint64 {
-	if r >= 0x10000 {
-		hi := 0xD800 + (uint64(r)-0x10000)>>10
-		return hi<<21 | uint64(r)
-	}
-	return uint64(r) << 21
+	return out, nil
 }
 
 // Validate checks every rule of the contract schema that a Go value can
