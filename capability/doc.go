@@ -69,7 +69,9 @@
 // # Security properties
 //
 //   - Parsing is strict: unknown or mis-cased fields, duplicate keys, null,
-//     floats, integers beyond ±(2^53−1), versions other than "1.0",
+//     floats, integers beyond ±(2^53−1), -0 (anywhere a number appears,
+//     also inside metadata and legacy constraints: it is 0 spelled a second
+//     way), versions other than "1.0",
 //     malformed did:key identifiers, short nonces, non-canonical base64url
 //     and inputs over the limits in limits.go are rejected with
 //     TALOS_INVALID_CAPABILITY. Signatures cover the canonical re-encoding,
@@ -86,7 +88,12 @@
 //     [RevocationWatcher] store (memory, or Redis pub/sub in
 //     capability/redis) cached chains are evicted as revocations arrive;
 //     while the watch feed is down, or with any other store, the store is
-//     asked on every request.
+//     asked on every request. A session (Request.SessionID) never outlives
+//     a revocation: a chain whose revocation check raced an eviction is
+//     neither cached nor trusted, and a session bound to it asks the store
+//     on every use. The bound on how late a revocation made elsewhere is
+//     enforced is the store's ([RevocationWatcher]): capability/redis
+//     enforces it on every replica within its MaxStaleness, or fails closed.
 //   - Fail closed: a store error denies (STORE_UNAVAILABLE, contract code
 //     INTERNAL, retryable). There is no fail-open option.
 //   - Denials carry a reason for logs and audit, but [Decision.Err] and

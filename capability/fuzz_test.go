@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +20,10 @@ func fuzzSeeds(f *testing.F) (*identity.Wallet, []string) {
 		IssueOptions{NotBefore: testNow, Audience: "svc", ReadOnly: true, Metadata: map[string]any{"k": []any{1, "two", map[string]any{"x": true}}}})
 	c := mustIssue(f, iss, sub, []Grant{{Tool: "fs", Actions: []string{"read"}, ReadOnly: true}, {Tool: "db", Actions: []string{"q"}}}, testExp, IssueOptions{})
 	return iss, []string{a.Encode(), string(a.AppendCanonical(nil)), b.Encode(), string(b.AppendCanonical(nil)), string(c.AppendCanonical(nil)),
-		`{"version":"1.0"}`, "", "e30", "[]"}
+		`{"version":"1.0"}`, "", "e30", "[]",
+		// Negative zero (issue 10): refused wherever a number appears.
+		strings.Replace(string(a.AppendCanonical(nil)), `"exp":`, `"exp":-0,"x":`, 1),
+		strings.Replace(string(b.AppendCanonical(nil)), `[1,`, `[-0,`, 1)}
 }
 
 // FuzzParse: an accepted token's canonical re-encoding parses to the same

@@ -233,7 +233,7 @@ func (s *scanner) hex4() (rune, bool) {
 }
 
 // integer reads an integer without fraction or exponent within
-// ±(2^53−1).
+// ±(2^53−1), in its one canonical spelling: no leading zeros, no -0.
 func (s *scanner) integer() (int64, bool) {
 	s.ws()
 	neg := false
@@ -255,6 +255,9 @@ func (s *scanner) integer() (int64, bool) {
 		return 0, s.fail("expected an integer")
 	case s.b[start] == '0' && s.i-start > 1:
 		return 0, s.fail("leading zero in integer")
+	case neg && n == 0:
+		// -0 is zero spelled a second way; canonical JSON writes 0.
+		return 0, s.fail("negative zero in integer")
 	}
 	if s.i < len(s.b) && (s.b[s.i] == '.' || s.b[s.i] == 'e' || s.b[s.i] == 'E') {
 		return 0, s.fail("non-integer number")
@@ -325,6 +328,14 @@ func (s *scanner) span() ([]byte, bool) {
 				return s.b[start:s.i], true
 			}
 			s.i++
+		case '-':
+			// Outside strings a '-' starts a number. -0 is zero spelled a
+			// second way, and the strict canonicalizer the caller runs
+			// would silently turn it into 0, so it is refused here.
+			if s.i+1 < len(s.b) && s.b[s.i+1] == '0' && (s.i+2 == len(s.b) || !isNumberByte(s.b[s.i+2])) {
+				return nil, s.fail("negative zero in number")
+			}
+			s.i++
 		default:
 			s.i++
 		}
@@ -336,6 +347,12 @@ func (s *scanner) span() ([]byte, bool) {
 		return s.b[start:s.i], true
 	}
 	return nil, s.fail("unexpected end of input")
+}
+
+// isNumberByte reports whether c can continue a number after its first
+// digit.
+func isNumberByte(c byte) bool {
+	return c >= '0' && c <= '9' || c == '.' || c == 'e' || c == 'E'
 }
 
 // appendString appends the RFC 8785 form of a JSON string.

@@ -517,7 +517,12 @@ func (v *Verifier) verify(ctx context.Context, raw string, h uint64, now int64, 
 	// asks the store on every request, so only signature work is saved.
 	v.shards[h%numShards].update(func(m map[uint64]*entry) bool {
 		if v.gen.Load() != g0 {
-			return false // a revocation arrived meanwhile: do not cache
+			// An eviction (maybe of this very chain) arrived after the
+			// revocation check: do not cache, and mark the entry dead so
+			// that a session bound to it by this request re-checks the
+			// store on every use instead of outliving the revocation.
+			e.dead.Store(true)
+			return false
 		}
 		if len(m) >= v.perShard {
 			for k := range m {

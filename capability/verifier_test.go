@@ -354,3 +354,44 @@ func TestDecisionJSONAndSessions(t *testing.T) {
 		t.Fatal("feed live after Close")
 	}
 }
+
+// revokeAfterAnswer answers AnyRevoked truthfully and then, once armed,
+// revokes the first key it was asked about: the revocation lands after the
+// Verifier's check and before it binds the session.
+type revokeAfterAnswer struct {
+	*MemRevocationStore
+	armed atomic.Bool
+}
+
+func (s *revokeAfterAnswer) AnyRevoked(ctx context.Context, keys []string) (bool, error) {
+	revoked, err := s.MemRevocationStore.AnyRevoked(ctx, keys)
+	if err == nil && !revoked && s.armed.Swap(false) {
+		if err := s.MemRevocationStore.Revoke(ctx, keys[0], time.Time{}); err != nil {
+			return false, err
+		}
+	}
+	return revoked, err
+}
+
+// Issue 10 item 2: a revocation racing the first (session-binding) request
+// must not leave the session alive.
+func TestVerifierSessionRevokedDuringBind(t *testing.T) {
+	f := newFixture(t, nil)
+	store := &revokeAfterAnswer{MemRevocationStore: NewMemRevocationStore(f.clock.now)}
+	v, err := NewVerifier(Config{TrustedIssuers: []identity.DID{f.ws[0].DID()}, Revocations: store, Now: f.clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	f.v = v
+	store.armed.Store(true)
+	// The binding request itself raced the revocation and may be allowed...
+	wantReason(t, f.authorize(t, Request{Capability: f.enc, Tool: "fs", Action: "read", SessionID: "s"}), ReasonAllowed)
+	if store.armed.Load() {
+		t.Fatal("the store was not asked")
+	}
+	// ...but the session it bound must not outlive the revocation.
+	wantReason(t, f.authorize(t, Request{SessionID: "s", Tool: "fs", Action: "read"}), ReasonRevoked)
+	// Neither may the presented token itself.
+	wantReason(t, f.authorize(t, Request{Tool: "fs", Action: "read"}), ReasonRevoked)
+}
