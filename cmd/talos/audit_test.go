@@ -32,7 +32,7 @@ type testLog struct {
 	vkey   string // C2SP verifier key
 }
 
-func logKeyWallet(t *testing.T) *identity.Wallet {
+func logKeyWallet(t testing.TB) *identity.Wallet {
 	w, err := identity.WalletFromSeed(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +40,7 @@ func logKeyWallet(t *testing.T) *identity.Wallet {
 	return w
 }
 
-func newTestLog(t *testing.T, dir string) *testLog {
+func newTestLog(t testing.TB, dir string) *testLog {
 	t.Helper()
 	ctx := context.Background()
 	store, err := file.Open(ctx, file.Config{Dir: dir, NoSyncUnsafe: true})
@@ -70,7 +70,7 @@ func newTestLog(t *testing.T, dir string) *testLog {
 
 // grow appends events [from, to) (event i is audittest.Event(i+offset))
 // and publishes a checkpoint.
-func (l *testLog) grow(t *testing.T, from, to, offset int) audit.Checkpoint {
+func (l *testLog) grow(t testing.TB, from, to, offset int) audit.Checkpoint {
 	t.Helper()
 	ctx := context.Background()
 	for i := from; i < to; i++ {

@@ -39,6 +39,29 @@
 // by --passphrase-file, from the environment variable TALOS_PASSPHRASE, or
 // from a prompt on the terminal (/dev/tty, echo off). Without any of them
 // the command fails with exit code 4.
+//
+// # Security
+//
+//   - Seeds, passphrases and bearer credentials are never printed, in
+//     text, --json or error output. Wallet files are written 0600 and
+//     atomically; keygen refuses to overwrite one without --force, and
+//     --plain warns on stderr.
+//   - A sealed wallet that does not open says only "wrong passphrase or
+//     damaged file": the two are indistinguishable by design.
+//   - Every parser of outside bytes (wallet files, tokens, checkpoints,
+//     tiles, entry bundles, proofs, bundles, state files) is bounded and
+//     rejects bad input with a *contracts.Error; verification failures
+//     exit 1, never 0. Anything not decidable offline (a read-only limit
+//     without a tool registry) fails.
+//   - audit verify trusts only the log key given on the command line: the
+//     checkpoint is verified before any tile is used, tiles and entries
+//     are compared with what they must be, and the state file is updated
+//     only after a fully successful run. A split view or rollback prints
+//     both signed checkpoints, which are evidence against the log.
+//   - The --auth credential is sent as a bearer header to the log URL
+//     only; Go's HTTP client drops it on redirects to another host.
+//   - witness cosign and witness serve keep their memory in a state
+//     file; a state file that cannot be read makes them refuse to cosign.
 package main
 
 import (
