@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"io"
+	"strconv"
 
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/identity"
@@ -121,7 +122,28 @@ func (b PrekeyBundle) MarshalJSON() ([]byte, error) {
 // one_time_prekey may be absent or null. It does not verify the signature
 // (Initiate does; or call Verify). Errors are *contracts.Error with code
 // TALOS_INVALID_INPUT.
+//
+// Bundles written by the Python SDK (padded standard base64) are refused
+// here; read them with ParseBundleLegacy.
 func ParseBundle(raw []byte) (PrekeyBundle, error) {
+	return parseBundle(raw, contracts.DecodeBase64URL, "base64url")
+}
+
+// ParseBundleLegacy parses a prekey bundle as the Python SDK writes it
+// (PrekeyBundle.to_dict, json.dumps): the contract's fields, but each byte
+// field in padded standard base64 ("+", "/", "="), against the schema's
+// base64url. It also accepts the strict form, so a caller reading bundles
+// of unknown origin can use it; every other rule of ParseBundle holds
+// (exact fields, no duplicates, exact key lengths). Use it only where such
+// peers are expected: ParseBundle is the strict path, and a bundle read
+// here re-encodes (MarshalJSON) in the contract's form, so legacy bytes
+// never propagate. The signature is over the raw prekey bytes either way,
+// so the encoding does not affect Verify.
+func ParseBundleLegacy(raw []byte) (PrekeyBundle, error) {
+	return parseBundle(raw, contracts.DecodeBase64Lenient, "base64")
+}
+
+func parseBundle(raw []byte, decode func(string) ([]byte, error), enc string) (PrekeyBundle, error) {
 	var b PrekeyBundle
 	if len(raw) > maxBundleSize {
 		return b, errInput("prekey bundle too large")
@@ -135,22 +157,25 @@ func ParseBundle(raw []byte) (PrekeyBundle, error) {
 	if err := dec.Decode(&j); err != nil || dec.More() {
 		return b, errInput("invalid prekey bundle")
 	}
-	ik, err := contracts.DecodeBase64URL(j.IdentityKey)
+	if err := checkExactKeys(raw); err != nil {
+		return b, err
+	}
+	ik, err := decode(j.IdentityKey)
 	if err != nil || len(ik) != ed25519.PublicKeySize {
-		return b, errInput("prekey bundle: identity_key must be 32 bytes of base64url")
+		return b, errInput("prekey bundle: identity_key must be 32 bytes of " + enc)
 	}
-	spk, err := contracts.DecodeBase64URL(j.SignedPrekey)
+	spk, err := decode(j.SignedPrekey)
 	if err != nil || len(spk) != 32 {
-		return b, errInput("prekey bundle: signed_prekey must be 32 bytes of base64url")
+		return b, errInput("prekey bundle: signed_prekey must be 32 bytes of " + enc)
 	}
-	sig, err := contracts.DecodeBase64URL(j.PrekeySignature)
+	sig, err := decode(j.PrekeySignature)
 	if err != nil || len(sig) != ed25519.SignatureSize {
-		return b, errInput("prekey bundle: prekey_signature must be 64 bytes of base64url")
+		return b, errInput("prekey bundle: prekey_signature must be 64 bytes of " + enc)
 	}
 	if j.OneTimePrekey != nil {
-		otp, err := contracts.DecodeBase64URL(*j.OneTimePrekey)
+		otp, err := decode(*j.OneTimePrekey)
 		if err != nil || len(otp) != 32 {
-			return b, errInput("prekey bundle: one_time_prekey must be 32 bytes of base64url")
+			return b, errInput("prekey bundle: one_time_prekey must be 32 bytes of " + enc)
 		}
 		b.OneTimePrekey = otp
 	}
@@ -167,5 +192,23 @@ func (b *PrekeyBundle) UnmarshalJSON(raw []byte) error {
 		return err
 	}
 	*b = v
+	return nil
+}
+
+// checkExactKeys refuses object keys that are not spelled exactly as the
+// contract's (encoding/json alone matches them without regard to case, so
+// {"Identity_Key":…} would decode like {"identity_key":…}).
+func checkExactKeys(raw []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return errInput("invalid prekey bundle")
+	}
+	for k := range m {
+		switch k {
+		case "identity_key", "signed_prekey", "prekey_signature", "one_time_prekey":
+		default:
+			return errInput("prekey bundle: unknown or mis-cased field " + strconv.Quote(k))
+		}
+	}
 	return nil
 }
