@@ -244,7 +244,14 @@ func cmdWitnessServe(e *env, args []string) error {
 		return wrap(exitIO, "cannot listen", err)
 	}
 	srv := &http.Server{Handler: w.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
-	fmt.Fprintf(e.stderr, "talos: witness %s listening on http://%s/add-checkpoint\n", wf.name, ln.Addr())
+	url := "http://" + ln.Addr().String() + "/add-checkpoint"
+	fmt.Fprintf(e.stderr, "talos: witness %s listening on %s\n", wf.name, url)
+	if jsonOut(fs) {
+		if err := e.emit(true, map[string]any{"ok": true, "name": wf.name, "url": url}, nil); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -124,10 +124,11 @@ func TestWitnessServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()
+	var stdout bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		e := &env{ctx: ctx, stdin: strings.NewReader(""), stdout: io.Discard, stderr: pw, getenv: func(string) string { return "" }}
-		done <- e.run([]string{"witness", "serve", "--wallet", wpath, "--name", name, "--state", filepath.Join(dir, "s.json"),
+		e := &env{ctx: ctx, stdin: strings.NewReader(""), stdout: &stdout, stderr: pw, getenv: func(string) string { return "" }}
+		done <- e.run([]string{"witness", "serve", "--json", "--wallet", wpath, "--name", name, "--state", filepath.Join(dir, "s.json"),
 			"--log-key", l.wallet.DID().String(), "--origin", testOrigin, "--listen", "127.0.0.1:0"})
 		pw.Close()
 	}()
@@ -157,5 +158,8 @@ func TestWitnessServe(t *testing.T) {
 	cancel()
 	if code := <-done; code != exitOK {
 		t.Fatalf("serve exited %d", code)
+	}
+	if m := decodeJSON(t, stdout.String()); m["url"] != url || m["name"] != name {
+		t.Fatalf("--json: %v", m)
 	}
 }
