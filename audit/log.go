@@ -1,8 +1,10 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"strconv"
 	"sync"
 
 	"github.com/talosgo/talos/contracts"
@@ -154,6 +156,12 @@ func (l *Log) Append(ctx context.Context, e Event) (Receipt, error) {
 	if err != nil {
 		return Receipt{}, err
 	}
+	return l.appendLeaf(ctx, buf, e.EventHash)
+}
+
+// appendLeaf appends a validated, sealed event: buf is 0x00 followed by
+// its canonical bytes.
+func (l *Log) appendLeaf(ctx context.Context, buf []byte, eventHash string) (Receipt, error) {
 	leaf := buf[1:]
 	if len(leaf) > MaxEventSize {
 		return Receipt{}, eventError("sealed event too large")
@@ -189,7 +197,7 @@ func (l *Log) Append(ctx context.Context, e Event) (Receipt, error) {
 	if g.err != nil {
 		return Receipt{}, g.err
 	}
-	return Receipt{Index: g.first + j, LeafHash: leafHash, EventHash: e.EventHash}, nil
+	return Receipt{Index: g.first + j, LeafHash: leafHash, EventHash: eventHash}, nil
 }
 
 // joinLocked adds a sealed event to the open group, opening a new one
@@ -217,14 +225,41 @@ func (l *Log) commit(ctx context.Context, g *group) {
 }
 
 // AppendEntry appends one already sealed event given as JSON: it is parsed
-// and verified with [ParseEvent] first, so the log never stores an event
-// whose event_hash does not recompute. Redaction applies.
+// and verified with [ParseEvent]'s rules first, so the log never stores an
+// event whose event_hash does not recompute. Redaction applies (a redacted
+// event is sealed again, with a new event_hash).
+//
+// An event in exactly the canonical form [Event.Seal] writes (what another
+// Log or SDK stores) takes a fast path: it is read in one pass, validated
+// once, and sealed once; the result must reproduce the input byte for
+// byte, which proves the value read and its event_hash. Anything else
+// goes through ParseEvent, which accepts every JSON form of an event and
+// reports what is wrong. Errors are ParseEvent's.
 func (l *Log) AppendEntry(ctx context.Context, sealed []byte) (Receipt, error) {
+	if len(sealed) > MaxEventSize {
+		return Receipt{}, eventError("larger than " + strconv.Itoa(MaxEventSize) + " bytes")
+	}
+	if e, ok := readCanonical(sealed); ok && e.Validate() == nil {
+		buf, err := e.seal(append(make([]byte, 0, len(sealed)+1), 0x00))
+		if err == nil && bytes.Equal(buf[1:], sealed) {
+			if l.cfg.Redactor != nil {
+				return l.Append(ctx, e)
+			}
+			return l.appendLeaf(ctx, buf, e.EventHash)
+		}
+	}
 	e, err := ParseEvent(sealed)
 	if err != nil {
 		return Receipt{}, err
 	}
-	return l.Append(ctx, *e)
+	if l.cfg.Redactor != nil {
+		return l.Append(ctx, *e)
+	}
+	buf, err := e.seal(append(make([]byte, 0, 640), 0x00)) // validated by ParseEvent
+	if err != nil {
+		return Receipt{}, err
+	}
+	return l.appendLeaf(ctx, buf, e.EventHash)
 }
 
 // Size returns the number of durable entries.
