@@ -514,3 +514,30 @@ func TestWriteError(t *testing.T) {
 		}
 	}
 }
+
+// TestClientRouteTable: a table built from a server's published opcodes
+// gives the client the opcodes the server verifies.
+func TestClientRouteTable(t *testing.T) {
+	server := mustRoutes(t,
+		talos.Route{Pattern: "POST /tools/{id}/run", Tool: "tools", Action: "run"},
+		talos.Route{Pattern: "GET /rooms/{id}", Opcode: "rooms.get", AttestOnly: true},
+	)
+	client, err := talos.NewClientRouteTable(server.Opcodes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"/tools/x/run", "/rooms/lobby"} {
+		method := "POST"
+		if strings.HasPrefix(target, "/rooms") {
+			method = "GET"
+		}
+		r := httptest.NewRequest(method, target, nil)
+		want, _ := server.Opcode(r)
+		if got, err := client.Opcode(r); err != nil || got != want {
+			t.Errorf("%s: client %q (%v), server %q", target, got, err, want)
+		}
+	}
+	if _, err := talos.NewClientRouteTable(map[string]string{"POST /x": ""}); err == nil {
+		t.Fatal("a route without an opcode accepted")
+	}
+}

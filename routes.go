@@ -3,6 +3,7 @@ package talos
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -271,4 +272,28 @@ func (t *RouteTable) Opcode(r *http.Request) (string, error) {
 		return "", contracts.Errorf(contracts.CodeNotFound, "talos: no route")
 	}
 	return rt.Opcode, nil
+}
+
+// NewClientRouteTable builds a route table for the client side from a
+// server's published opcodes (pattern → opcode, as [RouteTable.Opcodes]
+// returns them and a server publishes them, for example as the
+// attested_routes of its identity document), so an agent fetches them
+// once instead of copying opcodes by hand. Its routes carry no tool or
+// action: it is meant for identity.AttestingTransport, not for
+// authorizing. Invalid or conflicting patterns are errors with code
+// TALOS_INVALID_INPUT.
+func NewClientRouteTable(opcodes map[string]string) (*RouteTable, error) {
+	patterns := make([]string, 0, len(opcodes))
+	for p := range opcodes {
+		patterns = append(patterns, p)
+	}
+	slices.Sort(patterns)
+	routes := make([]Route, 0, len(patterns))
+	for _, p := range patterns {
+		if opcodes[p] == "" {
+			return nil, contracts.Errorf(contracts.CodeInvalidInput, "talos: route "+strconv.Quote(p)+" has no opcode")
+		}
+		routes = append(routes, Route{Pattern: p, Opcode: opcodes[p], AttestOnly: true})
+	}
+	return NewRouteTable(routes)
 }
