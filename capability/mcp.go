@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -191,10 +192,26 @@ func NewMCPReplayGuard(store ReplayStore, ttl time.Duration) *MCPReplayGuard {
 // is an error with code REPLAY_DETECTED; a store failure is an error with
 // code INTERNAL (deny).
 func (g *MCPReplayGuard) Check(ctx context.Context, p *MCPPayload) error {
+	return g.check(ctx, "", false, p)
+}
+
+// check is Check, accounted to principal (the frame's signer) in a store
+// with per-principal quotas when scoped.
+func (g *MCPReplayGuard) check(ctx context.Context, principal string, scoped bool, p *MCPPayload) error {
 	if p.SessionID == "" || p.CorrelationID == "" {
 		return contracts.Errorf(contracts.CodeInvalidInput, "capability: MCP payload needs a session and correlation id")
 	}
-	first, err := g.store.Claim(ctx, "mcp:"+strconv.Itoa(len(p.SessionID))+":"+p.SessionID+p.CorrelationID, g.ttl)
+	key := "mcp:" + strconv.Itoa(len(p.SessionID)) + ":" + p.SessionID + p.CorrelationID
+	var first bool
+	var err error
+	if scoped {
+		first, err = identity.ClaimNonce(ctx, g.store, principal, key, g.ttl)
+	} else {
+		first, err = g.store.Claim(ctx, key, g.ttl)
+	}
+	if errors.Is(err, identity.ErrNonceRateLimited) {
+		return contracts.Wrap(contracts.CodeRateLimited, "capability: nonce quota of this principal exhausted", err).WithRetryable(true)
+	}
 	if err != nil {
 		return contracts.Wrap(contracts.CodeInternal, "capability: replay store failed", err).WithRetryable(true)
 	}
@@ -381,7 +398,7 @@ func AuthorizeMCP(ctx context.Context, a Authorizer, f *SignedFrame, capability 
 		d.Allowed = false
 		return d, p, err
 	}
-	if err := guard.Check(ctx, p); err != nil {
+	if err := guard.check(ctx, signer.String(), true, p); err != nil {
 		d.Allowed = false
 		if contracts.CodeOf(err) == contracts.CodeReplayDetected {
 			d.Reason = ReasonReplay

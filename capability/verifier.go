@@ -416,9 +416,13 @@ func (v *Verifier) decide(ctx context.Context, e *entry, req Request, now int64,
 			deny(d, ReasonReplay)
 			return contracts.Errorf(contracts.CodeInvalidInput, "capability: Request.Nonce set but Config.Replay is nil")
 		}
-		first, err := v.cfg.Replay.Claim(ctx, "capability:"+e.subjectStr+"\x00"+req.Nonce, v.replayTTL)
+		first, err := identity.ClaimNonce(ctx, v.cfg.Replay, e.subjectStr, "capability:"+e.subjectStr+"\x00"+req.Nonce, v.replayTTL)
 		if err != nil {
 			deny(d, ReasonStoreUnavailable)
+			if errors.Is(err, identity.ErrNonceRateLimited) {
+				// Only this principal is over its nonce quota.
+				return contracts.Wrap(contracts.CodeRateLimited, "capability: nonce quota of this principal exhausted", err).WithRetryable(true)
+			}
 			return contracts.Wrap(contracts.CodeInternal, "capability: replay store failed", errors.Join(ErrStore, err))
 		}
 		if !first {

@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"io"
@@ -423,6 +424,31 @@ func NewAttestationVerifier(cfg AttestationVerifierConfig) (*AttestationVerifier
 	return &AttestationVerifier{cfg: cfg}, nil
 }
 
+// msgNotVerified is the one message of an attestation whose key id is
+// unknown or whose signature does not verify.
+const msgNotVerified = "signature not verified"
+
+// ErrUnknownKeyID and ErrBadSignature are the two reasons behind the one
+// AUTH_INVALID error "identity: attestation: signature not verified" of
+// [AttestationVerifier.Verify]: the key id resolved to no key, or the
+// signature did not verify under the key it resolved to. The error text,
+// code and HTTP response are identical for both (no oracle for which key
+// ids are registered); a server tells them apart for its own audit log
+// with errors.Is. The resolver's own error, if any, is wrapped too.
+var (
+	ErrUnknownKeyID = errors.New("identity: attestation: unknown key id")
+	ErrBadSignature = errors.New("identity: attestation: bad signature")
+)
+
+// placeholderKey stands in for an unknown key so that a request naming one
+// costs the same signature check as any other. Its private key is no
+// secret (the seed is this package's text); Verify fails such a request
+// whatever the check says.
+var placeholderKey = func() ed25519.PublicKey {
+	seed := sha256.Sum256([]byte("talos identity: attestation placeholder key"))
+	return ed25519.NewKeyFromSeed(seed[:]).Public().(ed25519.PublicKey)
+}()
+
 func authInvalid(msg string, cause error) error {
 	return contracts.Wrap(contracts.CodeAuthInvalid, "identity: attestation: "+msg, cause)
 }
@@ -461,15 +487,22 @@ func (v *AttestationVerifier) Verify(r *http.Request) (*Attestation, error) {
 	}
 	ctx := r.Context()
 	pub, err := v.cfg.Keys.ResolveKey(ctx, h.KeyID)
+	// unknown is the reason when the key id resolves to no key. It is
+	// reported exactly like a bad signature, after the same body and
+	// signature work against a placeholder key, so that responses do not
+	// tell which key ids are registered.
+	var unknown error
 	if err != nil {
 		switch contracts.CodeOf(err) {
 		case contracts.CodeTransportError, contracts.CodeTransportTimeout, contracts.CodeInternal:
 			return nil, contracts.Wrap(contracts.CodeOf(err), "identity: attestation: key resolution failed", err).WithRetryable(true)
 		}
-		return nil, authInvalid("unknown key id", err)
+		unknown = errors.Join(ErrUnknownKeyID, err)
+	} else if len(pub) != ed25519.PublicKeySize {
+		unknown = ErrUnknownKeyID
 	}
-	if len(pub) != ed25519.PublicKeySize {
-		return nil, authInvalid("unknown key id", nil)
+	if unknown != nil {
+		pub = placeholderKey
 	}
 	body, err := readBody(r, v.cfg.MaxBodySize)
 	if err != nil {
@@ -480,17 +513,23 @@ func (v *AttestationVerifier) Verify(r *http.Request) (*Attestation, error) {
 		return nil, authInvalid("request body is not canonicalizable JSON", err)
 	}
 	input := AttestationSigningInput(canon, r.Method, rawPathQuery(r), h.Nonce, r.Header.Get(HeaderTimestamp), opcode)
-	if !ed25519.Verify(pub, input, h.Signature) {
-		return nil, authInvalid("bad signature", nil)
+	if !ed25519.Verify(pub, input, h.Signature) || unknown != nil {
+		if unknown == nil {
+			unknown = ErrBadSignature
+		}
+		return nil, authInvalid(msgNotVerified, unknown)
 	}
-	first, err := v.cfg.Nonces.Claim(ctx, replayKey(pub, h.Nonce), v.cfg.NonceTTL)
+	did, _ := DIDFromPublicKey(pub)
+	first, err := ClaimNonce(ctx, v.cfg.Nonces, did.String(), replayKey(pub, h.Nonce), v.cfg.NonceTTL)
 	if err != nil {
+		if errors.Is(err, ErrNonceRateLimited) {
+			return nil, contracts.Wrap(contracts.CodeRateLimited, "identity: attestation: too many requests from this key; request denied", err).WithRetryable(true)
+		}
 		return nil, contracts.Wrap(contracts.CodeInternal, "identity: attestation: nonce store unavailable; request denied", err).WithRetryable(true)
 	}
 	if !first {
 		return nil, contracts.Errorf(contracts.CodeReplayDetected, "identity: attestation: nonce already used")
 	}
-	did, _ := DIDFromPublicKey(pub)
 	return &Attestation{
 		KeyID: h.KeyID, PublicKey: append(ed25519.PublicKey(nil), pub...), DID: did,
 		Nonce: h.Nonce, Timestamp: time.Unix(h.Timestamp, 0), Opcode: opcode,

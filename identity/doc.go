@@ -58,7 +58,24 @@
 //     not bind the host, scheme or key id: share nonce stores between
 //     gateways that share keys.
 //   - [MemoryNonceStore] never forgets an unexpired nonce to make room: when
-//     full of live nonces it denies ([ErrNonceStoreFull]).
+//     full of live nonces it denies ([ErrNonceStoreFull]). So that one
+//     principal cannot fill it and deny everyone else, claims made through
+//     [ClaimNonce] (the AttestationVerifier's, accounted to the verified
+//     key's DID) are rate-limited per principal and capped at
+//     MaxPerPrincipal live keys (by default 1/16 of the store); a principal
+//     over either limit alone is denied with RATE_LIMITED
+//     ([ErrNonceRateLimited]). Replays are answered before any quota is
+//     charged, so replaying a victim's requests cannot use up its quota.
+//     Expired keys are forgotten oldest first. Filling the store still
+//     takes 16 principals at their cap: with keys anyone can mint
+//     (DIDKeys), size the store and the limits for that, or use a shared
+//     store with its own limits.
+//   - An unknown key id and a bad signature are one AUTH_INVALID error,
+//     "signature not verified", with the same message and status, after
+//     the same body and signature work (an unknown key is checked against
+//     a placeholder key), so responses reveal no registrations. The reason
+//     stays available to the server: errors.Is(err, [ErrUnknownKeyID]) or
+//     [ErrBadSignature].
 //   - [Keyring.Open] returns one opaque [ErrEnvelopeOpen] for every
 //     decryption or authentication failure; the AAD is always the caller's
 //     (an envelope's aad_b64u must match it). Each KEK seals at most 2^32

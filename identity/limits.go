@@ -49,6 +49,12 @@ const (
 	// non-positive max.
 	DefaultMaxNonces = 1 << 20
 
+	// DefaultNonceRate and DefaultNonceBurst are the per-principal claim
+	// rate (per second) and burst of a MemoryNonceStore whose config leaves
+	// them at zero.
+	DefaultNonceRate  = 10_000
+	DefaultNonceBurst = 20_000
+
 	// maxEnvelopeSize bounds a keyring envelope (either JSON form).
 	maxEnvelopeSize = 1 << 20
 

@@ -141,3 +141,94 @@ func TestMemoryNonceStoreConcurrent(t *testing.T) {
 		t.Fatalf("%d concurrent claims won, want 1", wins.Load())
 	}
 }
+
+// ClaimFor: the per-principal cap and token bucket deny only the principal
+// over them; replays are answered before either is charged; expiry frees
+// the quota.
+func TestMemoryNonceStorePrincipalQuota(t *testing.T) {
+	ctx := context.Background()
+	clk := &fakeClock{t: time.Unix(1700000000, 0)}
+	s, err := NewMemoryNonceStoreConfig(MemoryNonceStoreConfig{Max: 100, MaxPerPrincipal: 3, Rate: 1, Burst: 5, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if ok, err := s.ClaimFor(ctx, "a", fmt.Sprint("a", i), time.Minute); !ok || err != nil {
+			t.Fatalf("claim %d: %v %v", i, ok, err)
+		}
+	}
+	if _, err := s.ClaimFor(ctx, "a", "a3", time.Minute); !errors.Is(err, ErrNonceRateLimited) {
+		t.Fatalf("a over its cap: %v, want ErrNonceRateLimited", err)
+	}
+	// A replay of a's nonce is a replay, not a charge.
+	for range 10 {
+		if ok, err := s.ClaimFor(ctx, "a", "a0", time.Minute); ok || err != nil {
+			t.Fatalf("replay: %v %v", ok, err)
+		}
+	}
+	if ok, err := s.ClaimFor(ctx, "b", "b0", time.Minute); !ok || err != nil {
+		t.Fatalf("b denied because of a: %v %v", ok, err)
+	}
+	// After expiry a's keys are forgotten and it may claim again, up to its
+	// bucket (5, minus the 3 it spent, plus 61 s × 1/s, capped at 5).
+	clk.Advance(61 * time.Second)
+	for i := range 3 {
+		if ok, err := s.ClaimFor(ctx, "a", fmt.Sprint("a", 10+i), time.Second); !ok || err != nil {
+			t.Fatalf("claim after expiry %d: %v %v", i, ok, err)
+		}
+	}
+	if n := s.Len(); n != 3 {
+		t.Fatalf("Len %d after expiry, want 3 (b's key expired too)", n)
+	}
+	// Rate: the bucket holds 5; 3 spent; refill 1/s.
+	clk.Advance(2 * time.Second) // the three 1 s keys expire; bucket 2+2=4
+	for i := range 4 {
+		if ok, err := s.ClaimFor(ctx, "a", fmt.Sprint("r", i), time.Millisecond); !ok || err != nil {
+			t.Fatalf("burst claim %d: %v %v", i, ok, err)
+		}
+		clk.Advance(time.Millisecond) // each key expires before the next claim
+	}
+	if _, err := s.ClaimFor(ctx, "a", "r4", time.Millisecond); !errors.Is(err, ErrNonceRateLimited) {
+		t.Fatalf("a over its rate: %v, want ErrNonceRateLimited", err)
+	}
+	if ok, err := s.ClaimFor(ctx, "b", "b1", time.Millisecond); !ok || err != nil {
+		t.Fatalf("b denied because of a's rate: %v %v", ok, err)
+	}
+	clk.Advance(time.Second)
+	if ok, err := s.ClaimFor(ctx, "a", "r5", time.Millisecond); !ok || err != nil {
+		t.Fatalf("a after refill: %v %v", ok, err)
+	}
+	// Unscoped claims are limited only by Max.
+	for i := range 10 {
+		if ok, err := s.Claim(ctx, fmt.Sprint("u", i), time.Minute); !ok || err != nil {
+			t.Fatalf("unscoped claim %d: %v %v", i, ok, err)
+		}
+	}
+	for _, bad := range []MemoryNonceStoreConfig{{Max: -1}, {MaxPerPrincipal: -1}, {Rate: -1}, {Burst: -1}, {Max: 10, MaxPerPrincipal: 11}} {
+		if _, err := NewMemoryNonceStoreConfig(bad); contracts.CodeOf(err) != contracts.CodeInvalidInput {
+			t.Errorf("config %+v: %v, want TALOS_INVALID_INPUT", bad, err)
+		}
+	}
+}
+
+// With the defaults of NewMemoryNonceStore, one principal flooding the
+// store cannot fill it: it is stopped at 1/16 of the capacity and another
+// principal's claim still succeeds.
+func TestMemoryNonceStoreDefaultFloodIsolated(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestNonceStore(1 << 14)
+	limited := 0
+	for i := range 1 << 14 {
+		if _, err := s.ClaimFor(ctx, "flooder", fmt.Sprint(i), time.Minute); errors.Is(err, ErrNonceRateLimited) {
+			limited++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := 1<<14 - 1<<10; limited != want || s.Len() != 1<<10 {
+		t.Fatalf("flooder limited %d times, store holds %d; want %d and %d", limited, s.Len(), want, 1<<10)
+	}
+	if ok, err := s.ClaimFor(ctx, "victim", "v", time.Minute); !ok || err != nil {
+		t.Fatalf("victim: %v %v", ok, err)
+	}
+}
