@@ -74,3 +74,19 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("tampered: %d %q", code, errs)
 	}
 }
+
+// TestImports: the command imports only the standard library,
+// golang.org/x and the library's own packages (no third-party dependency
+// of its own in the root module).
+func TestImports(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, imp := range strings.Fields(string(out)) {
+		std := !strings.Contains(strings.SplitN(imp, "/", 2)[0], ".")
+		if !std && !strings.HasPrefix(imp, "golang.org/x/") && !strings.HasPrefix(imp, "github.com/talosgo/talos/") {
+			t.Errorf("cmd/talos imports %s", imp)
+		}
+	}
+}
