@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,31 +16,46 @@ import (
 	"github.com/talosgo/talos/contracts"
 )
 
-// mountAudit mounts the audit service. Checkpoints, proofs and the tiles are
-// public: they reveal hashes only, and anyone holding the log's verifier key
-// (GET /v1/identity) checks them. Events name principals, so querying them
-// needs the admin credential.
+// mountAudit mounts the audit service under one privacy rule. Checkpoints,
+// hash tiles and proofs are public: they reveal hashes only, and anyone
+// holding the log's verifier key (GET /v1/identity) checks the log's growth
+// and the inclusion of a hash it holds. Entry bytes name principals, tools
+// and costs: events, entries, evidence bundles, entry bundles
+// (/tlog/tile/entries/...) and the entry_b64u of inclusion proofs go only to
+// callers allowed to read audit events (the admin credential), unless the
+// operator publishes the log (TALOS_AUDIT_PUBLIC).
 func (c *core) mountAudit(mux *http.ServeMux, admin func(http.HandlerFunc) http.HandlerFunc) {
 	mux.HandleFunc("GET /v1/audit/checkpoint", c.handleCheckpoint)
 	mux.HandleFunc("GET /v1/audit/proofs/inclusion", c.handleInclusion)
 	mux.HandleFunc("GET /v1/audit/proofs/consistency", c.handleConsistency)
-	mux.HandleFunc("GET /v1/audit/events", admin(c.handleEvents))
-	mux.HandleFunc("GET /v1/audit/entries/{index}", admin(c.handleEntry))
-	mux.HandleFunc("GET /v1/audit/bundle", admin(c.handleBundle))
+	entries := admin
+	if c.auditPublic {
+		entries = func(h http.HandlerFunc) http.HandlerFunc { return h }
+	}
+	mux.HandleFunc("GET /v1/audit/events", entries(c.handleEvents))
+	mux.HandleFunc("GET /v1/audit/entries/{index}", entries(c.handleEntry))
+	mux.HandleFunc("GET /v1/audit/bundle", entries(c.handleBundle))
 	if c.tilesDir != "" {
-		mux.Handle("GET /tlog/", http.StripPrefix("/tlog/", tilesHandler(c.tilesDir)))
+		mux.Handle("GET /tlog/", http.StripPrefix("/tlog/", c.tilesHandler(c.tilesDir)))
 	}
 }
 
 // tilesHandler serves the file store's C2SP tlog-tiles files read-only:
-// checkpoint, tile/... and tile/entries/...; nothing else in the directory
-// (journal, lock) is reachable, and directories are not listed.
-func tilesHandler(dir string) http.Handler {
+// checkpoint, tile/... and, to callers that may read entries, tile/entries/...;
+// nothing else in the directory (journal, lock) is reachable, directories
+// are not listed, and only clean paths are served (the file server would
+// otherwise clean "tile//entries/000" into an entry bundle).
+func (c *core) tilesHandler(dir string) http.Handler {
 	fs := http.FileServer(http.Dir(dir))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
-		if p != "checkpoint" && !strings.HasPrefix(p, "tile/") || strings.HasSuffix(p, "/") || strings.Contains(p, "..") {
+		if p != "checkpoint" && !strings.HasPrefix(p, "tile/") || strings.HasSuffix(p, "/") || strings.Contains(p, "..") || path.Clean(p) != p {
 			writeError(w, r, contracts.Errorf(contracts.CodeNotFound, "no such tile"))
+			return
+		}
+		if strings.HasPrefix(p, "tile/entries/") && !c.mayReadEntries(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="talos-admin"`)
+			writeError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "entry bundles need the audit reader credential"))
 			return
 		}
 		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(p))); err != nil {
@@ -57,8 +73,10 @@ func tilesHandler(dir string) http.Handler {
 	})
 }
 
+// handleCheckpoint answers a signed checkpoint of the current tree, from
+// memory or signed once per new size; it never writes to the store.
 func (c *core) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
-	cp, err := c.log.Checkpoint(r.Context())
+	cp, err := c.currentCheckpoint(r.Context())
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -95,7 +113,8 @@ func queryUint(r *http.Request, name string) (uint64, error) {
 }
 
 // handleInclusion proves that entry index is in the tree of size tree_size
-// (the size of a checkpoint the client holds) and returns the entry itself.
+// (the size of a checkpoint the client holds) and returns the leaf hash, and
+// the entry itself to callers that may read entries.
 func (c *core) handleInclusion(w http.ResponseWriter, r *http.Request) {
 	index, err := queryUint(r, "index")
 	if err != nil {
@@ -117,10 +136,11 @@ func (c *core) handleInclusion(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, proofBody{
-		Index: index, TreeSize: size, LeafHash: audit.LeafHash(entry).String(),
-		Proof: hashes(proof), EntryB64u: contracts.EncodeBase64URL(entry),
-	})
+	body := proofBody{Index: index, TreeSize: size, LeafHash: audit.LeafHash(entry).String(), Proof: hashes(proof)}
+	if c.mayReadEntries(r) {
+		body.EntryB64u = contracts.EncodeBase64URL(entry)
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (c *core) handleConsistency(w http.ResponseWriter, r *http.Request) {

@@ -27,8 +27,10 @@ const (
 	adminCredentialSize = 32
 )
 
-// prepareDataDir creates the data directory (0700) and refuses one that
-// other users can write to.
+// prepareDataDir creates the data directory 0700, refuses one that other
+// users can write to (they could have planted or swapped files in it), and
+// tightens one that they can only read or enter to 0700: it holds the sealed
+// secrets, the audit entries and, without TALOS_MASTER_KEY, the master key.
 func prepareDataDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -40,8 +42,14 @@ func prepareDataDir(dir string) error {
 	if !st.IsDir() {
 		return fmt.Errorf("data directory %s is not a directory", dir)
 	}
-	if st.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("data directory %s is writable by other users (mode %v); chmod 700 it", dir, st.Mode().Perm())
+	perm := st.Mode().Perm()
+	if perm&0o022 != 0 {
+		return fmt.Errorf("data directory %s is writable by other users (mode %v); chmod 700 it", dir, perm)
+	}
+	if perm&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("data directory %s is readable by other users (mode %v) and cannot be tightened: %w", dir, perm, err)
+		}
 	}
 	return nil
 }

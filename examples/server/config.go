@@ -36,6 +36,9 @@ type Config struct {
 	BreakerFailures    int           // replica breaker: consecutive failures that open it
 	BreakerOpen        time.Duration // replica breaker: open duration before half-open probes
 	BreakerProbes      int           // replica breaker: half-open probes that close it
+	WriteTimeout       time.Duration // deadline for writing a response (gateway calls extend it)
+	AuditPublic        bool          // serve audit entry bytes to anyone (a public log)
+	CheckpointInterval time.Duration // audit checkpoint publication interval; 0: at start and shutdown only
 
 	// From the config file only.
 	Region             string   // global.region
@@ -126,6 +129,15 @@ var settings = []setting{
 	{"replica breaker probes", "pg-breaker-probes", "TALOS_PG_BREAKER_PROBES", "1",
 		"Successful half-open probes that close the breaker.",
 		func(c *Config, v string) error { return parseInt(&c.BreakerProbes, v) }},
+	{"write timeout", "write-timeout", "TALOS_WRITE_TIMEOUT", "30s",
+		"Deadline for writing each response (http.Server.WriteTimeout); MCP and LLM gateway calls extend it by their upstream deadline. Must be positive.",
+		func(c *Config, v string) error { return parseDuration(&c.WriteTimeout, v) }},
+	{"public audit log", "audit-public", "TALOS_AUDIT_PUBLIC", "false",
+		"Publish the audit log: entry bundles (/tlog/tile/entries/...), entries and inclusion proofs' entry_b64u to anyone. Off: only to callers allowed to read audit events (the admin credential); checkpoints, hash tiles and proofs are public either way.",
+		func(c *Config, v string) error { return parseBool(&c.AuditPublic, v) }},
+	{"checkpoint interval", "checkpoint-interval", "TALOS_AUDIT_CHECKPOINT_INTERVAL", "10s",
+		"How often a signed checkpoint of the audit log is published (/tlog/checkpoint, GET /v1/audit/checkpoint) when the log grew; also at start and shutdown. 0: at start and shutdown only.",
+		func(c *Config, v string) error { return parseDuration(&c.CheckpointInterval, v) }},
 	{"MCP upstreams", "mcp-upstreams", "TALOS_MCP_UPSTREAMS", "(none: no MCP gateway)",
 		"Comma-separated name=URL of upstream MCP servers (streamable HTTP); their tools are served at POST /mcp as name.tool.",
 		func(c *Config, v string) error { return parseUpstreams(&c.MCPUpstreams, v) }},
@@ -256,6 +268,12 @@ func (c *Config) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return bad("listen address must be host:port")
+	}
+	if c.WriteTimeout <= 0 {
+		return bad("write timeout must be positive")
+	}
+	if c.CheckpointInterval < 0 {
+		return bad("checkpoint interval must not be negative")
 	}
 	switch c.TraceExporter {
 	case "auto", "otlp", "stdout", "none":

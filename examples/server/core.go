@@ -51,6 +51,14 @@ type core struct {
 	logStore    audit.Store
 	tilesDir    string // file store directory served under /tlog/, or ""
 	events      *audit.EventBuilder
+	cpCache     checkpointCache
+	// auditPublic serves entry bytes to anyone (TALOS_AUDIT_PUBLIC);
+	// otherwise only requests isAuditReader admits read them.
+	auditPublic   bool
+	isAuditReader func(*http.Request) bool
+	// writeTimeout is the server's write deadline per response; gateway
+	// calls extend it by their upstream deadline.
+	writeTimeout time.Duration
 
 	// opcodes maps each attested route pattern to its opcode. It is filled
 	// by mount, before the server serves, and only read afterwards.
@@ -146,6 +154,20 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.auditPublic, c.isAuditReader, c.writeTimeout = s.cfg.AuditPublic, s.isAdmin, s.cfg.WriteTimeout
+	// A checkpoint is published at start, every CheckpointInterval while
+	// the log grows, and at shutdown (before the store closes: hooks run
+	// newest first), so tile clients see a fresh tree head without anyone
+	// calling GET /v1/audit/checkpoint.
+	if err := c.publishCheckpoint(ctx); err != nil {
+		return nil, err
+	}
+	if s.cfg.CheckpointInterval > 0 {
+		s.Go("checkpoint-publisher", c.checkpointPublisher(s.cfg.CheckpointInterval, func(err error) {
+			s.log.Warn("audit checkpoint publication failed; retrying at the next interval", "err", err)
+		}))
+	}
+	s.OnShutdown("audit-checkpoint", c.publishCheckpoint)
 	allow := map[string][]string{}
 	for _, op := range []string{opAuthorize, opMCPGateway, opLLM, opA2A, "admin"} {
 		allow[op] = []string{"decision_reason", "capability_hash", "tool", "action", "error_code", "budget_reservation", "budget_warned", "cost_micros"}

@@ -223,11 +223,14 @@ type auditor struct {
 	base   string
 	vkey   string
 	cp     audit.Checkpoint
+	// cred is sent as the bearer credential: an auditor may read entries
+	// (entry bundles, entry_b64u). Empty: an anonymous verifier.
+	cred string
 }
 
 func newAuditor(t *testing.T, ts *testServer) *auditor {
 	t.Helper()
-	au := &auditor{t: t, ts: ts, client: &http.Client{Transport: handlerTransport{ts.Handler()}}, base: "http://talos.test"}
+	au := &auditor{t: t, ts: ts, client: &http.Client{Transport: handlerTransport{ts.Handler()}}, base: "http://talos.test", cred: ts.cred}
 	if ts.url != "" {
 		au.client, au.base = &http.Client{}, ts.url
 	}
@@ -244,7 +247,14 @@ func newAuditor(t *testing.T, ts *testServer) *auditor {
 
 func (au *auditor) get(path string) (int, []byte) {
 	au.t.Helper()
-	resp, err := au.client.Get(au.base + path)
+	req, err := http.NewRequest("GET", au.base+path, nil)
+	if err != nil {
+		au.t.Fatal(err)
+	}
+	if au.cred != "" {
+		req.Header.Set("Authorization", "Bearer "+au.cred)
+	}
+	resp, err := au.client.Do(req)
 	if err != nil {
 		au.t.Fatal(err)
 	}

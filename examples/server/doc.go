@@ -44,6 +44,33 @@
 // the contract error body {code, message, retryable, request_id}, whose
 // request_id is the trace id.
 //
+// Every surface that decodes JSON from outside (LLM proxy, MCP gateway
+// JSON-RPC bodies, A2A, kernel API, admin routes, config documents and the
+// config file) refuses objects, at any depth, with two member names equal
+// under simple case folding, and matches field names case-sensitively
+// (contracts.UnmarshalFields, contracts.CheckCaseFold): the bytes an upstream
+// receives are exactly the document that was authorized, budgeted and
+// audited. The LLM proxy reserves one token per request byte plus max_tokens
+// per choice, requires max_tokens under a hard budget, refuses
+// max_completion_tokens, and settles a hard budget at most at its
+// reservation.
+//
+// Audit privacy is one rule: checkpoints, hash tiles and proofs are public;
+// entry bytes (events, entries, evidence bundles, /tlog/tile/entries/... and
+// the entry_b64u of inclusion proofs) go only to callers with the admin
+// credential, unless TALOS_AUDIT_PUBLIC publishes the log. A checkpoint is
+// published at start, every TALOS_AUDIT_CHECKPOINT_INTERVAL while the log
+// grows, and at shutdown; GET /v1/audit/checkpoint answers the current tree
+// from memory (signed once per new size) and, like /health/ready (whose data
+// directory probe runs at most every 10 s), never writes to disk per call.
+//
+// Every response has a write deadline (TALOS_WRITE_TIMEOUT); gateway calls
+// extend theirs by their upstream deadline with http.ResponseController. The
+// data directory is created 0700, tightened to 0700 when others can read
+// it, and refused when others can write to it. Attested routes take their
+// opcode from the pattern the mux dispatched to, so an escaped slash
+// (/v1%2Fauthorize) cannot be authorized as one route and served as another.
+//
 // # Operations
 //
 // GET /health/live answers 200 while the process runs. GET /health/ready

@@ -282,6 +282,7 @@ const maxMCPBody = 1 << 20
 func (c *core) mountGateway(mux *http.ServeMux, g *mcpGateway) {
 	inner := g.handler()
 	c.attested(mux, "POST /mcp", opMCPGateway, func(w http.ResponseWriter, r *http.Request, p *principal) {
+		extendWriteDeadline(w, upstreamConnectTimeout+upstreamCallTimeout+c.writeTimeout)
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxMCPBody))
 		if err != nil {
 			writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "request body too large or unreadable"))

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"time"
 )
 
 // A readyCheck probes one dependency. A failing critical check makes
@@ -39,9 +40,37 @@ func (s *Server) AddReadyCheck(name string, critical bool, fn func(ctx context.C
 	s.checks = append(s.checks, readyCheck{name, critical, fn})
 }
 
-// checkDataDir proves the data directory is writable: create, write, sync
-// and remove a probe file.
-func (s *Server) checkDataDir(context.Context) error {
+// dataDirProbeEvery is how long a data directory probe's result is reused:
+// /health/ready is anonymous, and a probe writes and fsyncs a file.
+const dataDirProbeEvery = 10 * time.Second
+
+// dataDirProbe caches the data directory probe.
+type dataDirProbe struct {
+	mu    sync.Mutex // guards at, err; held during a probe, so callers share it
+	every time.Duration
+	at    time.Time
+	err   error
+}
+
+// checkDataDir proves the data directory is writable, at most once per
+// dataDirProbeEvery: concurrent and later callers share the last result.
+func (s *Server) checkDataDir(ctx context.Context) error {
+	p := &s.dirProbe
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	every := p.every
+	if every == 0 {
+		every = dataDirProbeEvery
+	}
+	if !p.at.IsZero() && time.Since(p.at) < every {
+		return p.err
+	}
+	p.err, p.at = s.probeDataDir(ctx), time.Now()
+	return p.err
+}
+
+// probeDataDir creates, writes, syncs and removes a probe file.
+func (s *Server) probeDataDir(context.Context) error {
 	f, err := os.CreateTemp(s.cfg.DataDir, ".ready-*")
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -67,14 +68,27 @@ func principalFrom(ctx context.Context) string {
 // the rest. The kernel's capability-based admin authorization can replace it.
 func (s *Server) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || !checkAdminCredential(strings.TrimSpace(tok), s.adminHash) {
+		if !s.isAdmin(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="talos-admin"`)
 			writeError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "admin credential required"))
 			return
 		}
 		next(w, r.WithContext(withPrincipal(r.Context(), "admin-bootstrap")))
 	}
+}
+
+// extendWriteDeadline moves the response's write deadline to d from now,
+// for a handler that waits on an upstream before it writes
+// (http.ResponseController; writers that cannot, such as test recorders,
+// keep the deadline they have).
+func extendWriteDeadline(w http.ResponseWriter, d time.Duration) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d))
+}
+
+// isAdmin reports whether r carries the admin bootstrap credential.
+func (s *Server) isAdmin(r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && checkAdminCredential(strings.TrimSpace(tok), s.adminHash)
 }
 
 // handleNotFound answers every unknown route with the contract error body.

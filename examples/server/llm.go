@@ -85,6 +85,7 @@ func (c *core) mountLLM(mux *http.ServeMux, p *llmProxy) {
 }
 
 func (l *llmProxy) handle(w http.ResponseWriter, r *http.Request, p *principal) {
+	extendWriteDeadline(w, l.timeout+l.core.writeTimeout)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxLLMBody))
 	if err != nil {
 		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "request body too large or unreadable"))

@@ -41,6 +41,8 @@ type Server struct {
 	configs *ConfigService
 	core    *core // kernel, gateway, A2A and audit services
 	checks  []readyCheck
+	// dirProbe caches the data directory readiness probe.
+	dirProbe dataDirProbe
 
 	mux     *http.ServeMux
 	handler http.Handler
