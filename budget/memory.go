@@ -173,14 +173,60 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 	defer sh.mu.Unlock()
 	g := sh.groupLocked(group, true)
 	m.sweepLocked(g, nowUs)
+	res, _, err := m.reserveLocked(g, &req, id, fp, now, nowUs)
+	return res, err
+}
 
+// Charge implements Charger: Reserve and Commit of req.Amount under one
+// lock.
+func (m *Memory) Charge(ctx context.Context, req ReserveRequest) (Reservation, error) {
+	if err := ctxErr(ctx); err != nil {
+		return Reservation{}, err
+	}
+	if err := req.Validate(); err != nil {
+		return Reservation{}, err
+	}
+	group := req.GroupName()
+	var fp string
+	if req.IdempotencyKey != "" {
+		fp = req.Fingerprint()
+	}
+	id, err := NewReservationID(group)
+	if err != nil {
+		return Reservation{}, err
+	}
+	now := m.now()
+	nowUs := now.UnixMicro()
+	sh := m.shard(group)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	g := sh.groupLocked(group, true)
+	m.sweepLocked(g, nowUs)
+	res, r, err := m.reserveLocked(g, &req, id, fp, now, nowUs)
+	if err != nil || r == nil {
+		return res, err // denied or replayed
+	}
+	if _, err := m.commitLocked(g, r, req.Amount, now, nowUs); err != nil {
+		return Reservation{}, err
+	}
+	res.State = StateCommitted
+	if r.idem == "" {
+		delete(g.res, id) // nothing to commit or release later
+		res.ID = ""
+	}
+	return res, nil
+}
+
+// reserveLocked is Reserve after validation, with the group locked and
+// swept. r is the new reservation, nil for a denial or a replay.
+func (m *Memory) reserveLocked(g *memGroup, req *ReserveRequest, id, fp string, now time.Time, nowUs int64) (_ Reservation, r *memRes, _ error) {
 	if req.IdempotencyKey != "" {
 		if prev := g.res[g.idem[req.IdempotencyKey]]; prev != nil {
 			if prev.fp != fp {
-				return Reservation{}, ErrIdempotencyConflict
+				return Reservation{}, nil, ErrIdempotencyConflict
 			}
 			return Reservation{ID: prev.id, Allowed: true, Replayed: true, State: prev.state,
-				Amount: prev.amount, ExpiresAt: time.UnixMicro(prev.expUs)}, nil
+				Amount: prev.amount, ExpiresAt: time.UnixMicro(prev.expUs)}, nil, nil
 		}
 	}
 
@@ -211,10 +257,10 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 	}
 	if res.DeniedBy != "" {
 		res.Warned = false
-		return res, nil
+		return res, nil, nil
 	}
 
-	r := &memRes{id: id, idem: req.IdempotencyKey, fp: fp, state: StateActive, amount: req.Amount,
+	r = &memRes{id: id, idem: req.IdempotencyKey, fp: fp, state: StateActive, amount: req.Amount,
 		expUs: nowUs + req.EffectiveTTL().Microseconds(), meta: req.Meta}
 	for i, s := range req.Scopes {
 		if s.Mode == ModeOff {
@@ -230,7 +276,7 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 	heap.Push(&g.exp, timed{r.expUs, id})
 
 	res.ID, res.Allowed, res.State, res.ExpiresAt = id, true, StateActive, time.UnixMicro(r.expUs)
-	return res, nil
+	return res, r, nil
 }
 
 // exceeds reports whether used+reserved+amount > limit without overflow
@@ -266,6 +312,12 @@ func (m *Memory) Commit(ctx context.Context, id string, actual int64) (Settlemen
 	if r == nil {
 		return Settlement{}, ErrUnknownReservation
 	}
+	return m.commitLocked(g, r, actual, now, nowUs)
+}
+
+// commitLocked is Commit of r with its group locked and swept.
+func (m *Memory) commitLocked(g *memGroup, r *memRes, actual int64, now time.Time, nowUs int64) (Settlement, error) {
+	id := r.id
 	expired := false
 	switch r.state {
 	case StateCommitted:

@@ -68,6 +68,7 @@ func Run(t *testing.T, newBudget func(t *testing.T) budget.Budget) {
 			tc.fn(t, newBudget(t))
 		})
 	}
+	runCharge(t, newBudget)
 }
 
 func hard(id string, limit int64) budget.Scope {

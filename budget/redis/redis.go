@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -53,6 +54,7 @@ type Budget struct {
 	loc       *time.Location
 	retention time.Duration
 	timeout   time.Duration
+	bc        atomic.Pointer[boundsCache]
 }
 
 var _ budget.Budget = (*Budget)(nil)
@@ -99,19 +101,33 @@ func (b *Budget) scopeKey(group string, s budget.Scope) string {
 	return b.groupKey(group, "c:"+tag+":"+s.ID)
 }
 
-// bounds returns the daily then the monthly CalendarBounds around the
-// local time, for the script to pick from with the server's time.
+// bounds appends the daily then the monthly CalendarBounds around the
+// local time, for the script to pick from with the server's time. They
+// change once a day: the boxed arguments are cached until the local day
+// ends (a cache is the same values recomputed, never a different answer).
 func (b *Budget) bounds(args []any) []any {
 	now := time.Now()
+	us := now.UnixMicro()
+	if c := b.bc.Load(); c != nil && c.from <= us && us < c.until {
+		return append(args, c.args[:]...)
+	}
 	d, _ := budget.Daily().CalendarBounds(b.loc, now)
 	m, _ := budget.Monthly().CalendarBounds(b.loc, now)
-	for _, v := range d {
-		args = append(args, v)
+	c := &boundsCache{from: d[1], until: d[2]}
+	for i, v := range d {
+		c.args[i] = v
 	}
-	for _, v := range m {
-		args = append(args, v)
+	for i, v := range m {
+		c.args[4+i] = v
 	}
-	return args
+	b.bc.Store(c)
+	return append(args, c.args[:]...)
+}
+
+// boundsCache holds bounds' arguments for the local day [from, until) (µs).
+type boundsCache struct {
+	from, until int64
+	args        [8]any
 }
 
 func (b *Budget) keepMicros() int64 { return (budget.MaxTTL + b.retention).Microseconds() }
@@ -156,6 +172,34 @@ func (b *Budget) Reserve(ctx context.Context, req budget.ReserveRequest) (budget
 		return budget.Reservation{}, err
 	}
 	return decodeReserve(v, group, &req, active)
+}
+
+var _ budget.Charger = (*Budget)(nil)
+
+// Charge implements budget.Charger: one script run that admits and charges
+// req.Amount (reserve and commit of a known cost in one round trip).
+func (b *Budget) Charge(ctx context.Context, req budget.ReserveRequest) (budget.Reservation, error) {
+	if err := req.Validate(); err != nil {
+		return budget.Reservation{}, err
+	}
+	group := req.GroupName()
+	keys, args, active, err := b.reserveCall(&req, group)
+	if err != nil {
+		return budget.Reservation{}, err
+	}
+	v, err := b.run(ctx, chargeScript, keys, args...)
+	if err != nil {
+		return budget.Reservation{}, err
+	}
+	r, err := decodeReserve(v, group, &req, active)
+	if err != nil || !r.Allowed || r.Replayed {
+		return r, err
+	}
+	r.State = budget.StateCommitted
+	if req.IdempotencyKey == "" {
+		r.ID = "" // nothing was recorded: nothing to commit or release
+	}
+	return r, nil
 }
 
 // reserveCall returns the keys and arguments of a reserve script run for

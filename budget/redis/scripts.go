@@ -78,10 +78,23 @@ local function load(v, kind, slot, now)
     S.g, S.fresh = fmt(now), true
     return S
   end
+  if kind ~= 2 then
+    -- one match for the whole value: string.match is most of load's cost
+    local g, r, o, cs, sp = string.match(v, '^(%d+) (%-?%d+) (%d+) (%d+) (%d+)$')
+    if not g then error('TALOS_STORE malformed scope value') end
+    S.g, S.r, S.o = g, tonumber(r), tonumber(o)
+    if tonumber(cs) < slot then
+      S.fresh = true
+    else
+      S.cur = tonumber(sp)
+      S.u = S.cur
+    end
+    return S
+  end
   local g, r, o, rest = string.match(v, '^(%d+) (%-?%d+) (%d+)(.*)$')
   if not g then error('TALOS_STORE malformed scope value') end
   S.g, S.r, S.o = g, tonumber(r), tonumber(o)
-  if kind == 2 then
+  do
     if not string.find(rest, '^[ %d]*$') then error('TALOS_STORE malformed scope value') end
     local idx
     for w in string.gmatch(rest, '%d+') do
@@ -98,15 +111,6 @@ local function load(v, kind, slot, now)
       end
     end
     if idx then error('TALOS_STORE malformed scope value') end
-    return S
-  end
-  local cs, sp = string.match(rest, '^ (%d+) (%d+)$')
-  if not cs then error('TALOS_STORE malformed scope value') end
-  if tonumber(cs) < slot then
-    S.fresh = true
-  else
-    S.cur = tonumber(sp)
-    S.u = S.cur
   end
   return S
 end
@@ -282,6 +286,89 @@ if fp ~= '' then
 end
 redis.call('SET', rk, pack(rec), 'PX', px)
 redis.call('ZADD', KEYS[1], fmt(exp), nonce)
+local res = {1, nonce, warned, exp}
+for _, v in ipairs(out) do res[#res + 1] = v end
+return res
+`
+
+// chargeScript is reserve and commit of the same amount in one run, with
+// reserveScript's KEYS and ARGV. It writes only declared keys: the scope
+// keys and, with an idempotency key, the record (state committed) and the
+// idempotency key. It does not sweep: a hold that expired and was not yet
+// swept still counts as reserved, which can only deny, never overspend
+// (the next Reserve, Commit, Release or Usage of the group sweeps it).
+//
+// Replies as reserveScript's; allowed is {1, nonce, warned, expiry µs, ...}
+// with the amount charged to every scope.
+var chargeScript = goredis.NewScript(chargeSrc)
+
+var chargeSrc = luaCommon + `
+local now = clock()
+local rprefix, nonce = ARGV[1], ARGV[2]
+local amt, ttl, keep, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local fp = ARGV[7]
+local B = bounds(8)
+local n = tonumber(ARGV[16])
+local vals = redis.call('MGET', unpack(KEYS, 3, 3 + n))
+if fp ~= '' then
+  local prev = vals[1]
+  if prev then
+    local v = redis.call('GET', rprefix .. prev)
+    if v then
+      local P = unpackrec(v)
+      if not P then return badrec() end
+      if P[5] ~= fp then return {-2} end
+      local st, pexp = tonumber(P[1]), tonumber(P[3])
+      if st == 1 and pexp <= now then st = 4 end
+      return {2, prev, st, tonumber(P[2]), pexp}
+    end
+  end
+end
+local sc, out = {}, {}
+local denied, warned = 0, 0
+for i = 1, n do
+  local a = 17 + (i - 1) * 5
+  local mode, limit = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local kind, bucket = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local slot, send = slot_of(kind, bucket, now, B)
+  if slot == nil then return redis.error_reply('TALOS_CLOCK server time outside the period bounds') end
+  local S = load(vals[1 + i], kind, slot, now)
+  sc[i] = {kind = kind, bucket = bucket, slot = slot, send = send, S = S}
+  local ex = 0
+  if exceeds(S.u, S.r, amt, limit) then
+    ex = 1
+    if mode == 0 and denied == 0 then denied = i end
+    if mode == 1 then warned = 1 end
+  end
+  out[#out + 1] = S.u
+  out[#out + 1] = S.r
+  out[#out + 1] = ex
+end
+if denied > 0 then
+  local res = {0, '', denied, 0}
+  for _, v in ipairs(out) do res[#res + 1] = v end
+  return res
+end
+local exp = now + ttl
+for i = 1, n do
+  local S = sc[i].S
+  S.cur = S.cur + amt
+  store(KEYS[3 + i], sc[i].kind, sc[i].slot, S, sc[i].send, sc[i].bucket, keep)
+end
+if fp ~= '' then
+  local rec = {'2', fmt(amt), fmt(exp), fmt(n), fp, KEYS[3], fmt(amt), '0'}
+  local m = 17 + n * 5
+  for j = 0, 5 do rec[9 + j] = ARGV[m + j] end
+  for i = 1, n do
+    local a, b = 17 + (i - 1) * 5, SB(i)
+    rec[b + 1], rec[b + 2] = KEYS[3 + i], sc[i].S.g
+    for j = 0, 4 do rec[b + 3 + j] = ARGV[a + j] end
+    rec[b + 8] = fmt(amt)
+  end
+  local px = fmt(idiv(ttl + retention, 1000) + 1)
+  redis.call('SET', KEYS[3], nonce, 'PX', px)
+  redis.call('SET', KEYS[2], pack(rec), 'PX', px)
+end
 local res = {1, nonce, warned, exp}
 for _, v in ipairs(out) do res[#res + 1] = v end
 return res
