@@ -58,6 +58,11 @@
 //   - One header may skip at most [MaxSkip] keys per chain, and the total
 //     skipped-key store is bounded (Config.MaxSkippedKeys, default
 //     [DefaultMaxSkippedKeys]); the oldest keys are evicted.
+//   - Beyond the skipped-key caps, libsignal's bounds: skipped keys are
+//     kept for at most [MaxReceivingChains] chains, one message may make
+//     the receiver derive at most [MaxForwardJump] keys even across a DH
+//     step, and a [Record] keeps at most [MaxArchivedSessions] earlier
+//     sessions with a peer.
 //   - Header counters must fit uint32; an all-zero X25519 result is rejected
 //     with [ErrInvalidDHKey].
 //   - Only the canonical envelope is accepted, so one message has exactly
@@ -84,6 +89,33 @@
 // Frame created_at, and the nonce inside ciphertext_b64u, are not covered
 // by frame_digest (contract); a changed nonce still fails the AEAD, but
 // created_at is unauthenticated.
+//
+// # Hybrid setup
+//
+// [GenerateHybridPrekey] makes a prekey whose bundle also carries an
+// ML-KEM-768 encapsulation key (crypto/mlkem) signed by the identity key
+// (members pq_prekey, pq_prekey_signature; extra members the contract
+// schema allows). [InitiateHybrid] negotiates: with such a bundle it
+// encapsulates to the key and mixes the KEM secret with the X25519 output
+// into the first root key (Signal's PQXDH, revision 3, adapted to the
+// contract's single-DH setup), returning a [HybridSetup] with the KEM
+// ciphertext to send beside the first message; with a contract bundle it
+// runs the contract setup. [AcceptHybrid] is the responder's side; a nil
+// setup is the contract setup. Messages are the contract's wire either way.
+//
+// Downgrade: stripping the extension from a bundle is detected by a hybrid
+// initiator because the bundle's signed prekey itself is committed to it
+// (the leading 12 bits of SHA-256("talos.ratchet.pqxdh.v1.commit\n" ‖ SPK)
+// are zero, found by drawing about 4,096 X25519 keys): the contract
+// signature covers the prekey, so the commitment cannot be removed or added
+// by anyone but the identity key's owner, and InitiateHybrid returns
+// [ErrDowngrade] for a committed prekey without its ML-KEM key. A peer
+// without the extension ignores the mark. Stripping or altering the setup
+// data makes the first message fail to decrypt; nothing falls back
+// silently. A third-party prekey carries the mark by chance with
+// probability 2^-12, and a hybrid initiator then refuses it; [Initiate]
+// still talks to it. Like the contract setup, the hybrid setup does not
+// authenticate the initiator.
 //
 // # Concurrency
 //

@@ -30,6 +30,16 @@ const (
 	// its current one (libsignal: 40). Archiving one more drops the oldest.
 	MaxArchivedSessions = 40
 
+	// pqMarkerBits is how many leading zero bits of the marker hash commit
+	// a signed prekey to the hybrid setup (see PrekeyBundle.HybridCommitted):
+	// GenerateHybridPrekey draws 2^12 candidates on average, and a prekey
+	// made without the extension carries the mark with probability 2^-12.
+	pqMarkerBits = 12
+
+	// maxPQMarkerTries bounds the candidates GenerateHybridPrekey draws
+	// (failing with probability below 2^-180 for a good source).
+	maxPQMarkerTries = 1 << 19
+
 	// maxCounter is the largest n or pn accepted in a header (uint32).
 	maxCounter = 1<<32 - 1
 

@@ -3,6 +3,7 @@ package ratchet
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/mlkem"
 	"encoding/json"
 	"io"
 	"strconv"
@@ -28,12 +29,20 @@ type prekeyState struct {
 	priv     [32]byte
 	pub      [32]byte
 	sig      [ed25519.SignatureSize]byte
+
+	// hybrid extension (kem is nil without it)
+	kem     *mlkem.DecapsulationKey768
+	kemSeed [mlkem.SeedSize]byte
+	kemHash [32]byte // SHA-256 of the encapsulation key
+	pqSig   [ed25519.SignatureSize]byte
 }
 
 // GeneratePrekey creates a signed prekey for wallet w: an X25519 key pair
 // whose 32 private bytes are read from rand (crypto/rand.Reader if nil),
 // and the contract's prekey_signature, an Ed25519 signature by w over the
-// raw 32-byte public prekey.
+// raw 32-byte public prekey. The prekey is never one committed to the
+// hybrid setup (see PrekeyBundle.HybridCommitted); GenerateHybridPrekey
+// makes those.
 func GeneratePrekey(w *identity.Wallet, rnd io.Reader) (*Prekey, error) {
 	if w == nil {
 		return nil, errInput("nil wallet")
@@ -42,10 +51,17 @@ func GeneratePrekey(w *identity.Wallet, rnd io.Reader) (*Prekey, error) {
 		rnd = Config{}.withDefaults().Rand
 	}
 	p := newPrekey()
-	if _, err := io.ReadFull(rnd, p.priv[:]); err != nil {
-		return nil, contracts.Wrap(contracts.CodeCryptoError, "ratchet: reading randomness failed", err)
+	for i := 0; ; i++ {
+		if _, err := io.ReadFull(rnd, p.priv[:]); err != nil {
+			return nil, contracts.Wrap(contracts.CodeCryptoError, "ratchet: reading randomness failed", err)
+		}
+		p.pub = publicKey(&p.priv)
+		// Never make a prekey that looks committed to the hybrid setup
+		// (probability 2^-12): hybrid initiators would refuse it.
+		if !pqCommitted(&p.pub) || i == maxPQMarkerTries {
+			break
+		}
 	}
-	p.pub = publicKey(&p.priv)
 	copy(p.identity[:], w.PublicKey())
 	copy(p.sig[:], w.Sign(p.pub[:]))
 	return p, nil
@@ -55,11 +71,16 @@ func newPrekey() *Prekey { return &Prekey{prekeyRef: &prekeyRef{&prekeyState{}}}
 
 // Bundle returns the public prekey bundle to publish.
 func (p *Prekey) Bundle() PrekeyBundle {
-	return PrekeyBundle{
+	b := PrekeyBundle{
 		IdentityKey:     append(ed25519.PublicKey(nil), p.identity[:]...),
 		SignedPrekey:    p.pub,
 		PrekeySignature: append([]byte(nil), p.sig[:]...),
 	}
+	if p.kem != nil {
+		b.PQPrekey = p.kem.EncapsulationKey().Bytes()
+		b.PQPrekeySignature = append([]byte(nil), p.pqSig[:]...)
+	}
+	return b
 }
 
 // PublicKey returns the X25519 public prekey.
@@ -70,14 +91,23 @@ func (p *Prekey) PublicKey() [32]byte { return p.pub }
 // signed prekey, and the Ed25519 signature over the raw prekey bytes. The
 // contract's optional one_time_prekey is never used by the protocol; it is
 // parsed, checked and carried but takes no part in key agreement.
+//
+// PQPrekey and PQPrekeySignature are the hybrid extension (members
+// pq_prekey and pq_prekey_signature, which the contract schema allows as
+// extra members): an ML-KEM-768 encapsulation key and the identity key's
+// Ed25519 signature over "talos.ratchet.pqxdh.v1\n" ‖ "ML-KEM-768\n" ‖
+// signed prekey ‖ encapsulation key. Both are nil in a contract bundle.
 type PrekeyBundle struct {
-	IdentityKey     ed25519.PublicKey
-	SignedPrekey    [32]byte
-	PrekeySignature []byte
-	OneTimePrekey   []byte // nil, or a 32-byte X25519 key
+	IdentityKey       ed25519.PublicKey
+	SignedPrekey      [32]byte
+	PrekeySignature   []byte
+	OneTimePrekey     []byte // nil, or a 32-byte X25519 key
+	PQPrekey          []byte // nil, or a 1184-byte ML-KEM-768 encapsulation key
+	PQPrekeySignature []byte // nil, or 64 bytes
 }
 
-// Verify checks the prekey signature with the bundle's identity key. It
+// Verify checks the prekey signature with the bundle's identity key, and
+// the hybrid extension's signature and key when the bundle has them. It
 // returns ErrInvalidSignature (X3DH_INVALID_SIGNATURE) on any failure.
 func (b PrekeyBundle) Verify() error {
 	if len(b.IdentityKey) != ed25519.PublicKeySize || len(b.PrekeySignature) != ed25519.SignatureSize {
@@ -85,6 +115,11 @@ func (b PrekeyBundle) Verify() error {
 	}
 	if !identity.Verify(b.SignedPrekey[:], b.PrekeySignature, b.IdentityKey) {
 		return errSignature("prekey signature does not verify")
+	}
+	if b.PQPrekey != nil || b.PQPrekeySignature != nil {
+		if _, err := b.verifyPQ(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -100,6 +135,8 @@ type bundleJSON struct {
 	SignedPrekey    string  `json:"signed_prekey"`
 	PrekeySignature string  `json:"prekey_signature"`
 	OneTimePrekey   *string `json:"one_time_prekey,omitempty"`
+	PQPrekey        *string `json:"pq_prekey,omitempty"`
+	PQSignature     *string `json:"pq_prekey_signature,omitempty"`
 }
 
 // MarshalJSON returns the canonical JSON of the contract form, with
@@ -114,10 +151,19 @@ func (b PrekeyBundle) MarshalJSON() ([]byte, error) {
 		s := contracts.EncodeBase64URL(b.OneTimePrekey)
 		j.OneTimePrekey = &s
 	}
+	if b.PQPrekey != nil {
+		s := contracts.EncodeBase64URL(b.PQPrekey)
+		j.PQPrekey = &s
+	}
+	if b.PQPrekeySignature != nil {
+		s := contracts.EncodeBase64URL(b.PQPrekeySignature)
+		j.PQSignature = &s
+	}
 	return contracts.Marshal(j)
 }
 
-// ParseBundle parses the contract JSON form of a prekey bundle. Unknown
+// ParseBundle parses the contract JSON form of a prekey bundle, with the
+// hybrid extension's two members when present (both or neither). Unknown
 // fields, duplicate keys and non-strict base64url are rejected;
 // one_time_prekey may be absent or null. It does not verify the signature
 // (Initiate does; or call Verify). Errors are *contracts.Error with code
@@ -179,6 +225,21 @@ func parseBundle(raw []byte, decode func(string) ([]byte, error), enc string) (P
 		}
 		b.OneTimePrekey = otp
 	}
+	if (j.PQPrekey == nil) != (j.PQSignature == nil) {
+		return b, errInput("prekey bundle: pq_prekey and pq_prekey_signature go together")
+	}
+	if j.PQPrekey != nil {
+		// The extension is ours: always strict base64url.
+		pk, err := contracts.DecodeBase64URL(*j.PQPrekey)
+		if err != nil || len(pk) != mlkem.EncapsulationKeySize768 {
+			return b, errInput("prekey bundle: pq_prekey must be 1184 bytes of base64url")
+		}
+		ps, err := contracts.DecodeBase64URL(*j.PQSignature)
+		if err != nil || len(ps) != ed25519.SignatureSize {
+			return b, errInput("prekey bundle: pq_prekey_signature must be 64 bytes of base64url")
+		}
+		b.PQPrekey, b.PQPrekeySignature = pk, ps
+	}
 	b.IdentityKey = ik
 	copy(b.SignedPrekey[:], spk)
 	b.PrekeySignature = sig
@@ -205,7 +266,7 @@ func checkExactKeys(raw []byte) error {
 	}
 	for k := range m {
 		switch k {
-		case "identity_key", "signed_prekey", "prekey_signature", "one_time_prekey":
+		case "identity_key", "signed_prekey", "prekey_signature", "one_time_prekey", "pq_prekey", "pq_prekey_signature":
 		default:
 			return errInput("prekey bundle: unknown or mis-cased field " + strconv.Quote(k))
 		}

@@ -140,22 +140,40 @@ func UnmarshalSealed(sealer Sealer, sealed, aad []byte, cfg Config) (*Session, e
 	return parseState(pt, cfg)
 }
 
+// Sealed prekey formats (library-private):
+//
+//	v1: 'T' 'P' 0x01 identity(32) priv(32) sig(64)
+//	v2: 'T' 'P' 0x02 identity(32) priv(32) sig(64) kemSeed(64) pqSig(64)
+//
+// v2 is written only for hybrid prekeys; both are read.
+const (
+	prekeyV1Size = 3 + 32 + 32 + 64
+	prekeyV2Size = prekeyV1Size + 64 + 64
+)
+
 // MarshalSealed seals the prekey (its private half included) for storage.
 func (p *Prekey) MarshalSealed(sealer Sealer, aad []byte) ([]byte, error) {
 	if sealer == nil {
 		return nil, errInput("nil Sealer")
 	}
-	pt := make([]byte, 0, 3+32+32+64)
-	pt = append(pt, 'T', 'P', stateVersion)
+	pt := make([]byte, 0, prekeyV2Size)
+	pt = append(pt, 'T', 'P', 1)
+	if p.kem != nil {
+		pt[2] = 2
+	}
 	pt = append(pt, p.identity[:]...)
 	pt = append(pt, p.priv[:]...)
 	pt = append(pt, p.sig[:]...)
+	if p.kem != nil {
+		pt = append(pt, p.kemSeed[:]...)
+		pt = append(pt, p.pqSig[:]...)
+	}
 	defer clear(pt)
 	return sealer.Seal(pt, append([]byte(sealDomainPrekey), aad...))
 }
 
-// UnmarshalPrekeySealed opens a prekey sealed by Prekey.MarshalSealed. It
-// checks that the stored signature still verifies.
+// UnmarshalPrekeySealed opens a prekey sealed by Prekey.MarshalSealed (any
+// version). It checks that the stored signatures still verify.
 func UnmarshalPrekeySealed(sealer Sealer, sealed, aad []byte) (*Prekey, error) {
 	if sealer == nil {
 		return nil, errInput("nil Sealer")
@@ -165,14 +183,28 @@ func UnmarshalPrekeySealed(sealer Sealer, sealed, aad []byte) (*Prekey, error) {
 		return nil, contracts.Wrap(contracts.CodeCryptoError, "ratchet: sealed prekey does not open", err)
 	}
 	defer clear(pt)
-	if len(pt) != 3+32+32+64 || pt[0] != 'T' || pt[1] != 'P' || pt[2] != stateVersion {
+	return parsePrekey(pt)
+}
+
+func parsePrekey(pt []byte) (*Prekey, error) {
+	if len(pt) < 3 || pt[0] != 'T' || pt[1] != 'P' ||
+		!(pt[2] == 1 && len(pt) == prekeyV1Size || pt[2] == 2 && len(pt) == prekeyV2Size) {
 		return nil, errState("bad prekey encoding")
 	}
 	p := newPrekey()
 	copy(p.identity[:], pt[3:35])
 	copy(p.priv[:], pt[35:67])
-	copy(p.sig[:], pt[67:])
+	copy(p.sig[:], pt[67:131])
 	p.pub = publicKey(&p.priv)
+	if pt[2] == 2 {
+		if err := p.setKEM(pt[131:195]); err != nil {
+			return nil, errState("bad ML-KEM seed")
+		}
+		copy(p.pqSig[:], pt[195:])
+		if !pqCommitted(&p.pub) {
+			return nil, errState("hybrid prekey is not committed")
+		}
+	}
 	if err := p.Bundle().Verify(); err != nil {
 		return nil, errState("prekey signature does not verify")
 	}
