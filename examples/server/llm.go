@@ -91,42 +91,10 @@ func (l *llmProxy) handle(w http.ResponseWriter, r *http.Request, p *principal) 
 		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "request body too large or unreadable"))
 		return
 	}
-	// OpenAI requests carry floats (temperature), so the strict rules for
-	// signed objects do not apply; duplicate keys, keys equal under case
-	// folding, mis-cased field names and bad UTF-8 are refused: the bytes
-	// forwarded are the document authorized, budgeted and audited.
-	var req chatRequest
-	if err := contracts.UnmarshalFields(body, &req); err != nil {
+	req, maxTokens, choices, err := parseChatRequest(body)
+	if err != nil {
 		writeError(w, r, err)
 		return
-	}
-	if req.Model == "" || len(req.Model) > 128 {
-		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "model is required"))
-		return
-	}
-	if req.Stream {
-		writeError(w, r, contracts.Errorf(contracts.CodeStreamingNotSupported, "streaming is not supported"))
-		return
-	}
-	if req.MaxCompletionTokens != nil {
-		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "max_completion_tokens is not supported: bound the completion with max_tokens"))
-		return
-	}
-	maxTokens := int64(defaultMaxTokens)
-	if req.MaxTokens != nil {
-		if *req.MaxTokens < 1 || *req.MaxTokens > maxMaxTokens {
-			writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "max_tokens out of range"))
-			return
-		}
-		maxTokens = *req.MaxTokens
-	}
-	choices := int64(1)
-	if req.N != nil {
-		if *req.N < 1 || *req.N > maxChoices {
-			writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "n out of range"))
-			return
-		}
-		choices = *req.N
 	}
 	// Worst case, conservatively: every byte of the request is a prompt
 	// token (tokenizers emit at least one byte per token; len/4 let a dense
@@ -181,6 +149,43 @@ func (l *llmProxy) handle(w http.ResponseWriter, r *http.Request, p *principal) 
 	}
 	w.WriteHeader(status)
 	w.Write(respBody)
+}
+
+// parseChatRequest decodes the fields the proxy decides on and checks them:
+// the model, the completion bound per choice (max_tokens, or the default)
+// and the number of choices. Errors are *contracts.Error.
+func parseChatRequest(body []byte) (req chatRequest, maxTokens, choices int64, err error) {
+	// OpenAI requests carry floats (temperature), so the strict rules for
+	// signed objects do not apply; duplicate keys, keys equal under case
+	// folding, mis-cased field names and bad UTF-8 are refused: the bytes
+	// forwarded are the document authorized, budgeted and audited.
+	if err := contracts.UnmarshalFields(body, &req); err != nil {
+		return req, 0, 0, err
+	}
+	if req.Model == "" || len(req.Model) > 128 {
+		return req, 0, 0, contracts.Errorf(contracts.CodeInvalidInput, "model is required")
+	}
+	if req.Stream {
+		return req, 0, 0, contracts.Errorf(contracts.CodeStreamingNotSupported, "streaming is not supported")
+	}
+	if req.MaxCompletionTokens != nil {
+		return req, 0, 0, contracts.Errorf(contracts.CodeInvalidInput, "max_completion_tokens is not supported: bound the completion with max_tokens")
+	}
+	maxTokens = int64(defaultMaxTokens)
+	if req.MaxTokens != nil {
+		if *req.MaxTokens < 1 || *req.MaxTokens > maxMaxTokens {
+			return req, 0, 0, contracts.Errorf(contracts.CodeInvalidInput, "max_tokens out of range")
+		}
+		maxTokens = *req.MaxTokens
+	}
+	choices = 1
+	if req.N != nil {
+		if *req.N < 1 || *req.N > maxChoices {
+			return req, 0, 0, contracts.Errorf(contracts.CodeInvalidInput, "n out of range")
+		}
+		choices = *req.N
+	}
+	return req, maxTokens, choices, nil
 }
 
 // hardBudget reports whether some scope of req is enforced in hard mode.
