@@ -43,8 +43,98 @@ var foldedFieldsCache sync.Map // reflect.Type → map[string]struct{}
 // naming one of them. It first applies the input rules of CheckJSON (not
 // strict): size, depth, UTF-8, surrogates, exact duplicates.
 func CheckCaseFold(raw []byte) error {
-	_, err := checkedValue(raw)
-	return err
+	if err := CheckJSON(raw, false); err != nil {
+		return err
+	}
+	if key, dup := foldScan(raw); dup {
+		return jsonError("object has two member names equal under case folding, one is " + quoteKey(key))
+	}
+	return nil
+}
+
+// foldScanPairwise is the number of member names of one object compared
+// pairwise (bytes.EqualFold, no allocation); larger objects switch to a set
+// of fold keys, so the work stays linear.
+const foldScanPairwise = 16
+
+// foldScan finds, in valid JSON (CheckJSON has passed), a member name equal
+// under simple folding to another of the same object, without decoding the
+// document.
+func foldScan(raw []byte) (string, bool) {
+	type frame struct {
+		obj   bool
+		start int                 // first key of this object in keys
+		set   map[string]struct{} // fold keys, once the object is large
+	}
+	var stackBuf [16]frame
+	var keysBuf [32][]byte
+	stack, keys := stackBuf[:0], keysBuf[:0]
+	expectKey := false
+	for i := 0; i < len(raw); {
+		switch raw[i] {
+		case '{':
+			stack = append(stack, frame{obj: true, start: len(keys)})
+			expectKey = true
+			i++
+		case '[':
+			stack = append(stack, frame{start: len(keys)})
+			expectKey = false
+			i++
+		case '}', ']':
+			keys = keys[:stack[len(stack)-1].start]
+			stack = stack[:len(stack)-1]
+			expectKey = false
+			i++
+		case ',':
+			expectKey = len(stack) > 0 && stack[len(stack)-1].obj
+			i++
+		case '"':
+			end, escaped := i+1, false
+			for raw[end] != '"' {
+				if raw[end] == '\\' {
+					escaped = true
+					end++
+				}
+				end++
+			}
+			if expectKey {
+				key := raw[i+1 : end]
+				if escaped {
+					var s string
+					if json.Unmarshal(raw[i:end+1], &s) != nil {
+						return "", false // unreachable after CheckJSON
+					}
+					key = []byte(s)
+				}
+				f := &stack[len(stack)-1]
+				if f.set == nil && len(keys)-f.start >= foldScanPairwise {
+					f.set = make(map[string]struct{}, 2*foldScanPairwise)
+					for _, k := range keys[f.start:] {
+						f.set[foldKey(string(k))] = struct{}{}
+					}
+				}
+				if f.set != nil {
+					fk := foldKey(string(key))
+					if _, dup := f.set[fk]; dup {
+						return string(key), true
+					}
+					f.set[fk] = struct{}{}
+				} else {
+					for _, k := range keys[f.start:] {
+						if bytes.EqualFold(k, key) {
+							return string(key), true
+						}
+					}
+				}
+				keys = append(keys, key)
+				expectKey = false
+			}
+			i = end + 1
+		default:
+			i++
+		}
+	}
+	return "", false
 }
 
 // UnmarshalFields decodes one JSON document from outside the process into v
@@ -103,41 +193,10 @@ func checkedValue(raw []byte) (any, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, jsonError("trailing data after value")
 	}
-	if key, dup := foldDuplicate(generic); dup {
+	if key, dup := foldScan(raw); dup {
 		return nil, jsonError("object has two member names equal under case folding, one is " + quoteKey(key))
 	}
 	return generic, nil
-}
-
-// foldDuplicate finds a member name equal under simple folding to another
-// of the same object, at any depth.
-func foldDuplicate(x any) (string, bool) {
-	switch v := x.(type) {
-	case map[string]any:
-		var seen map[string]struct{}
-		if len(v) > 1 {
-			seen = make(map[string]struct{}, len(v))
-		}
-		for k, e := range v {
-			if seen != nil {
-				f := foldKey(k)
-				if _, dup := seen[f]; dup {
-					return k, true
-				}
-				seen[f] = struct{}{}
-			}
-			if key, dup := foldDuplicate(e); dup {
-				return key, true
-			}
-		}
-	case []any:
-		for _, e := range v {
-			if key, dup := foldDuplicate(e); dup {
-				return key, true
-			}
-		}
-	}
-	return "", false
 }
 
 // foldKey maps s to a representative of its simple-folding class: every

@@ -86,6 +86,21 @@ func TestUnmarshalFieldsCaseSensitive(t *testing.T) {
 	if err := contracts.UnmarshalFieldsKnown([]byte(`{"model":"m"}`), &gatewayDoc{}); err != nil {
 		t.Fatal(err)
 	}
+	// Large objects (past the pairwise limit) use a set: same verdicts.
+	var many strings.Builder
+	many.WriteString(`{`)
+	for i := range 40 {
+		fmt.Fprintf(&many, `"key%d":%d,`, i, i)
+	}
+	for _, tc := range []struct {
+		last string
+		ok   bool
+	}{{`"KEY7":1}`, false}, {`"KEY39":1}`, false}, {`"key\u212a0":1}`, true}, {`"\u212aey3":1}`, false}, {`"other":1}`, true}} {
+		doc := many.String() + tc.last
+		if err := contracts.CheckCaseFold([]byte(doc)); (err == nil) != tc.ok {
+			t.Errorf("40 keys then %s: %v, want ok=%v", tc.last, err, tc.ok)
+		}
+	}
 	// A long offending key is quoted truncated.
 	long := strings.Repeat("A", 500)
 	err := contracts.CheckCaseFold([]byte(`{"` + long + `":1,"` + strings.ToLower(long) + `":2}`))
