@@ -183,7 +183,7 @@ func (b *Budget) Charge(ctx context.Context, req budget.ReserveRequest) (budget.
 		return budget.Reservation{}, err
 	}
 	group := req.GroupName()
-	keys, args, active, err := b.reserveCall(&req, group)
+	keys, args, active, err := b.call(&req, group, req.IdempotencyKey != "")
 	if err != nil {
 		return budget.Reservation{}, err
 	}
@@ -205,11 +205,24 @@ func (b *Budget) Charge(ctx context.Context, req budget.ReserveRequest) (budget.
 // reserveCall returns the keys and arguments of a reserve script run for
 // a validated request, and the request index of each scope sent.
 func (b *Budget) reserveCall(req *budget.ReserveRequest, group string) (keys []string, args []any, active []int, err error) {
-	id, err := budget.NewReservationID(group)
-	if err != nil {
-		return nil, nil, nil, err
+	return b.call(req, group, true)
+}
+
+// noRecordNonce stands in for the nonce of a Charge that stores no record
+// (the reply carries it back; Charge then returns no ID).
+const noRecordNonce = "00000000000000000000000000000000"
+
+// call is reserveCall; without record (a Charge without an idempotency
+// key, which stores no record) it draws no nonce and sends no meta.
+func (b *Budget) call(req *budget.ReserveRequest, group string, record bool) (keys []string, args []any, active []int, err error) {
+	nonce := noRecordNonce
+	if record {
+		id, err := budget.NewReservationID(group)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		nonce = id[len(group)+1:]
 	}
-	nonce := id[len(group)+1:]
 	rprefix := b.groupKey(group, "r:")
 	rk := rprefix + nonce
 	var fp string
@@ -242,8 +255,10 @@ func (b *Budget) reserveCall(req *budget.ReserveRequest, group string) (keys []s
 		keys = append(keys, k)
 		args = append(args, int(s.Mode), s.Limit, int(s.Period.Kind()), s.Period.BucketMicros(), s.ID)
 	}
-	m := req.Meta
-	args = append(args, m.KeyID, m.TeamID, m.OrgID, m.Surface, m.ModelGroupID, m.MCPServerID)
+	if record {
+		m := req.Meta
+		args = append(args, m.KeyID, m.TeamID, m.OrgID, m.Surface, m.ModelGroupID, m.MCPServerID)
+	}
 	return keys, args, active, nil
 }
 
