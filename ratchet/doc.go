@@ -117,6 +117,21 @@
 // still talks to it. Like the contract setup, the hybrid setup does not
 // authenticate the initiator.
 //
+// # Header encryption
+//
+// With Config.HeaderEncryption on both sides of a hybrid setup, a session
+// uses the Double Ratchet's header-encrypted variant (Signal's
+// specification, section 4): headers are sealed under header keys derived
+// from the root KDF (HKs, HKr, NHKs, NHKr), so a relay, such as the A2A
+// server carrying [Frame]s, sees no ratchet key and no counter. The request
+// is part of the setup data and of the key derivation, so adding or
+// removing it on the way makes the first message fail; a responder that
+// requires it refuses setup data without it ([ErrDowngrade]). The receiver
+// tries at most one header key per kept chain ([MaxReceivingChains]) plus
+// its current and next ones, and stays transactional. Such sessions
+// exchange a library-private envelope ([Session.HeaderEncrypted]); peers
+// that did not negotiate it never see one.
+//
 // # Concurrency
 //
 // A [Session] is single-owner: callers serialize its methods (a
@@ -126,7 +141,11 @@
 // # Compatibility
 //
 // Envelopes, bundles, frames and group events follow the contracts v1.1.0
-// and interoperate with their traces byte for byte. The sealed state format,
-// the setup proof, and the group control and message formats are
-// library-private extensions, each versioned.
+// and interoperate with their traces byte for byte; a hybrid bundle is a
+// contract bundle with two extra members. The sealed state formats
+// (sessions v1 and v2, prekeys v1 and v2, records), the setup proof, the
+// hybrid setup data, the header-encrypted envelope, and the group control
+// and message formats are library-private extensions, each versioned.
+// [ParseBundleLegacy] reads bundles as the Python SDK writes them (padded
+// standard base64); [ParseBundle] never does.
 package ratchet

@@ -75,10 +75,25 @@ func (f *Frame) digest() (string, error) {
 // encrypted frame from senderID in sessionID with the sender-local sequence
 // number seq. Reserve seq before encrypting and reuse the same frame on
 // retries, so that resends are idempotent for the receiver.
+//
+// A header-encrypted envelope (Session.HeaderEncrypted) is framed the same
+// way with header_b64u = b64u(encrypted header), so the relay carrying
+// the frame sees no ratchet key or counter.
 func BuildFrame(sessionID, senderID string, seq uint64, wire []byte, now time.Time) (*Frame, error) {
 	m, err := ParseMessage(wire)
-	if err != nil {
-		return nil, err
+	var hdr []byte
+	if err == nil {
+		hdr = m.Header.AppendCanonical(nil)
+	} else {
+		var p heParsed
+		if parseHEWire(wire, &p) != nil {
+			return nil, err
+		}
+		ct, derr := b64.DecodeString(string(p.ct))
+		if derr != nil {
+			return nil, errHeader("invalid ciphertext encoding")
+		}
+		m, hdr = &Message{Nonce: p.nonce[:], Ciphertext: ct}, p.eh[:]
 	}
 	if seq > contracts.MaxSafeInteger {
 		return nil, errFrame("sender_seq too large")
@@ -90,7 +105,7 @@ func BuildFrame(sessionID, senderID string, seq uint64, wire []byte, now time.Ti
 		SessionID:      sessionID,
 		SenderID:       senderID,
 		SenderSeq:      seq,
-		HeaderB64U:     b64.EncodeToString(m.Header.AppendCanonical(nil)),
+		HeaderB64U:     b64.EncodeToString(hdr),
 		CiphertextB64U: b64.EncodeToString(append(m.Nonce, m.Ciphertext...)),
 		CiphertextHash: hex.EncodeToString(ctHash[:]),
 		CreatedAt:      now.UTC().Format(frameTimeLayout),
@@ -169,8 +184,14 @@ func (f *Frame) Wire() ([]byte, error) {
 		return nil, errHeader("frame header_b64u is not base64url")
 	}
 	h, err := ParseHeader(hdrRaw)
+	he := false
 	if err != nil {
-		return nil, err
+		// An encrypted header (68 bytes of ciphertext) never parses as a
+		// canonical JSON header.
+		if len(hdrRaw) != heHeaderSize {
+			return nil, err
+		}
+		he = true
 	}
 	body, err := contracts.DecodeBase64URL(f.CiphertextB64U)
 	if err != nil {
@@ -191,6 +212,9 @@ func (f *Frame) Wire() ([]byte, error) {
 	}
 	if subtle.ConstantTimeCompare([]byte(d), []byte(f.FrameDigest)) != 1 {
 		return nil, errFrame("frame_digest does not match")
+	}
+	if he {
+		return appendHEWire(nil, hdrRaw, nonce, ct), nil
 	}
 	return appendWire(make([]byte, 0, wireLen(&h, len(ct))), &h, nonce, ct), nil
 }

@@ -166,6 +166,12 @@ type HybridSetup struct {
 	EphemeralKey  [32]byte
 	SignedPrekey  [32]byte
 	KEMCiphertext []byte // mlkem.CiphertextSize768 bytes
+
+	// HeaderEncryption requests the header-encryption extension (JSON
+	// member "header_encryption": true, absent otherwise). It is bound
+	// into the key derivation, so removing or adding it makes the first
+	// message fail to decrypt.
+	HeaderEncryption bool
 }
 
 // encapsulate is ML-KEM encapsulation; tests replace it to replay vectors.
@@ -191,6 +197,9 @@ func InitiateHybrid(b PrekeyBundle, cfg Config) (*Session, *HybridSetup, error) 
 		}
 		if b.HybridCommitted() {
 			return nil, nil, errDowngrade("prekey is committed to the hybrid setup but the bundle has no ML-KEM key")
+		}
+		if cfg.HeaderEncryption {
+			return nil, nil, errDowngrade("header encryption needs a bundle with the hybrid extension")
 		}
 		s, err := Initiate(b, cfg)
 		return s, nil, err
@@ -218,10 +227,14 @@ func InitiateHybrid(b PrekeyBundle, cfg Config) (*Session, *HybridSetup, error) 
 	if err != nil {
 		return nil, nil, contracts.Wrap(contracts.CodeCryptoError, "ratchet: ML-KEM encapsulation failed", err)
 	}
-	setup := &HybridSetup{EphemeralKey: eph.pub, SignedPrekey: b.SignedPrekey, KEMCiphertext: ct}
+	setup := &HybridSetup{EphemeralKey: eph.pub, SignedPrekey: b.SignedPrekey, KEMCiphertext: ct, HeaderEncryption: cfg.HeaderEncryption}
 	ekHash := sha256.Sum256(b.PQPrekey)
 	rk0 := hybridInit(&dh0, ss, b.IdentityKey, setup, &ekHash)
 	clear(ss)
+	if setup.HeaderEncryption {
+		s.st.initInitiatorHE(&rk0, &dh0, eph, &b.SignedPrekey)
+		return s, setup, nil
+	}
 	rk, cks := kdfRK(&rk0, &dh0)
 	s.st = core{flags: flagDHr | flagCKs, dhs: eph, dhr: b.SignedPrekey, rk: rk, cks: cks}
 	return s, setup, nil
@@ -241,7 +254,10 @@ func AcceptHybrid(p *Prekey, setup *HybridSetup, cfg Config) (*Session, error) {
 	if p == nil {
 		return nil, errInput("nil prekey")
 	}
-	if setup == nil {
+	if setup == nil || cfg.HeaderEncryption && !setup.HeaderEncryption {
+		if cfg.HeaderEncryption {
+			return nil, errDowngrade("setup data does not request the required header encryption")
+		}
 		return Accept(p, cfg)
 	}
 	if p.kem == nil {
@@ -266,6 +282,10 @@ func AcceptHybrid(p *Prekey, setup *HybridSetup, cfg Config) (*Session, error) {
 	clear(ss)
 	s := newSession(cfg)
 	st := &s.st
+	if setup.HeaderEncryption {
+		st.initResponderHE(&rk0, &dh0, keyPair{priv: p.priv, pub: p.pub}, &setup.EphemeralKey)
+		return s, nil
+	}
 	st.dhs = keyPair{priv: p.priv, pub: p.pub}
 	st.rk, st.ckr = kdfRK(&rk0, &dh0)
 	st.dhr = setup.EphemeralKey
@@ -277,7 +297,8 @@ func AcceptHybrid(p *Prekey, setup *HybridSetup, cfg Config) (*Session, error) {
 //
 //	RK0 = HKDF-SHA256(ikm = dh0 ‖ ss, salt = transcript, info = infoPQXDH, L = 32)
 //	transcript = SHA-256("talos.ratchet.pqxdh.v1\n" ‖ identity key (32) ‖
-//	             EK (32) ‖ SPK (32) ‖ SHA-256(encapsulation key) ‖ ciphertext)
+//	             EK (32) ‖ SPK (32) ‖ SHA-256(encapsulation key) ‖ ciphertext
+//	             [‖ "\nheader-encryption" when requested])
 //
 // After it the contract schedule continues unchanged: (RK, CK) =
 // KDF_RK(RK0, dh0).
@@ -289,6 +310,9 @@ func hybridInit(dh0 *[32]byte, ss, identityKey []byte, setup *HybridSetup, ekHas
 	t.Write(setup.SignedPrekey[:])
 	t.Write(ekHash[:])
 	t.Write(setup.KEMCiphertext)
+	if setup.HeaderEncryption {
+		t.Write([]byte("\nheader-encryption"))
+	}
 	salt := t.Sum(nil)
 	var ikm [64]byte
 	copy(ikm[:], dh0[:])
@@ -305,21 +329,27 @@ func hybridInit(dh0 *[32]byte, ss, identityKey []byte, setup *HybridSetup, ekHas
 }
 
 type hybridSetupJSON struct {
-	Type          string `json:"type"`
-	EphemeralKey  string `json:"ephemeral_key"`
-	SignedPrekey  string `json:"signed_prekey"`
-	KEMCiphertext string `json:"kem_ciphertext"`
+	Type             string `json:"type"`
+	EphemeralKey     string `json:"ephemeral_key"`
+	SignedPrekey     string `json:"signed_prekey"`
+	KEMCiphertext    string `json:"kem_ciphertext"`
+	HeaderEncryption *bool  `json:"header_encryption,omitempty"`
 }
 
 // MarshalJSON returns the setup's canonical JSON:
-// {"ephemeral_key","kem_ciphertext","signed_prekey","type":"talos.ratchet.pqxdh.v1"}.
+// {"ephemeral_key","header_encryption"?,"kem_ciphertext","signed_prekey","type":"talos.ratchet.pqxdh.v1"}.
 func (h *HybridSetup) MarshalJSON() ([]byte, error) {
-	return contracts.Marshal(hybridSetupJSON{
+	j := hybridSetupJSON{
 		Type:          pqDomain,
 		EphemeralKey:  contracts.EncodeBase64URL(h.EphemeralKey[:]),
 		SignedPrekey:  contracts.EncodeBase64URL(h.SignedPrekey[:]),
 		KEMCiphertext: contracts.EncodeBase64URL(h.KEMCiphertext),
-	})
+	}
+	if h.HeaderEncryption {
+		t := true
+		j.HeaderEncryption = &t
+	}
+	return contracts.Marshal(j)
 }
 
 // ParseHybridSetup parses the JSON of a HybridSetup (strict: exact fields,
@@ -342,7 +372,10 @@ func ParseHybridSetup(raw []byte) (*HybridSetup, error) {
 	if err1 != nil || err2 != nil || err3 != nil || len(ek) != 32 || len(spk) != 32 || len(ct) != mlkem.CiphertextSize768 {
 		return nil, errInput("hybrid setup: malformed key or ciphertext")
 	}
-	h := &HybridSetup{KEMCiphertext: ct}
+	if j.HeaderEncryption != nil && !*j.HeaderEncryption {
+		return nil, errInput("hybrid setup: header_encryption is true or absent")
+	}
+	h := &HybridSetup{KEMCiphertext: ct, HeaderEncryption: j.HeaderEncryption != nil}
 	copy(h.EphemeralKey[:], ek)
 	copy(h.SignedPrekey[:], spk)
 	return h, nil

@@ -24,6 +24,17 @@ type Config struct {
 	// If zero, DefaultMaxSkippedKeys is used. Independently, one header may
 	// never skip more than MaxSkip keys on one chain.
 	MaxSkippedKeys int
+
+	// HeaderEncryption selects the header-encryption extension (the
+	// Double Ratchet's header-encrypted variant): relays then see no
+	// message counters or ratchet keys. It is negotiated in the hybrid
+	// setup only: on the initiator, InitiateHybrid requests it (and fails
+	// with ErrDowngrade for a bundle without the hybrid extension); on the
+	// responder, AcceptHybrid requires it (ErrDowngrade for setup data that
+	// does not request it). A responder with false follows the setup data.
+	// Initiate and Accept (the contract setup) refuse it. Sessions that use
+	// it exchange library-private envelopes, never contract ones.
+	HeaderEncryption bool
 }
 
 func (c Config) withDefaults() Config {
@@ -46,7 +57,10 @@ const (
 	flagCKs                 // sending chain exists
 	flagCKr                 // receiving chain exists
 	flagPending             // responder waiting for the first message
-	flagsMask   = flagDHr | flagCKs | flagCKr | flagPending
+	flagHE                  // header encryption
+	flagHKs                 // sending header key set
+	flagHKr                 // receiving header key set
+	flagsMask   = flagDHr | flagCKs | flagCKr | flagPending | flagHE | flagHKs | flagHKr
 )
 
 // core is the fixed-size part of the ratchet state. Copying it is cheap,
@@ -59,6 +73,9 @@ type core struct {
 	rk         [32]byte
 	cks, ckr   [32]byte
 	ns, nr, pn uint64
+
+	// header encryption only (flagHE): header keys
+	hks, hkr, nhks, nhkr [32]byte
 }
 
 type skippedKey struct {
@@ -115,6 +132,9 @@ func (s *Session) newKeyPair() (keyPair, error) {
 // setup does not authenticate the initiator to the responder; see
 // InitiateAuthenticated.
 func Initiate(b PrekeyBundle, cfg Config) (*Session, error) {
+	if cfg.HeaderEncryption {
+		return nil, errInput("header encryption needs the hybrid setup (InitiateHybrid)")
+	}
 	if err := b.Verify(); err != nil {
 		return nil, err
 	}
@@ -151,6 +171,9 @@ func Accept(p *Prekey, cfg Config) (*Session, error) {
 	if p == nil {
 		return nil, errInput("nil prekey")
 	}
+	if cfg.HeaderEncryption {
+		return nil, errInput("header encryption needs the hybrid setup (AcceptHybrid)")
+	}
 	s := newSession(cfg)
 	s.st = core{flags: flagPending, dhs: keyPair{priv: p.priv, pub: p.pub}}
 	return s, nil
@@ -175,6 +198,8 @@ func initResponder(st *core, ek *[32]byte) error {
 // (contract double_ratchet_message v1.1.0). It fails, changing nothing,
 // when the session cannot send yet (a responder before its first message),
 // when the sending chain is exhausted (2^32 messages) or when Rand fails.
+// A header-encrypted session (HeaderEncrypted) returns its own envelope
+// instead, whose header is sealed.
 func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 	return s.seal(plaintext, nil)
 }
@@ -184,6 +209,12 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 func (s *Session) seal(plaintext []byte, aadFor func(Header) []byte) ([]byte, error) {
 	if len(plaintext) > MaxPlaintextSize {
 		return nil, errInput("plaintext too large")
+	}
+	if s.st.flags&flagHE != 0 {
+		if aadFor != nil {
+			return nil, errInput("legacy framing is not available with header encryption")
+		}
+		return s.sealHE(plaintext)
 	}
 	st := s.st
 	if st.flags&flagCKs == 0 {
@@ -238,8 +269,13 @@ func (s *Session) seal(plaintext []byte, aadFor func(Header) []byte) ([]byte, er
 // not parse, ErrMaxSkipExceeded when the header would skip more than
 // MaxSkip keys on one chain, ErrInvalidDHKey for a low-order ratchet key,
 // and ErrAuthFailed (no further detail) for everything that fails to
-// authenticate, including a message that was already decrypted.
+// authenticate, including a message that was already decrypted. A
+// header-encrypted session reads only its own envelopes; a header that
+// opens under none of its header keys is ErrAuthFailed.
 func (s *Session) Decrypt(wire []byte) ([]byte, error) {
+	if s.st.flags&flagHE != 0 {
+		return s.decryptHE(wire)
+	}
 	var p parsed
 	if err := parseWire(wire, &p); err != nil {
 		return nil, err
@@ -352,9 +388,13 @@ func (st *core) skip(staged []skippedKey, until uint64) ([]skippedKey, error) {
 	if until > st.nr+MaxSkip {
 		return staged, errMaxSkip()
 	}
+	chain := st.dhr // a chain is named by its ratchet key, or its header key
+	if st.flags&flagHE != 0 {
+		chain = st.hkr
+	}
 	for st.nr < until {
 		mk, next := kdfCK(&st.ckr)
-		staged = append(staged, skippedKey{dh: st.dhr, n: uint32(st.nr), mk: mk})
+		staged = append(staged, skippedKey{dh: chain, n: uint32(st.nr), mk: mk})
 		st.ckr = next
 		st.nr++
 	}

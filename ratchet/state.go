@@ -21,16 +21,23 @@ type Sealer interface {
 	Open(sealed, aad []byte) ([]byte, error)
 }
 
-// Serialized state, version 1 (library-private; always stored sealed):
+// Serialized state (library-private; always stored sealed), version 1:
 //
 //	'T' 'R' 0x01 flags
 //	dhs.priv dhs.pub dhr prevDHr rk cks ckr   7 × 32 bytes
 //	ns nr pn                          3 × uint64 big-endian
 //	count                             uint32 big-endian
 //	count × (dh 32 ‖ n uint32 ‖ mk 32)
+//
+// Version 2 is written for header-encrypted sessions only (flag bit 4 set)
+// and adds hks hkr nhks nhkr (4 × 32 bytes) after ckr; a skipped key's dh
+// then holds its chain's header key. Both versions are read; version 1
+// never has header-encryption flags.
 const (
 	stateVersion    = 1
+	stateVersionHE  = 2
 	stateHeaderSize = 4 + 7*32 + 3*8 + 4
+	heKeysSize      = 4 * 32
 	skippedSize     = 32 + 4 + 32
 )
 
@@ -42,9 +49,18 @@ const (
 
 func (s *Session) appendState(dst []byte) []byte {
 	st := &s.st
-	dst = append(dst, 'T', 'R', stateVersion, st.flags)
+	v := byte(stateVersion)
+	if st.flags&flagHE != 0 {
+		v = stateVersionHE
+	}
+	dst = append(dst, 'T', 'R', v, st.flags)
 	for _, k := range [...]*[32]byte{&st.dhs.priv, &st.dhs.pub, &st.dhr, &st.prevDHr, &st.rk, &st.cks, &st.ckr} {
 		dst = append(dst, k[:]...)
+	}
+	if v == stateVersionHE {
+		for _, k := range [...]*[32]byte{&st.hks, &st.hkr, &st.nhks, &st.nhkr} {
+			dst = append(dst, k[:]...)
+		}
 	}
 	dst = binary.BigEndian.AppendUint64(dst, st.ns)
 	dst = binary.BigEndian.AppendUint64(dst, st.nr)
@@ -70,7 +86,7 @@ func parseState(b []byte, cfg Config) (*Session, error) {
 	if b[0] != 'T' || b[1] != 'R' {
 		return nil, errState("bad magic")
 	}
-	if b[2] != stateVersion {
+	if b[2] != stateVersion && b[2] != stateVersionHE {
 		return nil, errState("unsupported version")
 	}
 	s := newSession(cfg)
@@ -79,8 +95,19 @@ func parseState(b []byte, cfg Config) (*Session, error) {
 	if st.flags&^flagsMask != 0 {
 		return nil, errState("unknown flags")
 	}
+	he := b[2] == stateVersionHE
+	if he != (st.flags&flagHE != 0) || !he && st.flags&(flagHKs|flagHKr) != 0 {
+		return nil, errState("flags do not match the version")
+	}
+	if he && len(b) < stateHeaderSize+heKeysSize {
+		return nil, errState("bad length")
+	}
 	p := b[4:]
-	for _, k := range [...]*[32]byte{&st.dhs.priv, &st.dhs.pub, &st.dhr, &st.prevDHr, &st.rk, &st.cks, &st.ckr} {
+	keys := []*[32]byte{&st.dhs.priv, &st.dhs.pub, &st.dhr, &st.prevDHr, &st.rk, &st.cks, &st.ckr}
+	if he {
+		keys = append(keys, &st.hks, &st.hkr, &st.nhks, &st.nhkr)
+	}
+	for _, k := range keys {
 		copy(k[:], p[:32])
 		p = p[32:]
 	}
@@ -120,7 +147,7 @@ func (s *Session) MarshalSealed(sealer Sealer, aad []byte) ([]byte, error) {
 	if sealer == nil {
 		return nil, errInput("nil Sealer")
 	}
-	pt := s.appendState(make([]byte, 0, stateHeaderSize+len(s.skipped)*skippedSize))
+	pt := s.appendState(make([]byte, 0, stateHeaderSize+heKeysSize+len(s.skipped)*skippedSize))
 	defer clear(pt)
 	return sealer.Seal(pt, append([]byte(sealDomainState), aad...))
 }
