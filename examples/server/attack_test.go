@@ -172,6 +172,25 @@ func TestAttackCaseFoldOtherSurfaces(t *testing.T) {
 	if files.writes.Load() != 0 || files.reads.Load() != 0 {
 		t.Fatal("a refused JSON-RPC body reached the upstream")
 	}
+	// A2A and admin bodies.
+	bob := newAgent(t, ts, "bob", "team-b")
+	if st := alice.call("POST", "/a2a/sessions", `{"schema_id":"talos.a2a.session_create_request","schema_version":"v1","responder_id":"`+bob.did+`","Responder_ID":"`+alice.did+`","ratchet_state_blob_b64u":"AA","ratchet_state_digest":"`+strings.Repeat("0", 64)+`"}`, &eb); st != http.StatusBadRequest || eb.Code != contracts.CodeInvalidInput {
+		t.Errorf("a2a session create with a folded duplicate: %d %+v", st, eb)
+	}
+	if st := decode(t, ts.do(t, "PUT", "/v1/principals/"+bob.did, ts.cred, []byte(`{"team_id":"team-b","TEAM_ID":"team-admin"}`)), &eb); st != http.StatusBadRequest || eb.Code != contracts.CodeInvalidInput {
+		t.Errorf("admin principal with a folded duplicate: %d %+v", st, eb)
+	}
+	// The config file.
+	for _, raw := range []string{
+		`{"config_version":"1.0","global":{"env":"dev","ENV":"prod"}}`,
+		`{"config_version":"1.0","global":{"Env":"prod"}}`,
+		`{"config_version":"1.0","global":{},"extensions":{"x":{"a":1,"A":2}}}`,
+	} {
+		cfg := DefaultConfig()
+		if _, err := applyConfigFile(&cfg, []byte(raw), func(string) string { return "" }); err == nil {
+			t.Errorf("config file %s accepted", raw)
+		}
+	}
 	// Config documents: mis-cased and folded keys.
 	for _, body := range []string{
 		`{"id":"team-a","scope_type":"team","scope_id":"a","period":"monthly","max_usd":12.5,"Max_USD":1000}`,
