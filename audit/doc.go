@@ -64,6 +64,11 @@
 //     returns a *contracts.Error.
 //   - A Log refuses a store whose entries do not match its signed
 //     checkpoint; [Log.Verify] recomputes the whole tree.
+//   - [Log.AppendEntry] stores an outside event only after ParseEvent's
+//     checks: its fast path reads a canonically encoded event in one pass,
+//     validates it once and re-seals it, and takes it only if the seal
+//     reproduces the input byte for byte (which proves both the value read
+//     and its event_hash); every other input goes through [ParseEvent].
 //   - Redaction happens before hashing: redacted values never reach the
 //     stored bytes, proofs or checkpoints.
 //   - Store failures are errors (INTERNAL), never "not found"; callers

@@ -9,7 +9,9 @@
 // org) and, if every hard scope has room, holds it in all of them in one
 // atomic step. [Budget.Commit] later charges the actual cost and frees the
 // rest; [Budget.Release] frees it all; a reservation nobody settles is
-// released automatically when its TTL passes. Each scope has a [Mode]
+// released automatically when its TTL passes. A cost known up front is
+// charged in one step with [Charge] (a [Charger] back-end admits and
+// charges it atomically, without a reservation in between). Each scope has a [Mode]
 // (hard, warn, off) and a [Period] (daily or monthly, aligned to midnight
 // in a configured time.Location; a rolling window; or lifetime).
 //
@@ -33,7 +35,12 @@
 //     named FailOpenUnsafe. Budgets have no fail-open option.
 //   - Retries are safe: an IdempotencyKey makes Reserve return the first
 //     reservation again, and a repeated Commit charges nothing.
-//   - A denied or failed Reserve changes no state.
+//   - A denied or failed Reserve or Charge changes no state.
+//   - The in-memory limiter validates a key once, when it first stores
+//     state for it (a lookup that finds an entry compared the whole key),
+//     and decides with one compare-and-swap; a sweep marks a decayed entry
+//     dead with a compare-and-swap first, so a decision racing with it is
+//     never lost (no event admitted beyond the limit).
 //   - Reservation IDs, USD amounts, contract budget objects and modes from
 //     outside are parsed strictly and exactly ([ParseReservationID],
 //     [ParseUSD], [ParseUSDNumber], [ParseContractBudget], [ParseMode]) and
@@ -48,7 +55,8 @@
 // # Concurrency
 //
 // Memory, MemoryRates, Limiter and Limits are safe for concurrent use and
-// start no goroutines. Expired reservations are released lazily when their
+// start no goroutines. MemoryRates takes no lock on a decision: one
+// lock-free map read and one compare-and-swap of the key's state. Expired reservations are released lazily when their
 // scope group is next touched (and by [Memory.Sweep]).
 //
 // # Compatibility

@@ -14,7 +14,11 @@
 //   - Canonical JSON: [Canonicalize] is RFC 8785 (JCS) plus the Talos input
 //     rules; [CanonicalizeStrict] and [MarshalStrict] are for signed and
 //     hashed objects. Signatures and hashes are always computed over these
-//     bytes.
+//     bytes. Hot objects whose members are known (tokens, audit events,
+//     attestation bodies) write the same bytes directly with the typed
+//     [CanonicalEncoder], which checks member order (UTF-16 code units),
+//     UTF-8, safe integers, depth and size as it writes, so it cannot
+//     produce non-canonical output; a fuzz test holds it to jcs.Transform.
 //   - Bytes in JSON: [EncodeBase64URL] and the strict [DecodeBase64URL]; the
 //     lenient [DecodeBase64Lenient] exists only for named legacy fields.
 //   - Identifiers: [NewUUIDv7] (monotonic within a process), [IsUUIDv7]

@@ -4,7 +4,7 @@
 //
 // # Model
 //
-// Every decision — Reserve, Commit, Release, Usage, AllowN — is one Lua
+// Every decision — Reserve, Commit, Release, Usage, Charge, AllowN — is one Lua
 // script run on the server: EVALSHA of a script cached by SHA-1, falling
 // back to EVAL when the server answers NOSCRIPT (go-redis Script.Run), so
 // one round trip once the script is cached. The script reads and writes
@@ -46,12 +46,18 @@
 //
 // Budget and Rates are safe for concurrent use and start no goroutines.
 // Expired reservations are released lazily, at most budget.SweepBatch per
-// operation on their group; until then they still count as reserved.
+// Reserve, Commit, Release or Usage on their group; until then they still
+// count as reserved (so they can only deny). Charge does not sweep.
 //
 // # Compatibility
 //
 // Works with every go-redis v9 client kind (*redis.Client, *redis.Ring,
 // *redis.ClusterClient, redis.UniversalClient); tested with Redis 7.0 and
-// miniredis. Scripts touch keys of the same slot that are named inside the
-// reservation record rather than in KEYS, which Redis Cluster allows.
+// miniredis. Redis Cluster's rules ask scripts to declare every key in
+// KEYS. AllowN, Usage's scope read and Charge without an idempotency key do;
+// the others also touch keys of the same slot ({group}) that are named in
+// the reservation record or built from a nonce (the sweep of expired holds,
+// the scope keys of a Commit or Release, an idempotent replay's record).
+// Redis 7 serves that in one slot, but it is outside the documented rules;
+// the layout that removes it is described in DESIGN-NOTES.md (budget).
 package redis

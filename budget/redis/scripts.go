@@ -292,9 +292,11 @@ return res
 `
 
 // chargeScript is reserve and commit of the same amount in one run, with
-// reserveScript's KEYS and ARGV. It writes only declared keys: the scope
+// reserveScript's KEYS and ARGV (without an idempotency key the nonce is a
+// placeholder and no meta is sent). It writes only declared keys: the scope
 // keys and, with an idempotency key, the record (state committed) and the
-// idempotency key. It does not sweep: a hold that expired and was not yet
+// idempotency key; only an idempotent replay reads a key not in KEYS (the
+// earlier record, named from its nonce, as Reserve does). It does not sweep: a hold that expired and was not yet
 // swept still counts as reserved, which can only deny, never overspend
 // (the next Reserve, Commit, Release or Usage of the group sweeps it).
 //
