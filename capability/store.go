@@ -37,8 +37,13 @@ type RevocationStore interface {
 // WatchRevocations arranges for evict(key) to be called for every key
 // revoked after it returns, and evict("") whenever revocations may have
 // been missed (for example after reconnecting): the Verifier then drops its
-// whole cache. live reports whether the feed is currently connected; while
-// it reports false the Verifier consults AnyRevoked on every request.
+// whole cache. live reports whether cached chains may be served; while it
+// reports false the Verifier consults AnyRevoked on every request. live is
+// the store's staleness guarantee: it must report true only when every
+// revocation completed longer ago than the store's documented bound has
+// already been passed to evict (capability/redis proves this with
+// heartbeats, bound Options.MaxStaleness). It is called on every request
+// and must be cheap.
 // stop ends the watch. evict must not block for long.
 type RevocationWatcher interface {
 	RevocationStore

@@ -8,15 +8,16 @@ const (
 	// Options.Prefix is empty.
 	DefaultPrefix = "talos:capability:"
 
-	// DefaultPingInterval is how often an idle revocation subscription pings
-	// the server when Options.PingInterval is zero. It bounds how long a
-	// dead subscription can go unnoticed (at most two intervals), and so how
-	// long a Verifier may serve cached chains without hearing of
-	// revocations.
-	DefaultPingInterval = 5 * time.Second
+	// DefaultMaxStaleness is Options.MaxStaleness when it is zero: a
+	// revocation is enforced on every replica within one second of Revoke
+	// returning, or requests fail closed.
+	DefaultMaxStaleness = time.Second
 
-	// ResubscribeDelay is the pause after a failed receive or an unanswered
-	// ping before the subscriber tries again (go-redis then reconnects and
+	// MinMaxStaleness is the smallest Options.MaxStaleness: heartbeats go
+	// out every MaxStaleness/4, and a round trip must fit in that.
+	MinMaxStaleness = 20 * time.Millisecond
+
+	// ResubscribeDelay is the pause after a failed receive before the subscriber tries again (go-redis then reconnects and
 	// resubscribes). While it lasts the feed is not live and the Verifier
 	// asks Redis on every request.
 	ResubscribeDelay = 100 * time.Millisecond

@@ -2,6 +2,8 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"strconv"
 	"sync"
@@ -24,9 +26,15 @@ type Options struct {
 	// Now is the clock used to turn revocation deadlines into TTLs. If nil,
 	// time.Now.
 	Now func() time.Time
-	// PingInterval bounds how long a dead subscription can go unnoticed.
-	// Zero means DefaultPingInterval.
-	PingInterval time.Duration
+	// MaxStaleness bounds how long after a Revoke returns a Verifier
+	// watching this store may still serve the revoked chain from its
+	// cache. The watch feed counts as live only while it keeps receiving,
+	// through its subscription, heartbeats that it PUBLISHes through the
+	// server every MaxStaleness/4; when the latest heartbeat received was
+	// sent more than MaxStaleness ago, the Verifier asks Redis on every
+	// request (and denies if Redis cannot answer). Zero means
+	// DefaultMaxStaleness; values under MinMaxStaleness are raised to it.
+	MaxStaleness time.Duration
 }
 
 func (o *Options) fill() {
@@ -36,9 +44,10 @@ func (o *Options) fill() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.PingInterval <= 0 {
-		o.PingInterval = DefaultPingInterval
+	if o.MaxStaleness == 0 {
+		o.MaxStaleness = DefaultMaxStaleness
 	}
+	o.MaxStaleness = max(o.MaxStaleness, MinMaxStaleness)
 }
 
 func storeErr(msg string, err error) error {
@@ -110,40 +119,131 @@ func (s *RevocationStore) AnyRevoked(ctx context.Context, keys []string) (bool, 
 	return n > 0, nil
 }
 
-// WatchRevocations implements capability.RevocationWatcher. It starts one
-// goroutine holding a subscription; stop ends it and waits for it.
+// WatchRevocations implements capability.RevocationWatcher. It starts two
+// goroutines: one holds a subscription to the revocation channel and to a
+// heartbeat channel of its own, the other PUBLISHes a heartbeat on that
+// channel every MaxStaleness/4 through the ordinary client. Redis delivers
+// a subscriber's messages in the order it executed the PUBLISHes, so a
+// heartbeat sent at time S that comes back proves that every revocation
+// published before S has been delivered (and evicted). live reports true
+// only while the latest such proof is younger than MaxStaleness: a feed
+// that goes quiet without closing, or whose server stops answering, stops
+// being trusted within MaxStaleness whatever the TCP connection does. A
+// subscription without a fresh heartbeat for 2 × MaxStaleness is closed
+// and made again. stop ends both goroutines and waits for them.
 func (s *RevocationStore) WatchRevocations(evict func(string)) (live func() bool, stop func()) {
+	w := &watch{s: s, evict: evict, base: time.Now(), poke: make(chan struct{}, 1)}
+	var id [16]byte
+	_, _ = rand.Read(id[:])
+	w.hbChan = s.opts.Prefix + "heartbeat:" + hex.EncodeToString(id[:])
 	ctx, cancel := context.WithCancel(context.Background())
-	var alive atomic.Bool
-	ps := s.c.Subscribe(ctx, s.channel())
+	w.ps = s.c.Subscribe(ctx, s.channel(), w.hbChan)
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer ps.Close()
-		pinged := false
-		for {
-			msg, err := ps.ReceiveTimeout(ctx, s.opts.PingInterval)
-			if ctx.Err() != nil {
-				alive.Store(false)
-				return
-			}
-			if err != nil {
-				var ne interface{ Timeout() bool }
-				if errors.As(err, &ne) && ne.Timeout() && !pinged {
-					// Idle: prove the connection still works.
-					pinged = true
-					if ps.Ping(ctx) == nil {
-						continue
+	wg.Add(2)
+	go func() { defer wg.Done(); w.receive(ctx) }()
+	go func() { defer wg.Done(); w.heartbeat(ctx) }()
+	return w.live, func() {
+		cancel()
+		w.mu.Lock()
+		w.ps.Close() // unblocks a pending receive
+		w.mu.Unlock()
+		wg.Wait()
+		w.proof.Store(0)
+	}
+}
+
+// A watch is one Verifier's subscription. Times are nanoseconds since
+// base on the monotonic clock.
+type watch struct {
+	s      *RevocationStore
+	evict  func(string)
+	base   time.Time
+	hbChan string
+	poke   chan struct{} // asks for a heartbeat now
+
+	mu sync.Mutex // guards ps against stop while receive replaces it
+	ps *goredis.PubSub
+
+	proof atomic.Int64 // send time of the latest heartbeat received on this subscription; 0: none
+	epoch atomic.Int64 // when the current subscription was confirmed; earlier heartbeats prove nothing
+}
+
+func (w *watch) since() int64 { return max(1, int64(time.Since(w.base))) }
+
+// live reports whether cached chains may be served: a heartbeat sent less
+// than MaxStaleness ago has come back through the subscription.
+func (w *watch) live() bool {
+	p := w.proof.Load()
+	return p != 0 && w.since()-p < int64(w.s.opts.MaxStaleness)
+}
+
+func (w *watch) heartbeat(ctx context.Context) {
+	t := time.NewTicker(w.s.opts.MaxStaleness / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-w.poke:
+		}
+		sent := w.since()
+		pctx, cancel := context.WithTimeout(ctx, w.s.opts.MaxStaleness)
+		// An error only means no proof this round: liveness lapses on its
+		// own.
+		_ = w.s.c.Publish(pctx, w.hbChan, strconv.FormatInt(sent, 10)).Err()
+		cancel()
+	}
+}
+
+func (w *watch) receive(ctx context.Context) {
+	defer func() {
+		w.mu.Lock()
+		w.ps.Close()
+		w.mu.Unlock()
+	}()
+	interval := w.s.opts.MaxStaleness / 4
+	started := w.since() // of the current subscription attempt
+	for {
+		msg, err := w.ps.ReceiveTimeout(ctx, interval)
+		if ctx.Err() != nil {
+			w.proof.Store(0)
+			return
+		}
+		now := w.since()
+		if err == nil {
+			switch m := msg.(type) {
+			case *goredis.Subscription:
+				if m.Kind == "subscribe" && m.Channel == w.s.channel() {
+					// (Re)subscribed: revocations published meanwhile may
+					// have been missed. Only heartbeats sent from now on
+					// prove anything about this subscription.
+					w.proof.Store(0)
+					w.epoch.Store(now)
+					w.evict("")
+					select {
+					case w.poke <- struct{}{}:
+					default:
 					}
 				}
-				// Broken, or a ping went unanswered: stop trusting the
-				// feed. go-redis reconnects and resubscribes on the next
-				// receive; the confirmation flushes the cache.
-				if alive.Swap(false) {
-					evict("")
+			case *goredis.Message:
+				if m.Channel != w.hbChan {
+					w.evict(m.Payload)
+					break
 				}
-				pinged = false
+				sent, perr := strconv.ParseInt(m.Payload, 10, 64)
+				if perr == nil && sent >= w.epoch.Load() && sent <= now && sent > w.proof.Load() && w.epoch.Load() != 0 {
+					w.proof.Store(sent)
+				}
+			}
+		} else {
+			var ne interface{ Timeout() bool }
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				// Broken: stop trusting the feed at once. go-redis
+				// reconnects and resubscribes on the next receive; the
+				// confirmation flushes the cache.
+				w.proof.Store(0)
+				w.epoch.Store(0)
 				select {
 				case <-ctx.Done():
 					return
@@ -151,22 +251,21 @@ func (s *RevocationStore) WatchRevocations(evict func(string)) (live func() bool
 				}
 				continue
 			}
-			pinged = false
-			switch m := msg.(type) {
-			case *goredis.Subscription:
-				if m.Kind == "subscribe" {
-					evict("")
-					alive.Store(true)
-				}
-			case *goredis.Message:
-				evict(m.Payload)
-			}
 		}
-	}()
-	return alive.Load, func() {
-		cancel()
-		ps.Close() // unblocks a pending receive
-		wg.Wait()
+		// No fresh heartbeat for 2 × MaxStaleness (a connection that
+		// stopped forwarding without closing): subscribe again on a new
+		// connection.
+		if last := max(w.proof.Load(), started); now-last > 2*int64(w.s.opts.MaxStaleness) {
+			w.proof.Store(0)
+			w.epoch.Store(0)
+			w.mu.Lock()
+			w.ps.Close()
+			if ctx.Err() == nil {
+				w.ps = w.s.c.Subscribe(ctx, w.s.channel(), w.hbChan)
+			}
+			w.mu.Unlock()
+			started = w.since()
+		}
 	}
 }
 

@@ -89,9 +89,9 @@ func TestCrossProcessRevocation(t *testing.T) {
 	}
 	root, holder := seed(1), seed(2)
 	mk := func(c interface{}) *capability.Verifier {
-		st := capredis.NewRevocationStore(c1, capredis.Options{Prefix: prefix, PingInterval: time.Second})
+		st := capredis.NewRevocationStore(c1, capredis.Options{Prefix: prefix, MaxStaleness: time.Second})
 		if c != nil {
-			st = capredis.NewRevocationStore(c2, capredis.Options{Prefix: prefix, PingInterval: time.Second})
+			st = capredis.NewRevocationStore(c2, capredis.Options{Prefix: prefix, MaxStaleness: time.Second})
 		}
 		v, err := capability.NewVerifier(capability.Config{TrustedIssuers: []identity.DID{root.DID()}, Revocations: st})
 		if err != nil {
@@ -167,7 +167,7 @@ func TestDisconnectFailsClosed(t *testing.T) {
 	root, _ := identity.WalletFromSeed(s)
 	s[0] = 9
 	holder, _ := identity.WalletFromSeed(s)
-	st := capredis.NewRevocationStore(c, capredis.Options{PingInterval: 200 * time.Millisecond})
+	st := capredis.NewRevocationStore(c, capredis.Options{MaxStaleness: 200 * time.Millisecond})
 	v, err := capability.NewVerifier(capability.Config{TrustedIssuers: []identity.DID{root.DID()}, Revocations: st})
 	if err != nil {
 		t.Fatal(err)
@@ -206,5 +206,66 @@ func TestStoreErrorsDeny(t *testing.T) {
 	rs := capredis.NewReplayStore(c, capredis.Options{})
 	if _, err := rs.Claim(ctx, "k", time.Minute); err == nil {
 		t.Fatal("cancelled claim succeeded")
+	}
+}
+
+// Issue 10 item 3: a replica whose Redis connection stops forwarding
+// without closing (a black-holing proxy on loopback in front of the test
+// server) must enforce a revocation made through another connection
+// within MaxStaleness, or fail closed: by then it no longer serves the
+// chain from its cache.
+func TestSilentPartitionBoundedStaleness(t *testing.T) {
+	direct, _ := testenv.Redis(t)
+	proxy := capabilitytest.NewProxy(t, direct.(*goredis.Client).Options().Addr)
+	viaProxy := goredis.NewClient(&goredis.Options{Addr: proxy.Addr(), MaxRetries: -1,
+		DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
+	t.Cleanup(func() { viaProxy.Close() })
+	prefix := testenv.Unique(t) + ":"
+	const staleness = 250 * time.Millisecond
+	s := make([]byte, 32)
+	root, _ := identity.WalletFromSeed(s)
+	s[0] = 7
+	holder, _ := identity.WalletFromSeed(s)
+	replica, err := capability.NewVerifier(capability.Config{TrustedIssuers: []identity.DID{root.DID()},
+		Revocations: capredis.NewRevocationStore(viaProxy, capredis.Options{Prefix: prefix, MaxStaleness: staleness})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Close()
+	admin := capredis.NewRevocationStore(direct, capredis.Options{Prefix: prefix})
+	waitLive(t, replica, true)
+	tok, _ := capability.Issue(root, holder.DID().String(), []capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	req := capability.Request{Capability: tok.Encode(), Principal: holder.DID(), Tool: "fs", Action: "read"}
+	ctx := context.Background()
+	for range 2 { // the second answer comes from the cache
+		if d, err := replica.Authorize(ctx, req); !d.Allowed || err != nil {
+			t.Fatalf("before the partition: %+v %v", d, err)
+		}
+	}
+	proxy.Blackhole()
+	if err := admin.Revoke(ctx, capability.HashKey(tok.Hash()), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	revoked := time.Now()
+	time.Sleep(time.Until(revoked.Add(staleness)))
+	// MaxStaleness after Revoke returned: the replica cannot have heard of
+	// the revocation, so it must not answer from its cache.
+	actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	d, err := replica.Authorize(actx, req)
+	cancel()
+	if d.Allowed {
+		t.Fatalf("replica still allows a revoked chain %v after Revoke returned (feed live: %v)", time.Since(revoked), replica.RevocationFeedLive())
+	}
+	if d.Reason != capability.ReasonStoreUnavailable || err == nil {
+		t.Fatalf("behind the partition: %+v %v, want STORE_UNAVAILABLE", d, err)
+	}
+	if replica.RevocationFeedLive() {
+		t.Fatal("feed live behind a black hole")
+	}
+	// When the network heals the feed comes back and the store says revoked.
+	proxy.Restore()
+	waitLive(t, replica, true)
+	if d, err := replica.Authorize(ctx, req); d.Reason != capability.ReasonRevoked || err != nil {
+		t.Fatalf("after the partition: %+v %v", d, err)
 	}
 }
