@@ -320,6 +320,11 @@ func TestAttackAnonymousEntryBytes(t *testing.T) {
 			if st, _ := anonGet(t, ts.url, entries, ts.cred); st != 200 {
 				t.Fatalf("auditor entry bundle: %d", st)
 			}
+			// No shared cache may keep an entry bundle served to an auditor.
+			rec := ts.do(t, "GET", entries, ts.cred, nil)
+			if cc := rec.Header.Get("Cache-Control"); strings.Contains(cc, "public") == !public {
+				t.Fatalf("entry bundle Cache-Control %q (public log: %v)", cc, public)
+			}
 			// Hash tiles and the tlog checkpoint stay public.
 			if st, _ := anonGet(t, ts.url, fmt.Sprintf("/tlog/tile/0/000.p/%d", cp.Size), ""); st != 200 {
 				t.Fatalf("anonymous hash tile: %d", st)

@@ -65,6 +65,10 @@ func (c *core) tilesHandler(dir string) http.Handler {
 		if p == "checkpoint" {
 			w.Header().Set("Cache-Control", "no-store")
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		} else if strings.HasPrefix(p, "tile/entries/") && !c.auditPublic {
+			// Served to auditors only: no shared cache may keep it.
+			w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
+			w.Header().Set("Content-Type", "application/octet-stream")
 		} else {
 			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 			w.Header().Set("Content-Type", "application/octet-stream")
