@@ -15,6 +15,12 @@ var tilePathRE = regexp.MustCompile(`^tile/(entries|[0-9]|[1-5][0-9]|6[0-3])/(x[
 // partial tiles cacheable for a minute). Nothing else in the directory,
 // such as the journal, is served. Mount it under a prefix with
 // http.StripPrefix.
+//
+// It serves entry bundles (tile/entries/...), whose bytes are the events
+// themselves, to whoever reaches it. Unless the log is meant to be public,
+// put the entries paths behind the same authorization as event queries and
+// serve them with Cache-Control private (examples/server does): checkpoints
+// and hash tiles reveal only hashes and can stay public.
 func (s *Store) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
