@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"time"
 
 	"github.com/talosgo/talos/identity"
 )
@@ -157,4 +159,25 @@ func ExampleWebResolver() {
 	fmt.Println(err, pub.Equal(wallet.PublicKey()))
 	// Output:
 	// <nil> true
+}
+
+// A nonce store shared by many principals: each may hold at most 2 live
+// nonces here, so one of them cannot lock the others out.
+func ExampleNewMemoryNonceStoreConfig() {
+	store, err := identity.NewMemoryNonceStoreConfig(identity.MemoryNonceStoreConfig{Max: 100, MaxPerPrincipal: 2})
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	for _, n := range []string{"n1", "n2", "n3"} {
+		first, err := identity.ClaimNonce(ctx, store, "did:key:alice", "alice:"+n, time.Minute)
+		fmt.Println("alice", n, first, errors.Is(err, identity.ErrNonceRateLimited))
+	}
+	first, err := identity.ClaimNonce(ctx, store, "did:key:bob", "bob:n1", time.Minute)
+	fmt.Println("bob n1", first, err)
+	// Output:
+	// alice n1 true false
+	// alice n2 true false
+	// alice n3 false true
+	// bob n1 true <nil>
 }
