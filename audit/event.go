@@ -165,95 +165,124 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	return e.appendCanonical(nil, true)
 }
 
+// The event's member names, checked and quoted once.
+var (
+	nAuthMode          = contracts.MustName("auth_mode")
+	nClientIPHash      = contracts.MustName("client_ip_hash")
+	nClientIPHashAlg   = contracts.MustName("client_ip_hash_alg")
+	nClientIPHashKeyID = contracts.MustName("client_ip_hash_key_id")
+	nEventHash         = contracts.MustName("event_hash")
+	nEventID           = contracts.MustName("event_id")
+	nHTTP              = contracts.MustName("http")
+	nMeta              = contracts.MustName("meta")
+	nMethod            = contracts.MustName("method")
+	nOutcome           = contracts.MustName("outcome")
+	nPath              = contracts.MustName("path")
+	nPrincipal         = contracts.MustName("principal")
+	nPrincipalID       = contracts.MustName("principal_id")
+	nRequestID         = contracts.MustName("request_id")
+	nResource          = contracts.MustName("resource")
+	nResourceID        = contracts.MustName("resource_id")
+	nResourceType      = contracts.MustName("resource_type")
+	nSchemaID          = contracts.MustName("schema_id")
+	nSchemaVersion     = contracts.MustName("schema_version")
+	nSignerKeyID       = contracts.MustName("signer_key_id")
+	nStatusCode        = contracts.MustName("status_code")
+	nSurfaceID         = contracts.MustName("surface_id")
+	nTeamID            = contracts.MustName("team_id")
+	nTs                = contracts.MustName("ts")
+)
+
 // appendCanonical writes the canonical form of e with the typed canonical
 // encoder of package contracts, which checks that members come in RFC 8785
 // order: event_hash, event_id, http, meta, outcome, principal, request_id,
 // resource, schema_id, schema_version, surface_id, ts.
 func (e *Event) appendCanonical(b []byte, withHash bool) ([]byte, error) {
 	var w contracts.CanonicalEncoder
-	w.Reset(b)
-	w.BeginObject()
+	start := b
+	b = w.BeginObject(b)
 	if withHash {
-		w.Key("event_hash")
-		w.String(e.EventHash)
+		b = w.Name(b, nEventHash)
+		b = w.String(b, e.EventHash)
 	}
-	w.Key("event_id")
-	w.String(e.EventID)
-	w.Key("http")
-	w.BeginObject()
+	b = w.Name(b, nEventID)
+	b = w.String(b, e.EventID)
+	b = w.Name(b, nHTTP)
+	b = w.BeginObject(b)
 	h := &e.HTTP
 	if h.ClientIPHash != "" || h.ClientIPHashAlg != "" || h.ClientIPHashKeyID != "" {
-		w.Key("client_ip_hash")
-		w.String(h.ClientIPHash)
-		w.Key("client_ip_hash_alg")
-		w.String(h.ClientIPHashAlg)
-		w.Key("client_ip_hash_key_id")
-		w.String(h.ClientIPHashKeyID)
+		b = w.Name(b, nClientIPHash)
+		b = w.String(b, h.ClientIPHash)
+		b = w.Name(b, nClientIPHashAlg)
+		b = w.String(b, h.ClientIPHashAlg)
+		b = w.Name(b, nClientIPHashKeyID)
+		b = w.String(b, h.ClientIPHashKeyID)
 	}
-	w.Key("method")
-	w.String(h.Method)
-	w.Key("path")
-	w.String(h.Path)
-	w.Key("status_code")
-	w.Int(int64(h.StatusCode))
-	w.EndObject()
-	w.Key("meta")
-	if err := writeMeta(&w, e.Meta); err != nil {
-		return b, err
+	b = w.Name(b, nMethod)
+	b = w.String(b, h.Method)
+	b = w.Name(b, nPath)
+	b = w.String(b, h.Path)
+	b = w.Name(b, nStatusCode)
+	b = w.Int(b, int64(h.StatusCode))
+	b = w.EndObject(b)
+	b = w.Name(b, nMeta)
+	b, err := writeMeta(&w, b, e.Meta)
+	if err != nil {
+		return start, err
 	}
-	w.Key("outcome")
-	w.String(e.Outcome)
+	b = w.Name(b, nOutcome)
+	b = w.String(b, e.Outcome)
 	p := &e.Principal
-	w.Key("principal")
-	w.BeginObject()
-	w.Key("auth_mode")
-	w.String(p.AuthMode)
-	w.Key("principal_id")
-	w.String(p.PrincipalID)
+	b = w.Name(b, nPrincipal)
+	b = w.BeginObject(b)
+	b = w.Name(b, nAuthMode)
+	b = w.String(b, p.AuthMode)
+	b = w.Name(b, nPrincipalID)
+	b = w.String(b, p.PrincipalID)
 	if p.SignerKeyID != "" {
-		w.Key("signer_key_id")
-		w.String(p.SignerKeyID)
+		b = w.Name(b, nSignerKeyID)
+		b = w.String(b, p.SignerKeyID)
 	}
 	if p.TeamID != "" {
-		w.Key("team_id")
-		w.String(p.TeamID)
+		b = w.Name(b, nTeamID)
+		b = w.String(b, p.TeamID)
 	}
-	w.EndObject()
-	w.Key("request_id")
-	w.String(e.RequestID)
+	b = w.EndObject(b)
+	b = w.Name(b, nRequestID)
+	b = w.String(b, e.RequestID)
 	if r := e.Resource; r != nil {
-		w.Key("resource")
-		w.BeginObject()
+		b = w.Name(b, nResource)
+		b = w.BeginObject(b)
 		if r.ResourceID != "" {
-			w.Key("resource_id")
-			w.String(r.ResourceID)
+			b = w.Name(b, nResourceID)
+			b = w.String(b, r.ResourceID)
 		}
 		if r.ResourceType != "" {
-			w.Key("resource_type")
-			w.String(r.ResourceType)
+			b = w.Name(b, nResourceType)
+			b = w.String(b, r.ResourceType)
 		}
-		w.EndObject()
+		b = w.EndObject(b)
 	}
-	w.Key("schema_id")
-	w.String(e.SchemaID)
-	w.Key("schema_version")
-	w.String(e.SchemaVersion)
-	w.Key("surface_id")
-	w.String(e.SurfaceID)
-	w.Key("ts")
-	w.String(e.TS)
-	w.EndObject()
-	out, err := w.Bytes()
+	b = w.Name(b, nSchemaID)
+	b = w.String(b, e.SchemaID)
+	b = w.Name(b, nSchemaVersion)
+	b = w.String(b, e.SchemaVersion)
+	b = w.Name(b, nSurfaceID)
+	b = w.String(b, e.SurfaceID)
+	b = w.Name(b, nTs)
+	b = w.String(b, e.TS)
+	b = w.EndObject(b)
+	out, err := w.Finish(b)
 	if err != nil {
-		return b, encodeError("", err)
+		return start, encodeError("", err)
 	}
 	return out, nil
 }
 
-// writeMeta writes the meta object with keys in RFC 8785 order. A value
+// writeMeta appends the meta object with keys in RFC 8785 order. A value
 // that is not a scalar is an error (TALOS_INVALID_INPUT).
-func writeMeta(w *contracts.CanonicalEncoder, meta map[string]any) error {
-	w.BeginObject()
+func writeMeta(w *contracts.CanonicalEncoder, b []byte, meta map[string]any) ([]byte, error) {
+	b = w.BeginObject(b)
 	var stack [MaxMetaKeys]string
 	keys := stack[:0]
 	for k := range meta {
@@ -261,56 +290,56 @@ func writeMeta(w *contracts.CanonicalEncoder, meta map[string]any) error {
 	}
 	contracts.SortKeysUTF16(keys)
 	for _, k := range keys {
-		w.Key(k)
-		if !writeScalar(w, meta[k]) {
-			return eventError("meta values must be strings, numbers, booleans or null")
+		b = w.Key(b, k)
+		var ok bool
+		if b, ok = writeScalar(w, b, meta[k]); !ok {
+			return b, eventError("meta values must be strings, numbers, booleans or null")
 		}
 	}
-	w.EndObject()
-	return nil
+	return w.EndObject(b), nil
 }
 
-// writeScalar writes a meta value; it reports false for a type that is not
-// a scalar. Values the encoder refuses (invalid UTF-8, unsafe integers,
+// writeScalar appends a meta value; it reports false for a type that is
+// not a scalar. Values the encoder refuses (invalid UTF-8, unsafe integers,
 // non-finite numbers, malformed json.Number) are left in w's error.
-func writeScalar(w *contracts.CanonicalEncoder, v any) bool {
+func writeScalar(w *contracts.CanonicalEncoder, b []byte, v any) ([]byte, bool) {
 	switch x := v.(type) {
 	case nil:
-		w.Null()
+		b = w.Null(b)
 	case bool:
-		w.Bool(x)
+		b = w.Bool(b, x)
 	case string:
-		w.String(x)
+		b = w.String(b, x)
 	case int:
-		w.Int(int64(x))
+		b = w.Int(b, int64(x))
 	case int8:
-		w.Int(int64(x))
+		b = w.Int(b, int64(x))
 	case int16:
-		w.Int(int64(x))
+		b = w.Int(b, int64(x))
 	case int32:
-		w.Int(int64(x))
+		b = w.Int(b, int64(x))
 	case int64:
-		w.Int(x)
+		b = w.Int(b, x)
 	case uint:
-		w.Uint(uint64(x))
+		b = w.Uint(b, uint64(x))
 	case uint8:
-		w.Uint(uint64(x))
+		b = w.Uint(b, uint64(x))
 	case uint16:
-		w.Uint(uint64(x))
+		b = w.Uint(b, uint64(x))
 	case uint32:
-		w.Uint(uint64(x))
+		b = w.Uint(b, uint64(x))
 	case uint64:
-		w.Uint(x)
+		b = w.Uint(b, x)
 	case float32:
-		w.Float(float64(x))
+		b = w.Float(b, float64(x))
 	case float64:
-		w.Float(x)
+		b = w.Float(b, x)
 	case json.Number:
-		w.Number(string(x))
+		b = w.Number(b, string(x))
 	default:
-		return false
+		return b, false
 	}
-	return true
+	return b, true
 }
 
 // encodeError is the encoder's error as an event error (TALOS_INVALID_INPUT
@@ -331,11 +360,11 @@ func appendScalar(b []byte, v any, err error) ([]byte, error) {
 		return b, err
 	}
 	var w contracts.CanonicalEncoder
-	w.Reset(b)
-	if !writeScalar(&w, v) {
+	out, ok := writeScalar(&w, b, v)
+	if !ok {
 		return b, eventError("meta values must be strings, numbers, booleans or null")
 	}
-	out, werr := w.Bytes()
+	out, werr := w.Finish(out)
 	if werr != nil {
 		return b, encodeError("meta ", werr)
 	}

@@ -14,6 +14,19 @@ import (
 // reflection. Its output is byte for byte what [Canonicalize] makes of the
 // same value (a fuzz test holds it to jcs.Transform).
 //
+// Its methods are append-style, like strconv's: each takes the buffer and
+// returns it extended, and the encoder keeps only the structure (no
+// pointer into the buffer), so writing costs no GC write barriers:
+//
+//	var e contracts.CanonicalEncoder
+//	b = e.BeginObject(b)
+//	b = e.Key(b, "exp")
+//	b = e.Int(b, 1767504000)
+//	b = e.EndObject(b)
+//	b, err := e.Finish(b)
+//
+// Pass every call the buffer the previous call returned.
+//
 // The caller writes members in canonical order; the encoder checks it:
 // within an object each key must sort after the previous one by UTF-16
 // code units (RFC 8785 §3.2.3), so a key out of order or repeated is an
@@ -26,52 +39,55 @@ import (
 //
 // Misuse of the structure (a value where a key is due, an unbalanced End,
 // a second top-level value) is an error as well. The first error sticks:
-// later calls do nothing, and [CanonicalEncoder.Bytes] returns it, a
-// *Error with code TALOS_INVALID_INPUT.
+// later calls append nothing, and [CanonicalEncoder.Finish] returns it, a
+// *Error with code TALOS_INVALID_INPUT, with the buffer cut back to where
+// the value started.
 //
-// The zero value is ready to use and appends to a nil buffer; [CanonicalEncoder.Reset]
-// sets the buffer to append to. A CanonicalEncoder is not safe for
+// The zero value is ready to use; [CanonicalEncoder.Reset] makes an
+// encoder ready for the next value. A CanonicalEncoder is not safe for
 // concurrent use. It is about 600 bytes: keep one on the stack or reuse it.
 type CanonicalEncoder struct {
 	// Strict applies the rules of CanonicalizeStrict (no null, integers
 	// only).
 	Strict bool
 
-	buf   []byte
 	err   error
-	start int // len(buf) when Reset was called
+	start int // len(b) at the first write
 	depth int // open objects and arrays
+	began bool
 	done  bool
 	// Per open container d (bit d of each mask): object or array, a member
 	// written, a key written whose value is due, the previous key needed
-	// escapes. No pointers, so writes need no GC write barrier, and it is
-	// small to zero.
+	// escapes.
 	object, members, keyed, escaped uint64
-	// prev[d] locates the previous key of object d in buf (its quoted
-	// form without the quotes); a key that needed escapes is kept in
-	// prevEsc instead, allocated on first use.
+	// prev[d] locates the previous key of object d in the buffer (its
+	// quoted form without the quotes); a key that needed escapes is kept
+	// in prevEsc instead, allocated on first use.
 	prev    [MaxJSONDepth]keySpan
 	prevEsc *[MaxJSONDepth]string
 }
 
 type keySpan struct{ at, end int32 }
 
-// Reset discards any state and error and makes e append to dst.
-func (e *CanonicalEncoder) Reset(dst []byte) {
-	e.buf, e.err, e.start, e.depth, e.done = dst, nil, len(dst), 0, false
+// Reset discards any state and error (Strict is kept).
+func (e *CanonicalEncoder) Reset() {
+	e.err, e.start, e.depth, e.began, e.done = nil, 0, 0, false, false
 }
 
-// Bytes returns the buffer with the encoded value appended, or the first
-// error. It fails if the value is incomplete (a container left open, no
-// value written).
-func (e *CanonicalEncoder) Bytes() ([]byte, error) {
+// Finish returns b, holding the encoded value, or the first error with b
+// cut back to where the value started. It fails if the value is
+// incomplete (a container left open, no value written).
+func (e *CanonicalEncoder) Finish(b []byte) ([]byte, error) {
 	if e.err == nil && (e.depth != 0 || !e.done) {
 		e.fail("incomplete value")
 	}
 	if e.err != nil {
-		return e.buf[:e.start], e.err
+		if e.began && e.start <= len(b) {
+			return b[:e.start], e.err
+		}
+		return b, e.err
 	}
-	return e.buf, nil
+	return b, nil
 }
 
 // Err returns the first error, if any.
@@ -83,68 +99,74 @@ func (e *CanonicalEncoder) fail(msg string) {
 	}
 }
 
-// value prepares for one value: a separator inside an array, nothing
-// after a key. It reports false (and records an error) where no value may
-// go.
-func (e *CanonicalEncoder) value() bool {
+// value prepares b for one value: a separator inside an array, nothing
+// after a key. ok is false (and an error recorded) where no value may go.
+func (e *CanonicalEncoder) value(b []byte) (_ []byte, ok bool) {
 	if e.err != nil {
-		return false
+		return b, false
 	}
 	if e.depth == 0 {
 		if e.done {
 			e.fail("more than one top-level value")
-			return false
+			return b, false
 		}
-		return true
+		if !e.began {
+			e.began, e.start = true, len(b)
+		}
+		return b, true
 	}
 	bit := uint64(1) << (e.depth - 1)
 	if e.object&bit != 0 {
 		if e.keyed&bit == 0 {
 			e.fail("object member without a key")
-			return false
+			return b, false
 		}
 		e.keyed &^= bit
-		return true
+		return b, true
 	}
 	if e.members&bit != 0 {
-		e.buf = append(e.buf, ',')
+		b = append(b, ',')
 	}
 	e.members |= bit
-	return true
+	return b, true
 }
 
 // prevLess reports whether the previous key of object d sorts before k.
-func (e *CanonicalEncoder) prevLess(d int, k string) bool {
+func (e *CanonicalEncoder) prevLess(b []byte, d int, k string) bool {
 	if e.escaped&(1<<d) != 0 {
 		return LessUTF16(e.prevEsc[d], k)
 	}
 	p := e.prev[d]
-	return lessUTF16Bytes(e.buf[p.at:p.end], k)
+	if int(p.end) > len(b) {
+		return false // not the buffer the key was written to: misuse
+	}
+	return lessUTF16Bytes(b[p.at:p.end], k)
 }
 
 // wrote finishes one value.
-func (e *CanonicalEncoder) wrote() {
+func (e *CanonicalEncoder) wrote(b []byte) {
 	if e.depth == 0 {
 		e.done = true
 	}
-	if len(e.buf)-e.start > MaxJSONSize {
+	if len(b)-e.start > MaxJSONSize {
 		e.fail("output too large")
 	}
 }
 
 // BeginObject opens an object.
-func (e *CanonicalEncoder) BeginObject() { e.begin(true, '{') }
+func (e *CanonicalEncoder) BeginObject(b []byte) []byte { return e.begin(b, true, '{') }
 
 // BeginArray opens an array.
-func (e *CanonicalEncoder) BeginArray() { e.begin(false, '[') }
+func (e *CanonicalEncoder) BeginArray(b []byte) []byte { return e.begin(b, false, '[') }
 
-func (e *CanonicalEncoder) begin(object bool, c byte) {
-	if !e.value() {
-		return
+func (e *CanonicalEncoder) begin(b []byte, object bool, c byte) []byte {
+	b, ok := e.value(b)
+	if !ok {
+		return b
 	}
 	if e.depth == MaxJSONDepth {
 		e.fail("nesting too deep")
-		return
+		return b
 	}
 	bit := uint64(1) << e.depth
 	e.members &^= bit
@@ -156,51 +178,51 @@ func (e *CanonicalEncoder) begin(object bool, c byte) {
 		e.object &^= bit
 	}
 	e.depth++
-	e.buf = append(e.buf, c)
+	return append(b, c)
 }
 
 // EndObject closes the innermost container, which must be an object whose
 // last key has its value.
-func (e *CanonicalEncoder) EndObject() { e.end(true, '}') }
+func (e *CanonicalEncoder) EndObject(b []byte) []byte { return e.end(b, true, '}') }
 
 // EndArray closes the innermost container, which must be an array.
-func (e *CanonicalEncoder) EndArray() { e.end(false, ']') }
+func (e *CanonicalEncoder) EndArray(b []byte) []byte { return e.end(b, false, ']') }
 
-func (e *CanonicalEncoder) end(object bool, c byte) {
+func (e *CanonicalEncoder) end(b []byte, object bool, c byte) []byte {
 	if e.err != nil {
-		return
+		return b
 	}
 	if e.depth == 0 {
 		e.fail("unbalanced end of object or array")
-		return
+		return b
 	}
 	bit := uint64(1) << (e.depth - 1)
 	if (e.object&bit != 0) != object || e.keyed&bit != 0 {
 		e.fail("unbalanced end of object or array")
-		return
+		return b
 	}
 	e.depth--
-	e.buf = append(e.buf, c)
-	e.wrote()
+	b = append(b, c)
+	e.wrote(b)
+	return b
 }
 
 // Key writes an object key. It must sort after the previous key of the
 // same object by UTF-16 code units.
-func (e *CanonicalEncoder) Key(k string) {
+func (e *CanonicalEncoder) Key(b []byte, k string) []byte {
 	if e.err != nil {
-		return
+		return b
 	}
 	d := e.depth - 1
 	if d < 0 || e.object&(1<<d) == 0 || e.keyed&(1<<d) != 0 {
 		e.fail("key outside an object or without a value")
-		return
+		return b
 	}
 	bit := uint64(1) << d
-	b := e.buf
 	if e.members&bit != 0 {
-		if !e.prevLess(d, k) {
+		if !e.prevLess(b, d, k) {
 			e.fail("object keys out of canonical order or repeated")
-			return
+			return b
 		}
 		b = append(b, ',')
 	}
@@ -208,12 +230,12 @@ func (e *CanonicalEncoder) Key(k string) {
 	b, ok := appendQuoted(b, k)
 	if !ok {
 		e.fail("key is not valid UTF-8")
-		return
+		return b
 	}
 	e.members |= bit
 	e.keyed |= bit
 	end := len(b) - 1
-	if end-at == len(k) {
+	if end-at == len(k) && end <= math.MaxInt32 {
 		e.escaped &^= bit
 		e.prev[d] = keySpan{int32(at), int32(end)}
 	} else {
@@ -223,63 +245,140 @@ func (e *CanonicalEncoder) Key(k string) {
 		e.escaped |= bit
 		e.prevEsc[d] = k
 	}
-	e.buf = append(b, ':')
+	return append(b, ':')
+}
+
+// A Name is an object key checked and quoted once, for keys known in
+// advance (a type's member names): [CanonicalEncoder.Name] writes it
+// without scanning it again. The zero Name is the empty key.
+type Name struct {
+	raw    string
+	quoted string // "raw": (with escapes where needed)
+	plain  bool   // quoted is raw between quotes, no escapes
+}
+
+// NewName checks and quotes k. It fails with TALOS_INVALID_INPUT if k is
+// not valid UTF-8.
+func NewName(k string) (Name, error) {
+	q, ok := appendQuoted(make([]byte, 0, len(k)+3), k)
+	if !ok {
+		return Name{}, jsonError("key is not valid UTF-8")
+	}
+	q = append(q, ':')
+	return Name{raw: k, quoted: string(q), plain: len(q) == len(k)+3}, nil
+}
+
+// MustName is NewName for constant keys; it panics if k is not valid
+// UTF-8.
+func MustName(k string) Name {
+	n, err := NewName(k)
+	if err != nil {
+		panic("contracts: MustName: " + err.Error())
+	}
+	return n
+}
+
+// String returns the key.
+func (n Name) String() string { return n.raw }
+
+// Name writes an object key made with NewName or MustName. Like Key, it
+// must sort after the previous key of the same object.
+func (e *CanonicalEncoder) Name(b []byte, n Name) []byte {
+	if e.err != nil {
+		return b
+	}
+	d := e.depth - 1
+	if d < 0 || e.object&(1<<d) == 0 || e.keyed&(1<<d) != 0 {
+		e.fail("key outside an object or without a value")
+		return b
+	}
+	if n.quoted == "" {
+		n = MustName("") // the zero Name
+	}
+	bit := uint64(1) << d
+	if e.members&bit != 0 {
+		if !e.prevLess(b, d, n.raw) {
+			e.fail("object keys out of canonical order or repeated")
+			return b
+		}
+		b = append(b, ',')
+	}
+	e.members |= bit
+	e.keyed |= bit
+	at := len(b) + 1
+	b = append(b, n.quoted...)
+	if end := len(b) - 2; n.plain && end <= math.MaxInt32 {
+		e.escaped &^= bit
+		e.prev[d] = keySpan{int32(at), int32(end)}
+	} else {
+		if e.prevEsc == nil {
+			e.prevEsc = new([MaxJSONDepth]string)
+		}
+		e.escaped |= bit
+		e.prevEsc[d] = n.raw
+	}
+	return b
 }
 
 // String writes a string.
-func (e *CanonicalEncoder) String(s string) {
-	if !e.value() {
-		return
-	}
-	b, ok := appendQuoted(e.buf, s)
+func (e *CanonicalEncoder) String(b []byte, s string) []byte {
+	b, ok := e.value(b)
 	if !ok {
-		e.fail("string is not valid UTF-8")
-		return
+		return b
 	}
-	e.buf = b
-	e.wrote()
+	if b, ok = appendQuoted(b, s); !ok {
+		e.fail("string is not valid UTF-8")
+		return b
+	}
+	e.wrote(b)
+	return b
 }
 
 // Int writes an integer; it must be within ±MaxSafeInteger.
-func (e *CanonicalEncoder) Int(n int64) {
-	if !e.value() {
-		return
+func (e *CanonicalEncoder) Int(b []byte, n int64) []byte {
+	b, ok := e.value(b)
+	if !ok {
+		return b
 	}
 	if n > MaxSafeInteger || n < -MaxSafeInteger {
 		e.fail("integer outside ±(2^53−1)")
-		return
+		return b
 	}
-	e.buf = strconv.AppendInt(e.buf, n, 10)
-	e.wrote()
+	b = strconv.AppendInt(b, n, 10)
+	e.wrote(b)
+	return b
 }
 
 // Uint writes an unsigned integer; it must be at most MaxSafeInteger.
-func (e *CanonicalEncoder) Uint(n uint64) {
-	if !e.value() {
-		return
+func (e *CanonicalEncoder) Uint(b []byte, n uint64) []byte {
+	b, ok := e.value(b)
+	if !ok {
+		return b
 	}
 	if n > MaxSafeInteger {
 		e.fail("integer outside ±(2^53−1)")
-		return
+		return b
 	}
-	e.buf = strconv.AppendUint(e.buf, n, 10)
-	e.wrote()
+	b = strconv.AppendUint(b, n, 10)
+	e.wrote(b)
+	return b
 }
 
 // Float writes a number in the ECMAScript form RFC 8785 requires (an
 // integral value as an integer). NaN, infinities and integral values
 // beyond ±MaxSafeInteger are errors; in Strict mode so is any value with a
 // fraction.
-func (e *CanonicalEncoder) Float(x float64) {
-	if !e.value() {
-		return
+func (e *CanonicalEncoder) Float(b []byte, x float64) []byte {
+	b, ok := e.value(b)
+	if !ok {
+		return b
 	}
-	var ok bool
-	if e.buf, ok = appendFloat(e.buf, x, e.Strict); !ok {
+	if b, ok = appendFloat(b, x, e.Strict); !ok {
 		e.fail("number not finite, outside ±(2^53−1) or not an integer in a signed object")
-		return
+		return b
 	}
-	e.wrote()
+	e.wrote(b)
+	return b
 }
 
 // Number writes the JSON number literal lit (as encoding/json's
@@ -287,61 +386,66 @@ func (e *CanonicalEncoder) Float(x float64) {
 // malformed literal, an integer beyond ±MaxSafeInteger in any notation or
 // a value out of range is an error, and so in Strict mode is a literal
 // with a fraction or exponent.
-func (e *CanonicalEncoder) Number(lit string) {
-	if !e.value() {
-		return
+func (e *CanonicalEncoder) Number(b []byte, lit string) []byte {
+	b, ok := e.value(b)
+	if !ok {
+		return b
 	}
 	if !validNumber(lit) {
 		e.fail("not a JSON number")
-		return
+		return b
 	}
 	if !containsAny(lit, ".eE") {
 		n, err := strconv.ParseInt(lit, 10, 64)
 		if err != nil || n > MaxSafeInteger || n < -MaxSafeInteger {
 			e.fail("integer outside ±(2^53−1)")
-			return
+			return b
 		}
-		e.buf = strconv.AppendInt(e.buf, n, 10) // "-0" becomes "0"
-		e.wrote()
-		return
+		b = strconv.AppendInt(b, n, 10) // "-0" becomes "0"
+		e.wrote(b)
+		return b
 	}
 	if e.Strict {
 		e.fail("non-integer number in a signed object")
-		return
+		return b
 	}
 	x, err := strconv.ParseFloat(lit, 64)
 	if err != nil {
 		e.fail("number out of range")
-		return
+		return b
 	}
-	var ok bool
-	if e.buf, ok = appendFloat(e.buf, x, false); !ok {
+	if b, ok = appendFloat(b, x, false); !ok {
 		e.fail("integer outside ±(2^53−1)")
-		return
+		return b
 	}
-	e.wrote()
+	e.wrote(b)
+	return b
 }
 
 // Bool writes true or false.
-func (e *CanonicalEncoder) Bool(b bool) {
-	if !e.value() {
-		return
+func (e *CanonicalEncoder) Bool(b []byte, v bool) []byte {
+	b, ok := e.value(b)
+	if !ok {
+		return b
 	}
-	e.buf = strconv.AppendBool(e.buf, b)
-	e.wrote()
+	b = strconv.AppendBool(b, v)
+	e.wrote(b)
+	return b
 }
 
 // Null writes null; in Strict mode it is an error.
-func (e *CanonicalEncoder) Null() {
-	if !e.value() {
-		return
+func (e *CanonicalEncoder) Null(b []byte) []byte {
+	b, ok := e.value(b)
+	if !ok {
+		return b
 	}
 	if e.Strict {
 		e.fail("null is not allowed in a signed object")
-		return
+		return b
 	}
-	e.buf = append(e.buf, "null"...)
-	e.wrote()
+	b = append(b, "null"...)
+	e.wrote(b)
+	return b
 }
 
 // AppendCanonicalString appends s as an RFC 8785 string (quoted; only ",
