@@ -35,8 +35,8 @@ func Canonicalize(raw []byte) ([]byte, error) {
 
 // CanonicalizeStrict is Canonicalize for signed and hashed objects
 // (capability tokens, MCP frames): it also rejects null and any number
-// written with a fraction or an exponent, so that one value has exactly one
-// accepted encoding of its numbers.
+// written with a fraction or an exponent, and -0, so that one value has
+// exactly one accepted encoding of its numbers.
 func CanonicalizeStrict(raw []byte) ([]byte, error) {
 	return canonicalize(raw, true)
 }
@@ -135,6 +135,11 @@ func scanLiterals(raw []byte, strict bool) error {
 
 func checkNumber(lit []byte, strict bool) error {
 	if !bytes.ContainsAny(lit, ".eE") {
+		if strict && len(lit) == 2 && lit[0] == '-' && lit[1] == '0' {
+			// -0 is 0 to every reader and canonicalizes to 0: a signed
+			// object has one accepted spelling of each number.
+			return jsonError("-0 in a signed object (write 0)")
+		}
 		n, err := strconv.ParseInt(string(lit), 10, 64)
 		if err != nil || n > MaxSafeInteger || n < -MaxSafeInteger {
 			return jsonError("integer outside ±(2^53−1)")
