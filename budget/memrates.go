@@ -12,17 +12,22 @@ import (
 // and scales across cores: a decision is one lock-free map read (the map
 // of the namespace's keys) and one compare-and-swap of the key's state, so
 // requests for different keys share no written memory and requests for
-// one key contend only on that key. Keys whose state has fully decayed are
-// dropped when a namespace's map has doubled since its last sweep, so
-// memory is bounded by the keys active within one burst span. It starts
-// no goroutine.
+// one key contend only on that key. When a namespace's map has doubled
+// since its last sweep, keys whose state fully decayed more than 100 ms
+// ago are dropped, so memory is bounded by the keys active within one
+// burst span plus 100 ms, and keys in steady use are not re-created. It
+// starts no goroutine.
 type MemoryRates struct {
 	base time.Time        // monotonic origin; state is nanoseconds since base
 	now  func() time.Time // nil: time.Since(base), no indirect call
 	nss  sync.Map         // namespace → *rateSpace
 }
 
-const rateSweepMinSize = 64
+const (
+	rateSweepMinSize = 64
+	// rateSweepIdle is how long after decaying fully a key is kept.
+	rateSweepIdle = 100 * time.Millisecond
+)
 
 // deadTat marks an entry a sweep has removed: a decision that finds it
 // looks the key up again.
@@ -164,8 +169,10 @@ func gcra(now, tat, t, burst, n int64) Result {
 	return Result{Allowed: true, Remaining: diff / t, ResetAfter: time.Duration(newTat - now)}
 }
 
-// sweep drops entries whose state has fully decayed (tat ≤ now): they are
-// indistinguishable from absent keys. An entry is first marked dead with a
+// sweep drops entries whose state fully decayed at least rateSweepIdle
+// ago: they are indistinguishable from absent keys. (Keys decayed more
+// recently are kept so that keys in steady use are not dropped and
+// re-created at every sweep.) An entry is first marked dead with a
 // compare-and-swap, so a decision racing with the sweep either lands
 // before the mark (and the entry is kept) or sees the mark and replaces
 // the dead entry with a fresh one (a decayed key starts from now): no
@@ -177,9 +184,10 @@ func (s *rateSpace) sweep(m *MemoryRates) {
 	}
 	defer s.sweepMu.Unlock()
 	now := m.nanos()
+	cutoff := now - int64(rateSweepIdle)
 	s.keys.Range(func(k, v any) bool {
 		e := v.(*rateEntry)
-		if old := e.tat.Load(); old <= now && old != deadTat && e.tat.CompareAndSwap(old, deadTat) &&
+		if old := e.tat.Load(); old <= cutoff && old != deadTat && e.tat.CompareAndSwap(old, deadTat) &&
 			s.keys.CompareAndDelete(k, v) {
 			s.n.Add(-1)
 		}
