@@ -240,7 +240,7 @@ func (l *Log) AppendEntry(ctx context.Context, sealed []byte) (Receipt, error) {
 		return Receipt{}, eventError("larger than " + strconv.Itoa(MaxEventSize) + " bytes")
 	}
 	if e, ok := readCanonical(sealed); ok && e.Validate() == nil {
-		buf, err := e.seal(append(make([]byte, 0, len(sealed)+1), 0x00))
+		buf, err := e.seal(append(make([]byte, 0, len(sealed)+2), 0x00)) // seal writes one byte more, then drops it
 		if err == nil && bytes.Equal(buf[1:], sealed) {
 			if l.cfg.Redactor != nil {
 				return l.Append(ctx, e)
