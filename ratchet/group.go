@@ -3,6 +3,7 @@ package ratchet
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"io"
@@ -89,6 +90,7 @@ type groupState struct {
 	mu      sync.Mutex // guards everything below
 	chain   *audit.Chain
 	events  [][]byte
+	known   map[[32]byte]struct{}         // SHA-256 of every event in events
 	peers   map[identity.DID]*Session     // pairwise sessions
 	members map[identity.DID]*groupMember // current members except self
 	joined  bool                          // self is a member
@@ -161,6 +163,7 @@ func newGroup(id string, self *identity.Wallet, owner identity.DID, cfg GroupCon
 	return &Group{groupRef: &groupRef{&groupState{
 		cfg: cfg, id: id, self: self, owner: owner,
 		chain:   audit.NewChain(audit.GroupEventChain),
+		known:   make(map[[32]byte]struct{}),
 		peers:   make(map[identity.DID]*Session),
 		members: make(map[identity.DID]*groupMember),
 		sentTo:  make(map[identity.DID]uint64),
@@ -241,7 +244,7 @@ func (g *Group) appendEventLocked(typ string, target identity.DID) ([]byte, erro
 		return nil, err
 	}
 	*g.chain = chain
-	g.events = append(g.events, sealed)
+	g.addEventLocked(sealed)
 	return sealed, nil
 }
 
@@ -340,11 +343,24 @@ func (g *Group) RemoveMember(did identity.DID) ([]GroupOutbound, error) {
 // checkSendableLocked fails unless every connected member (and extra) has
 // a pairwise session that can send now, so that membership changes are
 // not recorded without being distributable.
+//
+// One pass over the members, no sorting: O(members). The member named is
+// the smallest DID that fails, so the error does not depend on map order.
 func (g *Group) checkSendableLocked(extra ...identity.DID) error {
-	for _, d := range append(sortedDIDs(g.members), extra...) {
-		if p := g.peers[d]; p != nil && !p.canSend() {
-			return errGroup("the pairwise session with " + d.String() + " cannot send yet (contract-only responder before its first message)")
+	var bad identity.DID
+	check := func(d identity.DID) {
+		if p := g.peers[d]; p != nil && !p.canSend() && (bad.IsZero() || d.String() < bad.String()) {
+			bad = d
 		}
+	}
+	for d := range g.members {
+		check(d)
+	}
+	for _, d := range extra {
+		check(d)
+	}
+	if !bad.IsZero() {
+		return errGroup("the pairwise session with " + bad.String() + " cannot send yet (contract-only responder before its first message)")
 	}
 	return nil
 }
@@ -457,8 +473,28 @@ func (g *Group) Handle(from identity.DID, wire []byte) ([]GroupOutbound, error) 
 		return nil, err
 	}
 	defer clear(pt)
+	var c controlJSON
+	if err := contracts.UnmarshalStrict(pt, &c); err != nil || c.Type != groupCtlType || c.GroupID != g.id {
+		pair.restore(&ps)
+		return nil, errGroup("malformed control message")
+	}
+	if len(c.Events) == 0 {
+		// A sender key alone changes only what concerns from: snapshot
+		// that (O(1)), not the whole group. After a removal every member
+		// receives one such message from every other, so this keeps a
+		// membership change O(members) per member.
+		ks := g.snapshotMemberLocked(from)
+		out, err := g.handleKeyLocked(from, &c)
+		if err != nil {
+			g.restoreMemberLocked(&ks)
+			pair.restore(&ps)
+			return nil, err
+		}
+		ps.wipe()
+		return out, nil
+	}
 	gs := g.snapshotLocked()
-	out, err := g.handleLocked(from, pt)
+	out, err := g.handleLocked(from, &c)
 	if err != nil {
 		g.restoreLocked(&gs)
 		pair.restore(&ps)
@@ -469,11 +505,64 @@ func (g *Group) Handle(from identity.DID, wire []byte) ([]GroupOutbound, error) 
 	return out, nil
 }
 
-func (g *Group) handleLocked(from identity.DID, pt []byte) ([]GroupOutbound, error) {
-	var c controlJSON
-	if err := contracts.UnmarshalStrict(pt, &c); err != nil || c.Type != groupCtlType || c.GroupID != g.id {
-		return nil, errGroup("malformed control message")
+// memberSnapshot is what a control message carrying only a sender key may
+// change: from's receiving chains, pending key and sentTo entry.
+type memberSnapshot struct {
+	from            identity.DID
+	recv            map[uint64]*recvChain // nil: from was not a member
+	pending         *senderKeyJSON
+	sentTo          uint64
+	hasPend, hasSnt bool
+}
+
+func (g *Group) snapshotMemberLocked(from identity.DID) memberSnapshot {
+	s := memberSnapshot{from: from}
+	if m := g.members[from]; m != nil {
+		s.recv = maps.Clone(m.recv)
 	}
+	s.pending, s.hasPend = g.pending[from]
+	s.sentTo, s.hasSnt = g.sentTo[from]
+	return s
+}
+
+func (g *Group) restoreMemberLocked(s *memberSnapshot) {
+	if m := g.members[s.from]; m != nil && s.recv != nil {
+		m.recv = s.recv
+	}
+	if s.hasPend {
+		g.pending[s.from] = s.pending
+	} else {
+		delete(g.pending, s.from)
+	}
+	if s.hasSnt {
+		g.sentTo[s.from] = s.sentTo
+	} else {
+		delete(g.sentTo, s.from)
+	}
+	*s = memberSnapshot{}
+}
+
+// handleKeyLocked handles a control message without events: it records the
+// sender key and, since from's pairwise session may only now be able to
+// send, gives from self's key if it lacks it.
+func (g *Group) handleKeyLocked(from identity.DID, c *controlJSON) ([]GroupOutbound, error) {
+	if err := g.takeKeyLocked(from, c); err != nil {
+		return nil, err
+	}
+	if g.closed || !g.joined || g.members[from] == nil {
+		return nil, nil
+	}
+	if e, ok := g.sentTo[from]; ok && e == g.me.epoch || !g.peers[from].canSend() {
+		return nil, nil
+	}
+	o, err := g.controlLocked(from, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	return []GroupOutbound{o}, nil
+}
+
+func (g *Group) handleLocked(from identity.DID, c *controlJSON) ([]GroupOutbound, error) {
 	if len(c.Events) > 0 {
 		if from != g.owner {
 			return nil, errGroup("membership events come only from the owner")
@@ -484,26 +573,32 @@ func (g *Group) handleLocked(from identity.DID, pt []byte) ([]GroupOutbound, err
 			}
 		}
 	}
-	if c.SenderKey != nil {
-		// Checked here, not only when applied: a pending key is applied
-		// with its sender's member_added event, which a malformed key
-		// would otherwise make fail (and, Handle being transactional,
-		// block) for good.
-		if ck, err := contracts.DecodeBase64URL(c.SenderKey.ChainKey); err != nil || len(ck) != 32 {
-			return nil, errGroup("malformed sender key")
-		}
-		if mm := g.members[from]; mm != nil {
-			if err := mm.setKey(c.SenderKey); err != nil {
-				return nil, err
-			}
-		} else {
-			g.pending[from] = c.SenderKey // applied when from's member_added arrives
-		}
+	if err := g.takeKeyLocked(from, c); err != nil {
+		return nil, err
 	}
 	if g.closed {
 		return nil, nil
 	}
 	return g.flushLocked()
+}
+
+// takeKeyLocked records the sender key of a control message, if any.
+func (g *Group) takeKeyLocked(from identity.DID, c *controlJSON) error {
+	if c.SenderKey == nil {
+		return nil
+	}
+	// Checked here, not only when applied: a pending key is applied with
+	// its sender's member_added event, which a malformed key would
+	// otherwise make fail (and, Handle being transactional, block) for
+	// good.
+	if ck, err := contracts.DecodeBase64URL(c.SenderKey.ChainKey); err != nil || len(ck) != 32 {
+		return errGroup("malformed sender key")
+	}
+	if mm := g.members[from]; mm != nil {
+		return mm.setKey(c.SenderKey)
+	}
+	g.pending[from] = c.SenderKey // applied when from's member_added arrives
+	return nil
 }
 
 // groupSnapshot holds what handling a control message may change besides
@@ -536,6 +631,9 @@ func (g *Group) snapshotLocked() groupSnapshot {
 // restoreLocked puts a snapshot back; s must not be used afterwards.
 func (g *Group) restoreLocked(s *groupSnapshot) {
 	if len(g.events) != s.events {
+		for _, e := range g.events[s.events:] {
+			delete(g.known, sha256.Sum256(e))
+		}
 		g.events = g.events[:s.events]
 		if c, err := audit.ResumeChain(audit.GroupEventChain, s.head, s.events); err == nil {
 			g.chain = c
@@ -636,7 +734,7 @@ func (g *Group) applyEventLocked(raw []byte, ev *groupEvent) error {
 	if err := g.chain.Verify(json.RawMessage(raw)); err != nil {
 		return err
 	}
-	g.events = append(g.events, append([]byte(nil), raw...))
+	g.addEventLocked(append([]byte(nil), raw...))
 	var target identity.DID
 	if ev.TargetID != "" {
 		t, err := identity.ParseDID(ev.TargetID)
@@ -707,13 +805,18 @@ func (m *groupMember) setKey(k *senderKeyJSON) error {
 	return nil
 }
 
+// addEventLocked appends an event to the log and its hash to the known set.
+func (g *Group) addEventLocked(raw []byte) {
+	g.events = append(g.events, raw)
+	g.known[sha256.Sum256(raw)] = struct{}{}
+}
+
+// isKnownEventLocked reports whether raw is in the log: one hash and one
+// map lookup, so a member handling the whole log (joining) does O(events)
+// work, not O(events²).
 func (g *Group) isKnownEventLocked(raw []byte) bool {
-	for _, e := range g.events {
-		if string(e) == string(raw) {
-			return true
-		}
-	}
-	return false
+	_, ok := g.known[sha256.Sum256(raw)]
+	return ok
 }
 
 func kdfSender(ck *[32]byte) (mk, next [32]byte) {

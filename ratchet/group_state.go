@@ -161,7 +161,7 @@ func UnmarshalGroupSealed(sealer Sealer, sealed, aad []byte, self *identity.Wall
 		if err := g.chain.Verify(e); err != nil {
 			return nil, errState("event log does not verify")
 		}
-		g.events = append(g.events, append([]byte(nil), e...))
+		g.addEventLocked(append([]byte(nil), e...))
 	}
 	for _, e := range j.Early {
 		g.early = append(g.early, append([]byte(nil), e...))

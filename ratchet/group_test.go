@@ -538,3 +538,70 @@ func TestGroupChannel(t *testing.T) {
 		t.Fatal("duplicates were not reported")
 	}
 }
+
+// TestGroupMembershipAtScale: in a group of 64 members where most members
+// have pairwise sessions only with the owner and two others, a removal
+// reaches everyone: every remaining member rotates, the removed member can
+// no longer read, the rest read each other; then a new member joins by
+// handling the whole event log (one hash lookup per known event).
+func TestGroupMembershipAtScale(t *testing.T) {
+	const size = 64
+	n, d := newGroupNetPairs(t, size, func(i, j int) bool { return i <= 2 || j <= 2 })
+	owner := n.groups[d[0]]
+	gone := d[size-1]
+	epochs := map[identity.DID]uint64{}
+	for _, m := range d[:size-1] {
+		epochs[m] = n.groups[m].me.epoch
+	}
+	out, err := owner.RemoveMember(gone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.deliver(d[0], out)
+	for _, m := range d[:size-1] {
+		g := n.groups[m]
+		if g.me.epoch != epochs[m]+1 {
+			t.Fatalf("%s did not rotate exactly once: epoch %d -> %d", m, epochs[m], g.me.epoch)
+		}
+		if len(g.Members()) != size-2 {
+			t.Fatalf("%s sees %d members", m, len(g.Members()))
+		}
+	}
+	msg := n.send(d[1], "after removal")
+	for _, at := range d[:size-1] {
+		if at != d[1] {
+			n.expectOpen(at, d[1], msg, "after removal")
+		}
+	}
+	if _, _, err := n.groups[gone].Open(msg); err == nil {
+		t.Fatal("removed member read a message sent after its removal")
+	}
+	// A newcomer receives and checks the whole log.
+	w, _ := identity.GenerateWallet("newcomer")
+	n.wallets[w.DID()] = w
+	g, err := JoinGroup(owner.ID(), d[0], w, GroupConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.groups[w.DID()] = g
+	n.connectPair(d[0], w.DID())
+	n.connectPair(d[1], w.DID())
+	out, err = owner.AddMember(w.DID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.deliver(d[0], out)
+	if len(g.Events()) != len(owner.Events()) || len(g.Members()) != size-1 {
+		t.Fatalf("newcomer: %d events (owner %d), %d members", len(g.Events()), len(owner.Events()), len(g.Members()))
+	}
+	n.expectOpen(w.DID(), d[1], n.send(d[1], "welcome"), "welcome")
+	// Re-sending the log changes nothing (every event is known).
+	before := len(g.Events())
+	o, err := owner.controlLocked(w.DID(), owner.events, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Handle(d[0], o.Wire); err != nil || len(g.Events()) != before {
+		t.Fatalf("re-sent log: %v, %d events", err, len(g.Events()))
+	}
+}
