@@ -48,3 +48,37 @@ func TestREADMEQuickstart(t *testing.T) {
 		t.Fatalf("quickstart printed:\n%s\nREADME says:\n%s", out, want)
 	}
 }
+
+// TestREADMEMiddleware checks that the code lines of the block of the README's "Protecting
+// your own routes" section is taken from examples/toolserver/main.go (which
+// TestToolserver runs): every line of it appears there, in order.
+func TestREADMEMiddleware(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("examples/toolserver/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "## Protecting your own routes")
+	if !ok {
+		t.Fatal("README has no middleware section")
+	}
+	_, code, ok := strings.Cut(after, "```go\n")
+	if !ok {
+		t.Fatal("the middleware section has no go code block")
+	}
+	code, _, _ = strings.Cut(code, "```")
+	rest := string(src)
+	for _, line := range strings.Split(strings.TrimSpace(code), "\n") {
+		if l := strings.TrimSpace(line); l == "" || strings.HasPrefix(l, "//") {
+			continue // blank lines and the README's own comments
+		}
+		i := strings.Index(rest, strings.TrimSpace(line))
+		if i < 0 {
+			t.Fatalf("README line %q is not in examples/toolserver/main.go (in order)", line)
+		}
+		rest = rest[i+len(strings.TrimSpace(line)):]
+	}
+}

@@ -33,10 +33,7 @@ func ExampleRouteTable_client() {
 
 	agent, _ := identity.GenerateWallet("agent")
 	signer, _ := identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: agent.Signer()})
-	client := &http.Client{Transport: &identity.AttestingTransport{
-		Signer: signer,
-		Opcode: func(r *http.Request) string { op, _ := routes.Opcode(r); return op },
-	}}
+	client := &http.Client{Transport: &identity.AttestingTransport{Signer: signer, Routes: routes}}
 	resp, err := client.Post(srv.URL+"/rooms/lobby/say", "application/json", strings.NewReader(`{"text":"hi"}`))
 	if err != nil {
 		log.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/audit"
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/ratchet"
@@ -33,39 +34,39 @@ type a2aService struct {
 	now   func() time.Time
 }
 
+// a2aRoutes are the A2A surface's attested routes and their opcodes.
+var a2aRoutes = []struct{ pattern, op string }{
+	{"POST /a2a/sessions", "a2a.session.create"},
+	{"POST /a2a/sessions/{id}/accept", "a2a.session.accept"},
+	{"POST /a2a/sessions/{id}/rotate", "a2a.session.rotate"},
+	{"DELETE /a2a/sessions/{id}", "a2a.session.close"},
+	{"GET /a2a/sessions/{id}", "a2a.session.get"},
+	{"GET /a2a/sessions/{id}/events", "a2a.session.events"},
+	{"POST /a2a/sessions/{id}/frames", "a2a.frame.send"},
+	{"GET /a2a/sessions/{id}/frames", "a2a.frame.list"},
+	{"POST /a2a/groups", "a2a.group.create"},
+	{"POST /a2a/groups/{id}/members", "a2a.group.member.add"},
+	{"DELETE /a2a/groups/{id}/members/{member}", "a2a.group.member.remove"},
+	{"DELETE /a2a/groups/{id}", "a2a.group.close"},
+	{"GET /a2a/groups/{id}/events", "a2a.group.events"},
+}
+
+// mountA2A serves every A2A route through the Kernel middleware: it
+// verifies the attestation, rate-limits per principal (surface "a2a") and
+// appends one audit event per request with the status the handler answered;
+// the handlers check participation.
 func (c *core) mountA2A(mux *http.ServeMux, a *a2aService) {
-	routes := []struct {
-		pattern, op string
-		h           func(http.ResponseWriter, *http.Request, *principal)
-	}{
-		{"POST /a2a/sessions", "a2a.session.create", a.createSession},
-		{"POST /a2a/sessions/{id}/accept", "a2a.session.accept", a.acceptSession},
-		{"POST /a2a/sessions/{id}/rotate", "a2a.session.rotate", a.rotateSession},
-		{"DELETE /a2a/sessions/{id}", "a2a.session.close", a.closeSession},
-		{"GET /a2a/sessions/{id}", "a2a.session.get", a.getSession},
-		{"GET /a2a/sessions/{id}/events", "a2a.session.events", a.sessionEvents},
-		{"POST /a2a/sessions/{id}/frames", "a2a.frame.send", a.sendFrame},
-		{"GET /a2a/sessions/{id}/frames", "a2a.frame.list", a.listFrames},
-		{"POST /a2a/groups", "a2a.group.create", a.createGroup},
-		{"POST /a2a/groups/{id}/members", "a2a.group.member.add", a.addMember},
-		{"DELETE /a2a/groups/{id}/members/{member}", "a2a.group.member.remove", a.removeMember},
-		{"DELETE /a2a/groups/{id}", "a2a.group.close", a.closeGroup},
-		{"GET /a2a/groups/{id}/events", "a2a.group.events", a.groupEvents},
+	handlers := map[string]func(http.ResponseWriter, *http.Request, *principal){
+		"a2a.session.create": a.createSession, "a2a.session.accept": a.acceptSession,
+		"a2a.session.rotate": a.rotateSession, "a2a.session.close": a.closeSession,
+		"a2a.session.get": a.getSession, "a2a.session.events": a.sessionEvents,
+		"a2a.frame.send": a.sendFrame, "a2a.frame.list": a.listFrames,
+		"a2a.group.create": a.createGroup, "a2a.group.member.add": a.addMember,
+		"a2a.group.member.remove": a.removeMember, "a2a.group.close": a.closeGroup,
+		"a2a.group.events": a.groupEvents,
 	}
-	for _, rt := range routes {
-		h := rt.h
-		c.attested(mux, rt.pattern, rt.op, func(w http.ResponseWriter, r *http.Request, p *principal) {
-			res, err := c.limits.Allow(r.Context(), opA2A, p.DID, 1)
-			if err != nil {
-				writeError(w, r, contracts.Wrap(contracts.CodeInternal, "rate limiter unavailable", err))
-				return
-			}
-			if !res.Allowed {
-				writeError(w, r, contracts.Errorf(contracts.CodeRateLimited, "rate limited").WithRetryable(true))
-				return
-			}
-			h(w, r, p)
-		})
+	for _, rt := range a2aRoutes {
+		mux.Handle(rt.pattern, c.a2aRoutes.Wrap(c.registered(handlers[rt.op])))
 	}
 }
 
@@ -131,27 +132,6 @@ func (a *a2aService) groupEvent(groupID, actor, typ, target string) map[string]a
 	return ev
 }
 
-// record puts an A2A action in the audit log.
-func (a *a2aService) record(r *http.Request, template string, status int, p *principal) error {
-	ev, err := a.core.events.Build(r, audit.Decision{
-		RequestID: contracts.NewUUIDv7(), SurfaceID: opA2A, TemplatePath: template, Status: status,
-		Principal: audit.SignedPrincipal(p.DID, p.TeamID, p.DID),
-	})
-	if err != nil {
-		return err
-	}
-	_, err = a.core.log.Append(r.Context(), ev)
-	return err
-}
-
-func (a *a2aService) reply(w http.ResponseWriter, r *http.Request, p *principal, template string, status int, v any) {
-	if err := a.record(r, template, status, p); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, status, v)
-}
-
 type sessionCreateRequest struct {
 	SchemaID           string `json:"schema_id"`
 	SchemaVersion      string `json:"schema_version"`
@@ -182,22 +162,22 @@ func view(s *a2aSession) sessionView {
 func (a *a2aService) createSession(w http.ResponseWriter, r *http.Request, p *principal) {
 	var req sessionCreateRequest
 	if err := readValidated(w, r, "a2a/session_create_request", &req); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	blob, err := blobDigest(req.RatchetStateBlob, req.RatchetStateDigest)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	if req.ResponderID == p.DID {
-		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "responder_id must differ from the initiator"))
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "responder_id must differ from the initiator"))
 		return
 	}
 	if req.ExpiresAt != "" {
 		exp, err := time.Parse(audit.TimeFormat, req.ExpiresAt)
 		if err != nil || !exp.After(a.now()) {
-			writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "expires_at must be a future time"))
+			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "expires_at must be a future time"))
 			return
 		}
 	}
@@ -208,23 +188,23 @@ func (a *a2aService) createSession(w http.ResponseWriter, r *http.Request, p *pr
 	}
 	ev, digest, err := sealEvent(audit.SessionEventChain, chainState{}, a.sessionEvent(s.SessionID, p.DID, "session_opened"))
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	if err := a.store.createSession(r.Context(), s, ev, digest); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
-	a.reply(w, r, p, "/a2a/sessions", http.StatusCreated, view(s))
+	writeJSON(w, http.StatusCreated, view(s))
 }
 
 // transition applies a state change by an allowed actor and chains its event.
-func (a *a2aService) transition(w http.ResponseWriter, r *http.Request, p *principal, template, schema, evType string,
+func (a *a2aService) transition(w http.ResponseWriter, r *http.Request, p *principal, schema, evType string,
 	allowed func(s *a2aSession, actor string) error, apply func(s *a2aSession, req *sessionStateRequest) error) {
 	var req sessionStateRequest
 	if schema != "" {
 		if err := readValidated(w, r, schema, &req); err != nil {
-			writeError(w, r, err)
+			talos.WriteError(w, r, err)
 			return
 		}
 	}
@@ -239,10 +219,10 @@ func (a *a2aService) transition(w http.ResponseWriter, r *http.Request, p *princ
 		return s, ev, digest, err
 	})
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
-	a.reply(w, r, p, template, http.StatusOK, view(s))
+	writeJSON(w, http.StatusOK, view(s))
 }
 
 func errState(msg string) error { return contracts.Errorf(contracts.CodeStateInvalidTransition, msg) }
@@ -289,7 +269,7 @@ func setBlob(s *a2aSession, req *sessionStateRequest) error {
 }
 
 func (a *a2aService) acceptSession(w http.ResponseWriter, r *http.Request, p *principal) {
-	a.transition(w, r, p, "/a2a/sessions/{id}/accept", "a2a/session_accept_request", "session_accepted",
+	a.transition(w, r, p, "a2a/session_accept_request", "session_accepted",
 		func(s *a2aSession, actor string) error {
 			if err := participant(s, actor); err != nil {
 				return err
@@ -309,7 +289,7 @@ func (a *a2aService) acceptSession(w http.ResponseWriter, r *http.Request, p *pr
 }
 
 func (a *a2aService) rotateSession(w http.ResponseWriter, r *http.Request, p *principal) {
-	a.transition(w, r, p, "/a2a/sessions/{id}/rotate", "a2a/session_rotate_request", "session_rotated",
+	a.transition(w, r, p, "a2a/session_rotate_request", "session_rotated",
 		func(s *a2aSession, actor string) error {
 			if err := participant(s, actor); err != nil {
 				return err
@@ -325,7 +305,7 @@ func (a *a2aService) rotateSession(w http.ResponseWriter, r *http.Request, p *pr
 }
 
 func (a *a2aService) closeSession(w http.ResponseWriter, r *http.Request, p *principal) {
-	a.transition(w, r, p, "/a2a/sessions/{id}", "", "session_closed",
+	a.transition(w, r, p, "", "session_closed",
 		func(s *a2aSession, actor string) error {
 			if err := participant(s, actor); err != nil {
 				return err
@@ -341,7 +321,7 @@ func (a *a2aService) closeSession(w http.ResponseWriter, r *http.Request, p *pri
 func (a *a2aService) getSession(w http.ResponseWriter, r *http.Request, p *principal) {
 	s, err := a.participantSession(r, p)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, view(s))
@@ -350,12 +330,12 @@ func (a *a2aService) getSession(w http.ResponseWriter, r *http.Request, p *princ
 func (a *a2aService) sessionEvents(w http.ResponseWriter, r *http.Request, p *principal) {
 	s, err := a.participantSession(r, p)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	evs, err := a.store.events(r.Context(), s.SessionID)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
@@ -374,54 +354,54 @@ type frameSendRequest struct {
 func (a *a2aService) sendFrame(w http.ResponseWriter, r *http.Request, p *principal) {
 	var req frameSendRequest
 	if err := decodeBody(w, r, &req); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	if req.SchemaID != "talos.a2a.frame_send_request" || req.SchemaVersion != "v1" {
-		writeError(w, r, contracts.Errorf(contracts.CodeSchemaValidationError, "not a frame_send_request v1"))
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeSchemaValidationError, "not a frame_send_request v1"))
 		return
 	}
 	f, err := ratchet.ParseFrame(req.Frame)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	if err := f.Verify(); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	s, err := a.participantSession(r, p)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	if f.SessionID != s.SessionID || f.SenderID != p.DID {
-		writeError(w, r, contracts.Errorf(contracts.CodeFrameInvalid, "frame session_id or sender_id does not match"))
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeFrameInvalid, "frame session_id or sender_id does not match"))
 		return
 	}
 	if s.State != "active" {
-		writeError(w, r, errState("session is not active"))
+		talos.WriteError(w, r, errState("session is not active"))
 		return
 	}
 	if a.expired(s) {
-		writeError(w, r, errState("session expired"))
+		talos.WriteError(w, r, errState("session expired"))
 		return
 	}
 	raw, err := f.MarshalJSON()
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	dup, err := a.store.putFrame(r.Context(), f, raw)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	status := http.StatusCreated
 	if dup {
 		status = http.StatusOK
 	}
-	a.reply(w, r, p, "/a2a/sessions/{id}/frames", status, map[string]any{
+	writeJSON(w, status, map[string]any{
 		"frame_digest": f.FrameDigest, "sender_seq": f.SenderSeq, "duplicate": dup,
 	})
 }
@@ -447,26 +427,26 @@ func decodeFrameCursor(s string) (uint64, error) {
 func (a *a2aService) listFrames(w http.ResponseWriter, r *http.Request, p *principal) {
 	s, err := a.participantSession(r, p)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	after, err := decodeFrameCursor(r.URL.Query().Get("cursor"))
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	limit := maxFramesPage
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxFramesPage {
-			writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "limit must be 1 to 100"))
+			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "limit must be 1 to 100"))
 			return
 		}
 		limit = n
 	}
 	frames, last, err := a.store.listFrames(r.Context(), s.SessionID, after, limit)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	body := map[string]any{"frames": append([]json.RawMessage{}, frames...)}
@@ -496,7 +476,7 @@ type groupView struct {
 func (a *a2aService) createGroup(w http.ResponseWriter, r *http.Request, p *principal) {
 	var req groupCreateRequest
 	if err := readValidated(w, r, "a2a/group_create_request", &req); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	g := &a2aGroup{
@@ -505,18 +485,18 @@ func (a *a2aService) createGroup(w http.ResponseWriter, r *http.Request, p *prin
 	}
 	ev, digest, err := sealEvent(audit.GroupEventChain, chainState{}, a.groupEvent(g.GroupID, p.DID, "group_created", ""))
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	if err := a.store.createGroup(r.Context(), g, ev, digest); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
-	a.reply(w, r, p, "/a2a/groups", http.StatusCreated, groupView{g, sortedMembers(g)})
+	writeJSON(w, http.StatusCreated, groupView{g, sortedMembers(g)})
 }
 
 // changeGroup applies an owner-only change to an active group.
-func (a *a2aService) changeGroup(w http.ResponseWriter, r *http.Request, p *principal, template, evType, target string, apply func(g *a2aGroup) error) {
+func (a *a2aService) changeGroup(w http.ResponseWriter, r *http.Request, p *principal, evType, target string, apply func(g *a2aGroup) error) {
 	g, err := a.store.updateGroup(r.Context(), r.PathValue("id"), func(g *a2aGroup, h chainState) (*a2aGroup, json.RawMessage, string, error) {
 		if !g.members[p.DID] {
 			return nil, nil, "", errNotFound("group")
@@ -534,19 +514,19 @@ func (a *a2aService) changeGroup(w http.ResponseWriter, r *http.Request, p *prin
 		return g, ev, digest, err
 	})
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
-	a.reply(w, r, p, template, http.StatusOK, groupView{g, sortedMembers(g)})
+	writeJSON(w, http.StatusOK, groupView{g, sortedMembers(g)})
 }
 
 func (a *a2aService) addMember(w http.ResponseWriter, r *http.Request, p *principal) {
 	var req groupMemberAddRequest
 	if err := readValidated(w, r, "a2a/group_member_add_request", &req); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
-	a.changeGroup(w, r, p, "/a2a/groups/{id}/members", "member_added", req.MemberID, func(g *a2aGroup) error {
+	a.changeGroup(w, r, p, "member_added", req.MemberID, func(g *a2aGroup) error {
 		if g.members[req.MemberID] {
 			return errState("already a member")
 		}
@@ -564,10 +544,10 @@ const maxGroupMembers = 1000
 func (a *a2aService) removeMember(w http.ResponseWriter, r *http.Request, p *principal) {
 	member := r.PathValue("member")
 	if member == "" || len(member) > 255 || strings.ContainsAny(member, "\x00") {
-		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "invalid member id"))
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "invalid member id"))
 		return
 	}
-	a.changeGroup(w, r, p, "/a2a/groups/{id}/members/{member}", "member_removed", member, func(g *a2aGroup) error {
+	a.changeGroup(w, r, p, "member_removed", member, func(g *a2aGroup) error {
 		if !g.members[member] {
 			return errNotFound("member")
 		}
@@ -580,7 +560,7 @@ func (a *a2aService) removeMember(w http.ResponseWriter, r *http.Request, p *pri
 }
 
 func (a *a2aService) closeGroup(w http.ResponseWriter, r *http.Request, p *principal) {
-	a.changeGroup(w, r, p, "/a2a/groups/{id}", "group_closed", "", func(g *a2aGroup) error {
+	a.changeGroup(w, r, p, "group_closed", "", func(g *a2aGroup) error {
 		g.State = "closed"
 		return nil
 	})
@@ -592,12 +572,12 @@ func (a *a2aService) groupEvents(w http.ResponseWriter, r *http.Request, p *prin
 		err = errNotFound("group")
 	}
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	evs, err := a.store.events(r.Context(), g.GroupID)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": evs, "members": sortedMembers(g)})

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -312,10 +313,19 @@ func runA2A(t *testing.T, ts *testServer) {
 		if fmt.Sprint(types) != "[session_opened/alice session_accepted/bob session_rotated/alice session_closed/bob]" {
 			t.Fatalf("events %v", types)
 		}
-		// Every successful action was audited (create, accept, 5 frames
-		// stored + 1 duplicate, rotate, close).
-		if got := auditSize(t, ts) - auditBefore; got != 10 {
-			t.Fatalf("audit grew by %d, want 10", got)
+		// Every attested A2A request is audited once, by the Kernel
+		// middleware: the successful actions (create, accept, 5 frames
+		// stored + 1 duplicate, rotate, close), and the reads and refusals.
+		counts := auditedSince(t, ts, auditBefore)
+		total := 0
+		for k, n := range counts {
+			if !strings.HasPrefix(k, opA2A+" ") {
+				t.Errorf("%d events %q", n, k)
+			}
+			total += n
+		}
+		if counts["a2a POST success"]+counts["a2a DELETE success"] != 10 || uint64(total) != auditSize(t, ts)-auditBefore {
+			t.Fatalf("audited %v, want 10 successful actions", counts)
 		}
 	})
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/audit"
 	"github.com/talosgo/talos/contracts"
 )
@@ -160,7 +161,7 @@ func TestAttackCaseFoldOtherSurfaces(t *testing.T) {
 	} {
 		req, _ := http.NewRequest("POST", alice.base+"/mcp", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(HeaderCapability, tok.Token)
+		req.Header.Set(talos.HeaderCapability, tok.Token)
 		resp, err := alice.client.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -383,7 +384,7 @@ func TestAttackEscapedSlashRoute(t *testing.T) {
 	// The opcode comes from the dispatched pattern only.
 	r := httptest.NewRequest("POST", "/v1%2Fauthorize", nil)
 	r.Pattern = "/"
-	if _, err := ts.core.opcodeOf(r); err == nil {
+	if _, err := ts.core.routes.Opcode(r); err == nil {
 		t.Fatal("the catch-all route has an opcode")
 	}
 }

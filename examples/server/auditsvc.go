@@ -3,15 +3,13 @@ package main
 import (
 	"encoding/json"
 	"net/http"
-	"os"
-	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/audit"
 	"github.com/talosgo/talos/contracts"
 )
@@ -35,54 +33,88 @@ func (c *core) mountAudit(mux *http.ServeMux, admin func(http.HandlerFunc) http.
 	mux.HandleFunc("GET /v1/audit/events", entries(c.handleEvents))
 	mux.HandleFunc("GET /v1/audit/entries/{index}", entries(c.handleEntry))
 	mux.HandleFunc("GET /v1/audit/bundle", entries(c.handleBundle))
-	if c.tilesDir != "" {
-		mux.Handle("GET /tlog/", http.StripPrefix("/tlog/", c.tilesHandler(c.tilesDir)))
+	if c.tiles != nil {
+		mux.Handle("GET /tlog/", http.StripPrefix("/tlog", c.entryRule(c.tiles.Handler())))
 	}
 }
 
-// tilesHandler serves the file store's C2SP tlog-tiles files read-only:
-// checkpoint, tile/... and, to callers that may read entries, tile/entries/...;
-// nothing else in the directory (journal, lock) is reachable, directories
-// are not listed, and only clean paths are served (the file server would
-// otherwise clean "tile//entries/000" into an entry bundle).
-func (c *core) tilesHandler(dir string) http.Handler {
-	fs := http.FileServer(http.Dir(dir))
+// entryRule serves the file store's tiles (audit/file's handler) under the
+// privacy rule: entry bundles (tile/entries/...) only to callers that may
+// read entries, and then Cache-Control private unless the log is public.
+// The rule reads the path the handler serves (r.URL.Path), and escaped
+// paths are refused, so "tile%2Fentries" cannot pass as another route. The
+// handler's plain-text refusals become the contract error body.
+func (c *core) entryRule(tiles http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := r.URL.Path
-		if p != "checkpoint" && !strings.HasPrefix(p, "tile/") || strings.HasSuffix(p, "/") || strings.Contains(p, "..") || path.Clean(p) != p {
-			writeError(w, r, contracts.Errorf(contracts.CodeNotFound, "no such tile"))
+		if r.URL.RawPath != "" {
+			talos.WriteError(w, r, contracts.Errorf(contracts.CodeNotFound, "no such tile"))
 			return
 		}
-		if strings.HasPrefix(p, "tile/entries/") && !c.mayReadEntries(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="talos-admin"`)
-			writeError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "entry bundles need the audit reader credential"))
-			return
-		}
-		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(p))); err != nil {
-			writeError(w, r, contracts.Errorf(contracts.CodeNotFound, "no such tile"))
-			return
-		}
-		if p == "checkpoint" {
-			w.Header().Set("Cache-Control", "no-store")
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		} else if strings.HasPrefix(p, "tile/entries/") && !c.auditPublic {
+		tw := &tileWriter{ResponseWriter: w, r: r}
+		if strings.HasPrefix(r.URL.Path, "/tile/entries/") {
+			if !c.mayReadEntries(r) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="talos-admin"`)
+				talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "entry bundles need the audit reader credential"))
+				return
+			}
 			// Served to auditors only: no shared cache may keep it.
-			w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
-			w.Header().Set("Content-Type", "application/octet-stream")
-		} else {
-			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-			w.Header().Set("Content-Type", "application/octet-stream")
+			tw.cache = "private, max-age=31536000, immutable"
+			if c.auditPublic {
+				tw.cache = "public, max-age=31536000, immutable"
+			}
 		}
-		fs.ServeHTTP(w, r)
+		tiles.ServeHTTP(tw, r)
 	})
 }
+
+// tileWriter sets the entry bundles' Cache-Control and turns the tile
+// handler's error answers into the contract error body.
+type tileWriter struct {
+	http.ResponseWriter
+	r       *http.Request
+	cache   string
+	wrote   bool
+	refused bool
+}
+
+func (t *tileWriter) WriteHeader(status int) {
+	if t.wrote {
+		return
+	}
+	t.wrote = true
+	if status >= 400 {
+		t.refused = true
+		code := contracts.CodeNotFound
+		if status == http.StatusMethodNotAllowed {
+			code = contracts.CodeInvalidInput
+		}
+		talos.WriteError(t.ResponseWriter, t.r, contracts.Errorf(code, "no such tile"))
+		return
+	}
+	if t.cache != "" {
+		t.Header().Set("Cache-Control", t.cache)
+	}
+	t.ResponseWriter.WriteHeader(status)
+}
+
+func (t *tileWriter) Write(b []byte) (int, error) {
+	if !t.wrote {
+		t.WriteHeader(http.StatusOK)
+	}
+	if t.refused {
+		return len(b), nil
+	}
+	return t.ResponseWriter.Write(b)
+}
+
+func (t *tileWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 // handleCheckpoint answers a signed checkpoint of the current tree, from
 // memory or signed once per new size; it never writes to the store.
 func (c *core) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 	cp, err := c.currentCheckpoint(r.Context())
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -122,22 +154,22 @@ func queryUint(r *http.Request, name string) (uint64, error) {
 func (c *core) handleInclusion(w http.ResponseWriter, r *http.Request) {
 	index, err := queryUint(r, "index")
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	size, err := queryUint(r, "tree_size")
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	proof, err := c.log.InclusionProof(r.Context(), index, size)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	entry, err := c.log.Entry(r.Context(), index)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	body := proofBody{Index: index, TreeSize: size, LeafHash: audit.LeafHash(entry).String(), Proof: hashes(proof)}
@@ -150,17 +182,17 @@ func (c *core) handleInclusion(w http.ResponseWriter, r *http.Request) {
 func (c *core) handleConsistency(w http.ResponseWriter, r *http.Request) {
 	oldSize, err := queryUint(r, "old_size")
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	size, err := queryUint(r, "tree_size")
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	proof, err := c.log.ConsistencyProof(r.Context(), oldSize, size)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, proofBody{OldSize: oldSize, TreeSize: size, Proof: hashes(proof)})
@@ -184,7 +216,7 @@ func (c *core) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}{{"since", &query.Since}, {"until", &query.Until}} {
 		if v := q.Get(p.name); v != "" {
 			if *p.dst, err = time.Parse(time.RFC3339, v); err != nil {
-				writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, p.name+" must be RFC 3339"))
+				talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, p.name+" must be RFC 3339"))
 				return
 			}
 		}
@@ -193,21 +225,21 @@ func (c *core) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > audit.MaxQueryLimit {
-			writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "limit must be 1 to 1000"))
+			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "limit must be 1 to 1000"))
 			return
 		}
 		query.Limit = n
 	}
 	page, err := c.log.Query(r.Context(), query)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	body := eventsBody{Events: []json.RawMessage{}, Index: []uint64{}, Next: page.Next}
 	for _, e := range page.Entries {
 		raw, err := json.Marshal(e.Event)
 		if err != nil {
-			writeError(w, r, err)
+			talos.WriteError(w, r, err)
 			return
 		}
 		body.Events = append(body.Events, raw)
@@ -219,12 +251,12 @@ func (c *core) handleEvents(w http.ResponseWriter, r *http.Request) {
 func (c *core) handleEntry(w http.ResponseWriter, r *http.Request) {
 	index, err := strconv.ParseUint(r.PathValue("index"), 10, 63)
 	if err != nil {
-		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "index must be an unsigned integer"))
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "index must be an unsigned integer"))
 		return
 	}
 	entry, err := c.log.Entry(r.Context(), index)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -240,21 +272,21 @@ const maxBundleEvents = 10_000
 func (c *core) handleBundle(w http.ResponseWriter, r *http.Request) {
 	start, err := queryUint(r, "start")
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	end, err := queryUint(r, "end")
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	if end <= start || end-start > maxBundleEvents {
-		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "need start < end with at most 10000 events"))
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "need start < end with at most 10000 events"))
 		return
 	}
 	b, err := c.log.ExportBundle(r.Context(), start, end, audit.BundleOptions{})
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

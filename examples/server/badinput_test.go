@@ -14,6 +14,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/identity"
 )
@@ -136,14 +137,14 @@ func badInputServer(t *testing.T) (ts *testServer, alice *agent, expand func(str
 // send sends body to rt on h, authenticated as rt.auth requires when
 // possible (the attestation signer refuses bodies that are not JSON: those
 // go unsigned).
-func send(h http.Handler, cred string, signer *identity.AttestationSigner, rt route, path string, body []byte) *http.Response {
+func send(h http.Handler, routes *talos.RouteTable, cred string, signer *identity.AttestationSigner, rt route, path string, body []byte) *http.Response {
 	req := httptest.NewRequest(rt.method, path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	switch rt.auth {
 	case "admin":
 		req.Header.Set("Authorization", "Bearer "+cred)
 	case "attested":
-		op, _ := opcodeFor(rt.method, req.URL.Path)
+		op, _ := routes.Opcode(req)
 		if err := signer.Sign(req, op); err != nil {
 			req.Body = io.NopCloser(bytes.NewReader(body))
 		}
@@ -159,7 +160,7 @@ func TestBadInputEveryRoute(t *testing.T) {
 	for _, rt := range coreRoutes() {
 		for _, g := range garbage {
 			what := rt.method + " " + rt.path + " " + g.name
-			resp := send(ts.Handler(), ts.cred, alice.signer, rt, expand(rt.path), g.body)
+			resp := send(ts.Handler(), ts.core.routes, ts.cred, alice.signer, rt, expand(rt.path), g.body)
 			if rt.path == "/mcp" && resp.StatusCode == 200 {
 				// A JSON-RPC error answer from the MCP handler: it must
 				// be an error, never a result.
@@ -181,7 +182,16 @@ func TestBadInputEveryRoute(t *testing.T) {
 			}
 		}
 	}
-	if after := stateOf(t, ts); after != before {
+	// Garbage changes no state. The only events it adds are the Kernel
+	// middleware's: every attested A2A request is audited, refusals too.
+	after := stateOf(t, ts)
+	for k, n := range auditedSince(t, ts, before.audit) {
+		if !strings.HasPrefix(k, opA2A+" ") || strings.HasSuffix(k, " success") {
+			t.Errorf("garbage was audited as %q (%d)", k, n)
+		}
+	}
+	after.audit = before.audit
+	if after != before {
 		t.Fatalf("garbage changed the state: %+v → %+v", before, after)
 	}
 }
@@ -307,7 +317,7 @@ func TestBadInputUnknownRoutes(t *testing.T) {
 // fuzzServer is a server with every core surface (the gateway and the LLM
 // proxy included) for a fuzz target: one registered agent, and ids of
 // sessions and groups that do not exist.
-func fuzzServer(f *testing.F) (h http.Handler, cred string, signer *identity.AttestationSigner, expand func(string) string) {
+func fuzzServer(f *testing.F) (h http.Handler, routes *talos.RouteTable, cred string, signer *identity.AttestationSigner, expand func(string) string) {
 	llm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"choices":[],"usage":{"total_tokens":1}}`)
 	}))
@@ -340,7 +350,7 @@ func fuzzServer(f *testing.F) (h http.Handler, cred string, signer *identity.Att
 		f.Fatal(err)
 	}
 	expand = strings.NewReplacer("{sid}", contracts.NewUUIDv7(), "{gid}", contracts.NewUUIDv7(), "{did}", did).Replace
-	return s.Handler(), parseCredential(out.String()), signer, expand
+	return s.Handler(), s.core.routes, parseCredential(out.String()), signer, expand
 }
 
 // FuzzCoreRoutes drives every core route with arbitrary bodies: the server
@@ -356,11 +366,11 @@ func FuzzCoreRoutes(f *testing.F) {
 	f.Add(uint8(12), []byte(`{"schema_id":"talos.a2a.group_create_request","schema_version":"v1"}`))
 	f.Add(uint8(14), []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"files.read_file","arguments":{}}}`))
 	f.Add(uint8(15), []byte(`{"model":"m","messages":[]}`))
-	h, cred, signer, expand := fuzzServer(f)
+	h, routes, cred, signer, expand := fuzzServer(f)
 	f.Fuzz(func(t *testing.T, ri uint8, body []byte) {
-		routes := coreRoutes()
-		rt := routes[int(ri)%len(routes)]
-		resp := send(h, cred, signer, rt, expand(rt.path), body)
+		all := coreRoutes()
+		rt := all[int(ri)%len(all)]
+		resp := send(h, routes, cred, signer, rt, expand(rt.path), body)
 		if resp.StatusCode >= 500 {
 			b, _ := io.ReadAll(resp.Body)
 			t.Fatalf("%s %s: %d %s", rt.method, rt.path, resp.StatusCode, b)

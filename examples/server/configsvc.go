@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/examples/server/internal/pgsplit"
 )
@@ -203,26 +204,26 @@ type putResponse struct {
 func (cs *ConfigService) handlePut(w http.ResponseWriter, r *http.Request) {
 	_, kind, name, err := cs.target(r)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSONContentType(ct) {
-		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "Content-Type must be application/json"))
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "Content-Type must be application/json"))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxConfigBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "body exceeds "+strconv.Itoa(maxConfigBody)+" bytes"))
+			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "body exceeds "+strconv.Itoa(maxConfigBody)+" bytes"))
 			return
 		}
-		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "reading the body failed"))
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "reading the body failed"))
 		return
 	}
 	v, changed, err := cs.Put(r.Context(), kind, name, body)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	w.Header().Set("ETag", etag(v.Digest))
@@ -238,12 +239,12 @@ func (cs *ConfigService) handlePut(w http.ResponseWriter, r *http.Request) {
 func (cs *ConfigService) handleGet(w http.ResponseWriter, r *http.Request) {
 	_, kind, name, err := cs.target(r)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	v, err := cs.store.latest(r.Context(), kind, name)
 	if err != nil {
-		writeError(w, r, storeErr(err))
+		talos.WriteError(w, r, storeErr(err))
 		return
 	}
 	w.Header().Set("ETag", etag(v.Digest))
@@ -253,17 +254,17 @@ func (cs *ConfigService) handleGet(w http.ResponseWriter, r *http.Request) {
 func (cs *ConfigService) handleVersion(w http.ResponseWriter, r *http.Request) {
 	_, kind, name, err := cs.target(r)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	n, err := strconv.ParseInt(r.PathValue("n"), 10, 64)
 	if err != nil || n < 1 || strconv.FormatInt(n, 10) != r.PathValue("n") {
-		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "version must be a positive integer"))
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "version must be a positive integer"))
 		return
 	}
 	v, err := cs.store.version(r.Context(), kind, name, n)
 	if err != nil {
-		writeError(w, r, storeErr(err))
+		talos.WriteError(w, r, storeErr(err))
 		return
 	}
 	w.Header().Set("ETag", etag(v.Digest))
@@ -280,7 +281,7 @@ type versionsResponse struct {
 func (cs *ConfigService) handleVersions(w http.ResponseWriter, r *http.Request) {
 	_, kind, name, err := cs.target(r)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	q := r.URL.Query()
@@ -288,7 +289,7 @@ func (cs *ConfigService) handleVersions(w http.ResponseWriter, r *http.Request) 
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxVersionsPage {
-			writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "limit must be 1 to 1000"))
+			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "limit must be 1 to 1000"))
 			return
 		}
 		limit = n
@@ -296,18 +297,18 @@ func (cs *ConfigService) handleVersions(w http.ResponseWriter, r *http.Request) 
 	if s := q.Get("after"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {
-			writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "after must be a non-negative integer"))
+			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "after must be a non-negative integer"))
 			return
 		}
 		after = n
 	}
 	vs, err := cs.store.versions(r.Context(), kind, name, after, limit+1)
 	if err != nil {
-		writeError(w, r, storeErr(err))
+		talos.WriteError(w, r, storeErr(err))
 		return
 	}
 	if len(vs) == 0 && after == 0 {
-		writeError(w, r, storeErr(errConfigNotFound))
+		talos.WriteError(w, r, storeErr(errConfigNotFound))
 		return
 	}
 	resp := versionsResponse{Kind: kind, Name: name, Versions: vs}

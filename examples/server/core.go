@@ -44,12 +44,16 @@ type core struct {
 	rbac        rbacPolicy
 	principals  *principalRegistry
 	admin       adminStore // persisted principals, RBAC and budgets
-	attest      *identity.AttestationVerifier
+	// routes are the attested routes of every enabled surface; attester
+	// verifies them, and a2aRoutes runs the A2A surface through the Kernel.
+	routes    *talos.RouteTable
+	attester  *talos.Attester
+	a2aRoutes *talos.Middleware
 
 	log         *audit.Log
 	logVerifier note.Verifier
 	logStore    audit.Store
-	tilesDir    string // file store directory served under /tlog/, or ""
+	tiles       *auditfile.Store // the file store, whose tiles are served under /tlog/, or nil
 	events      *audit.EventBuilder
 	cpCache     checkpointCache
 	// auditPublic serves entry bytes to anyone (TALOS_AUDIT_PUBLIC);
@@ -59,10 +63,6 @@ type core struct {
 	// writeTimeout is the server's write deadline per response; gateway
 	// calls extend it by their upstream deadline.
 	writeTimeout time.Duration
-
-	// opcodes maps each attested route pattern to its opcode. It is filled
-	// by mount, before the server serves, and only read afterwards.
-	opcodes map[string]string
 
 	budget  budget.Budget
 	budgets budgetTable // configured key and team budgets
@@ -97,7 +97,7 @@ var defaultRates = map[string]budget.Limit{
 }
 
 func newCore(ctx context.Context, s *Server) (*core, error) {
-	c := &core{wallet: s.wallet, opcodes: map[string]string{}}
+	c := &core{wallet: s.wallet}
 	var err error
 	if s.db != nil {
 		c.admin, err = openPGAdminStore(ctx, s.db.Primary(), s.cfg.tablePrefix)
@@ -127,15 +127,6 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 		return nil, err
 	}
 	c.verifier = v
-
-	c.attest, err = identity.NewAttestationVerifier(identity.AttestationVerifierConfig{
-		Opcode: c.opcodeOf,
-		Keys:   c.principals,
-		Nonces: c.nonces,
-	})
-	if err != nil {
-		return nil, err
-	}
 
 	// Audit log: the durable file store in the data directory, or
 	// PostgreSQL when several replicas share one log.
@@ -246,6 +237,9 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 			core: c, upstream: s.cfg.LLMUpstream, apiKey: string(s.cfg.LLMAPIKey),
 			client: &http.Client{}, pricePer1K: s.cfg.LLMPricePer1K, timeout: s.cfg.LLMTimeout,
 		}
+	}
+	if err := c.buildRoutes(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -475,33 +469,76 @@ func (r *principalRegistry) put(p *principal) {
 
 func (r *principalRegistry) forget(keyID string) { r.m.Delete(keyID) }
 
-// opcodeOf derives a request's opcode from its route pattern: the
-// attestation signature covers the opcode, so a request signed for one route
-// cannot be replayed against another.
-func (c *core) opcodeOf(r *http.Request) (string, error) {
-	if op, ok := c.opcodes[r.Pattern]; ok {
-		return op, nil
+// attestedRoutes lists the attested route of every surface (the MCP
+// gateway's and the LLM proxy's too: they are served only when enabled).
+// All of them are AttestOnly: the tool and action come from the request
+// body and each handler asks the Kernel, or, for A2A, the Kernel middleware
+// limits and audits the request and the handler checks participation.
+func attestedRoutes() []talos.Route {
+	routes := []talos.Route{
+		{Pattern: "POST /v1/authorize", Opcode: opAuthorize, AttestOnly: true},
+		{Pattern: "POST /mcp", Opcode: opMCPGateway, AttestOnly: true},
+		{Pattern: "POST /v1/chat/completions", Opcode: opLLM, AttestOnly: true},
 	}
-	return "", contracts.Errorf(contracts.CodeAuthInvalid, "route is not attested")
+	for _, rt := range a2aRoutes {
+		routes = append(routes, talos.Route{Pattern: rt.pattern, Opcode: rt.op, AttestOnly: true})
+	}
+	return routes
 }
 
-// attested registers pattern with opcode op and wraps h so that it runs only
-// for requests whose HTTP attestation verifies; the verified key's principal
-// reaches h through the request context.
-func (c *core) attested(mux *http.ServeMux, pattern, op string, h func(http.ResponseWriter, *http.Request, *principal)) {
-	c.opcodes[pattern] = op
-	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		att, err := c.attest.Verify(r)
-		if err != nil {
-			writeError(w, r, err)
+// buildRoutes builds the route table, the Attester (only registered keys
+// verify: the principal registry resolves key ids) and the Kernel
+// middleware of the A2A surface.
+func (c *core) buildRoutes() error {
+	var err error
+	if c.routes, err = talos.NewRouteTable(attestedRoutes()); err != nil {
+		return err
+	}
+	c.attester, err = talos.NewAttester(talos.AttesterConfig{
+		Routes:      c.routes,
+		Attestation: identity.AttestationVerifierConfig{Keys: c.principals, Nonces: c.nonces},
+	})
+	if err != nil {
+		return err
+	}
+	c.a2aRoutes, err = c.kernel.Middleware(talos.KernelMiddlewareConfig{
+		Attester: c.attester,
+		Prepare: func(r *http.Request, call *talos.Call) {
+			call.SurfaceID, call.RateSurface = opA2A, opA2A
+			if p, ok := c.principalOf(r.Context()); ok {
+				call.Team = p.TeamID
+			}
+		},
+	})
+	return err
+}
+
+// principalOf returns the registered principal of an attested request
+// (ctx is its context, or one derived from it): the registration of the key
+// id whose key verified its attestation.
+func (c *core) principalOf(ctx context.Context) (*principal, bool) {
+	att, ok := talos.AttestationFrom(ctx)
+	if !ok {
+		return nil, false
+	}
+	p, ok := c.principals.get(att.KeyID)
+	if !ok || !p.pub.Equal(att.PublicKey) {
+		return nil, false
+	}
+	return p, true
+}
+
+// registered adapts a handler of an attested route (served behind
+// c.attester) to the registration of its principal, answering AUTH_INVALID
+// when there is none (a registration deleted since the key was resolved).
+func (c *core) registered(h func(http.ResponseWriter, *http.Request, *principal)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := c.principalOf(r.Context())
+		if !ok {
+			talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "unknown principal"))
 			return
 		}
-		p, ok := c.principals.get(att.KeyID)
-		if !ok || !p.pub.Equal(att.PublicKey) {
-			writeError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "unknown principal"))
-			return
-		}
-		h(w, r.WithContext(withPrincipal(r.Context(), p.DID)), p)
+		h(w, r, p)
 	})
 }
 
@@ -557,12 +594,12 @@ func (c *core) openAuditStore(ctx context.Context, s *Server) (audit.Store, erro
 	case "memory":
 		return audit.NewMemStore(), nil
 	}
-	c.tilesDir = filepath.Join(s.cfg.DataDir, "audit")
-	fs, err := auditfile.Open(ctx, auditfile.Config{Dir: c.tilesDir})
+	fs, err := auditfile.Open(ctx, auditfile.Config{Dir: filepath.Join(s.cfg.DataDir, "audit")})
 	if err != nil {
 		return nil, err
 	}
 	s.OnShutdown("audit-log", func(context.Context) error { return fs.Close() })
+	c.tiles = fs
 	return fs, nil
 }
 

@@ -40,63 +40,10 @@ func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // attesting returns a transport that signs every request with signer for
-// the opcode of its route, then sends it with next.
-func attesting(signer *identity.AttestationSigner, next http.RoundTripper) http.RoundTripper {
-	return &identity.AttestingTransport{
-		Signer: signer,
-		Opcode: func(r *http.Request) string {
-			op, _ := opcodeFor(r.Method, r.URL.Path)
-			return op
-		},
-		Base: next,
-	}
-}
-
-// opcodeFor maps a request to the opcode of its route (client side).
-func opcodeFor(method, path string) (string, bool) {
-	seg := strings.Split(strings.Trim(path, "/"), "/")
-	n := len(seg)
-	switch {
-	case method == "POST" && path == "/v1/authorize":
-		return opAuthorize, true
-	case method == "POST" && path == "/mcp":
-		return opMCPGateway, true
-	case method == "POST" && path == "/v1/chat/completions":
-		return opLLM, true
-	case n >= 2 && seg[0] == "a2a" && seg[1] == "sessions":
-		switch {
-		case n == 2 && method == "POST":
-			return "a2a.session.create", true
-		case n == 3 && method == "GET":
-			return "a2a.session.get", true
-		case n == 3 && method == "DELETE":
-			return "a2a.session.close", true
-		case n == 4 && seg[3] == "accept" && method == "POST":
-			return "a2a.session.accept", true
-		case n == 4 && seg[3] == "rotate" && method == "POST":
-			return "a2a.session.rotate", true
-		case n == 4 && seg[3] == "events" && method == "GET":
-			return "a2a.session.events", true
-		case n == 4 && seg[3] == "frames" && method == "POST":
-			return "a2a.frame.send", true
-		case n == 4 && seg[3] == "frames" && method == "GET":
-			return "a2a.frame.list", true
-		}
-	case n >= 2 && seg[0] == "a2a" && seg[1] == "groups":
-		switch {
-		case n == 2 && method == "POST":
-			return "a2a.group.create", true
-		case n == 3 && method == "DELETE":
-			return "a2a.group.close", true
-		case n == 4 && seg[3] == "members" && method == "POST":
-			return "a2a.group.member.add", true
-		case n == 5 && seg[3] == "members" && method == "DELETE":
-			return "a2a.group.member.remove", true
-		case n == 4 && seg[3] == "events" && method == "GET":
-			return "a2a.group.events", true
-		}
-	}
-	return "", false
+// the opcode of its route in the server's own route table (the table the
+// server verifies with: clients never copy opcodes), then sends it with next.
+func attesting(ts *testServer, signer *identity.AttestationSigner, next http.RoundTripper) http.RoundTripper {
+	return &identity.AttestingTransport{Signer: signer, Routes: ts.core.routes, Base: next}
 }
 
 // agent is a test agent: its own wallet, registered with the server as a
@@ -141,7 +88,7 @@ func unregisteredAgent(t *testing.T, ts *testServer, name, team string) *agent {
 	if ts.url != "" {
 		next, a.base = http.DefaultTransport, ts.url
 	}
-	a.client = &http.Client{Transport: attesting(a.signer, next), Timeout: 20 * time.Second}
+	a.client = &http.Client{Transport: attesting(ts, a.signer, next), Timeout: 20 * time.Second}
 	return a
 }
 
@@ -153,7 +100,7 @@ func (a *agent) on(ts *testServer) *agent {
 	if ts.url != "" {
 		next, b.base = http.DefaultTransport, ts.url
 	}
-	b.client = &http.Client{Transport: attesting(a.signer, next), Timeout: 20 * time.Second}
+	b.client = &http.Client{Transport: attesting(ts, a.signer, next), Timeout: 20 * time.Second}
 	return &b
 }
 
@@ -212,6 +159,25 @@ func auditSize(t *testing.T, ts *testServer) uint64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// auditedSince counts the audit events appended since index from by
+// surface, method and outcome ("a2a POST success").
+func auditedSince(t *testing.T, ts *testServer, from uint64) map[string]int {
+	t.Helper()
+	counts := map[string]int{}
+	for i := from; i < auditSize(t, ts); i++ {
+		raw, err := ts.core.log.Entry(context.Background(), i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev audit.Event
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			t.Fatal(err)
+		}
+		counts[ev.SurfaceID+" "+ev.HTTP.Method+" "+ev.Outcome]++
+	}
+	return counts
 }
 
 // auditor verifies audit events through the public routes only, trusting

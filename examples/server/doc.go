@@ -67,9 +67,25 @@
 // Every response has a write deadline (TALOS_WRITE_TIMEOUT); gateway calls
 // extend theirs by their upstream deadline with http.ResponseController. The
 // data directory is created 0700, tightened to 0700 when others can read
-// it, and refused when others can write to it. Attested routes take their
-// opcode from the pattern the mux dispatched to, so an escaped slash
-// (/v1%2Fauthorize) cannot be authorized as one route and served as another.
+// it, and refused when others can write to it.
+//
+// # The HTTP layer
+//
+// The server uses the library's HTTP layer and nothing of its own: one
+// talos.RouteTable lists every attested route and its opcode (published as
+// attested_routes by GET /v1/identity, and the table the tests' agents sign
+// with); one talos.Attester verifies them against the principal registry,
+// so only registered keys authenticate, and puts the principal in the
+// request context. Routes take their opcode from the pattern the mux
+// dispatched to, so an escaped slash (/v1%2Fauthorize) cannot be authorized
+// as one route and served as another. The kernel API, the MCP gateway and
+// the LLM proxy ask the Kernel once per call (tool and action come from the
+// body); the A2A surface runs through Kernel.Middleware, which rate-limits
+// and audits every attested A2A request once, reads and refusals included.
+// MCP tool handlers read the principal from their context (the go-sdk
+// passes the HTTP request's context values to stateless sessions), never
+// from a forwarded header. Every error is written by talos.WriteError, and
+// the tiles are audit/file's handler behind the entry privacy rule.
 //
 // # Operations
 //

@@ -141,7 +141,7 @@ func runEndToEnd(t *testing.T, cfg Config) {
 	}
 	want := map[string]int{
 		"admin/success":       4, // two principals, a budget, a capability
-		"a2a/success":         6, // create, accept, three frames, close
+		"a2a/success":         9, // create, accept, three frames, close, and the three reads
 		"mcp.gateway/success": 2,
 		"mcp.gateway/failure": 1, // BUDGET_EXCEEDED (402)
 	}

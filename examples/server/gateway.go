@@ -25,15 +25,6 @@ import (
 	"github.com/talosgo/talos/identity"
 )
 
-// HeaderCapability carries the presented capability (a base64url token or
-// delegation chain) on gateway requests.
-const HeaderCapability = "X-Talos-Capability"
-
-// headerVerifiedPrincipal is set by the gateway's attestation wrapper (after
-// deleting any value the client sent) so that MCP tool handlers, which see
-// only headers, learn the verified principal.
-const headerVerifiedPrincipal = "X-Talos-Verified-Principal"
-
 // An mcpGateway is an MCP server whose tools are the tools of its upstream
 // MCP servers, named "<upstream>.<tool>". Every call is attested, authorized
 // (capability tool = upstream name, action = tool name, read/write class from
@@ -195,11 +186,11 @@ func denyError(code string) *jsonrpc.Error {
 }
 
 func (g *mcpGateway) call(ctx context.Context, upstream, tool string, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-	if req.Extra == nil || req.Extra.Header == nil {
-		return nil, denyError(contracts.CodeAuthInvalid)
-	}
-	p, ok := g.core.principals.get(req.Extra.Header.Get(headerVerifiedPrincipal))
-	if !ok {
+	// The principal is a typed value in the context: the go-sdk connects
+	// each stateless request's session with the HTTP request's context, so
+	// its values (the Attester's verified attestation) reach tool handlers.
+	p, ok := g.core.principalOf(ctx)
+	if !ok || req.Extra == nil || req.Extra.Header == nil {
 		return nil, denyError(contracts.CodeAuthInvalid)
 	}
 	did, err := identity.ParseDID(p.DID)
@@ -217,7 +208,7 @@ func (g *mcpGateway) call(ctx context.Context, upstream, tool string, req *mcp.C
 	sum := sha256.Sum256(canon)
 	call := talos.Call{
 		Request: capability.Request{
-			Capability: req.Extra.Header.Get(HeaderCapability),
+			Capability: req.Extra.Header.Get(talos.HeaderCapability),
 			Principal:  did, Tool: upstream, Action: tool, ArgsDigest: hex.EncodeToString(sum[:]),
 		},
 		SurfaceID: opMCPGateway, TemplatePath: "/mcp", Team: p.TeamID,
@@ -281,22 +272,21 @@ const maxMCPBody = 1 << 20
 // contract error body. Answers are always JSON (never an SSE stream).
 func (c *core) mountGateway(mux *http.ServeMux, g *mcpGateway) {
 	inner := g.handler()
-	c.attested(mux, "POST /mcp", opMCPGateway, func(w http.ResponseWriter, r *http.Request, p *principal) {
+	mux.Handle("POST /mcp", c.attester.Wrap(c.registered(func(w http.ResponseWriter, r *http.Request, p *principal) {
 		extendWriteDeadline(w, upstreamConnectTimeout+upstreamCallTimeout+c.writeTimeout)
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxMCPBody))
 		if err != nil {
-			writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "request body too large or unreadable"))
+			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "request body too large or unreadable"))
 			return
 		}
 		if err := checkJSONRPC(body); err != nil {
-			writeError(w, r, err)
+			talos.WriteError(w, r, err)
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.Header.Set(headerVerifiedPrincipal, p.DID)
 		r.Header.Set("Accept", "application/json, text/event-stream")
 		inner.ServeHTTP(&mcpErrorWriter{ResponseWriter: w, r: r}, r)
-	})
+	})))
 }
 
 // checkJSONRPC accepts one JSON-RPC 2.0 request or notification object.
@@ -344,7 +334,7 @@ func (e *mcpErrorWriter) WriteHeader(status int) {
 			code = contracts.CodeInternal
 		}
 		e.Header().Del("Content-Length")
-		writeError(e.ResponseWriter, e.r, contracts.Errorf(code, "MCP request refused: "+strings.ToLower(http.StatusText(status))))
+		talos.WriteError(e.ResponseWriter, e.r, contracts.Errorf(code, "MCP request refused: "+strings.ToLower(http.StatusText(status))))
 		return
 	}
 	e.ResponseWriter.WriteHeader(status)

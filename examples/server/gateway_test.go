@@ -12,6 +12,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/budget"
 	"github.com/talosgo/talos/capability"
 	"github.com/talosgo/talos/contracts"
@@ -85,7 +86,7 @@ func (t headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // mcpSession connects a as an MCP client to the gateway, presenting token.
 func (a *agent) mcpSession(t *testing.T, token string) *mcp.ClientSession {
 	t.Helper()
-	hc := &http.Client{Transport: headerTransport{http.Header{HeaderCapability: {token}}, a.client.Transport}}
+	hc := &http.Client{Transport: headerTransport{http.Header{talos.HeaderCapability: {token}}, a.client.Transport}}
 	client := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, nil)
 	cs, err := client.Connect(t.Context(), &mcp.StreamableClientTransport{
 		Endpoint: a.base + "/mcp", HTTPClient: hc, MaxRetries: -1, DisableStandaloneSSE: true,

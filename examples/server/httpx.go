@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
-
+	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/contracts"
 )
 
@@ -24,30 +22,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
-}
-
-// writeError writes the contract error body {code, message, details?,
-// request_id?, retryable} with the status contracts.HTTPStatus gives its code.
-// An error that is not a *contracts.Error becomes INTERNAL with a generic
-// message: its text never reaches the client. The request id is the trace id,
-// so an error seen by a client can be found in the traces.
-func writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var ce *contracts.Error
-	if !errors.As(err, &ce) {
-		ce = contracts.Errorf(contracts.CodeInternal, "internal error")
-	}
-	body := *ce
-	body.Cause = nil
-	if body.Code == contracts.CodeInternal {
-		// Internal failures carry library or back-end detail (paths, store
-		// states): the client learns only the code; the trace keeps the rest.
-		body.Message = "internal error"
-		body.Details = nil
-	}
-	if sc := trace.SpanContextFromContext(r.Context()); sc.HasTraceID() {
-		body.RequestID = sc.TraceID().String()
-	}
-	writeJSON(w, contracts.HTTPStatus(body.Code), &body)
 }
 
 type principalKey struct{}
@@ -70,7 +44,7 @@ func (s *Server) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.isAdmin(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="talos-admin"`)
-			writeError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "admin credential required"))
+			talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "admin credential required"))
 			return
 		}
 		next(w, r.WithContext(withPrincipal(r.Context(), "admin-bootstrap")))
@@ -93,5 +67,5 @@ func (s *Server) isAdmin(r *http.Request) bool {
 
 // handleNotFound answers every unknown route with the contract error body.
 func handleNotFound(w http.ResponseWriter, r *http.Request) {
-	writeError(w, r, contracts.Errorf(contracts.CodeNotFound, "no such route"))
+	talos.WriteError(w, r, contracts.Errorf(contracts.CodeNotFound, "no such route"))
 }

@@ -42,7 +42,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 func (c *core) mountKernel(mux *http.ServeMux, admin func(http.HandlerFunc) http.HandlerFunc) {
-	c.attested(mux, "POST /v1/authorize", opAuthorize, c.handleAuthorize)
+	mux.Handle("POST /v1/authorize", c.attester.Wrap(c.registered(c.handleAuthorize)))
 	mux.HandleFunc("POST /v1/capabilities", admin(c.handleIssue))
 	mux.HandleFunc("POST /v1/capabilities/delegations", admin(c.handleDelegation))
 	mux.HandleFunc("POST /v1/capabilities/revocations", admin(c.handleRevoke))
@@ -97,7 +97,7 @@ func outcomeBody(out talos.Outcome) decisionBody {
 func (c *core) handleAuthorize(w http.ResponseWriter, r *http.Request, p *principal) {
 	var req authorizeRequest
 	if err := decodeBody(w, r, &req); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	did, _ := identity.ParseDID(p.DID)
@@ -109,11 +109,11 @@ func (c *core) handleAuthorize(w http.ResponseWriter, r *http.Request, p *princi
 		Request: creq, HTTP: r, SurfaceID: opAuthorize, TemplatePath: "/v1/authorize", Team: p.TeamID,
 	}, func(context.Context, capability.Decision) (int64, int, error) { return 0, http.StatusOK, nil })
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	if out.Code == contracts.CodeRateLimited {
-		writeError(w, r, contracts.Errorf(out.Code, "rate limited").WithRetryable(true))
+		talos.WriteError(w, r, contracts.Errorf(out.Code, "rate limited").WithRetryable(true))
 		return
 	}
 	writeJSON(w, http.StatusOK, outcomeBody(out))
@@ -139,12 +139,12 @@ const maxTokenLifetime = 30 * 24 * time.Hour
 func (c *core) handleIssue(w http.ResponseWriter, r *http.Request) {
 	var req issueRequest
 	if err := decodeBody(w, r, &req); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	life := time.Duration(req.ExpiresIn) * time.Second
 	if req.ExpiresIn <= 0 || life > maxTokenLifetime {
-		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "expires_in_seconds must be 1 to 2592000"))
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "expires_in_seconds must be 1 to 2592000"))
 		return
 	}
 	aud := req.Audience
@@ -154,11 +154,11 @@ func (c *core) handleIssue(w http.ResponseWriter, r *http.Request) {
 	tok, err := capability.Issue(c.wallet, req.Subject, req.Grants, time.Now().Add(life),
 		capability.IssueOptions{Audience: aud, ReadOnly: req.ReadOnly})
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	if err := c.auditAdmin(r, "/v1/capabilities", http.StatusCreated, map[string]any{"capability_hash": tok.Hash()}); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, tokenBody{Token: tok.Encode(), CapabilityHash: tok.Hash(), Expires: tok.Expiry().Unix()})
@@ -181,16 +181,16 @@ type delegationBody struct {
 func (c *core) handleDelegation(w http.ResponseWriter, r *http.Request) {
 	var req delegationRequest
 	if err := decodeBody(w, r, &req); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	chain, err := capability.ParseChain(req.Chain)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	if err := capability.VerifyChain(chain, []identity.DID{c.wallet.DID()}, time.Now()); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	b := delegationBody{Valid: true, Depth: len(chain), Leaf: chain.Leaf().Subject().String()}
@@ -209,7 +209,7 @@ type revokeRequest struct {
 func (c *core) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	var req revokeRequest
 	if err := decodeBody(w, r, &req); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	var key string
@@ -219,7 +219,7 @@ func (c *core) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	case req.Nonce != "" && req.CapabilityHash == "" && len(req.Nonce) <= 256:
 		key = capability.NonceKey(req.Nonce)
 	default:
-		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "give exactly one of capability_hash (64 hex) or nonce"))
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "give exactly one of capability_hash (64 hex) or nonce"))
 		return
 	}
 	var until time.Time
@@ -227,11 +227,11 @@ func (c *core) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		until = time.Unix(req.Until, 0)
 	}
 	if err := c.revocations.Revoke(r.Context(), key, until); err != nil {
-		writeError(w, r, contracts.Wrap(contracts.CodeInternal, "revocation store unavailable", err))
+		talos.WriteError(w, r, contracts.Wrap(contracts.CodeInternal, "revocation store unavailable", err))
 		return
 	}
 	if err := c.auditAdmin(r, "/v1/capabilities/revocations", http.StatusOK, map[string]any{"capability_hash": req.CapabilityHash}); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"revoked": true})
@@ -256,16 +256,16 @@ type roleRequest struct {
 func (c *core) handlePutRole(w http.ResponseWriter, r *http.Request) {
 	var req roleRequest
 	if err := decodeBody(w, r, &req); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	role := capability.Role{ID: r.PathValue("id"), Permissions: req.Permissions}
 	if err := c.rbac.set(&role, nil, c.persist(r, docRole, role.ID, req)); err != nil {
-		writeError(w, r, asInvalid("invalid role", err))
+		talos.WriteError(w, r, asInvalid("invalid role", err))
 		return
 	}
 	if err := c.auditAdmin(r, "/v1/rbac/roles/{id}", http.StatusOK, nil); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"role_id": role.ID, "permissions": role.Permissions})
@@ -280,16 +280,16 @@ type bindingRequest struct {
 func (c *core) handlePutBinding(w http.ResponseWriter, r *http.Request) {
 	var req bindingRequest
 	if err := decodeBody(w, r, &req); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	b := &namedBinding{r.PathValue("id"), capability.Binding{Principal: req.Principal, Role: req.Role, Scope: req.Scope}}
 	if err := c.rbac.set(nil, b, c.persist(r, docBinding, b.ID, req)); err != nil {
-		writeError(w, r, asInvalid("invalid binding", err))
+		talos.WriteError(w, r, asInvalid("invalid binding", err))
 		return
 	}
 	if err := c.auditAdmin(r, "/v1/rbac/bindings/{id}", http.StatusOK, nil); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"binding_id": b.ID, "principal_id": req.Principal, "role_id": req.Role})
@@ -304,26 +304,26 @@ type principalRequest struct {
 func (c *core) handlePutPrincipal(w http.ResponseWriter, r *http.Request) {
 	did, err := identity.ParseDID(r.PathValue("did"))
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	var req principalRequest
 	if err := decodeBody(w, r, &req); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	if req.TeamID == "" || len(req.TeamID) > 128 {
-		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "team_id must be 1 to 128 characters"))
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "team_id must be 1 to 128 characters"))
 		return
 	}
 	p := &principal{ID: did.String(), DID: did.String(), TeamID: req.TeamID, CreatedAt: time.Now().UTC(), pub: did.PublicKey()}
 	if err := c.persist(r, docPrincipal, p.DID, p)(); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	c.principals.put(p)
 	if err := c.auditAdmin(r, "/v1/principals/{did}", http.StatusOK, nil); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, p)
@@ -332,11 +332,11 @@ func (c *core) handlePutPrincipal(w http.ResponseWriter, r *http.Request) {
 func (c *core) handleGetPrincipal(w http.ResponseWriter, r *http.Request) {
 	p, err := c.principals.lookup(r.Context(), r.PathValue("did"))
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	if p == nil {
-		writeError(w, r, contracts.Errorf(contracts.CodeNotFound, "no such principal"))
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeNotFound, "no such principal"))
 		return
 	}
 	writeJSON(w, http.StatusOK, p)
@@ -349,19 +349,31 @@ func (c *core) handleDeletePrincipal(w http.ResponseWriter, r *http.Request) {
 	did := r.PathValue("did")
 	existed, err := c.admin.del(r.Context(), docPrincipal, did)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	c.principals.forget(did)
 	if !existed {
-		writeError(w, r, contracts.Errorf(contracts.CodeNotFound, "no such principal"))
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeNotFound, "no such principal"))
 		return
 	}
 	if err := c.auditAdmin(r, "/v1/principals/{did}", http.StatusOK, nil); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"deleted": true, "did": did})
+}
+
+// servedOpcodes returns the opcode of every attested route this server
+// serves (the MCP gateway and the LLM proxy only when enabled).
+func (c *core) servedOpcodes() map[string]string {
+	ops := c.routes.Opcodes()
+	for pattern, op := range ops {
+		if op == opMCPGateway && c.gateway == nil || op == opLLM && c.llm == nil {
+			delete(ops, pattern)
+		}
+	}
+	return ops
 }
 
 // handleIdentity publishes the server's DID, the audit log's verifier key
@@ -370,14 +382,14 @@ func (c *core) handleDeletePrincipal(w http.ResponseWriter, r *http.Request) {
 func (c *core) handleIdentity(w http.ResponseWriter, r *http.Request) {
 	vkey, err := audit.VerifierKey(logOrigin, c.wallet.PublicKey())
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"did": c.wallet.DID().String(), "audit_origin": logOrigin, "audit_verifier_key": vkey,
 		"version": talos.Version, "protocol_range": talos.ProtocolRange,
 		// The opcode each attested route's signature must cover.
-		"attested_routes": c.opcodes,
+		"attested_routes": c.servedOpcodes(),
 	})
 }
 
@@ -430,26 +442,26 @@ func parsePeriod(s string) (budget.Period, error) {
 func (c *core) handlePutBudget(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("scope")
 	if !strings.HasPrefix(id, "key:") && !strings.HasPrefix(id, "team:") {
-		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "scope must be key:<did> or team:<id>"))
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "scope must be key:<did> or team:<id>"))
 		return
 	}
 	var req budgetRequest
 	if err := decodeBody(w, r, &req); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	sc, err := budgetScope(id, req)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	if err := c.persist(r, docBudget, id, req)(); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	c.budgets.set(sc)
 	if err := c.auditAdmin(r, "/v1/budgets/{scope}", http.StatusOK, nil); err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"scope": id, "limit_usd": budget.USD(sc.Limit), "mode": sc.Mode.String(), "period": sc.Period.String()})
@@ -461,7 +473,7 @@ func (c *core) handleGetBudget(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("scope")
 	s, ok := c.budgets.get(id)
 	if !ok {
-		writeError(w, r, contracts.Errorf(contracts.CodeNotFound, "no budget for this scope"))
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeNotFound, "no budget for this scope"))
 		return
 	}
 	group := id
@@ -470,11 +482,11 @@ func (c *core) handleGetBudget(w http.ResponseWriter, r *http.Request) {
 		if team == "" {
 			p, err := c.principals.lookup(r.Context(), did)
 			if err != nil {
-				writeError(w, r, err)
+				talos.WriteError(w, r, err)
 				return
 			}
 			if p == nil {
-				writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "the key is not registered: give its team as ?team="))
+				talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "the key is not registered: give its team as ?team="))
 				return
 			}
 			team = p.TeamID
@@ -483,7 +495,7 @@ func (c *core) handleGetBudget(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := c.budget.Usage(r.Context(), group, s)
 	if err != nil {
-		writeError(w, r, contracts.Wrap(contracts.CodeInternal, "budget store unavailable", err))
+		talos.WriteError(w, r, contracts.Wrap(contracts.CodeInternal, "budget store unavailable", err))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/budget"
 	"github.com/talosgo/talos/capability"
 	"github.com/talosgo/talos/contracts"
@@ -325,8 +327,9 @@ func TestAdminStateSharedByReplicas(t *testing.T) {
 	expectErr(t, "bob deleted on replica a, on replica b", st, eb, contracts.CodeAuthInvalid)
 }
 
-// TestIdentityRoutes checks the published opcode table against the client
-// side used by the tests, for every attested route.
+// TestIdentityRoutes checks that an agent that builds its route table from
+// the published opcodes (talos.NewClientRouteTable) signs every attested
+// route with the opcode the server verifies.
 func TestIdentityRoutes(t *testing.T) {
 	ts, _, _ := badInputServer(t)
 	var id struct {
@@ -335,11 +338,20 @@ func TestIdentityRoutes(t *testing.T) {
 	if st := decode(t, ts.do(t, "GET", "/v1/identity", "", nil), &id); st != 200 || len(id.Routes) < 16 {
 		t.Fatalf("identity: %d %v", st, id.Routes)
 	}
+	client, err := talos.NewClientRouteTable(id.Routes)
+	if err != nil {
+		t.Fatal(err)
+	}
 	sample := strings.NewReplacer("{id}", contracts.NewUUIDv7(), "{member}", "did:key:z6Mkx")
 	for pattern, op := range id.Routes {
 		method, path, _ := strings.Cut(pattern, " ")
-		if got, ok := opcodeFor(method, sample.Replace(path)); !ok || got != op {
-			t.Errorf("%s: client opcode %q, server %q", pattern, got, op)
+		r := httptest.NewRequest(method, sample.Replace(path), nil)
+		got, err := client.Opcode(r)
+		if err != nil || got != op {
+			t.Errorf("%s: client opcode %q (%v), server %q", pattern, got, err, op)
+		}
+		if srv, _ := ts.core.routes.Opcode(r); srv != op {
+			t.Errorf("%s: server table %q, published %q", pattern, srv, op)
 		}
 	}
 }

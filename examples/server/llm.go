@@ -81,19 +81,19 @@ type chatUsage struct {
 }
 
 func (c *core) mountLLM(mux *http.ServeMux, p *llmProxy) {
-	c.attested(mux, "POST /v1/chat/completions", opLLM, p.handle)
+	mux.Handle("POST /v1/chat/completions", c.attester.Wrap(c.registered(p.handle)))
 }
 
 func (l *llmProxy) handle(w http.ResponseWriter, r *http.Request, p *principal) {
 	extendWriteDeadline(w, l.timeout+l.core.writeTimeout)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxLLMBody))
 	if err != nil {
-		writeError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "request body too large or unreadable"))
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "request body too large or unreadable"))
 		return
 	}
 	req, maxTokens, choices, err := parseChatRequest(body)
 	if err != nil {
-		writeError(w, r, err)
+		talos.WriteError(w, r, err)
 		return
 	}
 	// Worst case, conservatively: every byte of the request is a prompt
@@ -107,7 +107,7 @@ func (l *llmProxy) handle(w http.ResponseWriter, r *http.Request, p *principal) 
 	var respBody []byte
 	out, err := l.core.kernel.Do(r.Context(), talos.Call{
 		Request: capability.Request{
-			Capability: r.Header.Get(HeaderCapability), Principal: did, Tool: "llm", Action: req.Model,
+			Capability: r.Header.Get(talos.HeaderCapability), Principal: did, Tool: "llm", Action: req.Model,
 		},
 		HTTP: r, SurfaceID: opLLM, TemplatePath: "/v1/chat/completions", Team: p.TeamID,
 		RateSurface: rateLLM,
@@ -140,7 +140,7 @@ func (l *llmProxy) handle(w http.ResponseWriter, r *http.Request, p *principal) 
 		case contracts.CodeRateLimited, contracts.CodeBudgetExceeded, contracts.CodeUpstream5xx, contracts.CodeUpstreamTimeout:
 			e = e.WithRetryable(true)
 		}
-		writeError(w, r, e)
+		talos.WriteError(w, r, e)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/contracts"
 )
 
@@ -67,7 +68,7 @@ func (a *agent) chat(token, body string, v any) int {
 		a.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(HeaderCapability, token)
+	req.Header.Set(talos.HeaderCapability, token)
 	resp, err := a.client.Do(req)
 	if err != nil {
 		a.t.Fatal(err)
@@ -144,7 +145,7 @@ func TestLLMProxy(t *testing.T) {
 	// A warn-mode budget lets an over-budget call through, flagged.
 	putBudget(t, ts, "key:"+alice.did, "0.001", "warn")
 	req, _ := http.NewRequest("POST", alice.base+"/v1/chat/completions", stringsReader(body))
-	req.Header.Set(HeaderCapability, tok.Token)
+	req.Header.Set(talos.HeaderCapability, tok.Token)
 	hr, err := alice.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
