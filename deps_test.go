@@ -9,7 +9,7 @@ import (
 const module = "github.com/talosgo/talos"
 
 // allowedThirdParty lists the non-x/ modules core packages may import
-// (DESIGN.md section 4).
+// (ARCHITECTURE.md, "Dependencies").
 var allowedThirdParty = []string{
 	"github.com/gowebpki/jcs",
 	"github.com/santhosh-tekuri/jsonschema/v5",
@@ -17,10 +17,10 @@ var allowedThirdParty = []string{
 	"github.com/cespare/xxhash/v2", // imported by the OTel attribute package
 }
 
-// TestCoreDeps enforces DESIGN.md section 4: core packages import the
-// standard library, golang.org/x, jcs, jsonschema and the OTel API only;
-// go-redis only under */redis, pgx only under */postgres; the OTel SDK and
-// "testing" never from non-test library code.
+// TestCoreDeps enforces ARCHITECTURE.md, "Dependencies": core packages
+// import the standard library, golang.org/x, jcs, jsonschema and the OTel API
+// only; go-redis only under */redis, pgx only under */postgres; the OTel SDK
+// and "testing" never from non-test library code.
 func TestCoreDeps(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}", "./...").Output()
 	if err != nil {
@@ -57,7 +57,7 @@ func TestCoreDeps(t *testing.T) {
 				}
 			case allowed(dep), strings.HasPrefix(dep, "github.com/go-logr/"), strings.HasPrefix(dep, "go.opentelemetry.io/auto/sdk"):
 			default:
-				t.Errorf("%s imports %s: not allowed in library packages (DESIGN.md section 4)", pkg, dep)
+				t.Errorf("%s imports %s: not allowed in library packages (ARCHITECTURE.md, Dependencies)", pkg, dep)
 			}
 		}
 	}

@@ -69,12 +69,13 @@
 // # Compatibility
 //
 // The formats follow the Talos contracts v1.x vectors, which win where the
-// contracts' prose disagrees (see DESIGN.md and the contracts digest): cursor
-// timestamps are Unix seconds (not milliseconds, as specs/semantics.md says),
-// base64url is strict (not "padded or unpadded", as BYTES_ENCODING.md says),
-// canonical JSON sorts keys by UTF-16 code units as RFC 8785 requires, and
-// the known-bad hash of sdk/canonical_json.json is not reproduced. Frame
-// flags are read as an unsigned 32-bit field since the contracts define no
-// bits. The golden vectors are append-only: a pinned output never changes
-// within a major version.
+// contracts' prose disagrees (see ARCHITECTURE.md, "Wire formats: decided",
+// and DESIGN-NOTES.md, contracts): cursor timestamps are Unix seconds (not
+// milliseconds, as specs/semantics.md says), base64url is strict (not
+// "padded or unpadded", as BYTES_ENCODING.md says), canonical JSON sorts keys
+// by UTF-16 code units as RFC 8785 requires, and the known-bad hash of
+// sdk/canonical_json.json is not reproduced. Frame flags are read as an
+// unsigned 32-bit field since the contracts define no bits. The golden
+// vectors are append-only: a pinned output never changes within a major
+// version.
 package contracts
