@@ -14,6 +14,11 @@ HOST=127.0.0.1
 cluster_ok() {
   for p in "${PORTS[@]}"; do
     redis-cli -h "$HOST" -p "$p" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || return 1
+    # A replica must have finished its first sync to be able to take over.
+    repl=$(redis-cli -h "$HOST" -p "$p" info replication 2>/dev/null | tr -d '\r')
+    if echo "$repl" | grep -q '^role:slave'; then
+      echo "$repl" | grep -q '^master_link_status:up' || return 1
+    fi
   done
 }
 
@@ -31,7 +36,7 @@ for p in "${PORTS[@]}"; do
   # starts from a clean nodes file.
   redis-server --daemonize yes --bind "$HOST" --port "$p" \
     --cluster-enabled yes --cluster-config-file "$DIR/$p/nodes.conf" \
-    --cluster-node-timeout 2000 --save "" --appendonly no \
+    --cluster-node-timeout 2000 --save "" --appendonly no --repl-diskless-sync-delay 0 \
     --dir "$DIR/$p" --logfile "$DIR/$p/redis.log" --pidfile "$DIR/$p/redis.pid"
 done
 

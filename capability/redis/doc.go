@@ -43,9 +43,9 @@
 //     Redis cannot answer (a partition, a dead server) it denies
 //     (STORE_UNAVAILABLE). The clocks compared are each process's
 //     monotonic clock, so wall-clock steps do not matter. The guarantee
-//     needs one server ordering both PUBLISHes: on Redis Cluster, classic
-//     pub/sub is forwarded between nodes without a global order, so point
-//     the stores at one primary (or accept the bound as best effort).
+//     needs one server ordering both PUBLISHes; on Redis Cluster that
+//     server is the master of the prefix's hash-tag slot (see Redis
+//     Cluster below).
 //   - A quiet or broken subscription never keeps a revoked chain alive
 //     beyond that bound: the worst case of a lost feed is a slower
 //     decision (one EXISTS per request), never a revoked token allowed.
@@ -55,6 +55,46 @@
 //     racing on one nonce cannot both win.
 //   - Keys and channel hold capability hashes, token nonces and request
 //     nonces: no secret is written to Redis or to an error message.
+//
+// # Redis Cluster
+//
+// Given a *goredis.ClusterClient, a RevocationStore uses sharded pub/sub
+// (Redis 7 SPUBLISH and SSUBSCRIBE) instead of PUBLISH and SUBSCRIBE, and
+// needs a hash tag in Options.Prefix (for example "{talos-capability}:"):
+// every revocation key, the revocation channel and every heartbeat
+// channel then hash to one slot, owned by one master. Classic PUBLISH on
+// a cluster is broadcast over the cluster bus to every node, and a
+// subscriber on node C receives the revocation (published by the key's
+// master A, from inside the script) and its heartbeat (published on
+// whichever node the client picked, B) through two different links with
+// no order between them: a heartbeat could overtake the revocation it is
+// meant to vouch for. With sharded pub/sub the revoke script, the
+// heartbeats and the subscription all run on the one master of the slot
+// (a shard channel's subscribers connect to the slot's owner, and its
+// replicas get the messages in replication order), which is what the
+// bounded-staleness argument needs; sharded messages also stay inside the
+// shard instead of crossing the whole cluster bus. Without a hash tag on
+// a cluster client every call of the store fails closed with a
+// TALOS_INVALID_INPUT error (one EXISTS over keys in many slots would be
+// refused anyway). A ReplayStore needs no hash tag: each Claim is one
+// single-key SET NX, so untagged nonce keys spread over every shard; a
+// tag would put them all on one.
+//
+// Failover: when the slot's master dies, its subscriptions break, so the
+// feed stops being live at once and every request that the cache would
+// have served asks Redis; while no master owns the slot those requests
+// are denied (STORE_UNAVAILABLE) and Revoke fails. go-redis reloads its
+// slot map on MOVED replies but not when a connection is refused, so on
+// every failed call (and failed subscription) the stores ask a cluster
+// client to reload it; once a replica has taken over, checks, revocations
+// and the feed (a new subscription, which flushes the cache) resume on
+// it. If the slot moves while the master lives (resharding, a manual
+// failover) Redis ends the shard subscription with an SUNSUBSCRIBE: the
+// feed is not live from that moment and subscribes again to the new
+// owner. Redis replication is asynchronous: a revocation acknowledged by
+// a master that dies before its replica received it is lost with it.
+// Revoke again after a failover when that matters (min-replicas-to-write
+// on the masters narrows the window; it does not close it).
 //
 // # Concurrency
 //
@@ -67,9 +107,8 @@
 //
 // The stores need Redis 2.6.12 or later (Lua scripting, SET NX PX, PTTL)
 // or a compatible server (Valkey, KeyDB, miniredis in tests), through any
-// go-redis v9 UniversalClient. With Redis Cluster, give Options.Prefix a
-// hash tag (for example "{talos-capability}:") so that the keys of one
-// chain, checked by one EXISTS, share a slot. The key layout (prefix +
+// go-redis v9 UniversalClient; on Redis Cluster, Redis 7 or later
+// (sharded pub/sub) and a hash tag in Options.Prefix. The key layout (prefix +
 // "rev:" + capability.HashKey or capability.NonceKey, prefix + "nonce:" +
 // claim key) and the channel name are stable within v1: processes of
 // different library versions may share a server.

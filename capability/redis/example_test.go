@@ -101,3 +101,13 @@ func ExampleReplayStore_Claim() {
 	// Output:
 	// true false
 }
+
+// On Redis Cluster a revocation store's prefix needs a hash tag, so that
+// its keys and shard channels live in one slot.
+func ExampleHasHashTag() {
+	fmt.Println(capredis.HasHashTag("talos:capability:"))
+	fmt.Println(capredis.HasHashTag("{talos-capability}:"))
+	// Output:
+	// false
+	// true
+}

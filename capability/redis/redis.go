@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,9 +20,11 @@ import (
 // Options configure the stores. The zero value is usable.
 type Options struct {
 	// Prefix is prepended to every key and channel name. Zero means
-	// DefaultPrefix. With Redis Cluster, use a hash tag (for example
-	// "{talos-capability}:") so that the keys of one chain, checked by one
-	// EXISTS, share a slot.
+	// DefaultPrefix. On Redis Cluster (a *goredis.ClusterClient) a
+	// RevocationStore needs a prefix with a hash tag (for example
+	// "{talos-capability}:") so that its keys and its shard channels
+	// share one slot; without one every call fails closed with a
+	// TALOS_INVALID_INPUT error. A ReplayStore needs no hash tag.
 	Prefix string
 	// Now is the clock used to turn revocation deadlines into TTLs. If nil,
 	// time.Now.
@@ -59,6 +62,12 @@ func storeErr(msg string, err error) error {
 type RevocationStore struct {
 	c    goredis.UniversalClient
 	opts Options
+	// sharded: c is a cluster client, so the feed uses sharded pub/sub
+	// (SPUBLISH/SSUBSCRIBE) on the shard owning the prefix's hash tag.
+	sharded bool
+	// bad is the error every call returns: a cluster client with a
+	// prefix that has no hash tag.
+	bad error
 }
 
 var _ capability.RevocationWatcher = (*RevocationStore)(nil)
@@ -73,14 +82,69 @@ if ttl == 0 then
 elseif cur == -2 or (cur >= 0 and cur < ttl) then
   redis.call('SET', KEYS[1], '1', 'PX', ttl)
 end
-redis.call('PUBLISH', ARGV[2], ARGV[3])
+redis.call(ARGV[4], ARGV[2], ARGV[3])
 return 1
 `)
 
-// NewRevocationStore returns a store on client c.
+// HasHashTag reports whether a Redis Cluster hashes prefix+anything by a
+// hash tag of prefix: prefix holds a '{' followed, later, by a '}' with at
+// least one byte between them (the cluster hashes only the bytes between
+// the first '{' and the first '}' after it).
+func HasHashTag(prefix string) bool {
+	i := strings.IndexByte(prefix, '{')
+	if i < 0 {
+		return false
+	}
+	j := strings.IndexByte(prefix[i+1:], '}')
+	return j > 0
+}
+
+// NewRevocationStore returns a store on client c. On a
+// *goredis.ClusterClient the store uses sharded pub/sub (SPUBLISH and
+// SSUBSCRIBE, Redis 7) and needs a hash tag in Options.Prefix; see the
+// package doc's Redis Cluster section.
 func NewRevocationStore(c goredis.UniversalClient, opts Options) *RevocationStore {
 	opts.fill()
-	return &RevocationStore{c: c, opts: opts}
+	s := &RevocationStore{c: c, opts: opts}
+	if _, ok := c.(*goredis.ClusterClient); ok {
+		s.sharded = true
+		if !HasHashTag(opts.Prefix) {
+			s.bad = contracts.Errorf(contracts.CodeInvalidInput, "capability/redis: on Redis Cluster the revocation store's Options.Prefix needs a hash tag, e.g. \"{talos-capability}:\"")
+		}
+	}
+	return s
+}
+
+// reload asks a cluster client to fetch the slot map again (in the
+// background, coalesced by go-redis). go-redis reloads it on MOVED
+// replies but not on a refused connection: without this, a client keeps
+// dialling a crashed master until ClusterStateReloadInterval (60 s by
+// default) has passed, long after a replica took over.
+func reload(c goredis.UniversalClient) {
+	if cc, ok := c.(*goredis.ClusterClient); ok {
+		cc.ReloadState(context.Background())
+	}
+}
+
+func (s *RevocationStore) publishCmd() string {
+	if s.sharded {
+		return "SPUBLISH"
+	}
+	return "PUBLISH"
+}
+
+func (s *RevocationStore) subscribe(ctx context.Context, channels ...string) *goredis.PubSub {
+	if s.sharded {
+		return s.c.SSubscribe(ctx, channels...)
+	}
+	return s.c.Subscribe(ctx, channels...)
+}
+
+func (s *RevocationStore) publish(ctx context.Context, channel, msg string) error {
+	if s.sharded {
+		return s.c.SPublish(ctx, channel, msg).Err()
+	}
+	return s.c.Publish(ctx, channel, msg).Err()
 }
 
 func (s *RevocationStore) channel() string { return s.opts.Prefix + "revocations" }
@@ -89,6 +153,9 @@ func (s *RevocationStore) channel() string { return s.opts.Prefix + "revocations
 // forever; an until in the past still records the key for one millisecond
 // and notifies the watchers.
 func (s *RevocationStore) Revoke(ctx context.Context, key string, until time.Time) error {
+	if s.bad != nil {
+		return s.bad
+	}
 	if key == "" {
 		return contracts.Errorf(contracts.CodeInvalidInput, "capability/redis: empty revocation key")
 	}
@@ -96,8 +163,9 @@ func (s *RevocationStore) Revoke(ctx context.Context, key string, until time.Tim
 	if !until.IsZero() {
 		ttl = max(1, until.Sub(s.opts.Now()).Milliseconds())
 	}
-	err := revokeScript.Run(ctx, s.c, []string{s.opts.Prefix + "rev:" + key}, strconv.FormatInt(ttl, 10), s.channel(), key).Err()
+	err := revokeScript.Run(ctx, s.c, []string{s.opts.Prefix + "rev:" + key}, strconv.FormatInt(ttl, 10), s.channel(), key, s.publishCmd()).Err()
 	if err != nil {
+		reload(s.c)
 		return storeErr("revoke failed", err)
 	}
 	return nil
@@ -105,6 +173,9 @@ func (s *RevocationStore) Revoke(ctx context.Context, key string, until time.Tim
 
 // AnyRevoked implements capability.RevocationStore with one EXISTS.
 func (s *RevocationStore) AnyRevoked(ctx context.Context, keys []string) (bool, error) {
+	if s.bad != nil {
+		return false, s.bad
+	}
 	if len(keys) == 0 {
 		return false, nil
 	}
@@ -114,6 +185,7 @@ func (s *RevocationStore) AnyRevoked(ctx context.Context, keys []string) (bool, 
 	}
 	n, err := s.c.Exists(ctx, full...).Result()
 	if err != nil {
+		reload(s.c)
 		return false, storeErr("revocation check failed", err)
 	}
 	return n > 0, nil
@@ -137,7 +209,12 @@ func (s *RevocationStore) WatchRevocations(evict func(string)) (live func() bool
 	_, _ = rand.Read(id[:])
 	w.hbChan = s.opts.Prefix + "heartbeat:" + hex.EncodeToString(id[:])
 	ctx, cancel := context.WithCancel(context.Background())
-	w.ps = s.c.Subscribe(ctx, s.channel(), w.hbChan)
+	if s.bad != nil {
+		// Never live: every request asks AnyRevoked, which fails closed.
+		cancel()
+		return func() bool { return false }, func() {}
+	}
+	w.ps = s.subscribe(ctx, s.channel(), w.hbChan)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); w.receive(ctx) }()
@@ -191,7 +268,7 @@ func (w *watch) heartbeat(ctx context.Context) {
 		pctx, cancel := context.WithTimeout(ctx, w.s.opts.MaxStaleness)
 		// An error only means no proof this round: liveness lapses on its
 		// own.
-		_ = w.s.c.Publish(pctx, w.hbChan, strconv.FormatInt(sent, 10)).Err()
+		_ = w.s.publish(pctx, w.hbChan, strconv.FormatInt(sent, 10))
 		cancel()
 	}
 }
@@ -214,7 +291,22 @@ func (w *watch) receive(ctx context.Context) {
 		if err == nil {
 			switch m := msg.(type) {
 			case *goredis.Subscription:
-				if m.Kind == "subscribe" && m.Channel == w.s.channel() {
+				if m.Kind == "sunsubscribe" && m.Channel == w.s.channel() {
+					// The server dropped the shard subscription (its slot
+					// moved: failover or resharding). Stop trusting the
+					// feed and subscribe again, to the slot's new owner.
+					w.proof.Store(0)
+					w.epoch.Store(0)
+					w.mu.Lock()
+					w.ps.Close()
+					if ctx.Err() == nil {
+						w.ps = w.s.subscribe(ctx, w.s.channel(), w.hbChan)
+					}
+					w.mu.Unlock()
+					started = w.since()
+					continue
+				}
+				if (m.Kind == "subscribe" || m.Kind == "ssubscribe") && m.Channel == w.s.channel() {
 					// (Re)subscribed: revocations published meanwhile may
 					// have been missed. Only heartbeats sent from now on
 					// prove anything about this subscription.
@@ -244,6 +336,7 @@ func (w *watch) receive(ctx context.Context) {
 				// confirmation flushes the cache.
 				w.proof.Store(0)
 				w.epoch.Store(0)
+				reload(w.s.c)
 				select {
 				case <-ctx.Done():
 					return
@@ -261,7 +354,7 @@ func (w *watch) receive(ctx context.Context) {
 			w.mu.Lock()
 			w.ps.Close()
 			if ctx.Err() == nil {
-				w.ps = w.s.c.Subscribe(ctx, w.s.channel(), w.hbChan)
+				w.ps = w.s.subscribe(ctx, w.s.channel(), w.hbChan)
 			}
 			w.mu.Unlock()
 			started = w.since()
@@ -292,6 +385,7 @@ func (s *ReplayStore) Claim(ctx context.Context, key string, ttl time.Duration) 
 	}
 	ok, err := s.c.SetNX(ctx, s.opts.Prefix+"nonce:"+key, "1", ttl).Result()
 	if err != nil {
+		reload(s.c)
 		return false, storeErr("replay claim failed", err)
 	}
 	return ok, nil

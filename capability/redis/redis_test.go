@@ -77,7 +77,10 @@ func TestCrossProcessRevocation(t *testing.T) {
 	if real {
 		c2, _ = testenv.Redis(t) // a second connection pool, as a second process would have
 	}
-	prefix := testenv.Unique(t) + ":"
+	crossProcess(t, c1, c2, testenv.Unique(t)+":")
+}
+
+func crossProcess(t *testing.T, c1, c2 goredis.UniversalClient, prefix string) {
 	seed := func(b byte) *identity.Wallet {
 		s := make([]byte, 32)
 		s[31] = b

@@ -1,10 +1,13 @@
 // Package testenv finds the outside resources that tests use: the Talos
-// contracts reference data, a Redis server and a PostgreSQL server.
+// contracts reference data, a Redis server, a Redis Cluster
+// ($TALOS_TEST_REDIS_CLUSTER_ADDRS, or a private one a test starts with
+// StartRedisCluster) and a PostgreSQL server.
 //
 // It is imported only by tests. Each finder skips the test with a message when
 // its resource is absent, unless TALOS_REQUIRE_CONTRACTS=1 (contracts) or
-// TALOS_REQUIRE_SERVICES=1 (Redis and PostgreSQL) is set, in which case the
-// test fails instead: .ci/run sets both, so CI never skips silently.
+// TALOS_REQUIRE_SERVICES=1 (Redis, Redis Cluster and PostgreSQL) is set, in
+// which case the test fails instead: .ci/run sets both, so CI never skips
+// silently.
 package testenv
 
 import (

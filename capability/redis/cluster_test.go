@@ -1,0 +1,188 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/talosgo/talos/capability"
+	"github.com/talosgo/talos/capability/capabilitytest"
+	capredis "github.com/talosgo/talos/capability/redis"
+	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/identity"
+	"github.com/talosgo/talos/internal/testenv"
+)
+
+// tagged returns a test-unique prefix with a hash tag, as a cluster needs.
+func tagged(p string) string { return "{" + strings.TrimSuffix(p, ":") + "}:" }
+
+func TestClusterRevocationStoreConformance(t *testing.T) {
+	c := testenv.RedisCluster(t)
+	capabilitytest.RunRevocationStore(t, func(t *testing.T) capability.RevocationStore {
+		return capredis.NewRevocationStore(c, capredis.Options{Prefix: tagged(prefixFor(t))})
+	}, time.Sleep)
+}
+
+func TestClusterReplayStoreConformance(t *testing.T) {
+	c := testenv.RedisCluster(t)
+	capabilitytest.RunReplayStore(t, func(t *testing.T) capability.ReplayStore {
+		// No hash tag: nonces spread over every shard.
+		return capredis.NewReplayStore(c, capredis.Options{Prefix: testenv.Unique(t) + ":"})
+	}, time.Sleep)
+}
+
+// TestClusterCrossProcessRevocation: two Verifiers with their own cluster
+// clients; a revocation through one reaches the other's cache over
+// sharded pub/sub, and the other's feed stays live (its heartbeats and the
+// revocation are ordered by one shard).
+func TestClusterCrossProcessRevocation(t *testing.T) {
+	c1, c2 := testenv.RedisCluster(t), testenv.RedisCluster(t)
+	crossProcess(t, c1, c2, tagged(testenv.Unique(t)))
+}
+
+// TestClusterPrefixNeedsHashTag: on a cluster, a revocation store whose
+// prefix has no hash tag refuses every call with TALOS_INVALID_INPUT, and a
+// Verifier on it denies (fail closed) instead of checking keys spread over
+// shards.
+func TestClusterPrefixNeedsHashTag(t *testing.T) {
+	c := testenv.RedisCluster(t)
+	st := capredis.NewRevocationStore(c, capredis.Options{Prefix: testenv.Unique(t) + ":"})
+	ctx := context.Background()
+	for _, err := range []error{st.Revoke(ctx, "hash:x", time.Time{}), func() error { _, err := st.AnyRevoked(ctx, []string{"hash:x"}); return err }()} {
+		var ce *contracts.Error
+		if !errors.As(err, &ce) || ce.Code != contracts.CodeInvalidInput {
+			t.Fatalf("got %v, want a TALOS_INVALID_INPUT *contracts.Error", err)
+		}
+	}
+	root, holder := wallet(t, 1), wallet(t, 2)
+	v, err := capability.NewVerifier(capability.Config{TrustedIssuers: []identity.DID{root.DID()}, Revocations: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if v.RevocationFeedLive() {
+		t.Fatal("feed live without a usable prefix")
+	}
+	tok, _ := capability.Issue(root, holder.DID().String(), []capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	d, err := v.Authorize(ctx, capability.Request{Capability: tok.Encode(), Principal: holder.DID(), Tool: "fs", Action: "read"})
+	if d.Allowed || d.Reason != capability.ReasonStoreUnavailable || err == nil {
+		t.Fatalf("got %+v %v, want STORE_UNAVAILABLE", d, err)
+	}
+}
+
+func TestHasHashTag(t *testing.T) {
+	for p, want := range map[string]bool{
+		"{talos}:": true, "a{b}c": true, "{}:": false, "}{a}": true, "{a": false,
+		"talos:": false, "": false, "{}{a}": false, "x{y}}": true,
+	} {
+		if got := capredis.HasHashTag(p); got != want {
+			t.Errorf("HasHashTag(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
+
+func wallet(t *testing.T, b byte) *identity.Wallet {
+	t.Helper()
+	s := make([]byte, 32)
+	s[31] = b
+	w, err := identity.WalletFromSeed(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// TestClusterFailoverFailsClosed runs a Verifier on a private 3-master
+// cluster (one replica each) and crashes (SIGKILL) the master that owns
+// the store's slot. The feed stops being live at once; until the replica
+// takes over, decisions the cache cannot serve are denied with
+// STORE_UNAVAILABLE; a revocation made once the new master answers is
+// enforced on every request from MaxStaleness after Revoke returned, and
+// the feed comes back live on the new master. The killed node then rejoins and the cluster is ok again.
+func TestClusterFailoverFailsClosed(t *testing.T) {
+	pc := testenv.StartRedisCluster(t, 3, 1)
+	opts := func(c *goredis.ClusterClient) *goredis.ClusterClient {
+		o := c.Options()
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
+		return goredis.NewClusterClient(o)
+	}
+	c1, c2 := opts(pc.Client(t)), opts(pc.Client(t))
+	t.Cleanup(func() { c1.Close(); c2.Close() })
+	const prefix, staleness = "{capfailover}:", 250 * time.Millisecond
+	root, holder := wallet(t, 3), wallet(t, 4)
+	v, err := capability.NewVerifier(capability.Config{TrustedIssuers: []identity.DID{root.DID()},
+		Revocations: capredis.NewRevocationStore(c1, capredis.Options{Prefix: prefix, MaxStaleness: staleness})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	admin := capredis.NewRevocationStore(c2, capredis.Options{Prefix: prefix})
+	waitLive(t, v, true)
+	tok, _ := capability.Issue(root, holder.DID().String(), []capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	req := capability.Request{Capability: tok.Encode(), Principal: holder.DID(), Tool: "fs", Action: "read"}
+	ctx := context.Background()
+	for range 2 {
+		if d, err := v.Authorize(ctx, req); !d.Allowed || err != nil {
+			t.Fatalf("before the crash: %+v %v", d, err)
+		}
+	}
+	master := pc.MasterFor(t, prefix+"revocations")
+	pc.Kill(t, master)
+	waitLive(t, v, false)
+
+	// Until the revocation is stored on the new master: a decision is
+	// either a store answer (allowed: not revoked yet) or a denial.
+	unavailable := 0
+	var revoked time.Time
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d, err := v.Authorize(ctx, req)
+		if !d.Allowed {
+			if d.Reason != capability.ReasonStoreUnavailable || err == nil {
+				t.Fatalf("during failover: %+v %v", d, err)
+			}
+			unavailable++
+		}
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		rerr := admin.Revoke(rctx, capability.HashKey(tok.Hash()), time.Now().Add(time.Hour))
+		cancel()
+		if rerr == nil {
+			revoked = time.Now()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failover after 30 s: %v (%v); slot master now %s", rerr, errors.Unwrap(rerr), pc.MasterFor(t, prefix+"revocations"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if unavailable == 0 {
+		t.Fatal("no decision failed closed while the slot's master was down")
+	}
+	// MaxStaleness after Revoke returned the chain is never allowed again,
+	// whatever the feed's state, and the feed recovers on the new master.
+	time.Sleep(time.Until(revoked.Add(staleness)))
+	for !v.RevocationFeedLive() {
+		if d, _ := v.Authorize(ctx, req); d.Allowed {
+			t.Fatal("revoked chain allowed after failover")
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("feed not live again 30 s after the crash")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d, err := v.Authorize(ctx, req); d.Reason != capability.ReasonRevoked || err != nil {
+		t.Fatalf("after failover: %+v %v", d, err)
+	}
+	// The killed node rejoins (as a replica of the new master).
+	pc.Restart(t, master)
+	pc.WaitOK(t)
+	if got := pc.MasterFor(t, prefix+"revocations"); got == master {
+		t.Fatalf("slot still on the killed node %s", master)
+	}
+	if d, _ := v.Authorize(ctx, req); d.Reason != capability.ReasonRevoked {
+		t.Fatalf("after rejoin: %+v", d)
+	}
+}
