@@ -186,3 +186,55 @@ func TestClusterFailoverFailsClosed(t *testing.T) {
 		t.Fatalf("after rejoin: %+v", d)
 	}
 }
+
+// TestClusterManualFailover moves the store's slot to a replica with
+// CLUSTER FAILOVER while a Verifier watches it: the old master stays up
+// and ends the shard subscription (SUNSUBSCRIBE), the feed subscribes
+// again on the new master and comes back live, and a revocation made
+// there reaches the Verifier's cache through it.
+func TestClusterManualFailover(t *testing.T) {
+	pc := testenv.StartRedisCluster(t, 3, 1)
+	c1, c2 := pc.Client(t), pc.Client(t)
+	const prefix, staleness = "{capmanual}:", 250 * time.Millisecond
+	root, holder := wallet(t, 5), wallet(t, 6)
+	v, err := capability.NewVerifier(capability.Config{TrustedIssuers: []identity.DID{root.DID()},
+		Revocations: capredis.NewRevocationStore(c1, capredis.Options{Prefix: prefix, MaxStaleness: staleness})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	admin := capredis.NewRevocationStore(c2, capredis.Options{Prefix: prefix})
+	waitLive(t, v, true)
+	tok, _ := capability.Issue(root, holder.DID().String(), []capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	req := capability.Request{Capability: tok.Encode(), Principal: holder.DID(), Tool: "fs", Action: "read"}
+	ctx := context.Background()
+	if d, err := v.Authorize(ctx, req); !d.Allowed || err != nil {
+		t.Fatalf("before the failover: %+v %v", d, err)
+	}
+	old, now := pc.Failover(t, prefix+"revocations")
+	t.Logf("slot moved from %s to %s", old, now)
+	waitLive(t, v, true)
+	// Wait for a heartbeat proof on the new master's subscription: the
+	// feed is live only through a subscription to the slot's owner.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := admin.Revoke(ctx, capability.HashKey(tok.Hash()), time.Now().Add(time.Hour))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("revoke after the failover: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for {
+		d, err := v.Authorize(ctx, req)
+		if err == nil && d.Reason == capability.ReasonRevoked && v.RevocationFeedLive() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the failover: %+v %v (feed live %v)", d, err, v.RevocationFeedLive())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -291,12 +291,13 @@ func (w *watch) receive(ctx context.Context) {
 		if err == nil {
 			switch m := msg.(type) {
 			case *goredis.Subscription:
-				if m.Kind == "sunsubscribe" && m.Channel == w.s.channel() {
+				if m.Kind == "sunsubscribe" && (m.Channel == w.s.channel() || m.Channel == w.hbChan) {
 					// The server dropped the shard subscription (its slot
 					// moved: failover or resharding). Stop trusting the
 					// feed and subscribe again, to the slot's new owner.
 					w.proof.Store(0)
 					w.epoch.Store(0)
+					reload(w.s.c)
 					w.mu.Lock()
 					w.ps.Close()
 					if ctx.Err() == nil {

@@ -246,6 +246,51 @@ func (pc *PrivateCluster) MasterFor(t testing.TB, key string) string {
 	return ""
 }
 
+// Failover makes a live replica of key's slot master take over with
+// CLUSTER FAILOVER (a manual, graceful failover: the master stays up and
+// becomes a replica) and waits until the cluster is ok with the new
+// master. It returns the old and the new master's addresses.
+func (pc *PrivateCluster) Failover(t testing.TB, key string) (old, new string) {
+	t.Helper()
+	old = pc.MasterFor(t, key)
+	c := redis.NewClient(&redis.Options{Addr: old})
+	shards, err := c.ClusterShards(context.Background()).Result()
+	c.Close()
+	if err != nil {
+		t.Fatalf("testenv: CLUSTER SHARDS on %s: %v", old, err)
+	}
+	var replica string
+	for _, sh := range shards {
+		if shardMaster(sh) != old {
+			continue
+		}
+		for _, n := range sh.Nodes {
+			// Redis 7.0 reports a replica at replication offset 0 (no
+			// write yet) as "loading"; only "fail" means it is gone.
+			if n.Role == "replica" && n.Health != "fail" {
+				replica = net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10))
+			}
+		}
+	}
+	if replica == "" {
+		t.Fatalf("testenv: master %s has no live replica", old)
+	}
+	rc := redis.NewClient(&redis.Options{Addr: replica})
+	defer rc.Close()
+	if err := rc.ClusterFailover(context.Background()).Err(); err != nil {
+		t.Fatalf("testenv: CLUSTER FAILOVER on %s: %v", replica, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for pc.MasterFor(t, key) != replica {
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: %s did not take over from %s in 30 s", replica, old)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	pc.WaitOK(t)
+	return old, replica
+}
+
 // shardMaster returns the address of a shard's healthy master, or "".
 func shardMaster(sh redis.ClusterShard) string {
 	for _, n := range sh.Nodes {
