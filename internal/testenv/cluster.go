@@ -78,7 +78,7 @@ type PrivateCluster struct {
 
 	dir   string
 	mu    sync.Mutex
-	procs map[string]*exec.Cmd
+	procs map[string]*node
 }
 
 // StartRedisCluster starts a private cluster of masters masters with
@@ -96,19 +96,17 @@ func StartRedisCluster(t testing.TB, masters, replicas int) *PrivateCluster {
 			t.Skip(msg)
 		}
 	}
-	pc := &PrivateCluster{dir: t.TempDir(), procs: map[string]*exec.Cmd{}}
+	pc := &PrivateCluster{dir: t.TempDir(), procs: map[string]*node{}}
 	t.Cleanup(pc.stopAll)
-	ports := freeClusterPorts(t, masters*(1+replicas))
 	var all []string
-	for i, p := range ports {
-		addr := "127.0.0.1:" + strconv.Itoa(p)
+	for i := range masters * (1 + replicas) {
+		addr := pc.startFree(t)
 		all = append(all, addr)
 		if i < masters {
 			pc.Masters = append(pc.Masters, addr)
 		} else {
 			pc.Replicas = append(pc.Replicas, addr)
 		}
-		pc.start(t, addr)
 	}
 	args := append([]string{"--cluster", "create"}, all...)
 	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
@@ -119,9 +117,19 @@ func StartRedisCluster(t testing.TB, masters, replicas int) *PrivateCluster {
 	return pc
 }
 
-// freeClusterPorts picks n loopback ports p, each with p and its cluster
-// bus port p+10000 free.
-func freeClusterPorts(t testing.TB, n int) []int {
+// A node is one redis-server child process.
+type node struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the process has been waited for
+}
+
+// startFree starts a node on a free loopback port p (with its cluster bus
+// port p+10000 free too) and returns its address. Ports are drawn from
+// [20000, 22768), so p and p+10000 stay below Linux's default ephemeral
+// range (32768-60999): no outgoing connection takes them between the
+// check and the bind. A port another process binds first (another test's
+// private cluster) is detected and another one drawn.
+func (pc *PrivateCluster) startFree(t testing.TB) string {
 	t.Helper()
 	free := func(p int) bool {
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
@@ -131,45 +139,63 @@ func freeClusterPorts(t testing.TB, n int) []int {
 		l.Close()
 		return true
 	}
-	var out []int
-	seen := map[int]bool{}
-	for tries := 0; len(out) < n; tries++ {
-		if tries > 10000 {
-			t.Fatal("testenv: no free loopback ports for a private Redis Cluster")
-		}
-		p := 20000 + mrand.IntN(25000)
-		if seen[p] || seen[p+10000] || seen[p-10000] || !free(p) || !free(p+10000) {
+	var last error
+	for range 50 {
+		p := 20000 + mrand.IntN(2768)
+		if !free(p) || !free(p+10000) {
 			continue
 		}
-		seen[p] = true
-		out = append(out, p)
+		addr := "127.0.0.1:" + strconv.Itoa(p)
+		if last = pc.start(addr); last == nil {
+			return addr
+		}
 	}
-	return out
+	t.Fatalf("testenv: no free loopback port for a private Redis Cluster node: %v", last)
+	return ""
 }
 
-func (pc *PrivateCluster) start(t testing.TB, addr string) {
-	t.Helper()
+// start runs redis-server on addr and waits until it answers as the node
+// this cluster started (its working directory is ours).
+func (pc *PrivateCluster) start(addr string) error {
 	_, port, _ := net.SplitHostPort(addr)
 	dir := filepath.Join(pc.dir, port)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	cmd := exec.Command("redis-server", "--bind", "127.0.0.1", "--port", port,
 		"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
 		"--cluster-node-timeout", "1000", "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0",
 		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("testenv: start redis-server on %s: %v", addr, err)
+		return fmt.Errorf("start redis-server on %s: %w", addr, err)
 	}
-	pc.mu.Lock()
-	pc.procs[addr] = cmd
-	pc.mu.Unlock()
-	c := redis.NewClient(&redis.Options{Addr: addr})
+	n := &node{cmd: cmd, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(n.exited) }()
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
+	for {
+		select {
+		case <-n.exited:
+			return fmt.Errorf("redis-server on %s exited (port taken?)", addr)
+		default:
+		}
+		got, err := c.ConfigGet(context.Background(), "dir").Result()
+		if err == nil {
+			if got["dir"] != dir {
+				_ = cmd.Process.Kill()
+				<-n.exited
+				return fmt.Errorf("another server answers on %s", addr)
+			}
+			pc.mu.Lock()
+			pc.procs[addr] = n
+			pc.mu.Unlock()
+			return nil
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("testenv: redis-server on %s does not answer", addr)
+			_ = cmd.Process.Kill()
+			<-n.exited
+			return fmt.Errorf("redis-server on %s does not answer: %w", addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -180,14 +206,14 @@ func (pc *PrivateCluster) start(t testing.TB, addr string) {
 func (pc *PrivateCluster) Kill(t testing.TB, addr string) {
 	t.Helper()
 	pc.mu.Lock()
-	cmd := pc.procs[addr]
+	n := pc.procs[addr]
 	delete(pc.procs, addr)
 	pc.mu.Unlock()
-	if cmd == nil {
+	if n == nil {
 		t.Fatalf("testenv: no running node %s in this private cluster", addr)
 	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	_ = n.cmd.Process.Kill()
+	<-n.exited
 }
 
 // Restart starts the node at addr again after Kill, with its cluster
@@ -195,15 +221,17 @@ func (pc *PrivateCluster) Kill(t testing.TB, addr string) {
 // failed over).
 func (pc *PrivateCluster) Restart(t testing.TB, addr string) {
 	t.Helper()
-	pc.start(t, addr)
+	if err := pc.start(addr); err != nil {
+		t.Fatalf("testenv: restart: %v", err)
+	}
 }
 
 func (pc *PrivateCluster) stopAll() {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	for addr, cmd := range pc.procs {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+	for addr, n := range pc.procs {
+		_ = n.cmd.Process.Kill()
+		<-n.exited
 		delete(pc.procs, addr)
 	}
 }
