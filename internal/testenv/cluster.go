@@ -166,6 +166,7 @@ func (pc *PrivateCluster) start(addr string) error {
 		"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
 		"--cluster-node-timeout", "1000", "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0",
 		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server on %s: %w", addr, err)
 	}
