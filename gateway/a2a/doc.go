@@ -1,0 +1,72 @@
+// Package a2a serves the A2A v1 agent-to-agent task protocol on Talos:
+// JSON-RPC 2.0 at POST /rpc and /a2a/v1/rpc, the legacy dispatcher at
+// POST /a2a/v1/, signed agent cards at /.well-known/agent-card.json.
+//
+// # Methods and scopes
+//
+// Every method needs capability grants under tool "a2a" ([Tool]) with the
+// scope as action:
+//
+//	method                              aliases                                      scopes
+//	GetExtendedAgentCard                agent/getAuthenticatedExtendedCard           a2a.discovery.read
+//	SendMessage                         message.send, message/send                   a2a.send
+//	SendStreamingMessage (SSE)          message.stream, message/stream               a2a.send, a2a.subscribe
+//	GetTask                             tasks.get, tasks/get                         a2a.get
+//	CancelTask                          tasks.cancel, tasks/cancel                   a2a.cancel
+//	ListTasks                           tasks.list, tasks/list                       a2a.list
+//	SubscribeToTask (SSE)               tasks.resubscribe, tasks/resubscribe         a2a.subscribe
+//	CreateTaskPushNotificationConfig    tasks.pushNotificationConfig.set, .../set    a2a.push_config.write
+//	GetTaskPushNotificationConfig       tasks.pushNotificationConfig.get, .../get    a2a.push_config.read
+//	ListTaskPushNotificationConfigs     tasks.pushNotificationConfig.list, .../list  a2a.push_config.read
+//	DeleteTaskPushNotificationConfig    tasks.pushNotificationConfig.delete, ...     a2a.push_config.write
+//
+// The compat dispatcher (POST /a2a/v1/) serves tasks.send, tasks.get,
+// tasks.list and tasks.cancel under the single scope a2a.invoke.
+//
+// An example call (attested with identity.AttestationSigner, opcode
+// "a2a.v1.rpc", the capability in talos.HeaderCapability):
+//
+//	{"jsonrpc":"2.0","id":"1","method":"SendMessage",
+//	 "params":{"message":{"messageId":"m1","role":"user","parts":[{"text":"Hello"}]}}}
+//
+// Errors: -32700 parse error (including duplicate or case-folded keys),
+// -32600 invalid request, -32601 unknown method, -32602 invalid params,
+// -32603 internal, and -32000 with data.talos_code and data.http_status
+// for every contract code (denials, NOT_FOUND, RATE_LIMITED, ...).
+//
+// # Execution
+//
+// An [Executor] runs each task in the background; [FuncExecutor] plugs a
+// user's agent in. States follow the contract; completed, failed, canceled
+// and rejected are terminal. Tasks are stored in a [TaskStore] with
+// optimistic versions (compare-and-set on Version).
+//
+// # Security
+//
+//   - Every request is HTTP-attested (mount behind a talos.Attester with
+//     [Routes]); the principal is the attested key, never a header.
+//   - Each call runs once through the talos.Kernel: one decision (the
+//     method's first scope; further scopes are checked first and a denial
+//     is the call's decision), rate limit, budget and one audit event with
+//     the method name.
+//   - Tasks are visible only to their owner, and to principals granted
+//     a2a.list; any other task id answers NOT_FOUND.
+//   - Request bodies are parsed with contracts.CheckCaseFold and
+//     contracts.UnmarshalFields: duplicate keys and keys equal under case
+//     folding are refused.
+//   - SSE streams end after StreamLimits.MaxDuration, after IdleTimeout
+//     without an event, and when the capability no longer authorizes
+//     (re-checked every Reauthorize).
+//   - Push destinations: https only (unless AllowHTTP), no userinfo, and
+//     the resolved address is checked in the dialer's Control hook, so DNS
+//     rebinding cannot reach loopback, private or link-local addresses
+//     unless explicitly allowed. No proxy, no redirects. Deliveries are
+//     HTTP-attested with the server's key (opcode [PushDestinationOp]),
+//     retried with doubling back-off a bounded number of times, and
+//     reported to OnDelivery for auditing. Credentials are never answered
+//     back.
+//   - Agent cards are signed as the A2A spec's AgentCardSignature: a
+//     detached JWS (alg EdDSA, kid the did:key) over the RFC 8785 card
+//     without "signatures"; [VerifyAgentCard] checks a remote card against
+//     the did:key expected out of band.
+package a2a
