@@ -267,3 +267,19 @@ func BenchmarkAnyRevoked(b *testing.B) {
 		run(b, testenv.RedisCluster(b), tagged(testenv.Unique(b)))
 	})
 }
+
+// TestScriptsDeclareKeys runs the revocation store's conformance suite
+// through a client whose scripts fail on any key not declared in KEYS
+// (Redis Cluster's rule, which a single server does not enforce).
+func TestScriptsDeclareKeys(t *testing.T) {
+	u, real := testenv.Redis(t)
+	if !real {
+		t.Skip("needs TALOS_TEST_REDIS_URL")
+	}
+	c := goredis.NewClient(u.(*goredis.Client).Options())
+	t.Cleanup(func() { c.Close() })
+	testenv.CheckDeclaredKeys(c)
+	capabilitytest.RunRevocationStore(t, func(t *testing.T) capability.RevocationStore {
+		return capredis.NewRevocationStore(c, capredis.Options{Prefix: prefixFor(t)})
+	}, time.Sleep)
+}
