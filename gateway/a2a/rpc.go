@@ -14,6 +14,7 @@ import (
 	"github.com/talosgo/talos/budget"
 	"github.com/talosgo/talos/capability"
 	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/identity"
 )
 
 // JSON-RPC 2.0 error codes used by the handler.
@@ -242,12 +243,12 @@ func (h *RPCHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxRequestBody+1))
 	if err != nil || len(body) > MaxRequestBody {
-		writeRPC(w, rpcResponse{Error: protoErr(RPCInvalidRequest, "Invalid Request")})
+		h.protocolError(w, r, principal, nil, protoErr(RPCInvalidRequest, "Invalid Request"))
 		return
 	}
 	req, perr := parseEnvelope(body)
 	if perr != nil {
-		writeRPC(w, rpcResponse{ID: req.ID, Error: perr})
+		h.protocolError(w, r, principal, req.ID, perr)
 		return
 	}
 	var m *Method
@@ -262,7 +263,7 @@ func (h *RPCHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m, scopes = mm, mm.Scopes
 	}
 	if m == nil {
-		writeRPC(w, rpcResponse{ID: req.ID, Error: protoErr(RPCMethodNotFound, "Method not found")})
+		h.protocolError(w, r, principal, req.ID, protoErr(RPCMethodNotFound, "Method not found"))
 		return
 	}
 	capHeader := r.Header.Get(talos.HeaderCapability)
@@ -326,6 +327,33 @@ func (h *RPCHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			code = contracts.CodeOf(kerr)
 		}
 		writeRPC(w, rpcResponse{ID: req.ID, Error: domainErr(contracts.Errorf(code, "a2a: call denied: "+code))})
+	}
+}
+
+// protocolError answers an attested request that names no valid method:
+// it is still rate-limited and audited once through the Kernel (decision
+// talos.ReasonAttested, status 400), so every attested call leaves one
+// event.
+func (h *RPCHandler) protocolError(w http.ResponseWriter, r *http.Request, principal identity.DID, id json.RawMessage, e *rpcError) {
+	surface := "a2a.v1.rpc"
+	if h.compat {
+		surface = "a2a.compat.rpc"
+	}
+	d := capability.Decision{Allowed: true, Reason: talos.ReasonAttested, Principal: principal}
+	call := talos.Call{Request: capability.Request{Principal: principal}, HTTP: r, SurfaceID: surface, RateSurface: surface,
+		TemplatePath: r.URL.Path, Decision: &d, Meta: map[string]any{"error": e.Message}}
+	ran := false
+	out, kerr := h.cfg.Kernel.Do(r.Context(), call, func(context.Context, capability.Decision) (int64, int, error) {
+		ran = true
+		writeRPC(w, rpcResponse{ID: id, Error: e})
+		return 0, http.StatusBadRequest, nil
+	})
+	if !ran {
+		code := out.Code
+		if code == "" {
+			code = contracts.CodeOf(kerr)
+		}
+		writeRPC(w, rpcResponse{ID: id, Error: domainErr(contracts.Errorf(code, "a2a: call denied: "+code))})
 	}
 }
 

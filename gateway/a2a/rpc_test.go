@@ -1,0 +1,220 @@
+package a2a
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/talosgo/talos"
+	"github.com/talosgo/talos/audit"
+	"github.com/talosgo/talos/capability"
+	"github.com/talosgo/talos/identity"
+)
+
+type fixture struct {
+	srv         *httptest.Server
+	root, agent *identity.Wallet
+	other       *identity.Wallet
+	log         *audit.Log
+	tokA, tokO  string
+	release     chan struct{}
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	f := &fixture{release: make(chan struct{})}
+	var err error
+	for _, w := range []**identity.Wallet{&f.root, &f.agent, &f.other} {
+		if *w, err = identity.GenerateWallet("w"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := capability.NewVerifier(capability.Config{TrustedIssuers: []identity.DID{f.root.DID()}, Revocations: capability.NewMemRevocationStore(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	logKey, _ := identity.GenerateWallet("log")
+	ns, err := audit.NewNoteSigner("talos.test/log", logKey.Signer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nv, err := audit.NewVerifier("talos.test/log", logKey.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.log, err = audit.New(ctx, audit.Config{Store: audit.NewMemStore(), Signer: ns, Verifier: nv}); err != nil {
+		t.Fatal(err)
+	}
+	events, err := audit.NewEventBuilder(audit.BuilderConfig{MetaAllowlist: map[string][]string{"a2a.v1.rpc": {"method", "id", "error_code"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := talos.NewKernel(talos.KernelConfig{Authorizer: v, Audit: f.log, Events: events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := &FuncExecutor{Agent: func(ctx context.Context, tk *Task, u Updater) ([]Artifact, error) {
+		if tk.History[0].Parts[0].Text == "block" {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-f.release:
+			}
+		}
+		return []Artifact{{ArtifactID: "a1", Parts: []Part{{Text: "echo: " + tk.History[0].Parts[0].Text}}}}, nil
+	}}
+	h, err := NewRPCHandler(RPCHandlerConfig{Kernel: k, Authorizer: v, Tasks: NewMemoryTaskStore(), Executor: exec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes, err := talos.NewRouteTable(Routes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	att, err := talos.NewAttester(talos.AttesterConfig{Routes: routes,
+		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(1 << 16)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /rpc", h)
+	mux.Handle("POST /a2a/v1/rpc", h)
+	mux.Handle("POST /a2a/v1/{$}", h.Compat())
+	f.srv = httptest.NewServer(att.Wrap(mux))
+	t.Cleanup(f.srv.Close)
+	all := []string{"a2a.send", "a2a.get", "a2a.cancel", "a2a.subscribe"}
+	issue := func(w *identity.Wallet) string {
+		tok, err := capability.Issue(f.root, w.DID().String(), []capability.Grant{{Tool: Tool, Actions: all}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.Encode()
+	}
+	f.tokA, f.tokO = issue(f.agent), issue(f.other)
+	return f
+}
+
+func (f *fixture) call(t *testing.T, w *identity.Wallet, tok, body string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest("POST", f.srv.URL+"/rpc", bytes.NewReader([]byte(body)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(talos.HeaderCapability, tok)
+	s, err := identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: w.Signer()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sign(req, "a2a.v1.rpc"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	return out
+}
+
+func errCode(m map[string]any) (float64, string) {
+	e, _ := m["error"].(map[string]any)
+	if e == nil {
+		return 0, ""
+	}
+	d, _ := e["data"].(map[string]any)
+	tc, _ := d["talos_code"].(string)
+	return e["code"].(float64), tc
+}
+
+func TestRPCEndToEnd(t *testing.T) {
+	f := newFixture(t)
+	res := f.call(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":"s1","method":"SendMessage","params":{"message":{"messageId":"m1","role":"user","parts":[{"text":"Hello"}]}}}`)
+	task := res["result"].(map[string]any)["task"].(map[string]any)
+	if st := task["status"].(map[string]any)["state"]; st != string(TaskCompleted) {
+		t.Fatalf("state %v, want completed: %v", st, res)
+	}
+	id := task["id"].(string)
+	get := `{"jsonrpc":"2.0","id":2,"method":"tasks/get","params":{"id":"` + id + `"}}`
+	if r := f.call(t, f.agent, f.tokA, get); r["result"] == nil {
+		t.Fatalf("owner GetTask: %v", r)
+	}
+	if _, tc := errCode(f.call(t, f.other, f.tokO, get)); tc != "NOT_FOUND" {
+		t.Fatalf("other principal saw the task: %s", tc)
+	}
+	// Missing scope: ListTasks needs a2a.list.
+	if _, tc := errCode(f.call(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":3,"method":"ListTasks","params":{}}`)); tc == "" {
+		t.Fatal("ListTasks allowed without a2a.list")
+	}
+	// Duplicate / case-folded keys are a parse error.
+	if c, _ := errCode(f.call(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":4,"method":"GetTask","Method":"CancelTask","params":{"id":"x"}}`)); c != RPCParseError {
+		t.Fatalf("case-folded keys: code %v", c)
+	}
+	if c, _ := errCode(f.call(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":5,"method":"Nope","params":{}}`)); c != RPCMethodNotFound {
+		t.Fatalf("unknown method: code %v", c)
+	}
+	// Cancel a running task.
+	res = f.call(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":"s2","method":"SendMessage","params":{"message":{"messageId":"m2","role":"user","parts":[{"text":"block"}]},"configuration":{"returnImmediately":true}}}`)
+	id2 := res["result"].(map[string]any)["task"].(map[string]any)["id"].(string)
+	res = f.call(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":"c","method":"CancelTask","params":{"id":"`+id2+`"}}`)
+	if st := res["result"].(map[string]any)["status"].(map[string]any)["state"]; st != string(TaskCanceled) {
+		t.Fatalf("cancel: %v", res)
+	}
+	if _, tc := errCode(f.call(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":"c2","method":"CancelTask","params":{"id":"`+id2+`"}}`)); tc != "STATE_INVALID_TRANSITION" {
+		t.Fatalf("second cancel: %s", tc)
+	}
+	close(f.release)
+	// One audit event per attested call (9 calls above).
+	if n, err := f.log.Size(context.Background()); err != nil || n != 9 {
+		t.Fatalf("audit events %d, want 9", n)
+	}
+}
+
+func TestAgentCardSignature(t *testing.T) {
+	w, _ := identity.GenerateWallet("card")
+	card := []byte(`{"name":"Talos","description":"d","version":"1"}`)
+	sc, err := SignAgentCard(card, w.Signer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyAgentCard(sc.JSON(), w.DID()); err != nil {
+		t.Fatal(err)
+	}
+	other, _ := identity.GenerateWallet("x")
+	if _, err := VerifyAgentCard(sc.JSON(), other.DID()); err == nil {
+		t.Fatal("verified with the wrong key")
+	}
+	tampered := strings.Replace(string(sc.JSON()), `"Talos"`, `"Evil"`, 1)
+	if _, err := VerifyAgentCard([]byte(tampered), w.DID()); err == nil {
+		t.Fatal("tampered card verified")
+	}
+}
+
+func TestPushDestinations(t *testing.T) {
+	w, _ := identity.GenerateWallet("srv")
+	s, _ := identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: w.Signer()})
+	p, err := NewPushNotifier(PushNotifierConfig{Signer: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"http://example.com/x", "https://127.0.0.1/x", "https://10.0.0.1/", "https://[::1]/", "https://169.254.169.254/", "https://u:p@example.com/", "https://localhost/"} {
+		if err := p.ValidateDestination(u); err == nil {
+			t.Errorf("%s accepted", u)
+		}
+	}
+	if err := p.ValidateDestination("https://example.com/push"); err != nil {
+		t.Error(err)
+	}
+	// Dial-time check: a host name resolving to loopback is refused.
+	if _, err := p.attempt(PushConfig{URL: "https://localhost:1/"}, []byte(`{}`)); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Errorf("dial to loopback: %v", err)
+	}
+}
