@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +24,17 @@ type fixture struct {
 	other       *identity.Wallet
 	log         *audit.Log
 	tokA, tokO  string
+	tokL        string
+	push        *PushNotifier
 	release     chan struct{}
+	server      *identity.Wallet
+	mu          sync.Mutex
+	deliveries  []delivery
+}
+
+type delivery struct {
+	status int
+	err    error
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -70,7 +82,22 @@ func newFixture(t *testing.T) *fixture {
 		}
 		return []Artifact{{ArtifactID: "a1", Parts: []Part{{Text: "echo: " + tk.History[0].Parts[0].Text}}}}, nil
 	}}
-	h, err := NewRPCHandler(RPCHandlerConfig{Kernel: k, Authorizer: v, Tasks: NewMemoryTaskStore(), Executor: exec})
+	srvKey, _ := identity.GenerateWallet("server")
+	f.server = srvKey
+	ps, err := identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: srvKey.Signer()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.push, err = NewPushNotifier(PushNotifierConfig{Signer: ps, AllowLoopback: true, AllowHTTP: true, Backoff: time.Millisecond,
+		OnDelivery: func(_ PushConfig, _ string, status int, err error) {
+			f.mu.Lock()
+			f.deliveries = append(f.deliveries, delivery{status, err})
+			f.mu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewRPCHandler(RPCHandlerConfig{Kernel: k, Authorizer: v, Tasks: NewMemoryTaskStore(), Executor: exec, Push: f.push})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,14 +117,16 @@ func newFixture(t *testing.T) *fixture {
 	f.srv = httptest.NewServer(att.Wrap(mux))
 	t.Cleanup(f.srv.Close)
 	all := []string{"a2a.send", "a2a.get", "a2a.cancel", "a2a.subscribe"}
-	issue := func(w *identity.Wallet) string {
-		tok, err := capability.Issue(f.root, w.DID().String(), []capability.Grant{{Tool: Tool, Actions: all}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	issue := func(w *identity.Wallet, extra ...string) string {
+		tok, err := capability.Issue(f.root, w.DID().String(), []capability.Grant{{Tool: Tool, Actions: append(extra, all...)}}, time.Now().Add(time.Hour), capability.IssueOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tok.Encode()
 	}
-	f.tokA, f.tokO = issue(f.agent), issue(f.other)
+	f.tokA = issue(f.agent, "a2a.push_config.write", "a2a.push_config.read")
+	f.tokO = issue(f.other)
+	f.tokL = issue(f.other, "a2a.list")
 	return f
 }
 
@@ -118,11 +147,53 @@ func (f *fixture) call(t *testing.T, w *identity.Wallet, tok, body string) map[s
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+	if err := json.Unmarshal(raw, &out); err != nil {
 		t.Fatalf("decode: %v", err)
 	}
+	checkResponse(t, body, raw, out)
 	return out
+}
+
+// checkResponse validates a JSON-RPC answer against the contract: results
+// against the method's response schema, errors against jsonrpc_response.
+func checkResponse(t *testing.T, reqBody string, raw []byte, out map[string]any) {
+	t.Helper()
+	if _, ok := out["error"]; ok {
+		if err := validate(t, "a2a/jsonrpc_response.schema.json", raw); err != nil {
+			t.Errorf("error response off contract: %v\n%s", err, raw)
+		}
+		return
+	}
+	var env struct{ Method string }
+	_ = json.Unmarshal([]byte(reqBody), &env)
+	m, ok := LookupMethod(env.Method)
+	if !ok {
+		t.Fatalf("result for unknown method %q", env.Method)
+	}
+	// The response schemas pin the v1 method name in no field, so the
+	// result is checked under the v1 name whichever alias was called.
+	if err := validate(t, "a2a/v1/methods/"+snake(m.Name)+".response.schema.json", raw); err != nil {
+		t.Errorf("%s response off contract: %v\n%s", m.Name, err, raw)
+	}
+}
+
+func snake(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func errCode(m map[string]any) (float64, string) {
