@@ -1,0 +1,173 @@
+package a2a
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/talosgo/talos"
+	"github.com/talosgo/talos/identity"
+)
+
+// sseStream opens an attested streaming call and returns a reader of its
+// data payloads.
+func (f *fixture) sseStream(t *testing.T, w *identity.Wallet, tok, body string) (<-chan map[string]any, func()) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", f.srv.URL+"/rpc", bytes.NewReader([]byte(body)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(talos.HeaderCapability, tok)
+	s, _ := identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: w.Signer()})
+	if err := s.Sign(req, "a2a.v1.rpc"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	ch := make(chan map[string]any, 16)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			// Each event is a JSON-RPC response whose result is a
+			// stream_response.
+			var env struct {
+				Result json.RawMessage `json:"result"`
+			}
+			if err := json.Unmarshal([]byte(data), &env); err != nil {
+				t.Errorf("event not JSON: %v", err)
+				return
+			}
+			if err := validate(t, "a2a/v1/stream_response.schema.json", env.Result); err != nil {
+				t.Errorf("event off contract: %v\n%s", err, data)
+			}
+			var m map[string]any
+			_ = json.Unmarshal(env.Result, &m)
+			ch <- m
+		}
+	}()
+	return ch, func() { resp.Body.Close() }
+}
+
+func next(t *testing.T, ch <-chan map[string]any) map[string]any {
+	t.Helper()
+	select {
+	case m, ok := <-ch:
+		if !ok {
+			t.Fatal("stream ended")
+		}
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event")
+	}
+	return nil
+}
+
+// TestStreamSubscribeCancelPush: one agent sends a streaming message,
+// another (granted a2a.list) subscribes, a push destination is configured,
+// the task is canceled; both streams see the final canceled state and the
+// push is delivered, attested by the server's key and verified.
+func TestStreamSubscribeCancelPush(t *testing.T) {
+	f := newFixture(t)
+	defer close(f.release)
+
+	nonces := identity.NewMemoryNonceStore(1024)
+	pv, err := identity.NewAttestationVerifier(identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: nonces,
+		Opcode: func(*http.Request) (string, error) { return PushDestinationOp, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 4)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, err := pv.Verify(r)
+		if err != nil {
+			t.Errorf("push attestation: %v", err)
+			w.WriteHeader(401)
+			return
+		}
+		if a.DID != f.server.DID() {
+			t.Errorf("push signed by %v", a.DID)
+		}
+		if r.Header.Get("X-A2A-Notification-Token") != "tok-1" {
+			t.Error("push token missing")
+		}
+		var body map[string]map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		st, _ := body["statusUpdate"]["status"].(map[string]any)
+		s, _ := st["state"].(string)
+		got <- s
+	}))
+	defer recv.Close()
+
+	a, closeA := f.sseStream(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":"st1","method":"SendStreamingMessage","params":{"message":{"messageId":"m1","role":"user","parts":[{"text":"block"}]}}}`)
+	defer closeA()
+	first := next(t, a)
+	id := first["task"].(map[string]any)["id"].(string)
+
+	// The other agent may not subscribe without a2a.list visibility.
+	if _, tc := errCode(f.call(t, f.other, f.tokO, `{"jsonrpc":"2.0","id":"x","method":"GetTask","params":{"id":"`+id+`"}}`)); tc != "NOT_FOUND" {
+		t.Fatalf("task visible to a stranger: %q", tc)
+	}
+	b, closeB := f.sseStream(t, f.other, f.tokL, `{"jsonrpc":"2.0","id":"sub","method":"SubscribeToTask","params":{"id":"`+id+`"}}`)
+	defer closeB()
+	snap := next(t, b)
+	if snap["task"].(map[string]any)["id"] != id {
+		t.Fatal("subscriber got another task")
+	}
+
+	res := f.call(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":"p1","method":"CreateTaskPushNotificationConfig","params":{"taskId":"`+id+`","url":"`+recv.URL+`/push","token":"tok-1","authentication":{"scheme":"Bearer","credentials":"secret"}}}`)
+	cfg := res["result"].(map[string]any)
+	if cfg["authentication"].(map[string]any)["credentials"] != "[REDACTED]" {
+		t.Fatal("credentials answered back")
+	}
+	if r := f.call(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":"p2","method":"ListTaskPushNotificationConfigs","params":{"taskId":"`+id+`"}}`); len(r["result"].(map[string]any)["configs"].([]any)) != 1 {
+		t.Fatalf("list configs: %v", r)
+	}
+
+	f.call(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":"c","method":"CancelTask","params":{"id":"`+id+`"}}`)
+
+	for name, ch := range map[string]<-chan map[string]any{"sender": a, "subscriber": b} {
+		for {
+			ev := next(t, ch)
+			su, ok := ev["statusUpdate"].(map[string]any)
+			if !ok {
+				continue
+			}
+			if su["status"].(map[string]any)["state"] == string(TaskCanceled) {
+				if su["metadata"].(map[string]any)["final"] != true {
+					t.Errorf("%s: canceled event not final", name)
+				}
+				break
+			}
+		}
+		if _, open := <-ch; open {
+			t.Errorf("%s: stream still open after the final event", name)
+		}
+	}
+	select {
+	case s := <-got:
+		if s != string(TaskCanceled) {
+			t.Fatalf("push state %q", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no push delivered")
+	}
+	f.push.Wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.deliveries) != 1 || f.deliveries[0].err != nil || f.deliveries[0].status != 200 {
+		t.Fatalf("deliveries %+v", f.deliveries)
+	}
+}
