@@ -309,7 +309,13 @@ func (h *RPCHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if m.Stream {
 			return 0, http.StatusOK, h.stream(ctx, w, m, cc)
 		}
-		res, err := h.dispatch(ctx, m, cc)
+		var res any
+		var err error
+		if h.compat {
+			res, err = h.dispatchCompat(ctx, req.Method, cc)
+		} else {
+			res, err = h.dispatch(ctx, m, cc)
+		}
 		if err != nil {
 			if rp, ok := err.(*rpcErrorValue); ok {
 				writeRPC(w, rpcResponse{ID: req.ID, Error: rp.e})

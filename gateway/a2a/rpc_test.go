@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -132,14 +134,19 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) call(t *testing.T, w *identity.Wallet, tok, body string) map[string]any {
 	t.Helper()
-	req, _ := http.NewRequest("POST", f.srv.URL+"/rpc", bytes.NewReader([]byte(body)))
+	return f.callAt(t, "/rpc", "a2a.v1.rpc", w, tok, body)
+}
+
+func (f *fixture) callAt(t *testing.T, path, opcode string, w *identity.Wallet, tok, body string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest("POST", f.srv.URL+path, bytes.NewReader([]byte(body)))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(talos.HeaderCapability, tok)
 	s, err := identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: w.Signer()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Sign(req, "a2a.v1.rpc"); err != nil {
+	if err := s.Sign(req, opcode); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -155,7 +162,11 @@ func (f *fixture) call(t *testing.T, w *identity.Wallet, tok, body string) map[s
 	if err := json.Unmarshal(raw, &out); err != nil {
 		t.Fatalf("decode: %v", err)
 	}
-	checkResponse(t, body, raw, out)
+	if opcode == "a2a.compat.rpc" {
+		checkCompatResponse(t, body, raw, out)
+	} else {
+		checkResponse(t, body, raw, out)
+	}
 	return out
 }
 
@@ -179,6 +190,25 @@ func checkResponse(t *testing.T, reqBody string, raw []byte, out map[string]any)
 	// result is checked under the v1 name whichever alias was called.
 	if err := validate(t, "a2a/v1/methods/"+snake(m.Name)+".response.schema.json", raw); err != nil {
 		t.Errorf("%s response off contract: %v\n%s", m.Name, err, raw)
+	}
+}
+
+// checkCompatResponse validates legacy answers against schemas/a2a/methods.
+func checkCompatResponse(t *testing.T, reqBody string, raw []byte, out map[string]any) {
+	t.Helper()
+	if _, ok := out["error"]; ok {
+		if err := validate(t, "a2a/jsonrpc_response.schema.json", raw); err != nil {
+			t.Errorf("error response off contract: %v\n%s", err, raw)
+		}
+		return
+	}
+	var env struct{ Method string }
+	_ = json.Unmarshal([]byte(reqBody), &env)
+	if env.Method == "tasks.list" {
+		return // the contracts define no tasks.list schema
+	}
+	if err := validate(t, "a2a/methods/"+strings.ReplaceAll(env.Method, ".", "_")+".response.schema.json", raw); err != nil {
+		t.Errorf("%s response off contract: %v\n%s", env.Method, err, raw)
 	}
 }
 
@@ -287,5 +317,56 @@ func TestPushDestinations(t *testing.T) {
 	// Dial-time check: a host name resolving to loopback is refused.
 	if _, err := p.attempt(PushConfig{URL: "https://localhost:1/"}, []byte(`{}`)); err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Errorf("dial to loopback: %v", err)
+	}
+}
+
+// TestCompatDispatcher sends the legacy vectors (tasks.send, then get and
+// cancel on the created task) to POST /a2a/v1/, which needs a2a.invoke.
+func TestCompatDispatcher(t *testing.T) {
+	f := newFixture(t)
+	defer close(f.release)
+	dir := filepath.Join(contractsDir(t), "test_vectors", "a2a")
+	send, err := os.ReadFile(filepath.Join(dir, "tasks_send_sync.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const path, op = "/a2a/v1/", "a2a.compat.rpc"
+	if _, tc := errCode(f.callAt(t, path, op, f.agent, f.tokA, string(send))); tc == "" {
+		t.Fatal("compat call allowed without a2a.invoke")
+	}
+	tok, err := capability.Issue(f.root, f.agent.DID().String(), []capability.Grant{{Tool: Tool, Actions: []string{"a2a.invoke"}}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := tok.Encode()
+	res := f.callAt(t, path, op, f.agent, inv, string(send))
+	r, _ := res["result"].(map[string]any)
+	if r == nil || r["status"] != "completed" {
+		t.Fatalf("tasks.send: %v", res)
+	}
+	id := r["task_id"].(string)
+	for _, name := range []string{"tasks_get.json", "tasks_cancel.json"} {
+		doc, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := strings.Replace(string(doc), "01944ec7-9a00-75ad-9532-613200af732b", id, 1)
+		res := f.callAt(t, path, op, f.agent, inv, body)
+		if name == "tasks_get.json" && res["result"] == nil {
+			t.Fatalf("tasks.get: %v", res)
+		}
+		if name == "tasks_cancel.json" {
+			// A completed task cannot be canceled.
+			if _, tc := errCode(res); tc != "STATE_INVALID_TRANSITION" {
+				t.Fatalf("tasks.cancel of a completed task: %v", res)
+			}
+		}
+	}
+	if res := f.callAt(t, path, op, f.agent, inv, `{"jsonrpc":"2.0","id":1,"method":"tasks.list","params":{}}`); len(res["result"].(map[string]any)["tasks"].([]any)) != 1 {
+		t.Fatalf("tasks.list: %v", res)
+	}
+	// v1 method names are not served on the compat endpoint.
+	if c, _ := errCode(f.callAt(t, path, op, f.agent, inv, `{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{}}`)); c != RPCMethodNotFound {
+		t.Fatalf("v1 method on compat: %v", c)
 	}
 }
