@@ -95,8 +95,9 @@ type RPCHandlerConfig struct {
 	Executor Executor
 	// Push, if set, stores push configurations and delivers task updates.
 	Push *PushNotifier
-	// ExtendedCard, if set, is the signed card GetExtendedAgentCard answers.
-	ExtendedCard *SignedAgentCard
+	// ExtendedCard, if set, is the v1 card GetExtendedAgentCard answers
+	// to authorized callers ([AgentCard.V1]).
+	ExtendedCard json.RawMessage
 	// Stream bounds SSE streams.
 	Stream StreamLimits
 	// Budget, if set, returns the budget to reserve for a call.
@@ -412,7 +413,7 @@ func (h *RPCHandler) dispatch(ctx context.Context, m *Method, c *callCtx) (any, 
 		if h.cfg.ExtendedCard == nil {
 			return nil, contracts.Errorf(contracts.CodeNotFound, "no extended agent card")
 		}
-		return h.cfg.ExtendedCard.JSON(), nil
+		return h.cfg.ExtendedCard, nil
 	case "SendMessage":
 		t, err := h.send(ctx, c, nil)
 		if err != nil {

@@ -99,7 +99,11 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := NewRPCHandler(RPCHandlerConfig{Kernel: k, Authorizer: v, Tasks: NewMemoryTaskStore(), Executor: exec, Push: f.push})
+	ext, err := testCard().V1()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewRPCHandler(RPCHandlerConfig{Kernel: k, Authorizer: v, Tasks: NewMemoryTaskStore(), Executor: exec, Push: f.push, ExtendedCard: ext})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +130,7 @@ func newFixture(t *testing.T) *fixture {
 		}
 		return tok.Encode()
 	}
-	f.tokA = issue(f.agent, "a2a.push_config.write", "a2a.push_config.read")
+	f.tokA = issue(f.agent, "a2a.push_config.write", "a2a.push_config.read", "a2a.discovery.read")
 	f.tokO = issue(f.other)
 	f.tokL = issue(f.other, "a2a.list")
 	return f
@@ -272,10 +276,18 @@ func TestRPCEndToEnd(t *testing.T) {
 	if _, tc := errCode(f.call(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":"c2","method":"CancelTask","params":{"id":"`+id2+`"}}`)); tc != "STATE_INVALID_TRANSITION" {
 		t.Fatalf("second cancel: %s", tc)
 	}
+	// The extended card, for callers granted a2a.discovery.read (its
+	// answer is checked against get_extended_agent_card.response).
+	if r := f.call(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":"card","method":"agent/getAuthenticatedExtendedCard","params":{}}`); r["result"] == nil {
+		t.Fatalf("extended card: %v", r)
+	}
+	if _, tc := errCode(f.call(t, f.other, f.tokO, `{"jsonrpc":"2.0","id":"card","method":"GetExtendedAgentCard","params":{}}`)); tc == "" {
+		t.Fatal("extended card without a2a.discovery.read")
+	}
 	close(f.release)
-	// One audit event per attested call (9 calls above).
-	if n, err := f.log.Size(context.Background()); err != nil || n != 9 {
-		t.Fatalf("audit events %d, want 9", n)
+	// One audit event per attested call (11 calls above).
+	if n, err := f.log.Size(context.Background()); err != nil || n != 11 {
+		t.Fatalf("audit events %d, want 11", n)
 	}
 }
 
