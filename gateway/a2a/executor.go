@@ -2,7 +2,6 @@ package a2a
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/talosgo/talos/contracts"
@@ -32,36 +31,14 @@ type AgentFunc func(ctx context.Context, t *Task, u Updater) ([]Artifact, error)
 // FuncExecutor adapts an AgentFunc to an Executor with cancellation.
 type FuncExecutor struct {
 	Agent AgentFunc
-	mu    sync.Mutex
-	stop  map[string]context.CancelFunc
+	cancels
 }
 
 // Execute implements Executor.
 func (e *FuncExecutor) Execute(ctx context.Context, t *Task, u Updater) ([]Artifact, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	e.mu.Lock()
-	if e.stop == nil {
-		e.stop = map[string]context.CancelFunc{}
-	}
-	e.stop[t.ID] = cancel
-	e.mu.Unlock()
-	defer func() {
-		e.mu.Lock()
-		delete(e.stop, t.ID)
-		e.mu.Unlock()
-		cancel()
-	}()
+	ctx, done := e.track(ctx, t.ID)
+	defer done()
 	return e.Agent(ctx, t, u)
-}
-
-// Cancel implements Executor.
-func (e *FuncExecutor) Cancel(id string) {
-	e.mu.Lock()
-	c := e.stop[id]
-	e.mu.Unlock()
-	if c != nil {
-		c()
-	}
 }
 
 // send creates a task from the message of c's params and starts it; with
