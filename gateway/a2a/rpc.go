@@ -306,9 +306,16 @@ func (h *RPCHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	started := false
 	out, kerr := h.cfg.Kernel.Do(r.Context(), call, func(ctx context.Context, d capability.Decision) (int64, int, error) {
 		started = true
+		// Without a reported cost, a budgeted call is charged its
+		// reservation; a call that fails releases it (the handler error
+		// is the audited outcome).
+		var cost int64
+		if call.Budget != nil {
+			cost = call.Budget.Amount
+		}
 		cc.listAll = h.allowed(ctx, creq("a2a.list"))
 		if m.Stream {
-			return 0, http.StatusOK, h.stream(ctx, w, m, cc)
+			return cost, http.StatusOK, h.stream(ctx, w, m, cc)
 		}
 		var res any
 		var err error
@@ -320,13 +327,13 @@ func (h *RPCHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			if rp, ok := err.(*rpcErrorValue); ok {
 				writeRPC(w, rpcResponse{ID: req.ID, Error: rp.e})
-				return 0, http.StatusOK, nil
+				return 0, http.StatusBadRequest, contracts.Errorf(contracts.CodeSchemaValidationError, "a2a: "+rp.e.Message)
 			}
 			writeRPC(w, rpcResponse{ID: req.ID, Error: domainErr(err)})
-			return 0, contracts.HTTPStatus(contracts.CodeOf(err)), nil
+			return 0, contracts.HTTPStatus(contracts.CodeOf(err)), err
 		}
 		writeRPC(w, rpcResponse{ID: req.ID, Result: res})
-		return 0, http.StatusOK, nil
+		return cost, http.StatusOK, nil
 	})
 	if !started {
 		code := out.Code

@@ -16,6 +16,7 @@ import (
 
 	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/audit"
+	"github.com/talosgo/talos/budget"
 	"github.com/talosgo/talos/capability"
 	"github.com/talosgo/talos/identity"
 )
@@ -27,6 +28,8 @@ type fixture struct {
 	log         *audit.Log
 	tokA, tokO  string
 	tokL        string
+	revs        *capability.MemRevocationStore
+	hashes      map[string]string // encoded token → capability hash
 	push        *PushNotifier
 	release     chan struct{}
 	server      *identity.Wallet
@@ -39,7 +42,9 @@ type delivery struct {
 	err    error
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture builds the server; opts are func(*RPCHandlerConfig) or
+// func(*talos.KernelConfig).
+func newFixture(t *testing.T, opts ...any) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{release: make(chan struct{})}
@@ -49,7 +54,8 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	v, err := capability.NewVerifier(capability.Config{TrustedIssuers: []identity.DID{f.root.DID()}, Revocations: capability.NewMemRevocationStore(nil)})
+	f.revs = capability.NewMemRevocationStore(nil)
+	v, err := capability.NewVerifier(capability.Config{TrustedIssuers: []identity.DID{f.root.DID()}, Revocations: f.revs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +76,13 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := talos.NewKernel(talos.KernelConfig{Authorizer: v, Audit: f.log, Events: events})
+	kc := talos.KernelConfig{Authorizer: v, Audit: f.log, Events: events}
+	for _, o := range opts {
+		if o, ok := o.(func(*talos.KernelConfig)); ok {
+			o(&kc)
+		}
+	}
+	k, err := talos.NewKernel(kc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +115,13 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := NewRPCHandler(RPCHandlerConfig{Kernel: k, Authorizer: v, Tasks: NewMemoryTaskStore(), Executor: exec, Push: f.push, ExtendedCard: ext})
+	hc := RPCHandlerConfig{Kernel: k, Authorizer: v, Tasks: NewMemoryTaskStore(), Executor: exec, Push: f.push, ExtendedCard: ext}
+	for _, o := range opts {
+		if o, ok := o.(func(*RPCHandlerConfig)); ok {
+			o(&hc)
+		}
+	}
+	h, err := NewRPCHandler(hc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,11 +141,13 @@ func newFixture(t *testing.T) *fixture {
 	f.srv = httptest.NewServer(att.Wrap(mux))
 	t.Cleanup(f.srv.Close)
 	all := []string{"a2a.send", "a2a.get", "a2a.cancel", "a2a.subscribe"}
+	f.hashes = map[string]string{}
 	issue := func(w *identity.Wallet, extra ...string) string {
 		tok, err := capability.Issue(f.root, w.DID().String(), []capability.Grant{{Tool: Tool, Actions: append(extra, all...)}}, time.Now().Add(time.Hour), capability.IssueOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
+		f.hashes[tok.Encode()] = tok.Hash()
 		return tok.Encode()
 	}
 	f.tokA = issue(f.agent, "a2a.push_config.write", "a2a.push_config.read", "a2a.discovery.read")
@@ -380,5 +400,48 @@ func TestCompatDispatcher(t *testing.T) {
 	// v1 method names are not served on the compat endpoint.
 	if c, _ := errCode(f.callAt(t, path, op, f.agent, inv, `{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{}}`)); c != RPCMethodNotFound {
 		t.Fatalf("v1 method on compat: %v", c)
+	}
+}
+
+// TestKernelLimitsAndBudget: the Kernel's rate limit and budget apply per
+// call on the RPC surface, and denied calls are audited too.
+func TestKernelLimitsAndBudget(t *testing.T) {
+	limits, err := budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemoryRates(nil)},
+		map[string]budget.Limit{"a2a.v1.rpc": {Rate: 3, Period: time.Hour, Burst: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := budget.NewMemory(budget.MemoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(c *talos.KernelConfig) { c.Limits, c.Budget = limits, mem },
+		func(c *RPCHandlerConfig) {
+			c.Budget = func(r *http.Request, method string) *budget.ReserveRequest {
+				if method != "SendMessage" {
+					return nil
+				}
+				p, _ := talos.PrincipalFrom(r.Context())
+				return &budget.ReserveRequest{Scopes: []budget.Scope{{ID: "agent:" + p.String(), Limit: 150}}, Amount: 100}
+			}
+		})
+	defer close(f.release)
+	send := `{"jsonrpc":"2.0","id":"s","method":"SendMessage","params":{"message":{"messageId":"m","role":"user","parts":[{"text":"hi"}]}}}`
+	if r := f.call(t, f.agent, f.tokA, send); r["result"] == nil {
+		t.Fatalf("first send: %v", r)
+	}
+	if _, tc := errCode(f.call(t, f.agent, f.tokA, send)); tc != "BUDGET_EXCEEDED" {
+		t.Fatalf("second send over budget: %q", tc)
+	}
+	// The third call is admitted by the limiter (a GetTask of nothing),
+	// the fourth is over the rate.
+	if _, tc := errCode(f.call(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"none"}}`)); tc != "NOT_FOUND" {
+		t.Fatalf("third call: %q", tc)
+	}
+	if _, tc := errCode(f.call(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"none"}}`)); tc != "RATE_LIMITED" {
+		t.Fatalf("fourth call: %q", tc)
+	}
+	if n, err := f.log.Size(context.Background()); err != nil || n != 4 {
+		t.Fatalf("audit events %d, want 4", n)
 	}
 }

@@ -3,6 +3,7 @@ package a2a
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/talosgo/talos"
+	"github.com/talosgo/talos/capability"
 	"github.com/talosgo/talos/identity"
 )
 
@@ -169,5 +171,61 @@ func TestStreamSubscribeCancelPush(t *testing.T) {
 	defer f.mu.Unlock()
 	if len(f.deliveries) != 1 || f.deliveries[0].err != nil || f.deliveries[0].status != 200 {
 		t.Fatalf("deliveries %+v", f.deliveries)
+	}
+}
+
+// TestStreamClosedOnRevocation: a subscriber's stream ends once its
+// capability is revoked (re-checked every Reauthorize), and a stream with
+// no event ends after IdleTimeout.
+func TestStreamClosedOnRevocation(t *testing.T) {
+	f := newFixture(t, func(c *RPCHandlerConfig) {
+		c.Stream = StreamLimits{Reauthorize: 10 * time.Millisecond, IdleTimeout: time.Hour}
+	})
+	defer close(f.release)
+	a, closeA := f.sseStream(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":"s","method":"SendStreamingMessage","params":{"message":{"messageId":"m","role":"user","parts":[{"text":"block"}]}}}`)
+	defer closeA()
+	id := next(t, a)["task"].(map[string]any)["id"].(string)
+	b, closeB := f.sseStream(t, f.other, f.tokL, `{"jsonrpc":"2.0","id":"sub","method":"SubscribeToTask","params":{"id":"`+id+`"}}`)
+	defer closeB()
+	next(t, b)
+	if err := f.revs.Revoke(context.Background(), capability.HashKey(f.hashes[f.tokL]), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, b)
+	// The sender's capability is not revoked: its stream is still open and
+	// gets the completion.
+	f.release <- struct{}{}
+	for {
+		ev := next(t, a)
+		if su, ok := ev["statusUpdate"].(map[string]any); ok && su["status"].(map[string]any)["state"] == string(TaskCompleted) {
+			break
+		}
+	}
+}
+
+func TestStreamIdleTimeout(t *testing.T) {
+	f := newFixture(t, func(c *RPCHandlerConfig) {
+		c.Stream = StreamLimits{IdleTimeout: 20 * time.Millisecond}
+	})
+	defer close(f.release)
+	a, closeA := f.sseStream(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":"s","method":"SendStreamingMessage","params":{"message":{"messageId":"m","role":"user","parts":[{"text":"block"}]}}}`)
+	defer closeA()
+	next(t, a)
+	waitClosed(t, a)
+}
+
+// waitClosed drains ch until the stream ends.
+func waitClosed(t *testing.T, ch <-chan map[string]any) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			t.Fatal("stream still open")
+		}
 	}
 }
