@@ -168,3 +168,33 @@ func (h *RPCHandler) mutate(ctx context.Context, id string, f func(*Task) (bool,
 	}
 	return nil, ErrVersionConflict
 }
+
+// Recover ends the tasks a previous process left unfinished (submitted,
+// working): their executors died with it, so each is moved to failed with
+// the message "interrupted by restart" and its subscribers and push
+// destinations are told. Call it once at start-up, before serving, when
+// the TaskStore is durable; it returns how many tasks it ended.
+func (h *RPCHandler) Recover(ctx context.Context) (int, error) {
+	n := 0
+	for _, st := range []TaskState{TaskSubmitted, TaskWorking} {
+		after := ""
+		for {
+			page, _, err := h.cfg.Tasks.ListTasks(ctx, TaskFilter{State: st, After: after, Limit: 100})
+			if err != nil {
+				return n, err
+			}
+			for _, t := range page {
+				if _, err := h.transition(ctx, t.ID, TaskFailed, "interrupted by restart", nil); err == nil {
+					n++
+				} else if contracts.CodeOf(err) != contracts.CodeStateInvalidTransition {
+					return n, err
+				}
+			}
+			if len(page) < 100 {
+				break
+			}
+			after = page[len(page)-1].ID
+		}
+	}
+	return n, nil
+}

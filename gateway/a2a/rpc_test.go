@@ -28,6 +28,7 @@ type fixture struct {
 	log         *audit.Log
 	tokA, tokO  string
 	tokL        string
+	handler     *RPCHandler
 	revs        *capability.MemRevocationStore
 	hashes      map[string]string // encoded token → capability hash
 	push        *PushNotifier
@@ -125,6 +126,7 @@ func newFixture(t *testing.T, opts ...any) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.handler = h
 	routes, err := talos.NewRouteTable(Routes())
 	if err != nil {
 		t.Fatal(err)
@@ -443,5 +445,40 @@ func TestKernelLimitsAndBudget(t *testing.T) {
 	}
 	if n, err := f.log.Size(context.Background()); err != nil || n != 4 {
 		t.Fatalf("audit events %d, want 4", n)
+	}
+}
+
+// TestRecoverAfterRestart: a second handler on the same store (a restarted
+// server) ends the task the first left working, and serves it to its owner.
+func TestRecoverAfterRestart(t *testing.T) {
+	store := NewMemoryTaskStore()
+	first := newFixture(t, func(c *RPCHandlerConfig) { c.Tasks = store })
+	res := first.call(t, first.agent, first.tokA, `{"jsonrpc":"2.0","id":"s","method":"SendMessage","params":{"message":{"messageId":"m","role":"user","parts":[{"text":"block"}]},"configuration":{"returnImmediately":true}}}`)
+	id := res["result"].(map[string]any)["task"].(map[string]any)["id"].(string)
+	// Wait until the first server's executor has the task working.
+	for {
+		tk, err := store.GetTask(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tk.Status.State == TaskWorking {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	second := newFixture(t, func(c *RPCHandlerConfig) { c.Tasks = store })
+	defer close(second.release)
+	n, err := second.handler.Recover(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("recovered %d, %v", n, err)
+	}
+	tk, _ := store.GetTask(context.Background(), id)
+	if tk.Status.State != TaskFailed || tk.Status.Message.Parts[0].Text != "interrupted by restart" {
+		t.Fatalf("after recovery: %+v", tk.Status)
+	}
+	// The first server's executor finishing later cannot revive it.
+	close(first.release)
+	if r := first.call(t, first.agent, first.tokA, `{"jsonrpc":"2.0","id":"g","method":"GetTask","params":{"id":"`+id+`"}}`); r["result"].(map[string]any)["status"].(map[string]any)["state"] != string(TaskFailed) {
+		t.Fatalf("owner sees %v", r)
 	}
 }
