@@ -70,7 +70,11 @@ func (h *RPCHandler) dispatchCompat(ctx context.Context, name string, c *callCtx
 		if err := decodeParams(c.params, &p); err != nil || p.TaskID == "" {
 			return nil, invalidParams()
 		}
-		t, err := h.visibleTask(ctx, c, p.TaskID)
+		get := h.visibleTask
+		if name == "tasks.cancel" {
+			get = h.ownTask
+		}
+		t, err := get(ctx, c, p.TaskID)
 		if err != nil {
 			return nil, err
 		}

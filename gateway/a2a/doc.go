@@ -34,12 +34,40 @@
 // -32603 internal, and -32000 with data.talos_code and data.http_status
 // for every contract code (denials, NOT_FOUND, RATE_LIMITED, ...).
 //
+// # Mounting
+//
+// Add [Routes] to the server's talos.RouteTable (AttestOnly routes: the
+// handler authorizes per method), wrap the mux with a talos.Attester,
+// and mount the handler on "POST /rpc" and "POST /a2a/v1/rpc",
+// [RPCHandler.Compat] on "POST /a2a/v1/{$}", and [CardHandler] on the
+// public "GET /.well-known/agent-card.json" and "GET /.well-known/agent.json".
+//
 // # Execution
 //
-// An [Executor] runs each task in the background; [FuncExecutor] plugs a
-// user's agent in. States follow the contract; completed, failed, canceled
-// and rejected are terminal. Tasks are stored in a [TaskStore] with
-// optimistic versions (compare-and-set on Version).
+// An [Executor] runs each task in the background: [FuncExecutor] plugs a
+// user's agent in, [MCPToolExecutor] maps a task onto a tool call of an
+// MCP client session (the go-sdk), [ChatCompletionsExecutor] onto an
+// OpenAI-compatible chat completion. States follow the contract;
+// completed, failed, canceled and rejected are terminal, and no state
+// changes out of them. Tasks are stored in a [TaskStore] with optimistic
+// versions (compare-and-set on Version): [MemoryTaskStore] here,
+// gateway/a2a/postgres on PostgreSQL, both passing gateway/a2a/a2atest.
+// After a restart on a durable store, [RPCHandler.Recover] ends the tasks
+// the previous process left running (failed, "interrupted by restart");
+// stored tasks stay readable and subscribable.
+//
+// # Wire details
+//
+// Tasks carry "version":"1.0" (the v1 task schema requires it; four of
+// the contract's own response vectors omit it) and metadata.version, the
+// store version. SSE events are JSON-RPC responses whose result is a
+// stream_response, with SSE ids "<task>:<version>"; every stream starts
+// with the task's current state, so a client that reconnects (with
+// SubscribeToTask) resumes from the present state. ListTasks pages are
+// ordered by task id; nextPageToken is opaque ("" on the last page).
+// The well-known card is the v1 card plus the compat profile, auth and
+// x_talos (schemas/a2a/agent_card) and "signatures"; the v1 card schema
+// admits neither, so GetExtendedAgentCard answers the unsigned v1 card.
 //
 // # Security
 //
@@ -50,7 +78,8 @@
 //     is the call's decision), rate limit, budget and one audit event with
 //     the method name.
 //   - Tasks are visible only to their owner, and to principals granted
-//     a2a.list; any other task id answers NOT_FOUND.
+//     a2a.list (reading: get, list, subscribe); any other task id answers
+//     NOT_FOUND. Changes (cancel, push configuration) are the owner's only.
 //   - Request bodies are parsed with contracts.CheckCaseFold and
 //     contracts.UnmarshalFields: duplicate keys and keys equal under case
 //     folding are refused.
@@ -64,7 +93,7 @@
 //     HTTP-attested with the server's key (opcode [PushDestinationOp]),
 //     retried with doubling back-off a bounded number of times, and
 //     reported to OnDelivery for auditing. Credentials are never answered
-//     back.
+//     back. Push configurations live in the PushNotifier's memory.
 //   - Agent cards are signed as the A2A spec's AgentCardSignature: a
 //     detached JWS (alg EdDSA, kid the did:key) over the RFC 8785 card
 //     without "signatures"; [VerifyAgentCard] checks a remote card against

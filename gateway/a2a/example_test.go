@@ -33,3 +33,22 @@ func ExampleVerifyAgentCard() {
 	// <nil> "Echo"
 	// AUTH_INVALID_SIGNATURE: a2a: agent card has no valid signature by the expected key
 }
+
+// The attested routes of the surface, for the server's talos.RouteTable.
+func ExampleRoutes() {
+	for _, r := range a2a.Routes() {
+		fmt.Println(r.Pattern, r.Opcode)
+	}
+	// Output:
+	// POST /rpc a2a.v1.rpc
+	// POST /a2a/v1/rpc a2a.v1.rpc
+	// POST /a2a/v1/{$} a2a.compat.rpc
+}
+
+// The capability scopes each method needs, under tool "a2a".
+func ExampleLookupMethod() {
+	m, _ := a2a.LookupMethod("message/stream")
+	fmt.Println(m.Name, m.Scopes, m.Stream)
+	// Output:
+	// SendStreamingMessage [a2a.send a2a.subscribe] true
+}

@@ -271,7 +271,7 @@ func (h *RPCHandler) pushMethod(ctx context.Context, name string, c *callCtx) (a
 	if err := decodeParams(c.params, &p); err != nil || p.TaskID == "" {
 		return nil, invalidParams()
 	}
-	if _, err := h.visibleTask(ctx, c, p.TaskID); err != nil {
+	if _, err := h.ownTask(ctx, c, p.TaskID); err != nil {
 		return nil, err
 	}
 	switch name {

@@ -296,13 +296,11 @@ func (h *RPCHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.compat {
 		call.SurfaceID, call.RateSurface = "a2a.compat.rpc", "a2a.compat.rpc"
 	}
-	if idb, err := json.Marshal(string(req.ID)); err == nil {
-		call.Meta["id"] = json.RawMessage(idb)
-	}
 	if h.cfg.Budget != nil {
 		call.Budget = h.cfg.Budget(r, m.Name)
 	}
 	cc := &callCtx{principal: principal.String(), rpcID: req.ID, params: req.Params, r: r, authz: h.cfg.Authorizer, reauth: creq(scopes[len(scopes)-1])}
+	call.Meta["id"] = cc.requestID()
 	started := false
 	out, kerr := h.cfg.Kernel.Do(r.Context(), call, func(ctx context.Context, d capability.Decision) (int64, int, error) {
 		started = true
@@ -456,7 +454,7 @@ func (h *RPCHandler) dispatch(ctx context.Context, m *Method, c *callCtx) (any, 
 		if err := decodeParams(c.params, &p); err != nil || p.ID == "" {
 			return nil, invalidParams()
 		}
-		if _, err := h.visibleTask(ctx, c, p.ID); err != nil {
+		if _, err := h.ownTask(ctx, c, p.ID); err != nil {
 			return nil, err
 		}
 		t, err := h.transition(ctx, p.ID, TaskCanceled, "Task canceled", nil)
@@ -480,6 +478,19 @@ func (h *RPCHandler) visibleTask(ctx context.Context, c *callCtx, id string) (*T
 		return nil, err
 	}
 	if !c.visible(t) {
+		return nil, ErrTaskNotFound
+	}
+	return t, nil
+}
+
+// ownTask loads a task the caller owns, for changes (cancel, push
+// configuration): a2a.list widens reading, never writing.
+func (h *RPCHandler) ownTask(ctx context.Context, c *callCtx, id string) (*Task, error) {
+	t, err := h.cfg.Tasks.GetTask(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if t.Owner != c.principal {
 		return nil, ErrTaskNotFound
 	}
 	return t, nil

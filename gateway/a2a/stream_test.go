@@ -125,6 +125,11 @@ func TestStreamSubscribeCancelPush(t *testing.T) {
 	b, closeB := f.sseStream(t, f.other, f.tokL, `{"jsonrpc":"2.0","id":"sub","method":"SubscribeToTask","params":{"id":"`+id+`"}}`)
 	defer closeB()
 	snap := next(t, b)
+	// a2a.list widens reading only: the subscriber cannot cancel the task
+	// or point its pushes elsewhere.
+	if _, tc := errCode(f.call(t, f.other, f.tokL, `{"jsonrpc":"2.0","id":"x","method":"CancelTask","params":{"id":"`+id+`"}}`)); tc == "" {
+		t.Fatal("a non-owner canceled the task")
+	}
 	if snap["task"].(map[string]any)["id"] != id {
 		t.Fatal("subscriber got another task")
 	}
