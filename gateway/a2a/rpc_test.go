@@ -298,6 +298,21 @@ func TestRPCEndToEnd(t *testing.T) {
 	if _, tc := errCode(f.call(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":"c2","method":"CancelTask","params":{"id":"`+id2+`"}}`)); tc != "STATE_INVALID_TRANSITION" {
 		t.Fatalf("second cancel: %s", tc)
 	}
+	// Unattested requests never reach the handler (401, not audited), and
+	// the handler itself refuses a request without a verified principal.
+	resp, err := http.Post(f.srv.URL+"/rpc", "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"x"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unattested: %d", resp.StatusCode)
+	}
+	rec := httptest.NewRecorder()
+	f.handler.ServeHTTP(rec, httptest.NewRequest("POST", "/rpc", strings.NewReader(`{}`)))
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("handler without an Attester: %d", rec.Code)
+	}
 	// The extended card, for callers granted a2a.discovery.read (its
 	// answer is checked against get_extended_agent_card.response).
 	if r := f.call(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":"card","method":"agent/getAuthenticatedExtendedCard","params":{}}`); r["result"] == nil {
