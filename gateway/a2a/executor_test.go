@@ -92,3 +92,23 @@ func TestMCPToolExecutor(t *testing.T) {
 		t.Fatal("unknown tool succeeded")
 	}
 }
+
+func FuzzParseCompletion(f *testing.F) {
+	for _, s := range []string{`{"choices":[{"message":{"content":"x"}}]}`, `{"choices":[{"message":{"content":null}}]}`,
+		`{"choices":[{"message":{"content":"a","CONTENT":"b"}}]}`, `{"choices":{}}`, `[]`, ``} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		text, err := parseCompletion(b)
+		if err != nil {
+			if contracts.CodeOf(err) != contracts.CodeSchemaMismatch {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		// What is accepted has no case-folded duplicate keys.
+		if contracts.CheckCaseFold(b) != nil {
+			t.Fatalf("accepted %q (%q)", b, text)
+		}
+	})
+}
