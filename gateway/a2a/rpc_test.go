@@ -29,6 +29,7 @@ type fixture struct {
 	tokA, tokO  string
 	tokL        string
 	handler     *RPCHandler
+	mux         http.Handler
 	revs        *capability.MemRevocationStore
 	hashes      map[string]string // encoded token → capability hash
 	push        *PushNotifier
@@ -45,7 +46,7 @@ type delivery struct {
 
 // newFixture builds the server; opts are func(*RPCHandlerConfig) or
 // func(*talos.KernelConfig).
-func newFixture(t *testing.T, opts ...any) *fixture {
+func newFixture(t testing.TB, opts ...any) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{release: make(chan struct{})}
@@ -127,12 +128,17 @@ func newFixture(t *testing.T, opts ...any) *fixture {
 		t.Fatal(err)
 	}
 	f.handler = h
+	// The benchmark sends from one principal: lift its nonce quota.
+	nonces, err := identity.NewMemoryNonceStoreConfig(identity.MemoryNonceStoreConfig{Max: 1 << 22, MaxPerPrincipal: 1 << 22, Rate: 1e9, Burst: 1 << 22})
+	if err != nil {
+		t.Fatal(err)
+	}
 	routes, err := talos.NewRouteTable(Routes())
 	if err != nil {
 		t.Fatal(err)
 	}
 	att, err := talos.NewAttester(talos.AttesterConfig{Routes: routes,
-		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(1 << 16)}})
+		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: nonces}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +146,8 @@ func newFixture(t *testing.T, opts ...any) *fixture {
 	mux.Handle("POST /rpc", h)
 	mux.Handle("POST /a2a/v1/rpc", h)
 	mux.Handle("POST /a2a/v1/{$}", h.Compat())
-	f.srv = httptest.NewServer(att.Wrap(mux))
+	f.mux = att.Wrap(mux)
+	f.srv = httptest.NewServer(f.mux)
 	t.Cleanup(f.srv.Close)
 	all := []string{"a2a.send", "a2a.get", "a2a.cancel", "a2a.subscribe"}
 	f.hashes = map[string]string{}
