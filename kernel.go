@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"time"
+	"net/netip"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -63,7 +63,8 @@ type Call struct {
 	// Request is the authorization question.
 	Request capability.Request
 	// HTTP is the request being served, for the audit event (method, client
-	// IP hash). If nil, a minimal request for TemplatePath is used.
+	// IP hash). If nil, the event is built with audit.EventBuilder.BuildEvent
+	// as a POST with no client address.
 	HTTP *http.Request
 	// SurfaceID is the audit surface (opcode), e.g. "mcp.tools.call". Required.
 	SurfaceID string
@@ -249,10 +250,6 @@ func (k *Kernel) run(ctx context.Context, call Call, h Handler) (Outcome, error)
 }
 
 func (k *Kernel) audit(ctx context.Context, call Call, out *Outcome) (audit.Receipt, error) {
-	r := call.HTTP
-	if r == nil {
-		r = &http.Request{Method: http.MethodPost, Header: http.Header{}}
-	}
 	reqID := call.RequestID
 	if reqID == "" {
 		reqID = contracts.NewUUIDv7()
@@ -290,15 +287,22 @@ func (k *Kernel) audit(ctx context.Context, call Call, out *Outcome) (audit.Rece
 	if out.Settlement.ID != "" {
 		meta["cost_micros"] = out.Settlement.Actual
 	}
-	ev, err := k.cfg.Events.Build(r, audit.Decision{
+	d2 := audit.Decision{
 		RequestID:    reqID,
 		SurfaceID:    call.SurfaceID,
 		TemplatePath: call.TemplatePath,
 		Status:       out.Status,
 		Principal:    principal,
 		Meta:         meta,
-		Time:         time.Time{},
-	})
+	}
+	var ev audit.Event
+	var err error
+	if call.HTTP != nil {
+		ev, err = k.cfg.Events.Build(call.HTTP, d2)
+	} else {
+		// Not an HTTP request: recorded as a POST with no client address.
+		ev, err = k.cfg.Events.BuildEvent(http.MethodPost, netip.Addr{}, d2)
+	}
 	if err != nil {
 		return audit.Receipt{}, err
 	}

@@ -159,6 +159,26 @@ func (b *EventBuilder) Build(r *http.Request, d Decision) (Event, error) {
 	if r == nil {
 		return Event{}, eventError("Build needs the request")
 	}
+	var client netip.Addr
+	if b.key != nil {
+		if a, ok := b.cfg.ClientIP(r); ok {
+			client = a
+		}
+	}
+	if d.TemplatePath == "" && b.cfg.RawPathUnsafe && r.URL != nil {
+		d.TemplatePath = r.URL.Path
+	}
+	return b.BuildEvent(r.Method, client, d)
+}
+
+// BuildEvent returns the sealed event of an action that did not come in as
+// an HTTP request (a queue message, a scheduled job, a call through
+// Kernel.Do without one): method is the event's http.method (GET when
+// empty), client the caller's address, hashed when the builder has an IP
+// hash key (the zero Addr records none). d.TemplatePath is required. It
+// fails with TALOS_INVALID_INPUT when the result would break the contract
+// schema.
+func (b *EventBuilder) BuildEvent(method string, client netip.Addr, d Decision) (Event, error) {
 	t := d.Time
 	if t.IsZero() {
 		t = b.cfg.Now()
@@ -173,21 +193,16 @@ func (b *EventBuilder) Build(r *http.Request, d Decision) (Event, error) {
 		Outcome:       d.Outcome,
 		Principal:     d.Principal,
 		Resource:      d.Resource,
-		HTTP:          HTTPInfo{Method: r.Method, Path: d.TemplatePath, StatusCode: d.Status},
+		HTTP:          HTTPInfo{Method: method, Path: d.TemplatePath, StatusCode: d.Status},
 	}
 	if e.HTTP.Method == "" {
 		e.HTTP.Method = http.MethodGet
 	}
-	if e.HTTP.Path == "" && b.cfg.RawPathUnsafe && r.URL != nil {
-		e.HTTP.Path = r.URL.Path
-	}
 	if e.Outcome == "" {
 		e.Outcome = OutcomeFor(d.Status)
 	}
-	if b.key != nil {
-		if a, ok := b.cfg.ClientIP(r); ok && a.IsValid() {
-			b.setIP(&e, CanonicalIP(a))
-		}
+	if b.key != nil && client.IsValid() {
+		b.setIP(&e, CanonicalIP(client))
 	}
 	e.Meta = b.FilterMeta(d.SurfaceID, d.Meta)
 	if _, err := e.Seal(); err != nil {

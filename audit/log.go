@@ -33,7 +33,8 @@ type Receipt struct {
 	EventHash string
 }
 
-// Config configures a [Log]. Store and Signer are required.
+// Config configures a [Log]. Store, Signer and Verifier are required (New
+// refuses a Config without any of them); Redactor and MaxBatch are optional.
 type Config struct {
 	// Store persists the log. Required.
 	Store Store

@@ -55,8 +55,14 @@ func (e *SplitViewError) Error() string {
 // Is makes errors.Is(err, ErrSplitView) true.
 func (e *SplitViewError) Is(target error) bool { return target == ErrSplitView }
 
-// ErrSplitView matches every *SplitViewError.
-var ErrSplitView = errors.New("audit: split view")
+// Unwrap returns ErrSplitView, so that contracts.CodeOf and errors.As see
+// the error's contract code.
+func (e *SplitViewError) Unwrap() error { return ErrSplitView }
+
+// ErrSplitView matches every *SplitViewError. It is a *contracts.Error
+// with code TALOS_CRYPTO_ERROR, which a *SplitViewError also carries
+// (contracts.CodeOf).
+var ErrSplitView = &contracts.Error{Code: contracts.CodeCryptoError, Message: "audit: split view"}
 
 // DetectSplitView compares two verified checkpoints of one log. Of equal
 // size, their roots must match; otherwise proof must show that the larger

@@ -85,7 +85,10 @@ func (d Decision) ErrorCode() string {
 
 // Err returns nil for an allowed decision, else a *contracts.Error with
 // ErrorCode and a message naming only the reason code (safe to show to the
-// caller). A store failure is marked retryable.
+// caller), which wraps the reason's sentinel: errors.Is(d.Err(),
+// capability.ErrAuthExpired) reports an expired chain, and errors.Is with
+// a contracts sentinel matches the code. A store failure is marked
+// retryable.
 func (d Decision) Err() error {
 	if d.Allowed {
 		return nil
@@ -94,7 +97,7 @@ func (d Decision) Err() error {
 	if reason == "" {
 		reason = ReasonNoCapability
 	}
-	e := contracts.Errorf(d.ErrorCode(), "capability: denied: "+string(reason))
+	e := contracts.Wrap(d.ErrorCode(), "capability: denied: "+string(reason), reason.Err())
 	e.Retryable = reason == ReasonStoreUnavailable
 	return e
 }

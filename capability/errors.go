@@ -35,3 +35,57 @@ func malformed(msg string) error {
 func delegationErr(msg string) error {
 	return contracts.Wrap(contracts.CodeInvalidCapability, "capability: invalid delegation: "+msg, ErrDelegation)
 }
+
+// Denial sentinels: one for every reason a denying Decision carries, with
+// that decision's contract code. [Decision.Err] wraps the sentinel of its
+// reason, so callers branch with errors.Is:
+//
+//	if errors.Is(d.Err(), capability.ErrAuthExpired) { ... refresh the token ... }
+//
+// ErrNotYetValid, ErrRevoked, ErrDelegation, ErrAudience and ErrStore above
+// double as the sentinels of their reasons.
+var (
+	// ErrNoCapability: nothing was presented, or it does not parse (NO_CAPABILITY).
+	ErrNoCapability = &contracts.Error{Code: contracts.CodeInvalidCapability, Message: "capability: denied: NO_CAPABILITY"}
+	// ErrAuthExpired: a link of the chain has expired (EXPIRED).
+	ErrAuthExpired = &contracts.Error{Code: contracts.CodeAuthExpired, Message: "capability: denied: EXPIRED"}
+	// ErrAuthInvalidSignature: a signature does not verify, or the root
+	// issuer is not trusted (SIGNATURE_INVALID).
+	ErrAuthInvalidSignature = &contracts.Error{Code: contracts.CodeAuthInvalidSignature, Message: "capability: denied: SIGNATURE_INVALID"}
+	// ErrScopeMismatch: no grant covers the tool and action (SCOPE_MISMATCH).
+	ErrScopeMismatch = &contracts.Error{Code: contracts.CodeDenied, Message: "capability: denied: SCOPE_MISMATCH"}
+	// ErrUnknownTool: the tool registry does not know the tool (UNKNOWN_TOOL).
+	ErrUnknownTool = &contracts.Error{Code: contracts.CodeDenied, Message: "capability: denied: UNKNOWN_TOOL"}
+	// ErrReplay: the request nonce was used before (REPLAY).
+	ErrReplay = &contracts.Error{Code: contracts.CodeReplayDetected, Message: "capability: denied: REPLAY"}
+	// ErrHolderMismatch: the principal is not the leaf's subject (HOLDER_MISMATCH).
+	ErrHolderMismatch = &contracts.Error{Code: contracts.CodeDenied, Message: "capability: denied: HOLDER_MISMATCH"}
+	// ErrRBACDenied: no role binding grants the permission (RBAC_DENIED).
+	ErrRBACDenied = &contracts.Error{Code: contracts.CodeRBACDenied, Message: "capability: denied: RBAC_DENIED"}
+)
+
+// reasonErrs maps each denying reason to its sentinel.
+var reasonErrs = map[ReasonCode]*contracts.Error{
+	ReasonNoCapability:      ErrNoCapability,
+	ReasonExpired:           ErrAuthExpired,
+	ReasonNotYetValid:       ErrNotYetValid,
+	ReasonRevoked:           ErrRevoked,
+	ReasonSignatureInvalid:  ErrAuthInvalidSignature,
+	ReasonScopeMismatch:     ErrScopeMismatch,
+	ReasonDelegationInvalid: ErrDelegation,
+	ReasonUnknownTool:       ErrUnknownTool,
+	ReasonReplay:            ErrReplay,
+	ReasonAudienceMismatch:  ErrAudience,
+	ReasonHolderMismatch:    ErrHolderMismatch,
+	ReasonRBACDenied:        ErrRBACDenied,
+	ReasonStoreUnavailable:  ErrStore,
+}
+
+// Err returns the sentinel of a denying reason (see the Err… variables),
+// or nil for ALLOWED and for reasons this package does not define.
+func (r ReasonCode) Err() error {
+	if e, ok := reasonErrs[r]; ok {
+		return e
+	}
+	return nil
+}

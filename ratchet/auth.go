@@ -2,6 +2,7 @@ package ratchet
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ed25519"
 	"encoding/json"
 
@@ -41,23 +42,32 @@ func (p *SetupProof) signingInput() []byte {
 	return append(b, p.Responder...)
 }
 
-// InitiateAuthenticated is Initiate plus a SetupProof signed by w. Hand the
-// proof to the responder, who checks it with AcceptAuthenticated.
-func InitiateAuthenticated(b PrekeyBundle, w *identity.Wallet, cfg Config) (*Session, *SetupProof, error) {
-	if w == nil {
-		return nil, nil, errInput("nil wallet")
+// InitiateAuthenticated is Initiate plus a SetupProof signed by w, the
+// initiator's identity key (any crypto.Signer holding an Ed25519 key: a
+// wallet's Signer(), or a key in a KMS or HSM). Hand the proof to the
+// responder, who checks it with AcceptAuthenticated.
+func InitiateAuthenticated(b PrekeyBundle, w crypto.Signer, cfg Config) (*Session, *SetupProof, error) {
+	pub, err := signerKey(w)
+	if err != nil {
+		return nil, nil, err
+	}
+	did, err := identity.DIDFromPublicKey(pub)
+	if err != nil {
+		return nil, nil, err
 	}
 	s, err := Initiate(b, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
 	p := &SetupProof{
-		Initiator:    w.DID(),
+		Initiator:    did,
 		EphemeralKey: s.st.dhs.pub,
 		SignedPrekey: b.SignedPrekey,
 		Responder:    append(ed25519.PublicKey(nil), b.IdentityKey...),
 	}
-	p.Signature = w.Sign(p.signingInput())
+	if p.Signature, err = signWith(w, pub, p.signingInput()); err != nil {
+		return nil, nil, err
+	}
 	return s, p, nil
 }
 

@@ -12,11 +12,11 @@ func TestAuthenticatedSetup(t *testing.T) {
 	bobW, _ := identity.GenerateWallet("bob")
 	aliceW, _ := identity.GenerateWallet("alice")
 	malloryW, _ := identity.GenerateWallet("mallory")
-	p, err := GeneratePrekey(bobW, nil)
+	p, err := GeneratePrekey(bobW.Signer(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice, proof, err := InitiateAuthenticated(p.Bundle(), aliceW, Config{})
+	alice, proof, err := InitiateAuthenticated(p.Bundle(), aliceW.Signer(), Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestAuthenticatedSetup(t *testing.T) {
 	if _, err := AcceptAuthenticated(p, &stolen, aliceW.DID(), Config{}); !errors.Is(err, ErrInvalidSignature) {
 		t.Fatalf("re-signed proof: %v", err)
 	}
-	otherP, _ := GeneratePrekey(bobW, nil)
+	otherP, _ := GeneratePrekey(bobW.Signer(), nil)
 	if _, err := AcceptAuthenticated(otherP, proof2, aliceW.DID(), Config{}); !errors.Is(err, ErrInvalidSignature) {
 		t.Fatalf("proof for another prekey: %v", err)
 	}

@@ -19,7 +19,7 @@ func pair(t testing.TB) (alice, bob *ratchet.Session) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := ratchet.GeneratePrekey(w, nil)
+	p, err := ratchet.GeneratePrekey(w.Signer(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 // message. A bundle stripped of its ML-KEM key is refused.
 func ExampleInitiateHybrid() {
 	bobWallet, _ := identity.GenerateWallet("bob")
-	prekey, err := ratchet.GenerateHybridPrekey(bobWallet, nil)
+	prekey, err := ratchet.GenerateHybridPrekey(bobWallet.Signer(), nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func ExampleInitiateHybrid() {
 // on an old session open after a new one was set up.
 func ExampleRecord() {
 	bobWallet, _ := identity.GenerateWallet("bob")
-	prekey, _ := ratchet.GeneratePrekey(bobWallet, nil)
+	prekey, _ := ratchet.GeneratePrekey(bobWallet.Signer(), nil)
 
 	oldAlice, _ := ratchet.Initiate(prekey.Bundle(), ratchet.Config{})
 	oldBob, _ := ratchet.Accept(prekey, ratchet.Config{})

@@ -16,7 +16,7 @@ import (
 // it; they exchange messages.
 func Example() {
 	bobWallet, _ := identity.GenerateWallet("bob")
-	prekey, err := ratchet.GeneratePrekey(bobWallet, nil)
+	prekey, err := ratchet.GeneratePrekey(bobWallet.Signer(), nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -53,9 +53,9 @@ func Example() {
 func ExampleAcceptAuthenticated() {
 	aliceWallet, _ := identity.GenerateWallet("alice")
 	bobWallet, _ := identity.GenerateWallet("bob")
-	prekey, _ := ratchet.GeneratePrekey(bobWallet, nil)
+	prekey, _ := ratchet.GeneratePrekey(bobWallet.Signer(), nil)
 
-	alice, proof, err := ratchet.InitiateAuthenticated(prekey.Bundle(), aliceWallet, ratchet.Config{})
+	alice, proof, err := ratchet.InitiateAuthenticated(prekey.Bundle(), aliceWallet.Signer(), ratchet.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func ExampleAcceptAuthenticated() {
 // every message.
 func ExampleNewChannel() {
 	bobWallet, _ := identity.GenerateWallet("bob")
-	prekey, _ := ratchet.GeneratePrekey(bobWallet, nil)
+	prekey, _ := ratchet.GeneratePrekey(bobWallet.Signer(), nil)
 	alice, _ := ratchet.Initiate(prekey.Bundle(), ratchet.Config{})
 	bob, _ := ratchet.Accept(prekey, ratchet.Config{})
 
@@ -113,7 +113,7 @@ func ExampleNewChannel() {
 // receiver applies the sender_seq rules with a SeqTracker.
 func ExampleSession_EncryptFrame() {
 	bobWallet, _ := identity.GenerateWallet("bob")
-	prekey, _ := ratchet.GeneratePrekey(bobWallet, nil)
+	prekey, _ := ratchet.GeneratePrekey(bobWallet.Signer(), nil)
 	alice, _ := ratchet.Initiate(prekey.Bundle(), ratchet.Config{})
 	bob, _ := ratchet.Accept(prekey, ratchet.Config{})
 
@@ -149,8 +149,8 @@ func ExampleCreateGroup() {
 	bobW, _ := identity.GenerateWallet("bob")
 
 	// Pairwise session alice <-> bob, authenticated so that either may speak first.
-	prekey, _ := ratchet.GeneratePrekey(bobW, nil)
-	aliceToBob, proof, _ := ratchet.InitiateAuthenticated(prekey.Bundle(), aliceW, ratchet.Config{})
+	prekey, _ := ratchet.GeneratePrekey(bobW.Signer(), nil)
+	aliceToBob, proof, _ := ratchet.InitiateAuthenticated(prekey.Bundle(), aliceW.Signer(), ratchet.Config{})
 	bobToAlice, _ := ratchet.AcceptAuthenticated(prekey, proof, aliceW.DID(), ratchet.Config{})
 
 	alice, _ := ratchet.CreateGroup(aliceW, ratchet.GroupConfig{})
@@ -202,7 +202,7 @@ func ExampleSession_MarshalSealed() {
 	}
 
 	bobWallet, _ := identity.GenerateWallet("bob")
-	prekey, _ := ratchet.GeneratePrekey(bobWallet, nil)
+	prekey, _ := ratchet.GeneratePrekey(bobWallet.Signer(), nil)
 	alice, _ := ratchet.Initiate(prekey.Bundle(), ratchet.Config{})
 	bob, _ := ratchet.Accept(prekey, ratchet.Config{})
 	first, _ := alice.Encrypt([]byte("first"))

@@ -72,7 +72,7 @@ func TestFormatRedactsSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pk, err := GeneratePrekey(w, nil)
+	pk, err := GeneratePrekey(w.Signer(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -176,8 +176,8 @@ func FuzzGroupOpen(f *testing.F) {
 func FuzzParseSetupProof(f *testing.F) {
 	w, _ := identity.GenerateWallet("a")
 	bw, _ := identity.GenerateWallet("b")
-	p, _ := GeneratePrekey(bw, nil)
-	_, proof, err := InitiateAuthenticated(p.Bundle(), w, Config{})
+	p, _ := GeneratePrekey(bw.Signer(), nil)
+	_, proof, err := InitiateAuthenticated(p.Bundle(), w.Signer(), Config{})
 	if err != nil {
 		f.Fatal(err)
 	}

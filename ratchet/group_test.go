@@ -28,11 +28,11 @@ type groupNet struct {
 // either side may send first) and registers them with both groups.
 func (n *groupNet) connectPair(a, b identity.DID) {
 	t := n.t
-	p, err := GeneratePrekey(n.wallets[b], nil)
+	p, err := GeneratePrekey(n.wallets[b].Signer(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sa, proof, err := InitiateAuthenticated(p.Bundle(), n.wallets[a], Config{})
+	sa, proof, err := InitiateAuthenticated(p.Bundle(), n.wallets[a].Signer(), Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,8 +290,8 @@ func TestGroupRejectsEventsFromNonOwner(t *testing.T) {
 	c = controlJSON{Type: groupCtlType, GroupID: owner.id, Events: []json.RawMessage{bad}}
 	pt, _ = contracts.Marshal(c)
 	fresh, _ := JoinGroup(owner.id, d[0], n.wallets[d[2]], GroupConfig{})
-	p, _ := GeneratePrekey(n.wallets[d[2]], nil)
-	so, proof, _ := InitiateAuthenticated(p.Bundle(), n.wallets[d[0]], Config{})
+	p, _ := GeneratePrekey(n.wallets[d[2]].Signer(), nil)
+	so, proof, _ := InitiateAuthenticated(p.Bundle(), n.wallets[d[0]].Signer(), Config{})
 	sf, _ := AcceptAuthenticated(p, proof, d[0], Config{})
 	fresh.Connect(d[0], sf)
 	wire, _ = so.Encrypt(pt)
@@ -351,7 +351,7 @@ func TestGroupRefusesUnsendableSession(t *testing.T) {
 	mw, _ := identity.GenerateWallet("member")
 	owner, _ := CreateGroup(ow, GroupConfig{})
 	// Contract-only setup with the owner as responder: it cannot send yet.
-	p, _ := GeneratePrekey(ow, nil)
+	p, _ := GeneratePrekey(ow.Signer(), nil)
 	toOwner, _ := Initiate(p.Bundle(), Config{})
 	ownerSide, _ := Accept(p, Config{})
 	owner.Connect(mw.DID(), ownerSide)

@@ -132,7 +132,7 @@ func TestHeaderEncryptionHidesHeader(t *testing.T) {
 func TestHeaderEncryptionNegotiation(t *testing.T) {
 	p := sharedHybridPrekey(t)
 	w, _ := identity.GenerateWallet("carol")
-	cp, _ := GeneratePrekey(w, nil)
+	cp, _ := GeneratePrekey(w.Signer(), nil)
 	// The initiator asks for it; a contract bundle cannot give it.
 	if _, _, err := InitiateHybrid(cp.Bundle(), Config{HeaderEncryption: true}); !errors.Is(err, ErrDowngrade) {
 		t.Fatalf("contract bundle: %v", err)

@@ -106,7 +106,7 @@ func TestRecordArchiveBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := GeneratePrekey(w, nil)
+	p, err := GeneratePrekey(w.Signer(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package ratchet
 
 import (
+	"crypto"
 	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/mlkem"
@@ -85,9 +86,10 @@ func pqSigningInput(spk *[32]byte, ek []byte) []byte {
 // Its Bundle is a valid contract bundle with two more members, so peers
 // without the extension run the contract setup with it (Accept), and peers
 // with it run the hybrid one (InitiateHybrid, AcceptHybrid).
-func GenerateHybridPrekey(w *identity.Wallet, rnd io.Reader) (*Prekey, error) {
-	if w == nil {
-		return nil, errInput("nil wallet")
+func GenerateHybridPrekey(w crypto.Signer, rnd io.Reader) (*Prekey, error) {
+	pub, err := signerKey(w)
+	if err != nil {
+		return nil, err
 	}
 	if rnd == nil {
 		rnd = Config{}.withDefaults().Rand
@@ -113,9 +115,17 @@ func GenerateHybridPrekey(w *identity.Wallet, rnd io.Reader) (*Prekey, error) {
 		return nil, err
 	}
 	clear(seed[:])
-	copy(p.identity[:], w.PublicKey())
-	copy(p.sig[:], w.Sign(p.pub[:]))
-	copy(p.pqSig[:], w.Sign(pqSigningInput(&p.pub, p.kem.EncapsulationKey().Bytes())))
+	sig, err := signWith(w, pub, p.pub[:])
+	if err != nil {
+		return nil, err
+	}
+	pqSig, err := signWith(w, pub, pqSigningInput(&p.pub, p.kem.EncapsulationKey().Bytes()))
+	if err != nil {
+		return nil, err
+	}
+	copy(p.identity[:], pub)
+	copy(p.sig[:], sig)
+	copy(p.pqSig[:], pqSig)
 	return p, nil
 }
 

@@ -37,7 +37,7 @@ func sharedHybridPrekey(t testing.TB) *Prekey {
 		if err != nil {
 			panic(err)
 		}
-		p, err := GenerateHybridPrekey(w, nil)
+		p, err := GenerateHybridPrekey(w.Signer(), nil)
 		if err != nil {
 			panic(err)
 		}
@@ -109,7 +109,7 @@ func TestHybridSetupConversation(t *testing.T) {
 func TestHybridNegotiation(t *testing.T) {
 	// Hybrid initiator, contract responder: nil setup, contract session.
 	w, _ := identity.GenerateWallet("carol")
-	cp, err := GeneratePrekey(w, nil)
+	cp, err := GeneratePrekey(w.Signer(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestHybridDowngradeDetected(t *testing.T) {
 	}
 	// Another hybrid key under this signature: refused.
 	w2, _ := identity.GenerateWallet("mallory")
-	other, err := GenerateHybridPrekey(w2, nil)
+	other, err := GenerateHybridPrekey(w2.Signer(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func TestHybridPrekeySealed(t *testing.T) {
 	mustDecrypt(t, bob, mustEncrypt(t, alice, "restored"), "restored")
 	// Format v1 (contract prekeys) is still read; v2 with bad fields is not.
 	w, _ := identity.GenerateWallet("v1")
-	cp, _ := GeneratePrekey(w, nil)
+	cp, _ := GeneratePrekey(w.Signer(), nil)
 	var v1 []byte
 	if _, err := cp.MarshalSealed(captureSealer{&v1}, nil); err != nil {
 		t.Fatal(err)
@@ -439,7 +439,7 @@ func runHybridVector(t testing.TB, in hybridVectorInput) hybridVectorOutput {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := GenerateHybridPrekey(w, &vectorStream{label: in.PrekeyStream})
+	p, err := GenerateHybridPrekey(w.Signer(), &vectorStream{label: in.PrekeyStream})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,10 @@ package ratchet
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/mlkem"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"strconv"
@@ -37,15 +39,17 @@ type prekeyState struct {
 	pqSig   [ed25519.SignatureSize]byte
 }
 
-// GeneratePrekey creates a signed prekey for wallet w: an X25519 key pair
-// whose 32 private bytes are read from rand (crypto/rand.Reader if nil),
-// and the contract's prekey_signature, an Ed25519 signature by w over the
-// raw 32-byte public prekey. The prekey is never one committed to the
+// GeneratePrekey creates a signed prekey for the identity key of w (any
+// crypto.Signer holding an Ed25519 key: a wallet's Signer(), or a key in a
+// KMS or HSM): an X25519 key pair whose 32 private bytes are read from rand
+// (crypto/rand.Reader if nil), and the contract's prekey_signature, an
+// Ed25519 signature by w over the raw 32-byte public prekey. The prekey is never one committed to the
 // hybrid setup (see PrekeyBundle.HybridCommitted); GenerateHybridPrekey
 // makes those.
-func GeneratePrekey(w *identity.Wallet, rnd io.Reader) (*Prekey, error) {
-	if w == nil {
-		return nil, errInput("nil wallet")
+func GeneratePrekey(w crypto.Signer, rnd io.Reader) (*Prekey, error) {
+	pub, err := signerKey(w)
+	if err != nil {
+		return nil, err
 	}
 	if rnd == nil {
 		rnd = Config{}.withDefaults().Rand
@@ -62,9 +66,38 @@ func GeneratePrekey(w *identity.Wallet, rnd io.Reader) (*Prekey, error) {
 			break
 		}
 	}
-	copy(p.identity[:], w.PublicKey())
-	copy(p.sig[:], w.Sign(p.pub[:]))
+	sig, err := signWith(w, pub, p.pub[:])
+	if err != nil {
+		return nil, err
+	}
+	copy(p.identity[:], pub)
+	copy(p.sig[:], sig)
 	return p, nil
+}
+
+// signerKey returns the Ed25519 public key of an identity signer.
+func signerKey(s crypto.Signer) (ed25519.PublicKey, error) {
+	if s == nil {
+		return nil, errInput("nil identity signer")
+	}
+	pub, ok := s.Public().(ed25519.PublicKey)
+	if !ok || len(pub) != ed25519.PublicKeySize {
+		return nil, errInput("the identity signer does not hold an Ed25519 key")
+	}
+	return pub, nil
+}
+
+// signWith signs msg with s (pure Ed25519) and checks the signature, so
+// that a faulty remote signer cannot publish what peers would refuse.
+func signWith(s crypto.Signer, pub ed25519.PublicKey, msg []byte) ([]byte, error) {
+	sig, err := s.Sign(rand.Reader, msg, crypto.Hash(0))
+	if err != nil {
+		return nil, contracts.Wrap(contracts.CodeCryptoError, "ratchet: the identity signer failed", err)
+	}
+	if len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, msg, sig) {
+		return nil, contracts.Errorf(contracts.CodeCryptoError, "ratchet: the identity signer returned an invalid signature")
+	}
+	return sig, nil
 }
 
 func newPrekey() *Prekey { return &Prekey{prekeyRef: &prekeyRef{&prekeyState{}}} }

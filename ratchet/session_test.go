@@ -19,7 +19,7 @@ func newPair(t testing.TB, cfg Config) (alice, bob *Session) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := GeneratePrekey(w, nil)
+	p, err := GeneratePrekey(w.Signer(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package ratchet
 
 import (
 	"context"
-	"errors"
 	"io/fs"
 	"sync"
 
@@ -19,8 +18,9 @@ var ErrNotFound = &contracts.Error{Code: contracts.CodeNotFound}
 
 // ErrConflict is returned by SessionStore.Save when the stored version is
 // not the one the caller loaded: another writer saved in between. Reload,
-// and redo the work on the fresh state.
-var ErrConflict = errors.New("ratchet: session state was saved by another writer")
+// and redo the work on the fresh state. It is a *contracts.Error with code
+// STATE_INVALID_TRANSITION (HTTP 409), marked retryable.
+var ErrConflict = &contracts.Error{Code: contracts.CodeStateInvalidTransition, Message: "ratchet: session state was saved by another writer", Retryable: true}
 
 // NotFound returns the error a SessionStore returns for an unknown id.
 func NotFound(id string) error {

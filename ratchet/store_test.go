@@ -18,7 +18,7 @@ func TestStateBlobInSessionCreateRequest(t *testing.T) {
 	kr.Add("k", make([]byte, 32))
 	kr.SetPrimary("k")
 	w, _ := identity.GenerateWallet("bob")
-	p, _ := ratchet.GeneratePrekey(w, nil)
+	p, _ := ratchet.GeneratePrekey(w.Signer(), nil)
 	alice, _ := ratchet.Initiate(p.Bundle(), ratchet.Config{})
 	sealed, err := alice.MarshalSealed(kr, []byte("session-1"))
 	if err != nil {

@@ -91,7 +91,7 @@ type eventsPage struct {
 // both peers and the session id.
 func openSession(t *testing.T, alice, bob *agent) (ap, bp *peer, id string) {
 	t.Helper()
-	prekey, err := ratchet.GeneratePrekey(bob.w, nil)
+	prekey, err := ratchet.GeneratePrekey(bob.w.Signer(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +406,7 @@ func TestA2ASessionExpiry(t *testing.T) {
 	bob := newAgent(t, ts, "bob", "team-b")
 	now := time.Now()
 	ts.core.a2a.now = func() time.Time { return now }
-	prekey, err := ratchet.GeneratePrekey(bob.w, nil)
+	prekey, err := ratchet.GeneratePrekey(bob.w.Signer(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,7 +111,7 @@ func RunCrash(t *testing.T, name string, open func(name string) (ratchet.Session
 	kr := crashKeyring(t, dir)
 
 	w, _ := identity.GenerateWallet("bob")
-	p, err := ratchet.GeneratePrekey(w, nil)
+	p, err := ratchet.GeneratePrekey(w.Signer(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -183,7 +183,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ratchet.SessionStore) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := ratchet.GeneratePrekey(w, nil)
+		p, err := ratchet.GeneratePrekey(w.Signer(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
