@@ -11,12 +11,22 @@
 //
 //	go build -o /tmp/talos-server ./examples/server
 //	go run ./examples/load -server /tmp/talos-server -n 20000 -c 8 -duration 15s
+//
+// With -bare it measures, with the same client (attestation signing
+// included), a bare net/http handler in a child process that reads the body
+// and does one ed25519.Verify: the floor an authorizing server is compared
+// with. With -compare K (and -server) it alternates K bare rounds and K server
+// rounds in one run and prints the median of each and their ratio, so both
+// numbers share the machine's load:
+//
+//	go run ./examples/load -server /tmp/talos-server -compare 3 -c 8 -duration 5s
 package main
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -47,6 +57,9 @@ type options struct {
 	server, url, admin string
 	n, c               int
 	duration           time.Duration
+	bare               bool
+	compare            int
+	serveBare          string
 }
 
 func run() error {
@@ -54,14 +67,39 @@ func run() error {
 	flag.StringVar(&o.server, "server", "", "server binary to start on 127.0.0.1 (go build -o ... ./examples/server)")
 	flag.StringVar(&o.url, "url", "", "base URL of a running server on loopback, e.g. http://127.0.0.1:8080")
 	flag.StringVar(&o.admin, "admin", os.Getenv("TALOS_ADMIN_CREDENTIAL"), "admin bootstrap credential of the running server (or TALOS_ADMIN_CREDENTIAL)")
-	flag.IntVar(&o.n, "n", 20000, "maximum number of authorize requests (1 to 10,000,000)")
+	flag.IntVar(&o.n, "n", 20000, "maximum number of requests per round (1 to 10,000,000)")
 	flag.IntVar(&o.c, "c", 8, "concurrent workers, one agent each (1 to 256)")
-	flag.DurationVar(&o.duration, "duration", 15*time.Second, "maximum run time (at most 5m)")
+	flag.DurationVar(&o.duration, "duration", 15*time.Second, "maximum run time per round (at most 5m)")
+	flag.BoolVar(&o.bare, "bare", false, "measure a bare net/http handler doing one ed25519.Verify (child process) instead of the server")
+	flag.IntVar(&o.compare, "compare", 0, "with -server: alternate this many bare and server rounds (1 to 20) and print the ratio")
+	flag.StringVar(&o.serveBare, "serve-bare", "", "internal: serve the bare handler on this loopback address")
 	flag.Parse()
-	if o.n < 1 || o.n > 10_000_000 || o.c < 1 || o.c > 256 || o.duration <= 0 || o.duration > 5*time.Minute {
-		return errors.New("-n, -c or -duration out of range")
+	if o.serveBare != "" {
+		return serveBare(o.serveBare)
+	}
+	if o.n < 1 || o.n > 10_000_000 || o.c < 1 || o.c > 256 || o.duration <= 0 || o.duration > 5*time.Minute || o.compare < 0 || o.compare > 20 {
+		return errors.New("-n, -c, -duration or -compare out of range")
+	}
+	if o.compare > 0 && o.server == "" {
+		return errors.New("-compare needs -server")
 	}
 	ctx := context.Background()
+	client := &http.Client{
+		Transport: &http.Transport{MaxIdleConns: o.c * 2, MaxIdleConnsPerHost: o.c * 2, IdleConnTimeout: time.Minute},
+		Timeout:   10 * time.Second,
+	}
+	if o.bare && o.compare == 0 {
+		base, stop, err := startBare(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		workers, err := bareWorkers(o.c)
+		if err != nil {
+			return err
+		}
+		return report("bare", measure(ctx, client, base, "/bare", o, workers))
+	}
 	if o.server != "" {
 		stop, err := startServer(ctx, &o)
 		if err != nil {
@@ -75,10 +113,6 @@ func run() error {
 	if err := checkLoopback(o.url); err != nil {
 		return err
 	}
-	client := &http.Client{
-		Transport: &http.Transport{MaxIdleConns: o.c * 2, MaxIdleConnsPerHost: o.c * 2, IdleConnTimeout: time.Minute},
-		Timeout:   10 * time.Second,
-	}
 	workers := make([]*worker, o.c)
 	for i := range workers {
 		w, err := newWorker(ctx, client, o, i)
@@ -87,7 +121,52 @@ func run() error {
 		}
 		workers[i] = w
 	}
+	if o.compare == 0 {
+		return report("server", measure(ctx, client, o.url, "/v1/authorize", o, workers))
+	}
+	base, stop, err := startBare(ctx)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	bw, err := bareWorkers(o.c)
+	if err != nil {
+		return err
+	}
+	var bareRates, serverRates []float64
+	for i := range o.compare {
+		rb := measure(ctx, client, base, "/bare", o, bw)
+		if err := report(fmt.Sprintf("round %d bare", i+1), rb); err != nil {
+			return err
+		}
+		rs := measure(ctx, client, o.url, "/v1/authorize", o, workers)
+		if err := report(fmt.Sprintf("round %d server", i+1), rs); err != nil {
+			return err
+		}
+		bareRates, serverRates = append(bareRates, rb.rate()), append(serverRates, rs.rate())
+	}
+	mb, ms := median(bareRates), median(serverRates)
+	fmt.Printf("median requests/s: bare %.0f  server %.0f  ratio server/bare %.2f\n", mb, ms, ms/mb)
+	return nil
+}
 
+// result is what one round measured.
+type result struct {
+	lat                     []time.Duration
+	elapsed                 time.Duration
+	workers                 int
+	allowed, denied, failed int
+	statuses                map[int]int
+}
+
+func (r result) rate() float64 { return float64(len(r.lat)) / r.elapsed.Seconds() }
+
+// measure sends at most o.n requests with one goroutine per worker for at
+// most o.duration and collects what the workers saw.
+func measure(ctx context.Context, client *http.Client, base, path string, o options, workers []*worker) result {
+	for _, w := range workers {
+		w.lat, w.allowed, w.denied, w.failed, w.status = w.lat[:0], 0, 0, 0, map[int]int{}
+	}
 	var sent atomic.Int64
 	deadline := time.Now().Add(o.duration)
 	var wg sync.WaitGroup
@@ -97,39 +176,154 @@ func run() error {
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(deadline) && sent.Add(1) <= int64(o.n) {
-				w.one(ctx, client, o.url)
+				w.one(ctx, client, base, path)
 			}
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(begin)
-
-	var lat []time.Duration
-	var allowed, denied, failed int
-	statuses := map[int]int{}
+	res := result{elapsed: time.Since(begin), workers: len(workers), statuses: map[int]int{}}
 	for _, w := range workers {
-		lat = append(lat, w.lat...)
-		allowed += w.allowed
-		denied += w.denied
-		failed += w.failed
+		res.lat = append(res.lat, w.lat...)
+		res.allowed += w.allowed
+		res.denied += w.denied
+		res.failed += w.failed
 		for k, v := range w.status {
-			statuses[k] += v
+			res.statuses[k] += v
 		}
 	}
-	slices.Sort(lat)
+	slices.Sort(res.lat)
+	return res
+}
+
+// report prints a round and fails it if any request failed.
+func report(name string, r result) error {
 	pct := func(p float64) time.Duration {
-		if len(lat) == 0 {
+		if len(r.lat) == 0 {
 			return 0
 		}
-		return lat[min(len(lat)-1, int(float64(len(lat))*p))]
+		return r.lat[min(len(r.lat)-1, int(float64(len(r.lat))*p))]
 	}
-	fmt.Printf("requests %d in %.2fs with %d workers: %.0f requests/s\n", len(lat), elapsed.Seconds(), o.c, float64(len(lat))/elapsed.Seconds())
-	fmt.Printf("latency p50 %v  p90 %v  p99 %v  max %v\n", pct(0.50), pct(0.90), pct(0.99), pct(1))
-	fmt.Printf("allowed %d  denied %d  failed %d  statuses %v\n", allowed, denied, failed, statuses)
-	if failed > 0 {
-		return fmt.Errorf("%d requests failed", failed)
+	fmt.Printf("%s: requests %d in %.2fs with %d workers: %.0f requests/s\n", name, len(r.lat), r.elapsed.Seconds(), r.workers, r.rate())
+	fmt.Printf("%s: latency p50 %v  p90 %v  p99 %v  max %v\n", name, pct(0.50), pct(0.90), pct(0.99), pct(1))
+	fmt.Printf("%s: allowed %d  denied %d  failed %d  statuses %v\n", name, r.allowed, r.denied, r.failed, r.statuses)
+	if r.failed > 0 {
+		return fmt.Errorf("%s: %d requests failed", name, r.failed)
 	}
 	return nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// bareKey, bareMsg and bareSig are what the bare handler verifies: one
+// Ed25519 signature over a message the size of an attestation's signing
+// input, the same work the server's attestation check does once.
+var (
+	bareKey = ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+	bareMsg = bytes.Repeat([]byte("talos-bare-"), 24)
+	bareSig = ed25519.Sign(bareKey, bareMsg)
+)
+
+// bareHandler reads the body (at most 1 MiB, like the server), does one
+// ed25519.Verify and answers a decision-shaped JSON document.
+func bareHandler(w http.ResponseWriter, r *http.Request) {
+	if _, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 1<<20)); err != nil {
+		http.Error(w, "body", http.StatusBadRequest)
+		return
+	}
+	if !ed25519.Verify(bareKey.Public().(ed25519.PublicKey), bareMsg, bareSig) {
+		http.Error(w, "signature", http.StatusUnauthorized)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{"allowed":true}`)
+}
+
+// serveBare is the child process of -bare: the bare handler on addr.
+func serveBare(addr string) error {
+	if err := checkLoopback("http://" + addr); err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /bare", bareHandler)
+	mux.HandleFunc("GET /health/ready", func(w http.ResponseWriter, r *http.Request) {})
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return srv.ListenAndServe()
+}
+
+// startBare re-executes this program with -serve-bare on a free loopback
+// port and waits until it answers.
+func startBare(ctx context.Context) (base string, stop func(), err error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe, "-serve-bare", addr)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop = func() { cmd.Process.Kill(); cmd.Wait() }
+	base = "http://" + addr
+	if err := waitReady(base); err != nil {
+		stop()
+		return "", nil, err
+	}
+	return base, stop, nil
+}
+
+// bareWorkers are workers for the bare handler: each signs its requests as
+// an agent does (the client's cost is the same in both measurements).
+func bareWorkers(n int) ([]*worker, error) {
+	ws := make([]*worker, n)
+	for i := range ws {
+		w, err := identity.GenerateWallet(fmt.Sprintf("bare-%d", i))
+		if err != nil {
+			return nil, err
+		}
+		signer, err := identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: w.Signer()})
+		if err != nil {
+			return nil, err
+		}
+		body, _ := json.Marshal(map[string]string{"capability": "bare", "tool": "files", "action": "read"})
+		ws[i] = &worker{signer: signer, body: body, status: map[int]int{}}
+	}
+	return ws, nil
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func waitReady(base string) error {
+	for i := 0; ; i++ {
+		resp, err := http.Get(base + "/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		if i == 100 {
+			return errors.New(base + " did not become ready")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // checkLoopback refuses any target that is not a loopback address.
@@ -152,12 +346,10 @@ func checkLoopback(raw string) error {
 // data directory, reads its DID and admin credential from its output, and
 // waits until it is ready.
 func startServer(ctx context.Context, o *options) (stop func(), err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	dir, err := os.MkdirTemp("", "talos-load-")
 	if err != nil {
 		return nil, err
@@ -197,20 +389,11 @@ func startServer(ctx context.Context, o *options) (stop func(), err error) {
 		return nil, errors.New("the server printed no admin credential")
 	}
 	o.url = "http://" + addr
-	for i := 0; ; i++ {
-		resp, err := http.Get(o.url + "/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return stop, nil
-			}
-		}
-		if i == 100 {
-			stop()
-			return nil, errors.New("the server did not become ready")
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := waitReady(o.url); err != nil {
+		stop()
+		return nil, err
 	}
+	return stop, nil
 }
 
 // worker is one agent: its wallet, attestation signer and capability, and
@@ -274,9 +457,9 @@ func admin(ctx context.Context, client *http.Client, o options, method, path str
 
 // one sends one attested authorize request and records its latency (signing
 // included: it is part of what a client pays).
-func (w *worker) one(ctx context.Context, client *http.Client, base string) {
+func (w *worker) one(ctx context.Context, client *http.Client, base, path string) {
 	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, "POST", base+"/v1/authorize", bytes.NewReader(w.body))
+	req, err := http.NewRequestWithContext(ctx, "POST", base+path, bytes.NewReader(w.body))
 	if err != nil {
 		w.failed++
 		return

@@ -1,6 +1,12 @@
 package main
 
-import "testing"
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
 
 func TestCheckLoopback(t *testing.T) {
 	for _, ok := range []string{"http://127.0.0.1:8080", "http://127.9.9.9:1", "http://localhost:8080", "http://[::1]:8080"} {
@@ -12,5 +18,43 @@ func TestCheckLoopback(t *testing.T) {
 		if err := checkLoopback(bad); err == nil {
 			t.Errorf("%s accepted", bad)
 		}
+	}
+}
+
+// TestMeasureBare runs one bounded round against the bare handler in
+// process: every request is signed, answered 200 and counted as allowed.
+func TestMeasureBare(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /bare", bareHandler)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	workers, err := bareWorkers(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := options{n: 50, c: 2, duration: time.Minute}
+	r := measure(context.Background(), srv.Client(), srv.URL, "/bare", o, workers)
+	if len(r.lat) != 50 || r.allowed != 50 || r.failed != 0 || r.statuses[200] != 50 {
+		t.Fatalf("got %d requests, %d allowed, %d failed, statuses %v", len(r.lat), r.allowed, r.failed, r.statuses)
+	}
+	if err := report("test", r); err != nil {
+		t.Fatal(err)
+	}
+	// A second round on the same workers starts from zero.
+	r = measure(context.Background(), srv.Client(), srv.URL, "/nope", options{n: 3, c: 2, duration: time.Minute}, workers)
+	if r.failed != 3 || r.statuses[404] != 3 {
+		t.Fatalf("unknown path: %d failed, statuses %v", r.failed, r.statuses)
+	}
+	if err := report("test", r); err == nil {
+		t.Fatal("a round with failed requests reported no error")
+	}
+}
+
+func TestMedian(t *testing.T) {
+	if m := median([]float64{3, 1, 2}); m != 2 {
+		t.Errorf("median of 3 values = %v", m)
+	}
+	if m := median([]float64{4, 1, 2, 3}); m != 2.5 {
+		t.Errorf("median of 4 values = %v", m)
 	}
 }
