@@ -1,0 +1,70 @@
+package admin_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/talosgo/talos"
+	"github.com/talosgo/talos/audit"
+	"github.com/talosgo/talos/budget"
+	"github.com/talosgo/talos/capability"
+	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/gateway/admin"
+	"github.com/talosgo/talos/identity"
+)
+
+// Example builds the admin API over a file store and the in-memory
+// back-ends, registers an agent and reads the registration back.
+func Example() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "admin")
+	defer os.RemoveAll(dir)
+	issuer, _ := identity.GenerateWallet("gateway")
+	store, _ := admin.OpenFile(filepath.Join(dir, "admin.json"))
+	signer, _ := audit.NewNoteSigner("example/audit", issuer.Signer())
+	verifier, _ := audit.NewVerifier("example/audit", issuer.PublicKey())
+	log, _ := audit.New(ctx, audit.Config{Store: audit.NewMemStore(), Signer: signer, Verifier: verifier})
+	events, _ := audit.NewEventBuilder(audit.BuilderConfig{})
+	spend, _ := budget.NewMemory(budget.MemoryConfig{})
+
+	h, err := admin.New(ctx, admin.Config{
+		Issuer: issuer, Store: store, Revocations: capability.NewMemRevocationStore(nil),
+		Budget: spend, Audit: log, Events: events,
+		Authenticate: func(next http.HandlerFunc) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Authorization") != "Bearer s3cret" {
+					talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "admin credential required"))
+					return
+				}
+				next(w, r)
+			}
+		},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	mux := http.NewServeMux()
+	h.Register(mux)
+
+	agent, _ := identity.GenerateWallet("agent")
+	req := httptest.NewRequest("PUT", "/v1/principals/"+agent.DID().String(), strings.NewReader(`{"team_id":"research"}`))
+	req.Header.Set("Authorization", "Bearer s3cret")
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, req)
+	fmt.Println("register:", w.Code)
+
+	p, _ := h.Principals().Lookup(ctx, agent.DID().String())
+	fmt.Println("team:", p.TeamID)
+	n, _ := log.Size(ctx)
+	fmt.Println("audit events:", n)
+	// Output:
+	// register: 200
+	// team: research
+	// audit events: 1
+}
