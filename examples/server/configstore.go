@@ -17,7 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/talosgo/talos/contracts"
-	"github.com/talosgo/talos/examples/server/internal/pgsplit"
+	"github.com/talosgo/talos/gateway/pgsplit"
 )
 
 var (

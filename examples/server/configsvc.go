@@ -19,7 +19,7 @@ import (
 
 	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/contracts"
-	"github.com/talosgo/talos/examples/server/internal/pgsplit"
+	"github.com/talosgo/talos/gateway/pgsplit"
 )
 
 // A ConfigChange describes one new version of a config document. It is

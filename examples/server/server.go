@@ -14,8 +14,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/talosgo/talos/contracts"
-	"github.com/talosgo/talos/examples/server/internal/otelredact"
-	"github.com/talosgo/talos/examples/server/internal/pgsplit"
+	"github.com/talosgo/talos/gateway/otelredact"
+	"github.com/talosgo/talos/gateway/pgsplit"
 	"github.com/talosgo/talos/identity"
 )
 

@@ -15,7 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/talosgo/talos"
-	"github.com/talosgo/talos/examples/server/internal/otelredact"
+	"github.com/talosgo/talos/gateway/otelredact"
 )
 
 const tracerName = "github.com/talosgo/talos/examples/server"

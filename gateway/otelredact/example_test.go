@@ -3,7 +3,7 @@ package otelredact_test
 import (
 	"fmt"
 
-	"github.com/talosgo/talos/examples/server/internal/otelredact"
+	"github.com/talosgo/talos/gateway/otelredact"
 )
 
 func ExampleRedactor_String() {

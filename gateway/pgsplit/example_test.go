@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/talosgo/talos/examples/server/internal/pgsplit"
+	"github.com/talosgo/talos/gateway/pgsplit"
 )
 
 func ExampleBreaker() {

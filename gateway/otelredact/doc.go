@@ -32,5 +32,6 @@
 //
 // # Compatibility
 //
-// Internal to examples/server; no stability promise.
+// Part of the gateway module (github.com/talosgo/talos/gateway), which
+// follows the library's versioning; examples/server uses it.
 package otelredact
