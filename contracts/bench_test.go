@@ -84,6 +84,26 @@ func BenchmarkCanonicalize(b *testing.B) {
 			}
 		}
 	})
+	// Input already canonical (what our encoders and the other SDKs send):
+	// the one-pass check instead of jcs's parse and print.
+	b.Run("ours_canonical_input", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(canon)))
+		for b.Loop() {
+			if _, err := contracts.CanonicalizeStrict(canon); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("jcs_transform_canonical_input", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(canon)))
+		for b.Loop() {
+			if _, err := jcs.Transform(canon); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("ours_marshal", func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(canon)))

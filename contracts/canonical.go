@@ -44,7 +44,7 @@ func CanonicalizeStrict(raw []byte) ([]byte, error) {
 // CheckJSON applies the input rules of Canonicalize (strict=false) or
 // CanonicalizeStrict (strict=true) to raw without keeping the output.
 func CheckJSON(raw []byte, strict bool) error {
-	_, err := canonicalize(raw, strict)
+	_, err := transform(raw, strict, false)
 	return err
 }
 
@@ -73,11 +73,25 @@ func jsonError(msg string) *Error {
 }
 
 func canonicalize(raw []byte, strict bool) ([]byte, error) {
+	return transform(raw, strict, true)
+}
+
+// transform applies the input rules and returns the canonical form when
+// wantOut is set. Input already in canonical form (isCanonical: what our
+// encoders and the other SDKs send) is checked in one pass without
+// building a tree; everything else goes through jcs.Transform.
+func transform(raw []byte, strict, wantOut bool) ([]byte, error) {
 	if len(raw) > MaxJSONSize {
 		return nil, jsonError("input too large")
 	}
 	if err := scanLiterals(raw, strict); err != nil {
 		return nil, err
+	}
+	if isCanonical(raw) {
+		if !wantOut {
+			return nil, nil
+		}
+		return bytes.Clone(raw), nil
 	}
 	out, err := jcs.Transform(raw)
 	if err != nil {
