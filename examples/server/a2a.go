@@ -1,584 +1,75 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
+	"context"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/talosgo/talos"
-	"github.com/talosgo/talos/audit"
-	"github.com/talosgo/talos/contracts"
-	"github.com/talosgo/talos/ratchet"
+	"github.com/talosgo/talos/gateway/a2a"
+	a2apg "github.com/talosgo/talos/gateway/a2a/postgres"
 )
 
-const (
-	opA2A = "a2a"
-	// maxFramesPage bounds one frame listing.
-	maxFramesPage = 100
-)
+// opA2A is the audit surface and rate-limit surface of the A2A relay.
+const opA2A = "a2a"
 
-// a2aService is the A2A REST surface of the contracts: sessions (create,
-// accept, rotate, close), frames (send, list with cursor) and groups
-// (create, add and remove members, close). Every request is HTTP-attested;
-// the attested principal is the actor. Ratchet state blobs are stored
-// opaque: the server checks their digest and never decrypts them. Frames are
-// checked for their contract digests and the sender_seq rules, never opened.
-// Session and group events are hash-chained (previous_digest).
+// a2aService is the server's A2A wiring: the relay of gateway/a2a
+// (sessions, frames, groups) on the memory store, or on PostgreSQL when
+// the server has a database.
 type a2aService struct {
-	core  *core
-	store a2aStore
-	now   func() time.Time
+	store a2a.Store
+	relay *a2a.Relay
+	// now is the relay's clock (tests move it).
+	now func() time.Time
 }
 
-// a2aRoutes are the A2A surface's attested routes and their opcodes.
-var a2aRoutes = []struct{ pattern, op string }{
-	{"POST /a2a/sessions", "a2a.session.create"},
-	{"POST /a2a/sessions/{id}/accept", "a2a.session.accept"},
-	{"POST /a2a/sessions/{id}/rotate", "a2a.session.rotate"},
-	{"DELETE /a2a/sessions/{id}", "a2a.session.close"},
-	{"GET /a2a/sessions/{id}", "a2a.session.get"},
-	{"GET /a2a/sessions/{id}/events", "a2a.session.events"},
-	{"POST /a2a/sessions/{id}/frames", "a2a.frame.send"},
-	{"GET /a2a/sessions/{id}/frames", "a2a.frame.list"},
-	{"POST /a2a/groups", "a2a.group.create"},
-	{"POST /a2a/groups/{id}/members", "a2a.group.member.add"},
-	{"DELETE /a2a/groups/{id}/members/{member}", "a2a.group.member.remove"},
-	{"DELETE /a2a/groups/{id}", "a2a.group.close"},
-	{"GET /a2a/groups/{id}/events", "a2a.group.events"},
-}
-
-// mountA2A serves every A2A route through the Kernel middleware: it
-// verifies the attestation, rate-limits per principal (surface "a2a") and
-// appends one audit event per request with the status the handler answered;
-// the handlers check participation.
-func (c *core) mountA2A(mux *http.ServeMux, a *a2aService) {
-	handlers := map[string]func(http.ResponseWriter, *http.Request, *principal){
-		"a2a.session.create": a.createSession, "a2a.session.accept": a.acceptSession,
-		"a2a.session.rotate": a.rotateSession, "a2a.session.close": a.closeSession,
-		"a2a.session.get": a.getSession, "a2a.session.events": a.sessionEvents,
-		"a2a.frame.send": a.sendFrame, "a2a.frame.list": a.listFrames,
-		"a2a.group.create": a.createGroup, "a2a.group.member.add": a.addMember,
-		"a2a.group.member.remove": a.removeMember, "a2a.group.close": a.closeGroup,
-		"a2a.group.events": a.groupEvents,
-	}
-	for _, rt := range a2aRoutes {
-		mux.Handle(rt.pattern, c.a2aRoutes.Wrap(c.registered(handlers[rt.op])))
-	}
-}
-
-// readValidated reads a body of at most maxAPIBody bytes, validates it
-// against the contract schema and decodes it strictly into v.
-func readValidated(w http.ResponseWriter, r *http.Request, schema string, v any) error {
-	if err := decodeBody(w, r, v); err != nil {
-		return err
-	}
-	raw, _ := json.Marshal(v)
-	if err := contracts.Validate(schema, raw); err != nil {
-		return err
-	}
-	return nil
-}
-
-func (a *a2aService) ts() string { return a.now().UTC().Format(audit.TimeFormat) }
-
-// blobDigest checks ratchet_state_digest = hex(sha256(blob)).
-func blobDigest(b64u, digest string) ([]byte, error) {
-	blob, err := contracts.DecodeBase64URL(b64u)
-	if err != nil || len(blob) == 0 {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "ratchet_state_blob_b64u must be non-empty base64url")
-	}
-	sum := sha256.Sum256(blob)
-	if hex.EncodeToString(sum[:]) != digest {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "ratchet_state_digest does not match the blob")
-	}
-	return blob, nil
-}
-
-// sealEvent seals a session or group event onto the chain (spec) whose
-// head is h.
-func sealEvent(spec audit.ChainSpec, h chainState, ev map[string]any) (json.RawMessage, string, error) {
-	var ch *audit.Chain
-	if h.N == 0 {
-		ch = audit.NewChain(spec)
+// newA2AService builds the A2A surface. The relay's routes run through
+// the core's Kernel middleware (c.a2aRoutes, built by buildRoutes before
+// mount), which verifies the attestation, rate-limits per principal
+// (surface "a2a") and appends one audit event per request; the actor is
+// the principal's registration.
+func newA2AService(ctx context.Context, c *core, s *Server) (*a2aService, error) {
+	a := &a2aService{now: time.Now}
+	if s.db != nil {
+		ps, err := a2apg.NewStore(a2apg.Config{DB: s.db.Primary(), TablePrefix: s.cfg.tablePrefix})
+		if err != nil {
+			return nil, err
+		}
+		if err := ps.Migrate(ctx); err != nil {
+			return nil, err
+		}
+		a.store = ps
 	} else {
-		var err error
-		if ch, err = audit.ResumeChain(spec, h.Head, h.N); err != nil {
-			return nil, "", err
-		}
+		a.store = a2a.NewMemoryStore()
 	}
-	sealed, digest, err := ch.Seal(ev)
-	return sealed, digest, err
-}
-
-func (a *a2aService) sessionEvent(sessionID, actor, typ string) map[string]any {
-	return map[string]any{
-		"schema_id": "talos.a2a.session_event", "schema_version": "v1", "event_id": contracts.NewUUIDv7(),
-		"session_id": sessionID, "actor_id": actor, "event_type": typ, "ts": a.ts(),
-	}
-}
-
-func (a *a2aService) groupEvent(groupID, actor, typ, target string) map[string]any {
-	ev := map[string]any{
-		"schema_id": "talos.a2a.group_event", "schema_version": "v1", "event_id": contracts.NewUUIDv7(),
-		"group_id": groupID, "actor_id": actor, "event_type": typ, "ts": a.ts(),
-	}
-	if target != "" {
-		ev["target_id"] = target
-	}
-	return ev
-}
-
-type sessionCreateRequest struct {
-	SchemaID           string `json:"schema_id"`
-	SchemaVersion      string `json:"schema_version"`
-	ResponderID        string `json:"responder_id"`
-	RatchetStateBlob   string `json:"ratchet_state_blob_b64u"`
-	RatchetStateDigest string `json:"ratchet_state_digest"`
-	ExpiresAt          string `json:"expires_at,omitempty"`
-}
-
-type sessionStateRequest struct {
-	SchemaID           string `json:"schema_id"`
-	SchemaVersion      string `json:"schema_version"`
-	RatchetStateBlob   string `json:"ratchet_state_blob_b64u"`
-	RatchetStateDigest string `json:"ratchet_state_digest"`
-}
-
-// sessionView is a session as returned to a participant: the contract
-// object and the latest opaque ratchet state blob.
-type sessionView struct {
-	*a2aSession
-	RatchetStateBlob string `json:"ratchet_state_blob_b64u,omitempty"`
-}
-
-func view(s *a2aSession) sessionView {
-	return sessionView{a2aSession: s, RatchetStateBlob: contracts.EncodeBase64URL(s.blob)}
-}
-
-func (a *a2aService) createSession(w http.ResponseWriter, r *http.Request, p *principal) {
-	var req sessionCreateRequest
-	if err := readValidated(w, r, "a2a/session_create_request", &req); err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	blob, err := blobDigest(req.RatchetStateBlob, req.RatchetStateDigest)
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	if req.ResponderID == p.DID {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "responder_id must differ from the initiator"))
-		return
-	}
-	if req.ExpiresAt != "" {
-		exp, err := time.Parse(audit.TimeFormat, req.ExpiresAt)
-		if err != nil || !exp.After(a.now()) {
-			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "expires_at must be a future time"))
-			return
-		}
-	}
-	s := &a2aSession{
-		SchemaID: "talos.a2a.session", SchemaVersion: "v1", SessionID: contracts.NewUUIDv7(),
-		InitiatorID: p.DID, ResponderID: req.ResponderID, State: "pending",
-		RatchetStateDigest: req.RatchetStateDigest, CreatedAt: a.ts(), ExpiresAt: req.ExpiresAt, blob: blob,
-	}
-	ev, digest, err := sealEvent(audit.SessionEventChain, chainState{}, a.sessionEvent(s.SessionID, p.DID, "session_opened"))
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	if err := a.store.createSession(r.Context(), s, ev, digest); err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, view(s))
-}
-
-// transition applies a state change by an allowed actor and chains its event.
-func (a *a2aService) transition(w http.ResponseWriter, r *http.Request, p *principal, schema, evType string,
-	allowed func(s *a2aSession, actor string) error, apply func(s *a2aSession, req *sessionStateRequest) error) {
-	var req sessionStateRequest
-	if schema != "" {
-		if err := readValidated(w, r, schema, &req); err != nil {
-			talos.WriteError(w, r, err)
-			return
-		}
-	}
-	s, err := a.store.updateSession(r.Context(), r.PathValue("id"), func(s *a2aSession, h chainState) (*a2aSession, json.RawMessage, string, error) {
-		if err := allowed(s, p.DID); err != nil {
-			return nil, nil, "", err
-		}
-		if err := apply(s, &req); err != nil {
-			return nil, nil, "", err
-		}
-		ev, digest, err := sealEvent(audit.SessionEventChain, h, a.sessionEvent(s.SessionID, p.DID, evType))
-		return s, ev, digest, err
+	relay, err := a2a.NewRelay(a2a.RelayConfig{
+		Store: a.store,
+		Wrap:  func(h http.Handler) http.Handler { return c.a2aRoutes.Wrap(h) },
+		Principal: func(r *http.Request) (string, bool) {
+			p, ok := c.principalOf(r.Context())
+			if !ok {
+				return "", false
+			}
+			return p.DID, true
+		},
+		Now: func() time.Time { return a.now() },
 	})
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, view(s))
-}
-
-func errState(msg string) error { return contracts.Errorf(contracts.CodeStateInvalidTransition, msg) }
-
-// expired reports whether s has an expires_at that has passed. An expired
-// session takes no accept, rotation or frame; it can still be closed.
-func (a *a2aService) expired(s *a2aSession) bool {
-	if s.ExpiresAt == "" {
-		return false
-	}
-	exp, err := time.Parse(audit.TimeFormat, s.ExpiresAt)
-	return err != nil || !a.now().Before(exp)
-}
-
-// Access to a session is reported as not found to non-participants, so that
-// session ids cannot be probed.
-func participant(s *a2aSession, actor string) error {
-	if actor != s.InitiatorID && actor != s.ResponderID {
-		return errNotFound("session")
-	}
-	return nil
-}
-
-// participantSession loads the session named in the path for one of its
-// participants; to anyone else it does not exist.
-func (a *a2aService) participantSession(r *http.Request, p *principal) (*a2aSession, error) {
-	s, err := a.store.getSession(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
-	if err := participant(s, p.DID); err != nil {
-		return nil, err
-	}
-	return s, nil
+	a.relay = relay
+	return a, nil
 }
 
-func setBlob(s *a2aSession, req *sessionStateRequest) error {
-	blob, err := blobDigest(req.RatchetStateBlob, req.RatchetStateDigest)
-	if err != nil {
-		return err
-	}
-	s.blob, s.RatchetStateDigest = blob, req.RatchetStateDigest
-	return nil
+// a2aAttestedRoutes are the A2A routes of the server's route table.
+func a2aAttestedRoutes() []talos.Route {
+	return a2a.RelayTalosRoutes()
 }
 
-func (a *a2aService) acceptSession(w http.ResponseWriter, r *http.Request, p *principal) {
-	a.transition(w, r, p, "a2a/session_accept_request", "session_accepted",
-		func(s *a2aSession, actor string) error {
-			if err := participant(s, actor); err != nil {
-				return err
-			}
-			if actor != s.ResponderID {
-				return contracts.Errorf(contracts.CodeDenied, "only the responder accepts a session")
-			}
-			if s.State != "pending" {
-				return errState("session is not pending")
-			}
-			if a.expired(s) {
-				return errState("session expired")
-			}
-			return nil
-		},
-		func(s *a2aSession, req *sessionStateRequest) error { s.State = "active"; return setBlob(s, req) })
+// mountA2A serves the A2A routes.
+func (c *core) mountA2A(mux *http.ServeMux, a *a2aService) {
+	a.relay.Mount(mux)
 }
 
-func (a *a2aService) rotateSession(w http.ResponseWriter, r *http.Request, p *principal) {
-	a.transition(w, r, p, "a2a/session_rotate_request", "session_rotated",
-		func(s *a2aSession, actor string) error {
-			if err := participant(s, actor); err != nil {
-				return err
-			}
-			if s.State != "active" {
-				return errState("session is not active")
-			}
-			if a.expired(s) {
-				return errState("session expired")
-			}
-			return nil
-		}, setBlob)
-}
-
-func (a *a2aService) closeSession(w http.ResponseWriter, r *http.Request, p *principal) {
-	a.transition(w, r, p, "", "session_closed",
-		func(s *a2aSession, actor string) error {
-			if err := participant(s, actor); err != nil {
-				return err
-			}
-			if s.State == "closed" {
-				return errState("session is closed")
-			}
-			return nil
-		},
-		func(s *a2aSession, _ *sessionStateRequest) error { s.State = "closed"; return nil })
-}
-
-func (a *a2aService) getSession(w http.ResponseWriter, r *http.Request, p *principal) {
-	s, err := a.participantSession(r, p)
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, view(s))
-}
-
-func (a *a2aService) sessionEvents(w http.ResponseWriter, r *http.Request, p *principal) {
-	s, err := a.participantSession(r, p)
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	evs, err := a.store.events(r.Context(), s.SessionID)
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
-}
-
-type frameSendRequest struct {
-	SchemaID      string          `json:"schema_id"`
-	SchemaVersion string          `json:"schema_version"`
-	Frame         json.RawMessage `json:"frame"`
-}
-
-// sendFrame accepts an encrypted frame from a participant of an active
-// session: the frame must name this session and the attested sender, its
-// digests must verify, and its sender_seq must follow the rules (an
-// identical resend answers 200 and stores nothing).
-func (a *a2aService) sendFrame(w http.ResponseWriter, r *http.Request, p *principal) {
-	var req frameSendRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	if req.SchemaID != "talos.a2a.frame_send_request" || req.SchemaVersion != "v1" {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeSchemaValidationError, "not a frame_send_request v1"))
-		return
-	}
-	f, err := ratchet.ParseFrame(req.Frame)
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	if err := f.Verify(); err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	s, err := a.participantSession(r, p)
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	if f.SessionID != s.SessionID || f.SenderID != p.DID {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeFrameInvalid, "frame session_id or sender_id does not match"))
-		return
-	}
-	if s.State != "active" {
-		talos.WriteError(w, r, errState("session is not active"))
-		return
-	}
-	if a.expired(s) {
-		talos.WriteError(w, r, errState("session expired"))
-		return
-	}
-	raw, err := f.MarshalJSON()
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	dup, err := a.store.putFrame(r.Context(), f, raw)
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	status := http.StatusCreated
-	if dup {
-		status = http.StatusOK
-	}
-	writeJSON(w, status, map[string]any{
-		"frame_digest": f.FrameDigest, "sender_seq": f.SenderSeq, "duplicate": dup,
-	})
-}
-
-// Frame list cursors are "f" + the arrival position, base64url encoded.
-func encodeFrameCursor(pos uint64) string {
-	return contracts.EncodeBase64URL([]byte("f" + strconv.FormatUint(pos, 10)))
-}
-
-func decodeFrameCursor(s string) (uint64, error) {
-	if s == "" {
-		return 0, nil
-	}
-	b, err := contracts.DecodeBase64URL(s)
-	if err == nil && len(b) > 1 && len(b) < 22 && b[0] == 'f' {
-		if n, err := strconv.ParseUint(string(b[1:]), 10, 63); err == nil && strconv.FormatUint(n, 10) == string(b[1:]) {
-			return n, nil
-		}
-	}
-	return 0, contracts.Errorf(contracts.CodeInvalidInput, "invalid cursor")
-}
-
-func (a *a2aService) listFrames(w http.ResponseWriter, r *http.Request, p *principal) {
-	s, err := a.participantSession(r, p)
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	after, err := decodeFrameCursor(r.URL.Query().Get("cursor"))
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	limit := maxFramesPage
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxFramesPage {
-			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "limit must be 1 to 100"))
-			return
-		}
-		limit = n
-	}
-	frames, last, err := a.store.listFrames(r.Context(), s.SessionID, after, limit)
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	body := map[string]any{"frames": append([]json.RawMessage{}, frames...)}
-	if len(frames) == limit {
-		body["next_cursor"] = encodeFrameCursor(last)
-	}
-	writeJSON(w, http.StatusOK, body)
-}
-
-type groupCreateRequest struct {
-	SchemaID      string `json:"schema_id"`
-	SchemaVersion string `json:"schema_version"`
-	Name          string `json:"name,omitempty"`
-}
-
-type groupMemberAddRequest struct {
-	SchemaID      string `json:"schema_id"`
-	SchemaVersion string `json:"schema_version"`
-	MemberID      string `json:"member_id"`
-}
-
-type groupView struct {
-	*a2aGroup
-	Members []string `json:"members"`
-}
-
-func (a *a2aService) createGroup(w http.ResponseWriter, r *http.Request, p *principal) {
-	var req groupCreateRequest
-	if err := readValidated(w, r, "a2a/group_create_request", &req); err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	g := &a2aGroup{
-		SchemaID: "talos.a2a.group", SchemaVersion: "v1", GroupID: contracts.NewUUIDv7(), OwnerID: p.DID,
-		State: "active", CreatedAt: a.ts(), members: map[string]bool{p.DID: true},
-	}
-	ev, digest, err := sealEvent(audit.GroupEventChain, chainState{}, a.groupEvent(g.GroupID, p.DID, "group_created", ""))
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	if err := a.store.createGroup(r.Context(), g, ev, digest); err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, groupView{g, sortedMembers(g)})
-}
-
-// changeGroup applies an owner-only change to an active group.
-func (a *a2aService) changeGroup(w http.ResponseWriter, r *http.Request, p *principal, evType, target string, apply func(g *a2aGroup) error) {
-	g, err := a.store.updateGroup(r.Context(), r.PathValue("id"), func(g *a2aGroup, h chainState) (*a2aGroup, json.RawMessage, string, error) {
-		if !g.members[p.DID] {
-			return nil, nil, "", errNotFound("group")
-		}
-		if g.OwnerID != p.DID {
-			return nil, nil, "", contracts.Errorf(contracts.CodeDenied, "only the owner changes a group")
-		}
-		if g.State != "active" {
-			return nil, nil, "", errState("group is closed")
-		}
-		if err := apply(g); err != nil {
-			return nil, nil, "", err
-		}
-		ev, digest, err := sealEvent(audit.GroupEventChain, h, a.groupEvent(g.GroupID, p.DID, evType, target))
-		return g, ev, digest, err
-	})
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, groupView{g, sortedMembers(g)})
-}
-
-func (a *a2aService) addMember(w http.ResponseWriter, r *http.Request, p *principal) {
-	var req groupMemberAddRequest
-	if err := readValidated(w, r, "a2a/group_member_add_request", &req); err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	a.changeGroup(w, r, p, "member_added", req.MemberID, func(g *a2aGroup) error {
-		if g.members[req.MemberID] {
-			return errState("already a member")
-		}
-		if len(g.members) >= maxGroupMembers {
-			return contracts.Errorf(contracts.CodeInvalidInput, "group is full")
-		}
-		g.members[req.MemberID] = true
-		return nil
-	})
-}
-
-// maxGroupMembers bounds a group.
-const maxGroupMembers = 1000
-
-func (a *a2aService) removeMember(w http.ResponseWriter, r *http.Request, p *principal) {
-	member := r.PathValue("member")
-	if member == "" || len(member) > 255 || strings.ContainsAny(member, "\x00") {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "invalid member id"))
-		return
-	}
-	a.changeGroup(w, r, p, "member_removed", member, func(g *a2aGroup) error {
-		if !g.members[member] {
-			return errNotFound("member")
-		}
-		if member == g.OwnerID {
-			return errState("the owner cannot be removed; close the group")
-		}
-		delete(g.members, member)
-		return nil
-	})
-}
-
-func (a *a2aService) closeGroup(w http.ResponseWriter, r *http.Request, p *principal) {
-	a.changeGroup(w, r, p, "group_closed", "", func(g *a2aGroup) error {
-		g.State = "closed"
-		return nil
-	})
-}
-
-func (a *a2aService) groupEvents(w http.ResponseWriter, r *http.Request, p *principal) {
-	g, err := a.store.getGroup(r.Context(), r.PathValue("id"))
-	if err == nil && !g.members[p.DID] {
-		err = errNotFound("group")
-	}
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	evs, err := a.store.events(r.Context(), g.GroupID)
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": evs, "members": sortedMembers(g)})
-}
+// encodeFrameCursor is the relay's frame list cursor of position pos.
+func encodeFrameCursor(pos uint64) string { return a2a.EncodeFrameCursor(pos) }

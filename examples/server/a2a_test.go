@@ -13,6 +13,7 @@ import (
 
 	"github.com/talosgo/talos/audit"
 	"github.com/talosgo/talos/contracts"
+	a2apg "github.com/talosgo/talos/gateway/a2a/postgres"
 	"github.com/talosgo/talos/identity"
 	"github.com/talosgo/talos/internal/testenv"
 	"github.com/talosgo/talos/ratchet"
@@ -141,7 +142,7 @@ func TestA2APostgres(t *testing.T) {
 	cfg.tablePrefix = testenv.Unique(t) + "_"
 	ts := newTestServer(t, cfg)
 	dropTablesAtEnd(t, cfg.PostgresURL, cfg.tablePrefix)
-	if _, ok := ts.core.a2a.store.(*pgA2A); !ok {
+	if _, ok := ts.core.a2a.store.(*a2apg.Store); !ok {
 		t.Fatalf("A2A store is %T, want PostgreSQL", ts.core.a2a.store)
 	}
 	runA2A(t, ts)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/gateway/a2a"
 	"github.com/talosgo/talos/identity"
 )
 
@@ -74,10 +75,8 @@ type coreState struct {
 func stateOf(t *testing.T, ts *testServer) coreState {
 	t.Helper()
 	st := coreState{audit: auditSize(t, ts)}
-	if m, ok := ts.core.a2a.store.(*memA2A); ok {
-		m.mu.Lock()
-		st.sessions, st.groups = len(m.sessions), len(m.groups)
-		m.mu.Unlock()
+	if m, ok := ts.core.a2a.store.(*a2a.MemoryStore); ok {
+		st.sessions, st.groups = m.Len()
 	}
 	all, err := ts.core.admin.all(t.Context())
 	if err != nil {

@@ -199,16 +199,11 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 		return nil, err
 	}
 
-	var store a2aStore = newMemA2A()
-	if s.db != nil {
-		if store, err = openPGA2A(ctx, s.db.Primary(), s.cfg.tablePrefix); err != nil {
-			return nil, err
-		}
-	}
-	c.a2a = &a2aService{core: c, store: store, now: time.Now}
-
 	c.tracer = s.tracer
 	if c.kernel, err = c.newKernel(c.verifier); err != nil {
+		return nil, err
+	}
+	if c.a2a, err = newA2AService(ctx, c, s); err != nil {
 		return nil, err
 	}
 	if len(s.cfg.MCPUpstreams) > 0 {
@@ -480,10 +475,7 @@ func attestedRoutes() []talos.Route {
 		{Pattern: "POST /mcp", Opcode: opMCPGateway, AttestOnly: true},
 		{Pattern: "POST /v1/chat/completions", Opcode: opLLM, AttestOnly: true},
 	}
-	for _, rt := range a2aRoutes {
-		routes = append(routes, talos.Route{Pattern: rt.pattern, Opcode: rt.op, AttestOnly: true})
-	}
-	return routes
+	return append(routes, a2aAttestedRoutes()...)
 }
 
 // buildRoutes builds the route table, the Attester (only registered keys

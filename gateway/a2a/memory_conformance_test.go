@@ -10,3 +10,7 @@ import (
 func TestMemoryTaskStoreConformance(t *testing.T) {
 	a2atest.TestTaskStore(t, func(*testing.T) a2a.TaskStore { return a2a.NewMemoryTaskStore() })
 }
+
+func TestMemoryStoreConformance(t *testing.T) {
+	a2atest.Run(t, func(*testing.T) a2a.Store { return a2a.NewMemoryStore() })
+}

@@ -1,6 +1,8 @@
-// Package a2atest is the conformance suite of a2a.TaskStore: every
-// implementation (the in-memory store, gateway/a2a/postgres) runs
-// [TestTaskStore] against a fresh, empty store.
+// Package a2atest holds the conformance suites of gateway/a2a's stores:
+// [TestTaskStore] for a2a.TaskStore (A2A v1 tasks) and [Run] for
+// a2a.Store (the relay's sessions, frames, groups and event chains).
+// Every implementation (the in-memory stores, gateway/a2a/postgres) runs
+// them against fresh, empty stores.
 package a2atest
 
 import (

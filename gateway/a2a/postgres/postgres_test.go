@@ -50,7 +50,9 @@ func uniquePrefix(t *testing.T, db *pgxpool.Pool) string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	prefix := "t" + hex.EncodeToString(b) + "_"
-	t.Cleanup(func() { db.Exec(context.Background(), "DROP TABLE IF EXISTS "+prefix+"a2a_tasks") })
+	t.Cleanup(func() {
+		db.Exec(context.Background(), "DROP TABLE IF EXISTS "+prefix+"a2a_tasks, "+prefix+"a2a_objects, "+prefix+"a2a_events, "+prefix+"a2a_frames")
+	})
 	return prefix
 }
 
@@ -81,4 +83,18 @@ func TestRestart(t *testing.T) {
 	if _, err := postgres.New(postgres.Config{DB: db, TablePrefix: "Bad-Prefix"}); err == nil {
 		t.Fatal("bad prefix accepted")
 	}
+}
+
+func TestRelayConformance(t *testing.T) {
+	db := pool(t)
+	a2atest.Run(t, func(t *testing.T) a2a.Store {
+		s, err := postgres.NewStore(postgres.Config{DB: db, TablePrefix: uniquePrefix(t, db)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
 }
