@@ -78,14 +78,12 @@ func stateOf(t *testing.T, ts *testServer) coreState {
 	if m, ok := ts.core.a2a.store.(*a2a.MemoryStore); ok {
 		st.sessions, st.groups = m.Len()
 	}
-	all, err := ts.core.admin.all(t.Context())
+	all, err := ts.core.adminStore.All(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	st.adminDocs = len(all)
-	ts.core.budgets.mu.RLock()
-	st.scopes = len(ts.core.budgets.scopes)
-	ts.core.budgets.mu.RUnlock()
+	st.scopes = ts.core.budgets.Len()
 	return st
 }
 
@@ -344,7 +342,7 @@ func fuzzServer(f *testing.F) (h http.Handler, routes *talos.RouteTable, cred st
 		f.Fatal(err)
 	}
 	did := w.DID().String()
-	s.core.principals.put(&principal{ID: did, DID: did, TeamID: "t", pub: w.PublicKey()})
+	s.core.principals.Cache(&principal{ID: did, DID: did, TeamID: "t"})
 	if signer, err = identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: w.Signer()}); err != nil {
 		f.Fatal(err)
 	}

@@ -2,16 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/json"
-	"fmt"
 	"maps"
 	"net/http"
 	"path/filepath"
-	"slices"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -28,6 +21,9 @@ import (
 	"github.com/talosgo/talos/capability"
 	capredis "github.com/talosgo/talos/capability/redis"
 	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/gateway/admin"
+	adminpg "github.com/talosgo/talos/gateway/admin/postgres"
+	"github.com/talosgo/talos/gateway/kernelapi"
 	"github.com/talosgo/talos/identity"
 )
 
@@ -41,9 +37,12 @@ type core struct {
 	verifier    *capability.Verifier
 	revocations capability.RevocationStore
 	nonces      identity.NonceStore
-	rbac        rbacPolicy
-	principals  *principalRegistry
-	admin       adminStore // persisted principals, RBAC and budgets
+	// admin serves the admin API and holds the principal registry, the
+	// RBAC policy and the budgets it edits (persisted in adminStore).
+	admin      *admin.Handler
+	adminStore admin.Store
+	principals *admin.Registry
+	kernelAPI  *kernelapi.Handler
 	// routes are the attested routes of every enabled surface; attester
 	// verifies them, and a2aRoutes runs the A2A surface through the Kernel.
 	routes    *talos.RouteTable
@@ -65,7 +64,7 @@ type core struct {
 	writeTimeout time.Duration
 
 	budget  budget.Budget
-	budgets budgetTable // configured key and team budgets
+	budgets budgetView // configured key and team budgets
 	limits  *budget.Limits
 	kernel  *talos.Kernel
 	tracer  trace.Tracer
@@ -80,7 +79,7 @@ const logOrigin = "talos.local/audit"
 
 // Surfaces (audit surface ids and attestation opcodes) of the core routes.
 const (
-	opAuthorize  = "kernel.authorize"
+	opAuthorize  = kernelapi.Opcode
 	opMCPGateway = "mcp.gateway"
 )
 
@@ -94,24 +93,13 @@ var defaultRates = map[string]budget.Limit{
 	opMCPGateway: budget.PerSecond(50),
 	rateLLM:      budget.PerSecond(20),
 	opA2A:        budget.PerSecond(100),
+	opA2AV1:      budget.PerSecond(100),
+	opA2ACompat:  budget.PerSecond(100),
 }
 
 func newCore(ctx context.Context, s *Server) (*core, error) {
 	c := &core{wallet: s.wallet}
 	var err error
-	if s.db != nil {
-		c.admin, err = openPGAdminStore(ctx, s.db.Primary(), s.cfg.tablePrefix)
-	} else {
-		c.admin, err = openFileAdminStore(filepath.Join(s.cfg.DataDir, adminStateFile))
-	}
-	if err != nil {
-		return nil, err
-	}
-	c.principals = newPrincipalRegistry(c.admin)
-	if err := c.loadAdmin(ctx); err != nil {
-		return nil, err
-	}
-
 	// Capability stores: Redis when configured (revocations reach every
 	// replica's cache through pub/sub), memory otherwise.
 	if s.redis != nil {
@@ -163,6 +151,7 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 	for _, op := range []string{opAuthorize, opMCPGateway, opLLM, opA2A, "admin"} {
 		allow[op] = []string{"decision_reason", "capability_hash", "tool", "action", "error_code", "budget_reservation", "budget_warned", "cost_micros"}
 	}
+	addA2AAuditMeta(allow)
 	allow[opConfig] = []string{"config_kind", "config_name", "config_version", "config_digest", "config_previous_digest"}
 	c.events, err = audit.NewEventBuilder(audit.BuilderConfig{MetaAllowlist: allow})
 	if err != nil {
@@ -196,6 +185,9 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 		Store: rates, Surface: opAuthorize, Limit: limits[opAuthorize], Timeout: 2 * time.Second,
 	}, limits)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.openAdmin(ctx, s); err != nil {
 		return nil, err
 	}
 
@@ -257,7 +249,7 @@ func (c *core) newVerifier(registry *capability.ToolRegistry) (*capability.Verif
 // sharing the core's rate limits, budgets and audit log.
 func (c *core) newKernel(v *capability.Verifier) (*talos.Kernel, error) {
 	return talos.NewKernel(talos.KernelConfig{
-		Authorizer: authorizer{v: v, rbac: &c.rbac},
+		Authorizer: c.admin.Policy().Authorizer(v),
 		Limits:     c.limits,
 		Budget:     c.budget,
 		Audit:      c.log,
@@ -266,203 +258,53 @@ func (c *core) newKernel(v *capability.Verifier) (*talos.Kernel, error) {
 	})
 }
 
-// authorizer is a capability.Authorizer: the capability verifier, then the
-// server's current RBAC policy when it has any bindings.
-type authorizer struct {
-	v    *capability.Verifier
-	rbac *rbacPolicy
+// principal is a registered agent (gateway/admin).
+type principal = admin.Principal
+
+// budgetView gives the surfaces the key and team budgets of the admin API.
+type budgetView struct{ *admin.Budgets }
+
+// request builds the reservation of amount for p's key and team budgets,
+// or nil when neither is configured.
+func (b budgetView) request(p *principal, amount int64, surface string) *budget.ReserveRequest {
+	return b.Reservation(p, amount, surface)
 }
 
-func (a authorizer) Authorize(ctx context.Context, req capability.Request) (capability.Decision, error) {
-	d, err := a.v.Authorize(ctx, req)
-	if err != nil || !d.Allowed {
-		return d, err
-	}
-	if p := a.rbac.current(); p != nil {
-		if ok, _ := p.CheckTool(req.Principal.String(), req.Tool, req.Action, req.Scope); !ok {
-			d.Allowed = false
-			d.Reason = capability.ReasonRBACDenied
+// adminStateFile holds the admin documents without PostgreSQL.
+const adminStateFile = "admin.json"
+
+// openAdmin opens the admin store (PostgreSQL, shared by replicas, or a
+// file in the data directory) and the admin API over it, gated by the
+// bootstrap credential; a stored document that no longer parses stops
+// start-up.
+func (c *core) openAdmin(ctx context.Context, s *Server) error {
+	if s.db != nil {
+		ps, err := adminpg.New(adminpg.Config{DB: s.db.Primary(), TablePrefix: s.cfg.tablePrefix})
+		if err != nil {
+			return err
 		}
+		if err := ps.Migrate(ctx); err != nil {
+			return err
+		}
+		c.adminStore = ps
+	} else {
+		fs, err := admin.OpenFile(filepath.Join(s.cfg.DataDir, adminStateFile))
+		if err != nil {
+			return err
+		}
+		c.adminStore = fs
 	}
-	return d, nil
-}
-
-// rbacPolicy is the server's mutable RBAC policy: roles and bindings edited
-// through the admin API, compiled into an immutable capability.RBAC that
-// requests read without locking.
-type rbacPolicy struct {
-	mu       sync.Mutex // guards roles and bindings
-	roles    map[string]capability.Role
-	bindings map[string]capability.Binding
-
-	compiled atomic.Pointer[capability.RBAC] // nil: no bindings, RBAC not enforced
-}
-
-func (p *rbacPolicy) current() *capability.RBAC { return p.compiled.Load() }
-
-// set replaces a role or a binding (either may be nil) and recompiles. A
-// policy that does not compile is refused and nothing changes; otherwise
-// commit (which persists the change) runs before the new policy is used,
-// and its failure also leaves everything unchanged.
-func (p *rbacPolicy) set(role *capability.Role, binding *namedBinding, commit func() error) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	roles := maps.Clone(p.roles)
-	bindings := maps.Clone(p.bindings)
-	if roles == nil {
-		roles, bindings = map[string]capability.Role{}, map[string]capability.Binding{}
-	}
-	if role != nil {
-		roles[role.ID] = *role
-	}
-	if binding != nil {
-		bindings[binding.ID] = binding.Binding
-	}
-	compiled, err := compileRBAC(roles, bindings)
+	var err error
+	c.admin, err = admin.New(ctx, admin.Config{
+		Issuer: c.wallet, Store: c.adminStore, Revocations: c.revocations, Budget: c.budget,
+		Audit: c.log, Events: c.events, Authenticate: s.requireAdmin,
+	})
 	if err != nil {
 		return err
 	}
-	if commit != nil {
-		if err := commit(); err != nil {
-			return err
-		}
-	}
-	p.roles, p.bindings = roles, bindings
-	p.compiled.Store(compiled)
+	c.principals, c.budgets = c.admin.Principals(), budgetView{c.admin.Budgets()}
 	return nil
 }
-
-// namedBinding is a binding with its admin API id.
-type namedBinding struct {
-	ID string
-	capability.Binding
-}
-
-// compileRBAC compiles even without bindings, so that an invalid role is
-// refused when it is put rather than when a binding first uses it; it
-// returns nil (RBAC not enforced) when there is no binding.
-func compileRBAC(roles map[string]capability.Role, bindings map[string]capability.Binding) (*capability.RBAC, error) {
-	rs := make([]capability.Role, 0, len(roles))
-	for _, id := range slices.Sorted(maps.Keys(roles)) {
-		rs = append(rs, roles[id])
-	}
-	bs := make([]capability.Binding, 0, len(bindings))
-	for _, id := range slices.Sorted(maps.Keys(bindings)) {
-		bs = append(bs, bindings[id])
-	}
-	compiled, err := capability.NewRBAC(capability.RBACConfig{Roles: rs, Bindings: bs})
-	if err != nil || len(bs) == 0 {
-		return nil, err
-	}
-	return compiled, nil
-}
-
-// principalRegistry maps attestation key ids to registered principals. Only
-// registered keys can sign requests: an unknown key id is not authenticated.
-// A principal's key id is its did:key. Registrations are persisted in the
-// admin store. When that store is shared by replicas (PostgreSQL), a cached
-// registration is re-read after principalCacheTTL, so a key registered or
-// deleted on one replica takes effect on the others within that time.
-type principalRegistry struct {
-	m      sync.Map   // key id → cachedPrincipal
-	store  adminStore // nil: memory only
-	shared bool       // store is shared with other replicas
-	now    func() time.Time
-}
-
-type cachedPrincipal struct {
-	p      *principal
-	loaded time.Time
-}
-
-// principalCacheTTL bounds how long a replica trusts its cached view of a
-// registration held in a shared store.
-const principalCacheTTL = 30 * time.Second
-
-type principal struct {
-	ID        string    `json:"principal_id"`
-	DID       string    `json:"did"`
-	TeamID    string    `json:"team_id"`
-	CreatedAt time.Time `json:"created_at"`
-	pub       ed25519.PublicKey
-}
-
-// principalFromDoc reads a stored registration.
-func principalFromDoc(raw []byte) (*principal, error) {
-	var p principal
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, err
-	}
-	did, err := identity.ParseDID(p.DID)
-	if err != nil {
-		return nil, err
-	}
-	p.pub = did.PublicKey()
-	return &p, nil
-}
-
-func newPrincipalRegistry(store adminStore) *principalRegistry {
-	_, shared := store.(*pgAdminStore)
-	return &principalRegistry{store: store, shared: shared, now: time.Now}
-}
-
-// ResolveKey implements identity.KeyResolver.
-func (r *principalRegistry) ResolveKey(ctx context.Context, keyID string) (ed25519.PublicKey, error) {
-	p, err := r.lookup(ctx, keyID)
-	if err != nil {
-		return nil, err
-	}
-	if p == nil {
-		return nil, contracts.Errorf(contracts.CodeAuthInvalid, "unknown key id")
-	}
-	return p.pub, nil
-}
-
-// lookup returns the principal of keyID, or nil when it is not registered.
-// An error means the admin store did not answer.
-func (r *principalRegistry) lookup(ctx context.Context, keyID string) (*principal, error) {
-	if v, ok := r.m.Load(keyID); ok {
-		c := v.(cachedPrincipal)
-		if !r.shared || r.now().Sub(c.loaded) < principalCacheTTL {
-			return c.p, nil
-		}
-	}
-	if r.store == nil || !strings.HasPrefix(keyID, "did:key:z") || len(keyID) > maxKeyIDLen {
-		return nil, nil
-	}
-	raw, ok, err := r.store.get(ctx, docPrincipal, keyID)
-	if err != nil {
-		return nil, contracts.Wrap(contracts.CodeInternal, "principal registry unavailable", err).WithRetryable(true)
-	}
-	if !ok {
-		r.m.Delete(keyID)
-		return nil, nil
-	}
-	p, err := principalFromDoc(raw)
-	if err != nil || p.DID != keyID {
-		return nil, contracts.Errorf(contracts.CodeInternal, "principal registry holds a bad record")
-	}
-	r.put(p)
-	return p, nil
-}
-
-// maxKeyIDLen bounds the key ids looked up in the admin store.
-const maxKeyIDLen = 128
-
-// get returns a cached principal (one that lookup has just resolved).
-func (r *principalRegistry) get(keyID string) (*principal, bool) {
-	v, ok := r.m.Load(keyID)
-	if !ok {
-		return nil, false
-	}
-	return v.(cachedPrincipal).p, true
-}
-
-func (r *principalRegistry) put(p *principal) {
-	r.m.Store(p.DID, cachedPrincipal{p: p, loaded: r.now()})
-}
-
-func (r *principalRegistry) forget(keyID string) { r.m.Delete(keyID) }
 
 // attestedRoutes lists the attested route of every surface (the MCP
 // gateway's and the LLM proxy's too: they are served only when enabled).
@@ -471,7 +313,7 @@ func (r *principalRegistry) forget(keyID string) { r.m.Delete(keyID) }
 // limits and audits the request and the handler checks participation.
 func attestedRoutes() []talos.Route {
 	routes := []talos.Route{
-		{Pattern: "POST /v1/authorize", Opcode: opAuthorize, AttestOnly: true},
+		kernelapi.Route,
 		{Pattern: "POST /mcp", Opcode: opMCPGateway, AttestOnly: true},
 		{Pattern: "POST /v1/chat/completions", Opcode: opLLM, AttestOnly: true},
 	}
@@ -493,6 +335,13 @@ func (c *core) buildRoutes() error {
 	if err != nil {
 		return err
 	}
+	c.kernelAPI, err = kernelapi.New(kernelapi.Config{
+		Kernel: c.kernel, Attester: c.attester, Principals: c.principals, DID: c.wallet.DID(),
+		AuditOrigin: logOrigin, AuditKey: c.wallet.PublicKey(), Opcodes: c.servedOpcodes,
+	})
+	if err != nil {
+		return err
+	}
 	c.a2aRoutes, err = c.kernel.Middleware(talos.KernelMiddlewareConfig{
 		Attester: c.attester,
 		Prepare: func(r *http.Request, call *talos.Call) {
@@ -505,40 +354,35 @@ func (c *core) buildRoutes() error {
 	return err
 }
 
-// principalOf returns the registered principal of an attested request
-// (ctx is its context, or one derived from it): the registration of the key
-// id whose key verified its attestation.
+// principalOf returns the registered principal of an attested request.
 func (c *core) principalOf(ctx context.Context) (*principal, bool) {
-	att, ok := talos.AttestationFrom(ctx)
-	if !ok {
-		return nil, false
-	}
-	p, ok := c.principals.get(att.KeyID)
-	if !ok || !p.pub.Equal(att.PublicKey) {
-		return nil, false
-	}
-	return p, true
+	return c.principals.FromContext(ctx)
 }
 
-// registered adapts a handler of an attested route (served behind
-// c.attester) to the registration of its principal, answering AUTH_INVALID
-// when there is none (a registration deleted since the key was resolved).
+// registered adapts a handler of an attested route to the registration of
+// its principal (admin.Registry.Registered).
 func (c *core) registered(h func(http.ResponseWriter, *http.Request, *principal)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, ok := c.principalOf(r.Context())
-		if !ok {
-			talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "unknown principal"))
-			return
+	return c.principals.Registered(h)
+}
+
+// servedOpcodes returns the opcode of every attested route this server
+// serves (the MCP gateway and the LLM proxy only when enabled).
+func (c *core) servedOpcodes() map[string]string {
+	ops := c.routes.Opcodes()
+	for pattern, op := range ops {
+		if op == opMCPGateway && c.gateway == nil || op == opLLM && c.llm == nil {
+			delete(ops, pattern)
 		}
-		h(w, r, p)
-	})
+	}
+	return ops
 }
 
 // mount registers the core routes: kernel API, audit service, and — when
 // configured — the MCP gateway and the LLM proxy.
-func (c *core) mount(mux *http.ServeMux, admin func(http.HandlerFunc) http.HandlerFunc) {
-	c.mountKernel(mux, admin)
-	c.mountAudit(mux, admin)
+func (c *core) mount(mux *http.ServeMux, requireAdmin func(http.HandlerFunc) http.HandlerFunc) {
+	c.admin.Register(mux)
+	c.kernelAPI.Register(mux)
+	c.mountAudit(mux, requireAdmin)
 	c.mountA2A(mux, c.a2a)
 	if c.gateway != nil {
 		c.mountGateway(mux, c.gateway)
@@ -593,61 +437,4 @@ func (c *core) openAuditStore(ctx context.Context, s *Server) (audit.Store, erro
 	s.OnShutdown("audit-log", func(context.Context) error { return fs.Close() })
 	c.tiles = fs
 	return fs, nil
-}
-
-// adminStateFile holds the admin documents without PostgreSQL.
-const adminStateFile = "admin.json"
-
-// loadAdmin applies the persisted admin documents: principals, RBAC roles
-// and bindings, and budgets. A document that no longer parses stops
-// start-up: a server silently missing a registration or a budget is worse
-// than one that does not start.
-func (c *core) loadAdmin(ctx context.Context) error {
-	docs, err := c.admin.all(ctx)
-	if err != nil {
-		return err
-	}
-	roles, bindings := map[string]capability.Role{}, map[string]capability.Binding{}
-	for _, d := range docs {
-		bad := func(err error) error {
-			return fmt.Errorf("admin state: %s %q: %w", d.Kind, d.ID, err)
-		}
-		switch d.Kind {
-		case docPrincipal:
-			p, err := principalFromDoc(d.Doc)
-			if err != nil {
-				return bad(err)
-			}
-			c.principals.put(p)
-		case docRole:
-			var req roleRequest
-			if err := json.Unmarshal(d.Doc, &req); err != nil {
-				return bad(err)
-			}
-			roles[d.ID] = capability.Role{ID: d.ID, Permissions: req.Permissions}
-		case docBinding:
-			var req bindingRequest
-			if err := json.Unmarshal(d.Doc, &req); err != nil {
-				return bad(err)
-			}
-			bindings[d.ID] = capability.Binding{Principal: req.Principal, Role: req.Role, Scope: req.Scope}
-		case docBudget:
-			var req budgetRequest
-			if err := json.Unmarshal(d.Doc, &req); err != nil {
-				return bad(err)
-			}
-			sc, err := budgetScope(d.ID, req)
-			if err != nil {
-				return bad(err)
-			}
-			c.budgets.set(sc)
-		}
-	}
-	compiled, err := compileRBAC(roles, bindings)
-	if err != nil {
-		return fmt.Errorf("admin state: RBAC policy: %w", err)
-	}
-	c.rbac.roles, c.rbac.bindings = roles, bindings
-	c.rbac.compiled.Store(compiled)
-	return nil
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/talosgo/talos"
-	"github.com/talosgo/talos/budget"
 	"github.com/talosgo/talos/capability"
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/identity"
@@ -348,48 +347,3 @@ func (e *mcpErrorWriter) Write(b []byte) (int, error) {
 }
 
 func (e *mcpErrorWriter) Unwrap() http.ResponseWriter { return e.ResponseWriter }
-
-// budgetTable holds the budgets configured per key (principal DID) and team;
-// an unconfigured scope has no cap. Calls reserve against both.
-type budgetTable struct {
-	mu     sync.RWMutex // guards scopes
-	scopes map[string]budget.Scope
-}
-
-func (t *budgetTable) set(s budget.Scope) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.scopes == nil {
-		t.scopes = map[string]budget.Scope{}
-	}
-	t.scopes[s.ID] = s
-}
-
-func (t *budgetTable) get(id string) (budget.Scope, bool) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	s, ok := t.scopes[id]
-	return s, ok
-}
-
-// request builds the reservation of amount for p's key and team budgets,
-// or nil when neither is configured.
-func (t *budgetTable) request(p *principal, amount int64, surface string) *budget.ReserveRequest {
-	var scopes []budget.Scope
-	if s, ok := t.get(keyScope(p.DID)); ok {
-		scopes = append(scopes, s)
-	}
-	if s, ok := t.get(teamScope(p.TeamID)); ok {
-		scopes = append(scopes, s)
-	}
-	if len(scopes) == 0 {
-		return nil
-	}
-	return &budget.ReserveRequest{
-		Scopes: scopes, Group: teamScope(p.TeamID), Amount: amount,
-		Meta: budget.Meta{KeyID: p.DID, TeamID: p.TeamID, Surface: surface},
-	}
-}
-
-func keyScope(did string) string   { return "key:" + did }
-func teamScope(team string) string { return "team:" + team }
