@@ -3,11 +3,14 @@ package talos
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -32,6 +35,10 @@ type KernelConfig struct {
 	Events *audit.EventBuilder
 	// Tracer receives one span per call. If nil, a no-op tracer.
 	Tracer trace.Tracer
+	// Meter records the Kernel's metrics (MetricDecisions and the other
+	// Metric* names), e.g. provider.Meter("github.com/talosgo/talos") of an
+	// OTel SDK MeterProvider. If nil, a no-op meter, like Tracer.
+	Meter metric.Meter
 }
 
 // A Kernel composes the four interfaces into one decision pipeline:
@@ -45,6 +52,7 @@ type KernelConfig struct {
 // A Kernel is safe for concurrent use.
 type Kernel struct {
 	cfg KernelConfig
+	m   *kernelMetrics
 }
 
 // NewKernel returns a Kernel. It fails if a required dependency is missing.
@@ -55,7 +63,11 @@ func NewKernel(cfg KernelConfig) (*Kernel, error) {
 	if cfg.Tracer == nil {
 		cfg.Tracer = noop.NewTracerProvider().Tracer("talos")
 	}
-	return &Kernel{cfg: cfg}, nil
+	m, err := newKernelMetrics(cfg.Meter)
+	if err != nil {
+		return nil, fmt.Errorf("talos: metrics: %w", err)
+	}
+	return &Kernel{cfg: cfg, m: m}, nil
 }
 
 // A Call is one request to run a tool action under the Kernel.
@@ -124,6 +136,7 @@ type Outcome struct {
 // event could not be recorded; the Outcome then denies (or, if h already ran,
 // reports its result with Code INTERNAL).
 func (k *Kernel) Do(ctx context.Context, call Call, h Handler) (Outcome, error) {
+	began := time.Now()
 	ctx, span := k.cfg.Tracer.Start(ctx, "talos.kernel "+call.SurfaceID, trace.WithSpanKind(trace.SpanKindInternal))
 	defer span.End()
 
@@ -131,6 +144,7 @@ func (k *Kernel) Do(ctx context.Context, call Call, h Handler) (Outcome, error) 
 
 	rec, auditErr := k.audit(ctx, call, &out)
 	out.Receipt = rec
+	defer func() { k.m.record(ctx, call.SurfaceID, &out, began, auditErr == nil) }()
 	d := out.Decision
 	span.SetAttributes(
 		attribute.Bool("talos.allowed", out.Allowed),
@@ -174,7 +188,9 @@ func (k *Kernel) run(ctx context.Context, call Call, h Handler) (Outcome, error)
 			return deny(contracts.CodeInternal, contracts.Errorf(contracts.CodeInternal, "talos: Call.Decision is for another principal"))
 		}
 	} else {
+		t0 := time.Now()
 		d, err = k.cfg.Authorizer.Authorize(ctx, call.Request)
+		k.m.authorize.Record(ctx, time.Since(t0).Seconds(), k.m.attrs(attrKey{kind: kindSurface, a: clip(call.SurfaceID)}))
 	}
 	out.Decision = d
 	if err != nil {
@@ -198,6 +214,7 @@ func (k *Kernel) run(ctx context.Context, call Call, h Handler) (Outcome, error)
 			return deny(contracts.CodeInternal, err)
 		}
 		if !res.Allowed {
+			k.m.rateDenied.Add(ctx, 1, k.m.attrs(attrKey{kind: kindSurface, a: clip(surface)}))
 			return deny(contracts.CodeRateLimited, nil)
 		}
 	}
@@ -209,6 +226,14 @@ func (k *Kernel) run(ctx context.Context, call Call, h Handler) (Outcome, error)
 		}
 		res, err := k.cfg.Budget.Reserve(ctx, *call.Budget)
 		out.Reservation = res
+		result := "reserved"
+		switch {
+		case err != nil:
+			result = "error"
+		case !res.Allowed:
+			result = "denied"
+		}
+		k.m.reservations.Add(ctx, 1, k.m.attrs(attrKey{kind: kindSurfaceResult, a: clip(call.SurfaceID), b: result}))
 		if err != nil {
 			return deny(contracts.CodeInternal, err)
 		}

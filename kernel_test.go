@@ -27,7 +27,7 @@ type kernelFixture struct {
 	token  string
 }
 
-func newKernelFixture(t *testing.T, rate budget.Limit) *kernelFixture {
+func newKernelFixture(t *testing.T, rate budget.Limit, opts ...func(*talos.KernelConfig)) *kernelFixture {
 	t.Helper()
 	ctx := context.Background()
 	issuer, err := identity.GenerateWallet("issuer")
@@ -81,7 +81,11 @@ func newKernelFixture(t *testing.T, rate budget.Limit) *kernelFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := talos.NewKernel(talos.KernelConfig{Authorizer: v, Limits: limits, Budget: mem, Audit: log, Events: events})
+	cfg := talos.KernelConfig{Authorizer: v, Limits: limits, Budget: mem, Audit: log, Events: events}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	k, err := talos.NewKernel(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,9 @@ import (
 	"crypto/sha256"
 	"strconv"
 	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/talosgo/talos/contracts"
 	"golang.org/x/mod/sumdb/note"
@@ -51,6 +54,10 @@ type Config struct {
 	// MaxBatch bounds how many events one group commit writes. If zero,
 	// DefaultMaxBatch.
 	MaxBatch int
+	// Meter records MetricBatchSize and MetricCommitDuration, e.g.
+	// provider.Meter("github.com/talosgo/talos/audit") of an OTel SDK
+	// MeterProvider. If nil, nothing is recorded.
+	Meter metric.Meter
 }
 
 // DefaultMaxBatch is the default bound of one group commit.
@@ -62,6 +69,7 @@ const DefaultMaxBatch = 4096
 // a batch for all waiting callers with one durable store write.
 type Log struct {
 	cfg Config
+	m   *logMetrics
 
 	mu         sync.Mutex // guards queue and committing
 	queue      []*group   // groups waiting for a commit; the last one is open
@@ -100,7 +108,11 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
-	l := &Log{cfg: cfg}
+	m, err := newLogMetrics(cfg.Meter)
+	if err != nil {
+		return nil, contracts.Wrap(contracts.CodeInvalidInput, "audit: Config.Meter", err)
+	}
+	l := &Log{cfg: cfg, m: m}
 	raw, err := cfg.Store.Checkpoint(ctx)
 	switch {
 	case err == nil:
@@ -219,9 +231,11 @@ func (l *Log) joinLocked(leaf []byte, h Hash) *group {
 
 // commit writes one group and wakes its callers.
 func (l *Log) commit(ctx context.Context, g *group) {
+	began := time.Now()
 	g.first, g.err = l.cfg.Store.Append(ctx, g.entries, func(oldSize uint64, r tlog.HashReader) ([]Hash, error) {
 		return buildFromLeaves(oldSize, g.leaves, r)
 	})
+	l.m.commit(ctx, len(g.entries), began, g.err)
 	close(g.done)
 }
 

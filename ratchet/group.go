@@ -884,6 +884,14 @@ func (g *Group) aad(header []byte) []byte {
 // RATCHET_AUTH_FAILED for anything that does not verify or decrypt (an
 // unknown sender or epoch included), RATCHET_MAX_SKIP_EXCEEDED.
 func (g *Group) Open(msg []byte) (identity.DID, []byte, error) {
+	sender, pt, err := g.open(msg)
+	if err != nil {
+		return identity.DID{}, nil, countFailure(err)
+	}
+	return sender, pt, nil
+}
+
+func (g *Group) open(msg []byte) (identity.DID, []byte, error) {
 	var zero identity.DID
 	if len(msg) < 4 || msg[0] != 'T' || msg[1] != 'G' || msg[2] != 1 || len(msg) > maxWireSize {
 		return zero, nil, errHeader("malformed group message")

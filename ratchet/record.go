@@ -74,9 +74,17 @@ func (r *Record) Encrypt(plaintext []byte) ([]byte, error) {
 // so a message that opens nowhere changes nothing; the error is the
 // current session's (or ErrAuthFailed when there is none).
 func (r *Record) Decrypt(wire []byte) ([]byte, error) {
+	pt, err := r.decrypt(wire)
+	if err != nil {
+		return nil, countFailure(err)
+	}
+	return pt, nil
+}
+
+func (r *Record) decrypt(wire []byte) ([]byte, error) {
 	var first error
 	if r.current != nil {
-		pt, err := r.current.Decrypt(wire)
+		pt, err := r.current.decrypt(wire)
 		if err == nil {
 			return pt, nil
 		}
@@ -86,7 +94,7 @@ func (r *Record) Decrypt(wire []byte) ([]byte, error) {
 		first = err
 	}
 	for i, s := range r.archived {
-		pt, err := s.Decrypt(wire)
+		pt, err := s.decrypt(wire)
 		if err != nil {
 			continue
 		}

@@ -273,6 +273,14 @@ func (s *Session) seal(plaintext []byte, aadFor func(Header) []byte) ([]byte, er
 // header-encrypted session reads only its own envelopes; a header that
 // opens under none of its header keys is ErrAuthFailed.
 func (s *Session) Decrypt(wire []byte) ([]byte, error) {
+	pt, err := s.decrypt(wire)
+	if err != nil {
+		return nil, countFailure(err)
+	}
+	return pt, nil
+}
+
+func (s *Session) decrypt(wire []byte) ([]byte, error) {
 	if s.st.flags&flagHE != 0 {
 		return s.decryptHE(wire)
 	}
