@@ -135,6 +135,8 @@ type reqState struct {
 	call    *Call
 	cost    int64
 	costSet bool
+	// obs is the request's Observation (Observe), or nil.
+	obs *Observation
 }
 
 type stateKey struct{}
@@ -221,7 +223,10 @@ func (a *Attester) attest(w http.ResponseWriter, r *http.Request, next http.Hand
 		}
 		return nil, nil, false
 	}
-	st := &reqState{table: a.routes, route: rt}
+	st := &reqState{table: a.routes, route: rt, obs: observationFrom(r.Context())}
+	if st.obs != nil {
+		st.obs.Route, st.obs.Opcode = rt.Pattern, rt.Opcode
+	}
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	if r.Header.Get(identity.HeaderSignature) == "" || r.Header.Get(identity.HeaderKeyID) == "" {
 		w.Header().Set("WWW-Authenticate", `Talos-Attestation version="v1"`)
@@ -238,6 +243,9 @@ func (a *Attester) attest(w http.ResponseWriter, r *http.Request, next http.Hand
 		return nil, nil, false
 	}
 	st.att = att
+	if st.obs != nil {
+		st.obs.Principal = att.DID
+	}
 	return r, st, true
 }
 

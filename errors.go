@@ -36,6 +36,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		body.Details = nil
 	}
 	if r != nil {
+		if o := observationFrom(r.Context()); o != nil && o.Code == "" {
+			o.Code = body.Code
+		}
 		if sc := trace.SpanContextFromContext(r.Context()); sc.HasTraceID() {
 			body.RequestID = sc.TraceID().String()
 		}

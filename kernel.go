@@ -144,7 +144,15 @@ func (k *Kernel) Do(ctx context.Context, call Call, h Handler) (Outcome, error) 
 
 	rec, auditErr := k.audit(ctx, call, &out)
 	out.Receipt = rec
-	defer func() { k.m.record(ctx, call.SurfaceID, &out, began, auditErr == nil) }()
+	defer func() {
+		k.m.record(ctx, call.SurfaceID, &out, began, auditErr == nil)
+		if o := observationFrom(ctx); o != nil {
+			o.Surface, o.Decided, o.Allowed, o.Reason = call.SurfaceID, true, out.Allowed, out.Decision.Reason
+			if out.Code != "" {
+				o.Code = out.Code
+			}
+		}
+	}()
 	d := out.Decision
 	span.SetAttributes(
 		attribute.Bool("talos.allowed", out.Allowed),

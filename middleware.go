@@ -104,6 +104,9 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 		if m.onDecision != nil {
 			m.onDecision(r, d, err)
 		}
+		if st.obs != nil {
+			st.obs.Decided, st.obs.Allowed, st.obs.Reason = true, d.Allowed, d.Reason
+		}
 		if !d.Allowed {
 			code := d.ErrorCode()
 			if err != nil && code == "" {
