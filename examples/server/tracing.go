@@ -27,13 +27,12 @@ func (s *Server) setupTracing(ctx context.Context) error {
 	var exp sdktrace.SpanExporter
 	kind := s.cfg.TraceExporter
 	if kind == "auto" {
-		switch {
-		case s.cfg.OTLPEndpoint != "":
+		// Spans go to an OTLP collector when one is configured; the
+		// stdout exporter only when asked for (-trace-exporter stdout): on
+		// by default it drowned the access log in span JSON.
+		kind = "none"
+		if s.cfg.OTLPEndpoint != "" {
 			kind = "otlp"
-		case s.cfg.Production:
-			kind = "none"
-		default:
-			kind = "stdout"
 		}
 	}
 	switch {
