@@ -84,8 +84,11 @@ func AccessLog(logger *slog.Logger, next http.Handler) http.Handler {
 			slog.Int64("bytes", rec.n),
 			slog.Duration("latency", time.Since(began)),
 		)
-		if obs.Route != "" {
+		switch {
+		case obs.Route != "":
 			attrs = append(attrs, slog.String("route", obs.Route), slog.String("opcode", obs.Opcode))
+		case r.Pattern != "": // next is a ServeMux and no Attester matched
+			attrs = append(attrs, slog.String("route", r.Pattern))
 		}
 		if !obs.Principal.IsZero() {
 			attrs = append(attrs, slog.String("principal", obs.Principal.String()))

@@ -25,5 +25,5 @@ func ExampleAccessLog() {
 	h := talos.AccessLog(logger, mux)
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/health?token=never-logged", nil))
 	// Output:
-	// level=INFO msg=request method=GET path=/health status=200 bytes=2
+	// level=INFO msg=request method=GET path=/health status=200 bytes=2 route="GET /health"
 }

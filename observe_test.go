@@ -80,9 +80,6 @@ func TestAccessLog(t *testing.T) {
 			}
 		}
 	}
-	if _, ok := lines[3]["route"]; ok {
-		t.Errorf("a passed-through request has a route: %v", lines[3])
-	}
 	if _, ok := lines[3]["principal"]; ok {
 		t.Errorf("a passed-through request has a principal: %v", lines[3])
 	}
