@@ -115,9 +115,10 @@ type Config struct {
 	// DefaultCallTimeout), ConnectTimeout a reconnection to an upstream
 	// (default DefaultConnectTimeout).
 	CallTimeout, ConnectTimeout time.Duration
-	// WriteTimeout is the server's write deadline per response: the
-	// handler extends a request's deadline by ConnectTimeout+CallTimeout
-	// beyond it. Zero adds nothing beyond the upstream deadlines.
+	// WriteTimeout is the server's write deadline per response
+	// (http.Server.WriteTimeout): the handler extends a request's deadline
+	// to ConnectTimeout+CallTimeout+WriteTimeout from when it starts. Zero
+	// (a server without a write deadline) leaves the deadline alone.
 	WriteTimeout time.Duration
 	// Implementation names the gateway to its clients and upstreams. If
 	// nil, "talos-gateway" at talos.Version.
@@ -387,7 +388,9 @@ func (g *Gateway) newHandler() http.Handler {
 			talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "request is not attested"))
 			return
 		}
-		httpx.ExtendWriteDeadline(w, g.cfg.ConnectTimeout+g.cfg.CallTimeout+g.cfg.WriteTimeout)
+		if g.cfg.WriteTimeout > 0 {
+			httpx.ExtendWriteDeadline(w, g.cfg.ConnectTimeout+g.cfg.CallTimeout+g.cfg.WriteTimeout)
+		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 		if err != nil {
 			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "request body too large or unreadable"))

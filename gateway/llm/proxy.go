@@ -1,0 +1,336 @@
+package llm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/talosgo/talos"
+	"github.com/talosgo/talos/budget"
+	"github.com/talosgo/talos/capability"
+	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/identity"
+
+	"github.com/talosgo/talos/gateway/internal/httpx"
+)
+
+// SurfaceID is the audit surface and attestation opcode of proxied chat
+// completions, RateSurface the Kernel's rate-limit surface for them, and
+// Tool the capability tool they are authorized as (action = the model).
+const (
+	SurfaceID   = "llm.chat.completions"
+	RateSurface = "llm"
+	Tool        = "llm"
+)
+
+// Pattern is the route the proxy is served at ([Proxy.Handler]), and
+// TemplatePath the route template recorded in audit events.
+const (
+	Pattern      = "POST /v1/chat/completions"
+	TemplatePath = "/v1/chat/completions"
+)
+
+// HeaderBudgetWarning is set (to "exceeded") on answers whose call
+// exceeded a warn-mode budget: the call went through; hard budgets refuse
+// instead.
+const HeaderBudgetWarning = "X-Talos-Budget-Warning"
+
+// Limits of the proxy.
+const (
+	// MaxBody bounds a chat completion request body.
+	MaxBody = 1 << 20
+	// MaxResponse bounds the upstream's answer.
+	MaxResponse = 4 << 20
+	// DefaultMaxTokens is reserved per choice when a request gives no
+	// max_tokens (refused under a hard budget).
+	DefaultMaxTokens = 1024
+	// MaxMaxTokens caps max_tokens.
+	MaxMaxTokens = 128_000
+	// MaxChoices caps n.
+	MaxChoices = 16
+	// DefaultTimeout bounds one upstream call when Config.Timeout is zero.
+	DefaultTimeout = 120 * time.Second
+)
+
+// Route is the attested route of the proxy, for the [talos.RouteTable] of
+// the [talos.Attester] it is mounted behind. It is AttestOnly: the model
+// comes from the body, and the proxy asks the Kernel itself.
+func Route() talos.Route {
+	return talos.Route{Pattern: Pattern, Opcode: SurfaceID, AttestOnly: true}
+}
+
+// Config configures a [Proxy]. Kernel and Upstream are required.
+type Config struct {
+	// Kernel decides, rate-limits (surface RateSurface), charges and
+	// audits every call.
+	Kernel *talos.Kernel
+	// Upstream is the OpenAI-compatible base URL, e.g.
+	// http://127.0.0.1:9000/v1; requests go to Upstream + "/chat/completions".
+	Upstream string
+	// APIKey, if set, is sent to the upstream as a bearer token. It never
+	// appears in errors, logs or audit events.
+	APIKey string
+	// Client sends upstream requests. If nil, a new http.Client.
+	Client *http.Client
+	// PricePer1K is the price of 1000 tokens in micro-USD.
+	PricePer1K int64
+	// Timeout bounds one upstream call (default DefaultTimeout).
+	Timeout time.Duration
+	// WriteTimeout is the server's write deadline per response
+	// (http.Server.WriteTimeout): the handler extends a request's deadline
+	// to Timeout+WriteTimeout from when it starts. Zero (a server without
+	// a write deadline) leaves the deadline alone.
+	WriteTimeout time.Duration
+	// Team, if set, returns the team of a call's principal, recorded in
+	// its audit event and passed to Budget. ok false refuses the call
+	// (AUTH_INVALID).
+	Team func(ctx context.Context, principal identity.DID) (team string, ok bool)
+	// Budget, if set, returns what a call reserves: amount micro-USD (the
+	// worst case) for principal of team, or nil for no budget.
+	Budget func(ctx context.Context, principal identity.DID, team string, amount int64) *budget.ReserveRequest
+}
+
+// A Proxy forwards OpenAI-compatible chat completions to one upstream.
+// Each call is authorized with capability tool "llm" and action = the
+// model (so grants are model allowlists), reserves budget for the worst
+// case (one token per request byte plus max_tokens per choice) and settles
+// with the usage the upstream reports.
+type Proxy struct {
+	cfg      Config
+	endpoint string
+}
+
+// New checks cfg and returns the proxy.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Kernel == nil {
+		return nil, contracts.Errorf(contracts.CodeInvalidInput, "llm: Config.Kernel is required")
+	}
+	u, err := url.Parse(cfg.Upstream)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, contracts.Errorf(contracts.CodeInvalidInput, "llm: Config.Upstream must be an http:// or https:// URL")
+	}
+	if cfg.PricePer1K < 0 {
+		return nil, contracts.Errorf(contracts.CodeInvalidInput, "llm: Config.PricePer1K is negative")
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{}
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	return &Proxy{cfg: cfg, endpoint: strings.TrimSuffix(cfg.Upstream, "/") + "/chat/completions"}, nil
+}
+
+// Cost is the price of tokens in micro-USD, rounded up.
+func (l *Proxy) Cost(tokens int64) int64 {
+	return (tokens*l.cfg.PricePer1K + 999) / 1000
+}
+
+// ChatRequest holds the fields of a chat completion the proxy decides on.
+// They are decoded with contracts.UnmarshalFields (field names
+// case-sensitive, bodies with two keys equal under case folding refused at
+// any depth), so they are exactly what a case-sensitive upstream reads in
+// the forwarded bytes.
+type ChatRequest struct {
+	Model     string `json:"model"`
+	MaxTokens *int64 `json:"max_tokens"`
+	Stream    bool   `json:"stream"`
+	// N is the number of choices: each may generate max_tokens.
+	N *int64 `json:"n"`
+	// MaxCompletionTokens is OpenAI's newer spelling of the completion
+	// bound; refused, so that one field bounds what is budgeted.
+	MaxCompletionTokens json.RawMessage `json:"max_completion_tokens"`
+}
+
+type chatUsage struct {
+	Usage *struct {
+		PromptTokens     int64 `json:"prompt_tokens"`
+		CompletionTokens int64 `json:"completion_tokens"`
+		TotalTokens      int64 `json:"total_tokens"`
+	} `json:"usage"`
+}
+
+// Handler returns the proxy's HTTP handler, to be served at [Pattern]
+// behind a [talos.Attester] whose route table has [Route]. Requests
+// without a verified principal are refused (AUTH_INVALID); every refusal
+// is the contract error body.
+func (l *Proxy) Handler() http.Handler { return http.HandlerFunc(l.serve) }
+
+func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
+	did, ok := talos.PrincipalFrom(r.Context())
+	if !ok {
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "request is not attested"))
+		return
+	}
+	var team string
+	if l.cfg.Team != nil {
+		if team, ok = l.cfg.Team(r.Context(), did); !ok {
+			talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "unknown principal"))
+			return
+		}
+	}
+	if l.cfg.WriteTimeout > 0 {
+		httpx.ExtendWriteDeadline(w, l.cfg.Timeout+l.cfg.WriteTimeout)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "request body too large or unreadable"))
+		return
+	}
+	req, maxTokens, choices, err := ParseChatRequest(body)
+	if err != nil {
+		talos.WriteError(w, r, err)
+		return
+	}
+	// Worst case, conservatively: every byte of the request is a prompt
+	// token (tokenizers emit at least one byte per token; len/4 let a dense
+	// prompt overspend a hard cap), plus max_tokens per choice.
+	worstCase := int64(len(body)) + choices*maxTokens
+	var budgetReq *budget.ReserveRequest
+	if l.cfg.Budget != nil {
+		budgetReq = l.cfg.Budget(r.Context(), did, team, l.Cost(worstCase))
+	}
+	var status int
+	var respBody []byte
+	out, err := l.cfg.Kernel.Do(r.Context(), talos.Call{
+		Request: capability.Request{
+			Capability: r.Header.Get(talos.HeaderCapability), Principal: did, Tool: Tool, Action: req.Model,
+		},
+		HTTP: r, SurfaceID: SurfaceID, TemplatePath: TemplatePath, Team: team,
+		RateSurface: RateSurface,
+		Budget:      budgetReq,
+	}, func(ctx context.Context, d capability.Decision) (int64, int, error) {
+		if req.MaxTokens == nil && HardBudget(budgetReq) {
+			// The upstream would not be bound by the default reserved.
+			return 0, 0, contracts.Errorf(contracts.CodeInvalidInput, "max_tokens is required under a hard budget")
+		}
+		st, rb, tokens, err := l.forward(ctx, body, worstCase)
+		status, respBody = st, rb
+		if err != nil {
+			return 0, 0, err
+		}
+		if tokens > worstCase && HardBudget(budgetReq) {
+			// Under a hard budget the settle is bounded by the
+			// reservation: an upstream reporting more than the request
+			// could generate is not allowed to push the spend past it.
+			tokens = worstCase
+		}
+		return l.Cost(tokens), st, nil
+	})
+	if err != nil || !out.Allowed {
+		code := out.Code
+		if code == "" {
+			code = contracts.CodeOf(err)
+		}
+		e := contracts.Errorf(code, "request refused")
+		switch code {
+		case contracts.CodeRateLimited, contracts.CodeBudgetExceeded, contracts.CodeUpstream5xx, contracts.CodeUpstreamTimeout:
+			e = e.WithRetryable(true)
+		}
+		talos.WriteError(w, r, e)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if out.Reservation.Warned {
+		w.Header().Set(HeaderBudgetWarning, "exceeded")
+	}
+	w.WriteHeader(status)
+	w.Write(respBody)
+}
+
+// ParseChatRequest decodes the fields the proxy decides on and checks
+// them: the model, the completion bound per choice (max_tokens, or
+// DefaultMaxTokens) and the number of choices. Errors are
+// *contracts.Error.
+func ParseChatRequest(body []byte) (req ChatRequest, maxTokens, choices int64, err error) {
+	// OpenAI requests carry floats (temperature), so the strict rules for
+	// signed objects do not apply; duplicate keys, keys equal under case
+	// folding, mis-cased field names and bad UTF-8 are refused: the bytes
+	// forwarded are the document authorized, budgeted and audited.
+	if err := contracts.UnmarshalFields(body, &req); err != nil {
+		return req, 0, 0, err
+	}
+	if req.Model == "" || len(req.Model) > 128 {
+		return req, 0, 0, contracts.Errorf(contracts.CodeInvalidInput, "model is required")
+	}
+	if req.Stream {
+		return req, 0, 0, contracts.Errorf(contracts.CodeStreamingNotSupported, "streaming is not supported")
+	}
+	if req.MaxCompletionTokens != nil {
+		return req, 0, 0, contracts.Errorf(contracts.CodeInvalidInput, "max_completion_tokens is not supported: bound the completion with max_tokens")
+	}
+	maxTokens = int64(DefaultMaxTokens)
+	if req.MaxTokens != nil {
+		if *req.MaxTokens < 1 || *req.MaxTokens > MaxMaxTokens {
+			return req, 0, 0, contracts.Errorf(contracts.CodeInvalidInput, "max_tokens out of range")
+		}
+		maxTokens = *req.MaxTokens
+	}
+	choices = 1
+	if req.N != nil {
+		if *req.N < 1 || *req.N > MaxChoices {
+			return req, 0, 0, contracts.Errorf(contracts.CodeInvalidInput, "n out of range")
+		}
+		choices = *req.N
+	}
+	return req, maxTokens, choices, nil
+}
+
+// HardBudget reports whether some scope of req is enforced in hard mode.
+func HardBudget(req *budget.ReserveRequest) bool {
+	if req == nil {
+		return false
+	}
+	for _, sc := range req.Scopes {
+		if sc.Mode == budget.ModeHard {
+			return true
+		}
+	}
+	return false
+}
+
+// forward sends body upstream and returns the status, the response and the
+// total tokens to charge: those the upstream reports, worstCase when a
+// success reports none, and none for a refusal. Errors never name the
+// upstream URL or key.
+func (l *Proxy) forward(ctx context.Context, body []byte, worstCase int64) (int, []byte, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, 0, contracts.Errorf(contracts.CodeInternal, "bad upstream URL")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if l.cfg.APIKey != "" {
+		req.Header.Set("Authorization", "Bearer "+l.cfg.APIKey)
+	}
+	resp, err := l.cfg.Client.Do(req)
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return 0, nil, 0, contracts.Errorf(contracts.CodeUpstreamTimeout, "upstream timed out")
+		}
+		return 0, nil, 0, contracts.Errorf(contracts.CodeUpstream5xx, "upstream unreachable")
+	}
+	defer resp.Body.Close()
+	rb, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse+1))
+	if err != nil || len(rb) > MaxResponse {
+		return 0, nil, 0, contracts.Errorf(contracts.CodeUpstream5xx, "upstream response unreadable or too large")
+	}
+	if resp.StatusCode >= 500 {
+		return 0, nil, 0, contracts.Errorf(contracts.CodeUpstream5xx, "upstream failed")
+	}
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, rb, 0, nil // refused upstream: nothing generated, nothing charged
+	}
+	var u chatUsage
+	if json.Unmarshal(rb, &u) == nil && u.Usage != nil && u.Usage.TotalTokens >= 0 && u.Usage.TotalTokens <= MaxMaxTokens*4 {
+		return resp.StatusCode, rb, u.Usage.TotalTokens, nil
+	}
+	return resp.StatusCode, rb, worstCase, nil
+}
