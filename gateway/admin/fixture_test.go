@@ -63,6 +63,11 @@ func newFixtureErr(t *testing.T, issuer *identity.Wallet, store admin.Store) err
 }
 
 func build(t *testing.T, issuer *identity.Wallet, store admin.Store, now func() time.Time) (*fixture, error) {
+	return buildOn(t, issuer, store, now, audit.NewMemStore())
+}
+
+// buildOn is build with the audit log on logStore.
+func buildOn(t *testing.T, issuer *identity.Wallet, store admin.Store, now func() time.Time, logStore audit.Store) (*fixture, error) {
 	t.Helper()
 	f := &fixture{t: t, issuer: issuer, store: store, revoked: capability.NewMemRevocationStore(nil)}
 	signer, err := audit.NewNoteSigner("test/audit", issuer.Signer())
@@ -73,7 +78,7 @@ func build(t *testing.T, issuer *identity.Wallet, store admin.Store, now func() 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.log, err = audit.New(t.Context(), audit.Config{Store: audit.NewMemStore(), Signer: signer, Verifier: verifier}); err != nil {
+	if f.log, err = audit.New(t.Context(), audit.Config{Store: logStore, Signer: signer, Verifier: verifier}); err != nil {
 		t.Fatal(err)
 	}
 	events, err := audit.NewEventBuilder(audit.BuilderConfig{MetaAllowlist: map[string][]string{admin.SurfaceID: {"capability_hash"}}})
