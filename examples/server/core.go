@@ -10,8 +10,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-
 	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/audit"
 	auditfile "github.com/talosgo/talos/audit/file"
@@ -195,32 +193,8 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 	if c.a2a, err = newA2AService(ctx, c, s); err != nil {
 		return nil, err
 	}
-	if len(s.cfg.MCPUpstreams) > 0 {
-		var registry *capability.ToolRegistry
-		if s.cfg.MCPToolRegistry != "" {
-			raw, err := readLimited(s.cfg.MCPToolRegistry, maxToolRegistryFile)
-			if err != nil {
-				return nil, contracts.Wrap(contracts.CodeInvalidInput, "config: reading the MCP tool registry", err)
-			}
-			if registry, err = capability.ParseToolRegistry(raw); err != nil {
-				return nil, err
-			}
-		}
-		dialers := make(map[string]upstreamDialer, len(s.cfg.MCPUpstreams))
-		for _, u := range s.cfg.MCPUpstreams {
-			dialers[u.Name] = func(context.Context) (mcp.Transport, error) {
-				return &mcp.StreamableClientTransport{Endpoint: u.URL, MaxRetries: -1, DisableStandaloneSSE: true}, nil
-			}
-		}
-		if err := c.enableGateway(ctx, s, dialers, registry); err != nil {
-			return nil, err
-		}
-	}
-	if s.cfg.LLMUpstream != "" {
-		c.llm = &llmProxy{
-			core: c, upstream: s.cfg.LLMUpstream, apiKey: string(s.cfg.LLMAPIKey),
-			client: &http.Client{}, pricePer1K: s.cfg.LLMPricePer1K, timeout: s.cfg.LLMTimeout,
-		}
+	if err := c.enableServices(ctx, s); err != nil {
+		return nil, err
 	}
 	if err := c.buildRoutes(); err != nil {
 		return nil, err
@@ -387,19 +361,6 @@ func (c *core) mount(mux *http.ServeMux, requireAdmin func(http.HandlerFunc) htt
 	if c.llm != nil {
 		c.mountLLM(mux, c.llm)
 	}
-}
-
-// enableGateway connects the MCP gateway to its upstreams; mount then
-// serves it at POST /mcp.
-func (c *core) enableGateway(ctx context.Context, s *Server, upstreams map[string]upstreamDialer, registry *capability.ToolRegistry) error {
-	g, err := newMCPGateway(ctx, c, upstreams, registry)
-	if err != nil {
-		return err
-	}
-	g.cost = s.cfg.MCPCallCost
-	c.gateway = g
-	s.OnShutdown("mcp-gateway", func(context.Context) error { return g.Close() })
-	return nil
 }
 
 // openAuditStore opens the audit log's store per audit.storage_backend:

@@ -16,6 +16,8 @@ import (
 	"github.com/talosgo/talos/budget"
 	"github.com/talosgo/talos/capability"
 	"github.com/talosgo/talos/contracts"
+
+	mcpgw "github.com/talosgo/talos/gateway/mcp"
 )
 
 // fileServer is a real MCP server with a read tool and a write tool.
@@ -46,15 +48,7 @@ func newFileServer() *fileServer {
 }
 
 // inMemoryDialer connects the gateway to srv through in-memory transports.
-func inMemoryDialer(srv *mcp.Server) upstreamDialer {
-	return func(ctx context.Context) (mcp.Transport, error) {
-		ct, st := mcp.NewInMemoryTransports()
-		if _, err := srv.Connect(ctx, st, nil); err != nil {
-			return nil, err
-		}
-		return ct, nil
-	}
-}
+func inMemoryDialer(srv *mcp.Server) upstreamDialer { return mcpgw.InMemoryUpstream(srv) }
 
 // withGateway starts the gateway of ts on the given upstreams and mounts it.
 func withGateway(t *testing.T, ts *testServer, registry *capability.ToolRegistry, upstreams map[string]*mcp.Server) {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/contracts"
+
+	llmgw "github.com/talosgo/talos/gateway/llm"
 )
 
 // fakeLLM is an OpenAI-compatible upstream. It answers with the usage
@@ -151,8 +153,8 @@ func TestLLMProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	hr.Body.Close()
-	if hr.StatusCode != 200 || hr.Header.Get(headerBudgetWarning) != "exceeded" {
-		t.Fatalf("warn-mode call: %d %q", hr.StatusCode, hr.Header.Get(headerBudgetWarning))
+	if hr.StatusCode != 200 || hr.Header.Get(llmgw.HeaderBudgetWarning) != "exceeded" {
+		t.Fatalf("warn-mode call: %d %q", hr.StatusCode, hr.Header.Get(llmgw.HeaderBudgetWarning))
 	}
 	putBudget(t, ts, "key:"+alice.did, "0.05", "hard")
 
