@@ -24,11 +24,29 @@ import (
 	"github.com/talosgo/talos/internal/testenv"
 )
 
+// checkedCluster returns a ClusterClient with options o whose node
+// clients fail every script that touches a key not declared in KEYS
+// (testenv.CheckDeclaredKeys): Redis 7 itself lets a script touch any key
+// of its slot.
+func checkedCluster(t testing.TB, o *goredis.ClusterOptions) *goredis.ClusterClient {
+	c := goredis.NewClusterClient(o)
+	c.OnNewNode(testenv.CheckDeclaredKeys)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// sharedCluster is checkedCluster on the shared test cluster.
+func sharedCluster(t testing.TB) *goredis.ClusterClient {
+	testenv.RedisCluster(t) // skips or fails without a healthy cluster
+	return checkedCluster(t, &goredis.ClusterOptions{Addrs: testenv.RedisClusterAddrs()})
+}
+
 // The budgettest conformance suites on the shared Redis Cluster
 // ($TALOS_TEST_REDIS_CLUSTER_ADDRS), through a ClusterClient: every
-// script must run in one slot by the cluster's rules.
+// script must run in one slot and declare every key it touches, by the
+// cluster's rules.
 func TestClusterConformance(t *testing.T) {
-	c := testenv.RedisCluster(t)
+	c := sharedCluster(t)
 	budgettest.Run(t, func(t *testing.T) budget.Budget {
 		b, err := bredis.New(c, bredis.Config{Prefix: testenv.Unique(t) + ":"})
 		if err != nil {
@@ -39,7 +57,7 @@ func TestClusterConformance(t *testing.T) {
 }
 
 func TestClusterRatesConformance(t *testing.T) {
-	c := testenv.RedisCluster(t)
+	c := sharedCluster(t)
 	budgettest.RunRates(t, func(t *testing.T) budget.RateStore {
 		r, err := bredis.NewRates(c, testenv.Unique(t)+":")
 		if err != nil {
@@ -55,7 +73,7 @@ func TestClusterNoOverspend(t *testing.T) {
 	prefix := testenv.Unique(t) + ":"
 	var bs []budget.Budget
 	for range 2 {
-		b, err := bredis.New(testenv.RedisCluster(t), bredis.Config{Prefix: prefix})
+		b, err := bredis.New(sharedCluster(t), bredis.Config{Prefix: prefix})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,8 +146,7 @@ func TestClusterNoOverspendProcesses(t *testing.T) {
 }
 
 func clusterHammerChild(t *testing.T) {
-	c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: strings.Split(os.Getenv(envClusterAddrs), ","), PoolSize: hammerWorkers})
-	defer c.Close()
+	c := checkedCluster(t, &goredis.ClusterOptions{Addrs: strings.Split(os.Getenv(envClusterAddrs), ","), PoolSize: hammerWorkers})
 	b, err := bredis.New(c, bredis.Config{Prefix: os.Getenv(envPrefix)})
 	if err != nil {
 		t.Fatal(err)
@@ -163,11 +180,11 @@ func TestClusterFailoverNoOverspend(t *testing.T) {
 	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
 	o.MaxRetries = -1
 	// go-redis reloads the slot map on MOVED replies, not on a refused
-	// connection: without a short interval it would keep dialling the
-	// dead master for the default 60 s after the failover.
-	o.ClusterStateReloadInterval = 250 * time.Millisecond
-	c := goredis.NewClusterClient(o)
-	t.Cleanup(func() { c.Close() })
+	// connection, and by default only every 60 s otherwise: the Budget
+	// asks for a reload after each failed call, so decisions resume soon
+	// after the failover with the default interval (the 30 s deadline
+	// below would fail without it).
+	c := checkedCluster(t, o)
 	b, err := bredis.New(c, bredis.Config{Prefix: testenv.Unique(t) + ":", Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -175,6 +192,27 @@ func TestClusterFailoverNoOverspend(t *testing.T) {
 	const amount = 1_000
 	org := budget.Scope{ID: budgettest.Name("org"), Limit: 400 * amount, Period: budget.Lifetime()}
 	ctx := context.Background()
+	// The replica must be in sync before the crash (a fresh cluster's
+	// first full sync may still be running on a loaded machine): WAIT
+	// answers once a replica acknowledged every write so far.
+	master := pc.MasterFor(t, "{"+org.ID+"}")
+	mc := goredis.NewClient(&goredis.Options{Addr: master})
+	t.Cleanup(func() { mc.Close() })
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if err := mc.Set(ctx, "{"+org.ID+"}:sync", "1", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := mc.Do(ctx, "WAIT", 1, 500).Int(); err == nil && n >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the group's replica did not get in sync in 20 s")
+		}
+	}
+	// Reservations whose reply the crash lost (the caller saw an error and
+	// denied) may have reached the replica: they hold until their TTL.
+	const ttl = 3 * time.Second
+	var lastReserve atomic.Int64
 
 	var (
 		phase       atomic.Int32 // 0 before the crash, 1 from just before the kill
@@ -195,7 +233,8 @@ func TestClusterFailoverNoOverspend(t *testing.T) {
 			for !stop.Load() {
 				// Started after the crash began / ended after it began.
 				started := phase.Load()
-				r, err := b.Reserve(ctx, budget.ReserveRequest{Scopes: []budget.Scope{org}, Group: org.ID, Amount: amount})
+				lastReserve.Store(time.Now().UnixNano())
+				r, err := b.Reserve(ctx, budget.ReserveRequest{Scopes: []budget.Scope{org}, Group: org.ID, Amount: amount, TTL: ttl})
 				p := phase.Load()
 				if err != nil {
 					var ce *contracts.Error
@@ -231,7 +270,6 @@ func TestClusterFailoverNoOverspend(t *testing.T) {
 	for allowed[0].Load() < 20 {
 		time.Sleep(5 * time.Millisecond)
 	}
-	master := pc.MasterFor(t, "{"+org.ID+"}")
 	phase.Store(1)
 	pc.Kill(t, master)
 	killed := time.Now()
@@ -269,6 +307,8 @@ func TestClusterFailoverNoOverspend(t *testing.T) {
 			t.Errorf("settling %s after the failover: %v", id, err)
 		}
 	}
+	// Let every hold a lost reply left behind expire.
+	time.Sleep(time.Until(time.Unix(0, lastReserve.Load()).Add(ttl + 100*time.Millisecond)))
 	u, err := b.Usage(ctx, org.ID, org)
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +333,7 @@ func TestClusterFailoverNoOverspend(t *testing.T) {
 		t.Logf("%d of acknowledged spend lost in the failover (asynchronous replication)", lostSpend)
 	}
 	if u.Reserved != 0 {
-		t.Errorf("%d still reserved after every reservation was settled", u.Reserved)
+		t.Errorf("%d still reserved after every reservation was settled or expired", u.Reserved)
 	}
 	// The killed node rejoins as a replica; the budget keeps working.
 	pc.Restart(t, master)

@@ -18,20 +18,29 @@
 //
 // # Keys
 //
-// All keys of a scope group carry the hash tag {group}, so a group lives in
-// one Redis Cluster slot and a multi-scope reservation stays atomic there;
-// a rate-limit key carries {surface:key}. Keys expire once their period
-// and every reservation that may settle into them are over; lifetime
-// scopes do not expire. Run Redis with a noeviction policy: an evicted
-// scope key loses its spend (a reservation never underflows a re-created
-// key, but spend recorded in the lost key is gone). The layout is
-// versioned by DefaultPrefix. Since v3 a reservation is one string (a
-// JSON array of strings) and a scope is one string of integers under a
-// new key name (":c:" where v1 used hashes under ":s:"), so a request's
-// scopes are read with one MGET and every key is written with one SET
-// carrying its expiry. Every process sharing a store must run the same
-// layout: a new layout starts from empty state (old keys expire on their
-// own), so upgrade between budget periods or drain the old version first.
+// Layout v4: a scope group is two keys, one hash (P{group}:h: a field per
+// scope, reservation record and idempotency key, and the next time
+// anything is due) and one sorted set (P{group}:z: the fields that need
+// attention, by time), both carrying the hash tag {group}, so a group
+// lives in one Redis Cluster slot and a multi-scope reservation stays
+// atomic there; a rate-limit key carries {surface:key}. Every script
+// declares in KEYS each key it touches (the two keys of the group, which
+// the reservation ID names), as Redis Cluster's rules ask. Nothing uses
+// Redis expiry: a script that finds something due (a hold past its TTL, a
+// record past its retention, a scope whose period and every reservation
+// that may settle into it are over) releases or deletes it, at most
+// budget.SweepBatch items a run; lifetime scopes are kept. Run Redis with
+// a noeviction policy: an evicted group loses its spend.
+//
+// The layout is versioned: the marker key Prefix+"layout" holds "4", and
+// before its first decision a Budget checks it ([Budget.CheckLayout]).
+// If the prefix holds keys of an earlier layout (or, with DefaultPrefix,
+// the default prefix of an earlier layout does) or a marker of another
+// version, every method fails with [ErrLayout] instead of starting from
+// empty state beside the old reservations and spend: drain the old data
+// (let reservations settle and calendar periods end, then delete the old
+// keys; lifetime spend must be carried over by hand) or use another
+// prefix knowingly.
 //
 // # Security properties
 //
@@ -46,18 +55,17 @@
 //
 // Budget and Rates are safe for concurrent use and start no goroutines.
 // Expired reservations are released lazily, at most budget.SweepBatch per
-// Reserve, Commit, Release or Usage on their group; until then they still
-// count as reserved (so they can only deny). Charge does not sweep.
+// call on their group once their time has passed (the hash stores the
+// next due time, so a call that finds nothing due reads no sorted set);
+// until then they still count as reserved (so they can only deny). After
+// a failed call on a *redis.ClusterClient the Budget asks it to reload
+// its slot map, so decisions resume soon after a failover.
 //
 // # Compatibility
 //
 // Works with every go-redis v9 client kind (*redis.Client, *redis.Ring,
-// *redis.ClusterClient, redis.UniversalClient); tested with Redis 7.0 and
-// miniredis. Redis Cluster's rules ask scripts to declare every key in
-// KEYS. AllowN, Usage's scope read and Charge without an idempotency key do;
-// the others also touch keys of the same slot ({group}) that are named in
-// the reservation record or built from a nonce (the sweep of expired holds,
-// the scope keys of a Commit or Release, an idempotent replay's record).
-// Redis 7 serves that in one slot, but it is outside the documented rules;
-// the layout that removes it is described in DESIGN-NOTES.md (budget).
+// *redis.ClusterClient, redis.UniversalClient); tested with Redis 7.0, a
+// 3-master Redis 7.0 cluster and miniredis. The layout check scans the
+// keyspace (every master of a cluster, every shard of a ring) once per
+// prefix, the first time a prefix is used.
 package redis

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -122,7 +123,7 @@ func TestKeysAreHashTaggedByGroup(t *testing.T) {
 	scopes := []budget.Scope{
 		{ID: "agent:x", Limit: 100, Period: budget.Daily()},
 		{ID: "team:y", Limit: 100, Period: budget.Rolling(time.Hour)},
-		{ID: group, Limit: 100},
+		{ID: group, Limit: 100, Period: budget.Lifetime()},
 	}
 	r, err := b.Reserve(t.Context(), budget.ReserveRequest{Scopes: scopes, Amount: 10, IdempotencyKey: "some key"})
 	if err != nil || !r.Allowed {
@@ -135,18 +136,43 @@ func TestKeysAreHashTaggedByGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 5 { // reservation, idempotency, 3 scopes (the expiry set is empty again)
-		t.Fatalf("keys %q, want 5", keys)
+	slices.Sort(keys)
+	h, z := prefix+"{"+group+"}:h", prefix+"{"+group+"}:z"
+	if want := []string{prefix + "layout", h, z}; !slices.Equal(keys, want) { // sorted
+		t.Fatalf("keys %q, want %q", keys, want)
 	}
-	for _, k := range keys {
-		i := strings.IndexByte(k, '{')
-		j := strings.IndexByte(k[i+1:], '}')
-		if i < 0 || j < 0 || k[i+1:i+1+j] != group {
-			t.Errorf("key %q is not hash-tagged {%s}", k, group)
+	if v, err := c.Get(t.Context(), prefix+"layout").Result(); err != nil || v != "4" {
+		t.Fatalf("layout marker %q, %v", v, err)
+	}
+	fields, err := c.HKeys(t.Context(), h).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, nonce, _ := strings.Cut(r.ID, "~")
+	slices.Sort(fields)
+	want := []string{"c:d:agent:x", "c:r3600000000:team:y", "c:t:" + group, "i:some key", "n", "r:" + nonce}
+	if !slices.Equal(fields, want) {
+		t.Fatalf("hash fields %q, want %q", fields, want)
+	}
+	// Every field that is ever forgotten has its time in the set: the
+	// record (its idempotency field goes with it) and the scopes with a
+	// period; the lifetime scope is kept.
+	members, err := c.ZRangeWithScores(t.Context(), z, 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, m := range members {
+		got[m.Member.(string)] = m.Score
+	}
+	now := float64(time.Now().UnixMicro())
+	for _, f := range []string{"c:d:agent:x", "c:r3600000000:team:y", "r:" + nonce} {
+		if s, ok := got[f]; !ok || s <= now {
+			t.Errorf("field %s: forget time %v (now %v)", f, s, now)
 		}
-		if ttl, err := c.PTTL(t.Context(), k).Result(); err != nil || ttl < 0 {
-			t.Errorf("key %q has no expiry (%v, %v)", k, ttl, err)
-		}
+	}
+	if len(got) != 3 {
+		t.Errorf("set members %v, want 3", got)
 	}
 }
 
@@ -181,11 +207,7 @@ func TestLostScopeKeyNeverUnderflows(t *testing.T) {
 	if err1 != nil || err2 != nil || !r1.Allowed || r2.Allowed {
 		t.Fatalf("setup: %+v %v, %+v %v", r1, err1, r2, err2)
 	}
-	keys, err := c.Keys(t.Context(), prefix+"*:c:*").Result()
-	if err != nil || len(keys) != 1 {
-		t.Fatalf("scope keys %q, %v", keys, err)
-	}
-	if err := c.Del(t.Context(), keys[0]).Err(); err != nil {
+	if err := c.HDel(t.Context(), prefix+"{"+s.ID+"}:h", "c:m:"+s.ID).Err(); err != nil {
 		t.Fatal(err)
 	}
 	r3, err := b.Reserve(t.Context(), budget.ReserveRequest{Scopes: []budget.Scope{s}, Amount: 1000})

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/talosgo/talos/budget"
 	"github.com/talosgo/talos/budget/budgettest"
 	bredis "github.com/talosgo/talos/budget/redis"
@@ -22,6 +24,7 @@ func TestRollingValueBounded(t *testing.T) {
 	}
 	s := budget.Scope{ID: budgettest.Name("agent"), Limit: budget.MaxAmount, Period: budget.Rolling(time.Second)}
 	deadline := time.Now().Add(1300 * time.Millisecond) // > window + a few buckets
+	var group string
 	for time.Now().Before(deadline) {
 		r, err := b.Reserve(t.Context(), budget.ReserveRequest{Scopes: []budget.Scope{s}, Amount: 1})
 		if err != nil || !r.Allowed {
@@ -30,19 +33,35 @@ func TestRollingValueBounded(t *testing.T) {
 		if _, err := b.Commit(t.Context(), r.ID, 1); err != nil {
 			t.Fatal(err)
 		}
+		group, _, _ = strings.Cut(r.ID, "~")
 		time.Sleep(5 * time.Millisecond)
 	}
-	keys, err := c.Keys(t.Context(), prefix+"*:c:*").Result()
-	if err != nil || len(keys) != 1 {
-		t.Fatalf("scope keys %q, %v", keys, err)
+	fields := scopeFields(t, c, prefix, group)
+	if len(fields) != 1 {
+		t.Fatalf("scope fields %q", fields)
 	}
-	v, err := c.Get(t.Context(), keys[0]).Result()
-	if err != nil {
-		t.Fatal(err)
+	var v string
+	for _, v = range fields {
 	}
 	if n := len(strings.Fields(v)); n > 3+2*budget.RollingBuckets || n%2 == 0 {
 		t.Fatalf("rolling value has %d fields: %q", n, v)
 	}
+}
+
+// scopeFields returns the scope fields (c:…) of a group's hash.
+func scopeFields(t *testing.T, c goredis.UniversalClient, prefix, group string) map[string]string {
+	t.Helper()
+	all, err := c.HGetAll(t.Context(), prefix+"{"+group+"}:h").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for f, v := range all {
+		if strings.HasPrefix(f, "c:") {
+			out[f] = v
+		}
+	}
+	return out
 }
 
 // A scope value or reservation record that is not what the scripts wrote
@@ -58,15 +77,20 @@ func TestMalformedStateFailsClosed(t *testing.T) {
 	for _, p := range []budget.Period{budget.Daily(), budget.Rolling(time.Hour), budget.Lifetime()} {
 		s := budget.Scope{ID: budgettest.Name("agent"), Limit: 100, Period: p}
 		req := budget.ReserveRequest{Scopes: []budget.Scope{s}, Amount: 1}
-		if r, err := b.Reserve(ctx, req); err != nil || !r.Allowed {
+		r, err := b.Reserve(ctx, req)
+		if err != nil || !r.Allowed {
 			t.Fatal(r, err)
 		}
-		keys, err := c.Keys(ctx, prefix+"*:c:*"+s.ID).Result()
-		if err != nil || len(keys) != 1 {
-			t.Fatalf("scope keys %q, %v", keys, err)
+		group, _, _ := strings.Cut(r.ID, "~")
+		fields := scopeFields(t, c, prefix, group)
+		if len(fields) != 1 {
+			t.Fatalf("scope fields %q", fields)
+		}
+		var f string
+		for f = range fields {
 		}
 		for _, bad := range []string{"", "x", "1 2", "1 x 0 0 0", "1 2.5 0 0 0", "1 2 3 4", "1 2 3 4 5 x"} {
-			if err := c.Set(ctx, keys[0], bad, 0).Err(); err != nil {
+			if err := c.HSet(ctx, prefix+"{"+group+"}:h", f, bad).Err(); err != nil {
 				t.Fatal(err)
 			}
 			if r, err := b.Reserve(ctx, req); err == nil {
@@ -79,13 +103,9 @@ func TestMalformedStateFailsClosed(t *testing.T) {
 	if err != nil || !r.Allowed {
 		t.Fatal(r, err)
 	}
-	group, _, _ := strings.Cut(r.ID, "~")
-	recs, err := c.Keys(ctx, prefix+"{"+group+"}:r:*").Result()
-	if err != nil || len(recs) != 1 {
-		t.Fatalf("records %q, %v", recs, err)
-	}
+	group, nonce, _ := strings.Cut(r.ID, "~")
 	for _, bad := range []string{"", "[]", `["1"]`, "{", `[1,2,3]`} {
-		if err := c.Set(ctx, recs[0], bad, time.Minute).Err(); err != nil {
+		if err := c.HSet(ctx, prefix+"{"+group+"}:h", "r:"+nonce, bad).Err(); err != nil {
 			t.Fatal(err)
 		}
 		if st, err := b.Commit(ctx, r.ID, 1); err == nil {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,13 +24,32 @@ type Client = goredis.Scripter
 var _ Client = goredis.UniversalClient(nil)
 
 // DefaultPrefix starts every key this package writes. The version in it
-// changes if the layout does.
-const DefaultPrefix = "talos:budget:v3:"
+// changes if the layout does (layout v4 since this version; the marker key
+// Prefix+"layout" holds the version, see [ErrLayout]).
+const DefaultPrefix = "talos:budget:v4:"
+
+// layoutVersion is the key layout these scripts read and write, stored in
+// the marker key Prefix+"layout".
+const layoutVersion = "4"
+
+// oldPrefixes are the default prefixes of earlier layouts: a store using
+// DefaultPrefix is also checked for data under them.
+var oldPrefixes = []string{"talos:budget:v1:", "talos:budget:v2:", "talos:budget:v3:"}
+
+// ErrLayout is returned (code INTERNAL, not retryable) by every Budget
+// method while the store holds budget data of another key layout under
+// the configured prefix (or, with DefaultPrefix, under the default prefix
+// of an earlier layout): a marker of another version, or keys the earlier
+// layouts wrote. Mixing layouts would lose the old reservations and spend
+// without a word, so the Budget refuses to decide until an operator has
+// drained the old data (let reservations settle and calendar periods end,
+// then delete the old keys) or chosen another prefix knowingly.
+var ErrLayout = contracts.Errorf(contracts.CodeInternal, "budget/redis: the store holds budget data of another key layout")
 
 // Config configures a Budget. The zero value is usable.
 type Config struct {
 	// Prefix starts every key. If empty, DefaultPrefix is used. It must
-	// not contain '{' or '}'.
+	// not contain '{' or '}'. Prefix+"layout" is the layout marker.
 	Prefix string
 	// Location aligns daily and monthly periods to its midnight. If nil,
 	// time.UTC is used. Every process sharing a store must use the same.
@@ -43,7 +63,8 @@ type Config struct {
 }
 
 // Budget is a budget.Budget on Redis. Every method is one script run on
-// the server (one round trip once the script is cached), atomic across
+// the server (one round trip once the script is cached; the first call
+// also checks the key layout, see [Budget.CheckLayout]), atomic across
 // the request's scopes because a scope group lives in one slot, and timed
 // by the server's clock, so any number of processes can share a store
 // without overspending. It is safe for concurrent use and starts no
@@ -55,6 +76,8 @@ type Budget struct {
 	retention time.Duration
 	timeout   time.Duration
 	bc        atomic.Pointer[boundsCache]
+	layoutOK  atomic.Bool
+	layoutMu  sync.Mutex
 }
 
 var _ budget.Budget = (*Budget)(nil)
@@ -86,7 +109,14 @@ func (b *Budget) groupKey(group, suffix string) string {
 	return b.prefix + "{" + group + "}:" + suffix
 }
 
-func (b *Budget) scopeKey(group string, s budget.Scope) string {
+// keys returns the two keys of a group, its hash and its set: every budget script
+// declares exactly these in KEYS.
+func (b *Budget) keys(group string) []string {
+	return []string{b.groupKey(group, "h"), b.groupKey(group, "z")}
+}
+
+// scopeField is a scope's field in its group's hash.
+func scopeField(s budget.Scope) string {
 	var tag string
 	switch s.Period.Kind() {
 	case budget.KindMonthly:
@@ -98,7 +128,18 @@ func (b *Budget) scopeKey(group string, s budget.Scope) string {
 	default:
 		tag = "r" + strconv.FormatInt(s.Period.Window().Microseconds(), 10)
 	}
-	return b.groupKey(group, "c:"+tag+":"+s.ID)
+	return "c:" + tag + ":" + s.ID
+}
+
+// scopeIDOfField returns the scope ID in a scope field name (after
+// "c:<tag>:"); ok is false for anything else.
+func scopeIDOfField(f string) (id string, ok bool) {
+	rest, ok := strings.CutPrefix(f, "c:")
+	if !ok {
+		return "", false
+	}
+	_, id, ok = strings.Cut(rest, ":")
+	return id, ok && id != ""
 }
 
 // bounds appends the daily then the monthly CalendarBounds around the
@@ -138,11 +179,161 @@ func (b *Budget) run(ctx context.Context, s *goredis.Script, keys []string, args
 		ctx, cancel = context.WithTimeout(ctx, b.timeout)
 		defer cancel()
 	}
+	if !b.layoutOK.Load() {
+		if err := b.CheckLayout(ctx); err != nil {
+			return nil, err
+		}
+	}
 	v, err := s.Run(ctx, b.c, keys, args...).Result()
 	if err != nil {
+		reload(b.c, err)
 		return nil, storeError(err)
 	}
 	return v, nil
+}
+
+// reload asks a cluster client to fetch the slot map again (in the
+// background, coalesced by go-redis) after a failure that was not a
+// script's own error reply. go-redis reloads it on MOVED replies but not
+// on a refused connection: without this, a client keeps dialling a
+// crashed master, every decision failing closed, until
+// ClusterStateReloadInterval (60 s by default) has passed, long after a
+// replica took over.
+func reload(c Client, err error) {
+	cc, ok := c.(*goredis.ClusterClient)
+	if !ok {
+		return
+	}
+	var re goredis.Error
+	if errors.As(err, &re) {
+		msg := re.Error()
+		if !strings.HasPrefix(msg, "CLUSTERDOWN") && !strings.HasPrefix(msg, "TRYAGAIN") && !strings.HasPrefix(msg, "READONLY") {
+			return // the server answered: the slot map is not the problem
+		}
+	}
+	cc.ReloadState(context.Background())
+}
+
+// CheckLayout verifies that the store holds no budget data of another key
+// layout under the Budget's prefix and marks the prefix as layout v4 (the
+// marker key Prefix+"layout"). It returns [ErrLayout] if it does, a
+// TALOS_TRANSPORT error if Redis fails. Every method runs it before its
+// first decision (until it succeeds once), so a Budget never mixes
+// layouts; call it at start-up to refuse early. When the prefix has no
+// marker yet, it scans the keyspace (every master of a cluster) once for
+// keys of the earlier layouts.
+func (b *Budget) CheckLayout(ctx context.Context) error {
+	b.layoutMu.Lock()
+	defer b.layoutMu.Unlock()
+	if b.layoutOK.Load() {
+		return nil
+	}
+	marker := []string{b.prefix + "layout"}
+	v, err := layoutScript.Run(ctx, b.c, marker, "").Result()
+	switch {
+	case errors.Is(err, goredis.Nil):
+	case err != nil:
+		reload(b.c, err)
+		return storeError(err)
+	case v == layoutVersion:
+		b.layoutOK.Store(true)
+		return nil
+	default:
+		return ErrLayout
+	}
+	patterns := []string{globEscape(b.prefix) + "{*"}
+	if b.prefix == DefaultPrefix {
+		for _, p := range oldPrefixes {
+			patterns = append(patterns, globEscape(p)+"*")
+		}
+	}
+	old, err := b.scanOld(ctx, patterns)
+	if err != nil {
+		return err
+	}
+	if old {
+		return ErrLayout
+	}
+	v, err = layoutScript.Run(ctx, b.c, marker, layoutVersion).Result()
+	if err != nil {
+		reload(b.c, err)
+		return storeError(err)
+	}
+	if v != layoutVersion {
+		return ErrLayout
+	}
+	b.layoutOK.Store(true)
+	return nil
+}
+
+// scanOld reports whether a key matching one of patterns exists that is
+// not a layout v4 group key (P{g}:h or P{g}:z).
+func (b *Budget) scanOld(ctx context.Context, patterns []string) (bool, error) {
+	var found atomic.Bool
+	scan := func(ctx context.Context, c goredis.Cmdable) error {
+		for _, pat := range patterns {
+			var cursor uint64
+			for {
+				keys, next, err := c.Scan(ctx, cursor, pat, 10_000).Result()
+				if err != nil {
+					return err
+				}
+				for _, k := range keys {
+					if !b.isV4Key(k) {
+						found.Store(true)
+						return nil
+					}
+				}
+				if cursor = next; cursor == 0 {
+					break
+				}
+			}
+		}
+		return nil
+	}
+	var err error
+	switch c := b.c.(type) {
+	case *goredis.ClusterClient:
+		err = c.ForEachMaster(ctx, func(ctx context.Context, n *goredis.Client) error { return scan(ctx, n) })
+	case *goredis.Ring:
+		err = c.ForEachShard(ctx, func(ctx context.Context, n *goredis.Client) error { return scan(ctx, n) })
+	case goredis.Cmdable:
+		err = scan(ctx, c)
+	default:
+		return false, contracts.Errorf(contracts.CodeInvalidInput, "budget/redis: the client cannot scan the keyspace, so the key layout cannot be checked")
+	}
+	if err != nil {
+		reload(b.c, err)
+		return false, storeError(err)
+	}
+	return found.Load(), nil
+}
+
+// isV4Key reports whether k is a group key of this layout under the prefix.
+func (b *Budget) isV4Key(k string) bool {
+	rest, ok := strings.CutPrefix(k, b.prefix+"{")
+	if !ok {
+		return false
+	}
+	i := strings.LastIndex(rest, "}:")
+	if i < 0 || strings.ContainsAny(rest[:i], "{}") {
+		return false
+	}
+	suffix := rest[i+2:]
+	return suffix == "h" || suffix == "z"
+}
+
+// globEscape quotes the SCAN MATCH metacharacters in s.
+func globEscape(s string) string {
+	var sb strings.Builder
+	for _, r := range s {
+		switch r {
+		case '*', '?', '[', ']', '\\':
+			sb.WriteByte('\\')
+		}
+		sb.WriteRune(r)
+	}
+	return sb.String()
 }
 
 // storeError wraps a Redis failure: TALOS_TRANSPORT_TIMEOUT for deadlines,
@@ -223,19 +414,15 @@ func (b *Budget) call(req *budget.ReserveRequest, group string, record bool) (ke
 		}
 		nonce = id[len(group)+1:]
 	}
-	rprefix := b.groupKey(group, "r:")
-	rk := rprefix + nonce
-	var fp string
-	ik := rk
+	var fp, ikf string
 	if req.IdempotencyKey != "" {
 		fp = req.Fingerprint()
-		ik = b.groupKey(group, "i:"+req.IdempotencyKey)
+		ikf = "i:" + req.IdempotencyKey
 	}
-	keys = make([]string, 3, 3+len(req.Scopes))
-	keys[0], keys[1], keys[2] = b.groupKey(group, "exp"), rk, ik
-	args = make([]any, 0, 16+5*len(req.Scopes)+6)
+	keys = b.keys(group)
+	args = make([]any, 0, 16+5*len(req.Scopes)+7)
 	ttl := req.EffectiveTTL()
-	args = append(args, rprefix, nonce, req.Amount, ttl.Microseconds(), b.keepMicros(), b.retention.Microseconds(), fp)
+	args = append(args, nonce, req.Amount, ttl.Microseconds(), b.keepMicros(), b.retention.Microseconds(), fp)
 	args = b.bounds(args)
 	active = make([]int, 0, len(req.Scopes))
 	for i, s := range req.Scopes {
@@ -244,17 +431,19 @@ func (b *Budget) call(req *budget.ReserveRequest, group string, record bool) (ke
 		}
 	}
 	args = append(args, len(active))
-	for _, i := range active {
+	var fields [budget.MaxScopes]string
+	for j, i := range active {
 		s := req.Scopes[i]
-		k := b.scopeKey(group, s)
-		// Rolling windows that differ below a microsecond share a key: the
-		// script would count such a scope once but release it twice.
-		if slices.Contains(keys[3:], k) {
+		f := scopeField(s)
+		// Rolling windows that differ below a microsecond share a field:
+		// the script would count such a scope once but release it twice.
+		if slices.Contains(fields[:j], f) {
 			return nil, nil, nil, contracts.Errorf(contracts.CodeInvalidInput, "budget: duplicate scope "+strconv.Quote(s.ID))
 		}
-		keys = append(keys, k)
-		args = append(args, int(s.Mode), s.Limit, int(s.Period.Kind()), s.Period.BucketMicros(), s.ID)
+		fields[j] = f
+		args = append(args, int(s.Mode), s.Limit, int(s.Period.Kind()), s.Period.BucketMicros(), f)
 	}
+	args = append(args, ikf)
 	if record {
 		m := req.Meta
 		args = append(args, m.KeyID, m.TeamID, m.OrgID, m.Surface, m.ModelGroupID, m.MCPServerID)
@@ -347,10 +536,9 @@ func (b *Budget) commitCall(id string, actual int64) ([]string, []any, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	rprefix := b.groupKey(group, "r:")
-	args := make([]any, 0, 13)
-	args = append(args, rprefix, nonce, actual, b.keepMicros(), b.retention.Microseconds())
-	return []string{b.groupKey(group, "exp"), rprefix + nonce}, b.bounds(args), nil
+	args := make([]any, 0, 12)
+	args = append(args, nonce, actual, b.keepMicros(), b.retention.Microseconds())
+	return b.keys(group), b.bounds(args), nil
 }
 
 // decodeCommit turns a commit script reply into a Settlement. It never
@@ -379,10 +567,16 @@ func decodeCommit(v any, id string, actual int64) (budget.Settlement, error) {
 	}
 	s := budget.Settlement{ID: id, Actual: actual, Expired: expired, Replayed: status == 2, Scopes: make([]budget.ScopeCharge, n)}
 	for i := range n {
-		c := budget.ScopeCharge{ID: r.str(3 + 3*i), Charged: r.intIn(4+3*i, 0, actual), Overage: r.intIn(5+3*i, 0, actual)}
-		if r.err == nil && c.Charged+c.Overage != actual {
+		f := r.str(3 + 3*i)
+		c := budget.ScopeCharge{Charged: r.intIn(4+3*i, 0, actual), Overage: r.intIn(5+3*i, 0, actual)}
+		if r.err != nil {
+			return budget.Settlement{}, r.err
+		}
+		id, ok := scopeIDOfField(f)
+		if !ok || c.Charged+c.Overage != actual {
 			return budget.Settlement{}, errReply("commit")
 		}
+		c.ID = id
 		s.Scopes[i] = c
 	}
 	o := 3 + 3*n
@@ -400,9 +594,7 @@ func (b *Budget) Release(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	rprefix := b.groupKey(group, "r:")
-	v, err := b.run(ctx, releaseScript, []string{b.groupKey(group, "exp"), rprefix + nonce},
-		rprefix, nonce, b.retention.Microseconds())
+	v, err := b.run(ctx, releaseScript, b.keys(group), nonce, b.retention.Microseconds())
 	if err != nil {
 		return err
 	}
@@ -433,10 +625,10 @@ func (b *Budget) Usage(ctx context.Context, group string, s budget.Scope) (budge
 	if _, end, ok := s.Period.Bounds(b.loc, time.Now()); ok {
 		u.ResetAt = end
 	}
-	args := make([]any, 0, 11)
-	args = append(args, b.groupKey(group, "r:"), int(s.Period.Kind()), s.Period.BucketMicros())
+	args := make([]any, 0, 12)
+	args = append(args, int(s.Period.Kind()), s.Period.BucketMicros(), scopeField(s), b.retention.Microseconds())
 	args = b.bounds(args)
-	v, err := b.run(ctx, usageScript, []string{b.groupKey(group, "exp"), b.scopeKey(group, s)}, args...)
+	v, err := b.run(ctx, usageScript, b.keys(group), args...)
 	if err != nil {
 		return budget.Usage{}, err
 	}

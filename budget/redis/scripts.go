@@ -14,25 +14,39 @@ import (
 // divisions go through idiv, and numbers are passed to Redis formatted with
 // %d, never through Lua's default %.14g conversion.
 //
-// Key layout (P is Config.Prefix, g the scope group; the {g} hash tag puts
-// a group in one Redis Cluster slot):
+// Key layout v4 (P is Config.Prefix, g the scope group; the {g} hash tag
+// puts a group in one Redis Cluster slot). A group is two keys, and every
+// budget script declares exactly those two in KEYS (KEYS[1] the hash,
+// KEYS[2] the set), so it touches no key it did not declare:
 //
-//	P{g}:exp                 ZSET  active reservation nonces by expiry (µs)
-//	P{g}:r:<nonce>           STRING reservation record, a JSON array of strings: st amt exp n
-//	                               fp ik a ex, 6 meta strings, then per scope
-//	                               k g m l p b id c (key, generation, mode, limit,
-//	                               period kind, bucket µs, scope ID, charged)
-//	P{g}:i:<idempotency key> STRING nonce
-//	P{g}:c:<ptag>:<scope ID> STRING scope counters (see load): "g r o cs sp" or, rolling,
-//	                               "g r o" then "bucket spent" pairs
-//	P{<surface>:<key>}:rl    STRING GCRA theoretical arrival time (µs)
+//	P{g}:h  HASH  the group's state:
+//	          c:<ptag>:<scope ID>  scope counters (see load): "g r o cs sp"
+//	                               or, rolling, "g r o" then "bucket spent" pairs
+//	          r:<nonce>            reservation record, a JSON array of strings:
+//	                               st amt exp n fp ikf a ex, 6 meta strings,
+//	                               then per scope f g m l p b c (field,
+//	                               generation, mode, limit, period kind,
+//	                               bucket µs, charged)
+//	          i:<idempotency key>  nonce
+//	          n                    next due: no member of P{g}:z scores lower
+//	P{g}:z  ZSET  fields of P{g}:h that need attention, by time (µs): a
+//	              record (r:…) at its hold's expiry while active, then at the
+//	              time it may be forgotten; a scope field (c:…) at the time
+//	              its period and every reservation that may settle into it
+//	              are over (lifetime scopes never)
+//	P{<surface>:<key>}:rl  STRING  GCRA theoretical arrival time (µs)
+//	Playout                STRING  the layout version, "4" (see checkLayout)
 //
-// Scripts touch reservation and scope keys named in the reservation record
-// (sweep, commit) that are not in KEYS; they are always in the same slot as
-// the declared keys, which Redis Cluster permits.
+// The sweep (expired holds released, old records, idempotency fields and
+// idle scope fields deleted, at most budget.SweepBatch members a run)
+// runs only when the stored next-due time n has passed, so a decision
+// pays one ZRANGEBYSCORE only then: a reserve is TIME, HMGET, HSET and
+// ZADD.
 var luaCommon = `
 local SWEEP = ` + strconv.Itoa(budget.SweepBatch) + `
 local NBUCKETS = ` + strconv.Itoa(budget.RollingBuckets) + `
+local INF = 9007199254740991
+local H, Z = KEYS[1], KEYS[2]
 local function fmt(x) return string.format('%d', x) end
 local function idiv(a, b)
   local q = math.floor(a / b)
@@ -59,18 +73,18 @@ local function slot_of(kind, bucket, now, B)
   end
   return nil, nil
 end
--- A scope is one string of space-separated integers, so the scopes of a
--- request are read with one MGET: "g r o cs sp" (calendar and lifetime)
+-- A scope is one field of space-separated integers, so the scopes of a
+-- request are read with one HMGET: "g r o cs sp" (calendar and lifetime)
 -- or "g r o" followed by "bucket spent" pairs (rolling). g is the
--- generation (the server time when the key was created: reservations
--- remember it, so an amount is never released from a key re-created
--- after it expired or was evicted), r the reserved amount, o the overage,
--- cs the period start and sp the spend in it.
+-- generation (the server time when the field was created: reservations
+-- remember it, so an amount is never released into a field re-created
+-- after it was deleted), r the reserved amount, o the overage, cs the
+-- period start and sp the spend in it.
 --
--- load decodes a scope value v (nil or false: no key) into u (spent in
+-- load decodes a scope value v (nil or false: no field) into u (spent in
 -- the current period or window), cur (spent in the current slot), r, o,
 -- g, b (the rolling buckets still in the window: index, spent, ...) and
--- fresh (the period started: the key's expiry must be extended). A
+-- fresh (the period started: the field's deletion time moves). A
 -- malformed value raises a script error, which callers treat as deny.
 local function load(v, kind, slot, now)
   local S = {u = 0, cur = 0, r = 0, o = 0, b = {}, fresh = kind == 2}
@@ -114,10 +128,10 @@ local function load(v, kind, slot, now)
   end
   return S
 end
--- store writes a scope back in one call and, when its period started,
--- keeps the key until that period and every reservation that may settle
--- into it are over (lifetime scopes never expire).
-local function store(k, kind, slot, S, send, bucket, keep)
+-- encode returns a scope's value and, when its period started, the time
+-- (µs) its field may be deleted: once that period and every reservation
+-- that may settle into it are over (nil: unchanged; lifetime: never).
+local function encode(kind, slot, S, send, bucket, keep)
   local p = {S.g, fmt(S.r), fmt(S.o)}
   if kind == 2 then
     local put = false
@@ -138,17 +152,38 @@ local function store(k, kind, slot, S, send, bucket, keep)
   if S.fresh and kind ~= 3 then
     local at = send + keep
     if kind == 2 then at = at + bucket * NBUCKETS end
-    redis.call('SET', k, v, 'PXAT', fmt(idiv(at, 1000) + 1))
-  else
-    redis.call('SET', k, v, 'KEEPTTL')
+    return v, at
   end
+  return v, nil
 end
--- A reservation record is one string value (one GET or SET, whatever the
+-- The writes of a run are gathered and sent with at most one HDEL, HSET,
+-- ZREM and ZADD (flush). due is the next-due time: a lower bound of Z's
+-- scores, stored in field n when it changes.
+local W = {h = {}, z = {}, d = {}, r = {}, nd = false}
+local due = INF
+local function put(f, v)
+  local h = W.h
+  h[#h + 1], h[#h + 2] = f, v
+end
+local function at(f, t)
+  local z = W.z
+  z[#z + 1], z[#z + 2] = fmt(t), f
+  if t < due then due, W.nd = t, true end
+end
+local function flush()
+  if W.nd then put('n', fmt(due)) end
+  if #W.d > 0 then redis.call('HDEL', H, unpack(W.d)) end
+  if #W.h > 0 then redis.call('HSET', H, unpack(W.h)) end
+  if #W.r > 0 then redis.call('ZREM', Z, unpack(W.r)) end
+  if #W.z > 0 then redis.call('ZADD', Z, unpack(W.z)) end
+  W = {h = {}, z = {}, d = {}, r = {}, nd = false}
+end
+-- A reservation record is one field (one HGET or HSET, whatever the
 -- number of scopes): a JSON array of strings, encoded and decoded by
 -- cjson in C (numbers are formatted with fmt first, never by cjson).
--- Fields: 1 st, 2 amt, 3 exp, 4 n, 5 fp, 6 ik ('' without), 7 a, 8 ex,
--- 9-14 meta, then 8 per scope from SB(i): k g m l p b id c.
-local function SB(i) return 14 + (i - 1) * 8 end
+-- Fields: 1 st, 2 amt, 3 exp, 4 n, 5 fp, 6 ikf ('' without), 7 a, 8 ex,
+-- 9-14 meta, then 7 per scope from SB(i): f g m l p b c.
+local function SB(i) return 14 + (i - 1) * 7 end
 local function pack(t) return cjson.encode(t) end
 -- unpackrec decodes a record; nil if it is malformed.
 local function unpackrec(s)
@@ -165,80 +200,160 @@ local function badrec() return redis.error_reply('TALOS_STORE malformed reservat
 local function exceeds(u, r, amt, limit)
   return u > limit or r > limit - u or amt > limit - u - r
 end
--- release frees a reservation's amount in every scope whose key is still
--- the generation it was charged to.
-local function release(R)
+-- release frees a reservation's amount in every scope whose field is
+-- still the generation it was charged to, in C (a cache of scope values:
+-- f → value, with the order they were loaded and the changed ones);
+-- fields in gone are being deleted.
+local function newcache() return {v = {}, order = {}, dirty = {}} end
+local function release(R, C, gone)
   local amt, n = tonumber(R[2]), tonumber(R[4])
-  local ks = {}
-  for i = 1, n do ks[i] = R[SB(i) + 1] end
-  local vs = redis.call('MGET', unpack(ks))
+  local need = {}
   for i = 1, n do
-    if vs[i] then
-      local g, r, rest = string.match(vs[i], '^(%S+) (%-?%d+)(.*)$')
+    local f = R[SB(i) + 1]
+    if C.v[f] == nil and not gone[f] then need[#need + 1] = f end
+  end
+  if #need > 0 then
+    local vs = redis.call('HMGET', H, unpack(need))
+    for j, f in ipairs(need) do
+      if C.v[f] == nil then
+        C.v[f] = vs[j]
+        C.order[#C.order + 1] = f
+      end
+    end
+  end
+  for i = 1, n do
+    local f = R[SB(i) + 1]
+    local v = C.v[f]
+    if v and not gone[f] then
+      local g, r, rest = string.match(v, '^(%S+) (%-?%d+)(.*)$')
       if g == R[SB(i) + 2] then
-        redis.call('SET', ks[i], g .. ' ' .. fmt(tonumber(r) - amt) .. rest, 'KEEPTTL')
+        C.v[f] = g .. ' ' .. fmt(tonumber(r) - amt) .. rest
+        C.dirty[f] = true
       end
     end
   end
 end
-local function sweep(expk, rprefix, now)
-  local due = redis.call('ZRANGEBYSCORE', expk, '-inf', fmt(now), 'LIMIT', 0, SWEEP)
-  if #due == 0 then return end
-  redis.call('ZREM', expk, unpack(due))
-  for _, nonce in ipairs(due) do
-    local rk = rprefix .. nonce
-    local v = redis.call('GET', rk)
-    local R = v and unpackrec(v)
-    if R and R[1] == '1' then
-      release(R)
-      R[1] = '4'
-      redis.call('SET', rk, pack(R), 'KEEPTTL')
+local function putcache(C)
+  for _, f in ipairs(C.order) do
+    if C.dirty[f] then put(f, C.v[f]) end
+  end
+end
+-- sweep handles up to SWEEP members of Z that are due: an active record
+-- whose hold expired is released (state 4) and kept until retention has
+-- passed; a closed, malformed or missing record is deleted with its
+-- idempotency field; a scope field is deleted. It then stores the exact
+-- next-due time. quiet: the group holds nothing read so far, so an empty
+-- Z needs no write.
+local function sweep(now, retention, quiet)
+  local t = redis.call('ZRANGEBYSCORE', Z, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, SWEEP + 1)
+  if #t == 0 and quiet then
+    due = INF
+    return
+  end
+  local nd, k, recs, gone = INF, 0, {}, {}
+  for i = 1, #t, 2 do
+    local m, s = t[i], tonumber(t[i + 1])
+    if s > now or k == SWEEP then
+      nd = s
+      break
+    end
+    k = k + 1
+    W.r[#W.r + 1] = m
+    if string.sub(m, 1, 2) == 'r:' then
+      recs[#recs + 1] = m
+    else
+      W.d[#W.d + 1] = m
+      gone[m] = true
     end
   end
+  due, W.nd = nd, true
+  if #recs > 0 then
+    local vs = redis.call('HMGET', H, unpack(recs))
+    local C, iks, ikn = newcache(), {}, {}
+    for j, rf in ipairs(recs) do
+      local R = vs[j] and unpackrec(vs[j])
+      if R and R[1] == '1' then
+        release(R, C, gone)
+        R[1] = '4'
+        put(rf, pack(R))
+        at(rf, now + retention)
+      else
+        W.d[#W.d + 1] = rf
+        if R and R[6] ~= '' then
+          iks[#iks + 1], ikn[#ikn + 1] = R[6], string.sub(rf, 3)
+        end
+      end
+    end
+    if #iks > 0 then
+      local cur = redis.call('HMGET', H, unpack(iks))
+      for j = 1, #iks do
+        if cur[j] == ikn[j] then W.d[#W.d + 1] = iks[j] end
+      end
+    end
+    putcache(C)
+  end
+  flush()
+end
+-- start takes the stored next-due time v and sweeps when it has passed
+-- (or is unknown); true if it swept (values read before are stale).
+local function start(v, now, retention, quiet)
+  due = tonumber(v)
+  if due and due > now then return false end
+  sweep(now, retention, quiet)
+  return true
+end
+local function allnil(vs)
+  for i = 1, #vs do
+    if vs[i] then return false end
+  end
+  return true
 end
 local function bounds(first)
   local B = {}
   for i = 0, 7 do B[i + 1] = tonumber(ARGV[first + i]) end
   return B
 end
+-- replay answers a request whose idempotency field names nonce prev:
+-- {2, nonce, state, amount, expiry} or {-2} for another request; nil if
+-- the record is gone (the request is new).
+local function replay(prev, fp, now)
+  local v = redis.call('HGET', H, 'r:' .. prev)
+  if not v then return nil end
+  local P = unpackrec(v)
+  if not P then return badrec() end
+  if P[5] ~= fp then return {-2} end
+  local st, pexp = tonumber(P[1]), tonumber(P[3])
+  if st == 1 and pexp <= now then st = 4 end
+  return {2, prev, st, tonumber(P[2]), pexp}
+end
 `
 
-// reserveScript: KEYS = exp, reservation, idempotency (or the reservation
-// again), scope keys...; ARGV = rprefix, nonce, amount, ttl µs, keep µs,
-// retention µs, fingerprint ("" without a key), 8 bounds, n, n × (mode,
-// limit, kind, bucket µs, scope ID), 6 meta strings.
-//
-// Replies: {1, nonce, warned, expiry µs, n × (used, reserved, exceeded)}
-// allowed; {0, "", denying index, 0, n × (...)} denied; {2, nonce, state,
-// amount, expiry µs} replay; {-2} idempotency conflict.
-var reserveScript = goredis.NewScript(reserveSrc)
-
-var reserveSrc = luaCommon + `
+// The reserve and charge scripts share their arguments. KEYS = hash, set;
+// ARGV = nonce, amount, ttl µs, keep µs, retention µs, fingerprint (""
+// without a key), 8 bounds, n, n × (mode, limit, kind, bucket µs, scope
+// field), idempotency field ("" without), 6 meta strings (charge without an
+// idempotency key: none).
+var luaDecide = luaCommon + `
 local now = clock()
-local rprefix, nonce = ARGV[1], ARGV[2]
-local amt, ttl, keep, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local fp = ARGV[7]
-local B = bounds(8)
-local n = tonumber(ARGV[16])
-sweep(KEYS[1], rprefix, now)
-local vals = redis.call('MGET', unpack(KEYS, 3, 3 + n))
-if fp ~= '' then
-  local prev = vals[1]
-  if prev then
-    local v = redis.call('GET', rprefix .. prev)
-    if v then
-      local P = unpackrec(v)
-      if not P then return badrec() end
-      if P[5] ~= fp then return {-2} end
-      local st, pexp = tonumber(P[1]), tonumber(P[3])
-      if st == 1 and pexp <= now then st = 4 end
-      return {2, prev, st, tonumber(P[2]), pexp}
-    end
-  end
+local nonce = ARGV[1]
+local amt, ttl, keep, retention = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local fp = ARGV[6]
+local B = bounds(7)
+local n = tonumber(ARGV[15])
+local m = 16 + n * 5
+local ikf = ARGV[m]
+local fields = {'n'}
+for i = 1, n do fields[i + 1] = ARGV[16 + (i - 1) * 5 + 4] end
+if ikf ~= '' then fields[n + 2] = ikf end
+local vals = redis.call('HMGET', H, unpack(fields))
+if start(vals[1], now, retention, allnil(vals)) then vals = redis.call('HMGET', H, unpack(fields)) end
+if ikf ~= '' and vals[n + 2] then
+  local res = replay(vals[n + 2], fp, now)
+  if res then return res end
 end
 local sc, out = {}, {}
 for i = 1, n do
-  local a = 17 + (i - 1) * 5
+  local a = 16 + (i - 1) * 5
   local kind, bucket = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local slot, send = slot_of(kind, bucket, now, B)
   if slot == nil then return redis.error_reply('TALOS_CLOCK server time outside the period bounds') end
@@ -246,7 +361,7 @@ for i = 1, n do
 end
 local denied, warned = 0, 0
 for i = 1, n do
-  local a = 17 + (i - 1) * 5
+  local a = 16 + (i - 1) * 5
   local mode, limit = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
   local S = load(vals[1 + i], sc[i].kind, sc[i].slot, now)
   sc[i].S = S
@@ -266,132 +381,97 @@ if denied > 0 then
   return res
 end
 local exp = now + ttl
-local rk = KEYS[2]
-local rec = {'1', fmt(amt), fmt(exp), fmt(n), fp, '', '0', '0'}
-local m = 17 + n * 5
-for j = 0, 5 do rec[9 + j] = ARGV[m + j] end
+`
+
+// reserveScript holds amount in every scope and records the reservation.
+//
+// Replies: {1, nonce, warned, expiry µs, n × (used, reserved, exceeded)}
+// allowed; {0, "", denying index, 0, n × (...)} denied; {2, nonce, state,
+// amount, expiry µs} replay; {-2} idempotency conflict.
+var reserveScript = goredis.NewScript(reserveSrc)
+
+var reserveSrc = luaDecide + `
+local rec = {'1', fmt(amt), fmt(exp), fmt(n), fp, ikf, '0', '0'}
+for j = 1, 6 do rec[8 + j] = ARGV[m + j] end
 for i = 1, n do
-  local a, b = 17 + (i - 1) * 5, SB(i)
-  local k, S = KEYS[3 + i], sc[i].S
-  S.r = S.r + amt
-  store(k, sc[i].kind, sc[i].slot, S, sc[i].send, sc[i].bucket, keep)
-  rec[b + 1], rec[b + 2] = k, S.g
-  for j = 0, 4 do rec[b + 3 + j] = ARGV[a + j] end
-  rec[b + 8] = '0'
+  local a, b = 16 + (i - 1) * 5, SB(i)
+  local f, s = ARGV[a + 4], sc[i]
+  s.S.r = s.S.r + amt
+  local v, gat = encode(s.kind, s.slot, s.S, s.send, s.bucket, keep)
+  put(f, v)
+  if gat then at(f, gat) end
+  rec[b + 1], rec[b + 2] = f, s.S.g
+  for j = 0, 3 do rec[b + 3 + j] = ARGV[a + j] end
+  rec[b + 7] = '0'
 end
-local px = fmt(idiv(ttl + retention, 1000) + 1)
-if fp ~= '' then
-  rec[6] = KEYS[3]
-  redis.call('SET', KEYS[3], nonce, 'PX', px)
-end
-redis.call('SET', rk, pack(rec), 'PX', px)
-redis.call('ZADD', KEYS[1], fmt(exp), nonce)
+local rf = 'r:' .. nonce
+if ikf ~= '' then put(ikf, nonce) end
+put(rf, pack(rec))
+at(rf, exp)
+flush()
 local res = {1, nonce, warned, exp}
 for _, v in ipairs(out) do res[#res + 1] = v end
 return res
 `
 
 // chargeScript is reserve and commit of the same amount in one run, with
-// reserveScript's KEYS and ARGV (without an idempotency key the nonce is a
-// placeholder and no meta is sent). It writes only declared keys: the scope
-// keys and, with an idempotency key, the record (state committed) and the
-// idempotency key; only an idempotent replay reads a key not in KEYS (the
-// earlier record, named from its nonce, as Reserve does). It does not sweep: a hold that expired and was not yet
-// swept still counts as reserved, which can only deny, never overspend
-// (the next Reserve, Commit, Release or Usage of the group sweeps it).
+// reserveScript's arguments (without an idempotency key the nonce is a
+// placeholder and no record is kept). With an idempotency key the record
+// is kept, committed, until retention has passed.
 //
 // Replies as reserveScript's; allowed is {1, nonce, warned, expiry µs, ...}
 // with the amount charged to every scope.
 var chargeScript = goredis.NewScript(chargeSrc)
 
-var chargeSrc = luaCommon + `
-local now = clock()
-local rprefix, nonce = ARGV[1], ARGV[2]
-local amt, ttl, keep, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local fp = ARGV[7]
-local B = bounds(8)
-local n = tonumber(ARGV[16])
-local vals = redis.call('MGET', unpack(KEYS, 3, 3 + n))
-if fp ~= '' then
-  local prev = vals[1]
-  if prev then
-    local v = redis.call('GET', rprefix .. prev)
-    if v then
-      local P = unpackrec(v)
-      if not P then return badrec() end
-      if P[5] ~= fp then return {-2} end
-      local st, pexp = tonumber(P[1]), tonumber(P[3])
-      if st == 1 and pexp <= now then st = 4 end
-      return {2, prev, st, tonumber(P[2]), pexp}
-    end
-  end
+var chargeSrc = luaDecide + `
+local rec
+if ikf ~= '' then
+  rec = {'2', fmt(amt), fmt(exp), fmt(n), fp, ikf, fmt(amt), '0'}
+  for j = 1, 6 do rec[8 + j] = ARGV[m + j] end
 end
-local sc, out = {}, {}
-local denied, warned = 0, 0
 for i = 1, n do
-  local a = 17 + (i - 1) * 5
-  local mode, limit = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  local kind, bucket = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  local slot, send = slot_of(kind, bucket, now, B)
-  if slot == nil then return redis.error_reply('TALOS_CLOCK server time outside the period bounds') end
-  local S = load(vals[1 + i], kind, slot, now)
-  sc[i] = {kind = kind, bucket = bucket, slot = slot, send = send, S = S}
-  local ex = 0
-  if exceeds(S.u, S.r, amt, limit) then
-    ex = 1
-    if mode == 0 and denied == 0 then denied = i end
-    if mode == 1 then warned = 1 end
+  local a = 16 + (i - 1) * 5
+  local f, s = ARGV[a + 4], sc[i]
+  s.S.cur = s.S.cur + amt
+  local v, gat = encode(s.kind, s.slot, s.S, s.send, s.bucket, keep)
+  put(f, v)
+  if gat then at(f, gat) end
+  if rec then
+    local b = SB(i)
+    rec[b + 1], rec[b + 2] = f, s.S.g
+    for j = 0, 3 do rec[b + 3 + j] = ARGV[a + j] end
+    rec[b + 7] = fmt(amt)
   end
-  out[#out + 1] = S.u
-  out[#out + 1] = S.r
-  out[#out + 1] = ex
 end
-if denied > 0 then
-  local res = {0, '', denied, 0}
-  for _, v in ipairs(out) do res[#res + 1] = v end
-  return res
+if rec then
+  local rf = 'r:' .. nonce
+  put(ikf, nonce)
+  put(rf, pack(rec))
+  at(rf, now + retention)
 end
-local exp = now + ttl
-for i = 1, n do
-  local S = sc[i].S
-  S.cur = S.cur + amt
-  store(KEYS[3 + i], sc[i].kind, sc[i].slot, S, sc[i].send, sc[i].bucket, keep)
-end
-if fp ~= '' then
-  local rec = {'2', fmt(amt), fmt(exp), fmt(n), fp, KEYS[3], fmt(amt), '0'}
-  local m = 17 + n * 5
-  for j = 0, 5 do rec[9 + j] = ARGV[m + j] end
-  for i = 1, n do
-    local a, b = 17 + (i - 1) * 5, SB(i)
-    rec[b + 1], rec[b + 2] = KEYS[3 + i], sc[i].S.g
-    for j = 0, 4 do rec[b + 3 + j] = ARGV[a + j] end
-    rec[b + 8] = fmt(amt)
-  end
-  local px = fmt(idiv(ttl + retention, 1000) + 1)
-  redis.call('SET', KEYS[3], nonce, 'PX', px)
-  redis.call('SET', KEYS[2], pack(rec), 'PX', px)
-end
+flush()
 local res = {1, nonce, warned, exp}
 for _, v in ipairs(out) do res[#res + 1] = v end
 return res
 `
 
-// commitScript: KEYS = exp, reservation; ARGV = rprefix, nonce, actual,
-// keep µs, retention µs, 8 bounds.
+// commitScript: KEYS = hash, set; ARGV = nonce, actual, keep µs,
+// retention µs, 8 bounds.
 //
-// Replies: {1 or 2 (replay), expired, n, n × (scope ID, charged, overage),
-// 6 meta strings}; {-1} unknown; {-3} committed with another actual; {-4}
-// released.
+// Replies: {1 or 2 (replay), expired, n, n × (scope field, charged,
+// overage), 6 meta strings}; {-1} unknown; {-3} committed with another
+// actual; {-4} released.
 var commitScript = goredis.NewScript(commitSrc)
 
 var commitSrc = luaCommon + `
 local now = clock()
-local rprefix, nonce = ARGV[1], ARGV[2]
-local actual, keep, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local B = bounds(6)
-local rk = KEYS[2]
-sweep(KEYS[1], rprefix, now)
-local v = redis.call('GET', rk)
+local nonce = ARGV[1]
+local actual, keep, retention = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local B = bounds(5)
+local rf = 'r:' .. nonce
+local hv = redis.call('HMGET', H, 'n', rf)
+local v = hv[2]
+if start(hv[1], now, retention, not v) then v = redis.call('HGET', H, rf) end
 if not v then return {-1} end
 local R = unpackrec(v)
 if not R then return badrec() end
@@ -399,8 +479,8 @@ local st, amt, n = R[1], tonumber(R[2]), tonumber(R[4])
 local function reply(status, expired)
   local res = {status, expired, n}
   for i = 1, n do
-    local c = tonumber(R[SB(i) + 8]) or 0
-    res[#res + 1] = R[SB(i) + 7]
+    local c = tonumber(R[SB(i) + 7]) or 0
+    res[#res + 1] = R[SB(i) + 1]
     res[#res + 1] = c
     res[#res + 1] = actual - c
   end
@@ -412,24 +492,20 @@ if st == '2' then
   return reply(2, tonumber(R[8]) or 0)
 end
 if st == '3' then return {-4} end
-local sc = {}
+local sc, ks = {}, {}
 for i = 1, n do
   local b = SB(i)
   local kind, bucket = tonumber(R[b + 5]), tonumber(R[b + 6])
   local slot, send = slot_of(kind, bucket, now, B)
   if slot == nil then return redis.error_reply('TALOS_CLOCK server time outside the period bounds') end
-  sc[i] = {k = R[b + 1], mode = tonumber(R[b + 3]), limit = tonumber(R[b + 4]), kind = kind, bucket = bucket, slot = slot, send = send}
+  sc[i] = {mode = tonumber(R[b + 3]), limit = tonumber(R[b + 4]), kind = kind, bucket = bucket, slot = slot, send = send}
+  ks[i] = R[b + 1]
 end
 local active = st == '1'
 local expired = 1
-if active then
-  if tonumber(R[3]) > now then expired = 0 end
-  redis.call('ZREM', KEYS[1], nonce)
-end
+if active and tonumber(R[3]) > now then expired = 0 end
 R[1], R[7], R[8] = '2', fmt(actual), fmt(expired)
-local ks = {}
-for i = 1, n do ks[i] = sc[i].k end
-local vals = redis.call('MGET', unpack(ks))
+local vals = redis.call('HMGET', H, unpack(ks))
 for i = 1, n do
   local s = sc[i]
   local S = load(vals[i], s.kind, s.slot, now)
@@ -442,55 +518,67 @@ for i = 1, n do
   end
   S.cur = S.cur + c
   S.o = S.o + actual - c
-  store(s.k, s.kind, s.slot, S, s.send, s.bucket, keep)
-  R[SB(i) + 8] = fmt(c)
+  local ev, gat = encode(s.kind, s.slot, S, s.send, s.bucket, keep)
+  put(ks[i], ev)
+  if gat then at(ks[i], gat) end
+  R[SB(i) + 7] = fmt(c)
 end
-local px = fmt(idiv(retention, 1000) + 1)
-redis.call('SET', rk, pack(R), 'PX', px)
-if R[6] ~= '' then redis.call('PEXPIRE', R[6], px) end
+put(rf, pack(R))
+at(rf, now + retention)
+flush()
 return reply(1, expired)
 `
 
-// releaseScript: KEYS = exp, reservation; ARGV = rprefix, nonce,
-// retention µs. Replies {1} done (or nothing to do), {-1} unknown, {-2}
-// committed.
+// releaseScript: KEYS = hash, set; ARGV = nonce, retention µs. Replies {1}
+// done (or nothing to do), {-1} unknown, {-2} committed.
 var releaseScript = goredis.NewScript(releaseSrc)
 
 var releaseSrc = luaCommon + `
 local now = clock()
-local rprefix, nonce, retention = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local rk = KEYS[2]
-sweep(KEYS[1], rprefix, now)
-local v = redis.call('GET', rk)
+local nonce, retention = ARGV[1], tonumber(ARGV[2])
+local rf = 'r:' .. nonce
+local hv = redis.call('HMGET', H, 'n', rf)
+local v = hv[2]
+if start(hv[1], now, retention, not v) then v = redis.call('HGET', H, rf) end
 if not v then return {-1} end
 local R = unpackrec(v)
 if not R then return badrec() end
 if R[1] == '2' then return {-2} end
 if R[1] == '1' then
-  release(R)
-  redis.call('ZREM', KEYS[1], nonce)
+  local C = newcache()
+  release(R, C, {})
+  putcache(C)
   R[1] = '3'
-  local px = fmt(idiv(retention, 1000) + 1)
-  redis.call('SET', rk, pack(R), 'PX', px)
-  if R[6] ~= '' then redis.call('PEXPIRE', R[6], px) end
+  put(rf, pack(R))
+  at(rf, now + retention)
+  flush()
 end
 return {1}
 `
 
-// usageScript: KEYS = exp, scope; ARGV = rprefix, kind, bucket µs, 8
-// bounds. Reply {spent, reserved, overage}.
+// usageScript: KEYS = hash, set; ARGV = kind, bucket µs, scope field,
+// retention µs, 8 bounds. Reply {spent, reserved, overage}.
 var usageScript = goredis.NewScript(usageSrc)
 
 var usageSrc = luaCommon + `
 local now = clock()
-local kind, bucket = tonumber(ARGV[2]), tonumber(ARGV[3])
-local B = bounds(4)
-sweep(KEYS[1], ARGV[1], now)
+local kind, bucket, f, retention = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local B = bounds(5)
+local hv = redis.call('HMGET', H, 'n', f)
+local v = hv[2]
+if start(hv[1], now, retention, not v) then v = redis.call('HGET', H, f) end
 local slot = slot_of(kind, bucket, now, B)
 if slot == nil then return redis.error_reply('TALOS_CLOCK server time outside the period bounds') end
-local S = load(redis.call('GET', KEYS[2]), kind, slot, now)
+local S = load(v, kind, slot, now)
 return {S.u, S.r, S.o}
 `
+
+// layoutScript reads the layout marker (KEYS[1]) and, with ARGV[1] set,
+// first writes it if it is absent. Reply: the marker or false.
+var layoutScript = goredis.NewScript(`
+if ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1], 'NX') end
+return redis.call('GET', KEYS[1])
+`)
 
 // gcraScript: KEYS = limiter key; ARGV = interval µs, burst, n. Reply
 // {allowed, remaining, retry after µs, reset after µs}.
