@@ -56,6 +56,11 @@ type Config struct {
 	LLMTimeout      time.Duration      // upstream deadline per chat completion
 	RateLimits      map[string]rateSet // per-surface overrides of the default rate limits
 
+	// A2A v1 (a2a.go).
+	A2AExecutor         string // echo | llm | none
+	A2ALLMModel         string // model of the llm executor
+	A2APushAllowPrivate bool   // push destinations on loopback/private addresses and http://
+
 	// LLMAPIKey is sent to the LLM upstream as a bearer token, from
 	// TALOS_LLM_API_KEY only (never a flag, never logged).
 	LLMAPIKey secretBytes
@@ -159,6 +164,15 @@ var settings = []setting{
 	{"rate limits", "rate-limits", "TALOS_RATE_LIMITS", "(built-in)",
 		"Per-principal rate limits per surface, e.g. kernel.authorize=200/s,mcp.gateway=50/s,llm=20/s,a2a=100/s (also /m, /h).",
 		func(c *Config, v string) error { return parseRateLimits(&c.RateLimits, v) }},
+	{"A2A executor", "a2a-executor", "TALOS_A2A_EXECUTOR", "echo",
+		"Agent behind A2A v1 (POST /rpc): echo (answers the message text), llm (one chat completion on TALOS_LLM_UPSTREAM with TALOS_A2A_LLM_MODEL) or none (A2A v1 and the agent card not served; the relay stays).",
+		func(c *Config, v string) error { return parseA2AExecutor(&c.A2AExecutor, v) }},
+	{"A2A LLM model", "a2a-llm-model", "TALOS_A2A_LLM_MODEL", "(none)",
+		"Model name the llm A2A executor sends.",
+		func(c *Config, v string) error { c.A2ALLMModel = v; return nil }},
+	{"A2A push to private addresses", "a2a-push-allow-private", "TALOS_A2A_PUSH_ALLOW_PRIVATE", "false",
+		"Allow A2A push destinations on loopback, private and link-local addresses and over http:// (closed networks and tests only; otherwise https to public addresses only).",
+		func(c *Config, v string) error { return parseBool(&c.A2APushAllowPrivate, v) }},
 }
 
 // flagValue is a string flag that can also be given alone (-production)

@@ -91,6 +91,8 @@ var defaultRates = map[string]budget.Limit{
 	opMCPGateway: budget.PerSecond(50),
 	rateLLM:      budget.PerSecond(20),
 	opA2A:        budget.PerSecond(100),
+	opA2AV1:      budget.PerSecond(100),
+	opA2ACompat:  budget.PerSecond(100),
 }
 
 func newCore(ctx context.Context, s *Server) (*core, error) {
@@ -147,6 +149,7 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 	for _, op := range []string{opAuthorize, opMCPGateway, opLLM, opA2A, "admin"} {
 		allow[op] = []string{"decision_reason", "capability_hash", "tool", "action", "error_code", "budget_reservation", "budget_warned", "cost_micros"}
 	}
+	addA2AAuditMeta(allow)
 	allow[opConfig] = []string{"config_kind", "config_name", "config_version", "config_digest", "config_previous_digest"}
 	c.events, err = audit.NewEventBuilder(audit.BuilderConfig{MetaAllowlist: allow})
 	if err != nil {

@@ -114,7 +114,7 @@ func parseRateLimits(dst *map[string]rateSet, v string) error {
 }
 
 func rateSurfaces() string {
-	return strings.Join([]string{opAuthorize, opMCPGateway, rateLLM, opA2A}, ", ")
+	return strings.Join([]string{opAuthorize, opMCPGateway, rateLLM, opA2A, opA2AV1, opA2ACompat}, ", ")
 }
 
 // validateCore checks the gateway, LLM and limit settings.

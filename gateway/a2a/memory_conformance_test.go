@@ -14,3 +14,7 @@ func TestMemoryTaskStoreConformance(t *testing.T) {
 func TestMemoryStoreConformance(t *testing.T) {
 	a2atest.Run(t, func(*testing.T) a2a.Store { return a2a.NewMemoryStore() })
 }
+
+func TestMemoryPushConfigStoreConformance(t *testing.T) {
+	a2atest.TestPushConfigStore(t, func(*testing.T) a2a.PushConfigStore { return a2a.NewMemoryPushConfigStore() })
+}

@@ -55,6 +55,85 @@ type PushNotifierConfig struct {
 	OnDelivery func(cfg PushConfig, taskID string, status int, err error)
 	// MaxConfigsPerTask bounds the configs of a task (default 8).
 	MaxConfigsPerTask int
+	// Store keeps the push configurations. If nil, a
+	// [MemoryPushConfigStore] (lost at restart); gateway/a2a/postgres's
+	// TaskStore is one on PostgreSQL.
+	Store PushConfigStore
+}
+
+// PushConfigStore keeps tasks' push configurations. Implementations are
+// safe for concurrent use and pass gateway/a2a/a2atest.TestPushConfigStore.
+type PushConfigStore interface {
+	// PutPushConfig creates or replaces the config (TaskID, ID) of a task;
+	// creating one more than max configs for the task is refused with
+	// TALOS_INVALID_INPUT.
+	PutPushConfig(ctx context.Context, c PushConfig, max int) error
+	// ListPushConfigs returns a task's configs in creation order.
+	ListPushConfigs(ctx context.Context, taskID string) ([]PushConfig, error)
+	// DeletePushConfig removes one config, reporting whether it existed.
+	DeletePushConfig(ctx context.Context, taskID, id string) (bool, error)
+}
+
+// MemoryPushConfigStore is the in-memory [PushConfigStore].
+type MemoryPushConfigStore struct {
+	mu     sync.Mutex
+	byTask map[string][]PushConfig
+}
+
+// NewMemoryPushConfigStore returns an empty store.
+func NewMemoryPushConfigStore() *MemoryPushConfigStore {
+	return &MemoryPushConfigStore{byTask: map[string][]PushConfig{}}
+}
+
+func clonePush(c PushConfig) PushConfig {
+	if c.Authentication != nil {
+		a := *c.Authentication
+		c.Authentication = &a
+	}
+	return c
+}
+
+// PutPushConfig implements [PushConfigStore].
+func (m *MemoryPushConfigStore) PutPushConfig(_ context.Context, c PushConfig, max int) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	list := m.byTask[c.TaskID]
+	for i := range list {
+		if list[i].ID == c.ID {
+			list[i] = clonePush(c)
+			return nil
+		}
+	}
+	if len(list) >= max {
+		return contracts.Errorf(contracts.CodeInvalidInput, "a2a: too many push configs for the task")
+	}
+	m.byTask[c.TaskID] = append(list, clonePush(c))
+	return nil
+}
+
+// ListPushConfigs implements [PushConfigStore].
+func (m *MemoryPushConfigStore) ListPushConfigs(_ context.Context, taskID string) ([]PushConfig, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]PushConfig, 0, len(m.byTask[taskID]))
+	for _, c := range m.byTask[taskID] {
+		out = append(out, clonePush(c))
+	}
+	return out, nil
+}
+
+// DeletePushConfig implements [PushConfigStore].
+func (m *MemoryPushConfigStore) DeletePushConfig(_ context.Context, taskID, id string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	list := m.byTask[taskID]
+	for i := range list {
+		if list[i].ID == id {
+			m.byTask[taskID] = append(list[:i:i], list[i+1:]...)
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // PushDestinationOp is the attestation opcode of push deliveries.
@@ -66,8 +145,6 @@ const PushDestinationOp = "a2a.push"
 type PushNotifier struct {
 	cfg    PushNotifierConfig
 	client *http.Client
-	mu     sync.Mutex
-	byTask map[string][]PushConfig
 	wg     sync.WaitGroup
 }
 
@@ -88,7 +165,10 @@ func NewPushNotifier(cfg PushNotifierConfig) (*PushNotifier, error) {
 	if cfg.MaxConfigsPerTask <= 0 {
 		cfg.MaxConfigsPerTask = 8
 	}
-	p := &PushNotifier{cfg: cfg, byTask: map[string][]PushConfig{}}
+	if cfg.Store == nil {
+		cfg.Store = NewMemoryPushConfigStore()
+	}
+	p := &PushNotifier{cfg: cfg}
 	d := &net.Dialer{Timeout: cfg.Timeout, Control: func(_, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)
 		if err != nil {
@@ -139,49 +219,29 @@ func (p *PushNotifier) ValidateDestination(raw string) error {
 	return nil
 }
 
-func (p *PushNotifier) set(c PushConfig) (PushConfig, error) {
+func (p *PushNotifier) set(ctx context.Context, c PushConfig) (PushConfig, error) {
 	if err := p.ValidateDestination(c.URL); err != nil {
 		return c, err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	list := p.byTask[c.TaskID]
-	for i := range list {
-		if list[i].ID == c.ID {
-			list[i] = c
-			return c, nil
-		}
-	}
-	if len(list) >= p.cfg.MaxConfigsPerTask {
-		return c, contracts.Errorf(contracts.CodeInvalidInput, "a2a: too many push configs for the task")
-	}
-	p.byTask[c.TaskID] = append(list, c)
-	return c, nil
+	return c, p.cfg.Store.PutPushConfig(ctx, c, p.cfg.MaxConfigsPerTask)
 }
 
-func (p *PushNotifier) list(taskID string) []PushConfig {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]PushConfig(nil), p.byTask[taskID]...)
-}
-
-func (p *PushNotifier) delete(taskID, id string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	list := p.byTask[taskID]
-	for i := range list {
-		if list[i].ID == id {
-			p.byTask[taskID] = append(list[:i], list[i+1:]...)
-			return true
-		}
-	}
-	return false
+func (p *PushNotifier) list(ctx context.Context, taskID string) ([]PushConfig, error) {
+	return p.cfg.Store.ListPushConfigs(ctx, taskID)
 }
 
 // Notify delivers t's current state to every destination of the task, in
 // the background, with bounded retries.
-func (p *PushNotifier) Notify(_ context.Context, t *Task) {
-	cfgs := p.list(t.ID)
+// A store that cannot list the task's configs is reported to OnDelivery
+// (with an empty config) and nothing is delivered.
+func (p *PushNotifier) Notify(ctx context.Context, t *Task) {
+	cfgs, err := p.list(context.WithoutCancel(ctx), t.ID)
+	if err != nil {
+		if p.cfg.OnDelivery != nil {
+			p.cfg.OnDelivery(PushConfig{TaskID: t.ID}, t.ID, 0, err)
+		}
+		return
+	}
 	if len(cfgs) == 0 {
 		return
 	}
@@ -279,26 +339,34 @@ func (h *RPCHandler) pushMethod(ctx context.Context, name string, c *callCtx) (a
 		if p.ID == "" {
 			p.ID = contracts.NewUUIDv7()
 		}
-		cfg, err := h.cfg.Push.set(p)
+		cfg, err := h.cfg.Push.set(ctx, p)
 		if err != nil {
 			return nil, err
 		}
 		return redacted(cfg), nil
-	case "GetTaskPushNotificationConfig":
-		for _, x := range h.cfg.Push.list(p.TaskID) {
-			if x.ID == p.ID {
+	case "GetTaskPushNotificationConfig", "ListTaskPushNotificationConfigs":
+		list, err := h.cfg.Push.list(ctx, p.TaskID)
+		if err != nil {
+			return nil, err
+		}
+		out := []PushConfig{}
+		for _, x := range list {
+			if name == "ListTaskPushNotificationConfigs" {
+				out = append(out, redacted(x))
+			} else if x.ID == p.ID {
 				return redacted(x), nil
 			}
 		}
-		return nil, contracts.Errorf(contracts.CodeNotFound, "a2a: push config not found")
-	case "ListTaskPushNotificationConfigs":
-		out := []PushConfig{}
-		for _, x := range h.cfg.Push.list(p.TaskID) {
-			out = append(out, redacted(x))
+		if name == "GetTaskPushNotificationConfig" {
+			return nil, contracts.Errorf(contracts.CodeNotFound, "a2a: push config not found")
 		}
 		return map[string]any{"configs": out}, nil
 	default:
-		if !h.cfg.Push.delete(p.TaskID, p.ID) {
+		ok, err := h.cfg.Push.cfg.Store.DeletePushConfig(ctx, p.TaskID, p.ID)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
 			return nil, contracts.Errorf(contracts.CodeNotFound, "a2a: push config not found")
 		}
 		return map[string]any{"deleted": true, "id": p.ID}, nil

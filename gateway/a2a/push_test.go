@@ -43,7 +43,7 @@ func TestPushRetries(t *testing.T) {
 	tk := &Task{ID: "t1", ContextID: "c", Version: 2, Status: TaskStatus{State: TaskWorking, Timestamp: "2026-03-13T12:00:00Z"}}
 
 	p := newP(true)
-	if _, err := p.set(PushConfig{ID: "c1", TaskID: "t1", URL: recv.URL}); err != nil {
+	if _, err := p.set(t.Context(), PushConfig{ID: "c1", TaskID: "t1", URL: recv.URL}); err != nil {
 		t.Fatal(err)
 	}
 	p.Notify(t.Context(), tk)
@@ -63,13 +63,16 @@ func TestPushRetries(t *testing.T) {
 	// Without the loopback allowance the dial is refused, once, unretried.
 	hits.Store(0)
 	q := newP(false)
-	q.byTask["t1"] = []PushConfig{{ID: "c1", TaskID: "t1", URL: recv.URL}} // as if the name had resolved elsewhere when configured
+	// As if the name had resolved elsewhere when configured:
+	if err := q.cfg.Store.PutPushConfig(t.Context(), PushConfig{ID: "c1", TaskID: "t1", URL: recv.URL}, 8); err != nil {
+		t.Fatal(err)
+	}
 	q.Notify(t.Context(), tk)
 	q.Wait()
 	if o := <-outs; o.err == nil || hits.Load() != 0 {
 		t.Fatalf("loopback without allowance: %+v, %d hits", o, hits.Load())
 	}
-	if _, err := q.set(PushConfig{ID: "c2", TaskID: "t1", URL: recv.URL}); err == nil {
+	if _, err := q.set(t.Context(), PushConfig{ID: "c2", TaskID: "t1", URL: recv.URL}); err == nil {
 		t.Fatal("loopback destination configured without the allowance")
 	}
 }

@@ -102,6 +102,9 @@ type RPCHandlerConfig struct {
 	Stream StreamLimits
 	// Budget, if set, returns the budget to reserve for a call.
 	Budget func(r *http.Request, method string) *budget.ReserveRequest
+	// Team, if set, returns the caller's team (for team budgets and the
+	// audit event's principal).
+	Team func(r *http.Request) string
 	// Now returns the time. If nil, time.Now.
 	Now func() time.Time
 }
@@ -299,6 +302,9 @@ func (h *RPCHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.Budget != nil {
 		call.Budget = h.cfg.Budget(r, m.Name)
 	}
+	if h.cfg.Team != nil {
+		call.Team = h.cfg.Team(r)
+	}
 	cc := &callCtx{principal: principal.String(), rpcID: req.ID, params: req.Params, r: r, authz: h.cfg.Authorizer, reauth: creq(scopes[len(scopes)-1])}
 	call.Meta["id"] = cc.requestID()
 	started := false
@@ -354,6 +360,9 @@ func (h *RPCHandler) protocolError(w http.ResponseWriter, r *http.Request, princ
 	d := capability.Decision{Allowed: true, Reason: talos.ReasonAttested, Principal: principal}
 	call := talos.Call{Request: capability.Request{Principal: principal}, HTTP: r, SurfaceID: surface, RateSurface: surface,
 		TemplatePath: r.URL.Path, Decision: &d, Meta: map[string]any{"error": e.Message}}
+	if h.cfg.Team != nil {
+		call.Team = h.cfg.Team(r)
+	}
 	ran := false
 	out, kerr := h.cfg.Kernel.Do(r.Context(), call, func(context.Context, capability.Decision) (int64, int, error) {
 		ran = true

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/gateway/a2a"
 )
 
@@ -141,4 +142,74 @@ func ids(ts []*a2a.Task) []string {
 		out = append(out, t.ID)
 	}
 	return out
+}
+
+// NewPushStore returns an empty push config store for one subtest.
+type NewPushStore func(t *testing.T) a2a.PushConfigStore
+
+// TestPushConfigStore runs the conformance suite of a2a.PushConfigStore.
+func TestPushConfigStore(t *testing.T, newStore NewPushStore) {
+	ctx := context.Background()
+	cfg := func(task, id, url string) a2a.PushConfig {
+		return a2a.PushConfig{ID: id, TaskID: task, URL: url, Token: "tok-" + id,
+			Authentication: &a2a.PushAuthConfig{Scheme: "Bearer", Credentials: "secret-" + id}}
+	}
+	t.Run("PutListDelete", func(t *testing.T) {
+		s := newStore(t)
+		if got, err := s.ListPushConfigs(ctx, "t1"); err != nil || len(got) != 0 {
+			t.Fatalf("empty: %v %v", got, err)
+		}
+		for _, id := range []string{"c2", "c1", "c3"} {
+			if err := s.PutPushConfig(ctx, cfg("t1", id, "https://r.example/"+id), 3); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.PutPushConfig(ctx, cfg("t1", "c4", "https://r.example/c4"), 3); contracts.CodeOf(err) != contracts.CodeInvalidInput {
+			t.Fatalf("fourth config with max 3: %v", err)
+		}
+		// Replacing an existing config is not a new one.
+		if err := s.PutPushConfig(ctx, cfg("t1", "c1", "https://r.example/new"), 3); err != nil {
+			t.Fatalf("replace at the bound: %v", err)
+		}
+		if err := s.PutPushConfig(ctx, cfg("t2", "c1", "https://other.example/"), 3); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.ListPushConfigs(ctx, "t1")
+		if err != nil || len(got) != 3 || got[0].ID != "c2" || got[1].ID != "c1" || got[2].ID != "c3" {
+			t.Fatalf("list (creation order): %+v %v", got, err)
+		}
+		if got[1].URL != "https://r.example/new" || got[1].Token != "tok-c1" || got[1].Authentication == nil ||
+			got[1].Authentication.Credentials != "secret-c1" || got[1].TaskID != "t1" {
+			t.Fatalf("round trip: %+v", got[1])
+		}
+		got[1].Authentication.Credentials = "changed" // returned configs are copies
+		if again, _ := s.ListPushConfigs(ctx, "t1"); again[1].Authentication.Credentials != "secret-c1" {
+			t.Fatal("the store shares its configs")
+		}
+		if ok, err := s.DeletePushConfig(ctx, "t1", "c1"); !ok || err != nil {
+			t.Fatalf("delete: %v %v", ok, err)
+		}
+		if ok, err := s.DeletePushConfig(ctx, "t1", "c1"); ok || err != nil {
+			t.Fatalf("second delete: %v %v", ok, err)
+		}
+		if got, _ := s.ListPushConfigs(ctx, "t1"); len(got) != 2 {
+			t.Fatalf("after delete: %+v", got)
+		}
+		if got, _ := s.ListPushConfigs(ctx, "t2"); len(got) != 1 || got[0].URL != "https://other.example/" {
+			t.Fatalf("other task: %+v", got)
+		}
+	})
+	t.Run("ConcurrentBound", func(t *testing.T) {
+		s := newStore(t)
+		var wg sync.WaitGroup
+		for i := range 10 {
+			wg.Go(func() {
+				_ = s.PutPushConfig(ctx, cfg("t1", fmt.Sprint("c", i), "https://r.example/"), 4)
+			})
+		}
+		wg.Wait()
+		if got, err := s.ListPushConfigs(ctx, "t1"); err != nil || len(got) != 4 {
+			t.Fatalf("racing creates under max 4: %d configs, %v", len(got), err)
+		}
+	})
 }

@@ -64,13 +64,16 @@ func New(cfg Config) (*TaskStore, error) {
 	return &TaskStore{db: cfg.DB, table: cfg.TablePrefix + "a2a_tasks"}, nil
 }
 
-// Migrate creates the table and its indexes if they do not exist.
+// Migrate creates the tables (tasks, and push configurations in
+// <prefix>a2a_tasks_push) and the index if they do not exist.
 func (s *TaskStore) Migrate(ctx context.Context) error {
 	for _, q := range []string{
 		`CREATE TABLE IF NOT EXISTS ` + s.table + ` (
 			id text PRIMARY KEY, owner text NOT NULL, context_id text NOT NULL, state text NOT NULL,
 			version bigint NOT NULL, doc bytea NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS ` + s.table + `_owner ON ` + s.table + ` (owner, id)`,
+		`CREATE TABLE IF NOT EXISTS ` + s.table + `_push (
+			task_id text NOT NULL, id text NOT NULL, seq bigserial, doc bytea NOT NULL, PRIMARY KEY (task_id, id))`,
 	} {
 		if _, err := s.db.Exec(ctx, q); err != nil {
 			return contracts.Wrap(contracts.CodeInternal, "a2a/postgres: migrate", err)

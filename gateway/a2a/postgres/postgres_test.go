@@ -51,7 +51,7 @@ func uniquePrefix(t *testing.T, db *pgxpool.Pool) string {
 	_, _ = rand.Read(b)
 	prefix := "t" + hex.EncodeToString(b) + "_"
 	t.Cleanup(func() {
-		db.Exec(context.Background(), "DROP TABLE IF EXISTS "+prefix+"a2a_tasks, "+prefix+"a2a_objects, "+prefix+"a2a_events, "+prefix+"a2a_frames")
+		db.Exec(context.Background(), "DROP TABLE IF EXISTS "+prefix+"a2a_tasks, "+prefix+"a2a_tasks_push, "+prefix+"a2a_objects, "+prefix+"a2a_events, "+prefix+"a2a_frames")
 	})
 	return prefix
 }
@@ -97,4 +97,9 @@ func TestRelayConformance(t *testing.T) {
 		}
 		return s
 	})
+}
+
+func TestPushConfigConformance(t *testing.T) {
+	db := pool(t)
+	a2atest.TestPushConfigStore(t, func(t *testing.T) a2a.PushConfigStore { return newStore(t, db, uniquePrefix(t, db)) })
 }
