@@ -7,6 +7,9 @@
 // transaction lock on the document, reads its latest version, inserts the
 // next one and runs the commit hook before committing: concurrent writers,
 // in any process, get dense versions, and a failed hook stores nothing.
+// Writers in one process also take a process-local lock first, so they hold
+// one connection at a time: the commit hook may use the same pool (an audit
+// log in the same database) without the waiting writers exhausting it.
 // Reads go through Config.Read when set (a read replica with fallback to
 // the primary, such as a read/write split), so a read right after a write
 // may not see it yet when the replica lags. It passes
@@ -17,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,6 +60,7 @@ type Config struct {
 // Store is a config.Store in PostgreSQL. It is safe for concurrent use, by
 // several processes sharing the database.
 type Store struct {
+	mu    sync.Mutex // serializes this process's writers (see the package doc)
 	db    *pgxpool.Pool
 	read  func(ctx context.Context, fn func(ctx context.Context, q Querier) error) error
 	table string
@@ -94,6 +99,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 
 // Put implements config.Store.
 func (s *Store) Put(ctx context.Context, kind, name, digest string, doc []byte, at time.Time, commit config.CommitFunc) (config.Version, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	tx, err := s.db.Begin(ctx)
 	if err != nil {
 		return config.Version{}, false, err

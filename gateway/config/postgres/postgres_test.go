@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -98,5 +101,61 @@ func TestConformanceThroughRead(t *testing.T) {
 func TestNewRequiresDB(t *testing.T) {
 	if _, err := postgres.New(postgres.Config{}); err == nil {
 		t.Fatal("New without a pool succeeded")
+	}
+}
+
+// TestHookOnTheSamePool: concurrent writers whose commit hook uses the
+// store's own pool (an audit log in the same database) do not exhaust a
+// small pool: every Put completes with dense versions.
+func TestHookOnTheSamePool(t *testing.T) {
+	u := dsn(t)
+	pc, err := pgxpool.ParseConfig(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.MaxConns = 2
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	b := make([]byte, 6)
+	rand.Read(b)
+	prefix := "t" + hex.EncodeToString(b) + "_"
+	t.Cleanup(func() { pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+prefix+`config_versions`) })
+	s, err := postgres.New(postgres.Config{DB: pool, TablePrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a deadlock fails instead of hanging
+	defer cancel()
+	hook := func(ctx context.Context, v config.Version, prev string) error {
+		var one int
+		return pool.QueryRow(ctx, `SELECT 1`).Scan(&one)
+	}
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			doc := []byte(fmt.Sprintf(`{"n":%d}`, i))
+			if _, _, err := s.Put(ctx, "budget", "b", fmt.Sprintf("digest-%d", i), doc, time.Now(), hook); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	vs, err := s.Versions(ctx, "budget", "b", 0, 100)
+	if err != nil || len(vs) != n || vs[n-1].Version != n {
+		t.Fatalf("versions %+v %v", vs, err)
 	}
 }
