@@ -26,6 +26,11 @@ const (
 	kekIDPrefix  = "kek-"
 )
 
+// ErrWrongMasterKey is returned by Open (and by a reload) when the master
+// key does not open the stored KEKs: every process sharing a store needs the
+// same master key.
+var ErrWrongMasterKey = errors.New("secrets: the master key does not open the stored KEKs (every process sharing the store needs the same master key)")
+
 // Config configures a [Vault].
 type Config struct {
 	// Store holds the envelopes. Required.
@@ -60,7 +65,7 @@ type Vault struct {
 
 // Open loads the KEKs from cfg.Store, creating the first one when the store
 // has none (the first of several processes starting at once wins). A master
-// key that does not open the stored KEKs is an error.
+// key that does not open the stored KEKs is [ErrWrongMasterKey].
 func Open(ctx context.Context, cfg Config) (*Vault, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("secrets: Config.Store is required")
@@ -122,7 +127,7 @@ func (v *Vault) reloadKEKs(ctx context.Context) error {
 			kek, err := v.master.Open(r.Envelope, []byte(kekAADPrefix+id))
 			if err != nil {
 				if errors.Is(err, identity.ErrEnvelopeOpen) {
-					return errors.New("secrets: the master key does not open the stored KEKs (every process sharing the store needs the same master key)")
+					return ErrWrongMasterKey
 				}
 				return fmt.Errorf("secrets: opening KEK %s: %w", id, err)
 			}

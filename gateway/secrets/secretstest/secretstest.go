@@ -253,8 +253,8 @@ func testVault(t *testing.T, newStores NewStores) {
 		}
 	}
 	// Another master key does not open the KEKs, and says so without a key.
-	if _, err := secrets.Open(ctx, secrets.Config{Store: hs[1], MasterKey: key(t)}); err == nil {
-		t.Fatal("a wrong master key opened the vault")
+	if _, err := secrets.Open(ctx, secrets.Config{Store: hs[1], MasterKey: key(t)}); !errors.Is(err, secrets.ErrWrongMasterKey) {
+		t.Fatalf("a wrong master key: %v, want ErrWrongMasterKey", err)
 	}
 	// An envelope moved to another id does not open (the id is bound).
 	r, err := hs[0].Get(ctx, "a")
