@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/contracts"
@@ -49,14 +48,6 @@ func (s *Server) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r.WithContext(withPrincipal(r.Context(), "admin-bootstrap")))
 	}
-}
-
-// extendWriteDeadline moves the response's write deadline to d from now,
-// for a handler that waits on an upstream before it writes
-// (http.ResponseController; writers that cannot, such as test recorders,
-// keep the deadline they have).
-func extendWriteDeadline(w http.ResponseWriter, d time.Duration) {
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d))
 }
 
 // isAdmin reports whether r carries the admin bootstrap credential.

@@ -347,7 +347,7 @@ func TestIdentityRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sample := strings.NewReplacer("{id}", contracts.NewUUIDv7(), "{member}", "did:key:z6Mkx")
+	sample := strings.NewReplacer("{id}", contracts.NewUUIDv7(), "{member}", "did:key:z6Mkx", "{$}", "")
 	for pattern, op := range id.Routes {
 		method, path, _ := strings.Cut(pattern, " ")
 		r := httptest.NewRequest(method, sample.Replace(path), nil)
