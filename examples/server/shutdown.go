@@ -146,7 +146,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		// Every response has a write deadline; gateway calls extend theirs
-		// by the upstream deadline (extendWriteDeadline).
+		// by the upstream deadline (gateway/mcp and gateway/llm Config.WriteTimeout).
 		WriteTimeout: s.cfg.WriteTimeout,
 		IdleTimeout:  idleTimeout,
 		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
