@@ -116,7 +116,7 @@ func BenchmarkRedisDecision(b *testing.B) {
 		{ID: org, Limit: budget.MaxAmount, Period: budget.Lifetime()},
 	}
 	req := budget.ReserveRequest{Scopes: scopes, Amount: 1, TTL: time.Minute}
-	mkeys := []string{prefix + "{m}:a", prefix + "{m}:b", prefix + "{m}:c"}
+	mkeys := []string{prefix + "min:{m}:a", prefix + "min:{m}:b", prefix + "min:{m}:c"}
 	minimal := func(b *testing.B) {
 		if v, err := minimalScript.Run(ctx, c, mkeys, 1, budget.MaxAmount).Int(); err != nil || v != 1 {
 			b.Fatal(v, err)

@@ -109,8 +109,24 @@ func TestOldLayoutRefused(t *testing.T) {
 			t.Fatalf("marker %q, %v", v, err)
 		}
 	}
-	// A marker of another version.
+	// Rate-limit keys under the same prefix are not budget data.
 	prefix := testenv.Unique(t) + ":"
+	rates, err := bredis.NewRates(c, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rates.AllowN(ctx, "llm", "k", budget.PerMinute(10), 1); err != nil {
+		t.Fatal(err)
+	}
+	b, err := bredis.New(c, bredis.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CheckLayout(ctx); err != nil {
+		t.Fatalf("CheckLayout beside rate-limit keys: %v", err)
+	}
+	// A marker of another version.
+	prefix = testenv.Unique(t) + ":"
 	if err := c.Set(ctx, prefix+"layout", "5", 0).Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -309,7 +309,9 @@ func (b *Budget) scanOld(ctx context.Context, patterns []string) (bool, error) {
 	return found.Load(), nil
 }
 
-// isV4Key reports whether k is a group key of this layout under the prefix.
+// isV4Key reports whether k is a group key of this layout under the
+// prefix, or a rate-limit key (P{surface:key}:rl, when Rates shares the
+// prefix): not budget data of an earlier layout.
 func (b *Budget) isV4Key(k string) bool {
 	rest, ok := strings.CutPrefix(k, b.prefix+"{")
 	if !ok {
@@ -320,7 +322,7 @@ func (b *Budget) isV4Key(k string) bool {
 		return false
 	}
 	suffix := rest[i+2:]
-	return suffix == "h" || suffix == "z"
+	return suffix == "h" || suffix == "z" || suffix == "rl"
 }
 
 // globEscape quotes the SCAN MATCH metacharacters in s.
