@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/gateway/a2a"
 	a2apg "github.com/talosgo/talos/gateway/a2a/postgres"
+	"github.com/talosgo/talos/identity"
 	"github.com/talosgo/talos/internal/testenv"
 )
 
@@ -234,5 +237,149 @@ func TestA2AV1Postgres(t *testing.T) {
 	}
 	if got := alice2.rpc("/rpc", tok, "GetTask", map[string]any{"id": tk.ID}).task(t, "GetTask"); got.Status.State != "TASK_STATE_COMPLETED" {
 		t.Fatalf("completed task after restart: %+v", got)
+	}
+}
+
+// sse opens an attested SSE call and returns its events' results.
+func (a *agent) sse(token, method string, params any) (<-chan map[string]any, func()) {
+	a.t.Helper()
+	body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": "s", "method": method, "params": params})
+	req, _ := http.NewRequest("POST", a.base+"/rpc", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(talos.HeaderCapability, token)
+	resp, err := a.client.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		raw, _ := io.ReadAll(resp.Body)
+		a.t.Fatalf("%s: %d %s %s", method, resp.StatusCode, ct, raw)
+	}
+	ch := make(chan map[string]any, 16)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			var env struct {
+				Result map[string]any `json:"result"`
+			}
+			if json.Unmarshal([]byte(data), &env) == nil {
+				ch <- env.Result
+			}
+		}
+	}()
+	return ch, func() { resp.Body.Close() }
+}
+
+func lastState(t *testing.T, ch <-chan map[string]any) string {
+	t.Helper()
+	state := ""
+	for ev := range ch {
+		if tk, ok := ev["task"].(map[string]any); ok {
+			state = tk["status"].(map[string]any)["state"].(string)
+		}
+		if su, ok := ev["statusUpdate"].(map[string]any); ok {
+			state = su["status"].(map[string]any)["state"].(string)
+		}
+	}
+	return state
+}
+
+// TestA2AV1EndToEnd (issue 16 item 6) through the served server: alice
+// sends a streaming message, bob (granted a2a.list) subscribes to her
+// task, alice configures a push destination and cancels the task; both
+// streams end canceled, the push arrives attested by the server's key and
+// the receiver verifies it against the did:key of the server's card; the
+// delivery is audited.
+func TestA2AV1EndToEnd(t *testing.T) {
+	llm := newBlockingLLM(t)
+	cfg := testConfig(t)
+	cfg.LLMUpstream, cfg.A2AExecutor, cfg.A2ALLMModel, cfg.A2APushAllowPrivate = llm.URL, "llm", "m", true
+	ts := newTestServer(t, cfg)
+	ts.serve(t)
+	alice := newAgent(t, ts, "alice", "team-a")
+	bob := newAgent(t, ts, "bob", "team-b")
+	atok := issue(t, ts, alice.did, false, grant(a2a.Tool, a2aScopes()...)).Token
+	btok := issue(t, ts, bob.did, false, grant(a2a.Tool, "a2a.subscribe", "a2a.list")).Token
+
+	// The receiver trusts the key of the server's signed card only.
+	resp, err := http.Get(ts.url + "/.well-known/agent-card.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var card struct {
+		XTalos struct {
+			PublicKey string `json:"public_key"`
+		} `json:"x_talos"`
+	}
+	_ = json.Unmarshal(raw, &card)
+	serverDID, err := identity.ParseDID(card.XTalos.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a2a.VerifyAgentCard(raw, serverDID); err != nil || serverDID != ts.core.wallet.DID() {
+		t.Fatalf("card key %v: %v", serverDID, err)
+	}
+	pv, err := identity.NewAttestationVerifier(identity.AttestationVerifierConfig{
+		Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(1024),
+		Opcode: func(*http.Request) (string, error) { return a2a.PushDestinationOp, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed := make(chan string, 8)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		att, err := pv.Verify(r)
+		if err != nil || att.DID != serverDID || r.Header.Get("X-A2A-Notification-Token") != "tok-1" {
+			t.Errorf("push not attested by the server: %v %v", err, att)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var body struct {
+			StatusUpdate struct {
+				Status struct {
+					State string `json:"state"`
+				} `json:"status"`
+			} `json:"statusUpdate"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		pushed <- body.StatusUpdate.Status.State
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer recv.Close()
+
+	from := auditSize(t, ts)
+	a, closeA := alice.sse(atok, "SendStreamingMessage", map[string]any{"message": map[string]any{"messageId": "m1", "role": "user",
+		"parts": []any{map[string]any{"text": "Hello"}}}})
+	defer closeA()
+	first := <-a
+	id := first["task"].(map[string]any)["id"].(string)
+	b, closeB := bob.sse(btok, "SubscribeToTask", map[string]any{"id": id})
+	defer closeB()
+	if ev := <-b; ev["task"].(map[string]any)["id"] != id {
+		t.Fatalf("bob's first event: %v", ev)
+	}
+	if r := alice.rpc("/rpc", atok, "CreateTaskPushNotificationConfig", map[string]any{"taskId": id, "url": recv.URL + "/push", "token": "tok-1"}); r.Error != nil {
+		t.Fatalf("push config: %+v", r.Error)
+	}
+	alice.rpc("/rpc", atok, "CancelTask", map[string]any{"id": id}).task(t, "CancelTask")
+	if s := lastState(t, a); s != "TASK_STATE_CANCELED" {
+		t.Fatalf("alice's stream ended %q", s)
+	}
+	if s := lastState(t, b); s != "TASK_STATE_CANCELED" {
+		t.Fatalf("bob's stream ended %q", s)
+	}
+	if s := <-pushed; s != "TASK_STATE_CANCELED" {
+		t.Fatalf("pushed %q", s)
+	}
+	ts.core.a2a.push.Wait()
+	counts := auditedSince(t, ts, from)
+	if counts["a2a.push POST success"] != 1 || counts["a2a.v1.rpc POST success"] != 4 {
+		t.Fatalf("audit events: %v", counts)
 	}
 }

@@ -1,6 +1,24 @@
-// Package a2a serves the A2A v1 agent-to-agent task protocol on Talos:
-// JSON-RPC 2.0 at POST /rpc and /a2a/v1/rpc, the legacy dispatcher at
-// POST /a2a/v1/, signed agent cards at /.well-known/agent-card.json.
+// Package a2a serves agent-to-agent traffic on Talos: the A2A v1 task
+// protocol (JSON-RPC 2.0 at POST /rpc and /a2a/v1/rpc, the legacy
+// dispatcher at POST /a2a/v1/, signed agent cards at
+// /.well-known/agent-card.json) and the contracts' encrypted relay
+// ([Relay]: ratchet sessions, frames and groups under /a2a/).
+//
+// # The relay
+//
+// [Relay] serves the A2A REST surface of the contracts ([RelayRoutes]):
+// sessions (create, accept, rotate, close), encrypted frames (send, list
+// with a cursor) and groups (create, add and remove members, close), with
+// hash-chained session and group events. It stores ratchet state blobs
+// and frames opaque; it checks digests and the sender_seq rule
+// ([CheckSenderSeq]: an identical resend is a duplicate, a different
+// frame at a used sender_seq REPLAY_DETECTED, more than
+// ratchet.MaxSeqAhead ahead STATE_SEQUENCE_GAP), never decrypts. Its
+// [Store] is [MemoryStore] here or gateway/a2a/postgres.Store shared by
+// replicas; both pass gateway/a2a/a2atest.Run and apply the one rule.
+// Mount it with [Relay.Mount] behind the server's talos.Kernel
+// middleware ([RelayConfig].Wrap) and add [RelayTalosRoutes] to the
+// route table.
 //
 // # Methods and scopes
 //
@@ -63,7 +81,11 @@
 // store version. SSE events are JSON-RPC responses whose result is a
 // stream_response, with SSE ids "<task>:<version>"; every stream starts
 // with the task's current state, so a client that reconnects (with
-// SubscribeToTask) resumes from the present state. ListTasks pages are
+// SubscribeToTask) resumes from the present state. A SubscribeToTask
+// with Last-Event-ID ("<task>:<version>") resumes exactly: at the
+// current version no snapshot is sent again, only later changes; behind
+// it, the current task, which holds every missed change (status and
+// artifacts are cumulative); at a final version the stream ends empty. ListTasks pages are
 // ordered by task id; nextPageToken is opaque ("" on the last page).
 // The well-known card is the v1 card plus the compat profile, auth and
 // x_talos (schemas/a2a/agent_card) and "signatures"; the v1 card schema
@@ -92,8 +114,11 @@
 //     unless explicitly allowed. No proxy, no redirects. Deliveries are
 //     HTTP-attested with the server's key (opcode [PushDestinationOp]),
 //     retried with doubling back-off a bounded number of times, and
-//     reported to OnDelivery for auditing. Credentials are never answered
-//     back. Push configurations live in the PushNotifier's memory.
+//     reported to OnDelivery; [AuditDeliveries] appends one audit event
+//     per delivery outcome (the destination's host only, never its path,
+//     query, token or credentials). Credentials are never answered back.
+//     Push configurations live in a [PushConfigStore]: memory, or
+//     gateway/a2a/postgres's TaskStore (a2atest.TestPushConfigStore).
 //   - Agent cards are signed as the A2A spec's AgentCardSignature: a
 //     detached JWS (alg EdDSA, kid the did:key) over the RFC 8785 card
 //     without "signatures"; [VerifyAgentCard] checks a remote card against

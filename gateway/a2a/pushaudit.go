@@ -32,6 +32,9 @@ type DeliveryAudit struct {
 	// Server is the server's did:key, the events' principal (the server
 	// signs the deliveries).
 	Server identity.DID
+	// Team is the principal's team_id (the contract requires one for a
+	// signed principal). If empty, "server".
+	Team string
 	// OnError, if set, is told when an event cannot be built or appended.
 	OnError func(error)
 	// Timeout bounds one append (default 5 s).
@@ -48,6 +51,9 @@ type DeliveryAudit struct {
 func AuditDeliveries(cfg DeliveryAudit) func(c PushConfig, taskID string, status int, err error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Team == "" {
+		cfg.Team = "server"
 	}
 	return func(c PushConfig, taskID string, status int, err error) {
 		meta := map[string]any{"task_id": taskID}
@@ -81,7 +87,7 @@ func AuditDeliveries(cfg DeliveryAudit) func(c PushConfig, taskID string, status
 			TemplatePath: PushAuditTemplate,
 			Status:       httpStatus,
 			Outcome:      outcome,
-			Principal:    audit.SignedPrincipal(cfg.Server.String(), "", cfg.Server.String()),
+			Principal:    audit.SignedPrincipal(cfg.Server.String(), cfg.Team, cfg.Server.String()),
 			Resource:     &audit.Resource{ResourceType: "a2a.task", ResourceID: taskID},
 			Meta:         meta,
 		})

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,8 +86,7 @@ func (h *hub) publish(e Event) {
 
 // stream serves SendStreamingMessage and SubscribeToTask.
 func (h *RPCHandler) stream(ctx context.Context, w http.ResponseWriter, m *Method, c *callCtx) error {
-	fl, ok := w.(http.Flusher)
-	if !ok {
+	if !canFlush(w) {
 		writeRPC(w, rpcResponse{ID: c.rpcID, Error: domainErr(contracts.Errorf(contracts.CodeStreamingNotSupported, "a2a: streaming not supported"))})
 		return nil
 	}
@@ -120,6 +121,32 @@ func (h *RPCHandler) stream(ctx context.Context, w http.ResponseWriter, m *Metho
 		return nil
 	}
 	defer h.hub.remove(t.ID, sub)
+	rc := http.NewResponseController(w)
+	// The stream may outlive the server's write timeout: its own bounds
+	// (MaxDuration, IdleTimeout) apply instead.
+	_ = rc.SetWriteDeadline(time.Now().Add(h.cfg.Stream.MaxDuration + 5*time.Second))
+	// SubscribeToTask resumes after Last-Event-ID ("<task>:<version>", the
+	// SSE id of every event): a client that already saw the current
+	// version gets no snapshot again, only what follows; one that saw an
+	// older version gets the current task, which holds every change it
+	// missed (status and artifacts are cumulative). A malformed id, or one
+	// of another task, is invalid params.
+	skipSnapshot := false
+	if last := c.r.Header.Get("Last-Event-ID"); last != "" && m.Name == "SubscribeToTask" {
+		v, ok := parseEventID(last, t.ID)
+		if !ok || v > t.Version {
+			writeRPC(w, rpcResponse{ID: c.rpcID, Error: protoErr(RPCInvalidParams, "Invalid params: Last-Event-ID")})
+			return nil
+		}
+		skipSnapshot = v == t.Version
+		if skipSnapshot && t.Status.State.Terminal() {
+			// Nothing follows a final event the client has seen.
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusOK)
+			return nil
+		}
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
@@ -132,11 +159,15 @@ func (h *RPCHandler) stream(ctx context.Context, w http.ResponseWriter, m *Metho
 		if _, err := fmt.Fprintf(w, "id: %s:%d\nevent: message\ndata: %s\n\n", t.ID, version, b); err != nil {
 			return false
 		}
-		fl.Flush()
+		_ = rc.Flush()
 		return true
 	}
-	if !emit(map[string]any{"task": taskWire(t, -1, true)}, t.Version) || t.Status.State.Terminal() {
-		return nil
+	if !skipSnapshot {
+		if !emit(map[string]any{"task": taskWire(t, -1, true)}, t.Version) || t.Status.State.Terminal() {
+			return nil
+		}
+	} else {
+		_ = rc.Flush()
 	}
 	seen = t.Version
 	maxT := time.NewTimer(h.cfg.Stream.MaxDuration)
@@ -175,5 +206,37 @@ func (h *RPCHandler) stream(ctx context.Context, w http.ResponseWriter, m *Metho
 				return nil
 			}
 		}
+	}
+}
+
+// parseEventID reads an SSE event id "<task>:<version>" of task id.
+func parseEventID(s, taskID string) (int64, bool) {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 || s[:i] != taskID {
+		return 0, false
+	}
+	digits := s[i+1:]
+	if len(digits) == 0 || len(digits) > 18 || (len(digits) > 1 && digits[0] == '0') {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || v < 1 {
+		return 0, false
+	}
+	return v, true
+}
+
+// canFlush reports whether w, or a writer it wraps (Unwrap, as
+// http.ResponseController follows), can flush.
+func canFlush(w http.ResponseWriter) bool {
+	for {
+		if _, ok := w.(http.Flusher); ok {
+			return true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
 	}
 }

@@ -20,8 +20,17 @@ import (
 // data payloads.
 func (f *fixture) sseStream(t *testing.T, w *identity.Wallet, tok, body string) (<-chan map[string]any, func()) {
 	t.Helper()
+	return f.sseStreamFrom(t, w, tok, body, "")
+}
+
+// sseStreamFrom is sseStream with a Last-Event-ID header (if not empty).
+func (f *fixture) sseStreamFrom(t *testing.T, w *identity.Wallet, tok, body, lastEventID string) (<-chan map[string]any, func()) {
+	t.Helper()
 	req, _ := http.NewRequest("POST", f.srv.URL+"/rpc", bytes.NewReader([]byte(body)))
 	req.Header.Set("Content-Type", "application/json")
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
 	req.Header.Set(talos.HeaderCapability, tok)
 	s, _ := identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: w.Signer()})
 	if err := s.Sign(req, "a2a.v1.rpc"); err != nil {
@@ -231,6 +240,77 @@ func waitClosed(t *testing.T, ch <-chan map[string]any) {
 			}
 		case <-deadline:
 			t.Fatal("stream still open")
+		}
+	}
+}
+
+// TestSubscribeResume: SubscribeToTask with Last-Event-ID resumes. At the
+// current version no snapshot is sent again, only the next change; behind
+// it, the current task (holding every missed change); at a final version
+// the stream ends empty; an id of another task, from the future or
+// malformed, is invalid params.
+func TestSubscribeResume(t *testing.T) {
+	f := newFixture(t)
+	defer close(f.release)
+	res := f.call(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":"s","method":"SendMessage","params":{"message":{"messageId":"m1","role":"user","parts":[{"text":"block"}]},"configuration":{"returnImmediately":true}}}`)
+	id := res["result"].(map[string]any)["task"].(map[string]any)["id"].(string)
+	// Wait until the executor holds the task in working (version 2).
+	for i := 0; ; i++ {
+		g := f.call(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":"g","method":"GetTask","params":{"id":"`+id+`"}}`)
+		if g["result"].(map[string]any)["status"].(map[string]any)["state"] == string(TaskWorking) {
+			break
+		}
+		if i > 1000 {
+			t.Fatal("task never working")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	sub := `{"jsonrpc":"2.0","id":"r","method":"SubscribeToTask","params":{"id":"` + id + `"}}`
+	ch, closeCh := f.sseStreamFrom(t, f.agent, f.tokA, sub, id+":2")
+	defer closeCh()
+	f.call(t, f.agent, f.tokA, `{"jsonrpc":"2.0","id":"c","method":"CancelTask","params":{"id":"`+id+`"}}`)
+	ev := next(t, ch)
+	su, ok := ev["statusUpdate"].(map[string]any)
+	if !ok || su["status"].(map[string]any)["state"] != string(TaskCanceled) {
+		t.Fatalf("first event after resuming at the current version: %v", ev)
+	}
+	if _, more := <-ch; more {
+		t.Fatal("stream went on after the final event")
+	}
+
+	behind, closeB := f.sseStreamFrom(t, f.agent, f.tokA, sub, id+":1")
+	defer closeB()
+	snap := next(t, behind)
+	if snap["task"].(map[string]any)["status"].(map[string]any)["state"] != string(TaskCanceled) {
+		t.Fatalf("resuming behind: %v", snap)
+	}
+	if _, more := <-behind; more {
+		t.Fatal("stream of a final task went on")
+	}
+	final, closeF := f.sseStreamFrom(t, f.agent, f.tokA, sub, id+":3")
+	defer closeF()
+	if ev, more := <-final; more {
+		t.Fatalf("resuming at the final version sent %v", ev)
+	}
+
+	for _, bad := range []string{"other:1", id + ":4", id + ":x", id + ":01", id + ":0", id} {
+		req, _ := http.NewRequest("POST", f.srv.URL+"/rpc", strings.NewReader(sub))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(talos.HeaderCapability, f.tokA)
+		req.Header.Set("Last-Event-ID", bad)
+		s, _ := identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: f.agent.Signer()})
+		if err := s.Sign(req, "a2a.v1.rpc"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		if code, _ := errCode(m); code != RPCInvalidParams {
+			t.Fatalf("Last-Event-ID %q: %v", bad, m)
 		}
 	}
 }
