@@ -54,7 +54,7 @@ func newFileServer() *fileServer {
 // deciding with a capability verifier, memory budgets and rate limits,
 // auditing to a memory log.
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	root    *identity.Wallet
 	log     *audit.Log
 	budgets *budget.Memory
@@ -68,7 +68,7 @@ type fixture struct {
 
 type option func(*Config, *map[string]budget.Limit)
 
-func newFixture(t *testing.T, opts ...option) *fixture {
+func newFixture(t testing.TB, opts ...option) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	f := &fixture{t: t, files: newFileServer(), scopes: map[string]budget.Scope{}, teams: map[string]string{}}
@@ -138,7 +138,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 		t.Fatal(err)
 	}
 	att, err := talos.NewAttester(talos.AttesterConfig{Routes: f.routes,
-		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(1 << 16)}})
+		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: f.nonces()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +147,16 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f
+}
+
+// nonces is a replay store; the benchmark sends from one principal, so
+// its per-principal quota is lifted.
+func (f *fixture) nonces() identity.NonceStore {
+	n, err := identity.NewMemoryNonceStoreConfig(identity.MemoryNonceStoreConfig{Max: 1 << 22, MaxPerPrincipal: 1 << 22, Rate: 1e9, Burst: 1 << 22})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return n
 }
 
 // agent is a registered principal of team.
