@@ -492,3 +492,30 @@ func TestNewChecksConfig(t *testing.T) {
 		t.Error("unreachable upstream accepted")
 	}
 }
+
+// TestConfigKernel: a Kernel given directly, with the Registry its
+// verifier classifies tools with, decides the calls.
+func TestConfigKernel(t *testing.T) {
+	reg, err := capability.NewToolRegistry([]capability.ToolEntry{{Tool: "files", Action: "read_file", Class: capability.ClassRead}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(c *Config, _ *map[string]budget.Limit) {
+		k, err := c.NewKernel(reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Kernel, c.NewKernel, c.Registry = k, nil, reg
+	})
+	if f.gw.Registry() != reg {
+		t.Fatal("Registry() is not Config.Registry")
+	}
+	alice := f.agent("t")
+	cs := f.session(alice, f.issue(alice, false, "read_file", "write_file"))
+	if _, err := cs.CallTool(t.Context(), read); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CallTool(t.Context(), write); talosCode(t, err) != contracts.CodeDenied {
+		t.Fatalf("a tool outside the registry: %v", err)
+	}
+}
