@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -381,5 +382,75 @@ func TestA2AV1EndToEnd(t *testing.T) {
 	counts := auditedSince(t, ts, from)
 	if counts["a2a.push POST success"] != 1 || counts["a2a.v1.rpc POST success"] != 4 {
 		t.Fatalf("audit events: %v", counts)
+	}
+}
+
+// sendA2A is the README's A2A client call (the test below checks the
+// README holds this function verbatim, and runs it against a served
+// server).
+//
+// README A2A client begin
+func sendA2A(talosURL, token string, w *identity.Wallet) (*http.Response, error) {
+	// The server's attested routes and their opcodes, from GET /v1/identity.
+	resp, err := http.Get(talosURL + "/v1/identity")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var id struct {
+		Routes map[string]string `json:"attested_routes"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&id); err != nil {
+		return nil, err
+	}
+	routes, err := talos.NewClientRouteTable(id.Routes)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: w.Signer()})
+	if err != nil {
+		return nil, err
+	}
+	// Every request on a route of the table is attested with its opcode.
+	client := &http.Client{Transport: &identity.AttestingTransport{Signer: signer, Routes: routes}}
+	req, err := http.NewRequest("POST", talosURL+"/rpc", strings.NewReader(
+		`{"jsonrpc":"2.0","id":"1","method":"SendMessage","params":{"message":{"messageId":"m1","role":"user","parts":[{"text":"Hello"}]}}}`))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(talos.HeaderCapability, token) // the "token" of POST /v1/capabilities
+	return client.Do(req)
+}
+
+// README A2A client end
+
+func TestREADMEA2AClient(t *testing.T) {
+	src, err := os.ReadFile("a2av1_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(src), "// README A2A client begin\n")
+	fn, _, _ := strings.Cut(rest, "\n// README A2A client end")
+	if fn == "" || !strings.Contains(readme(t), fn) {
+		t.Fatalf("README.md's A2A section does not hold sendA2A as written in a2av1_test.go:\n%s", fn)
+	}
+	ts := newTestServer(t, testConfig(t))
+	ts.serve(t)
+	alice := newAgent(t, ts, "alice", "research")
+	tok := issue(t, ts, alice.did, false, grant(a2a.Tool, "a2a.send")).Token
+	resp, err := sendA2A(ts.url, tok, alice.w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Result struct {
+			Task wireTask `json:"task"`
+		} `json:"result"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || r.Result.Task.Status.State != "TASK_STATE_COMPLETED" ||
+		len(r.Result.Task.Artifacts) != 1 || r.Result.Task.Artifacts[0].Parts[0].Text != "Hello" {
+		t.Fatalf("README client: %v %+v", err, r)
 	}
 }
