@@ -34,7 +34,7 @@ type upstream struct {
 	keys   []string
 }
 
-func newUpstream(t *testing.T) *upstream {
+func newUpstream(t testing.TB) *upstream {
 	u := &upstream{}
 	u.usage.Store(100)
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -79,7 +79,7 @@ func (u *upstream) received() ([][]byte, []string) {
 }
 
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	root    *identity.Wallet
 	log     *audit.Log
 	budgets *budget.Memory
@@ -89,7 +89,7 @@ type fixture struct {
 	scopes  map[string]budget.Scope
 }
 
-func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
+func newFixture(t testing.TB, opts ...func(*Config)) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	f := &fixture{t: t, up: newUpstream(t), scopes: map[string]budget.Scope{}}
@@ -110,8 +110,8 @@ func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { v.Close() })
-	limits, err := budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemoryRates(nil), Surface: RateSurface, Limit: budget.PerSecond(1000)},
-		map[string]budget.Limit{RateSurface: budget.PerSecond(1000)})
+	limits, err := budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemoryRates(nil), Surface: RateSurface, Limit: budget.PerSecond(1_000_000)},
+		map[string]budget.Limit{RateSurface: budget.PerSecond(1_000_000)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,11 +140,16 @@ func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The benchmark sends from one principal: lift its nonce quota.
+	nonces, err := identity.NewMemoryNonceStoreConfig(identity.MemoryNonceStoreConfig{Max: 1 << 22, MaxPerPrincipal: 1 << 22, Rate: 1e9, Burst: 1 << 22})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if f.routes, err = talos.NewRouteTable([]talos.Route{Route()}); err != nil {
 		t.Fatal(err)
 	}
 	att, err := talos.NewAttester(talos.AttesterConfig{Routes: f.routes,
-		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(1 << 16)}})
+		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: nonces}})
 	if err != nil {
 		t.Fatal(err)
 	}
