@@ -2,9 +2,11 @@ package a2a_test
 
 import (
 	"fmt"
+	"net/http"
 
 	"github.com/talosgo/talos/gateway/a2a"
 	"github.com/talosgo/talos/identity"
+	"github.com/talosgo/talos/ratchet"
 )
 
 // Sign this agent's card for /.well-known/agent-card.json, and verify a
@@ -51,4 +53,44 @@ func ExampleLookupMethod() {
 	fmt.Println(m.Name, m.Scopes, m.Stream)
 	// Output:
 	// SendStreamingMessage [a2a.send a2a.subscribe] true
+}
+
+// The relay's sender_seq rule, as both stores apply it: an identical
+// resend is a duplicate, a different frame at a used sender_seq a replay,
+// a jump of more than ratchet.MaxSeqAhead a gap.
+func ExampleCheckSenderSeq() {
+	f := &ratchet.Frame{SessionID: "s", SenderID: "alice", SenderSeq: 7, FrameDigest: "d7"}
+	fmt.Println(a2a.CheckSenderSeq(f, a2a.SeqState{Highest: 6}))
+	fmt.Println(a2a.CheckSenderSeq(f, a2a.SeqState{UsedDigest: "d7", Highest: 9}))
+	fmt.Println(a2a.CheckSenderSeq(f, a2a.SeqState{UsedDigest: "other", Highest: 9}))
+	far := &ratchet.Frame{SessionID: "s", SenderID: "alice", SenderSeq: 2000, FrameDigest: "d"}
+	fmt.Println(a2a.CheckSenderSeq(far, a2a.SeqState{Highest: 9}))
+	// Output:
+	// false <nil>
+	// true <nil>
+	// false REPLAY_DETECTED: sender_seq already used by another frame
+	// false STATE_SEQUENCE_GAP: sender_seq too far ahead
+}
+
+// Mount the relay on a mux behind the server's Kernel middleware
+// (here a stand-in wrapper), and list its attested routes for the
+// route table.
+func ExampleNewRelay() {
+	relay, err := a2a.NewRelay(a2a.RelayConfig{
+		Store: a2a.NewMemoryStore(),
+		// In a server: kernelMiddleware.Wrap (talos.Kernel.Middleware).
+		Wrap: func(h http.Handler) http.Handler { return h },
+	})
+	if err != nil {
+		panic(err)
+	}
+	mux := http.NewServeMux()
+	relay.Mount(mux)
+	for _, r := range a2a.RelayTalosRoutes()[:3] {
+		fmt.Println(r.Pattern, r.Opcode, r.AttestOnly)
+	}
+	// Output:
+	// POST /a2a/sessions a2a.session.create true
+	// POST /a2a/sessions/{id}/accept a2a.session.accept true
+	// POST /a2a/sessions/{id}/rotate a2a.session.rotate true
 }
