@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,7 +15,20 @@ import (
 
 	"github.com/talosgo/talos/audit"
 	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/gateway/auditapi"
+	"github.com/talosgo/talos/internal/testenv"
 )
+
+// The audit service's bodies (gateway/auditapi), under the names the
+// server's tests use.
+type (
+	proofBody  = auditapi.ProofBody
+	eventsBody = auditapi.EventsBody
+)
+
+// publishCheckpoint publishes a checkpoint now instead of at the next
+// interval (tests only).
+func (c *core) publishCheckpoint(ctx context.Context) error { return c.audit.Publish(ctx) }
 
 // httpTiles reads the log's hash tiles from GET /tlog/ (tlog.TileReader).
 type httpTiles struct {
@@ -176,5 +190,46 @@ func TestAuditService(t *testing.T) {
 		if st, _ := au.get(p); st != http.StatusNotFound {
 			t.Fatalf("%s is served: %d", p, st)
 		}
+	}
+}
+
+// TestAuditTilesPostgres: with the PostgreSQL audit store (-postgres mode)
+// the C2SP tiles are served too: /tlog/checkpoint answers, and a tlog client
+// recomputes its tree hash from the served tiles (it answered 404 before
+// gateway/auditapi).
+func TestAuditTilesPostgres(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.PostgresURL = testenv.PostgresURL(t)
+	cfg.tablePrefix = testenv.Unique(t) + "_"
+	ts := newTestServer(t, cfg)
+	dropTablesAtEnd(t, cfg.PostgresURL, cfg.tablePrefix)
+	alice := newAgent(t, ts, "alice", "team-a")
+	tok := issue(t, ts, alice.did, false, grant("files", "read"))
+	for range 3 {
+		authorize(t, alice, tok.Token, "files", "read")
+	}
+	if err := ts.core.publishCheckpoint(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	au := newAuditor(t, ts)
+	st, note := au.get("/tlog/checkpoint")
+	if st != 200 {
+		t.Fatalf("/tlog/checkpoint with PostgreSQL: %d %s", st, note)
+	}
+	cp, err := audit.VerifyCheckpoint(note, au.vkey)
+	if err != nil || cp.Size < 3 {
+		t.Fatalf("tlog checkpoint: %v (size %d)", err, cp.Size)
+	}
+	th, err := tlog.TreeHash(int64(cp.Size), tlog.TileHashReader(cp.Tree(), httpTiles{au}))
+	if err != nil || th != cp.Hash {
+		t.Fatalf("tree hash from the tiles (size %d): %v %v", cp.Size, th, err)
+	}
+	st, entries := au.get(fmt.Sprintf("/tlog/tile/entries/000.p/%d", cp.Size))
+	if last, _ := ts.core.log.Entry(t.Context(), cp.Size-1); st != 200 || !bytes.HasSuffix(entries, last) {
+		t.Fatalf("entry bundle: %d, %d bytes", st, len(entries))
+	}
+	au.cred = ""
+	if st, _ := au.get(fmt.Sprintf("/tlog/tile/entries/000.p/%d", cp.Size)); st != http.StatusUnauthorized {
+		t.Fatalf("anonymous entry bundle: %d", st)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/gateway/secrets"
 	"github.com/talosgo/talos/identity"
 )
 
@@ -122,7 +123,7 @@ func readMasterKeyFile(path string) ([]byte, error) {
 }
 
 // loadIdentity returns the server wallet, creating its seed on first start.
-func loadIdentity(ctx context.Context, sec *Secrets) (*identity.Wallet, error) {
+func loadIdentity(ctx context.Context, sec *secrets.Vault) (*identity.Wallet, error) {
 	seed, err := sec.Get(ctx, identitySeedSecret)
 	if errors.Is(err, contracts.ErrNotFound) {
 		fresh := make([]byte, 32)
@@ -147,7 +148,7 @@ func loadIdentity(ctx context.Context, sec *Secrets) (*identity.Wallet, error) {
 // start. It returns the credential only when this call created it (print it
 // once, it is never shown again), and the SHA-256 of the stored credential.
 // Only the hash is stored.
-func bootstrapAdmin(ctx context.Context, sec *Secrets) (credential string, hash [32]byte, err error) {
+func bootstrapAdmin(ctx context.Context, sec *secrets.Vault) (credential string, hash [32]byte, err error) {
 	stored, err := sec.Get(ctx, adminHashSecret)
 	if err == nil {
 		if len(stored) != len(hash) {

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"maps"
-	"net/http"
-	"path/filepath"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -12,14 +10,13 @@ import (
 
 	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/audit"
-	auditfile "github.com/talosgo/talos/audit/file"
-	auditpg "github.com/talosgo/talos/audit/postgres"
 	"github.com/talosgo/talos/budget"
 	budgetredis "github.com/talosgo/talos/budget/redis"
 	"github.com/talosgo/talos/capability"
 	capredis "github.com/talosgo/talos/capability/redis"
-	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/gateway/admin"
+	"github.com/talosgo/talos/gateway/auditapi"
+	"github.com/talosgo/talos/gateway/config"
 	"github.com/talosgo/talos/gateway/kernelapi"
 	"github.com/talosgo/talos/identity"
 )
@@ -49,13 +46,8 @@ type core struct {
 	log         *audit.Log
 	logVerifier note.Verifier
 	logStore    audit.Store
-	tiles       *auditfile.Store // the file store, whose tiles are served under /tlog/, or nil
+	audit       *auditapi.Handler // the audit HTTP service and checkpoint publisher
 	events      *audit.EventBuilder
-	cpCache     checkpointCache
-	// auditPublic serves entry bytes to anyone (TALOS_AUDIT_PUBLIC);
-	// otherwise only requests isAuditReader admits read them.
-	auditPublic   bool
-	isAuditReader func(*http.Request) bool
 	// writeTimeout is the server's write deadline per response; gateway
 	// calls extend it by their upstream deadline.
 	writeTimeout time.Duration
@@ -113,43 +105,18 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 	}
 	c.verifier = v
 
-	// Audit log: the durable file store in the data directory, or
-	// PostgreSQL when several replicas share one log.
-	signer, err := audit.NewNoteSigner(logOrigin, s.wallet.Signer())
-	if err != nil {
+	// Audit log and its HTTP service (auditwire.go): the file store in
+	// the data directory, or PostgreSQL when several replicas share one log.
+	if err := c.openAudit(ctx, s); err != nil {
 		return nil, err
 	}
-	c.logVerifier, err = audit.NewVerifier(logOrigin, s.wallet.PublicKey())
-	if err != nil {
-		return nil, err
-	}
-	if c.logStore, err = c.openAuditStore(ctx, s); err != nil {
-		return nil, err
-	}
-	c.log, err = audit.New(ctx, audit.Config{Store: c.logStore, Signer: signer, Verifier: c.logVerifier})
-	if err != nil {
-		return nil, err
-	}
-	c.auditPublic, c.isAuditReader, c.writeTimeout = s.cfg.AuditPublic, s.isAdmin, s.cfg.WriteTimeout
-	// A checkpoint is published at start, every CheckpointInterval while
-	// the log grows, and at shutdown (before the store closes: hooks run
-	// newest first), so tile clients see a fresh tree head without anyone
-	// calling GET /v1/audit/checkpoint.
-	if err := c.publishCheckpoint(ctx); err != nil {
-		return nil, err
-	}
-	if s.cfg.CheckpointInterval > 0 {
-		s.Go("checkpoint-publisher", c.checkpointPublisher(s.cfg.CheckpointInterval, func(err error) {
-			s.log.Warn("audit checkpoint publication failed; retrying at the next interval", "err", err)
-		}))
-	}
-	s.OnShutdown("audit-checkpoint", c.publishCheckpoint)
+	c.writeTimeout = s.cfg.WriteTimeout
 	allow := map[string][]string{}
 	for _, op := range []string{opAuthorize, opMCPGateway, opLLM, opA2A, "admin"} {
 		allow[op] = []string{"decision_reason", "capability_hash", "tool", "action", "error_code", "budget_reservation", "budget_warned", "cost_micros"}
 	}
 	addA2AAuditMeta(allow)
-	allow[opConfig] = []string{"config_kind", "config_name", "config_version", "config_digest", "config_previous_digest"}
+	allow[opConfig] = config.AuditMetaKeys()
 	c.events, err = audit.NewEventBuilder(audit.BuilderConfig{MetaAllowlist: allow})
 	if err != nil {
 		return nil, err
@@ -202,38 +169,4 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 		return nil, err
 	}
 	return c, nil
-}
-
-// openAuditStore opens the audit log's store per audit.storage_backend:
-// "postgres" (the default when PostgreSQL is configured: replicas share one
-// log), "memory" (not durable: tests and demos), and otherwise the durable
-// file store in the data directory, whose C2SP tiles are served under /tlog/.
-func (c *core) openAuditStore(ctx context.Context, s *Server) (audit.Store, error) {
-	backend := s.cfg.AuditBackend
-	if backend == "" && s.db != nil {
-		backend = "postgres"
-	}
-	switch backend {
-	case "postgres":
-		if s.db == nil {
-			return nil, contracts.Errorf(contracts.CodeInvalidInput, "config: audit.storage_backend postgres needs a PostgreSQL URL")
-		}
-		ps, err := auditpg.New(auditpg.Config{DB: s.db.Primary(), TablePrefix: s.cfg.tablePrefix})
-		if err != nil {
-			return nil, err
-		}
-		if err := ps.Migrate(ctx); err != nil {
-			return nil, err
-		}
-		return ps, nil
-	case "memory":
-		return audit.NewMemStore(), nil
-	}
-	fs, err := auditfile.Open(ctx, auditfile.Config{Dir: filepath.Join(s.cfg.DataDir, "audit")})
-	if err != nil {
-		return nil, err
-	}
-	s.OnShutdown("audit-log", func(context.Context) error { return fs.Close() })
-	c.tiles = fs
-	return fs, nil
 }

@@ -99,7 +99,7 @@
 //
 // # Concurrency
 //
-// Server, Secrets and ConfigService are safe for concurrent use.
+// Server is safe for concurrent use (as are the gateway packages it wires).
 //
 // # Compatibility
 //

@@ -170,7 +170,7 @@ func (c *core) servedOpcodes() map[string]string {
 func (c *core) mount(mux *http.ServeMux, requireAdmin func(http.HandlerFunc) http.HandlerFunc) {
 	c.admin.Register(mux)
 	c.kernelAPI.Register(mux)
-	c.mountAudit(mux, requireAdmin)
+	c.audit.Register(mux)
 	c.mountA2A(mux, c.a2a)
 	if c.gateway != nil {
 		c.mountGateway(mux, c.gateway)

@@ -6,22 +6,8 @@ import "time"
 const (
 	// maxConfigFileSize bounds the JSON config file.
 	maxConfigFileSize = 1 << 20
-	// maxConfigBody bounds a PUT /v1/config/{kind}/{name} body (the
-	// reference configuration service's 256 KB cap).
-	maxConfigBody = 256 << 10
-	// maxConfigNameLen bounds a config document name.
-	maxConfigNameLen = 64
-	// maxVersionsPage bounds one page of GET .../versions.
-	maxVersionsPage = 1000
-	// defaultVersionsPage is the page size when ?limit is absent.
-	defaultVersionsPage = 100
-	// maxConfigVersions bounds the stored versions of one document; a PUT
-	// beyond it is refused.
-	maxConfigVersions = 100_000
-	// maxSecretSize bounds one sealed server secret.
-	maxSecretSize = 64 << 10
-	// maxSecretsFile bounds the embedded secrets file.
-	maxSecretsFile = 16 << 20
+	// The config service's limits are gateway/config's (MaxBody 256 KiB,
+	// names of 64 bytes, pages of 1000), the secrets' gateway/secrets'.
 	// readyCheckTimeout bounds each readiness check.
 	readyCheckTimeout = 2 * time.Second
 	// readHeaderTimeout, readTimeout (headers and body) and idleTimeout

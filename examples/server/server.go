@@ -7,15 +7,16 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 
 	"github.com/redis/go-redis/v9"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/gateway/config"
 	"github.com/talosgo/talos/gateway/otelredact"
 	"github.com/talosgo/talos/gateway/pgsplit"
+	"github.com/talosgo/talos/gateway/secrets"
 	"github.com/talosgo/talos/identity"
 )
 
@@ -28,7 +29,7 @@ type Server struct {
 	log *slog.Logger
 
 	wallet    *identity.Wallet
-	secrets   *Secrets
+	secrets   *secrets.Vault
 	adminHash [32]byte
 
 	db    *pgsplit.DB           // nil without PostgreSQL
@@ -38,7 +39,7 @@ type Server struct {
 	tracer   trace.Tracer
 	redactor *otelredact.Redactor
 
-	configs *ConfigService
+	configs *config.Service
 	core    *core // kernel, gateway, A2A and audit services
 	checks  []readyCheck
 	// dirProbe caches the data directory readiness probe.
@@ -118,20 +119,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		s.OnShutdown("redis", func(context.Context) error { return rc.Close() })
 	}
 
-	var store secretStore
-	if s.db != nil {
-		store, err = openPGSecretStore(ctx, s.db.Primary(), cfg.tablePrefix)
-	} else {
-		store, err = openFileSecretStore(filepath.Join(cfg.DataDir, secretsFileName))
-	}
-	if err != nil {
-		return nil, err
-	}
-	if s.secrets, err = openSecrets(ctx, store, master, log); err != nil {
+	// Sealed secrets (secretswire.go); every plaintext read is registered
+	// with the trace redactor.
+	if s.secrets, err = openSecrets(ctx, s, master); err != nil {
 		return nil, err
 	}
 	clear(master)
-	s.secrets.onReveal = s.redactor.AddSecretBytes
 	if s.wallet, err = loadIdentity(ctx, s.secrets); err != nil {
 		return nil, err
 	}
@@ -146,22 +139,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		fmt.Fprintf(cfg.stdout, "admin bootstrap credential (shown once, only its hash is stored):\n  %s\n", cred)
 	}
 	if cfg.KEKRotation > 0 {
-		s.Go("kek-rotation", s.secrets.rotationWorker(cfg.KEKRotation))
+		s.Go("kek-rotation", s.secrets.RotateEvery(cfg.KEKRotation))
 	}
 
-	cs, err := newConfigService(ctx, s.db, cfg.tablePrefix, cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	if fs, ok := cs.store.(*fileConfigStore); ok {
-		s.OnShutdown("config store", func(context.Context) error { return fs.Close() })
-	}
-	s.configs = cs
 	s.setupReadyChecks()
 	if s.core, err = newCore(ctx, s); err != nil {
 		return nil, err
 	}
-	s.configs.OnChange = s.core.auditConfigChange // every config change is audited, or not applied
+	// Config versions (configwire.go): every change is audited, or not applied.
+	if s.configs, err = openConfigs(ctx, s, s.core); err != nil {
+		return nil, err
+	}
 
 	s.mux = http.NewServeMux()
 	s.mountServices(s.mux)

@@ -17,7 +17,7 @@ import "net/http"
 func (s *Server) mountServices(mux *http.ServeMux) {
 	mux.HandleFunc("GET /health/live", s.handleLive)
 	mux.HandleFunc("GET /health/ready", s.handleReady)
-	s.configs.mount(mux, s.requireAdmin)
+	s.configs.Register(mux, s.requireAdmin)
 	s.core.mount(mux, s.requireAdmin)
 	mux.HandleFunc("/", handleNotFound)
 }
