@@ -129,3 +129,42 @@ func TestHandlerNotFoundNotCached(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTileHandlerAgrees: for any request path, audit.NewTileHandler over a
+// MemStore answers exactly what the file store's Handler answers over the
+// same log (status, body, Cache-Control), with a checkpoint at 300 entries
+// and the log at 400.
+func FuzzTileHandlerAgrees(f *testing.F) {
+	for _, p := range []string{"/checkpoint", "/tile/0/000", "/tile/0/001.p/44", "/tile/1/000.p/1", "/tile/entries/001.p/44",
+		"/tile/entries/000", "/tile/0/x000/000", "/tile/63/000", "/tile/0/000.p/255", "/talos-journal", "/tile//0/000", "/tile/0/001.p/144"} {
+		f.Add(p)
+	}
+	ctx := context.Background()
+	fs := open(f, f.TempDir(), file.Config{NoSyncUnsafe: true})
+	defer fs.Close()
+	mem := audit.NewMemStore()
+	for _, s := range []audit.Store{fs, mem} {
+		l := audittest.NewLog(f, s)
+		for i := range 400 {
+			if _, err := l.Append(ctx, audittest.Event(i)); err != nil {
+				f.Fatal(err)
+			}
+			if i == 299 {
+				if _, err := l.Checkpoint(ctx); err != nil {
+					f.Fatal(err)
+				}
+			}
+		}
+	}
+	want, got := fs.Handler(), audit.NewTileHandler(mem)
+	f.Fuzz(func(t *testing.T, path string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.URL.Path = "/" + path
+		wr, gr := httptest.NewRecorder(), httptest.NewRecorder()
+		want.ServeHTTP(wr, r)
+		got.ServeHTTP(gr, r)
+		if gr.Code != wr.Code || !bytes.Equal(gr.Body.Bytes(), wr.Body.Bytes()) || gr.Header().Get("Cache-Control") != wr.Header().Get("Cache-Control") {
+			t.Fatalf("%q: tile handler %d %q, file handler %d %q", path, gr.Code, gr.Header().Get("Cache-Control"), wr.Code, wr.Header().Get("Cache-Control"))
+		}
+	})
+}
