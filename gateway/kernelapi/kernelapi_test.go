@@ -63,7 +63,7 @@ func newGateway(ctx context.Context, dir string, rate budget.Limit) (*gateway, e
 		return nil, err
 	}
 	revocations := capability.NewMemRevocationStore(nil)
-	nonces := identity.NewMemoryNonceStore(1 << 10)
+	nonces := identity.NewMemoryNonceStore(1 << 20)
 	g.admin, err = admin.New(ctx, admin.Config{
 		Issuer: g.wallet, Store: store, Revocations: revocations, Budget: spend, Audit: g.log, Events: events,
 		Authenticate: func(next http.HandlerFunc) http.HandlerFunc { return next }, // tests only
