@@ -76,8 +76,11 @@ type Budget struct {
 	retention time.Duration
 	timeout   time.Duration
 	bc        atomic.Pointer[boundsCache]
-	layoutOK  atomic.Bool
-	layoutMu  sync.Mutex
+	// keepArg and retentionArg are keepMicros and retention in µs, boxed
+	// once for the script arguments.
+	keepArg, retentionArg any
+	layoutOK              atomic.Bool
+	layoutMu              sync.Mutex
 }
 
 var _ budget.Budget = (*Budget)(nil)
@@ -102,7 +105,9 @@ func New(c Client, cfg Config) (*Budget, error) {
 	if cfg.Retention < 0 || cfg.Retention > budget.MaxRetention || cfg.Timeout < 0 {
 		return nil, contracts.Errorf(contracts.CodeInvalidInput, "budget/redis: retention or timeout out of range")
 	}
-	return &Budget{c: c, prefix: cfg.Prefix, loc: cfg.Location, retention: cfg.Retention, timeout: cfg.Timeout}, nil
+	b := &Budget{c: c, prefix: cfg.Prefix, loc: cfg.Location, retention: cfg.Retention, timeout: cfg.Timeout}
+	b.keepArg, b.retentionArg = b.keepMicros(), b.retention.Microseconds()
+	return b, nil
 }
 
 func (b *Budget) groupKey(group, suffix string) string {
@@ -424,7 +429,7 @@ func (b *Budget) call(req *budget.ReserveRequest, group string, record bool) (ke
 	keys = b.keys(group)
 	args = make([]any, 0, 16+5*len(req.Scopes)+7)
 	ttl := req.EffectiveTTL()
-	args = append(args, nonce, req.Amount, ttl.Microseconds(), b.keepMicros(), b.retention.Microseconds(), fp)
+	args = append(args, nonce, req.Amount, ttl.Microseconds(), b.keepArg, b.retentionArg, fp)
 	args = b.bounds(args)
 	active = make([]int, 0, len(req.Scopes))
 	for i, s := range req.Scopes {
@@ -539,7 +544,7 @@ func (b *Budget) commitCall(id string, actual int64) ([]string, []any, error) {
 		return nil, nil, err
 	}
 	args := make([]any, 0, 12)
-	args = append(args, nonce, actual, b.keepMicros(), b.retention.Microseconds())
+	args = append(args, nonce, actual, b.keepArg, b.retentionArg)
 	return b.keys(group), b.bounds(args), nil
 }
 
@@ -596,7 +601,7 @@ func (b *Budget) Release(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	v, err := b.run(ctx, releaseScript, b.keys(group), nonce, b.retention.Microseconds())
+	v, err := b.run(ctx, releaseScript, b.keys(group), nonce, b.retentionArg)
 	if err != nil {
 		return err
 	}

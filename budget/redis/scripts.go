@@ -200,106 +200,129 @@ local function badrec() return redis.error_reply('TALOS_STORE malformed reservat
 local function exceeds(u, r, amt, limit)
   return u > limit or r > limit - u or amt > limit - u - r
 end
--- release frees a reservation's amount in every scope whose field is
--- still the generation it was charged to, in C (a cache of scope values:
--- f → value, with the order they were loaded and the changed ones);
--- fields in gone are being deleted.
-local function newcache() return {v = {}, order = {}, dirty = {}} end
-local function release(R, C, gone)
-  local amt, n = tonumber(R[2]), tonumber(R[4])
-  local need = {}
-  for i = 1, n do
-    local f = R[SB(i) + 1]
-    if C.v[f] == nil and not gone[f] then need[#need + 1] = f end
-  end
-  if #need > 0 then
-    local vs = redis.call('HMGET', H, unpack(need))
-    for j, f in ipairs(need) do
-      if C.v[f] == nil then
-        C.v[f] = vs[j]
-        C.order[#C.order + 1] = f
-      end
+-- lib defines, on first use, the functions a decision needs only when
+-- something is due, an idempotency key replays or a hold is released:
+-- defining a Lua function costs on every run, so the common path defines
+-- none of them.
+local L
+local function lib()
+  if L then return L end
+  L = {}
+  -- release frees a reservation's amount in every scope whose field is
+  -- still the generation it was charged to, in C (a cache of scope values:
+  -- f → value, with the order they were loaded and the changed ones);
+  -- fields in gone are being deleted.
+  function L.newcache() return {v = {}, order = {}, dirty = {}} end
+  function L.release(R, C, gone)
+    local amt, n = tonumber(R[2]), tonumber(R[4])
+    local need = {}
+    for i = 1, n do
+      local f = R[SB(i) + 1]
+      if C.v[f] == nil and not gone[f] then need[#need + 1] = f end
     end
-  end
-  for i = 1, n do
-    local f = R[SB(i) + 1]
-    local v = C.v[f]
-    if v and not gone[f] then
-      local g, r, rest = string.match(v, '^(%S+) (%-?%d+)(.*)$')
-      if g == R[SB(i) + 2] then
-        C.v[f] = g .. ' ' .. fmt(tonumber(r) - amt) .. rest
-        C.dirty[f] = true
-      end
-    end
-  end
-end
-local function putcache(C)
-  for _, f in ipairs(C.order) do
-    if C.dirty[f] then put(f, C.v[f]) end
-  end
-end
--- sweep handles up to SWEEP members of Z that are due: an active record
--- whose hold expired is released (state 4) and kept until retention has
--- passed; a closed, malformed or missing record is deleted with its
--- idempotency field; a scope field is deleted. It then stores the exact
--- next-due time. quiet: the group holds nothing read so far, so an empty
--- Z needs no write.
-local function sweep(now, retention, quiet)
-  local t = redis.call('ZRANGEBYSCORE', Z, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, SWEEP + 1)
-  if #t == 0 and quiet then
-    due = INF
-    return
-  end
-  local nd, k, recs, gone = INF, 0, {}, {}
-  for i = 1, #t, 2 do
-    local m, s = t[i], tonumber(t[i + 1])
-    if s > now or k == SWEEP then
-      nd = s
-      break
-    end
-    k = k + 1
-    W.r[#W.r + 1] = m
-    if string.sub(m, 1, 2) == 'r:' then
-      recs[#recs + 1] = m
-    else
-      W.d[#W.d + 1] = m
-      gone[m] = true
-    end
-  end
-  due, W.nd = nd, true
-  if #recs > 0 then
-    local vs = redis.call('HMGET', H, unpack(recs))
-    local C, iks, ikn = newcache(), {}, {}
-    for j, rf in ipairs(recs) do
-      local R = vs[j] and unpackrec(vs[j])
-      if R and R[1] == '1' then
-        release(R, C, gone)
-        R[1] = '4'
-        put(rf, pack(R))
-        at(rf, now + retention)
-      else
-        W.d[#W.d + 1] = rf
-        if R and R[6] ~= '' then
-          iks[#iks + 1], ikn[#ikn + 1] = R[6], string.sub(rf, 3)
+    if #need > 0 then
+      local vs = redis.call('HMGET', H, unpack(need))
+      for j, f in ipairs(need) do
+        if C.v[f] == nil then
+          C.v[f] = vs[j]
+          C.order[#C.order + 1] = f
         end
       end
     end
-    if #iks > 0 then
-      local cur = redis.call('HMGET', H, unpack(iks))
-      for j = 1, #iks do
-        if cur[j] == ikn[j] then W.d[#W.d + 1] = iks[j] end
+    for i = 1, n do
+      local f = R[SB(i) + 1]
+      local v = C.v[f]
+      if v and not gone[f] then
+        local g, r, rest = string.match(v, '^(%S+) (%-?%d+)(.*)$')
+        if g == R[SB(i) + 2] then
+          C.v[f] = g .. ' ' .. fmt(tonumber(r) - amt) .. rest
+          C.dirty[f] = true
+        end
       end
     end
-    putcache(C)
   end
-  flush()
+  function L.putcache(C)
+    for _, f in ipairs(C.order) do
+      if C.dirty[f] then put(f, C.v[f]) end
+    end
+  end
+  -- sweep handles up to SWEEP members of Z that are due: an active record
+  -- whose hold expired is released (state 4) and kept until retention has
+  -- passed; a closed, malformed or missing record is deleted with its
+  -- idempotency field; a scope field is deleted. It then stores the exact
+  -- next-due time. quiet: the group holds nothing read so far, so an empty
+  -- Z needs no write.
+  function L.sweep(now, retention, quiet)
+    local t = redis.call('ZRANGEBYSCORE', Z, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, SWEEP + 1)
+    if #t == 0 and quiet then
+      due = INF
+      return
+    end
+    local nd, k, recs, gone = INF, 0, {}, {}
+    for i = 1, #t, 2 do
+      local m, s = t[i], tonumber(t[i + 1])
+      if s > now or k == SWEEP then
+        nd = s
+        break
+      end
+      k = k + 1
+      W.r[#W.r + 1] = m
+      if string.sub(m, 1, 2) == 'r:' then
+        recs[#recs + 1] = m
+      else
+        W.d[#W.d + 1] = m
+        gone[m] = true
+      end
+    end
+    due, W.nd = nd, true
+    if #recs > 0 then
+      local vs = redis.call('HMGET', H, unpack(recs))
+      local C, iks, ikn = L.newcache(), {}, {}
+      for j, rf in ipairs(recs) do
+        local R = vs[j] and unpackrec(vs[j])
+        if R and R[1] == '1' then
+          L.release(R, C, gone)
+          R[1] = '4'
+          put(rf, pack(R))
+          at(rf, now + retention)
+        else
+          W.d[#W.d + 1] = rf
+          if R and R[6] ~= '' then
+            iks[#iks + 1], ikn[#ikn + 1] = R[6], string.sub(rf, 3)
+          end
+        end
+      end
+      if #iks > 0 then
+        local cur = redis.call('HMGET', H, unpack(iks))
+        for j = 1, #iks do
+          if cur[j] == ikn[j] then W.d[#W.d + 1] = iks[j] end
+        end
+      end
+      L.putcache(C)
+    end
+    flush()
+  end
+  -- replay answers a request whose idempotency field names nonce prev:
+  -- {2, nonce, state, amount, expiry} or {-2} for another request; nil if
+  -- the record is gone (the request is new).
+  function L.replay(prev, fp, now)
+    local v = redis.call('HGET', H, 'r:' .. prev)
+    if not v then return nil end
+    local P = unpackrec(v)
+    if not P then return badrec() end
+    if P[5] ~= fp then return {-2} end
+    local st, pexp = tonumber(P[1]), tonumber(P[3])
+    if st == 1 and pexp <= now then st = 4 end
+    return {2, prev, st, tonumber(P[2]), pexp}
+  end
+  return L
 end
 -- start takes the stored next-due time v and sweeps when it has passed
 -- (or is unknown); true if it swept (values read before are stale).
 local function start(v, now, retention, quiet)
   due = tonumber(v)
   if due and due > now then return false end
-  sweep(now, retention, quiet)
+  lib().sweep(now, retention, quiet)
   return true
 end
 local function allnil(vs)
@@ -312,19 +335,6 @@ local function bounds(first)
   local B = {}
   for i = 0, 7 do B[i + 1] = tonumber(ARGV[first + i]) end
   return B
-end
--- replay answers a request whose idempotency field names nonce prev:
--- {2, nonce, state, amount, expiry} or {-2} for another request; nil if
--- the record is gone (the request is new).
-local function replay(prev, fp, now)
-  local v = redis.call('HGET', H, 'r:' .. prev)
-  if not v then return nil end
-  local P = unpackrec(v)
-  if not P then return badrec() end
-  if P[5] ~= fp then return {-2} end
-  local st, pexp = tonumber(P[1]), tonumber(P[3])
-  if st == 1 and pexp <= now then st = 4 end
-  return {2, prev, st, tonumber(P[2]), pexp}
 end
 `
 
@@ -348,23 +358,19 @@ if ikf ~= '' then fields[n + 2] = ikf end
 local vals = redis.call('HMGET', H, unpack(fields))
 if start(vals[1], now, retention, allnil(vals)) then vals = redis.call('HMGET', H, unpack(fields)) end
 if ikf ~= '' and vals[n + 2] then
-  local res = replay(vals[n + 2], fp, now)
+  local res = lib().replay(vals[n + 2], fp, now)
   if res then return res end
 end
 local sc, out = {}, {}
-for i = 1, n do
-  local a = 16 + (i - 1) * 5
-  local kind, bucket = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  local slot, send = slot_of(kind, bucket, now, B)
-  if slot == nil then return redis.error_reply('TALOS_CLOCK server time outside the period bounds') end
-  sc[i] = {kind = kind, bucket = bucket, slot = slot, send = send}
-end
 local denied, warned = 0, 0
 for i = 1, n do
   local a = 16 + (i - 1) * 5
   local mode, limit = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  local S = load(vals[1 + i], sc[i].kind, sc[i].slot, now)
-  sc[i].S = S
+  local kind, bucket = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local slot, send = slot_of(kind, bucket, now, B)
+  if slot == nil then return redis.error_reply('TALOS_CLOCK server time outside the period bounds') end
+  local S = load(vals[1 + i], kind, slot, now)
+  sc[i] = {kind = kind, bucket = bucket, slot = slot, send = send, S = S}
   local ex = 0
   if exceeds(S.u, S.r, amt, limit) then
     ex = 1
@@ -545,9 +551,9 @@ local R = unpackrec(v)
 if not R then return badrec() end
 if R[1] == '2' then return {-2} end
 if R[1] == '1' then
-  local C = newcache()
-  release(R, C, {})
-  putcache(C)
+  local C = lib().newcache()
+  L.release(R, C, {})
+  L.putcache(C)
   R[1] = '3'
   put(rf, pack(R))
   at(rf, now + retention)
