@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/talosgo/talos"
+	"github.com/talosgo/talos/budget"
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/gateway/a2a"
 	a2apg "github.com/talosgo/talos/gateway/a2a/postgres"
@@ -164,6 +165,18 @@ func (a *a2aService) enableV1(ctx context.Context, c *core, s *Server) error {
 	a.rpc, err = a2a.NewRPCHandler(a2a.RPCHandlerConfig{
 		Kernel: c.kernel, Authorizer: c.admin.Policy().Authorizer(c.verifier),
 		Tasks: a.tasks, Executor: exec, Push: a.push, ExtendedCard: v1card,
+		// A task (its executor's work) is charged to the caller's key and
+		// team budgets; reads, cancels and push settings are not.
+		Budget: func(r *http.Request, method string) *budget.ReserveRequest {
+			if method != "SendMessage" && method != "SendStreamingMessage" {
+				return nil
+			}
+			p, ok := c.principalOf(r.Context())
+			if !ok {
+				return nil
+			}
+			return c.budgets.request(p, s.cfg.A2ATaskCost, "") // the usage_event surface enum has no a2a
+		},
 		Team: func(r *http.Request) string {
 			if p, ok := c.principalOf(r.Context()); ok {
 				return p.TeamID

@@ -201,6 +201,20 @@ func TestA2AV1Echo(t *testing.T) {
 	if r.Error != nil || !bytes.Contains(r.Result, []byte(tk.ID)) {
 		t.Fatalf("compat tasks.get: %+v %s", r.Error, r.Result)
 	}
+	// A hard team budget of 1.5 tasks: the second task is refused before
+	// it is created; reads cost nothing.
+	if st := decode(t, ts.do(t, "PUT", "/v1/budgets/team:team-a", ts.cred,
+		[]byte(`{"limit_usd":"0.0015","mode":"hard","period":"daily"}`)), nil); st != http.StatusOK {
+		t.Fatalf("budget: %d", st)
+	}
+	send := map[string]any{"message": map[string]any{"messageId": "m2", "role": "user", "parts": []any{map[string]any{"text": "again"}}}}
+	alice.rpc("/rpc", tok, "SendMessage", send).task(t, "first task in budget")
+	if r := alice.rpc("/rpc", tok, "SendMessage", send); r.Error == nil || r.Error.Data.TalosCode != contracts.CodeBudgetExceeded {
+		t.Fatalf("task over the budget: %+v", r.Error)
+	}
+	for range 3 {
+		alice.rpc("/rpc", tok, "GetTask", map[string]any{"id": tk.ID}).task(t, "GetTask over the budget")
+	}
 }
 
 // TestA2AV1Postgres: tasks and push configurations on PostgreSQL; a task

@@ -57,6 +57,7 @@ type Config struct {
 	A2AExecutor         string // echo | llm | none
 	A2ALLMModel         string // model of the llm executor
 	A2APushAllowPrivate bool   // push destinations on loopback/private addresses and http://
+	A2ATaskCost         int64  // micro-USD reserved per A2A v1 task (SendMessage, SendStreamingMessage, tasks.send)
 
 	// LLMAPIKey is sent to the LLM upstream as a bearer token, from
 	// TALOS_LLM_API_KEY only (never a flag, never logged).
@@ -170,6 +171,9 @@ var settings = []setting{
 	{"A2A push to private addresses", "a2a-push-allow-private", "TALOS_A2A_PUSH_ALLOW_PRIVATE", "false",
 		"Allow A2A push destinations on loopback, private and link-local addresses and over http:// (closed networks and tests only; otherwise https to public addresses only).",
 		func(c *Config, v string) error { return parseBool(&c.A2APushAllowPrivate, v) }},
+	{"A2A task cost", "a2a-task-cost", "TALOS_A2A_TASK_COST_USD", "0.001",
+		"USD charged to the caller's key and team budgets per A2A v1 task created (SendMessage, SendStreamingMessage, compat tasks.send).",
+		func(c *Config, v string) error { return parseUSDSetting(&c.A2ATaskCost, v) }},
 }
 
 // flagValue is a string flag that can also be given alone (-production)
