@@ -23,7 +23,9 @@
 // [Log.Checkpoint] signs a C2SP tlog-checkpoint note (origin, size, root)
 // with an Ed25519 key, typically an identity.Wallet's Signer through
 // [NewNoteSigner]. [Log.InclusionProof] and [Log.ConsistencyProof] prove
-// membership and append-only growth.
+// membership and append-only growth. [NewTileHandler] serves any Store as
+// a C2SP tlog-tiles HTTP endpoint (the file store's own Handler serves its
+// directory under the same rules).
 //
 // The chaining lives beside the events, never inside the hashed object, so
 // events stay byte-for-byte the contract's. The Merkle log, checkpoints and
