@@ -205,8 +205,9 @@ func (s *Service) Version(ctx context.Context, kind, name string, n int64) (Vers
 	return v, storeErr(err)
 }
 
-// Versions returns up to limit (1 to MaxVersionsPage) versions after version
-// `after`, oldest first, without documents.
+// Versions returns up to limit (1 to MaxVersionsPage+1, so that a caller can
+// see whether another page follows) versions after version `after`, oldest
+// first, without documents.
 func (s *Service) Versions(ctx context.Context, kind, name string, after int64, limit int) ([]Version, error) {
 	if limit < 1 || limit > MaxVersionsPage+1 || after < 0 {
 		return nil, contracts.Errorf(contracts.CodeInvalidInput, "limit must be 1 to 1000 and after non-negative")

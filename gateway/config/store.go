@@ -235,12 +235,18 @@ func (s *FileStore) Put(ctx context.Context, kind, name, digest string, doc []by
 		if err != nil {
 			return err
 		}
-		if _, err := s.f.Write(append(line, '\n')); err != nil {
+		_, err = s.f.Write(append(line, '\n'))
+		if err == nil {
+			err = s.f.Sync()
+		}
+		if err != nil {
+			// Not stored: cut the line off again, so a restart does not
+			// bring back a version this process reported as failed.
 			s.f.Truncate(off)
 			s.f.Seek(off, io.SeekStart)
 			return err
 		}
-		return s.f.Sync()
+		return nil
 	})
 }
 
