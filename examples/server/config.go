@@ -115,7 +115,7 @@ var settings = []setting{
 		"OTLP/HTTP trace collector URL, e.g. http://127.0.0.1:4318; spans are redacted before export.",
 		func(c *Config, v string) error { c.OTLPEndpoint = v; return nil }},
 	{"trace exporter", "trace-exporter", "TALOS_TRACE_EXPORTER", "auto",
-		"auto (otlp when an endpoint is set, else stdout in development, none in production), otlp, stdout or none.",
+		"auto (otlp when an endpoint is set, else none), otlp, stdout (span JSON on standard output) or none.",
 		func(c *Config, v string) error { c.TraceExporter = v; return nil }},
 	{"shutdown timeout", "shutdown-timeout", "TALOS_SHUTDOWN_TIMEOUT", "20s",
 		"On SIGTERM/SIGINT: how long in-flight requests may drain before connections are closed; flush hooks share it.",
