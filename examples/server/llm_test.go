@@ -113,8 +113,8 @@ func TestLLMProxy(t *testing.T) {
 	if st := alice.chat(tok.Token, `{"model":"big-model","messages":[]}`, &eb); st != http.StatusForbidden || eb.Code != contracts.CodeDenied {
 		t.Fatalf("model outside the grants: %d %+v", st, eb)
 	}
-	// Streaming is refused.
-	if st := alice.chat(tok.Token, `{"model":"small-model","stream":true,"messages":[]}`, &eb); eb.Code != contracts.CodeStreamingNotSupported {
+	// A stream, like any call, needs max_tokens under a hard budget.
+	if st := alice.chat(tok.Token, `{"model":"small-model","stream":true,"messages":[]}`, &eb); eb.Code != contracts.CodeInvalidInput {
 		t.Fatalf("stream: %d %+v", st, eb)
 	}
 	// A reservation larger than what is left is refused: max_tokens 5000

@@ -14,7 +14,28 @@
 // Callers present a capability token in X-Talos-Capability granting tool
 // "llm" with the model as the action: grants are model allowlists. Answers
 // are the upstream's bytes; a call past a warn-mode budget carries
-// [HeaderBudgetWarning]. Streaming is refused (STREAMING_NOT_SUPPORTED).
+// [HeaderBudgetWarning]. Upstream refusals reach callers only as contract
+// error bodies (see upstreamStatus in the source: 4xx TALOS_INVALID_INPUT,
+// 429 RATE_LIMITED, 401/403 and 5xx UPSTREAM_5XX, 408 UPSTREAM_TIMEOUT).
+//
+// # Streaming
+//
+// A request with "stream": true is answered as a server-sent event stream,
+// chunk by chunk (each flushed, the write deadline extended per chunk;
+// Config.Timeout bounds the wait for each chunk and Config.StreamTimeout
+// the whole stream). The proxy asks the upstream for a final usage chunk
+// (stream_options.include_usage, set by encoding the checked document
+// again, which is checked again before it is forwarded; the chunk is
+// passed on only to clients that asked for it) and counts the completion
+// tokens of every chunk itself ([ParseStreamChunk]: at least one token per
+// 4 bytes of generated text). The reservation is the same worst case; a
+// stream whose next chunk would exceed it under a hard budget is cut with
+// a final "event: error" whose data is the contract error body
+// (BUDGET_EXCEEDED), as is a malformed upstream stream (UPSTREAM_5XX) or
+// an idle one (UPSTREAM_TIMEOUT). At the end the call is charged the
+// larger of the reported usage and the prompt plus the counted completion
+// (bounded by the reservation under a hard budget) and audited once, also
+// when the client disconnected mid-stream.
 //
 // # Security
 //

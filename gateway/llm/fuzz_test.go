@@ -1,7 +1,10 @@
 package llm
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"testing"
 
 	"github.com/talosgo/talos/contracts"
@@ -47,6 +50,56 @@ func FuzzParseChatRequest(f *testing.F) {
 		}
 		if maxTokens < 1 || maxTokens > MaxMaxTokens || choices < 1 || choices > MaxChoices {
 			t.Fatalf("%q: bounds out of range: %d × %d", body, choices, maxTokens)
+		}
+	})
+}
+
+// FuzzSSEReader pins the stream reader's rules: on any upstream bytes it
+// ends with io.EOF or a typed UPSTREAM_5XX error, never panics, and every
+// chunk ParseStreamChunk accepts is a JSON object counted at zero or more
+// tokens, at least one per 4 bytes of generated text.
+func FuzzSSEReader(f *testing.F) {
+	for _, s := range []string{
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n",
+		": ping\r\n\r\nevent: message\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\n\n",
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}}]}\n\n",
+		"data: {\"choices\":[{\"index\":1}]}\n\n", "event: error\ndata: x\n\n", "data: {\"x\":1", "nofield\n\n",
+		"data: {\"choices\":[],\"CHOICES\":[]}\n\n", "id: 1\nretry: 5\ndata: a\ndata: b\n\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		rd := NewSSEReader(bytes.NewReader(raw))
+		for range 1000 {
+			data, err := rd.Next()
+			if err != nil {
+				if !errors.Is(err, io.EOF) && contracts.CodeOf(err) != contracts.CodeUpstream5xx {
+					t.Fatalf("untyped stream error %v", err)
+				}
+				return
+			}
+			if string(data) == "[DONE]" {
+				continue
+			}
+			c, n, err := ParseStreamChunk(data, 2)
+			if err != nil {
+				if contracts.CodeOf(err) != contracts.CodeUpstream5xx {
+					t.Fatalf("untyped chunk error %v", err)
+				}
+				continue
+			}
+			if !json.Valid(data) || data[0] != '{' || n < 0 {
+				t.Fatalf("accepted %q as %d tokens", data, n)
+			}
+			var text int64
+			for _, ch := range c.Choices {
+				if ch.Delta != nil && ch.Delta.Content != nil {
+					text += int64(len(*ch.Delta.Content))
+				}
+			}
+			if n < (text+3)/4 {
+				t.Fatalf("%q: counted %d tokens for %d bytes of text", data, n, text)
+			}
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,8 +81,12 @@ type Config struct {
 	Client *http.Client
 	// PricePer1K is the price of 1000 tokens in micro-USD.
 	PricePer1K int64
-	// Timeout bounds one upstream call (default DefaultTimeout).
+	// Timeout bounds one upstream call (default DefaultTimeout); for a
+	// streamed completion, the wait for each chunk.
 	Timeout time.Duration
+	// StreamTimeout bounds a whole streamed completion (default
+	// DefaultStreamTimeout).
+	StreamTimeout time.Duration
 	// WriteTimeout is the server's write deadline per response
 	// (http.Server.WriteTimeout): the handler extends a request's deadline
 	// to Timeout+WriteTimeout from when it starts. Zero (a server without
@@ -124,6 +129,9 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
+	if cfg.StreamTimeout <= 0 {
+		cfg.StreamTimeout = DefaultStreamTimeout
+	}
 	return &Proxy{cfg: cfg, endpoint: strings.TrimSuffix(cfg.Upstream, "/") + "/chat/completions"}, nil
 }
 
@@ -141,6 +149,9 @@ type ChatRequest struct {
 	Model     string `json:"model"`
 	MaxTokens *int64 `json:"max_tokens"`
 	Stream    bool   `json:"stream"`
+	// StreamOptions is OpenAI's stream_options object; the proxy sets its
+	// include_usage member on streamed requests.
+	StreamOptions json.RawMessage `json:"stream_options"`
 	// N is the number of choices: each may generate max_tokens.
 	N *int64 `json:"n"`
 	// MaxCompletionTokens is OpenAI's newer spelling of the completion
@@ -188,6 +199,22 @@ func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		talos.WriteError(w, r, err)
 		return
 	}
+	var clientUsage bool
+	if req.Stream {
+		// Ask the upstream for the usage chunk by encoding the checked
+		// document again, and check what will be forwarded.
+		var nb []byte
+		if nb, clientUsage, err = withUsage(body); err != nil {
+			talos.WriteError(w, r, err)
+			return
+		}
+		req2, mt2, ch2, err := ParseChatRequest(nb)
+		if err != nil || req2.Model != req.Model || mt2 != maxTokens || ch2 != choices || !req2.Stream {
+			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "request body cannot be forwarded as checked"))
+			return
+		}
+		body = nb
+	}
 	// Worst case, conservatively: every byte of the request is a prompt
 	// token (tokenizers emit at least one byte per token; len/4 let a dense
 	// prompt overspend a hard cap), plus max_tokens per choice.
@@ -196,9 +223,16 @@ func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	if l.cfg.Budget != nil {
 		budgetReq = l.cfg.Budget(r.Context(), did, team, l.Cost(worstCase))
 	}
+	hard := HardBudget(budgetReq)
 	var status int
 	var respBody []byte
-	out, err := l.cfg.Kernel.Do(r.Context(), talos.Call{
+	var started bool
+	// The Kernel settles and audits even when the client has gone (a
+	// canceled request context would fail the budget commit and leave
+	// streamed spend uncounted); the upstream call still stops with the
+	// client.
+	client := r.Context()
+	out, err := l.cfg.Kernel.Do(context.WithoutCancel(client), talos.Call{
 		Request: capability.Request{
 			Capability: r.Header.Get(talos.HeaderCapability), Principal: did, Tool: Tool, Action: req.Model,
 		},
@@ -206,16 +240,29 @@ func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		RateSurface: RateSurface,
 		Budget:      budgetReq,
 	}, func(ctx context.Context, d capability.Decision) (int64, int, error) {
-		if req.MaxTokens == nil && HardBudget(budgetReq) {
+		if req.MaxTokens == nil && hard {
 			// The upstream would not be bound by the default reserved.
 			return 0, 0, contracts.Errorf(contracts.CodeInvalidInput, "max_tokens is required under a hard budget")
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(client, cancel)()
+		if req.Stream {
+			tokens, st, _, err := l.stream(ctx, client, w, streamCall{
+				body: body, choices: choices, maxTokens: maxTokens, worstCase: worstCase, hard: hard, clientUsage: clientUsage,
+			})
+			started = st
+			if err != nil {
+				return 0, 0, err
+			}
+			return l.Cost(tokens), http.StatusOK, nil
 		}
 		st, rb, tokens, err := l.forward(ctx, body, worstCase)
 		status, respBody = st, rb
 		if err != nil {
 			return 0, 0, err
 		}
-		if tokens > worstCase && HardBudget(budgetReq) {
+		if tokens > worstCase && hard {
 			// Under a hard budget the settle is bounded by the
 			// reservation: an upstream reporting more than the request
 			// could generate is not allowed to push the spend past it.
@@ -223,12 +270,19 @@ func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		return l.Cost(tokens), st, nil
 	})
+	if started {
+		return // the stream was answered, and ended with an error event if it failed
+	}
 	if err != nil || !out.Allowed {
 		code := out.Code
 		if code == "" {
 			code = contracts.CodeOf(err)
 		}
 		e := contracts.Errorf(code, "request refused")
+		var ce *contracts.Error
+		if errors.As(err, &ce) && ce.Code == code && handlerCode(code) {
+			e = contracts.Errorf(code, ce.Message) // the proxy's own words, never the upstream's
+		}
 		switch code {
 		case contracts.CodeRateLimited, contracts.CodeBudgetExceeded, contracts.CodeUpstream5xx, contracts.CodeUpstreamTimeout:
 			e = e.WithRetryable(true)
@@ -258,9 +312,6 @@ func ParseChatRequest(body []byte) (req ChatRequest, maxTokens, choices int64, e
 	}
 	if req.Model == "" || len(req.Model) > 128 {
 		return req, 0, 0, contracts.Errorf(contracts.CodeInvalidInput, "model is required")
-	}
-	if req.Stream {
-		return req, 0, 0, contracts.Errorf(contracts.CodeStreamingNotSupported, "streaming is not supported")
 	}
 	if req.MaxCompletionTokens != nil {
 		return req, 0, 0, contracts.Errorf(contracts.CodeInvalidInput, "max_completion_tokens is not supported: bound the completion with max_tokens")
@@ -295,16 +346,12 @@ func HardBudget(req *budget.ReserveRequest) bool {
 	return false
 }
 
-// forward sends body upstream and returns the status, the response and the
-// total tokens to charge: those the upstream reports, worstCase when a
-// success reports none, and none for a refusal. Errors never name the
-// upstream URL or key.
-func (l *Proxy) forward(ctx context.Context, body []byte, worstCase int64) (int, []byte, int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
-	defer cancel()
+// send posts body to the upstream. Errors never name the upstream URL or
+// key.
+func (l *Proxy) send(ctx context.Context, body []byte) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.endpoint, bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, 0, contracts.Errorf(contracts.CodeInternal, "bad upstream URL")
+		return nil, contracts.Errorf(contracts.CodeInternal, "bad upstream URL")
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if l.cfg.APIKey != "" {
@@ -313,20 +360,64 @@ func (l *Proxy) forward(ctx context.Context, body []byte, worstCase int64) (int,
 	resp, err := l.cfg.Client.Do(req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return 0, nil, 0, contracts.Errorf(contracts.CodeUpstreamTimeout, "upstream timed out")
+			return nil, contracts.Errorf(contracts.CodeUpstreamTimeout, "upstream timed out")
 		}
-		return 0, nil, 0, contracts.Errorf(contracts.CodeUpstream5xx, "upstream unreachable")
+		return nil, contracts.Errorf(contracts.CodeUpstream5xx, "upstream unreachable")
+	}
+	return resp, nil
+}
+
+// upstreamStatus maps an upstream's refusal to the contract error callers
+// get instead of the upstream's body (which may echo the request, name the
+// upstream or its key): a timeout is UPSTREAM_TIMEOUT, a rate limit
+// RATE_LIMITED, a refusal of the proxy's own credentials (401, 403, 407)
+// and every 5xx UPSTREAM_5XX, and other 4xx TALOS_INVALID_INPUT (the
+// request was refused as sent). Nothing is charged for any of them.
+func upstreamStatus(status int) error {
+	switch {
+	case status == http.StatusRequestTimeout || status == http.StatusGatewayTimeout:
+		return contracts.Errorf(contracts.CodeUpstreamTimeout, "upstream timed out")
+	case status == http.StatusTooManyRequests:
+		return contracts.Errorf(contracts.CodeRateLimited, "upstream rate limit reached")
+	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusProxyAuthRequired:
+		return contracts.Errorf(contracts.CodeUpstream5xx, "upstream refused the gateway's credentials")
+	case status >= 400 && status < 500:
+		return contracts.Errorf(contracts.CodeInvalidInput, "upstream refused the request (status "+strconv.Itoa(status)+")")
+	default:
+		return contracts.Errorf(contracts.CodeUpstream5xx, "upstream failed")
+	}
+}
+
+// handlerCode reports whether code is one the proxy's handler refuses
+// with, whose message it wrote itself.
+func handlerCode(code string) bool {
+	switch code {
+	case contracts.CodeUpstream5xx, contracts.CodeUpstreamTimeout, contracts.CodeRateLimited, contracts.CodeInvalidInput:
+		return true
+	}
+	return false
+}
+
+// forward sends body upstream and returns the status, the response and the
+// total tokens to charge: those the upstream reports, or worstCase when a
+// success reports none. An upstream refusal is an error (upstreamStatus).
+func (l *Proxy) forward(ctx context.Context, body []byte, worstCase int64) (int, []byte, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
+	defer cancel()
+	resp, err := l.send(ctx, body)
+	if err != nil {
+		return 0, nil, 0, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, nil, 0, upstreamStatus(resp.StatusCode)
+	}
 	rb, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse+1))
 	if err != nil || len(rb) > MaxResponse {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return 0, nil, 0, contracts.Errorf(contracts.CodeUpstreamTimeout, "upstream timed out")
+		}
 		return 0, nil, 0, contracts.Errorf(contracts.CodeUpstream5xx, "upstream response unreadable or too large")
-	}
-	if resp.StatusCode >= 500 {
-		return 0, nil, 0, contracts.Errorf(contracts.CodeUpstream5xx, "upstream failed")
-	}
-	if resp.StatusCode != http.StatusOK {
-		return resp.StatusCode, rb, 0, nil // refused upstream: nothing generated, nothing charged
 	}
 	var u chatUsage
 	if json.Unmarshal(rb, &u) == nil && u.Usage != nil && u.Usage.TotalTokens >= 0 && u.Usage.TotalTokens <= MaxMaxTokens*4 {

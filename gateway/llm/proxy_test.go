@@ -233,11 +233,10 @@ func TestProxy(t *testing.T) {
 	if s, r := alice.spent(); s != 1000 || r != 0 {
 		t.Fatalf("after one call: spent %d reserved %d", s, r)
 	}
-	// Refused before the upstream: a model outside the grants, streaming,
-	// a reservation larger than what is left, case-folded duplicates.
+	// Refused before the upstream: a model outside the grants, a
+	// reservation larger than what is left, case-folded duplicates.
 	for _, c := range []struct{ body, code string }{
 		{`{"model":"big-model","messages":[]}`, contracts.CodeDenied},
-		{`{"model":"small-model","stream":true,"max_tokens":1}`, contracts.CodeStreamingNotSupported},
 		{`{"model":"small-model","max_tokens":5000,"messages":[]}`, contracts.CodeBudgetExceeded},
 		{`{"model":"small-model","max_tokens":5,"Max_Tokens":100000}`, contracts.CodeInvalidInput},
 		{`{"model":"small-model","max_tokens":5,"max_completion_tokens":9}`, contracts.CodeInvalidInput},
@@ -274,18 +273,16 @@ func TestProxy(t *testing.T) {
 	if s, r := alice.spent(); s != 1000 || r != 0 {
 		t.Fatalf("failed calls were charged: spent %d reserved %d", s, r)
 	}
-	// An upstream 4xx is passed through, charged nothing.
+	// An upstream 4xx is mapped to the contract error body (the upstream's
+	// text never reaches the caller), charged nothing.
 	f.up.fail.Store(400)
-	resp, err := alice.client.Post(f.srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 400 || string(raw) != `{"error":{"message":"upstream says no"}}` {
-		t.Fatalf("upstream 400: %d %s", resp.StatusCode, raw)
+	if _, raw, eb := alice.chat(body); eb.Code != contracts.CodeInvalidInput || bytes.Contains(raw, []byte("upstream says no")) {
+		t.Fatalf("upstream 400: %s", raw)
 	}
 	f.up.fail.Store(0)
+	if s, r := alice.spent(); s != 1000 || r != 0 {
+		t.Fatalf("refused calls were charged: spent %d reserved %d", s, r)
+	}
 	// A warn-mode budget lets an over-budget call through, flagged.
 	f.hardBudget(alice, 1000, budget.ModeWarn)
 	if resp, _, _ := alice.chat(body); resp.StatusCode != 200 || resp.Header.Get(HeaderBudgetWarning) != "exceeded" {
