@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -36,11 +37,14 @@ var tilePathRE = regexp.MustCompile(`^tile/(entries|[0-9]|[1-5][0-9]|6[0-3])/(x[
 // for audit/file prefer its own Handler. Like that one it serves entry
 // bundles, whose bytes are the events, to whoever reaches it: unless the
 // log is public, put tile/entries/... behind the authorization of event
-// queries (gateway/auditapi does). The handler is safe for concurrent use.
+// queries (gateway/auditapi does). Full tiles are cached in memory (at
+// most 1024); the checkpoint and partial tiles are read from the store on
+// every request. The handler is safe for concurrent use.
 func NewTileHandler(s Store) http.Handler {
 	if s == nil {
 		panic("audit: NewTileHandler needs a Store")
 	}
+	cache := &tileCache{m: map[string][]byte{}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -55,7 +59,13 @@ func NewTileHandler(s Store) http.Handler {
 		case rel == "checkpoint":
 			data, err = s.Checkpoint(r.Context())
 		case tilePathRE.MatchString(rel):
-			data, partial, err = readTile(r.Context(), s, rel)
+			var ok bool
+			if data, ok = cache.get(rel); !ok {
+				data, partial, err = readTile(r.Context(), s, rel)
+				if err == nil && !partial {
+					cache.put(rel, data) // full tiles never change
+				}
+			}
 		default:
 			http.NotFound(w, r)
 			return
@@ -80,6 +90,32 @@ func NewTileHandler(s Store) http.Handler {
 		}
 		w.Write(data)
 	})
+}
+
+// tileCache keeps full tiles, which never change, so a tile client reading
+// the same tiles again costs the store nothing. It is cleared when full.
+type tileCache struct {
+	mu sync.Mutex // guards m
+	m  map[string][]byte
+}
+
+// maxCachedTiles bounds a tile handler's cache (about 8 MiB of hash tiles).
+const maxCachedTiles = 1024
+
+func (c *tileCache) get(rel string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.m[rel]
+	return b, ok
+}
+
+func (c *tileCache) put(rel string, b []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxCachedTiles {
+		clear(c.m)
+	}
+	c.m[rel] = b
 }
 
 // readTile returns the tile at rel (a path matching tilePathRE) if the log

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/talosgo/talos/audit"
@@ -167,4 +169,52 @@ func FuzzTileHandlerAgrees(f *testing.F) {
 			t.Fatalf("%q: tile handler %d %q, file handler %d %q", path, gr.Code, gr.Header().Get("Cache-Control"), wr.Code, wr.Header().Get("Cache-Control"))
 		}
 	})
+}
+
+// countingStore counts the hash reads that reach the store.
+type countingStore struct {
+	audit.Store
+	reads atomic.Int64
+}
+
+func (c *countingStore) ReadHashes(ctx context.Context, idx []int64) ([]audit.Hash, error) {
+	c.reads.Add(1)
+	return c.Store.ReadHashes(ctx, idx)
+}
+
+// TestTileHandlerCachesFullTiles: a full tile read twice reaches the store
+// once; a partial tile is read each time (it is replaced when the
+// checkpoint moves), and both answers stay the same bytes.
+func TestTileHandlerCachesFullTiles(t *testing.T) {
+	ctx := context.Background()
+	cs := &countingStore{Store: audit.NewMemStore()}
+	l := audittest.NewLog(t, cs)
+	for i := range 300 {
+		if _, err := l.Append(ctx, audittest.Event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := audit.NewTileHandler(cs)
+	get := func(p string) []byte {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", p, nil))
+		if w.Code != 200 {
+			t.Fatalf("%s: %d", p, w.Code)
+		}
+		return w.Body.Bytes()
+	}
+	for _, p := range []string{"/tile/0/000", "/tile/0/001.p/44"} {
+		first := get(p)
+		before := cs.reads.Load()
+		if again := get(p); !bytes.Equal(again, first) {
+			t.Fatalf("%s changed between two reads", p)
+		}
+		reads := cs.reads.Load() - before
+		if full := !strings.Contains(p, ".p/"); full && reads != 0 || !full && reads == 0 {
+			t.Fatalf("%s: %d store reads on the second request", p, reads)
+		}
+	}
 }
