@@ -218,3 +218,42 @@ func TestTileHandlerCachesFullTiles(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTileHandler serves one partial hash tile and one full entry
+// bundle: the file store's Handler (a file read) beside audit.NewTileHandler
+// over a MemStore (computed from the store; full tiles cached).
+func BenchmarkTileHandler(b *testing.B) {
+	ctx := context.Background()
+	fs := open(b, b.TempDir(), file.Config{NoSyncUnsafe: true})
+	defer fs.Close()
+	mem := audit.NewMemStore()
+	for _, s := range []audit.Store{fs, mem} {
+		l := audittest.NewLog(b, s)
+		for i := range 300 {
+			if _, err := l.Append(ctx, audittest.Event(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := l.Checkpoint(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, p := range []string{"/tile/0/001.p/44", "/tile/entries/000"} {
+		for _, hc := range []struct {
+			name string
+			h    http.Handler
+		}{{"file_handler", fs.Handler()}, {"tile_handler_mem", audit.NewTileHandler(mem)}} {
+			b.Run(strings.ReplaceAll(strings.TrimPrefix(p, "/"), "/", "_")+"/"+hc.name, func(b *testing.B) {
+				b.ReportAllocs()
+				r := httptest.NewRequest("GET", p, nil)
+				for b.Loop() {
+					w := httptest.NewRecorder()
+					hc.h.ServeHTTP(w, r)
+					if w.Code != 200 {
+						b.Fatal(w.Code)
+					}
+				}
+			})
+		}
+	}
+}
