@@ -300,3 +300,21 @@ func FuzzPut(f *testing.F) {
 		}
 	})
 }
+
+// TestBudgetSchemaEmbedded: the budget kind is checked against the
+// contract schema the library embeds (RegisterKind drops a schema the
+// library lacks, so this pins that the check is not silently off).
+func TestBudgetSchemaEmbedded(t *testing.T) {
+	found := false
+	for _, n := range contracts.SchemaNames() {
+		found = found || n == "ai_gateway/budget"
+	}
+	if !found {
+		t.Fatal("contracts no longer embeds ai_gateway/budget: the budget kind lost its schema check")
+	}
+	for _, k := range config.DefaultKinds() {
+		if k.Name == "budget" && k.Schema != "ai_gateway/budget" {
+			t.Fatalf("budget kind schema %q", k.Schema)
+		}
+	}
+}
