@@ -132,8 +132,14 @@ end
 -- (µs) its field may be deleted: once that period and every reservation
 -- that may settle into it are over (nil: unchanged; lifetime: never).
 local function encode(kind, slot, S, send, bucket, keep)
+  if kind ~= 2 then
+    -- one string.format for the whole value
+    local v = string.format('%s %d %d %d %d', S.g, S.r, S.o, slot, S.cur)
+    if S.fresh and kind ~= 3 then return v, send + keep end
+    return v, nil
+  end
   local p = {S.g, fmt(S.r), fmt(S.o)}
-  if kind == 2 then
+  do
     local put = false
     for i = 1, #S.b, 2 do
       local idx, val = S.b[i], S.b[i + 1]
@@ -145,16 +151,9 @@ local function encode(kind, slot, S, send, bucket, keep)
     if not put and S.cur > 0 then
       p[#p + 1], p[#p + 2] = fmt(slot), fmt(S.cur)
     end
-  else
-    p[4], p[5] = fmt(slot), fmt(S.cur)
   end
-  local v = table.concat(p, ' ')
-  if S.fresh and kind ~= 3 then
-    local at = send + keep
-    if kind == 2 then at = at + bucket * NBUCKETS end
-    return v, at
-  end
-  return v, nil
+  -- rolling: every write moves the field's deletion time
+  return table.concat(p, ' '), send + keep + bucket * NBUCKETS
 end
 -- The writes of a run are gathered and sent with at most one HDEL, HSET,
 -- ZREM and ZADD (flush). due is the next-due time: a lower bound of Z's
