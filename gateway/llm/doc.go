@@ -18,6 +18,14 @@
 // error bodies (see upstreamStatus in the source: 4xx TALOS_INVALID_INPUT,
 // 429 RATE_LIMITED, 401/403 and 5xx UPSTREAM_5XX, 408 UPSTREAM_TIMEOUT).
 //
+// # Models
+//
+// [Proxy.ModelsHandler] serves GET /v1/models ([ModelsRoute]): the models
+// served (Config.Models, or the upstream's list) that the caller's token
+// grants, asked of Config.Authorizer model by model, rate-limited and
+// audited once per request (surface llm.models.list). With Config.Models
+// set, chat completions for other models are refused (MODEL_NOT_ALLOWED).
+//
 // # Streaming
 //
 // A request with "stream": true is answered as a server-sent event stream,

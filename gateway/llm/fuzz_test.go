@@ -103,3 +103,26 @@ func FuzzSSEReader(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseModelList: an upstream's model list is accepted only as sorted,
+// distinct, well-formed names; refusals are typed.
+func FuzzParseModelList(f *testing.F) {
+	for _, s := range []string{`{"object":"list","data":[{"id":"b"},{"id":"a"},{"id":"a"}]}`, `{"data":null}`,
+		`{"data":[{"id":""}]}`, `{"data":[],"DATA":[]}`, `[]`, `{"data":[{"id":"a\u0000b"}]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		ids, err := ParseModelList(raw)
+		if err != nil {
+			if contracts.CodeOf(err) != contracts.CodeUpstream5xx {
+				t.Fatalf("untyped refusal %v", err)
+			}
+			return
+		}
+		for i, id := range ids {
+			if checkModelName(id) != nil || (i > 0 && ids[i-1] >= id) {
+				t.Fatalf("%q: accepted %q", raw, ids)
+			}
+		}
+	})
+}

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -96,6 +98,16 @@ type Config struct {
 	// its audit event and passed to Budget. ok false refuses the call
 	// (AUTH_INVALID).
 	Team func(ctx context.Context, principal identity.DID) (team string, ok bool)
+	// Models, if set, are the models served: GET /v1/models lists those
+	// the caller's grants allow, and a chat completion for another model
+	// is refused (MODEL_NOT_ALLOWED) before anything else. Empty: every
+	// model the grants allow is forwarded, and the listing asks the
+	// upstream (GET Upstream + "/models").
+	Models []string
+	// Authorizer answers the model listing's per-model questions; it must
+	// be the Kernel's authorizer (the same verifier and policy). Without
+	// it GET /v1/models is refused.
+	Authorizer capability.Authorizer
 	// Budget, if set, returns what a call reserves: amount micro-USD (the
 	// worst case) for principal of team, or nil for no budget.
 	Budget func(ctx context.Context, principal identity.DID, team string, amount int64) *budget.ReserveRequest
@@ -108,7 +120,10 @@ type Config struct {
 // with the usage the upstream reports.
 type Proxy struct {
 	cfg      Config
+	base     string // upstream base URL without a trailing slash
 	endpoint string
+	models0  []string // Config.Models, sorted
+	served   map[string]bool
 }
 
 // New checks cfg and returns the proxy.
@@ -132,7 +147,19 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.StreamTimeout <= 0 {
 		cfg.StreamTimeout = DefaultStreamTimeout
 	}
-	return &Proxy{cfg: cfg, endpoint: strings.TrimSuffix(cfg.Upstream, "/") + "/chat/completions"}, nil
+	if len(cfg.Models) > MaxModels {
+		return nil, contracts.Errorf(contracts.CodeInvalidInput, "llm: too many Config.Models")
+	}
+	p := &Proxy{cfg: cfg, base: strings.TrimSuffix(cfg.Upstream, "/"), served: map[string]bool{}}
+	p.endpoint = p.base + "/chat/completions"
+	for _, m := range cfg.Models {
+		if err := checkModelName(m); err != nil {
+			return nil, contracts.Errorf(contracts.CodeInvalidInput, "llm: bad model name in Config.Models")
+		}
+		p.served[m] = true
+	}
+	p.models0 = slices.Sorted(maps.Keys(p.served))
+	return p, nil
 }
 
 // Cost is the price of tokens in micro-USD, rounded up.
@@ -197,6 +224,10 @@ func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	req, maxTokens, choices, err := ParseChatRequest(body)
 	if err != nil {
 		talos.WriteError(w, r, err)
+		return
+	}
+	if len(l.served) > 0 && !l.served[req.Model] {
+		talos.WriteError(w, r, contracts.Errorf(contracts.CodeModelNotAllowed, "model is not served"))
 		return
 	}
 	var clientUsage bool

@@ -124,6 +124,7 @@ func newFixture(t testing.TB, opts ...func(*Config)) *fixture {
 		PricePer1K: 10_000, // 10 micro-USD per token
 		Timeout:    300 * time.Millisecond,
 		Team:       func(context.Context, identity.DID) (string, bool) { return "team-x", true },
+		Authorizer: v,
 		Budget: func(_ context.Context, p identity.DID, team string, amount int64) *budget.ReserveRequest {
 			s, ok := f.scopes["key:"+p.String()]
 			if !ok {
@@ -145,7 +146,7 @@ func newFixture(t testing.TB, opts ...func(*Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.routes, err = talos.NewRouteTable([]talos.Route{Route()}); err != nil {
+	if f.routes, err = talos.NewRouteTable([]talos.Route{Route(), ModelsRoute()}); err != nil {
 		t.Fatal(err)
 	}
 	att, err := talos.NewAttester(talos.AttesterConfig{Routes: f.routes,
@@ -155,6 +156,7 @@ func newFixture(t testing.TB, opts ...func(*Config)) *fixture {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(Pattern, att.Wrap(p.Handler()))
+	mux.Handle(ModelsPattern, att.Wrap(p.ModelsHandler()))
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f
@@ -168,8 +170,13 @@ type agent struct {
 }
 
 func (f *fixture) agent(models ...string) *agent {
+	return f.agentGrants(capability.Grant{Tool: Tool, Actions: models})
+}
+
+// agentGrants is an attested client with a token for grants.
+func (f *fixture) agentGrants(grants ...capability.Grant) *agent {
 	w, _ := identity.GenerateWallet("agent")
-	tok, err := capability.Issue(f.root, w.DID().String(), []capability.Grant{{Tool: Tool, Actions: models}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, err := capability.Issue(f.root, w.DID().String(), grants, time.Now().Add(time.Hour), capability.IssueOptions{})
 	if err != nil {
 		f.t.Fatal(err)
 	}
