@@ -83,11 +83,12 @@ end
 --
 -- load decodes a scope value v (nil or false: no field) into u (spent in
 -- the current period or window), cur (spent in the current slot), r, o,
--- g, b (the rolling buckets still in the window: index, spent, ...) and
+-- g, b (rolling only: the buckets still in the window: index, spent, ...) and
 -- fresh (the period started: the field's deletion time moves). A
 -- malformed value raises a script error, which callers treat as deny.
 local function load(v, kind, slot, now)
-  local S = {u = 0, cur = 0, r = 0, o = 0, b = {}, fresh = kind == 2}
+  local S = {u = 0, cur = 0, r = 0, o = 0, fresh = kind == 2}
+  if kind == 2 then S.b = {} end
   if not v then
     S.g, S.fresh = fmt(now), true
     return S
