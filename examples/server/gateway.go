@@ -68,13 +68,19 @@ func (c *core) enableGateway(ctx context.Context, s *Server, upstreams map[strin
 	g, err := mcpgw.New(ctx, mcpgw.Config{
 		Upstreams: upstreams, Registry: registry, Cost: s.cfg.MCPCallCost,
 		// The gateway's verifier knows the tool registry: unknown tools
-		// are denied, read-only tokens get only reads.
-		NewKernel: func(reg *capability.ToolRegistry) (*talos.Kernel, error) {
+		// are denied (and never listed), read-only tokens get only reads.
+		// The configuration is newKernel's; the gateway keeps its
+		// Authorizer to filter tools/list and closes the verifier when a
+		// tool-list change replaces it.
+		NewKernelConfig: func(reg *capability.ToolRegistry) (talos.KernelConfig, error) {
 			v, err := c.newVerifier(reg)
 			if err != nil {
-				return nil, err
+				return talos.KernelConfig{}, err
 			}
-			return c.newKernel(v)
+			return talos.KernelConfig{
+				Authorizer: verifierAuthorizer{c.admin.Policy().Authorizer(v), v},
+				Limits:     c.limits, Budget: c.budget, Audit: c.log, Events: c.events, Tracer: c.tracer,
+			}, nil
 		},
 		Team: c.teamOf, Budget: c.budgetFor("mcp"), WriteTimeout: c.writeTimeout,
 	})
@@ -85,6 +91,15 @@ func (c *core) enableGateway(ctx context.Context, s *Server, upstreams map[strin
 	s.OnShutdown("mcp-gateway", func(context.Context) error { return g.Close() })
 	return nil
 }
+
+// verifierAuthorizer is the RBAC-wrapped verifier of the MCP gateway;
+// Close stops the verifier's revocation watch.
+type verifierAuthorizer struct {
+	capability.Authorizer
+	v *capability.Verifier
+}
+
+func (a verifierAuthorizer) Close() error { return a.v.Close() }
 
 // teamOf returns the team of the registered principal of an attested
 // request; false when its registration is gone.

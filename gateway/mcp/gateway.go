@@ -3,16 +3,16 @@ package mcp
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -79,16 +79,33 @@ func InMemoryUpstream(srv *sdk.Server) Dialer {
 	}
 }
 
-// Config configures a [Gateway]. Kernel or NewKernel is required, and at
-// least one upstream.
+// Config configures a [Gateway]. One of Kernel, NewKernelConfig or
+// NewKernel is required, and at least one upstream.
 type Config struct {
 	// Kernel decides, rate-limits, charges and audits every call. Its
 	// Authorizer must classify tools with Registry (a capability.Verifier
-	// built with Config.Registry): set Kernel only with a non-nil Registry.
+	// built with Config.Registry): set Kernel only with a non-nil Registry,
+	// and with Authorizer, the Kernel's own Authorizer, for lists to be
+	// served.
 	Kernel *talos.Kernel
-	// NewKernel, used when Kernel is nil, returns the Kernel for the
-	// registry in effect (Registry, or the one derived from the upstreams'
-	// annotations). It is called once, by New.
+	// Authorizer is the Authorizer of Kernel. tools/list shows a caller
+	// the tools it would allow that caller; without it (Kernel or
+	// NewKernel without Authorizer) every list is refused (TALOS_DENIED),
+	// because the gateway cannot tell what the caller may see.
+	Authorizer capability.Authorizer
+	// NewKernelConfig, used when Kernel is nil, returns the configuration
+	// of the Kernel for the registry in effect (Registry, or the one
+	// derived from the upstreams' annotations); the gateway builds the
+	// Kernel with talos.NewKernel and filters lists with its Authorizer.
+	// With a derived registry it is called again whenever an upstream's
+	// tool list changes the registry. The Authorizers it returns belong to
+	// the gateway: each is closed, if it is an io.Closer (a
+	// capability.Verifier is), when a new one replaces it and by Close.
+	// Preferred over NewKernel.
+	NewKernelConfig func(*capability.ToolRegistry) (talos.KernelConfig, error)
+	// NewKernel, used when Kernel and NewKernelConfig are nil, returns the
+	// Kernel for the registry in effect, like NewKernelConfig but without
+	// the Authorizer, so that lists are refused unless Authorizer is set.
 	NewKernel func(*capability.ToolRegistry) (*talos.Kernel, error)
 	// Upstreams maps each upstream's name to its dialer. Its tools are
 	// served as "<name>.<tool>"; names are non-empty and hold no '.', '/'
@@ -96,10 +113,18 @@ type Config struct {
 	Upstreams map[string]Dialer
 	// Registry classifies each tool as a read or a write (capability tool
 	// = the upstream name, action = the tool name); tools it does not list
-	// are served but every call to them is denied (UNKNOWN_TOOL). If nil,
-	// it is derived from the upstreams' annotations: a tool is a read only
-	// when it declares readOnlyHint.
+	// are never listed and every call to them is denied (UNKNOWN_TOOL). If
+	// nil, it is derived from the upstreams' annotations: a tool is a read
+	// only when it declares readOnlyHint, and every other tool is a write
+	// that requires an idempotency key.
 	Registry *capability.ToolRegistry
+	// Idempotency remembers the outcome of calls to tools whose registry
+	// entry requires an idempotency key (see [IdempotencyKeyMeta]). If
+	// nil, a [MemIdempotencyStore] with its defaults.
+	Idempotency IdempotencyStore
+	// IdempotencyTTL is how long a key is remembered (default
+	// DefaultIdempotencyTTL).
+	IdempotencyTTL time.Duration
 	// Cost is what one call reserves and charges, in micro-USD, when
 	// Budget returns a reservation.
 	Cost int64
@@ -113,7 +138,7 @@ type Config struct {
 	Budget func(ctx context.Context, principal identity.DID, team string, amount int64) *budget.ReserveRequest
 	// CallTimeout bounds one forwarded tool call (default
 	// DefaultCallTimeout), ConnectTimeout a reconnection to an upstream
-	// (default DefaultConnectTimeout).
+	// and the listing of its tools (default DefaultConnectTimeout).
 	CallTimeout, ConnectTimeout time.Duration
 	// WriteTimeout is the server's write deadline per response
 	// (http.Server.WriteTimeout): the handler extends a request's deadline
@@ -123,6 +148,10 @@ type Config struct {
 	// Implementation names the gateway to its clients and upstreams. If
 	// nil, "talos-gateway" at talos.Version.
 	Implementation *sdk.Implementation
+	// OnRefresh, if set, is called after an upstream's tool list was
+	// listed again (after notifications/tools/list_changed or a
+	// reconnection), with the error if listing or installing it failed.
+	OnRefresh func(upstream string, err error)
 }
 
 // A Gateway is an MCP server whose tools are the tools of its upstream
@@ -130,16 +159,30 @@ type Config struct {
 // authorized (capability tool = upstream name, action = tool name,
 // read/write class from the tool registry), rate-limited, charged to the
 // caller's budgets and audited by the Kernel — one decision per call —
-// before it is forwarded.
+// before it is forwarded. tools/list shows each caller only the tools its
+// capability allows, decided by the same Authorizer and audited once.
 type Gateway struct {
-	cfg      Config
-	server   *sdk.Server
-	kernel   *talos.Kernel
-	registry *capability.ToolRegistry
-	handler  http.Handler
+	cfg     Config
+	server  *sdk.Server
+	handler http.Handler
+	idem    IdempotencyStore
+	derived bool // the registry is derived from the upstreams' annotations
 
-	mu        sync.Mutex                    // guards upstreams
+	st atomic.Pointer[state]
+
+	mu        sync.Mutex                    // guards upstreams, tools, closed
 	upstreams map[string]*sdk.ClientSession // nil entry: reconnect on next call
+	tools     map[string]map[string]*sdk.Tool
+	closed    bool
+	refreshMu map[string]*sync.Mutex // serializes refreshes per upstream
+	wg        sync.WaitGroup         // refreshes in flight
+}
+
+// state is what a tool-list change replaces at once.
+type state struct {
+	kernel   *talos.Kernel
+	authz    capability.Authorizer // nil: lists are refused
+	registry *capability.ToolRegistry
 }
 
 // New connects to every upstream, lists its tools and registers them on
@@ -158,11 +201,11 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 }
 
 func newGateway(ctx context.Context, cfg Config) (g *Gateway, err error) {
-	if cfg.Kernel == nil && cfg.NewKernel == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "mcp: Config.Kernel or Config.NewKernel is required")
+	if cfg.Kernel == nil && cfg.NewKernel == nil && cfg.NewKernelConfig == nil {
+		return nil, contracts.Errorf(contracts.CodeInvalidInput, "mcp: Config.Kernel, Config.NewKernelConfig or Config.NewKernel is required")
 	}
 	if cfg.Kernel != nil && cfg.Registry == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "mcp: Config.Kernel needs the Config.Registry its authorizer classifies tools with; use NewKernel to derive the registry")
+		return nil, contracts.Errorf(contracts.CodeInvalidInput, "mcp: Config.Kernel needs the Config.Registry its authorizer classifies tools with; use NewKernelConfig to derive the registry")
 	}
 	if len(cfg.Upstreams) == 0 {
 		return nil, contracts.Errorf(contracts.CodeInvalidInput, "mcp: Config.Upstreams is empty")
@@ -173,15 +216,27 @@ func newGateway(ctx context.Context, cfg Config) (g *Gateway, err error) {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
+	if cfg.IdempotencyTTL <= 0 {
+		cfg.IdempotencyTTL = DefaultIdempotencyTTL
+	}
 	if cfg.Implementation == nil {
 		cfg.Implementation = &sdk.Implementation{Name: "talos-gateway", Version: talos.Version}
 	}
 	g = &Gateway{
-		cfg:       cfg,
-		server:    sdk.NewServer(cfg.Implementation, nil),
+		cfg: cfg,
+		// The gateway answers tools/list and tools/call itself (see
+		// methods): the capability is declared, no tool is registered.
+		server:    sdk.NewServer(cfg.Implementation, &sdk.ServerOptions{Capabilities: &sdk.ServerCapabilities{Tools: &sdk.ToolCapabilities{}}}),
 		upstreams: map[string]*sdk.ClientSession{},
+		tools:     map[string]map[string]*sdk.Tool{},
+		refreshMu: map[string]*sync.Mutex{},
+		idem:      cfg.Idempotency,
+		derived:   cfg.Registry == nil,
 	}
-	var derived []capability.ToolEntry
+	if g.idem == nil {
+		g.idem = NewMemIdempotencyStore(MemIdempotencyConfig{})
+	}
+	g.server.AddReceivingMiddleware(g.methods)
 	names := make([]string, 0, len(cfg.Upstreams))
 	for n := range cfg.Upstreams {
 		names = append(names, n)
@@ -191,63 +246,163 @@ func newGateway(ctx context.Context, cfg Config) (g *Gateway, err error) {
 		if strings.ContainsAny(name, "./ ") || name == "" || cfg.Upstreams[name] == nil {
 			return g, contracts.Errorf(contracts.CodeInvalidInput, fmt.Sprintf("mcp: invalid upstream name %q", name))
 		}
+		g.refreshMu[name] = &sync.Mutex{}
+	}
+	for _, name := range names {
 		cs, err := g.connect(ctx, name)
 		if err != nil {
 			return g, err
 		}
 		g.upstreams[name] = cs
-		for tool, err := range cs.Tools(ctx, nil) {
-			if err != nil {
-				return g, fmt.Errorf("mcp: upstream %s: listing tools: %w", name, err)
-			}
-			g.addTool(name, tool)
-			e := capability.ToolEntry{Tool: name, Action: tool.Name, Class: capability.ClassWrite, RequiresIdempotencyKey: true}
-			if tool.Annotations != nil && tool.Annotations.ReadOnlyHint {
-				e.Class, e.RequiresIdempotencyKey = capability.ClassRead, false
-			}
-			derived = append(derived, e)
-		}
-	}
-	g.registry = cfg.Registry
-	if g.registry == nil {
-		if g.registry, err = capability.NewToolRegistry(derived); err != nil {
-			return g, fmt.Errorf("mcp: tool registry: %w", err)
-		}
-	}
-	g.kernel = cfg.Kernel
-	if g.kernel == nil {
-		if g.kernel, err = cfg.NewKernel(g.registry); err != nil {
+		tools, err := listTools(ctx, name, cs)
+		if err != nil {
 			return g, err
 		}
-		if g.kernel == nil {
-			return g, contracts.Errorf(contracts.CodeInvalidInput, "mcp: Config.NewKernel returned no Kernel")
+		g.tools[name] = tools
+	}
+	reg := cfg.Registry
+	if reg == nil {
+		if reg, err = deriveRegistry(g.tools); err != nil {
+			return g, err
 		}
 	}
+	st, err := g.newState(reg)
+	if err != nil {
+		return g, err
+	}
+	g.st.Store(st)
 	g.handler = g.newHandler()
 	return g, nil
 }
 
-// Registry returns the tool registry in effect.
-func (g *Gateway) Registry() *capability.ToolRegistry { return g.registry }
-
-// Kernel returns the Kernel that decides the gateway's calls.
-func (g *Gateway) Kernel() *talos.Kernel { return g.kernel }
-
-func (g *Gateway) addTool(upstream string, t *sdk.Tool) {
-	exposed := *t
-	exposed.Name = upstream + "." + t.Name
-	g.server.AddTool(&exposed, func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
-		return g.call(ctx, upstream, t.Name, req)
-	})
+// newState builds the Kernel for reg; with Config.Kernel it is that
+// Kernel.
+func (g *Gateway) newState(reg *capability.ToolRegistry) (*state, error) {
+	st := &state{registry: reg, kernel: g.cfg.Kernel, authz: g.cfg.Authorizer}
+	switch {
+	case g.cfg.Kernel != nil:
+	case g.cfg.NewKernelConfig != nil:
+		kc, err := g.cfg.NewKernelConfig(reg)
+		if err != nil {
+			return nil, err
+		}
+		if st.kernel, err = talos.NewKernel(kc); err != nil {
+			return nil, contracts.Wrap(contracts.CodeInvalidInput, "mcp: the Kernel configuration", err)
+		}
+		st.authz = kc.Authorizer
+	default:
+		k, err := g.cfg.NewKernel(reg)
+		if err != nil {
+			return nil, err
+		}
+		if k == nil {
+			return nil, contracts.Errorf(contracts.CodeInvalidInput, "mcp: Config.NewKernel returned no Kernel")
+		}
+		st.kernel = k
+	}
+	return st, nil
 }
 
-// connect opens a session with upstream name.
+// listTools lists the tools of an upstream session, bounded and checked:
+// names must be usable as capability actions.
+func listTools(ctx context.Context, name string, cs *sdk.ClientSession) (map[string]*sdk.Tool, error) {
+	tools := map[string]*sdk.Tool{}
+	for tool, err := range cs.Tools(ctx, nil) {
+		if err != nil {
+			return nil, contracts.Wrap(contracts.CodeMCPProtocol, "mcp: upstream "+name+": listing tools", err)
+		}
+		if err := checkToolName(tool.Name); err != nil {
+			return nil, contracts.Wrap(contracts.CodeMCPProtocol, "mcp: upstream "+name+": tool "+strconv.Quote(tool.Name), err)
+		}
+		if _, dup := tools[tool.Name]; dup {
+			return nil, contracts.Errorf(contracts.CodeMCPProtocol, "mcp: upstream "+name+" lists tool "+strconv.Quote(tool.Name)+" twice")
+		}
+		if len(tools) >= capability.MaxRegistryTools {
+			return nil, contracts.Errorf(contracts.CodeMCPProtocol, "mcp: upstream "+name+" lists too many tools")
+		}
+		tools[tool.Name] = tool
+	}
+	return tools, nil
+}
+
+// checkToolName accepts the names an upstream may give a tool: 1 to 128
+// bytes of ASCII letters, digits, '_', '-' and '.' (the MCP tool-name
+// rule).
+func checkToolName(n string) error {
+	if n == "" || len(n) > 128 {
+		return contracts.Errorf(contracts.CodeMCPProtocol, "tool name must be 1 to 128 bytes")
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return contracts.Errorf(contracts.CodeMCPProtocol, "tool name holds a character outside [A-Za-z0-9_.-]")
+		}
+	}
+	return nil
+}
+
+// deriveRegistry classifies every tool by its readOnlyHint.
+func deriveRegistry(tools map[string]map[string]*sdk.Tool) (*capability.ToolRegistry, error) {
+	var entries []capability.ToolEntry
+	for up, ts := range tools {
+		for name, tool := range ts {
+			e := capability.ToolEntry{Tool: up, Action: name, Class: capability.ClassWrite, RequiresIdempotencyKey: true}
+			if tool.Annotations != nil && tool.Annotations.ReadOnlyHint {
+				e.Class, e.RequiresIdempotencyKey = capability.ClassRead, false
+			}
+			entries = append(entries, e)
+		}
+	}
+	reg, err := capability.NewToolRegistry(entries)
+	if err != nil {
+		return nil, fmt.Errorf("mcp: tool registry: %w", err)
+	}
+	return reg, nil
+}
+
+// Registry returns the tool registry in effect.
+func (g *Gateway) Registry() *capability.ToolRegistry { return g.st.Load().registry }
+
+// Kernel returns the Kernel that decides the gateway's calls.
+func (g *Gateway) Kernel() *talos.Kernel { return g.st.Load().kernel }
+
+// Tools returns the names of the tools the gateway serves now
+// ("<upstream>.<tool>"), sorted, whoever may call them.
+func (g *Gateway) Tools() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var names []string
+	for up, ts := range g.tools {
+		for n := range ts {
+			names = append(names, up+"."+n)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// tool returns upstream's tool name as last listed.
+func (g *Gateway) tool(upstream, name string) (*sdk.Tool, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t, ok := g.tools[upstream][name]
+	return t, ok
+}
+
+// connect opens a session with upstream name. The session listens for
+// notifications/tools/list_changed and refreshes the tool list on it.
 func (g *Gateway) connect(ctx context.Context, name string) (*sdk.ClientSession, error) {
 	t, err := g.cfg.Upstreams[name](ctx)
 	if err != nil {
 		return nil, fmt.Errorf("mcp: upstream %s: %w", name, err)
 	}
-	client := sdk.NewClient(g.cfg.Implementation, nil)
+	client := sdk.NewClient(g.cfg.Implementation, &sdk.ClientOptions{
+		ToolListChangedHandler: func(_ context.Context, req *sdk.ToolListChangedRequest) {
+			if cs, ok := req.GetSession().(*sdk.ClientSession); ok {
+				g.refreshAsync(name, cs)
+			}
+		},
+	})
 	cs, err := client.Connect(ctx, t, nil)
 	if err != nil {
 		return nil, fmt.Errorf("mcp: upstream %s: %w", name, err)
@@ -255,21 +410,148 @@ func (g *Gateway) connect(ctx context.Context, name string) (*sdk.ClientSession,
 	return cs, nil
 }
 
+// refreshAsync lists upstream name's tools again off the notification's
+// goroutine (the session's reader must not wait for its own answer).
+func (g *Gateway) refreshAsync(name string, cs *sdk.ClientSession) {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	g.wg.Add(1)
+	g.mu.Unlock()
+	go func() {
+		defer g.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.ConnectTimeout)
+		defer cancel()
+		err := g.refresh(ctx, name, cs)
+		if g.cfg.OnRefresh != nil {
+			g.cfg.OnRefresh(name, err)
+		}
+	}()
+}
+
+// refresh lists the tools of upstream name on session cs and installs
+// them: tools that disappeared are refused from then on, new ones are
+// listed and, with a derived registry, classified (the Kernel is rebuilt
+// for the new registry). On failure the previous list stays, and tools it
+// does not classify stay denied.
+func (g *Gateway) refresh(ctx context.Context, name string, cs *sdk.ClientSession) error {
+	mu := g.refreshMu[name]
+	mu.Lock()
+	defer mu.Unlock()
+	tools, err := listTools(ctx, name, cs)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	if g.upstreams[name] != cs || g.closed {
+		g.mu.Unlock()
+		return nil // a newer session's list wins
+	}
+	g.tools[name] = tools
+	all := make(map[string]map[string]*sdk.Tool, len(g.tools))
+	for k, v := range g.tools {
+		all[k] = v
+	}
+	g.mu.Unlock()
+	if !g.derived {
+		return nil
+	}
+	reg, err := deriveRegistry(all)
+	if err != nil {
+		return err
+	}
+	cur := g.st.Load()
+	st, err := g.newState(reg)
+	if err != nil {
+		return err
+	}
+	// Refreshes of different upstreams may race here: install only over
+	// the state this registry was derived from, else derive again.
+	if !g.st.CompareAndSwap(cur, st) {
+		closeAuthz(st, cur)
+		return g.reinstall()
+	}
+	closeAuthz(cur, st)
+	return nil
+}
+
+// reinstall derives the registry from the current lists and installs it.
+func (g *Gateway) reinstall() error {
+	for {
+		g.mu.Lock()
+		all := make(map[string]map[string]*sdk.Tool, len(g.tools))
+		for k, v := range g.tools {
+			all[k] = v
+		}
+		g.mu.Unlock()
+		reg, err := deriveRegistry(all)
+		if err != nil {
+			return err
+		}
+		cur := g.st.Load()
+		st, err := g.newState(reg)
+		if err != nil {
+			return err
+		}
+		if g.st.CompareAndSwap(cur, st) {
+			closeAuthz(cur, st)
+			return nil
+		}
+		closeAuthz(st, cur)
+	}
+}
+
+// closeAuthz closes old's Authorizer when it is an io.Closer that st does
+// not share (calls already holding it keep working: a closed Verifier
+// asks the revocation store on every decision).
+func closeAuthz(old, st *state) {
+	if old == nil || old.kernel == nil || old.authz == nil || (st != nil && st.authz == old.authz) {
+		return
+	}
+	if c, ok := old.authz.(io.Closer); ok {
+		c.Close()
+	}
+}
+
 // session returns the session with upstream name, reconnecting when the
-// last one failed.
+// last one failed; a new session's tool list replaces the old one.
 func (g *Gateway) session(ctx context.Context, name string) (*sdk.ClientSession, error) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	if cs := g.upstreams[name]; cs != nil {
+		g.mu.Unlock()
 		return cs, nil
 	}
+	g.mu.Unlock()
+	mu := g.refreshMu[name]
+	mu.Lock()
+	g.mu.Lock()
+	if cs := g.upstreams[name]; cs != nil || g.closed {
+		g.mu.Unlock()
+		mu.Unlock()
+		if cs == nil {
+			return nil, contracts.Errorf(contracts.CodeUpstream5xx, "mcp: gateway closed")
+		}
+		return cs, nil
+	}
+	g.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.ConnectTimeout)
 	defer cancel()
 	cs, err := g.connect(ctx, name)
 	if err != nil {
+		mu.Unlock()
 		return nil, err
 	}
+	g.mu.Lock()
 	g.upstreams[name] = cs
+	g.mu.Unlock()
+	mu.Unlock()
+	// The upstream may have changed while the gateway was away.
+	err = g.refresh(ctx, name, cs)
+	if g.cfg.OnRefresh != nil {
+		g.cfg.OnRefresh(name, err)
+	}
 	return cs, nil
 }
 
@@ -284,16 +566,22 @@ func (g *Gateway) drop(name string, cs *sdk.ClientSession) {
 	}
 }
 
-// Close ends the upstream sessions. A later call reconnects.
+// Close ends the upstream sessions and waits for tool-list refreshes in
+// flight. Calls after Close fail (UPSTREAM_5XX).
 func (g *Gateway) Close() error {
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.closed = true
 	var errs []error
 	for name, cs := range g.upstreams {
 		if cs != nil {
 			errs = append(errs, cs.Close())
 		}
 		g.upstreams[name] = nil
+	}
+	g.mu.Unlock()
+	g.wg.Wait()
+	if g.cfg.NewKernelConfig != nil && g.cfg.Kernel == nil {
+		closeAuthz(g.st.Load(), nil)
 	}
 	return errors.Join(errs...)
 }
@@ -304,71 +592,6 @@ func (g *Gateway) Close() error {
 func DenyError(code string) *jsonrpc.Error {
 	data, _ := json.Marshal(map[string]any{"talos_code": code, "http_status": contracts.HTTPStatus(code)})
 	return &jsonrpc.Error{Code: -32000, Message: "denied: " + code, Data: data}
-}
-
-func (g *Gateway) call(ctx context.Context, upstream, tool string, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
-	// The principal is a typed value in the context: the go-sdk connects
-	// each stateless request's session with the HTTP request's context, so
-	// its values (the Attester's verified attestation) reach tool handlers.
-	did, ok := talos.PrincipalFrom(ctx)
-	if !ok || req.Extra == nil || req.Extra.Header == nil {
-		return nil, DenyError(contracts.CodeAuthInvalid)
-	}
-	var team string
-	if g.cfg.Team != nil {
-		if team, ok = g.cfg.Team(ctx, did); !ok {
-			return nil, DenyError(contracts.CodeAuthInvalid)
-		}
-	}
-	args := req.Params.Arguments
-	if len(args) == 0 {
-		args = json.RawMessage(`{}`)
-	}
-	canon, err := contracts.Canonicalize(args)
-	if err != nil {
-		return nil, DenyError(contracts.CodeInvalidInput)
-	}
-	sum := sha256.Sum256(canon)
-	call := talos.Call{
-		Request: capability.Request{
-			Capability: req.Extra.Header.Get(talos.HeaderCapability),
-			Principal:  did, Tool: upstream, Action: tool, ArgsDigest: hex.EncodeToString(sum[:]),
-		},
-		SurfaceID: SurfaceID, TemplatePath: TemplatePath, Team: team,
-	}
-	if g.cfg.Budget != nil {
-		call.Budget = g.cfg.Budget(ctx, did, team, g.cfg.Cost)
-	}
-	var result *sdk.CallToolResult
-	out, err := g.kernel.Do(ctx, call, func(ctx context.Context, d capability.Decision) (int64, int, error) {
-		cs, err := g.session(ctx, upstream)
-		if err != nil {
-			return 0, 0, contracts.Wrap(contracts.CodeUpstream5xx, "upstream not connected", err)
-		}
-		cctx, cancel := context.WithTimeout(ctx, g.cfg.CallTimeout)
-		defer cancel()
-		res, err := cs.CallTool(cctx, &sdk.CallToolParams{Name: tool, Arguments: json.RawMessage(canon)})
-		if err != nil {
-			var je *jsonrpc.Error
-			if !errors.As(err, &je) {
-				g.drop(upstream, cs) // a transport failure: reconnect next time
-			}
-			if errors.Is(cctx.Err(), context.DeadlineExceeded) {
-				return 0, 0, contracts.Wrap(contracts.CodeUpstreamTimeout, "upstream timed out", err)
-			}
-			return 0, 0, contracts.Wrap(contracts.CodeMCPProtocol, "upstream call failed", err)
-		}
-		result = res
-		return g.cfg.Cost, http.StatusOK, nil
-	})
-	if !out.Allowed || err != nil {
-		code := out.Code
-		if code == "" {
-			code = contracts.CodeInternal
-		}
-		return nil, DenyError(code)
-	}
-	return result, nil
 }
 
 // Handler returns the gateway's HTTP handler, to be served at [Pattern]
