@@ -18,6 +18,16 @@
 //   - [github.com/talosgo/talos/contracts]: canonical JSON, strict base64url,
 //     UUIDv7, cursors, frames, error codes and embedded JSON Schemas.
 //
+// Services built on these packages live in the separate module
+// github.com/talosgo/talos/gateway, one package per surface, each a handler
+// plus a small store: gateway/mcp (MCP tool gateway), gateway/llm
+// (OpenAI-compatible proxy), gateway/a2a (A2A v1 tasks and the A2A relay),
+// gateway/auditapi (checkpoints, proofs and C2SP tiles), gateway/admin
+// (principals, RBAC, budgets, capability issue and revocation),
+// gateway/kernelapi (the Kernel over HTTP), gateway/config and
+// gateway/secrets, with gateway/pgsplit and gateway/otelredact beside
+// them. examples/server wires all of them into one service.
+//
 // This package holds the version constants and the pieces that compose the
 // packages above: [Kernel] (authorize → rate-limit → reserve budget → run →
 // commit → audit, one decision flowing through) and the HTTP layer that
