@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/talosgo/talos/contracts"
 )
@@ -122,6 +123,51 @@ func FuzzParseModelList(f *testing.F) {
 		for i, id := range ids {
 			if checkModelName(id) != nil || (i > 0 && ids[i-1] >= id) {
 				t.Fatalf("%q: accepted %q", raw, ids)
+			}
+		}
+	})
+}
+
+// FuzzAnthropic pins the Anthropic translation: on any upstream bytes the
+// stream source and FromAnthropic end with typed UPSTREAM_5XX errors or
+// produce chat completion chunks and answers that are valid JSON; a
+// request ToAnthropic accepts keeps the reserved max_tokens.
+func FuzzAnthropic(f *testing.F) {
+	f.Add([]byte("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":3}}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"))
+	f.Add([]byte(`{"type":"message","content":[{"type":"text","text":"x"}],"usage":{"input_tokens":1,"output_tokens":2}}`))
+	f.Add([]byte(`{"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"x"}]}],"stop":["a"]}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		src := &anthropicSource{rd: NewSSEReader(bytes.NewReader(raw)), model: "m"}
+		for range 1000 {
+			chunk, n, _, err := src.next()
+			if err != nil {
+				if !errors.Is(err, errDone) && contracts.CodeOf(err) != contracts.CodeUpstream5xx {
+					t.Fatalf("untyped stream error %v", err)
+				}
+				break
+			}
+			if n < 0 || (chunk != nil && !json.Valid(chunk)) {
+				t.Fatalf("bad chunk %q (%d tokens)", chunk, n)
+			}
+		}
+		if out, p, c, _, err := FromAnthropic(raw, "m", time.Unix(0, 0)); err != nil {
+			if contracts.CodeOf(err) != contracts.CodeUpstream5xx {
+				t.Fatalf("untyped answer error %v", err)
+			}
+		} else if !json.Valid(out) || p < 0 || c < 0 {
+			t.Fatalf("bad answer %q", out)
+		}
+		if _, mt, ch, err := ParseChatRequest(raw); err == nil {
+			b, err := ToAnthropic(raw, mt, ch)
+			if err != nil {
+				if contracts.CodeOf(err) != contracts.CodeInvalidInput {
+					t.Fatalf("untyped translation error %v", err)
+				}
+				return
+			}
+			var req anRequest
+			if json.Unmarshal(b, &req) != nil || req.MaxTokens != mt {
+				t.Fatalf("translated %q to %q", raw, b)
 			}
 		}
 	})

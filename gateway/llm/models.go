@@ -143,19 +143,23 @@ func (l *Proxy) serveModels(w http.ResponseWriter, r *http.Request) {
 }
 
 // models returns the models served, sorted and without duplicates: the
-// configured ones, or the upstream's.
+// configured or routed ones, or the default upstream's.
 func (l *Proxy) models(ctx context.Context) ([]string, error) {
 	if len(l.models0) > 0 {
 		return l.models0, nil
 	}
+	if l.def == nil {
+		return nil, nil
+	}
+	u := l.def.ups[0]
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.base+"/models", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.base+"/models", nil)
 	if err != nil {
 		return nil, contracts.Errorf(contracts.CodeInternal, "bad upstream URL")
 	}
-	if l.cfg.APIKey != "" {
-		req.Header.Set("Authorization", "Bearer "+l.cfg.APIKey)
+	if u.key != "" {
+		req.Header.Set("Authorization", "Bearer "+u.key)
 	}
 	resp, err := l.cfg.Client.Do(req)
 	if err != nil {

@@ -1,17 +1,14 @@
 package llm
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"maps"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/talosgo/talos"
@@ -68,20 +65,32 @@ func Route() talos.Route {
 	return talos.Route{Pattern: Pattern, Opcode: SurfaceID, AttestOnly: true}
 }
 
-// Config configures a [Proxy]. Kernel and Upstream are required.
+// Config configures a [Proxy]. Kernel is required, and Upstream or
+// Routes.
 type Config struct {
 	// Kernel decides, rate-limits (surface RateSurface), charges and
 	// audits every call.
 	Kernel *talos.Kernel
 	// Upstream is the OpenAI-compatible base URL, e.g.
 	// http://127.0.0.1:9000/v1; requests go to Upstream + "/chat/completions".
+	// Without Routes it serves every model at PricePer1K; with Routes it is
+	// the upstream named "default" they may name.
 	Upstream string
+	// Upstreams and Routes route models to several upstreams (OpenAI
+	// compatible or Anthropic), with per-model prompt and completion
+	// prices and fallback: with Routes, only routed models are served
+	// (others are refused, MODEL_NOT_ALLOWED).
+	Upstreams []Upstream
+	Routes    []ModelRoute
+	// Breaker configures each upstream's circuit breaker.
+	Breaker BreakerConfig
 	// APIKey, if set, is sent to the upstream as a bearer token. It never
 	// appears in errors, logs or audit events.
 	APIKey string
 	// Client sends upstream requests. If nil, a new http.Client.
 	Client *http.Client
-	// PricePer1K is the price of 1000 tokens in micro-USD.
+	// PricePer1K is the price of 1000 tokens (prompt or completion) in
+	// micro-USD on Upstream without Routes.
 	PricePer1K int64
 	// Timeout bounds one upstream call (default DefaultTimeout); for a
 	// streamed completion, the wait for each chunk.
@@ -113,30 +122,24 @@ type Config struct {
 	Budget func(ctx context.Context, principal identity.DID, team string, amount int64) *budget.ReserveRequest
 }
 
-// A Proxy forwards OpenAI-compatible chat completions to one upstream.
-// Each call is authorized with capability tool "llm" and action = the
-// model (so grants are model allowlists), reserves budget for the worst
-// case (one token per request byte plus max_tokens per choice) and settles
-// with the usage the upstream reports.
+// A Proxy forwards OpenAI-compatible chat completions to the upstreams
+// of each model. Each call is authorized with capability tool "llm" and
+// action = the model (so grants are model allowlists), reserves budget for
+// the worst case (one token per request byte plus max_tokens per choice,
+// at the model's prices) and settles with the usage the upstream reports.
 type Proxy struct {
-	cfg      Config
-	base     string // upstream base URL without a trailing slash
-	endpoint string
-	models0  []string // Config.Models, sorted
-	served   map[string]bool
+	cfg     Config
+	routes  map[string]*route
+	def     *route   // serves every model without Routes
+	models0 []string // the models listed: Config.Models, or the routed ones; sorted
+	served  map[string]bool
+	now     func() time.Time
 }
 
 // New checks cfg and returns the proxy.
 func New(cfg Config) (*Proxy, error) {
 	if cfg.Kernel == nil {
 		return nil, contracts.Errorf(contracts.CodeInvalidInput, "llm: Config.Kernel is required")
-	}
-	u, err := url.Parse(cfg.Upstream)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "llm: Config.Upstream must be an http:// or https:// URL")
-	}
-	if cfg.PricePer1K < 0 {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "llm: Config.PricePer1K is negative")
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{}
@@ -150,8 +153,17 @@ func New(cfg Config) (*Proxy, error) {
 	if len(cfg.Models) > MaxModels {
 		return nil, contracts.Errorf(contracts.CodeInvalidInput, "llm: too many Config.Models")
 	}
-	p := &Proxy{cfg: cfg, base: strings.TrimSuffix(cfg.Upstream, "/"), served: map[string]bool{}}
-	p.endpoint = p.base + "/chat/completions"
+	if cfg.Breaker.Failures <= 0 {
+		cfg.Breaker.Failures = DefaultBreakerFailures
+	}
+	if cfg.Breaker.Cooldown <= 0 {
+		cfg.Breaker.Cooldown = DefaultBreakerCooldown
+	}
+	routes, def, err := buildRoutes(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{cfg: cfg, routes: routes, def: def, served: map[string]bool{}, now: time.Now}
 	for _, m := range cfg.Models {
 		if err := checkModelName(m); err != nil {
 			return nil, contracts.Errorf(contracts.CodeInvalidInput, "llm: bad model name in Config.Models")
@@ -159,10 +171,14 @@ func New(cfg Config) (*Proxy, error) {
 		p.served[m] = true
 	}
 	p.models0 = slices.Sorted(maps.Keys(p.served))
+	if len(p.models0) == 0 {
+		p.models0 = slices.Sorted(maps.Keys(routes))
+	}
 	return p, nil
 }
 
-// Cost is the price of tokens in micro-USD, rounded up.
+// Cost is the price of tokens in micro-USD at Config.PricePer1K, rounded
+// up.
 func (l *Proxy) Cost(tokens int64) int64 {
 	return (tokens*l.cfg.PricePer1K + 999) / 1000
 }
@@ -226,35 +242,63 @@ func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		talos.WriteError(w, r, err)
 		return
 	}
-	if len(l.served) > 0 && !l.served[req.Model] {
+	rt := l.routeFor(req.Model)
+	if rt == nil || (len(l.served) > 0 && !l.served[req.Model]) {
 		talos.WriteError(w, r, contracts.Errorf(contracts.CodeModelNotAllowed, "model is not served"))
 		return
 	}
+	// The bytes each kind of upstream is sent, checked before anything is
+	// reserved: the client's document (for a stream, encoded again with
+	// include_usage and checked again) or its Anthropic translation.
+	bodies := map[string][]byte{}
 	var clientUsage bool
+	openaiBody := body
 	if req.Stream {
-		// Ask the upstream for the usage chunk by encoding the checked
-		// document again, and check what will be forwarded.
-		var nb []byte
-		if nb, clientUsage, err = withUsage(body); err != nil {
+		if openaiBody, clientUsage, err = withUsage(body); err != nil {
 			talos.WriteError(w, r, err)
 			return
 		}
-		req2, mt2, ch2, err := ParseChatRequest(nb)
+		req2, mt2, ch2, err := ParseChatRequest(openaiBody)
 		if err != nil || req2.Model != req.Model || mt2 != maxTokens || ch2 != choices || !req2.Stream {
 			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "request body cannot be forwarded as checked"))
 			return
 		}
-		body = nb
+	}
+	if rt.hasKind(KindOpenAI) {
+		bodies[KindOpenAI] = openaiBody
+	}
+	if rt.hasKind(KindAnthropic) {
+		b, err := ToAnthropic(body, maxTokens, choices)
+		if err != nil {
+			talos.WriteError(w, r, err)
+			return
+		}
+		bodies[KindAnthropic] = b
 	}
 	// Worst case, conservatively: every byte of the request is a prompt
 	// token (tokenizers emit at least one byte per token; len/4 let a dense
 	// prompt overspend a hard cap), plus max_tokens per choice.
-	worstCase := int64(len(body)) + choices*maxTokens
+	var worstPrompt int64
+	for _, b := range bodies {
+		worstPrompt = max(worstPrompt, int64(len(b)))
+	}
+	worstCompletion := choices * maxTokens
+	worstCost := rt.cost(worstPrompt, worstCompletion)
 	var budgetReq *budget.ReserveRequest
 	if l.cfg.Budget != nil {
-		budgetReq = l.cfg.Budget(r.Context(), did, team, l.Cost(worstCase))
+		budgetReq = l.cfg.Budget(r.Context(), did, team, worstCost)
 	}
 	hard := HardBudget(budgetReq)
+	// Under a hard budget the settle is bounded by the reservation: an
+	// upstream reporting more than the request could generate is not
+	// allowed to push the spend past it.
+	charge := func(prompt, completion int64) int64 {
+		c := rt.cost(prompt, completion)
+		if hard && c > worstCost {
+			c = worstCost
+		}
+		return c
+	}
 	var status int
 	var respBody []byte
 	var started bool
@@ -279,27 +323,24 @@ func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		defer context.AfterFunc(client, cancel)()
 		if req.Stream {
-			tokens, st, _, err := l.stream(ctx, client, w, streamCall{
-				body: body, choices: choices, maxTokens: maxTokens, worstCase: worstCase, hard: hard, clientUsage: clientUsage,
+			prompt, completion, st, err := l.stream(ctx, client, w, rt, streamCall{
+				bodies: bodies, model: req.Model, choices: choices, maxTokens: maxTokens, hard: hard, clientUsage: clientUsage,
 			})
 			started = st
 			if err != nil {
 				return 0, 0, err
 			}
-			return l.Cost(tokens), http.StatusOK, nil
+			return charge(prompt, completion), http.StatusOK, nil
 		}
-		st, rb, tokens, err := l.forward(ctx, body, worstCase)
-		status, respBody = st, rb
+		rb, prompt, completion, ok, err := l.forward(ctx, client, rt, bodies, req.Model)
 		if err != nil {
 			return 0, 0, err
 		}
-		if tokens > worstCase && hard {
-			// Under a hard budget the settle is bounded by the
-			// reservation: an upstream reporting more than the request
-			// could generate is not allowed to push the spend past it.
-			tokens = worstCase
+		status, respBody = http.StatusOK, rb
+		if !ok { // a success reporting no usage is charged the worst case
+			prompt, completion = worstPrompt, worstCompletion
 		}
-		return l.Cost(tokens), st, nil
+		return charge(prompt, completion), status, nil
 	})
 	if started {
 		return // the stream was answered, and ended with an error event if it failed
@@ -377,25 +418,12 @@ func HardBudget(req *budget.ReserveRequest) bool {
 	return false
 }
 
-// send posts body to the upstream. Errors never name the upstream URL or
-// key.
-func (l *Proxy) send(ctx context.Context, body []byte) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.endpoint, bytes.NewReader(body))
-	if err != nil {
-		return nil, contracts.Errorf(contracts.CodeInternal, "bad upstream URL")
+// routeFor returns the route of model, nil when it is not served.
+func (l *Proxy) routeFor(model string) *route {
+	if rt := l.routes[model]; rt != nil {
+		return rt
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if l.cfg.APIKey != "" {
-		req.Header.Set("Authorization", "Bearer "+l.cfg.APIKey)
-	}
-	resp, err := l.cfg.Client.Do(req)
-	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, contracts.Errorf(contracts.CodeUpstreamTimeout, "upstream timed out")
-		}
-		return nil, contracts.Errorf(contracts.CodeUpstream5xx, "upstream unreachable")
-	}
-	return resp, nil
+	return l.def
 }
 
 // upstreamStatus maps an upstream's refusal to the contract error callers
@@ -429,30 +457,46 @@ func handlerCode(code string) bool {
 	return false
 }
 
-// forward sends body upstream and returns the status, the response and the
-// total tokens to charge: those the upstream reports, or worstCase when a
-// success reports none. An upstream refusal is an error (upstreamStatus).
-func (l *Proxy) forward(ctx context.Context, body []byte, worstCase int64) (int, []byte, int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
-	defer cancel()
-	resp, err := l.send(ctx, body)
-	if err != nil {
-		return 0, nil, 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, nil, 0, upstreamStatus(resp.StatusCode)
-	}
-	rb, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse+1))
-	if err != nil || len(rb) > MaxResponse {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return 0, nil, 0, contracts.Errorf(contracts.CodeUpstreamTimeout, "upstream timed out")
+// forward sends a chat completion to the route's upstreams in turn
+// ([Proxy.attempt]) and returns the answer as a chat completion and the
+// prompt and completion tokens it reports (ok false when it reports
+// none). An upstream refusal is an error (upstreamStatus).
+func (l *Proxy) forward(ctx, client context.Context, rt *route, bodies map[string][]byte, model string) (out []byte, prompt, completion int64, ok bool, err error) {
+	err = l.attempt(client, rt, func(u *upstream) error {
+		ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
+		defer cancel()
+		resp, err := l.post(ctx, u, bodies[u.kind])
+		if err != nil {
+			return err
 		}
-		return 0, nil, 0, contracts.Errorf(contracts.CodeUpstream5xx, "upstream response unreadable or too large")
-	}
-	var u chatUsage
-	if json.Unmarshal(rb, &u) == nil && u.Usage != nil && u.Usage.TotalTokens >= 0 && u.Usage.TotalTokens <= MaxMaxTokens*4 {
-		return resp.StatusCode, rb, u.Usage.TotalTokens, nil
-	}
-	return resp.StatusCode, rb, worstCase, nil
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return upstreamStatus(resp.StatusCode)
+		}
+		rb, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse+1))
+		if err != nil || len(rb) > MaxResponse {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return contracts.Errorf(contracts.CodeUpstreamTimeout, "upstream timed out")
+			}
+			return contracts.Errorf(contracts.CodeUpstream5xx, "upstream response unreadable or too large")
+		}
+		if u.kind == KindAnthropic {
+			out, prompt, completion, ok, err = FromAnthropic(rb, model, l.now())
+			return err
+		}
+		out, ok = rb, false
+		var cu chatUsage
+		if json.Unmarshal(rb, &cu) == nil && cu.Usage != nil {
+			us := cu.Usage
+			const lim = MaxMaxTokens * 4
+			if us.TotalTokens >= 0 && us.TotalTokens <= lim && us.PromptTokens >= 0 && us.PromptTokens <= lim &&
+				us.CompletionTokens >= 0 && us.CompletionTokens <= lim {
+				// Tokens in the total beyond prompt + completion are
+				// charged as completion tokens.
+				prompt, completion, ok = us.PromptTokens, max(us.CompletionTokens, us.TotalTokens-us.PromptTokens), true
+			}
+		}
+		return nil
+	})
+	return out, prompt, completion, ok, err
 }

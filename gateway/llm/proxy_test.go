@@ -22,9 +22,9 @@ import (
 	"github.com/talosgo/talos/identity"
 )
 
-// upstream is an OpenAI-compatible server on loopback recording what it
+// fakeUpstream is an OpenAI-compatible server on loopback recording what it
 // receives. It reports usage total tokens, or answers with status fail.
-type upstream struct {
+type fakeUpstream struct {
 	srv    *httptest.Server
 	usage  atomic.Int64 // reported total tokens; <0: no usage member
 	fail   atomic.Int64
@@ -34,8 +34,8 @@ type upstream struct {
 	keys   []string
 }
 
-func newUpstream(t testing.TB) *upstream {
-	u := &upstream{}
+func newUpstream(t testing.TB) *fakeUpstream {
+	u := &fakeUpstream{}
 	u.usage.Store(100)
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
@@ -72,7 +72,7 @@ func newUpstream(t testing.TB) *upstream {
 	return u
 }
 
-func (u *upstream) received() ([][]byte, []string) {
+func (u *fakeUpstream) received() ([][]byte, []string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return append([][]byte(nil), u.bodies...), append([]string(nil), u.keys...)
@@ -85,7 +85,8 @@ type fixture struct {
 	budgets *budget.Memory
 	routes  *talos.RouteTable
 	srv     *httptest.Server
-	up      *upstream
+	up      *fakeUpstream
+	proxy   *Proxy
 	scopes  map[string]budget.Scope
 }
 
@@ -141,6 +142,7 @@ func newFixture(t testing.TB, opts ...func(*Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.proxy = p
 	// The benchmark sends from one principal: lift its nonce quota.
 	nonces, err := identity.NewMemoryNonceStoreConfig(identity.MemoryNonceStoreConfig{Max: 1 << 22, MaxPerPrincipal: 1 << 22, Rate: 1e9, Burst: 1 << 22})
 	if err != nil {

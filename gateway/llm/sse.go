@@ -24,12 +24,13 @@ func errStream(msg string) error {
 	return contracts.Errorf(contracts.CodeUpstream5xx, "upstream event stream: "+msg)
 }
 
-// An SSEReader reads the events of an OpenAI-compatible upstream's
-// server-sent event stream (text/event-stream) for [Proxy]: the data of
-// each event, at most MaxStreamLine bytes a line and MaxStreamBytes in
-// all. Comments and the id and retry fields are skipped; an event of a
-// type other than "message", an unknown field name, a line without a
-// field, bad UTF-8 or a stream ending inside an event is refused. Errors
+// An SSEReader reads the events of an upstream's server-sent event
+// stream (text/event-stream) for [Proxy]: the type and data of each
+// event, at most MaxStreamLine bytes a line and MaxStreamBytes in all.
+// Comments and the id and retry fields are skipped; an unknown field
+// name, a line without a field, bad UTF-8 or a stream ending inside an
+// event is refused ([SSEReader.Next], for OpenAI streams, also refuses
+// typed events). Errors
 // other than io.EOF (the stream ended between events) and the underlying
 // reader's are *contracts.Error with code UPSTREAM_5XX.
 type SSEReader struct {
@@ -73,36 +74,53 @@ func (s *SSEReader) line() ([]byte, error) {
 }
 
 // Next returns the data of the next event: its data lines joined with
-// "\n". It returns io.EOF when the stream ends between events.
+// "\n". It returns io.EOF when the stream ends between events, and
+// refuses an event of a type other than "message".
 func (s *SSEReader) Next() ([]byte, error) {
+	typ, data, err := s.NextEvent()
+	if err != nil {
+		return nil, err
+	}
+	if typ != "message" {
+		return nil, errStream("unexpected event type")
+	}
+	return data, nil
+}
+
+// NextEvent returns the type ("message" unless an event field names
+// another, of at most 64 bytes) and the data of the next event. It returns
+// io.EOF when the stream ends between events.
+func (s *SSEReader) NextEvent() (string, []byte, error) {
 	s.data = s.data[:0]
+	typ := "message"
 	has := false
 	for {
 		ln, err := s.line()
 		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, err
-		}
-		if errors.Is(err, io.EOF) && (len(ln) > 0 || has) {
-			return nil, errStream("ended inside an event")
+			return "", nil, err
 		}
 		if errors.Is(err, io.EOF) {
-			return nil, io.EOF
+			if len(ln) > 0 || has {
+				return "", nil, errStream("ended inside an event")
+			}
+			return "", nil, io.EOF
 		}
 		if len(ln) == 0 {
 			if has {
-				return s.data, nil
+				return typ, s.data, nil
 			}
-			continue // blank lines between events
+			typ = "message" // an event without data is not dispatched
+			continue
 		}
 		if !utf8.Valid(ln) {
-			return nil, errStream("invalid UTF-8")
+			return "", nil, errStream("invalid UTF-8")
 		}
 		if ln[0] == ':' {
 			continue // comment (keep-alive)
 		}
 		name, value, ok := bytes.Cut(ln, []byte{':'})
 		if !ok {
-			return nil, errStream("line without a field")
+			return "", nil, errStream("line without a field")
 		}
 		value = bytes.TrimPrefix(value, []byte{' '})
 		switch string(name) {
@@ -113,12 +131,13 @@ func (s *SSEReader) Next() ([]byte, error) {
 			s.data = append(s.data, value...)
 			has = true
 		case "event":
-			if string(value) != "message" {
-				return nil, errStream("unexpected event type")
+			if len(value) == 0 || len(value) > 64 {
+				return "", nil, errStream("bad event type")
 			}
+			typ = string(value)
 		case "id", "retry":
 		default:
-			return nil, errStream("unknown field")
+			return "", nil, errStream("unknown field")
 		}
 	}
 }

@@ -64,48 +64,107 @@ func withUsage(body []byte) ([]byte, bool, error) {
 
 // streamCall is one streamed completion being proxied.
 type streamCall struct {
-	body        []byte // the checked bytes forwarded
+	bodies      map[string][]byte // the checked bytes forwarded, by upstream kind
+	model       string
 	choices     int64
 	maxTokens   int64
-	worstCase   int64
 	hard        bool // cut the stream at the reservation
 	clientUsage bool // the client asked for the usage chunk
 }
 
-// streamEnd says how a stream ended, for the audit event.
-type streamEnd string
+// errDone ends a chunk source at the end of its stream.
+var errDone = errors.New("llm: stream done")
 
-// stream forwards a streamed completion: it sends the request, and once
-// the upstream answers with an event stream, writes the response header
-// and passes each chunk through (flushed, the write deadline extended per
-// chunk), counting the completion tokens it carries. It returns the tokens
-// to charge, whether the response was started (after which the caller
-// must not write an error body) and, before that, the error to refuse with.
-// A failure after the start ends the stream with an error event and
-// charges what was streamed.
-func (l *Proxy) stream(ctx, client context.Context, w http.ResponseWriter, sc streamCall) (int64, bool, streamEnd, error) {
+// A chunkSource yields the chat completion chunks of an upstream stream.
+type chunkSource interface {
+	// next returns the next chunk to pass on (nil: nothing to pass on),
+	// the completion tokens it carries, and whether it is only the usage
+	// chunk; errDone at the end of the stream.
+	next() (chunk []byte, tokens int64, usageOnly bool, err error)
+	// usage is the usage the upstream reported, nil if none.
+	usage() *streamUsage
+}
+
+// openaiSource passes an OpenAI-compatible stream's chunks on as they are.
+type openaiSource struct {
+	rd      *SSEReader
+	choices int64
+	u       *streamUsage
+}
+
+func (s *openaiSource) usage() *streamUsage { return s.u }
+
+func (s *openaiSource) next() ([]byte, int64, bool, error) {
+	data, err := s.rd.Next()
+	if errors.Is(err, io.EOF) {
+		return nil, 0, false, errStream("ended before [DONE]")
+	}
+	if err != nil {
+		return nil, 0, false, err
+	}
+	if string(data) == "[DONE]" {
+		return nil, 0, false, errDone
+	}
+	chunk, n, err := ParseStreamChunk(data, s.choices)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	if chunk.Usage != nil {
+		s.u = chunk.Usage
+	}
+	return data, n, len(chunk.Choices) == 0 && chunk.Usage != nil, nil
+}
+
+// stream forwards a streamed completion: it sends the request to the
+// route's upstreams in turn until one answers with an event stream, then
+// writes the response header and passes each chunk on (flushed, the write
+// deadline extended per chunk; a KindAnthropic stream translated into
+// chat completion chunks), counting the completion tokens each carries.
+// It returns the prompt and completion tokens to charge, whether the
+// response was started (after which the caller must not write an error
+// body) and, before that, the error to refuse with. A failure after the
+// start ends the stream with an error event and charges what was
+// streamed.
+func (l *Proxy) stream(ctx, client context.Context, w http.ResponseWriter, rt *route, sc streamCall) (int64, int64, bool, error) {
 	ctx, cancelAll := context.WithTimeout(ctx, l.cfg.StreamTimeout)
 	defer cancelAll()
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	idle := time.AfterFunc(l.cfg.Timeout, func() { cancel(errIdle) })
-	defer idle.Stop()
 	streamDeadline := time.Now().Add(l.cfg.StreamTimeout)
-
-	resp, err := l.send(ctx, sc.body)
-	if err != nil {
-		if errors.Is(context.Cause(ctx), errIdle) {
-			err = contracts.Errorf(contracts.CodeUpstreamTimeout, "upstream timed out")
+	var (
+		resp *http.Response
+		up   *upstream
+		idle *time.Timer
+		sctx context.Context
+		stop context.CancelCauseFunc
+	)
+	err := l.attempt(client, rt, func(u *upstream) error {
+		actx, cancel := context.WithCancelCause(ctx)
+		t := time.AfterFunc(l.cfg.Timeout, func() { cancel(errIdle) })
+		fail := func(err error) error {
+			t.Stop()
+			cancel(nil)
+			return err
 		}
-		return 0, false, "", err
+		r, err := l.post(actx, u, sc.bodies[u.kind])
+		if err != nil {
+			return fail(err)
+		}
+		if r.StatusCode != http.StatusOK {
+			r.Body.Close()
+			return fail(upstreamStatus(r.StatusCode))
+		}
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "text/event-stream" {
+			r.Body.Close()
+			return fail(contracts.Errorf(contracts.CodeUpstream5xx, "upstream answered a stream request without an event stream"))
+		}
+		resp, up, idle, sctx, stop = r, u, t, actx, cancel
+		return nil
+	})
+	if err != nil {
+		return 0, 0, false, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, false, "", upstreamStatus(resp.StatusCode)
-	}
-	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || mt != "text/event-stream" {
-		return 0, false, "", contracts.Errorf(contracts.CodeUpstream5xx, "upstream answered a stream request without an event stream")
-	}
+	defer idle.Stop()
+	defer stop(nil)
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -116,26 +175,27 @@ func (l *Proxy) stream(ctx, client context.Context, w http.ResponseWriter, sc st
 	rc := http.NewResponseController(w)
 	_ = rc.Flush()
 
-	var counted int64
-	var usage *streamUsage
-	limit := sc.choices * sc.maxTokens
-	end := streamEnd("done")
 	rd := NewSSEReader(resp.Body)
+	var src chunkSource = &openaiSource{rd: rd, choices: sc.choices}
+	if up.kind == KindAnthropic {
+		src = &anthropicSource{rd: rd, model: sc.model, created: l.now().Unix()}
+	}
+	var counted int64
+	limit := sc.choices * sc.maxTokens
 	var buf []byte
 	for {
-		data, err := rd.Next()
+		chunk, n, usageOnly, err := src.next()
 		if err != nil {
 			switch {
+			case errors.Is(err, errDone):
+				l.extend(rc, streamDeadline)
+				io.WriteString(w, "data: [DONE]\n\n")
+				_ = rc.Flush()
 			case client.Err() != nil:
-				end = "client_gone"
-			case errors.Is(context.Cause(ctx), errIdle) || errors.Is(ctx.Err(), context.DeadlineExceeded):
-				end = "timeout"
+				// The client went away: nothing more to write.
+			case errors.Is(context.Cause(sctx), errIdle) || errors.Is(sctx.Err(), context.DeadlineExceeded):
 				l.streamError(w, rc, contracts.Errorf(contracts.CodeUpstreamTimeout, "upstream timed out"))
-			case errors.Is(err, io.EOF):
-				end = "upstream_error"
-				l.streamError(w, rc, errStream("ended before [DONE]"))
 			default:
-				end = "upstream_error"
 				if contracts.CodeOf(err) != contracts.CodeUpstream5xx {
 					err = errStream("read failed")
 				}
@@ -144,65 +204,42 @@ func (l *Proxy) stream(ctx, client context.Context, w http.ResponseWriter, sc st
 			break
 		}
 		idle.Reset(l.cfg.Timeout)
-		if string(data) == "[DONE]" {
-			l.extend(rc, streamDeadline)
-			if _, err := io.WriteString(w, "data: [DONE]\n\n"); err != nil {
-				end = "client_gone"
-			}
-			_ = rc.Flush()
-			break
-		}
-		chunk, n, err := ParseStreamChunk(data, sc.choices)
-		if err != nil {
-			end = "upstream_error"
-			l.streamError(w, rc, err)
-			break
-		}
-		if chunk.Usage != nil {
-			usage = chunk.Usage
-		}
 		if sc.hard && counted+n > limit {
 			// The chunk would take the completion past what was reserved:
 			// it is not sent, and the stream ends here.
-			end = "budget_cut"
 			l.streamError(w, rc, contracts.Errorf(contracts.CodeBudgetExceeded, "the completion reached its reserved budget").WithRetryable(true))
 			break
 		}
 		counted += n
-		if len(chunk.Choices) == 0 && chunk.Usage != nil && !sc.clientUsage {
-			continue // the usage chunk the proxy asked for
+		if chunk == nil || (usageOnly && !sc.clientUsage) {
+			continue // nothing to pass on, or the usage chunk the proxy asked for
 		}
 		buf = buf[:0]
-		for ln := range bytes.SplitSeq(data, []byte{'\n'}) {
+		for ln := range bytes.SplitSeq(chunk, []byte{'\n'}) {
 			buf = append(append(append(buf, "data: "...), ln...), '\n')
 		}
 		buf = append(buf, '\n')
 		l.extend(rc, streamDeadline)
 		if _, err := w.Write(buf); err != nil {
-			end = "client_gone"
-			break
+			break // the client went away
 		}
 		_ = rc.Flush()
 	}
-	return streamTokens(sc, counted, usage), true, end, nil
+	prompt, completion := streamTokens(int64(len(sc.bodies[up.kind])), counted, src.usage())
+	return prompt, completion, true, nil
 }
 
-// streamTokens is what a stream is charged: the larger of the usage the
-// upstream reported and the prompt (reported, or one token per request
-// byte) plus the completion tokens counted, bounded by the reservation
-// under a hard budget.
-func streamTokens(sc streamCall, counted int64, usage *streamUsage) int64 {
-	prompt, completion, total := int64(len(sc.body)), counted, int64(0)
+// streamTokens is what a stream is charged: the prompt tokens reported
+// (or one per request byte), and the larger of the completion tokens
+// counted and those reported (tokens of the reported total beyond the
+// two counted as completion).
+func streamTokens(requestBytes, counted int64, usage *streamUsage) (prompt, completion int64) {
+	prompt, completion = requestBytes, counted
 	if usage != nil {
 		prompt = usage.PromptTokens
-		completion = max(completion, usage.CompletionTokens)
-		total = usage.TotalTokens
+		completion = max(completion, usage.CompletionTokens, usage.TotalTokens-usage.PromptTokens)
 	}
-	total = max(total, prompt+completion)
-	if sc.hard && total > sc.worstCase {
-		total = sc.worstCase
-	}
-	return total
+	return prompt, completion
 }
 
 // extend moves the write deadline for the next chunk: the upstream may

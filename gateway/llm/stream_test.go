@@ -152,9 +152,9 @@ func readEvents(t testing.TB, r io.Reader, n int) []event {
 }
 
 // streamFixture is a fixture whose upstream streams.
-func streamFixture(t *testing.T) (*fixture, *streamUpstream) {
+func streamFixture(t *testing.T, opts ...func(*Config)) (*fixture, *streamUpstream) {
 	up := newStreamUpstream(t)
-	f := newFixture(t, func(c *Config) { c.Upstream = up.srv.URL + "/v1"; c.WriteTimeout = 5 * time.Second })
+	f := newFixture(t, append([]func(*Config){func(c *Config) { c.Upstream = up.srv.URL + "/v1"; c.WriteTimeout = 5 * time.Second }}, opts...)...)
 	return f, up
 }
 
@@ -374,7 +374,7 @@ func TestStreamIdleTimeout(t *testing.T) {
 // the caller as the contract error body only: the upstream's text (here
 // one holding a secret-looking string) never does, and nothing is charged.
 func TestUpstreamErrorsMapped(t *testing.T) {
-	f, up := streamFixture(t)
+	f, up := streamFixture(t, func(c *Config) { c.Breaker.Failures = 1 << 20 }) // no breaker here
 	alice := f.agent("m")
 	f.hardBudget(alice, 1_000_000, budget.ModeHard)
 	for _, c := range []struct {

@@ -1,0 +1,302 @@
+package llm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/talosgo/talos/contracts"
+)
+
+// Upstream kinds ([Upstream.Kind]).
+const (
+	// KindOpenAI is an OpenAI-compatible chat completions API: requests go
+	// to URL + "/chat/completions" with a bearer key, as sent by the
+	// client.
+	KindOpenAI = "openai"
+	// KindAnthropic is Anthropic's messages API: requests go to URL +
+	// "/messages" with the key in x-api-key, translated from the chat
+	// completion the client sent, and answers (streamed or not) are
+	// translated back.
+	KindAnthropic = "anthropic"
+)
+
+// AnthropicVersion is the anthropic-version header sent to
+// KindAnthropic upstreams.
+const AnthropicVersion = "2023-06-01"
+
+// MaxPricePer1K bounds a price per 1000 tokens (micro-USD: $1000).
+const MaxPricePer1K = 1_000_000_000
+
+// Circuit breaker defaults ([BreakerConfig]).
+const (
+	DefaultBreakerFailures = 3
+	DefaultBreakerCooldown = 30 * time.Second
+)
+
+// An Upstream is one LLM API the proxy forwards to.
+type Upstream struct {
+	// Name identifies the upstream in [ModelRoute.Upstreams].
+	Name string
+	// Kind is KindOpenAI (the default when empty) or KindAnthropic.
+	Kind string
+	// URL is the base URL, e.g. https://api.openai.com/v1 or
+	// https://api.anthropic.com/v1.
+	URL string
+	// APIKey, if set, authenticates the proxy to the upstream. It never
+	// appears in errors, logs or audit events.
+	APIKey string
+}
+
+// A ModelRoute routes one model to its upstreams, with its prices.
+type ModelRoute struct {
+	// Model is the model name callers send (and are granted).
+	Model string
+	// Upstreams names the upstreams that serve the model, tried in order:
+	// the next one is tried when one fails with a 5xx, a timeout or no
+	// answer before anything was sent to the caller, or when its circuit
+	// breaker is open.
+	Upstreams []string
+	// PromptPer1K and CompletionPer1K are the prices of 1000 prompt and
+	// 1000 completion tokens in micro-USD.
+	PromptPer1K, CompletionPer1K int64
+}
+
+// BreakerConfig configures the circuit breaker of each upstream: after
+// Failures consecutive failures (5xx, timeout, no answer) the upstream is
+// skipped for Cooldown, then one call tries it again.
+type BreakerConfig struct {
+	Failures int           // default DefaultBreakerFailures
+	Cooldown time.Duration // default DefaultBreakerCooldown
+}
+
+// upstream is a configured Upstream.
+type upstream struct {
+	name, kind, key string
+	base, endpoint  string
+	br              breaker
+}
+
+// route is a configured ModelRoute.
+type route struct {
+	model              string
+	ups                []*upstream
+	prompt, completion int64 // micro-USD per 1000 tokens
+}
+
+// cost is the price of prompt and completion tokens, rounded up.
+func (rt *route) cost(prompt, completion int64) int64 {
+	return (prompt*rt.prompt + completion*rt.completion + 999) / 1000
+}
+
+// hasKind reports whether one of the route's upstreams is of kind.
+func (rt *route) hasKind(kind string) bool {
+	for _, u := range rt.ups {
+		if u.kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// breaker is a consecutive-failure circuit breaker.
+type breaker struct {
+	mu        sync.Mutex
+	fails     int
+	openUntil time.Time
+	trial     bool // a half-open trial call is in flight
+}
+
+// allow reports whether a call may go to the upstream now.
+func (b *breaker) allow(now time.Time, cfg BreakerConfig) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.fails < cfg.Failures {
+		return true
+	}
+	if now.Before(b.openUntil) || b.trial {
+		return false
+	}
+	b.trial = true
+	return true
+}
+
+func (b *breaker) success() {
+	b.mu.Lock()
+	b.fails, b.trial = 0, false
+	b.mu.Unlock()
+}
+
+func (b *breaker) failure(now time.Time, cfg BreakerConfig) {
+	b.mu.Lock()
+	b.fails++
+	b.trial = false
+	if b.fails >= cfg.Failures {
+		b.openUntil = now.Add(cfg.Cooldown)
+	}
+	b.mu.Unlock()
+}
+
+// release ends a call that says nothing of the upstream's health (the
+// client went away).
+func (b *breaker) release() {
+	b.mu.Lock()
+	b.trial = false
+	b.mu.Unlock()
+}
+
+// checkUpstreamURL accepts an http:// or https:// base URL.
+func checkUpstreamURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("not an http:// or https:// URL")
+	}
+	return nil
+}
+
+// buildRoutes checks cfg's upstreams and routes and returns the routes by
+// model; with no routes, the default route (Config.Upstream at
+// Config.PricePer1K) serves every model.
+func buildRoutes(cfg *Config) (map[string]*route, *route, error) {
+	bad := func(msg string) error { return contracts.Errorf(contracts.CodeInvalidInput, "llm: "+msg) }
+	if cfg.PricePer1K < 0 || cfg.PricePer1K > MaxPricePer1K {
+		return nil, nil, bad("Config.PricePer1K is out of range")
+	}
+	ups := map[string]*upstream{}
+	add := func(u Upstream) error {
+		kind := u.Kind
+		if kind == "" {
+			kind = KindOpenAI
+		}
+		if kind != KindOpenAI && kind != KindAnthropic {
+			return bad("upstream " + u.Name + ": unknown kind")
+		}
+		if u.Name == "" || ups[u.Name] != nil {
+			return bad("upstream names must be set and distinct")
+		}
+		if checkUpstreamURL(u.URL) != nil {
+			return bad("upstream " + u.Name + ": URL must be an http:// or https:// URL")
+		}
+		base := strings.TrimSuffix(u.URL, "/")
+		path := "/chat/completions"
+		if kind == KindAnthropic {
+			path = "/messages"
+		}
+		ups[u.Name] = &upstream{name: u.Name, kind: kind, key: u.APIKey, base: base, endpoint: base + path}
+		return nil
+	}
+	var def *route
+	if cfg.Upstream != "" {
+		if checkUpstreamURL(cfg.Upstream) != nil {
+			return nil, nil, bad("Config.Upstream must be an http:// or https:// URL")
+		}
+		if err := add(Upstream{Name: "default", URL: cfg.Upstream, APIKey: cfg.APIKey}); err != nil {
+			return nil, nil, err
+		}
+		def = &route{ups: []*upstream{ups["default"]}, prompt: cfg.PricePer1K, completion: cfg.PricePer1K}
+	}
+	for _, u := range cfg.Upstreams {
+		if err := add(u); err != nil {
+			return nil, nil, err
+		}
+	}
+	routes := map[string]*route{}
+	for _, r := range cfg.Routes {
+		if checkModelName(r.Model) != nil || routes[r.Model] != nil {
+			return nil, nil, bad("route models must be valid names and distinct")
+		}
+		if r.PromptPer1K < 0 || r.CompletionPer1K < 0 || r.PromptPer1K > MaxPricePer1K || r.CompletionPer1K > MaxPricePer1K {
+			return nil, nil, bad("route " + r.Model + ": price out of range")
+		}
+		if len(r.Upstreams) == 0 {
+			return nil, nil, bad("route " + r.Model + ": no upstream")
+		}
+		rt := &route{model: r.Model, prompt: r.PromptPer1K, completion: r.CompletionPer1K}
+		for _, name := range r.Upstreams {
+			u := ups[name]
+			if u == nil {
+				return nil, nil, bad("route " + r.Model + ": unknown upstream " + name)
+			}
+			rt.ups = append(rt.ups, u)
+		}
+		routes[r.Model] = rt
+	}
+	if len(routes) > 0 {
+		def = nil // with routes, only routed models are served
+	}
+	if def == nil && len(routes) == 0 {
+		return nil, nil, bad("Config.Upstream or Config.Routes is required")
+	}
+	return routes, def, nil
+}
+
+// retryable reports whether a failed attempt may go to the next upstream.
+func retryable(err error) bool {
+	switch contracts.CodeOf(err) {
+	case contracts.CodeUpstream5xx, contracts.CodeUpstreamTimeout:
+		return true
+	}
+	return false
+}
+
+// attempt runs try on the route's upstreams in order until one succeeds
+// or fails in a way another upstream cannot fix, skipping upstreams whose
+// breaker is open. A failure caused by the client going away (client
+// done) neither falls back nor counts against the upstream.
+func (l *Proxy) attempt(client context.Context, rt *route, try func(u *upstream) error) error {
+	var last error
+	for _, u := range rt.ups {
+		if !u.br.allow(l.now(), l.cfg.Breaker) {
+			continue
+		}
+		err := try(u)
+		switch {
+		case err == nil:
+			u.br.success()
+			return nil
+		case client.Err() != nil:
+			u.br.release()
+			return err
+		case retryable(err):
+			u.br.failure(l.now(), l.cfg.Breaker)
+			last = err
+		default:
+			u.br.success() // the upstream answered; the request was refused
+			return err
+		}
+	}
+	if last == nil {
+		last = contracts.Errorf(contracts.CodeUpstream5xx, "no upstream available")
+	}
+	return last
+}
+
+// post sends body to u. Errors never name the upstream URL or key.
+func (l *Proxy) post(ctx context.Context, u *upstream, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, contracts.Errorf(contracts.CodeInternal, "bad upstream URL")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if u.kind == KindAnthropic {
+		req.Header.Set("anthropic-version", AnthropicVersion)
+		if u.key != "" {
+			req.Header.Set("x-api-key", u.key)
+		}
+	} else if u.key != "" {
+		req.Header.Set("Authorization", "Bearer "+u.key)
+	}
+	resp, err := l.cfg.Client.Do(req)
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(context.Cause(ctx), errIdle) {
+			return nil, contracts.Errorf(contracts.CodeUpstreamTimeout, "upstream timed out")
+		}
+		return nil, contracts.Errorf(contracts.CodeUpstream5xx, "upstream unreachable")
+	}
+	return resp, nil
+}
