@@ -125,12 +125,18 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 	// Budgets and rate limits: Redis when configured, memory otherwise.
 	var rates budget.RateStore
 	if s.redis != nil {
-		rb, err := budgetredis.New(s.redis, budgetredis.Config{Timeout: 2 * time.Second})
+		// The default key prefixes, except under a test's own table prefix
+		// (unexported: tests only), which also isolates its Redis keys.
+		budgetPrefix, ratesPrefix := "", ""
+		if p := s.cfg.tablePrefix; p != "" && p != "talos_" {
+			budgetPrefix, ratesPrefix = p+"budget:", p+"rate:"
+		}
+		rb, err := budgetredis.New(s.redis, budgetredis.Config{Timeout: 2 * time.Second, Prefix: budgetPrefix})
 		if err != nil {
 			return nil, err
 		}
 		c.budget = rb
-		rr, err := budgetredis.NewRates(s.redis, "")
+		rr, err := budgetredis.NewRates(s.redis, ratesPrefix)
 		if err != nil {
 			return nil, err
 		}
