@@ -53,6 +53,10 @@ type Config struct {
 	LLMTimeout      time.Duration      // upstream deadline per chat completion
 	RateLimits      map[string]rateSet // per-surface overrides of the default rate limits
 
+	// LLM streaming and model listing (parsed in gateway.go).
+	LLMStreamTimeout time.Duration // deadline of a whole streamed chat completion
+	LLMModels        []string      // models served (listed at GET /v1/models); empty: every model granted
+
 	// A2A v1 (a2a.go).
 	A2AExecutor         string // echo | llm | none
 	A2ALLMModel         string // model of the llm executor
@@ -159,6 +163,12 @@ var settings = []setting{
 	{"LLM timeout", "llm-timeout", "TALOS_LLM_TIMEOUT", "120s",
 		"Deadline of one upstream chat completion (UPSTREAM_TIMEOUT after it).",
 		func(c *Config, v string) error { return parseDuration(&c.LLMTimeout, v) }},
+	{"LLM stream timeout", "llm-stream-timeout", "TALOS_LLM_STREAM_TIMEOUT", "10m",
+		"Deadline of a whole streamed chat completion (stream: true); TALOS_LLM_TIMEOUT bounds the wait for each chunk. At most 1h.",
+		func(c *Config, v string) error { return parseLLMStreamTimeout(&c.LLMStreamTimeout, v) }},
+	{"LLM models", "llm-models", "TALOS_LLM_MODELS", "(none: every model granted)",
+		"Comma-separated models served: GET /v1/models lists those the caller's token grants, and chat completions for other models are refused (MODEL_NOT_ALLOWED). Without it the listing asks the upstream's GET /models.",
+		func(c *Config, v string) error { return parseLLMModels(&c.LLMModels, v) }},
 	{"rate limits", "rate-limits", "TALOS_RATE_LIMITS", "(built-in)",
 		"Per-principal rate limits per surface, e.g. kernel.authorize=200/s,mcp.gateway=50/s,llm=20/s,a2a=100/s (also /m, /h).",
 		func(c *Config, v string) error { return parseRateLimits(&c.RateLimits, v) }},

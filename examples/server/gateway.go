@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/budget"
@@ -51,7 +54,10 @@ func (c *core) enableServices(ctx context.Context, s *Server) error {
 		p, err := llm.New(llm.Config{
 			Kernel: c.kernel, Upstream: s.cfg.LLMUpstream, APIKey: string(s.cfg.LLMAPIKey),
 			PricePer1K: s.cfg.LLMPricePer1K, Timeout: s.cfg.LLMTimeout, WriteTimeout: c.writeTimeout,
-			Team: c.teamOf, Budget: c.budgetFor("llm"),
+			StreamTimeout: s.cfg.LLMStreamTimeout, Models: s.cfg.LLMModels,
+			// GET /v1/models asks the Kernel's own authorizer model by model.
+			Authorizer: c.admin.Policy().Authorizer(c.verifier),
+			Team:       c.teamOf, Budget: c.budgetFor("llm"),
 		})
 		if err != nil {
 			return err
@@ -129,11 +135,45 @@ func (c *core) mountGateway(mux *http.ServeMux, g *mcpgw.Gateway) {
 	mux.Handle(mcpgw.Pattern, c.attester.Wrap(c.registered(func(w http.ResponseWriter, r *http.Request, _ *principal) { h.ServeHTTP(w, r) })))
 }
 
-// mountLLM serves the LLM proxy at POST /v1/chat/completions, attested,
-// for registered principals.
+// mountLLM serves the LLM proxy at POST /v1/chat/completions and its
+// model listing at GET /v1/models, attested, for registered principals.
 func (c *core) mountLLM(mux *http.ServeMux, p *llm.Proxy) {
-	h := p.Handler()
+	h, models := p.Handler(), p.ModelsHandler()
 	mux.Handle(llm.Pattern, c.attester.Wrap(c.registered(func(w http.ResponseWriter, r *http.Request, _ *principal) { h.ServeHTTP(w, r) })))
+	mux.Handle(llm.ModelsPattern, c.attester.Wrap(c.registered(func(w http.ResponseWriter, r *http.Request, _ *principal) { models.ServeHTTP(w, r) })))
+}
+
+// opLLMModels is the audit surface and attestation opcode of the LLM
+// proxy's model listing.
+const opLLMModels = llm.ModelsSurfaceID
+
+// parseLLMModels reads TALOS_LLM_MODELS: comma-separated model names.
+func parseLLMModels(dst *[]string, v string) error {
+	var out []string
+	for m := range strings.SplitSeq(v, ",") {
+		if m = strings.TrimSpace(m); m == "" {
+			continue
+		}
+		if len(m) > llm.MaxModelName || strings.ContainsFunc(m, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return errors.New("not a comma-separated list of model names")
+		}
+		out = append(out, m)
+	}
+	if len(out) > llm.MaxModels {
+		return errors.New("too many models")
+	}
+	*dst = out
+	return nil
+}
+
+// parseLLMStreamTimeout reads TALOS_LLM_STREAM_TIMEOUT: positive, at most 1h.
+func parseLLMStreamTimeout(dst *time.Duration, v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 || d > time.Hour {
+		return errors.New("not a duration between 0 and 1h (e.g. 10m)")
+	}
+	*dst = d
+	return nil
 }
 
 // The core's handles on the two services (nil when not configured).

@@ -104,6 +104,7 @@ func attestedRoutes() []talos.Route {
 		kernelapi.Route,
 		{Pattern: "POST /mcp", Opcode: opMCPGateway, AttestOnly: true},
 		{Pattern: "POST /v1/chat/completions", Opcode: opLLM, AttestOnly: true},
+		{Pattern: "GET /v1/models", Opcode: opLLMModels, AttestOnly: true},
 	}
 	return append(routes, a2aAttestedRoutes()...)
 }
@@ -158,7 +159,7 @@ func (c *core) registered(h func(http.ResponseWriter, *http.Request, *principal)
 func (c *core) servedOpcodes() map[string]string {
 	ops := c.routes.Opcodes()
 	for pattern, op := range ops {
-		if op == opMCPGateway && c.gateway == nil || op == opLLM && c.llm == nil {
+		if op == opMCPGateway && c.gateway == nil || (op == opLLM || op == opLLMModels) && c.llm == nil {
 			delete(ops, pattern)
 		}
 	}

@@ -79,3 +79,49 @@ func TestLLMStreamSpent(t *testing.T) {
 		t.Fatalf("after a streamed call: %+v", u)
 	}
 }
+
+// TestLLMModels: GET /v1/models lists the configured models the caller's
+// token grants, one audit event per listing; other models are refused.
+func TestLLMModels(t *testing.T) {
+	up := newStreamingLLM(t, 1, "x")
+	cfg := testConfig(t)
+	cfg.LLMUpstream = up.URL + "/v1"
+	if err := parseLLMModels(&cfg.LLMModels, " m1, m2 ,m3,"); err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t, cfg)
+	alice := newAgent(t, ts, "alice", "team-llm")
+	tok := issue(t, ts, alice.did, false, grant("llm", "m1", "m3", "m9"))
+	list := func(token string) (int, []byte) {
+		req, _ := http.NewRequest("GET", alice.base+"/v1/models", nil)
+		req.Header.Set(talos.HeaderCapability, token)
+		resp, err := alice.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, raw
+	}
+	before := auditSize(t, ts)
+	st, raw := list(tok.Token)
+	if st != 200 || string(raw) != `{"object":"list","data":[{"id":"m1","object":"model","owned_by":"talos"},{"id":"m3","object":"model","owned_by":"talos"}]}`+"\n" {
+		t.Fatalf("list: %d %s", st, raw)
+	}
+	if n := auditSize(t, ts); n != before+1 {
+		t.Fatalf("a listing appended %d audit events", n-before)
+	}
+	if st, raw := list("not-a-token"); st < 400 || strings.Contains(string(raw), "m1") {
+		t.Fatalf("list with a bad token: %d %s", st, raw)
+	}
+	var eb errBody
+	if alice.chat(tok.Token, `{"model":"m9","max_tokens":1,"messages":[]}`, &eb); eb.Code != "MODEL_NOT_ALLOWED" {
+		t.Fatalf("unserved model: %+v", eb)
+	}
+	if err := parseLLMModels(&cfg.LLMModels, "a b"); err == nil {
+		t.Fatal("a model name with a space was accepted")
+	}
+	if err := parseLLMStreamTimeout(&cfg.LLMStreamTimeout, "2h"); err == nil {
+		t.Fatal("a 2h stream timeout was accepted")
+	}
+}

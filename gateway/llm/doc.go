@@ -1,7 +1,10 @@
 // Package llm is the Talos LLM proxy: an OpenAI-compatible chat
 // completions endpoint (POST /v1/chat/completions) that forwards to one
-// upstream, each call authorized, rate-limited, budgeted and audited by a
-// [talos.Kernel].
+// upstream or, with [Config.Routes], routes each model to its upstreams
+// (OpenAI-compatible or Anthropic's messages API, [KindAnthropic]) with
+// its own prompt and completion prices, falling back to the next upstream
+// on a 5xx or timeout and skipping failing ones ([BreakerConfig]); each
+// call authorized, rate-limited, budgeted and audited by a [talos.Kernel].
 //
 // A [Proxy] is built with [New] from a [Config] (the Kernel, the upstream
 // base URL and bearer key, the price of 1000 tokens, and functions giving a
