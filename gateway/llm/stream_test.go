@@ -426,3 +426,34 @@ func TestStreamOptionsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamOutlivesWriteTimeout: a stream longer than the server's write
+// deadline plus Config.Timeout is not cut, because the deadline moves
+// with each chunk (a single extension at the start would end it).
+func TestStreamOutlivesWriteTimeout(t *testing.T) {
+	const writeTimeout, gap, chunks = 300 * time.Millisecond, 150 * time.Millisecond, 12
+	f, up := streamFixture(t, func(c *Config) { c.WriteTimeout, c.Timeout = writeTimeout, time.Second })
+	srv := httptest.NewUnstartedServer(f.srv.Config.Handler)
+	srv.Config.WriteTimeout = writeTimeout
+	srv.Start()
+	t.Cleanup(srv.Close)
+	f.srv = srv
+	up.set(func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for range chunks {
+			io.WriteString(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-time.After(gap):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		io.WriteString(w, "data: [DONE]\n\n")
+	})
+	alice := f.agent("m")
+	_, evs, _ := alice.stream(`{"model":"m","stream":true,"max_tokens":100,"messages":[]}`)
+	if _, n := content(t, evs); n != chunks || evs[len(evs)-1].data != "[DONE]" {
+		t.Fatalf("a %v stream got %d of %d chunks: %v", chunks*gap, n, chunks, evs)
+	}
+}
