@@ -29,7 +29,7 @@ func (c *core) openAudit(ctx context.Context, s *Server) error {
 	if c.logStore, err = c.openAuditStore(ctx, s); err != nil {
 		return err
 	}
-	c.log, err = audit.New(ctx, audit.Config{Store: c.logStore, Signer: signer, Verifier: c.logVerifier})
+	c.log, err = audit.New(ctx, audit.Config{Store: c.logStore, Signer: signer, Verifier: c.logVerifier, Meter: s.meter("github.com/talosgo/talos/audit")})
 	if err != nil {
 		return err
 	}

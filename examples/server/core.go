@@ -5,6 +5,7 @@ import (
 	"maps"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/mod/sumdb/note"
 
@@ -57,6 +58,7 @@ type core struct {
 	limits  *budget.Limits
 	kernel  *talos.Kernel
 	tracer  trace.Tracer
+	meter   metric.Meter // the Kernel's metrics (nil: none)
 
 	a2a     *a2aService
 	gateway *mcpGateway // nil without upstream MCP servers
@@ -162,6 +164,7 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 	}
 
 	c.tracer = s.tracer
+	c.meter = s.meter("github.com/talosgo/talos")
 	if c.kernel, err = c.newKernel(c.verifier); err != nil {
 		return nil, err
 	}

@@ -85,7 +85,7 @@ func (c *core) enableGateway(ctx context.Context, s *Server, upstreams map[strin
 			}
 			return talos.KernelConfig{
 				Authorizer: verifierAuthorizer{c.admin.Policy().Authorizer(v), v},
-				Limits:     c.limits, Budget: c.budget, Audit: c.log, Events: c.events, Tracer: c.tracer,
+				Limits:     c.limits, Budget: c.budget, Audit: c.log, Events: c.events, Tracer: c.tracer, Meter: c.meter,
 			}, nil
 		},
 		Team: c.teamOf, Budget: c.budgetFor("mcp"), WriteTimeout: c.writeTimeout,

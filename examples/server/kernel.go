@@ -43,6 +43,7 @@ func (c *core) newKernel(v *capability.Verifier) (*talos.Kernel, error) {
 		Audit:      c.log,
 		Events:     c.events,
 		Tracer:     c.tracer,
+		Meter:      c.meter,
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/gateway/config"
 	"github.com/talosgo/talos/gateway/otelredact"
@@ -36,6 +37,7 @@ type Server struct {
 	redis redis.UniversalClient // nil without Redis
 
 	tp       *sdktrace.TracerProvider
+	metrics  *telemetry // GET /metrics and the OTLP metric exporter
 	tracer   trace.Tracer
 	redactor *otelredact.Redactor
 
@@ -80,6 +82,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, err
 	}
 	if err := s.setupTracing(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.setupMetrics(ctx); err != nil {
 		return nil, err
 	}
 	master, generated, err := loadMasterKey(cfg)
@@ -153,7 +158,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 
 	s.mux = http.NewServeMux()
 	s.mountServices(s.mux)
-	s.handler = s.traced(s.mux)
+	s.handler = talos.AccessLog(log, s.traced(s.mux))
 	return s, nil
 }
 

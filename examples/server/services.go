@@ -8,6 +8,7 @@ import "net/http"
 //
 //	GET  /health/live                          liveness (200 while the process runs)
 //	GET  /health/ready                         readiness per dependency (503 names the failure)
+//	GET  /metrics                              Prometheus text format of the server's OTel metrics
 //	PUT  /v1/config/{kind}/{name}              new version of a budget or policy document (admin)
 //	GET  /v1/config/{kind}/{name}              latest version (admin)
 //	GET  /v1/config/{kind}/{name}/versions     version list, ?limit=&after= (admin)
@@ -17,6 +18,7 @@ import "net/http"
 func (s *Server) mountServices(mux *http.ServeMux) {
 	mux.HandleFunc("GET /health/live", s.handleLive)
 	mux.HandleFunc("GET /health/ready", s.handleReady)
+	mux.Handle("GET /metrics", s.metrics.handler)
 	s.configs.Register(mux, s.requireAdmin)
 	s.core.mount(mux, s.requireAdmin)
 	mux.HandleFunc("/", handleNotFound)

@@ -39,7 +39,7 @@ func (s *Server) setupTracing(ctx context.Context) error {
 	case s.cfg.spanExporter != nil:
 		exp = s.cfg.spanExporter
 	case kind == "otlp":
-		e, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(s.cfg.OTLPEndpoint))
+		e, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(otlpEndpoint(s.cfg.OTLPEndpoint, "traces")))
 		if err != nil {
 			return err
 		}
@@ -92,6 +92,7 @@ func (s *Server) traced(next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		r2 := r.WithContext(ctx)
 		next.ServeHTTP(rec, r2)
+		r.Pattern = r2.Pattern // for the access log around us
 		route := r2.Pattern
 		if route == "" {
 			route = "unmatched"
