@@ -84,6 +84,8 @@ type Config struct {
 	Routes    []ModelRoute
 	// Breaker configures each upstream's circuit breaker.
 	Breaker BreakerConfig
+	// NoStreamUsage is [Upstream.NoStreamUsage] for Upstream.
+	NoStreamUsage bool
 	// APIKey, if set, is sent to the upstream as a bearer token. It never
 	// appears in errors, logs or audit events.
 	APIKey string
@@ -264,16 +266,19 @@ func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if rt.hasKind(KindOpenAI) {
-		bodies[KindOpenAI] = openaiBody
+	if rt.sends(bodyWithUsage) {
+		bodies[bodyWithUsage] = openaiBody
 	}
-	if rt.hasKind(KindAnthropic) {
+	if rt.sends(bodyClient) {
+		bodies[bodyClient] = body
+	}
+	if rt.sends(bodyAnthropic) {
 		b, err := ToAnthropic(body, maxTokens, choices)
 		if err != nil {
 			talos.WriteError(w, r, err)
 			return
 		}
-		bodies[KindAnthropic] = b
+		bodies[bodyAnthropic] = b
 	}
 	// Worst case, conservatively: every byte of the request is a prompt
 	// token (tokenizers emit at least one byte per token; len/4 let a dense
@@ -465,7 +470,7 @@ func (l *Proxy) forward(ctx, client context.Context, rt *route, bodies map[strin
 	err = l.attempt(client, rt, func(u *upstream) error {
 		ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 		defer cancel()
-		resp, err := l.post(ctx, u, bodies[u.kind])
+		resp, err := l.post(ctx, u, bodies[u.body])
 		if err != nil {
 			return err
 		}

@@ -64,7 +64,7 @@ func withUsage(body []byte) ([]byte, bool, error) {
 
 // streamCall is one streamed completion being proxied.
 type streamCall struct {
-	bodies      map[string][]byte // the checked bytes forwarded, by upstream kind
+	bodies      map[string][]byte // the checked bytes forwarded, by upstream.body
 	model       string
 	choices     int64
 	maxTokens   int64
@@ -144,7 +144,7 @@ func (l *Proxy) stream(ctx, client context.Context, w http.ResponseWriter, rt *r
 			cancel(nil)
 			return err
 		}
-		r, err := l.post(actx, u, sc.bodies[u.kind])
+		r, err := l.post(actx, u, sc.bodies[u.body])
 		if err != nil {
 			return fail(err)
 		}
@@ -225,7 +225,7 @@ func (l *Proxy) stream(ctx, client context.Context, w http.ResponseWriter, rt *r
 		}
 		_ = rc.Flush()
 	}
-	prompt, completion := streamTokens(int64(len(sc.bodies[up.kind])), counted, src.usage())
+	prompt, completion := streamTokens(int64(len(sc.bodies[up.body])), counted, src.usage())
 	return prompt, completion, true, nil
 }
 

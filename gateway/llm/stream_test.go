@@ -457,3 +457,27 @@ func TestStreamOutlivesWriteTimeout(t *testing.T) {
 		t.Fatalf("a %v stream got %d of %d chunks: %v", chunks*gap, n, chunks, evs)
 	}
 }
+
+// TestStreamNoStreamUsage: an upstream configured as refusing
+// stream_options gets the client's bytes as they are, and the stream is
+// charged by the proxy's count.
+func TestStreamNoStreamUsage(t *testing.T) {
+	f, up := streamFixture(t, func(c *Config) { c.NoStreamUsage = true })
+	alice := f.agent("m")
+	f.hardBudget(alice, 1_000_000, budget.ModeHard)
+	up.set(func(w http.ResponseWriter, r *http.Request, body []byte) {
+		if strings.Contains(string(body), "stream_options") {
+			http.Error(w, "unknown field stream_options", http.StatusBadRequest)
+			return
+		}
+		sseScript{contents: []string{"abcd", "efgh", "ij"}, total: -1, done: true}.run(up)(w, r, body)
+	})
+	body := `{"model":"m","stream":true,"max_tokens":100,"messages":[]}`
+	_, evs, _ := alice.stream(body)
+	if text, _ := content(t, evs); text != "abcdefghij" || string(up.last()) != body {
+		t.Fatalf("stream %q, forwarded %s", text, up.last())
+	}
+	if s, _ := alice.spent(); s != int64(len(body)+3)*10 {
+		t.Fatalf("spent %d, want %d", s, (len(body)+3)*10)
+	}
+}

@@ -51,6 +51,11 @@ type Upstream struct {
 	// APIKey, if set, authenticates the proxy to the upstream. It never
 	// appears in errors, logs or audit events.
 	APIKey string
+	// NoStreamUsage is for OpenAI-compatible upstreams that refuse
+	// stream_options: streams go to them as the client sent them, and are
+	// charged by the proxy's own count (and the usage chunk, if the client
+	// asked for one).
+	NoStreamUsage bool
 }
 
 // A ModelRoute routes one model to its upstreams, with its prices.
@@ -79,8 +84,17 @@ type BreakerConfig struct {
 type upstream struct {
 	name, kind, key string
 	base, endpoint  string
+	body            string // key of the bytes it is sent (bodyKind)
 	br              breaker
 }
+
+// The bodies a call may send: the client's document as checked, with
+// include_usage set (streams), or translated for Anthropic.
+const (
+	bodyClient    = "client"
+	bodyWithUsage = "with-usage"
+	bodyAnthropic = "anthropic"
+)
 
 // route is a configured ModelRoute.
 type route struct {
@@ -94,10 +108,10 @@ func (rt *route) cost(prompt, completion int64) int64 {
 	return (prompt*rt.prompt + completion*rt.completion + 999) / 1000
 }
 
-// hasKind reports whether one of the route's upstreams is of kind.
-func (rt *route) hasKind(kind string) bool {
+// sends reports whether one of the route's upstreams is sent body.
+func (rt *route) sends(body string) bool {
 	for _, u := range rt.ups {
-		if u.kind == kind {
+		if u.body == body {
 			return true
 		}
 	}
@@ -187,7 +201,14 @@ func buildRoutes(cfg *Config) (map[string]*route, *route, error) {
 		if kind == KindAnthropic {
 			path = "/messages"
 		}
-		ups[u.Name] = &upstream{name: u.Name, kind: kind, key: u.APIKey, base: base, endpoint: base + path}
+		body := bodyWithUsage
+		switch {
+		case kind == KindAnthropic:
+			body = bodyAnthropic
+		case u.NoStreamUsage:
+			body = bodyClient
+		}
+		ups[u.Name] = &upstream{name: u.Name, kind: kind, key: u.APIKey, base: base, endpoint: base + path, body: body}
 		return nil
 	}
 	var def *route
@@ -195,7 +216,7 @@ func buildRoutes(cfg *Config) (map[string]*route, *route, error) {
 		if checkUpstreamURL(cfg.Upstream) != nil {
 			return nil, nil, bad("Config.Upstream must be an http:// or https:// URL")
 		}
-		if err := add(Upstream{Name: "default", URL: cfg.Upstream, APIKey: cfg.APIKey}); err != nil {
+		if err := add(Upstream{Name: "default", URL: cfg.Upstream, APIKey: cfg.APIKey, NoStreamUsage: cfg.NoStreamUsage}); err != nil {
 			return nil, nil, err
 		}
 		def = &route{ups: []*upstream{ups["default"]}, prompt: cfg.PricePer1K, completion: cfg.PricePer1K}
