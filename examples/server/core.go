@@ -114,7 +114,7 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 	}
 	c.writeTimeout = s.cfg.WriteTimeout
 	allow := map[string][]string{}
-	for _, op := range []string{opAuthorize, opMCPGateway, opLLM, opA2A, "admin"} {
+	for _, op := range []string{opAuthorize, opMCPGateway, opLLM, opLLMModels, opA2A, "admin"} {
 		allow[op] = []string{"decision_reason", "capability_hash", "tool", "action", "error_code", "budget_reservation", "budget_warned", "cost_micros"}
 	}
 	addA2AAuditMeta(allow)
