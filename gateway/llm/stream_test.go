@@ -340,8 +340,12 @@ func TestStreamClientGone(t *testing.T) {
 	resp.Body.Close()
 	<-up.canceled // the upstream call stopped with the client
 	want := (int64(len(up.last())) + 3) * 10
-	for {
-		// Settled after the handler returns; no fixed wait.
+	for give := time.Now().Add(20 * time.Second); ; {
+		// Settled after the handler returns; no fixed wait (the bound only
+		// turns a reservation never settled into a failure, not a hang).
+		if time.Now().After(give) {
+			t.Fatal("the reservation of a stream whose client went away was never settled")
+		}
 		if s, r := alice.spent(); r == 0 {
 			if s != want {
 				t.Fatalf("spent %d, want %d (3 chunks streamed)", s, want)
