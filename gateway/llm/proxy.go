@@ -36,6 +36,15 @@ const (
 	TemplatePath = "/v1/chat/completions"
 )
 
+// Audit meta keys the proxy adds to a call's event (allow them for
+// SurfaceID in the audit.EventBuilder's MetaAllowlist to record them):
+// the upstream that answered, and how a stream ended (StreamDone,
+// StreamBudgetCut, …).
+const (
+	MetaUpstream  = "upstream"
+	MetaStreamEnd = "stream_end"
+)
+
 // HeaderBudgetWarning is set (to "exceeded") on answers whose call
 // exceeded a warn-mode budget: the call went through; hard budgets refuse
 // instead.
@@ -312,7 +321,10 @@ func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	// streamed spend uncounted); the upstream call still stops with the
 	// client.
 	client := r.Context()
+	// Filled by the handler; the Kernel reads it when it audits, after.
+	meta := map[string]any{}
 	out, err := l.cfg.Kernel.Do(context.WithoutCancel(client), talos.Call{
+		Meta: meta,
 		Request: capability.Request{
 			Capability: r.Header.Get(talos.HeaderCapability), Principal: did, Tool: Tool, Action: req.Model,
 		},
@@ -329,7 +341,7 @@ func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		defer context.AfterFunc(client, cancel)()
 		if req.Stream {
 			prompt, completion, st, err := l.stream(ctx, client, w, rt, streamCall{
-				bodies: bodies, model: req.Model, choices: choices, maxTokens: maxTokens, hard: hard, clientUsage: clientUsage,
+				bodies: bodies, model: req.Model, choices: choices, maxTokens: maxTokens, hard: hard, clientUsage: clientUsage, meta: meta,
 			})
 			started = st
 			if err != nil {
@@ -337,10 +349,11 @@ func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 			}
 			return charge(prompt, completion), http.StatusOK, nil
 		}
-		rb, prompt, completion, ok, err := l.forward(ctx, client, rt, bodies, req.Model)
+		rb, prompt, completion, ok, name, err := l.forward(ctx, client, rt, bodies, req.Model)
 		if err != nil {
 			return 0, 0, err
 		}
+		meta[MetaUpstream] = name
 		status, respBody = http.StatusOK, rb
 		if !ok { // a success reporting no usage is charged the worst case
 			prompt, completion = worstPrompt, worstCompletion
@@ -466,8 +479,9 @@ func handlerCode(code string) bool {
 // ([Proxy.attempt]) and returns the answer as a chat completion and the
 // prompt and completion tokens it reports (ok false when it reports
 // none). An upstream refusal is an error (upstreamStatus).
-func (l *Proxy) forward(ctx, client context.Context, rt *route, bodies map[string][]byte, model string) (out []byte, prompt, completion int64, ok bool, err error) {
+func (l *Proxy) forward(ctx, client context.Context, rt *route, bodies map[string][]byte, model string) (out []byte, prompt, completion int64, ok bool, name string, err error) {
 	err = l.attempt(client, rt, func(u *upstream) error {
+		name = u.name
 		ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 		defer cancel()
 		resp, err := l.post(ctx, u, bodies[u.body])
@@ -503,5 +517,5 @@ func (l *Proxy) forward(ctx, client context.Context, rt *route, bodies map[strin
 		}
 		return nil
 	})
-	return out, prompt, completion, ok, err
+	return out, prompt, completion, ok, name, err
 }

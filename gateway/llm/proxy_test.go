@@ -102,7 +102,8 @@ func newFixture(t testing.TB, opts ...func(*Config)) *fixture {
 	if f.log, err = audit.New(ctx, audit.Config{Store: audit.NewMemStore(), Signer: ns, Verifier: nv}); err != nil {
 		t.Fatal(err)
 	}
-	events, _ := audit.NewEventBuilder(audit.BuilderConfig{})
+	events, _ := audit.NewEventBuilder(audit.BuilderConfig{MetaAllowlist: map[string][]string{
+		SurfaceID: {"decision_reason", "cost_micros", "error_code", MetaUpstream, MetaStreamEnd}}})
 	if f.budgets, err = budget.NewMemory(budget.MemoryConfig{}); err != nil {
 		t.Fatal(err)
 	}

@@ -163,12 +163,18 @@ func TestRoutesPricesFallback(t *testing.T) {
 		}
 	}
 	call("from a")
+	if e := f.lastEvent(); e.Meta[MetaUpstream] != "a" {
+		t.Fatalf("audit event %+v", e)
+	}
 	if _, _, eb := alice.chat(`{"model":"other","max_tokens":20,"messages":[]}`); eb.Code != contracts.CodeModelNotAllowed {
 		t.Fatalf("unrouted model: %+v", eb)
 	}
 	// a fails: b answers; after two failures a is skipped.
 	rf.aAns.set(503, 0)
 	call("from b")
+	if e := f.lastEvent(); e.Meta[MetaUpstream] != "b" {
+		t.Fatalf("audit event of a fallback %+v", e)
+	}
 	rf.aAns.set(0, time.Second) // slower than Config.Timeout
 	call("from b")
 	hits := rf.a.hits()

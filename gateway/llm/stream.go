@@ -68,9 +68,19 @@ type streamCall struct {
 	model       string
 	choices     int64
 	maxTokens   int64
-	hard        bool // cut the stream at the reservation
-	clientUsage bool // the client asked for the usage chunk
+	hard        bool           // cut the stream at the reservation
+	clientUsage bool           // the client asked for the usage chunk
+	meta        map[string]any // the call's audit meta: upstream, stream_end
 }
+
+// How a started stream ended (audit meta MetaStreamEnd).
+const (
+	StreamDone          = "done"
+	StreamBudgetCut     = "budget_cut"
+	StreamUpstreamError = "upstream_error"
+	StreamTimeout       = "timeout"
+	StreamClientGone    = "client_gone"
+)
 
 // errDone ends a chunk source at the end of its stream.
 var errDone = errors.New("llm: stream done")
@@ -162,6 +172,9 @@ func (l *Proxy) stream(ctx, client context.Context, w http.ResponseWriter, rt *r
 	if err != nil {
 		return 0, 0, false, err
 	}
+	sc.meta[MetaUpstream] = up.name
+	end := StreamDone
+	defer func() { sc.meta[MetaStreamEnd] = end }()
 	defer resp.Body.Close()
 	defer idle.Stop()
 	defer stop(nil)
@@ -189,13 +202,17 @@ func (l *Proxy) stream(ctx, client context.Context, w http.ResponseWriter, rt *r
 			switch {
 			case errors.Is(err, errDone):
 				l.extend(rc, streamDeadline)
-				io.WriteString(w, "data: [DONE]\n\n")
+				if _, err := io.WriteString(w, "data: [DONE]\n\n"); err != nil {
+					end = StreamClientGone
+				}
 				_ = rc.Flush()
 			case client.Err() != nil:
-				// The client went away: nothing more to write.
+				end = StreamClientGone // nothing more to write
 			case errors.Is(context.Cause(sctx), errIdle) || errors.Is(sctx.Err(), context.DeadlineExceeded):
+				end = StreamTimeout
 				l.streamError(w, rc, contracts.Errorf(contracts.CodeUpstreamTimeout, "upstream timed out"))
 			default:
+				end = StreamUpstreamError
 				if contracts.CodeOf(err) != contracts.CodeUpstream5xx {
 					err = errStream("read failed")
 				}
@@ -207,6 +224,7 @@ func (l *Proxy) stream(ctx, client context.Context, w http.ResponseWriter, rt *r
 		if sc.hard && counted+n > limit {
 			// The chunk would take the completion past what was reserved:
 			// it is not sent, and the stream ends here.
+			end = StreamBudgetCut
 			l.streamError(w, rc, contracts.Errorf(contracts.CodeBudgetExceeded, "the completion reached its reserved budget").WithRetryable(true))
 			break
 		}
@@ -221,7 +239,8 @@ func (l *Proxy) stream(ctx, client context.Context, w http.ResponseWriter, rt *r
 		buf = append(buf, '\n')
 		l.extend(rc, streamDeadline)
 		if _, err := w.Write(buf); err != nil {
-			break // the client went away
+			end = StreamClientGone
+			break
 		}
 		_ = rc.Flush()
 	}

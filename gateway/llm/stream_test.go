@@ -224,6 +224,9 @@ func TestStreamCountedEqualsBilled(t *testing.T) {
 	if s, r := alice.spent(); s != 14*10 || r != 0 {
 		t.Fatalf("spent %d reserved %d, want %d streamed", s, r, 14*10)
 	}
+	if e := f.lastEvent(); e.SurfaceID != SurfaceID || e.Meta[MetaStreamEnd] != StreamDone || e.Meta[MetaUpstream] != "default" {
+		t.Fatalf("audit event %+v", e)
+	}
 
 	// A client asking for usage itself gets the usage chunk, and its bytes
 	// are forwarded as they are.
@@ -266,6 +269,9 @@ func TestStreamCutAtReservation(t *testing.T) {
 	worst := int64(len(up.last())) + 5
 	if s, r := alice.spent(); s != worst*10 || r != 0 {
 		t.Fatalf("spent %d reserved %d, want the reservation %d", s, r, worst*10)
+	}
+	if e := f.lastEvent(); e.Meta[MetaStreamEnd] != StreamBudgetCut {
+		t.Fatalf("audit event of a cut stream %+v", e)
 	}
 }
 
@@ -316,6 +322,9 @@ func TestStreamMalformed(t *testing.T) {
 		spent += int64(len(up.last())+2) * 10 // no usage: the request bytes and 2 counted
 		if s, r := alice.spent(); s != spent || r != 0 {
 			t.Fatalf("%q: spent %d reserved %d, want %d", bad, s, r, spent)
+		}
+		if e := f.lastEvent(); e.Meta[MetaStreamEnd] != StreamUpstreamError {
+			t.Fatalf("%q: audit event %+v", bad, e)
 		}
 	}
 }
