@@ -118,6 +118,7 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 		allow[op] = []string{"decision_reason", "capability_hash", "tool", "action", "error_code", "budget_reservation", "budget_warned", "cost_micros"}
 	}
 	addA2AAuditMeta(allow)
+	allow[opLLM] = append(allow[opLLM], llmAuditMeta...)
 	allow[opConfig] = config.AuditMetaKeys()
 	c.events, err = audit.NewEventBuilder(audit.BuilderConfig{MetaAllowlist: allow})
 	if err != nil {

@@ -143,6 +143,10 @@ func (c *core) mountLLM(mux *http.ServeMux, p *llm.Proxy) {
 	mux.Handle(llm.ModelsPattern, c.attester.Wrap(c.registered(func(w http.ResponseWriter, r *http.Request, _ *principal) { models.ServeHTTP(w, r) })))
 }
 
+// llmAuditMeta are the LLM proxy's own audit meta keys: the upstream that
+// answered and how a stream ended.
+var llmAuditMeta = []string{llm.MetaUpstream, llm.MetaStreamEnd}
+
 // opLLMModels is the audit surface and attestation opcode of the LLM
 // proxy's model listing.
 const opLLMModels = llm.ModelsSurfaceID

@@ -78,6 +78,11 @@ func TestLLMStreamSpent(t *testing.T) {
 	if u := getBudget(t, ts, "key:"+alice.did, ""); u.Used != "0.0001" || u.Reserved != "0" {
 		t.Fatalf("after a streamed call: %+v", u)
 	}
+	// Audited once, with how the stream ended and who answered.
+	ev := newAuditor(t, ts).verifyIncluded(auditSize(t, ts) - 1)
+	if ev.SurfaceID != opLLM || ev.Meta["stream_end"] != "done" || ev.Meta["upstream"] != "default" || ev.Meta["cost_micros"] == nil {
+		t.Fatalf("audit event %+v", ev)
+	}
 }
 
 // TestLLMModels: GET /v1/models lists the configured models the caller's
