@@ -34,6 +34,22 @@ func (g *Gateway) methods(next sdk.MethodHandler) sdk.MethodHandler {
 			return g.listTools(ctx, r)
 		case *sdk.CallToolRequest:
 			return g.callTool(ctx, r)
+		case *sdk.ListResourcesRequest:
+			if g.hasResources {
+				return g.listResources(ctx, r)
+			}
+		case *sdk.ReadResourceRequest:
+			if g.hasResources {
+				return g.readResource(ctx, r)
+			}
+		case *sdk.ListPromptsRequest:
+			if g.hasPrompts {
+				return g.listPrompts(ctx, r)
+			}
+		case *sdk.GetPromptRequest:
+			if g.hasPrompts {
+				return g.getPrompt(ctx, r)
+			}
 		}
 		return next(ctx, method, req)
 	}
@@ -234,16 +250,22 @@ func (g *Gateway) forward(ctx context.Context, upstream, tool string, canon []by
 	defer cancel()
 	res, err := cs.CallTool(cctx, &sdk.CallToolParams{Name: tool, Arguments: json.RawMessage(canon)})
 	if err != nil {
-		var je *jsonrpc.Error
-		if !errors.As(err, &je) {
-			g.drop(upstream, cs) // a transport failure: reconnect next time
-		}
-		if errors.Is(cctx.Err(), context.DeadlineExceeded) {
-			return nil, contracts.Wrap(contracts.CodeUpstreamTimeout, "upstream timed out", err)
-		}
-		return nil, contracts.Wrap(contracts.CodeMCPProtocol, "upstream call failed", err)
+		return nil, g.upstreamErr(upstream, cs, cctx, err)
 	}
 	return res, nil
+}
+
+// upstreamErr maps a failed upstream request to a contract error; a
+// transport failure drops the session, so that the next call reconnects.
+func (g *Gateway) upstreamErr(upstream string, cs *sdk.ClientSession, cctx context.Context, err error) error {
+	var je *jsonrpc.Error
+	if !errors.As(err, &je) {
+		g.drop(upstream, cs)
+	}
+	if errors.Is(cctx.Err(), context.DeadlineExceeded) {
+		return contracts.Wrap(contracts.CodeUpstreamTimeout, "upstream timed out", err)
+	}
+	return contracts.Wrap(contracts.CodeMCPProtocol, "upstream call failed", err)
 }
 
 // errNotSent marks failures that happened before the call was sent: an

@@ -6,20 +6,44 @@
 // A [Gateway] is built with [New] from a [Config]: the upstreams (a
 // [Dialer] each: [HTTPUpstream], [InMemoryUpstream] or any go-sdk
 // transport), the tool registry that classifies each tool as a read or a
-// write, the [talos.Kernel] that decides every call, and the cost of a call
-// with a function returning the caller's budgets. Mount [Gateway.Handler]
-// at [Pattern] behind a [talos.Attester] whose route table has [Route]:
+// write, the [talos.Kernel] that decides every call (normally built by the
+// gateway from [Config.NewKernelConfig]), and the cost of a call with a
+// function returning the caller's budgets. Mount [Gateway.Handler] at
+// [Pattern] behind a [talos.Attester] whose route table has [Route]:
 //
 //	routes, _ := talos.NewRouteTable([]talos.Route{mcp.Route()})
 //	att, _ := talos.NewAttester(talos.AttesterConfig{Routes: routes, Attestation: ...})
-//	g, _ := mcp.New(ctx, mcp.Config{NewKernel: ..., Upstreams: map[string]mcp.Dialer{"files": mcp.HTTPUpstream(url, nil)}})
+//	g, _ := mcp.New(ctx, mcp.Config{NewKernelConfig: ..., Upstreams: map[string]mcp.Dialer{"files": mcp.HTTPUpstream(url, nil)}})
 //	defer g.Close()
 //	mux.Handle(mcp.Pattern, att.Wrap(g.Handler()))
 //
-// Clients list tools and call them as with any MCP server; each call
+// Clients list tools and call them as with any MCP server; each request
 // presents a capability token in the X-Talos-Capability header
 // ([talos.HeaderCapability]). A refused call is a JSON-RPC error with code
 // -32000 whose data holds the contract code and HTTP status ([DenyError]).
+//
+// # Lists, refreshes and writes
+//
+//   - tools/list shows a caller only the tools its capability allows: each
+//     tool is asked of the Kernel's Authorizer (the one
+//     [Config.NewKernelConfig] returns, or [Config.Authorizer]) and the
+//     list is one Kernel call — rate-limited, audited once (action
+//     [ListAction]). A capability that does not verify refuses the list;
+//     without a known Authorizer every list is refused.
+//   - Upstream tool lists are listed again on
+//     notifications/tools/list_changed and after every reconnection. A
+//     derived registry follows (the Kernel is rebuilt for it); a tool that
+//     disappeared is refused by the Kernel as UNKNOWN_TOOL, audited.
+//   - Tools whose registry entry requires an idempotency key (every write)
+//     need params._meta[[MetaIdempotencyKey]]. The first call with a key
+//     runs and its outcome is kept ([IdempotencyStore],
+//     [MemIdempotencyStore] by default); a repeat from the same principal
+//     with the same argument digest gets that outcome without reaching the
+//     upstream (marked [MetaReplayed], charged nothing); other arguments
+//     under the key, or a repeat while the first runs, are REPLAY_DETECTED.
+//     Document tools are checked against the registry's document spec
+//     (size, encoding, pointers, [MetaExpectedDocumentHashes]), and a
+//     declared [MetaArgsDigest] must match the arguments.
 //
 // # Security
 //

@@ -44,13 +44,13 @@ func Example() {
 	events, _ := audit.NewEventBuilder(audit.BuilderConfig{})
 	gw, err := mcp.New(ctx, mcp.Config{
 		Upstreams: map[string]mcp.Dialer{"clock": mcp.InMemoryUpstream(upstream)},
-		NewKernel: func(reg *capability.ToolRegistry) (*talos.Kernel, error) {
+		NewKernelConfig: func(reg *capability.ToolRegistry) (talos.KernelConfig, error) {
 			v, err := capability.NewVerifier(capability.Config{TrustedIssuers: []identity.DID{issuer.DID()}, Registry: reg,
 				Revocations: capability.NewMemRevocationStore(nil)})
 			if err != nil {
-				return nil, err
+				return talos.KernelConfig{}, err
 			}
-			return talos.NewKernel(talos.KernelConfig{Authorizer: v, Audit: auditLog, Events: events})
+			return talos.KernelConfig{Authorizer: v, Audit: auditLog, Events: events}, nil
 		},
 	})
 	if err != nil {
@@ -83,14 +83,20 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer cs.Close()
+	tools, err := cs.ListTools(ctx, nil) // only the tools the token allows
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("tools:", tools.Tools[0].Name)
 	res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "clock.now", Arguments: map[string]any{}})
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(res.Content[0].(*sdk.TextContent).Text)
 	size, _ := auditLog.Size(ctx)
-	fmt.Println("audited calls:", size)
+	fmt.Println("audited requests:", size)
 	// Output:
+	// tools: clock.now
 	// 12:00
-	// audited calls: 1
+	// audited requests: 2
 }

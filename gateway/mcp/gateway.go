@@ -167,12 +167,17 @@ type Gateway struct {
 	handler http.Handler
 	idem    IdempotencyStore
 	derived bool // the registry is derived from the upstreams' annotations
+	// hasResources, hasPrompts: some upstream offered them at start-up;
+	// the gateway then declares and proxies them.
+	hasResources, hasPrompts bool
 
 	st atomic.Pointer[state]
 
 	mu        sync.Mutex                    // guards upstreams, tools, closed
 	upstreams map[string]*sdk.ClientSession // nil entry: reconnect on next call
 	tools     map[string]map[string]*sdk.Tool
+	offered   map[string]offer           // resources/prompts each upstream's session declared
+	resources map[string]map[string]bool // URIs each upstream last listed
 	closed    bool
 	refreshMu map[string]*sync.Mutex // serializes refreshes per upstream
 	wg        sync.WaitGroup         // refreshes in flight
@@ -223,11 +228,10 @@ func newGateway(ctx context.Context, cfg Config) (g *Gateway, err error) {
 		cfg.Implementation = &sdk.Implementation{Name: "talos-gateway", Version: talos.Version}
 	}
 	g = &Gateway{
-		cfg: cfg,
-		// The gateway answers tools/list and tools/call itself (see
-		// methods): the capability is declared, no tool is registered.
-		server:    sdk.NewServer(cfg.Implementation, &sdk.ServerOptions{Capabilities: &sdk.ServerCapabilities{Tools: &sdk.ToolCapabilities{}}}),
+		cfg:       cfg,
 		upstreams: map[string]*sdk.ClientSession{},
+		offered:   map[string]offer{},
+		resources: map[string]map[string]bool{},
 		tools:     map[string]map[string]*sdk.Tool{},
 		refreshMu: map[string]*sync.Mutex{},
 		idem:      cfg.Idempotency,
@@ -236,7 +240,6 @@ func newGateway(ctx context.Context, cfg Config) (g *Gateway, err error) {
 	if g.idem == nil {
 		g.idem = NewMemIdempotencyStore(MemIdempotencyConfig{})
 	}
-	g.server.AddReceivingMiddleware(g.methods)
 	names := make([]string, 0, len(cfg.Upstreams))
 	for n := range cfg.Upstreams {
 		names = append(names, n)
@@ -259,10 +262,25 @@ func newGateway(ctx context.Context, cfg Config) (g *Gateway, err error) {
 			return g, err
 		}
 		g.tools[name] = tools
+		r, p := offers(cs)
+		g.offered[name] = offer{resources: r, prompts: p}
 	}
+	// The gateway answers the list, call, read and get methods itself (see
+	// methods): it declares the capabilities and registers nothing.
+	caps := &sdk.ServerCapabilities{Tools: &sdk.ToolCapabilities{}}
+	for _, o := range g.offered {
+		if o.resources {
+			caps.Resources, g.hasResources = &sdk.ResourceCapabilities{}, true
+		}
+		if o.prompts {
+			caps.Prompts, g.hasPrompts = &sdk.PromptCapabilities{}, true
+		}
+	}
+	g.server = sdk.NewServer(cfg.Implementation, &sdk.ServerOptions{Capabilities: caps})
+	g.server.AddReceivingMiddleware(g.methods)
 	reg := cfg.Registry
 	if reg == nil {
-		if reg, err = deriveRegistry(g.tools); err != nil {
+		if reg, err = deriveRegistry(g.tools, g.offered); err != nil {
 			return g, err
 		}
 	}
@@ -341,9 +359,18 @@ func checkToolName(n string) error {
 	return nil
 }
 
-// deriveRegistry classifies every tool by its readOnlyHint.
-func deriveRegistry(tools map[string]map[string]*sdk.Tool) (*capability.ToolRegistry, error) {
+// deriveRegistry classifies every tool by its readOnlyHint; reading an
+// upstream's resources and getting its prompts are reads.
+func deriveRegistry(tools map[string]map[string]*sdk.Tool, offered map[string]offer) (*capability.ToolRegistry, error) {
 	var entries []capability.ToolEntry
+	for up, o := range offered {
+		if o.resources {
+			entries = append(entries, capability.ToolEntry{Tool: up, Action: ActionReadResource, Class: capability.ClassRead})
+		}
+		if o.prompts {
+			entries = append(entries, capability.ToolEntry{Tool: up, Action: ActionGetPrompt, Class: capability.ClassRead})
+		}
+	}
 	for up, ts := range tools {
 		for name, tool := range ts {
 			e := capability.ToolEntry{Tool: up, Action: name, Class: capability.ClassWrite, RequiresIdempotencyKey: true}
@@ -450,15 +477,14 @@ func (g *Gateway) refresh(ctx context.Context, name string, cs *sdk.ClientSessio
 		return nil // a newer session's list wins
 	}
 	g.tools[name] = tools
-	all := make(map[string]map[string]*sdk.Tool, len(g.tools))
-	for k, v := range g.tools {
-		all[k] = v
-	}
+	r, p := offers(cs)
+	g.offered[name] = offer{resources: r, prompts: p}
+	all, offered := g.snapshot()
 	g.mu.Unlock()
 	if !g.derived {
 		return nil
 	}
-	reg, err := deriveRegistry(all)
+	reg, err := deriveRegistry(all, offered)
 	if err != nil {
 		return err
 	}
@@ -477,16 +503,26 @@ func (g *Gateway) refresh(ctx context.Context, name string, cs *sdk.ClientSessio
 	return nil
 }
 
+// snapshot copies the tool lists and offers; g.mu must be held.
+func (g *Gateway) snapshot() (map[string]map[string]*sdk.Tool, map[string]offer) {
+	all := make(map[string]map[string]*sdk.Tool, len(g.tools))
+	for k, v := range g.tools {
+		all[k] = v
+	}
+	offered := make(map[string]offer, len(g.offered))
+	for k, v := range g.offered {
+		offered[k] = v
+	}
+	return all, offered
+}
+
 // reinstall derives the registry from the current lists and installs it.
 func (g *Gateway) reinstall() error {
 	for {
 		g.mu.Lock()
-		all := make(map[string]map[string]*sdk.Tool, len(g.tools))
-		for k, v := range g.tools {
-			all[k] = v
-		}
+		all, offered := g.snapshot()
 		g.mu.Unlock()
-		reg, err := deriveRegistry(all)
+		reg, err := deriveRegistry(all, offered)
 		if err != nil {
 			return err
 		}

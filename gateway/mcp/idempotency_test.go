@@ -144,8 +144,7 @@ func addBlocking(s *sdk.Server, b *blocking) {
 // refused; a tool error is a result, replayed like any other.
 func TestIdempotentInFlightAndFailures(t *testing.T) {
 	b := &blocking{entered: make(chan struct{}, 1), release: make(chan struct{})}
-	var f *fixture
-	f = newFixture(t, func(c *Config, _ *map[string]budget.Limit) {
+	f := newFixture(t, func(c *Config, _ *map[string]budget.Limit) {
 		s := sdk.NewServer(&sdk.Implementation{Name: "jobs", Version: "1"}, nil)
 		addBlocking(s, b)
 		c.Upstreams["jobs"] = InMemoryUpstream(s)
