@@ -56,6 +56,8 @@ type Config struct {
 	// LLM streaming and model listing (parsed in gateway.go).
 	LLMStreamTimeout time.Duration // deadline of a whole streamed chat completion
 	LLMModels        []string      // models served (listed at GET /v1/models); empty: every model granted
+	LLMUpstreams     []llmUpstream // further upstreams (TALOS_LLM_UPSTREAMS); keys from TALOS_LLM_API_KEY_<NAME>
+	LLMRoutes        []llmRoute    // model routes (TALOS_LLM_ROUTES); empty: every model to LLMUpstream
 
 	// A2A v1 (a2a.go).
 	A2AExecutor         string // echo | llm | none
@@ -169,6 +171,12 @@ var settings = []setting{
 	{"LLM models", "llm-models", "TALOS_LLM_MODELS", "(none: every model granted)",
 		"Comma-separated models served: GET /v1/models lists those the caller's token grants, and chat completions for other models are refused (MODEL_NOT_ALLOWED). Without it the listing asks the upstream's GET /models.",
 		func(c *Config, v string) error { return parseLLMModels(&c.LLMModels, v) }},
+	{"LLM upstreams", "llm-upstreams", "TALOS_LLM_UPSTREAMS", "(none)",
+		"Comma-separated name=URL of further LLM upstreams for TALOS_LLM_ROUTES, the URL prefixed anthropic+ for Anthropic's messages API (e.g. claude=anthropic+https://api.anthropic.com/v1); each key from TALOS_LLM_API_KEY_ and the name in upper case, - as _ (environment only). TALOS_LLM_UPSTREAM is the upstream named default.",
+		func(c *Config, v string) error { return parseLLMUpstreams(&c.LLMUpstreams, v) }},
+	{"LLM routes", "llm-routes", "TALOS_LLM_ROUTES", "(none: every model to TALOS_LLM_UPSTREAM)",
+		"Comma-separated model=upstream>fallback…@prompt:completion USD per 1000 tokens (e.g. gpt-4o=default>backup@0.0025:0.01): upstreams tried in order on a 5xx or timeout, with a circuit breaker; with routes only the routed models are served.",
+		func(c *Config, v string) error { return parseLLMRoutes(&c.LLMRoutes, v) }},
 	{"rate limits", "rate-limits", "TALOS_RATE_LIMITS", "(built-in)",
 		"Per-principal rate limits per surface, e.g. kernel.authorize=200/s,mcp.gateway=50/s,llm=20/s,a2a=100/s (also /m, /h).",
 		func(c *Config, v string) error { return parseRateLimits(&c.RateLimits, v) }},
@@ -278,6 +286,11 @@ func LoadConfig(args []string, getenv func(string) string) (Config, []string, er
 	}
 	if v := getenv(llmAPIKeyEnv); v != "" {
 		cfg.LLMAPIKey = secretBytes(strings.TrimSpace(v))
+	}
+	for i, u := range cfg.LLMUpstreams {
+		if v := getenv(llmUpstreamKeyEnv(u.Name)); v != "" {
+			cfg.LLMUpstreams[i].APIKey = secretBytes(strings.TrimSpace(v))
+		}
 	}
 	if err := cfg.validate(); err != nil {
 		return cfg, nil, err

@@ -50,8 +50,13 @@ func (c *core) enableServices(ctx context.Context, s *Server) error {
 			return err
 		}
 	}
-	if s.cfg.LLMUpstream != "" {
+	if s.cfg.LLMUpstream != "" || len(s.cfg.LLMRoutes) > 0 {
+		ups := make([]llm.Upstream, 0, len(s.cfg.LLMUpstreams))
+		for _, u := range s.cfg.LLMUpstreams {
+			ups = append(ups, llm.Upstream{Name: u.Name, Kind: u.Kind, URL: u.URL, APIKey: string(u.APIKey)})
+		}
 		p, err := llm.New(llm.Config{
+			Upstreams: ups, Routes: s.cfg.LLMRoutes,
 			Kernel: c.kernel, Upstream: s.cfg.LLMUpstream, APIKey: string(s.cfg.LLMAPIKey),
 			PricePer1K: s.cfg.LLMPricePer1K, Timeout: s.cfg.LLMTimeout, WriteTimeout: c.writeTimeout,
 			StreamTimeout: s.cfg.LLMStreamTimeout, Models: s.cfg.LLMModels,
@@ -165,6 +170,87 @@ func parseLLMModels(dst *[]string, v string) error {
 	}
 	if len(out) > llm.MaxModels {
 		return errors.New("too many models")
+	}
+	*dst = out
+	return nil
+}
+
+// llmUpstream is one entry of TALOS_LLM_UPSTREAMS; its key comes from
+// the environment only (llmUpstreamKeyEnv).
+type llmUpstream struct {
+	Name, Kind, URL string
+	APIKey          secretBytes
+}
+
+// llmRoute is one entry of TALOS_LLM_ROUTES.
+type llmRoute = llm.ModelRoute
+
+// llmUpstreamKeyEnv is the environment variable holding the key of the
+// upstream named name: TALOS_LLM_API_KEY_ and the name in upper case,
+// "-" as "_" (validUpstreamName, shared with the MCP upstreams).
+func llmUpstreamKeyEnv(name string) string {
+	return llmAPIKeyEnv + "_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// parseLLMUpstreams reads TALOS_LLM_UPSTREAMS: name=URL or
+// name=anthropic+URL (also openai+URL), comma-separated. URLs and names
+// are checked again by llm.New.
+func parseLLMUpstreams(dst *[]llmUpstream, v string) error {
+	var out []llmUpstream
+	seen := map[string]bool{}
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		name, u, ok := strings.Cut(item, "=")
+		if !ok || !validUpstreamName(name) || seen[name] || name == "default" {
+			return errors.New("want name=URL entries with distinct names of letters, digits, - and _ (default is TALOS_LLM_UPSTREAM)")
+		}
+		seen[name] = true
+		kind := llm.KindOpenAI
+		for _, k := range []string{llm.KindOpenAI, llm.KindAnthropic} {
+			if rest, ok := strings.CutPrefix(u, k+"+"); ok {
+				kind, u = k, rest
+			}
+		}
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return errors.New("upstream " + name + ": URL must be http:// or https://")
+		}
+		out = append(out, llmUpstream{Name: name, Kind: kind, URL: u})
+	}
+	*dst = out
+	return nil
+}
+
+// parseLLMRoutes reads TALOS_LLM_ROUTES:
+// model=upstream>fallback@prompt:completion (USD per 1000 tokens),
+// comma-separated.
+func parseLLMRoutes(dst *[]llmRoute, v string) error {
+	var out []llmRoute
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		model, rest, ok := strings.Cut(item, "=")
+		names, prices, ok2 := strings.Cut(rest, "@")
+		prompt, completion, ok3 := strings.Cut(prices, ":")
+		if !ok || !ok2 || !ok3 || model == "" {
+			return errors.New("want model=upstream>fallback@prompt:completion entries (USD per 1000 tokens)")
+		}
+		rt := llmRoute{Model: model}
+		if err := parseUSDSetting(&rt.PromptPer1K, prompt); err != nil {
+			return errors.New("route " + model + ": prompt price: " + err.Error())
+		}
+		if err := parseUSDSetting(&rt.CompletionPer1K, completion); err != nil {
+			return errors.New("route " + model + ": completion price: " + err.Error())
+		}
+		for n := range strings.SplitSeq(names, ">") {
+			if !validUpstreamName(n) {
+				return errors.New("route " + model + ": bad upstream name")
+			}
+			rt.Upstreams = append(rt.Upstreams, n)
+		}
+		out = append(out, rt)
 	}
 	*dst = out
 	return nil

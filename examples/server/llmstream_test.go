@@ -130,3 +130,91 @@ func TestLLMModels(t *testing.T) {
 		t.Fatal("a 2h stream timeout was accepted")
 	}
 }
+
+// TestLLMRoutes: TALOS_LLM_UPSTREAMS and TALOS_LLM_ROUTES route models to
+// several upstreams (here a failing default falling back to a second
+// OpenAI-compatible one, and Anthropic's messages API), priced per model;
+// the keys come from TALOS_LLM_API_KEY_<NAME> and never print.
+func TestLLMRoutes(t *testing.T) {
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "overloaded sk-default-SECRET", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(failing.Close)
+	backup := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer sk-backup" {
+			http.Error(w, "bad key", http.StatusUnauthorized)
+			return
+		}
+		io.WriteString(w, `{"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"from backup"}}],"usage":{"prompt_tokens":100,"completion_tokens":50,"total_tokens":150}}`)
+	}))
+	t.Cleanup(backup.Close)
+	claude := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/messages" || r.Header.Get("x-api-key") != "sk-claude" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		io.WriteString(w, `{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"from claude"}],"stop_reason":"end_turn","usage":{"input_tokens":10,"output_tokens":20}}`)
+	}))
+	t.Cleanup(claude.Close)
+
+	vars := map[string]string{
+		"TALOS_DATA_DIR":                t.TempDir(),
+		"TALOS_LLM_UPSTREAM":            failing.URL + "/v1",
+		"TALOS_LLM_UPSTREAMS":           "backup=" + backup.URL + "/v1, claude=anthropic+" + claude.URL + "/v1",
+		"TALOS_LLM_ROUTES":              "gpt=default>backup@0.01:0.02, claude-x=claude@0.1:0.2",
+		"TALOS_LLM_API_KEY_BACKUP":      "sk-backup",
+		"TALOS_LLM_API_KEY_CLAUDE":      " sk-claude ",
+		"TALOS_LLM_API_KEY":             "sk-default-SECRET",
+		"TALOS_LLM_PRICE_PER_1K_TOKENS": "5",
+	}
+	loaded, _, err := LoadConfig(nil, env(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := fmt.Sprintf("%v %+v %#v", loaded, loaded, loaded); strings.Contains(s, "sk-backup") || strings.Contains(s, "sk-claude") {
+		t.Fatal("an upstream key printed with the config")
+	}
+	if len(loaded.LLMRoutes) != 2 || loaded.LLMRoutes[0].PromptPer1K != 10_000 || loaded.LLMRoutes[0].CompletionPer1K != 20_000 ||
+		len(loaded.LLMRoutes[0].Upstreams) != 2 || loaded.LLMUpstreams[1].Kind != "anthropic" {
+		t.Fatalf("routes %+v upstreams %+v", loaded.LLMRoutes, loaded.LLMUpstreams)
+	}
+	cfg := testConfig(t)
+	cfg.LLMUpstream, cfg.LLMAPIKey = loaded.LLMUpstream, loaded.LLMAPIKey
+	cfg.LLMUpstreams, cfg.LLMRoutes = loaded.LLMUpstreams, loaded.LLMRoutes
+	ts := newTestServer(t, cfg)
+	alice := newAgent(t, ts, "alice", "team-llm")
+	tok := issue(t, ts, alice.did, false, grant("llm", "gpt", "claude-x", "other"))
+	putBudget(t, ts, "key:"+alice.did, "10", "hard")
+
+	var resp map[string]any
+	if st := alice.chat(tok.Token, `{"model":"gpt","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`, &resp); st != 200 || !strings.Contains(fmt.Sprint(resp), "from backup") {
+		t.Fatalf("gpt: %d %v", st, resp)
+	}
+	// 100 prompt at $0.01/1k + 50 completion at $0.02/1k = $0.002.
+	if u := getBudget(t, ts, "key:"+alice.did, ""); u.Used != "0.002" {
+		t.Fatalf("after gpt: %+v", u)
+	}
+	if st := alice.chat(tok.Token, `{"model":"claude-x","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`, &resp); st != 200 || !strings.Contains(fmt.Sprint(resp), "from claude") {
+		t.Fatalf("claude-x: %d %v", st, resp)
+	}
+	// + 10 prompt at $0.1/1k + 20 completion at $0.2/1k = $0.005.
+	if u := getBudget(t, ts, "key:"+alice.did, ""); u.Used != "0.007" {
+		t.Fatalf("after claude-x: %+v", u)
+	}
+	var eb errBody
+	if alice.chat(tok.Token, `{"model":"other","max_tokens":1,"messages":[]}`, &eb); eb.Code != "MODEL_NOT_ALLOWED" {
+		t.Fatalf("unrouted model: %+v", eb)
+	}
+	for _, bad := range []string{"gpt", "gpt=a@1", "gpt=a b@1:2", "gpt=a@x:1"} {
+		var r []llmRoute
+		if parseLLMRoutes(&r, bad) == nil {
+			t.Errorf("route %q accepted", bad)
+		}
+	}
+	for _, bad := range []string{"x", "a=ftp://h", "default=http://h", "a=http://h,a=http://i"} {
+		var u []llmUpstream
+		if parseLLMUpstreams(&u, bad) == nil {
+			t.Errorf("upstreams %q accepted", bad)
+		}
+	}
+}
