@@ -140,7 +140,8 @@ type IdempotencyStore interface {
 	Claim(ctx context.Context, key, digest string, ttl time.Duration) (rec IdempotencyRecord, claimed bool, err error)
 	// Complete stores the outcome of the call that claimed key.
 	Complete(ctx context.Context, key string, rec IdempotencyRecord) error
-	// Release forgets key: the claimed call was never sent.
+	// Release forgets key while its call is in flight (it was never
+	// sent); a done key stays.
 	Release(ctx context.Context, key string) error
 }
 
@@ -253,11 +254,11 @@ func (m *MemIdempotencyStore) Complete(_ context.Context, key string, rec Idempo
 	return nil
 }
 
-// Release implements IdempotencyStore.
+// Release implements IdempotencyStore; a done key stays.
 func (m *MemIdempotencyStore) Release(_ context.Context, key string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if el, ok := m.byKey[key]; ok {
+	if el, ok := m.byKey[key]; ok && !el.Value.(*memIdem).rec.Done {
 		m.remove(el)
 	}
 	return nil
