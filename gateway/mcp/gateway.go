@@ -179,6 +179,7 @@ type Gateway struct {
 	offered   map[string]offer           // resources/prompts each upstream's session declared
 	resources map[string]map[string]bool // URIs each upstream last listed
 	closed    bool
+	stale     bool                   // a refresh ran before New installed the first state
 	refreshMu map[string]*sync.Mutex // serializes refreshes per upstream
 	wg        sync.WaitGroup         // refreshes in flight
 }
@@ -256,19 +257,33 @@ func newGateway(ctx context.Context, cfg Config) (g *Gateway, err error) {
 		if err != nil {
 			return g, err
 		}
+		// A list_changed notification may refresh this upstream from now
+		// on: the first listing holds its refresh lock, so a refresh lists
+		// after it, and the maps are written under g.mu.
+		mu := g.refreshMu[name]
+		mu.Lock()
+		g.mu.Lock()
 		g.upstreams[name] = cs
+		g.mu.Unlock()
 		tools, err := listTools(ctx, name, cs)
 		if err != nil {
+			mu.Unlock()
 			return g, err
 		}
-		g.tools[name] = tools
 		r, p := offers(cs)
+		g.mu.Lock()
+		g.tools[name] = tools
 		g.offered[name] = offer{resources: r, prompts: p}
+		g.mu.Unlock()
+		mu.Unlock()
 	}
+	g.mu.Lock()
+	all, offered := g.snapshot()
+	g.mu.Unlock()
 	// The gateway answers the list, call, read and get methods itself (see
 	// methods): it declares the capabilities and registers nothing.
 	caps := &sdk.ServerCapabilities{Tools: &sdk.ToolCapabilities{}}
-	for _, o := range g.offered {
+	for _, o := range offered {
 		if o.resources {
 			caps.Resources, g.hasResources = &sdk.ResourceCapabilities{}, true
 		}
@@ -280,7 +295,7 @@ func newGateway(ctx context.Context, cfg Config) (g *Gateway, err error) {
 	g.server.AddReceivingMiddleware(g.methods)
 	reg := cfg.Registry
 	if reg == nil {
-		if reg, err = deriveRegistry(g.tools, g.offered); err != nil {
+		if reg, err = deriveRegistry(all, offered); err != nil {
 			return g, err
 		}
 	}
@@ -289,6 +304,15 @@ func newGateway(ctx context.Context, cfg Config) (g *Gateway, err error) {
 		return g, err
 	}
 	g.st.Store(st)
+	g.mu.Lock()
+	stale := g.stale
+	g.mu.Unlock()
+	if stale && g.derived {
+		// A refresh during start-up found no state to rebuild.
+		if err := g.reinstall(); err != nil {
+			return g, err
+		}
+	}
 	g.handler = g.newHandler()
 	return g, nil
 }
@@ -480,15 +504,18 @@ func (g *Gateway) refresh(ctx context.Context, name string, cs *sdk.ClientSessio
 	r, p := offers(cs)
 	g.offered[name] = offer{resources: r, prompts: p}
 	all, offered := g.snapshot()
+	cur := g.st.Load()
+	if cur == nil {
+		g.stale = true // New installs the first state and rebuilds it
+	}
 	g.mu.Unlock()
-	if !g.derived {
+	if !g.derived || cur == nil {
 		return nil
 	}
 	reg, err := deriveRegistry(all, offered)
 	if err != nil {
 		return err
 	}
-	cur := g.st.Load()
 	st, err := g.newState(reg)
 	if err != nil {
 		return err
