@@ -15,6 +15,7 @@ import (
 
 	"github.com/talosgo/talos/gateway/llm"
 	mcpgw "github.com/talosgo/talos/gateway/mcp"
+	mcppg "github.com/talosgo/talos/gateway/mcp/postgres"
 )
 
 // The MCP tool gateway (gateway/mcp) and the LLM proxy (gateway/llm),
@@ -76,8 +77,24 @@ func (c *core) enableServices(ctx context.Context, s *Server) error {
 // is derived from the upstreams' annotations. mount then serves it at
 // POST /mcp.
 func (c *core) enableGateway(ctx context.Context, s *Server, upstreams map[string]upstreamDialer, registry *capability.ToolRegistry) error {
+	// Idempotency keys of write tools: on PostgreSQL when the server has
+	// it (kept across restarts and shared by replicas), else in memory.
+	var idem mcpgw.IdempotencyStore
+	if s.db != nil {
+		ps, err := mcppg.New(mcppg.Config{DB: s.db.Primary(), TablePrefix: s.cfg.tablePrefix})
+		if err != nil {
+			return err
+		}
+		if err := ps.Migrate(ctx); err != nil {
+			return err
+		}
+		if _, err := ps.Purge(ctx); err != nil {
+			return err
+		}
+		idem = ps
+	}
 	g, err := mcpgw.New(ctx, mcpgw.Config{
-		Upstreams: upstreams, Registry: registry, Cost: s.cfg.MCPCallCost,
+		Upstreams: upstreams, Registry: registry, Cost: s.cfg.MCPCallCost, Idempotency: idem,
 		// The gateway's verifier knows the tool registry: unknown tools
 		// are denied (and never listed), read-only tokens get only reads.
 		// The configuration is newKernel's; the gateway keeps its

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/internal/testenv"
 
 	mcpgw "github.com/talosgo/talos/gateway/mcp"
 )
@@ -64,5 +67,40 @@ func TestGatewayListsByGrantsAndIdempotentWrites(t *testing.T) {
 	}
 	if n := files.writes.Load(); n != 1 {
 		t.Fatalf("the upstream executed %d writes, want 1", n)
+	}
+}
+
+// TestGatewayIdempotencyPostgres: with PostgreSQL the gateway keeps
+// idempotency keys in <prefix>mcp_idempotency; a repeated key runs once.
+func TestGatewayIdempotencyPostgres(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.PostgresURL = testenv.PostgresURL(t)
+	cfg.tablePrefix = testenv.Unique(t) + "_"
+	ts := newTestServer(t, cfg)
+	dropTablesAtEnd(t, cfg.PostgresURL, cfg.tablePrefix)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		if conn, err := pgx.Connect(ctx, cfg.PostgresURL); err == nil {
+			conn.Exec(ctx, `DROP TABLE IF EXISTS `+cfg.tablePrefix+`mcp_idempotency`)
+			conn.Close(ctx)
+		}
+	})
+	files := newFileServer()
+	withGateway(t, ts, nil, map[string]*mcp.Server{"files": files.server})
+	alice := newAgent(t, ts, "alice", "team-a")
+	cs := alice.mcpSession(t, issue(t, ts, alice.did, false, grant("files", "write_file")).Token)
+	for i := 0; i < 2; i++ {
+		res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Meta: mcp.Meta{mcpgw.MetaIdempotencyKey: "pg-1"},
+			Name: "files.write_file", Arguments: map[string]any{"path": "/a"}})
+		if err != nil || textOf(res) != "wrote /a" {
+			t.Fatalf("write %d: %v %v", i, res, err)
+		}
+	}
+	if n := files.writes.Load(); n != 1 {
+		t.Fatalf("the upstream executed %d writes, want 1", n)
+	}
+	var rows int
+	if err := ts.Server.db.Primary().QueryRow(t.Context(), `SELECT count(*) FROM `+cfg.tablePrefix+`mcp_idempotency WHERE done`).Scan(&rows); err != nil || rows != 1 {
+		t.Fatalf("PostgreSQL holds %d done keys (%v), want 1", rows, err)
 	}
 }
