@@ -341,7 +341,7 @@ func getBudget(t *testing.T, ts *testServer, scope, team string) budgetUsage {
 
 // pgTables are the tables a server with PostgreSQL creates (after the
 // test's table prefix).
-var pgTables = []string{"admin_docs", "a2a_objects", "a2a_events", "a2a_frames", "a2a_tasks", "a2a_tasks_push", "audit_head", "audit_entries", "audit_hashes", "secrets", "config_versions"}
+var pgTables = []string{"admin_docs", "a2a_objects", "a2a_events", "a2a_frames", "a2a_tasks", "a2a_tasks_push", "audit_head", "audit_entries", "audit_hashes", "secrets", "config_versions", "mcp_idempotency"}
 
 // dropTablesAtEnd drops the tables of a server on PostgreSQL when the test
 // ends, on its own connection (the server's pool may be closed by then).

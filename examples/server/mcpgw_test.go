@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/talosgo/talos/contracts"
@@ -77,14 +75,7 @@ func TestGatewayIdempotencyPostgres(t *testing.T) {
 	cfg.PostgresURL = testenv.PostgresURL(t)
 	cfg.tablePrefix = testenv.Unique(t) + "_"
 	ts := newTestServer(t, cfg)
-	dropTablesAtEnd(t, cfg.PostgresURL, cfg.tablePrefix)
-	t.Cleanup(func() {
-		ctx := context.Background()
-		if conn, err := pgx.Connect(ctx, cfg.PostgresURL); err == nil {
-			conn.Exec(ctx, `DROP TABLE IF EXISTS `+cfg.tablePrefix+`mcp_idempotency`)
-			conn.Close(ctx)
-		}
-	})
+	dropTablesAtEnd(t, cfg.PostgresURL, cfg.tablePrefix) // mcp_idempotency included
 	files := newFileServer()
 	withGateway(t, ts, nil, map[string]*mcp.Server{"files": files.server})
 	alice := newAgent(t, ts, "alice", "team-a")
