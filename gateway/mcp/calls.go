@@ -207,14 +207,14 @@ func (g *Gateway) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.
 			}
 		}
 		if !entry.RequiresIdempotencyKey {
-			res, err := g.forward(ctx, upstream, tool, canon)
+			res, err := g.forward(ctx, upstream, tool, canon, entry.Doc)
 			if err != nil {
 				return 0, 0, err
 			}
 			result = res
 			return g.cfg.Cost, http.StatusOK, nil
 		}
-		res, replayed, err := g.idempotent(ctx, did, upstream, tool, digest, w.key, canon)
+		res, replayed, err := g.idempotent(ctx, did, upstream, tool, digest, w.key, canon, entry.Doc)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -237,7 +237,7 @@ func (g *Gateway) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.
 
 // forward calls tool on upstream with the canonical arguments whose
 // digest was authorized. It is never retried.
-func (g *Gateway) forward(ctx context.Context, upstream, tool string, canon []byte) (*sdk.CallToolResult, error) {
+func (g *Gateway) forward(ctx context.Context, upstream, tool string, canon []byte, doc *capability.DocSpec) (*sdk.CallToolResult, error) {
 	cs, err := g.session(ctx, upstream)
 	if err != nil {
 		return nil, contracts.Wrap(contracts.CodeUpstream5xx, "upstream not connected", errors.Join(errNotSent, err))
@@ -252,7 +252,36 @@ func (g *Gateway) forward(ctx context.Context, upstream, tool string, canon []by
 	if err != nil {
 		return nil, g.upstreamErr(upstream, cs, cctx, err)
 	}
+	if err := checkDocReads(doc, res); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// checkDocReads applies a document spec's read side to a result: each
+// read pointer must name a string in the structured content, decodable in
+// the content encoding and of at most MaxReadBytes (DOC_SIZE_EXCEEDED);
+// a result without it is a bad upstream answer (MCP_PROTOCOL). Specs
+// without read pointers or without a read limit are not checked. Tool
+// errors are passed through.
+func checkDocReads(doc *capability.DocSpec, res *sdk.CallToolResult) error {
+	if doc == nil || len(doc.ReadContentPointers) == 0 || doc.MaxReadBytes <= 0 || res.IsError {
+		return nil
+	}
+	sc, err := json.Marshal(res.StructuredContent)
+	if err != nil || res.StructuredContent == nil {
+		return contracts.Errorf(contracts.CodeMCPProtocol, "mcp: a document tool's result has no structured content")
+	}
+	err = capability.ValidateDocWrites(capability.DocSpec{WriteContentPointers: doc.ReadContentPointers,
+		MaxWriteBytes: doc.MaxReadBytes, ContentEncoding: doc.ContentEncoding}, sc, nil)
+	switch contracts.CodeOf(err) {
+	case "":
+		return nil
+	case capability.CodeDocSizeExceeded:
+		return contracts.Errorf(capability.CodeDocSizeExceeded, "mcp: a document in the result exceeds max_read_bytes")
+	default:
+		return contracts.Wrap(contracts.CodeMCPProtocol, "mcp: a document tool's result does not carry its documents", err)
+	}
 }
 
 // upstreamErr maps a failed upstream request to a contract error; a

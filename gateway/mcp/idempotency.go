@@ -279,7 +279,7 @@ func idemKey(did identity.DID, upstream, tool, key string) string {
 // with the same arguments gets that outcome (replayed true) without
 // reaching the upstream; a repeat with other arguments, or while the first
 // is in flight, is refused with REPLAY_DETECTED.
-func (g *Gateway) idempotent(ctx context.Context, did identity.DID, upstream, tool, digest, key string, canon []byte) (*sdk.CallToolResult, bool, error) {
+func (g *Gateway) idempotent(ctx context.Context, did identity.DID, upstream, tool, digest, key string, canon []byte, doc *capability.DocSpec) (*sdk.CallToolResult, bool, error) {
 	if key == "" {
 		return nil, false, contracts.Errorf(contracts.CodeInvalidInput, "mcp: this tool requires params._meta."+MetaIdempotencyKey)
 	}
@@ -310,7 +310,7 @@ func (g *Gateway) idempotent(ctx context.Context, did identity.DID, upstream, to
 		res.Meta[MetaReplayed] = true
 		return &res, true, nil
 	}
-	res, err := g.forward(ctx, upstream, tool, canon)
+	res, err := g.forward(ctx, upstream, tool, canon, doc)
 	// The outcome is stored with a context of its own: a client that
 	// hangs up must not leave the key in flight.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.ConnectTimeout)

@@ -319,3 +319,44 @@ func FuzzParseWriteMeta(f *testing.F) {
 		}
 	})
 }
+
+// TestDocumentReadLimit: a read tool whose registry entry bounds the
+// documents it returns: a larger one is refused (DOC_SIZE_EXCEEDED), a
+// result without it is a bad upstream answer (MCP_PROTOCOL).
+func TestDocumentReadLimit(t *testing.T) {
+	raw := `{"schema_id":"talos.mcp.tool_registry","schema_version":"v1","server_id":"docs","server_version":"1","tools":[
+		{"tool_name":"get","tool_class":"read","is_document_op":true,
+		 "document_spec":{"read_content_pointers":["/text"],"content_encoding":"utf8","max_read_bytes":4}}]}`
+	reg, err := capability.ParseToolRegistry([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(c *Config, _ *map[string]budget.Limit) {
+		s := sdk.NewServer(&sdk.Implementation{Name: "docs", Version: "1"}, nil)
+		sdk.AddTool(s, &sdk.Tool{Name: "get", Annotations: &sdk.ToolAnnotations{ReadOnlyHint: true}},
+			func(_ context.Context, _ *sdk.CallToolRequest, a pathArgs) (*sdk.CallToolResult, map[string]any, error) {
+				if a.Path == "/none" {
+					return nil, map[string]any{"other": 1}, nil
+				}
+				return nil, map[string]any{"text": a.Data}, nil
+			})
+		c.Upstreams = map[string]Dialer{"docs": InMemoryUpstream(s)}
+		c.Registry = reg
+	})
+	alice := f.agent("t")
+	tok, _ := capability.Issue(f.root, alice.DID().String(), []capability.Grant{{Tool: "docs", Actions: []string{"get"}}},
+		time.Now().Add(time.Hour), capability.IssueOptions{})
+	cs := f.session(alice, tok.Encode())
+	get := func(path, data string) (*sdk.CallToolResult, error) {
+		return cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "docs.get", Arguments: map[string]any{"path": path, "data": data}})
+	}
+	if _, err := get("/a", "1234"); err != nil {
+		t.Fatalf("within the limit: %v", err)
+	}
+	if _, err := get("/a", "12345"); talosCode(t, err) != capability.CodeDocSizeExceeded {
+		t.Fatalf("over the limit: %v", err)
+	}
+	if _, err := get("/none", ""); talosCode(t, err) != contracts.CodeMCPProtocol {
+		t.Fatalf("no document: %v", err)
+	}
+}
