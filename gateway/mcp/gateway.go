@@ -607,6 +607,12 @@ func (g *Gateway) session(ctx context.Context, name string) (*sdk.ClientSession,
 		return nil, err
 	}
 	g.mu.Lock()
+	if g.closed { // Close ran while connecting
+		g.mu.Unlock()
+		mu.Unlock()
+		cs.Close()
+		return nil, contracts.Errorf(contracts.CodeUpstream5xx, "mcp: gateway closed")
+	}
 	g.upstreams[name] = cs
 	g.mu.Unlock()
 	mu.Unlock()
