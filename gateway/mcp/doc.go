@@ -43,7 +43,12 @@
 //     under the key, or a repeat while the first runs, are REPLAY_DETECTED.
 //     Document tools are checked against the registry's document spec
 //     (size, encoding, pointers, [MetaExpectedDocumentHashes]), and a
-//     declared [MetaArgsDigest] must match the arguments.
+//     declared [MetaArgsDigest] must match the arguments. Package
+//     gateway/mcp/postgres keeps keys on PostgreSQL.
+//   - Resources and prompts of upstreams that offer them are listed and
+//     proxied by the same rules: capability tool = the upstream, action
+//     [ActionReadResource] or [ActionGetPrompt]; prompts are named
+//     "<upstream>.<prompt>".
 //
 // # Security
 //
