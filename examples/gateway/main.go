@@ -81,13 +81,10 @@ func run(ctx context.Context, args []string, ready func(addr string)) error {
 	// readOnlyHint, each call decided by a Kernel trusting only the issuer.
 	gw, err := mcp.New(ctx, mcp.Config{
 		Upstreams: map[string]mcp.Dialer{"files": mcp.HTTPUpstream(*upstream, nil)},
-		NewKernel: func(reg *capability.ToolRegistry) (*talos.Kernel, error) {
+		NewKernelConfig: func(reg *capability.ToolRegistry) (talos.KernelConfig, error) {
 			v, err := capability.NewVerifier(capability.Config{TrustedIssuers: []identity.DID{issuer},
 				Revocations: capability.NewMemRevocationStore(nil), Registry: reg})
-			if err != nil {
-				return nil, err
-			}
-			return talos.NewKernel(talos.KernelConfig{Authorizer: v, Limits: limits, Audit: auditLog, Events: events})
+			return talos.KernelConfig{Authorizer: v, Limits: limits, Audit: auditLog, Events: events}, err
 		},
 	})
 	if err != nil {

@@ -90,7 +90,12 @@ func TestGateway(t *testing.T) {
 	if reads.Load() != 1 || deletes.Load() != 0 {
 		t.Fatalf("upstream saw %d reads, %d deletes; want 1, 0", reads.Load(), deletes.Load())
 	}
-	if after := checkpointSize(t, base); after != before+2 {
+	// The read-only token lists only the read tool (one more audited call).
+	list, err := cs.ListTools(ctx, nil)
+	if err != nil || len(list.Tools) != 1 || list.Tools[0].Name != "files.read_file" {
+		t.Fatalf("tools/list under a read-only token: %+v %v", list, err)
+	}
+	if after := checkpointSize(t, base); after != before+3 {
 		t.Fatalf("audit log grew from %d to %d, want one event per call", before, after)
 	}
 	// An unsigned request never reaches the gateway.
