@@ -9,12 +9,13 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 
+	"github.com/talosgo/talos/gateway/serve"
 	"github.com/talosgo/talos/internal/testenv"
 )
 
-func ready(t *testing.T, ts *testServer) (int, readyBody) {
+func ready(t *testing.T, ts *testServer) (int, serve.ReadyBody) {
 	t.Helper()
-	var b readyBody
+	var b serve.ReadyBody
 	st := decode(t, ts.do(t, "GET", "/health/ready", "", nil), &b)
 	return st, b
 }

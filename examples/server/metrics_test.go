@@ -86,17 +86,3 @@ func TestAccessLogLines(t *testing.T) {
 		t.Error("the log carries the token")
 	}
 }
-
-func TestOTLPEndpointURL(t *testing.T) {
-	for _, c := range []struct{ in, signal, want string }{
-		{"http://127.0.0.1:4318", "traces", "http://127.0.0.1:4318/v1/traces"},
-		{"http://127.0.0.1:4318/", "metrics", "http://127.0.0.1:4318/v1/metrics"},
-		{"http://127.0.0.1:4318/v1/traces", "metrics", "http://127.0.0.1:4318/v1/metrics"},
-		{"http://127.0.0.1:4318/v1/traces", "traces", "http://127.0.0.1:4318/v1/traces"},
-		{"https://otel.example/prefix", "metrics", "https://otel.example/prefix/v1/metrics"},
-	} {
-		if got := otlpEndpoint(c.in, c.signal); got != c.want {
-			t.Errorf("otlpEndpoint(%q, %s) = %q, want %q", c.in, c.signal, got, c.want)
-		}
-	}
-}

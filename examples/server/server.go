@@ -9,7 +9,6 @@ import (
 	"os"
 
 	"github.com/redis/go-redis/v9"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/talosgo/talos"
@@ -18,6 +17,8 @@ import (
 	"github.com/talosgo/talos/gateway/otelredact"
 	"github.com/talosgo/talos/gateway/pgsplit"
 	"github.com/talosgo/talos/gateway/secrets"
+	"github.com/talosgo/talos/gateway/serve"
+	"github.com/talosgo/talos/gateway/telemetry"
 	"github.com/talosgo/talos/identity"
 )
 
@@ -36,20 +37,19 @@ type Server struct {
 	db    *pgsplit.DB           // nil without PostgreSQL
 	redis redis.UniversalClient // nil without Redis
 
-	tp       *sdktrace.TracerProvider
-	metrics  *telemetry // GET /metrics and the OTLP metric exporter
+	tel      *telemetry.Telemetry // tracer and meter providers, GET /metrics
 	tracer   trace.Tracer
 	redactor *otelredact.Redactor
 
 	configs *config.Service
-	core    *core // kernel, gateway, A2A and audit services
-	checks  []readyCheck
+	core    *core        // kernel, gateway, A2A and audit services
+	health  serve.Health // GET /health/live and /health/ready
 	// dirProbe caches the data directory readiness probe.
 	dirProbe dataDirProbe
 
 	mux     *http.ServeMux
 	handler http.Handler
-	life    lifecycle
+	life    *serve.Lifecycle
 }
 
 // New prepares a server from cfg: it creates the data directory, loads or
@@ -70,8 +70,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if cfg.stdout == nil {
 		cfg.stdout = os.Stdout
 	}
-	s := &Server{cfg: cfg, log: log, redactor: otelredact.New(otelredact.Config{})}
-	s.life.log = log
+	s := &Server{cfg: cfg, log: log, redactor: otelredact.New(otelredact.Config{}), life: serve.NewLifecycle(log)}
 	defer func() {
 		if err != nil {
 			s.Close(context.WithoutCancel(ctx))
@@ -81,10 +80,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if err := prepareDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	if err := s.setupTracing(ctx); err != nil {
-		return nil, err
-	}
-	if err := s.setupMetrics(ctx); err != nil {
+	if err := s.setupTelemetry(ctx); err != nil {
 		return nil, err
 	}
 	master, generated, err := loadMasterKey(cfg)
@@ -158,7 +154,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 
 	s.mux = http.NewServeMux()
 	s.mountServices(s.mux)
-	s.handler = talos.AccessLog(log, s.traced(s.mux))
+	s.handler = talos.AccessLog(log, s.tel.Middleware(s.mux))
 	return s, nil
 }
 
@@ -170,4 +166,4 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // TracerProvider returns the server's tracer provider (exports redacted
 // spans); main installs it as the global provider.
-func (s *Server) TracerProvider() trace.TracerProvider { return s.tp }
+func (s *Server) TracerProvider() trace.TracerProvider { return s.tel.TracerProvider() }

@@ -16,9 +16,9 @@ import "net/http"
 //
 // Every other path answers 404 with the contract error body.
 func (s *Server) mountServices(mux *http.ServeMux) {
-	mux.HandleFunc("GET /health/live", s.handleLive)
-	mux.HandleFunc("GET /health/ready", s.handleReady)
-	mux.Handle("GET /metrics", s.metrics.handler)
+	mux.HandleFunc("GET /health/live", s.health.Live)
+	mux.HandleFunc("GET /health/ready", s.health.Ready)
+	mux.Handle("GET /metrics", s.tel.MetricsHandler())
 	s.configs.Register(mux, s.requireAdmin)
 	s.core.mount(mux, s.requireAdmin)
 	mux.HandleFunc("/", handleNotFound)

@@ -105,7 +105,7 @@ func TestTracingRedactsSecrets(t *testing.T) {
 	ts.do(t, "GET", "/v1/config/budget/team-a", ts.cred, nil)
 	ts.do(t, "PUT", "/v1/config/budget/team-a", ts.cred, []byte(budgetA))
 
-	if err := ts.tp.ForceFlush(context.Background()); err != nil {
+	if err := ts.tel.TracerProvider().ForceFlush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	spans := ts.spans.GetSpans()
@@ -143,7 +143,7 @@ func TestTracingPropagatesTraceparent(t *testing.T) {
 	if e.RequestID != "4bf92f3577b34da6a3ce929d0e0e4736" || e.Code != "NOT_FOUND" {
 		t.Fatalf("error body %+v", e)
 	}
-	ts.tp.ForceFlush(context.Background())
+	ts.tel.TracerProvider().ForceFlush(context.Background())
 	spans := ts.spans.GetSpans()
 	if len(spans) != 1 || spans[0].Parent.SpanID().String() != "00f067aa0ba902b7" || spans[0].Name != "/" {
 		t.Fatalf("spans %+v", spans)
