@@ -7,8 +7,10 @@
 //
 //	go run ./internal/testrun [-race] [-short] [-v] [-timeout 20m] [-run RE] [packages]
 //
-// The packages default to ./..., which in workspace mode covers every module
-// listed in go.work. testrun runs go test -json and prints one line per
+// The packages default to <module>/... for every module of the workspace
+// (go list -m: each module listed in go.work); ./... alone would stop at the
+// first nested go.mod and leave the gateway and example modules untested.
+// testrun runs go test -json and prints one line per
 // package (ok / FAIL / no test files), the output of every failing test, and
 // then the summary; the last line is "tests: N passed, N failed, N skipped".
 // It exits 1 if any test or package failed (or if go test itself failed), and
@@ -22,6 +24,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -61,7 +64,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	pkgs := fs.Args()
 	if len(pkgs) == 0 {
-		pkgs = []string{"./..."}
+		mods, err := workspaceModules()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testrun:", err)
+			return 1
+		}
+		for _, m := range mods {
+			pkgs = append(pkgs, m+"/...")
+		}
 	}
 	goArgs := []string{"test", "-json", "-timeout", *timeout, fmt.Sprintf("-count=%d", *count)}
 	if *race {
@@ -218,4 +228,18 @@ func (s *summary) finish(w io.Writer, waitErr error, took time.Duration) int {
 		return 1
 	}
 	return 0
+}
+
+// workspaceModules lists the module paths of the workspace (go list -m),
+// which must be more than one when a go.work is in effect.
+func workspaceModules() ([]string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Path}}").Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list -m: %w", err)
+	}
+	mods := strings.Fields(string(out))
+	if len(mods) == 0 {
+		return nil, errors.New("go list -m listed no module")
+	}
+	return mods, nil
 }
