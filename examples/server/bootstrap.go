@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -14,18 +12,18 @@ import (
 	"strings"
 
 	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/gateway/admin"
 	"github.com/talosgo/talos/gateway/secrets"
 	"github.com/talosgo/talos/identity"
 )
 
 // The master key file and the ids of the bootstrap secrets.
 const (
-	masterKeyFile       = "master.key"
-	secretsFileName     = "secrets.json"
-	identitySeedSecret  = "server/identity-seed"
-	adminHashSecret     = "server/admin-bootstrap-sha256"
-	adminCredentialPfx  = "talos_admin_"
-	adminCredentialSize = 32
+	masterKeyFile      = "master.key"
+	secretsFileName    = "secrets.json"
+	identitySeedSecret = "server/identity-seed"
+	adminHashSecret    = "server/admin-bootstrap-sha256"
+	adminCredentialPfx = admin.BootstrapPrefix
 )
 
 // prepareDataDir creates the data directory 0700, refuses one that other
@@ -145,45 +143,14 @@ func loadIdentity(ctx context.Context, sec *secrets.Vault) (*identity.Wallet, er
 }
 
 // bootstrapAdmin creates the one-time admin bootstrap credential on first
-// start. It returns the credential only when this call created it (print it
-// once, it is never shown again), and the SHA-256 of the stored credential.
-// Only the hash is stored.
+// start (gateway/admin.Bootstrap): it returns the credential only when this
+// call created it (print it once), and the SHA-256 of the stored credential.
 func bootstrapAdmin(ctx context.Context, sec *secrets.Vault) (credential string, hash [32]byte, err error) {
-	stored, err := sec.Get(ctx, adminHashSecret)
-	if err == nil {
-		if len(stored) != len(hash) {
-			return "", hash, errors.New("admin credential hash is corrupt")
-		}
-		copy(hash[:], stored)
-		return "", hash, nil
-	}
-	if !errors.Is(err, contracts.ErrNotFound) {
-		return "", hash, err
-	}
-	raw := make([]byte, adminCredentialSize)
-	if _, err := rand.Read(raw); err != nil {
-		return "", hash, err
-	}
-	cred := adminCredentialPfx + contracts.EncodeBase64URL(raw)
-	clear(raw)
-	h := sha256.Sum256([]byte(cred))
-	created, err := sec.Create(ctx, adminHashSecret, h[:])
-	if err != nil {
-		return "", hash, err
-	}
-	if !created {
-		// Another replica bootstrapped at the same time: it prints its own.
-		return bootstrapAdmin(ctx, sec)
-	}
-	return cred, h, nil
+	return admin.Bootstrap(ctx, sec, adminHashSecret)
 }
 
 // checkAdminCredential compares a presented credential with the stored hash
 // in constant time.
 func checkAdminCredential(presented string, hash [32]byte) bool {
-	if !strings.HasPrefix(presented, adminCredentialPfx) {
-		return false
-	}
-	h := sha256.Sum256([]byte(presented))
-	return subtle.ConstantTimeCompare(h[:], hash[:]) == 1
+	return admin.CheckBootstrap(presented, hash)
 }
