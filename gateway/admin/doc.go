@@ -37,8 +37,9 @@
 // # Security
 //
 //   - Every route is behind Config.Authenticate; the package has no
-//     credential of its own (examples/server uses its bootstrap bearer
-//     credential).
+//     credential of its own; [Bootstrap] makes a first one (a hash-only
+//     bearer credential, checked with [CheckBootstrap]), which
+//     examples/server uses.
 //   - A change is validated, then stored, then applied, then audited:
 //     invalid input changes nothing; a store failure changes nothing; an
 //     audit failure is answered as a failure (the change is applied).
