@@ -95,13 +95,13 @@ type Attester struct {
 // Opcode, is an error with code TALOS_INVALID_INPUT.
 func NewAttester(cfg AttesterConfig) (*Attester, error) {
 	if cfg.Routes == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "talos: AttesterConfig.Routes is required")
+		return nil, contracts.New(contracts.CodeInvalidInput, "talos: AttesterConfig.Routes is required")
 	}
 	if cfg.Attestation.Opcode != nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "talos: AttesterConfig.Attestation.Opcode must be nil: the opcode is the matched route's")
+		return nil, contracts.New(contracts.CodeInvalidInput, "talos: AttesterConfig.Attestation.Opcode must be nil: the opcode is the matched route's")
 	}
 	if cfg.Unmatched != Deny && cfg.Unmatched != PassThrough {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "talos: AttesterConfig.Unmatched must be Deny or PassThrough")
+		return nil, contracts.New(contracts.CodeInvalidInput, "talos: AttesterConfig.Unmatched must be Deny or PassThrough")
 	}
 	vc := cfg.Attestation
 	vc.Opcode = routeOpcode
@@ -119,7 +119,7 @@ func (a *Attester) Routes() *RouteTable { return a.routes }
 func routeOpcode(r *http.Request) (string, error) {
 	st := stateFrom(r.Context())
 	if st == nil {
-		return "", contracts.Errorf(contracts.CodeAuthInvalid, "talos: no route")
+		return "", contracts.New(contracts.CodeAuthInvalid, "talos: no route")
 	}
 	return st.route.Opcode, nil
 }
@@ -260,9 +260,9 @@ func (a *Attester) Wrap(next http.Handler) http.Handler {
 }
 
 // denial is the error a middleware answers with: the code and nothing else.
-func denial(code string, retryable bool) *contracts.Error {
+func denial(code contracts.Code, retryable bool) *contracts.Error {
 	if code == "" {
 		code = contracts.CodeDenied
 	}
-	return &contracts.Error{Code: code, Message: "request denied: " + code, Retryable: retryable}
+	return &contracts.Error{Code: code, Message: "request denied: " + string(code), Retryable: retryable}
 }

@@ -37,7 +37,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if r != nil {
 		if o := observationFrom(r.Context()); o != nil && o.Code == "" {
-			o.Code = body.Code
+			o.Code = string(body.Code)
 		}
 		if sc := trace.SpanContextFromContext(r.Context()); sc.HasTraceID() {
 			body.RequestID = sc.TraceID().String()

@@ -118,7 +118,7 @@ type Outcome struct {
 	Allowed bool
 	// Code is the contract error code of the first stage that denied or
 	// failed ("" when allowed and the handler succeeded).
-	Code string
+	Code contracts.Code
 	// Status is the HTTP status to answer with.
 	Status int
 	// Rate is the rate-limit result, when Limits is configured.
@@ -149,7 +149,7 @@ func (k *Kernel) Do(ctx context.Context, call Call, h Handler) (Outcome, error) 
 		if o := observationFrom(ctx); o != nil {
 			o.Surface, o.Decided, o.Allowed, o.Reason = call.SurfaceID, true, out.Allowed, out.Decision.Reason
 			if out.Code != "" {
-				o.Code = out.Code
+				o.Code = string(out.Code)
 			}
 		}
 	}()
@@ -157,7 +157,7 @@ func (k *Kernel) Do(ctx context.Context, call Call, h Handler) (Outcome, error) 
 	span.SetAttributes(
 		attribute.Bool("talos.allowed", out.Allowed),
 		attribute.String("talos.reason", string(d.Reason)),
-		attribute.String("talos.code", out.Code),
+		attribute.String("talos.code", string(out.Code)),
 		attribute.String("talos.tool", d.Tool),
 		attribute.String("talos.action", d.Action),
 		attribute.String("talos.principal", d.Principal.String()),
@@ -169,7 +169,7 @@ func (k *Kernel) Do(ctx context.Context, call Call, h Handler) (Outcome, error) 
 	}
 	err := errors.Join(runErr, auditErr)
 	if err != nil {
-		span.SetStatus(codes.Error, contracts.CodeOf(err))
+		span.SetStatus(codes.Error, string(contracts.CodeOf(err)))
 		if out.Code == "" {
 			out.Code = contracts.CodeInternal
 			out.Status = http.StatusInternalServerError
@@ -180,7 +180,7 @@ func (k *Kernel) Do(ctx context.Context, call Call, h Handler) (Outcome, error) 
 
 func (k *Kernel) run(ctx context.Context, call Call, h Handler) (Outcome, error) {
 	var out Outcome
-	deny := func(code string, err error) (Outcome, error) {
+	deny := func(code contracts.Code, err error) (Outcome, error) {
 		out.Allowed = false
 		out.Code = code
 		out.Status = contracts.HTTPStatus(code)
@@ -193,7 +193,7 @@ func (k *Kernel) run(ctx context.Context, call Call, h Handler) (Outcome, error)
 		d = *call.Decision
 		if p := call.Request.Principal; !p.IsZero() && d.Principal != p {
 			out.Decision = capability.Decision{Principal: p, Tool: call.Request.Tool, Action: call.Request.Action}
-			return deny(contracts.CodeInternal, contracts.Errorf(contracts.CodeInternal, "talos: Call.Decision is for another principal"))
+			return deny(contracts.CodeInternal, contracts.New(contracts.CodeInternal, "talos: Call.Decision is for another principal"))
 		}
 	} else {
 		t0 := time.Now()
@@ -309,7 +309,7 @@ func (k *Kernel) audit(ctx context.Context, call Call, out *Outcome) (audit.Rece
 		meta["action"] = d.Action
 	}
 	if out.Code != "" {
-		meta["error_code"] = out.Code
+		meta["error_code"] = string(out.Code)
 	}
 	if out.Reservation.ID != "" {
 		meta["budget_reservation"] = out.Reservation.ID

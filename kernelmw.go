@@ -62,14 +62,14 @@ type kernelRoutes struct {
 // (RATE_LIMITED with a Retry-After header).
 func (k *Kernel) Middleware(cfg KernelMiddlewareConfig) (*Middleware, error) {
 	if cfg.Attester == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "talos: KernelMiddlewareConfig.Attester is required")
+		return nil, contracts.New(contracts.CodeInvalidInput, "talos: KernelMiddlewareConfig.Attester is required")
 	}
 	kr := &kernelRoutes{k: k, att: cfg.Attester, prepare: cfg.Prepare, onError: cfg.OnError}
 	return &Middleware{att: cfg.Attester, authz: k.cfg.Authorizer, kernel: kr}, nil
 }
 
 // errHandler5xx releases the reservation of a call whose handler failed.
-var errHandler5xx = contracts.Errorf(contracts.CodeInternal, "talos: handler answered 5xx")
+var errHandler5xx = contracts.New(contracts.CodeInternal, "talos: handler answered 5xx")
 
 func (kr *kernelRoutes) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

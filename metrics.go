@@ -158,7 +158,7 @@ func (km *kernelMetrics) record(ctx context.Context, surface string, out *Outcom
 	case out.Code == contracts.CodeInternal || out.Status >= 500:
 		outcome = "error"
 	}
-	km.decisions.Add(ctx, 1, km.attrs(attrKey{kindDecision, surface, outcome, clip(string(out.Decision.Reason)), clip(out.Code)}))
+	km.decisions.Add(ctx, 1, km.attrs(attrKey{kindDecision, surface, outcome, clip(string(out.Decision.Reason)), clip(string(out.Code))}))
 	km.call.Record(ctx, time.Since(began).Seconds(), km.attrs(attrKey{kind: kindSurfaceOutcome, a: surface, b: outcome}))
 	result := "ok"
 	if !auditOK {

@@ -69,7 +69,7 @@ type Middleware struct {
 // TALOS_INVALID_INPUT.
 func NewMiddleware(cfg MiddlewareConfig) (*Middleware, error) {
 	if cfg.Attester == nil || cfg.Authorizer == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "talos: MiddlewareConfig.Attester and .Authorizer are required")
+		return nil, contracts.New(contracts.CodeInvalidInput, "talos: MiddlewareConfig.Attester and .Authorizer are required")
 	}
 	return &Middleware{att: cfg.Attester, authz: cfg.Authorizer, onDecision: cfg.OnDecision}, nil
 }

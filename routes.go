@@ -73,7 +73,7 @@ func NewRouteTable(routes []Route) (t *RouteTable, err error) {
 	}
 	for i, r := range routes {
 		bad := func(msg string) error {
-			return contracts.Errorf(contracts.CodeInvalidInput, "talos: route "+strconv.Itoa(i)+" ("+strconv.Quote(r.Pattern)+"): "+msg)
+			return contracts.New(contracts.CodeInvalidInput, "talos: route "+strconv.Itoa(i)+" ("+strconv.Quote(r.Pattern)+"): "+msg)
 		}
 		switch {
 		case r.AttestOnly && (r.Tool != "" || r.Action != ""):
@@ -118,7 +118,7 @@ func register(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 			if e, ok := p.(error); ok {
 				msg = e.Error()
 			}
-			err = contracts.Errorf(contracts.CodeInvalidInput, msg)
+			err = contracts.New(contracts.CodeInvalidInput, msg)
 		}
 	}()
 	mux.Handle(pattern, h)
@@ -137,7 +137,7 @@ func checkPatternMux() error {
 		mux := http.NewServeMux()
 		mux.Handle("/p/{x}", routeHandler(0))
 		if _, p := mux.Handler(&http.Request{Method: "GET", URL: &url.URL{Path: "/p/a"}}); p != "/p/{x}" {
-			patternMuxErr = contracts.Errorf(contracts.CodeInvalidInput,
+			patternMuxErr = contracts.New(contracts.CodeInvalidInput,
 				"talos: net/http ServeMux patterns are disabled (GODEBUG httpmuxgo121=1): routes with wildcards would be literal paths")
 		}
 	})
@@ -269,7 +269,7 @@ func (t *RouteTable) ownMatch(r *http.Request) (Route, bool) {
 func (t *RouteTable) Opcode(r *http.Request) (string, error) {
 	rt, ok := t.Lookup(r)
 	if !ok {
-		return "", contracts.Errorf(contracts.CodeNotFound, "talos: no route")
+		return "", contracts.New(contracts.CodeNotFound, "talos: no route")
 	}
 	return rt.Opcode, nil
 }
@@ -291,7 +291,7 @@ func NewClientRouteTable(opcodes map[string]string) (*RouteTable, error) {
 	routes := make([]Route, 0, len(patterns))
 	for _, p := range patterns {
 		if opcodes[p] == "" {
-			return nil, contracts.Errorf(contracts.CodeInvalidInput, "talos: route "+strconv.Quote(p)+" has no opcode")
+			return nil, contracts.New(contracts.CodeInvalidInput, "talos: route "+strconv.Quote(p)+" has no opcode")
 		}
 		routes = append(routes, Route{Pattern: p, Opcode: opcodes[p], AttestOnly: true})
 	}

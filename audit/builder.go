@@ -101,7 +101,7 @@ type EventBuilder struct {
 // the allowlist.
 func NewEventBuilder(cfg BuilderConfig) (*EventBuilder, error) {
 	if cfg.IPHashKey != nil && cfg.IPHashKeyID == "" {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: BuilderConfig.IPHashKeyID is required with IPHashKey")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit: BuilderConfig.IPHashKeyID is required with IPHashKey")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

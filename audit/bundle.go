@@ -83,7 +83,7 @@ type BundleOptions struct {
 // [VerifyBundle].
 func (l *Log) ExportBundle(ctx context.Context, start, end uint64, opt BundleOptions) ([]byte, error) {
 	if end <= start || end-start > MaxBundleEvents {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: bundle range empty or too large")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit: bundle range empty or too large")
 	}
 	cp, err := l.Checkpoint(ctx)
 	if err != nil {
@@ -161,7 +161,7 @@ func (l *Log) ExportBundle(ctx context.Context, start, end uint64, opt BundleOpt
 // and checkpoint, never on those members.
 func VerifyBundle(raw []byte, v note.Verifier) ([]*Event, Checkpoint, error) {
 	if len(raw) > MaxBundleSize {
-		return nil, Checkpoint{}, contracts.Errorf(contracts.CodeInvalidInput, "audit: bundle too large")
+		return nil, Checkpoint{}, contracts.New(contracts.CodeInvalidInput, "audit: bundle too large")
 	}
 	if err := contracts.CheckJSON(raw, false); err != nil {
 		return nil, Checkpoint{}, err
@@ -177,7 +177,7 @@ func VerifyBundle(raw []byte, v note.Verifier) ([]*Event, Checkpoint, error) {
 		return nil, Checkpoint{}, err
 	}
 	if len(b.Events) == 0 || len(b.Events) > MaxBundleEvents || b.Integrity.TotalEvents != len(b.Events) {
-		return nil, Checkpoint{}, contracts.Errorf(contracts.CodeInvalidInput, "audit: bundle event count is wrong")
+		return nil, Checkpoint{}, contracts.New(contracts.CodeInvalidInput, "audit: bundle event count is wrong")
 	}
 	out := make([]*Event, 0, len(b.Events))
 	for i, be := range b.Events {
@@ -194,7 +194,7 @@ func VerifyBundle(raw []byte, v note.Verifier) ([]*Event, Checkpoint, error) {
 		}
 		cur, err := pos.Encode()
 		if err != nil || be.ID != e.EventID || be.Timestamp != pos.Timestamp || be.Cursor != cur {
-			return nil, Checkpoint{}, contracts.Errorf(contracts.CodeInvalidInput, "audit: bundle event fields do not match the event")
+			return nil, Checkpoint{}, contracts.New(contracts.CodeInvalidInput, "audit: bundle event fields do not match the event")
 		}
 		if len(be.Proof) > MaxProofHashes {
 			return nil, Checkpoint{}, cpError("proof too long")

@@ -32,7 +32,7 @@ const (
 // ErrChainBroken matches (errors.Is) every error reporting a hash-chain
 // object whose digest does not recompute or whose link does not point at the
 // previous object. Its code is TGA_HASH_CHAIN_BROKEN.
-var ErrChainBroken = &contracts.Error{Code: contracts.CodeTGAHashChainBroken}
+var ErrChainBroken = contracts.NewSentinel(contracts.CodeTGAHashChainBroken, "")
 
 // A ChainSpec names the fields of one hash-chained object family.
 // The zero value is not usable; use one of the predefined specs or set
@@ -125,14 +125,14 @@ func objectMembers(event any) (map[string]json.RawMessage, error) {
 		raw = b
 	}
 	if len(raw) > MaxChainObjectSize {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: chain object too large")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit: chain object too large")
 	}
 	canon, err := contracts.Canonicalize(raw)
 	if err != nil {
 		return nil, contracts.Wrap(contracts.CodeInvalidInput, "audit: chain object is not valid JSON", err)
 	}
 	if len(canon) == 0 || canon[0] != '{' {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: chain object is not a JSON object")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit: chain object is not a JSON object")
 	}
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(canon, &members); err != nil {
@@ -229,7 +229,7 @@ func ResumeChain(spec ChainSpec, head string, n int) (*Chain, error) {
 	c := NewChain(spec)
 	sum, ok := spec.decodeDigest(head)
 	if !ok {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: chain head is not a digest")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit: chain head is not a digest")
 	}
 	c.head, c.hasHead, c.n = sum, true, n
 	return c, nil
@@ -373,11 +373,11 @@ func (c *Chain) broken(msg string) error {
 func stringMember(members map[string]json.RawMessage, name string) (string, error) {
 	raw, ok := members[name]
 	if !ok {
-		return "", contracts.Errorf(contracts.CodeInvalidInput, "audit: chain object lacks "+name)
+		return "", contracts.New(contracts.CodeInvalidInput, "audit: chain object lacks "+name)
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", contracts.Errorf(contracts.CodeInvalidInput, "audit: "+name+" is not a string")
+		return "", contracts.New(contracts.CodeInvalidInput, "audit: "+name+" is not a string")
 	}
 	return s, nil
 }
@@ -407,7 +407,7 @@ func VerifyArtifactDigest(artifact []byte) (string, error) {
 	}
 	want, ok := ArtifactDigest.decodeDigest(claimed)
 	if !ok {
-		return "", contracts.Errorf(contracts.CodeTGAHashChainBroken, "audit: _digest is not a SHA-256 digest")
+		return "", contracts.New(contracts.CodeTGAHashChainBroken, "audit: _digest is not a SHA-256 digest")
 	}
 	delete(members, ArtifactDigest.DigestField)
 	canon, err := canonicalMembers(members)
@@ -415,7 +415,7 @@ func VerifyArtifactDigest(artifact []byte) (string, error) {
 		return "", err
 	}
 	if sha256.Sum256(canon) != want {
-		return "", contracts.Errorf(contracts.CodeTGAHashChainBroken, "audit: _digest does not match the artifact")
+		return "", contracts.New(contracts.CodeTGAHashChainBroken, "audit: _digest does not match the artifact")
 	}
 	return claimed, nil
 }
@@ -428,7 +428,7 @@ func VerifyArtifactDigest(artifact []byte) (string, error) {
 func VerifyArtifactChain(artifacts ...[]byte) error {
 	links := [...]string{"", "action_request_digest", "supervisor_decision_digest", "tool_call_digest"}
 	if len(artifacts) == 0 || len(artifacts) > len(links) {
-		return contracts.Errorf(contracts.CodeInvalidInput, "audit: a TGA trace has 1 to 4 artifacts")
+		return contracts.New(contracts.CodeInvalidInput, "audit: a TGA trace has 1 to 4 artifacts")
 	}
 	var parent [sha256.Size]byte
 	for i, a := range artifacts {
@@ -443,11 +443,11 @@ func VerifyArtifactChain(artifacts ...[]byte) error {
 			}
 			link, err := stringMember(members, links[i])
 			if err != nil {
-				return contracts.Errorf(contracts.CodeTGAHashChainBroken, "audit: artifact lacks "+links[i])
+				return contracts.New(contracts.CodeTGAHashChainBroken, "audit: artifact lacks "+links[i])
 			}
 			got, ok := ArtifactDigest.decodeDigest(link)
 			if !ok || got != parent {
-				return contracts.Errorf(contracts.CodeTGAHashChainBroken, "audit: "+links[i]+" does not match the parent artifact")
+				return contracts.New(contracts.CodeTGAHashChainBroken, "audit: "+links[i]+" does not match the parent artifact")
 			}
 		}
 		parent, _ = ArtifactDigest.decodeDigest(d)

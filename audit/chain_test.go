@@ -113,7 +113,7 @@ func TestStateTransitionVectors(t *testing.T) {
 	for _, c := range vec.Invalid {
 		t.Run(c.Description, func(t *testing.T) {
 			_, err := audit.CheckExecutionLog(entries(c.Entries))
-			if got := contracts.CodeOf(err); got != c.ExpectedError {
+			if got := contracts.CodeOf(err); string(got) != c.ExpectedError {
 				t.Fatalf("error %v, want code %s", err, c.ExpectedError)
 			}
 		})

@@ -25,10 +25,10 @@ type Hash = tlog.Hash
 var (
 	// ErrBadCheckpoint: a checkpoint note is malformed, carries no valid
 	// signature of the log's key, or names another origin.
-	ErrBadCheckpoint = &contracts.Error{Code: contracts.CodeCryptoError}
+	ErrBadCheckpoint = contracts.NewSentinel(contracts.CodeCryptoError, "")
 	// ErrBadProof: an inclusion or consistency proof does not verify. It
 	// shares the code of ErrBadCheckpoint, so each matches the other.
-	ErrBadProof = &contracts.Error{Code: contracts.CodeCryptoError}
+	ErrBadProof = contracts.NewSentinel(contracts.CodeCryptoError, "")
 )
 
 // ed25519 signature algorithm bytes of C2SP signed-note key hashes.
@@ -233,11 +233,11 @@ func (s *noteSigner) Sign(msg []byte) ([]byte, error) {
 
 func ed25519Public(s crypto.Signer) (ed25519.PublicKey, error) {
 	if s == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: nil signer")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit: nil signer")
 	}
 	pub, ok := s.Public().(ed25519.PublicKey)
 	if !ok || len(pub) != ed25519.PublicKeySize {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: signer is not Ed25519")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit: signer is not Ed25519")
 	}
 	return pub, nil
 }
@@ -252,7 +252,7 @@ func NewNoteSigner(name string, s crypto.Signer) (note.Signer, error) {
 		return nil, err
 	}
 	if !validKeyName(name) {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: invalid note key name")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit: invalid note key name")
 	}
 	return &noteSigner{name: name, hash: keyHash(name, algEd25519, pub), s: s}, nil
 }

@@ -100,7 +100,7 @@ type Resource struct {
 
 // eventError is the error of every event check: TALOS_INVALID_INPUT.
 func eventError(msg string) error {
-	return contracts.Errorf(contracts.CodeInvalidInput, "audit: event: "+msg)
+	return contracts.New(contracts.CodeInvalidInput, "audit: event: "+msg)
 }
 
 // CanonicalBytes returns the RFC 8785 canonical JSON of e without
@@ -628,7 +628,7 @@ func ParseEvent(raw []byte) (*Event, error) {
 		return nil, err
 	}
 	if got != want {
-		return nil, contracts.Errorf(contracts.CodeTGAHashChainBroken, "audit: event: event_hash does not match the event")
+		return nil, contracts.New(contracts.CodeTGAHashChainBroken, "audit: event: event_hash does not match the event")
 	}
 	return &e, nil
 }

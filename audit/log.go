@@ -100,10 +100,10 @@ type group struct {
 // not match its signed checkpoint is refused (TALOS_CRYPTO_ERROR).
 func New(ctx context.Context, cfg Config) (*Log, error) {
 	if cfg.Store == nil || cfg.Signer == nil || cfg.Verifier == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: Config.Store, Config.Signer and Config.Verifier are required")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit: Config.Store, Config.Signer and Config.Verifier are required")
 	}
 	if cfg.Signer.Name() != cfg.Verifier.Name() || cfg.Signer.KeyHash() != cfg.Verifier.KeyHash() {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: Config.Verifier is not the key of Config.Signer")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit: Config.Verifier is not the key of Config.Signer")
 	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
@@ -344,7 +344,7 @@ func (l *Log) CheckpointAt(ctx context.Context, size uint64) (Checkpoint, error)
 // ErrNotFound for a treeSize beyond the log.
 func (l *Log) InclusionProof(ctx context.Context, index, treeSize uint64) (tlog.RecordProof, error) {
 	if index >= treeSize {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: index outside the tree")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit: index outside the tree")
 	}
 	if err := l.checkSize(ctx, treeSize); err != nil {
 		return nil, err
@@ -360,7 +360,7 @@ func (l *Log) InclusionProof(ctx context.Context, index, treeSize uint64) (tlog.
 // tree of oldSize. Errors as for InclusionProof.
 func (l *Log) ConsistencyProof(ctx context.Context, oldSize, newSize uint64) (tlog.TreeProof, error) {
 	if oldSize > newSize {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: old size beyond new size")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit: old size beyond new size")
 	}
 	if err := l.checkSize(ctx, newSize); err != nil {
 		return nil, err

@@ -88,7 +88,7 @@ func CheckQuery(q Query) (limit int, after *contracts.Cursor, err error) {
 	case limit == 0:
 		limit = DefaultQueryLimit
 	case limit < 0 || limit > MaxQueryLimit:
-		return 0, nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: query limit out of range")
+		return 0, nil, contracts.New(contracts.CodeInvalidInput, "audit: query limit out of range")
 	}
 	if q.After != "" {
 		c, err := contracts.DecodeCursor(q.After)

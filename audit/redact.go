@@ -72,23 +72,23 @@ func NewRedactor(cfg RedactionConfig) (*Redactor, error) {
 	for _, rule := range cfg.Rules {
 		isMeta := strings.HasPrefix(rule.Field, "meta.") && len(rule.Field) > len("meta.")
 		if !isMeta && !redactableFields[rule.Field] {
-			return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: cannot redact field "+strconv.Quote(rule.Field))
+			return nil, contracts.New(contracts.CodeInvalidInput, "audit: cannot redact field "+strconv.Quote(rule.Field))
 		}
 		switch rule.Action {
 		case Drop:
 			if !isMeta && !strings.HasPrefix(rule.Field, "resource.") {
-				return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: cannot drop required field "+rule.Field)
+				return nil, contracts.New(contracts.CodeInvalidInput, "audit: cannot drop required field "+rule.Field)
 			}
 		case HMAC:
 			if len(cfg.HMACKey) == 0 || cfg.HMACKeyID == "" {
-				return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: HMAC rules need HMACKey and HMACKeyID")
+				return nil, contracts.New(contracts.CodeInvalidInput, "audit: HMAC rules need HMACKey and HMACKeyID")
 			}
 		case Truncate:
 			if rule.Keep < 1 {
-				return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: Truncate needs Keep ≥ 1")
+				return nil, contracts.New(contracts.CodeInvalidInput, "audit: Truncate needs Keep ≥ 1")
 			}
 		default:
-			return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: unknown redaction action")
+			return nil, contracts.New(contracts.CodeInvalidInput, "audit: unknown redaction action")
 		}
 		if rule.Field == "meta.*" {
 			rr := rule

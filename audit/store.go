@@ -12,10 +12,10 @@ import (
 var (
 	// ErrNotFound: the requested entry, hash or checkpoint does not exist
 	// (yet). Code NOT_FOUND.
-	ErrNotFound = &contracts.Error{Code: contracts.CodeNotFound}
+	ErrNotFound = contracts.NewSentinel(contracts.CodeNotFound, "")
 	// ErrStore: the back-end failed; the operation did not happen or its
 	// outcome is unknown. Code INTERNAL. Callers deny by default.
-	ErrStore = &contracts.Error{Code: contracts.CodeInternal}
+	ErrStore = contracts.NewSentinel(contracts.CodeInternal, "")
 )
 
 // storeError wraps a back-end failure.
@@ -29,7 +29,7 @@ func StoreError(msg string, cause error) error { return storeError(msg, cause) }
 
 // NotFound returns a NOT_FOUND error for Store implementations.
 func NotFound(msg string) error {
-	return contracts.Errorf(contracts.CodeNotFound, "audit: "+msg)
+	return contracts.New(contracts.CodeNotFound, "audit: "+msg)
 }
 
 // A BuildFunc computes the tlog stored hashes of entries appended after

@@ -28,9 +28,9 @@ const (
 // Errors of the TGA state machine; each matches (errors.Is) every error of
 // its contract code.
 var (
-	ErrInvalidTransition = &contracts.Error{Code: contracts.CodeStateInvalidTransition}
-	ErrSequenceGap       = &contracts.Error{Code: contracts.CodeStateSequenceGap}
-	ErrMissingToolCallID = &contracts.Error{Code: contracts.CodeMissingToolCallID}
+	ErrInvalidTransition = contracts.NewSentinel(contracts.CodeStateInvalidTransition, "")
+	ErrSequenceGap       = contracts.NewSentinel(contracts.CodeStateSequenceGap, "")
+	ErrMissingToolCallID = contracts.NewSentinel(contracts.CodeMissingToolCallID, "")
 )
 
 // An ExecutionEntry is the part of a TGA execution log entry that the state
@@ -144,7 +144,7 @@ func (m *ExecutionMachine) advance(e ExecutionEntry) {
 	}
 }
 
-func stateErr(code string, e ExecutionEntry, msg string) error {
+func stateErr(code contracts.Code, e ExecutionEntry, msg string) error {
 	return &contracts.Error{Code: code, Message: "audit: tga entry seq " + strconv.FormatInt(e.Seq, 10) + ": " + msg,
 		Details: map[string]any{"seq": e.Seq}}
 }
@@ -156,7 +156,7 @@ func stateErr(code string, e ExecutionEntry, msg string) error {
 // It returns the machine after the last entry.
 func CheckExecutionLog(entries []ExecutionEntry) (*ExecutionMachine, error) {
 	if len(entries) > MaxExecutionEntries {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: tga execution log too long")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit: tga execution log too long")
 	}
 	var seqs ExecutionMachine
 	for _, e := range entries {
@@ -217,7 +217,7 @@ func (m *ExecutionMachine) ToolCallID() string { return m.toolCallID }
 // machine after the last entry.
 func VerifyExecutionLog(spec ChainSpec, entries []json.RawMessage) (*ExecutionMachine, error) {
 	if len(entries) > MaxExecutionEntries {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: tga execution log too long")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit: tga execution log too long")
 	}
 	chain := NewChain(spec)
 	parsed := make([]ExecutionEntry, len(entries))

@@ -59,17 +59,17 @@ func (e *SplitViewError) Is(target error) bool { return target == ErrSplitView }
 // the error's contract code.
 func (e *SplitViewError) Unwrap() error { return ErrSplitView }
 
-// ErrSplitView matches every *SplitViewError. It is a *contracts.Error
-// with code TALOS_CRYPTO_ERROR, which a *SplitViewError also carries
+// ErrSplitView matches every *SplitViewError. It is a contracts.Sentinel
+// (errors.As finds a *contracts.Error) with code TALOS_CRYPTO_ERROR, which a *SplitViewError also carries
 // (contracts.CodeOf).
-var ErrSplitView = &contracts.Error{Code: contracts.CodeCryptoError, Message: "audit: split view"}
+var ErrSplitView = contracts.NewSentinel(contracts.CodeCryptoError, "audit: split view")
 
 // DetectSplitView compares two verified checkpoints of one log. Of equal
 // size, their roots must match; otherwise proof must show that the larger
 // extends the smaller. It returns a *SplitViewError when they conflict.
 func DetectSplitView(a, b Checkpoint, proof tlog.TreeProof) error {
 	if a.Origin != b.Origin {
-		return contracts.Errorf(contracts.CodeInvalidInput, "audit: checkpoints of different logs")
+		return contracts.New(contracts.CodeInvalidInput, "audit: checkpoints of different logs")
 	}
 	older, newer := a, b
 	if older.Size > newer.Size {
@@ -119,7 +119,7 @@ func NewCosigner(name string, s crypto.Signer, now func() time.Time) (note.Signe
 		return nil, err
 	}
 	if !validKeyName(name) {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: invalid cosigner name")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit: invalid cosigner name")
 	}
 	if now == nil {
 		now = time.Now
@@ -154,7 +154,7 @@ func (v *cosigVerifier) Verify(msg, sig []byte) bool {
 // NewCosignatureVerifier returns the note.Verifier of an Ed25519 cosigner.
 func NewCosignatureVerifier(name string, pub ed25519.PublicKey) (note.Verifier, error) {
 	if len(pub) != ed25519.PublicKeySize || !validKeyName(name) {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: invalid cosigner key")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit: invalid cosigner key")
 	}
 	return &cosigVerifier{name: name, hash: keyHash(name, algCosignature, pub), pub: pub}, nil
 }
@@ -278,7 +278,7 @@ type Witness struct {
 // NewWitness validates cfg and returns a witness with no history.
 func NewWitness(cfg WitnessConfig) (*Witness, error) {
 	if cfg.Signer == nil || len(cfg.Logs) == 0 {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: WitnessConfig.Signer and Logs are required")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit: WitnessConfig.Signer and Logs are required")
 	}
 	s, err := NewCosigner(cfg.Name, cfg.Signer, cfg.Now)
 	if err != nil {
@@ -298,7 +298,7 @@ func NewWitness(cfg WitnessConfig) (*Witness, error) {
 // *SplitViewError.
 var (
 	// ErrUnknownLog: the checkpoint's origin is not a followed log (404).
-	ErrUnknownLog = &contracts.Error{Code: contracts.CodeNotFound}
+	ErrUnknownLog = contracts.NewSentinel(contracts.CodeNotFound, "")
 )
 
 // AddCheckpoint verifies a checkpoint note of a followed log and the
@@ -313,7 +313,7 @@ func (w *Witness) AddCheckpoint(ctx context.Context, oldSize uint64, proof tlog.
 	}
 	v, ok := w.logs[origin]
 	if !ok {
-		return nil, contracts.Errorf(contracts.CodeNotFound, "audit: witness does not follow this log")
+		return nil, contracts.New(contracts.CodeNotFound, "audit: witness does not follow this log")
 	}
 	cp, err := OpenCheckpoint(msg, v)
 	if err != nil {
@@ -336,7 +336,7 @@ func (w *Witness) AddCheckpoint(ctx context.Context, oldSize uint64, proof tlog.
 		return nil, &SizeMismatchError{Latest: prev.Size}
 	}
 	if cp.Size < oldSize {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: checkpoint smaller than the old size")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit: checkpoint smaller than the old size")
 	}
 	if seen {
 		if err := VerifyConsistency(proof, prev, cp); err != nil {
@@ -468,7 +468,7 @@ func FormatAddCheckpoint(oldSize uint64, proof tlog.TreeProof, signedNote []byte
 // Every accepted body re-encodes to itself with [FormatAddCheckpoint].
 func ParseAddCheckpoint(body []byte) (oldSize uint64, proof tlog.TreeProof, msg []byte, err error) {
 	bad := func(m string) (uint64, tlog.TreeProof, []byte, error) {
-		return 0, nil, nil, contracts.Errorf(contracts.CodeInvalidInput, "audit: add-checkpoint: "+m)
+		return 0, nil, nil, contracts.New(contracts.CodeInvalidInput, "audit: add-checkpoint: "+m)
 	}
 	if len(body) > MaxWitnessRequest {
 		return bad("too large")
@@ -549,7 +549,7 @@ func (a *HTTPAnchor) Anchor(ctx context.Context, oldSize uint64, proof tlog.Tree
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxWitnessResponse+1))
 	if err != nil || len(body) > MaxWitnessResponse {
-		return nil, contracts.Errorf(contracts.CodeTransportError, "audit: bad witness response")
+		return nil, contracts.New(contracts.CodeTransportError, "audit: bad witness response")
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
@@ -558,13 +558,13 @@ func (a *HTTPAnchor) Anchor(ctx context.Context, oldSize uint64, proof tlog.Tree
 		s := strings.TrimSuffix(string(body), "\n")
 		n, err := strconv.ParseUint(s, 10, 63)
 		if err != nil {
-			return nil, contracts.Errorf(contracts.CodeTransportError, "audit: bad witness conflict response")
+			return nil, contracts.New(contracts.CodeTransportError, "audit: bad witness conflict response")
 		}
 		return nil, &SizeMismatchError{Latest: n}
 	case http.StatusUnprocessableEntity:
 		return nil, &SplitViewError{B: cp}
 	}
-	return nil, contracts.Errorf(contracts.CodeTransportError, "audit: witness answered "+strconv.Itoa(resp.StatusCode))
+	return nil, contracts.New(contracts.CodeTransportError, "audit: witness answered "+strconv.Itoa(resp.StatusCode))
 }
 
 // AnchorCheckpoint submits the log's current checkpoint to a, starting

@@ -13,7 +13,7 @@ import (
 )
 
 func benchLimiter(b *testing.B) *budget.Limiter {
-	l, err := budget.NewLimiter(budget.LimiterConfig{Store: budget.NewMemoryRates(nil), Surface: "llm", Limit: budget.PerSecond(1_000_000)})
+	l, err := budget.NewLimiter(budget.LimiterConfig{Store: budget.NewMemRates(nil), Surface: "llm", Limit: budget.PerSecond(1_000_000)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func BenchmarkLimiter(b *testing.B) {
 
 // BenchmarkMemoryBudget measures a three-scope Reserve + Commit in memory.
 func BenchmarkMemoryBudget(b *testing.B) {
-	m, err := budget.NewMemory(budget.MemoryConfig{})
+	m, err := budget.NewMemBudget(budget.MemBudgetConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}

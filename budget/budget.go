@@ -33,7 +33,12 @@ type Budget interface {
 	// ErrAlreadyCommitted.
 	Release(ctx context.Context, id string) error
 	// Usage reports a scope's spend, reservations and overage in its
-	// current period. group is the scope group the scope is used in.
+	// current period. group is the scope group the scope is used in. When
+	// the back-end holds nothing for the scope in that group (the group is
+	// unknown, or the scope was never reserved against in it, or its state
+	// was forgotten) it returns an error matching ErrUnknownGroup, together
+	// with the Usage of an unused scope (ID, Limit, Remaining = Limit,
+	// ResetAt) for callers that show unused scopes as empty.
 	Usage(ctx context.Context, group string, s Scope) (Usage, error)
 }
 
@@ -75,7 +80,7 @@ func ParseMode(s string) (Mode, error) {
 	case "off":
 		return ModeOff, nil
 	}
-	return 0, contracts.Errorf(contracts.CodeInvalidInput, "budget: unknown mode (want hard, warn or off)")
+	return 0, contracts.New(contracts.CodeInvalidInput, "budget: unknown mode (want hard, warn or off)")
 }
 
 // A Scope is one budget a reservation is charged to, such as an agent, a
@@ -206,7 +211,7 @@ func (r Reservation) Err() error {
 	if r.Allowed {
 		return nil
 	}
-	e := contracts.Errorf(contracts.CodeBudgetExceeded, "budget: scope "+strconv.Quote(r.DeniedBy)+" exceeded")
+	e := contracts.New(contracts.CodeBudgetExceeded, "budget: scope "+strconv.Quote(r.DeniedBy)+" exceeded")
 	for _, s := range r.Scopes {
 		if s.ID == r.DeniedBy && s.Exceeded {
 			rem := max(0, s.Limit-s.Used-s.Reserved)
@@ -276,27 +281,30 @@ type Usage struct {
 	ResetAt time.Time
 }
 
-// Package sentinels. Each is a *contracts.Error: errors.Is matches the
-// sentinel itself, and also the contract-code sentinel (for example
-// contracts.ErrInvalidInput).
+// Package sentinels. Each is an immutable [contracts.Sentinel]: errors.Is
+// matches the sentinel itself, and also the contract-code sentinel (for
+// example contracts.ErrInvalidInput); errors.As finds a *contracts.Error.
 var (
 	// ErrIdempotencyConflict: an idempotency key was reused for a
 	// different request.
-	ErrIdempotencyConflict = contracts.Errorf(contracts.CodeInvalidInput, "budget: idempotency key reused with a different request")
+	ErrIdempotencyConflict = contracts.NewSentinel(contracts.CodeInvalidInput, "budget: idempotency key reused with a different request")
 	// ErrCommitConflict: a committed reservation was committed again with
 	// a different actual.
-	ErrCommitConflict = contracts.Errorf(contracts.CodeInvalidInput, "budget: reservation already committed with a different actual")
+	ErrCommitConflict = contracts.NewSentinel(contracts.CodeInvalidInput, "budget: reservation already committed with a different actual")
 	// ErrAlreadyCommitted: Release of a committed reservation.
-	ErrAlreadyCommitted = contracts.Errorf(contracts.CodeInvalidInput, "budget: reservation already committed")
+	ErrAlreadyCommitted = contracts.NewSentinel(contracts.CodeInvalidInput, "budget: reservation already committed")
 	// ErrReleased: Commit of a released reservation.
-	ErrReleased = contracts.Errorf(contracts.CodeInvalidInput, "budget: reservation was released")
+	ErrReleased = contracts.NewSentinel(contracts.CodeInvalidInput, "budget: reservation was released")
 	// ErrUnknownReservation: the reservation does not exist or is no
 	// longer remembered (code NOT_FOUND).
-	ErrUnknownReservation = contracts.Errorf(contracts.CodeNotFound, "budget: unknown reservation")
+	ErrUnknownReservation = contracts.NewSentinel(contracts.CodeNotFound, "budget: unknown reservation")
+	// ErrUnknownGroup: Usage found no state for the scope in the group
+	// (code NOT_FOUND).
+	ErrUnknownGroup = contracts.NewSentinel(contracts.CodeNotFound, "budget: unknown group or scope")
 )
 
 func invalid(msg string) error {
-	return contracts.Errorf(contracts.CodeInvalidInput, "budget: "+msg)
+	return contracts.New(contracts.CodeInvalidInput, "budget: "+msg)
 }
 
 // idChars marks the bytes allowed in IDs: A–Z a–z 0–9 . _ : @ / + = -.

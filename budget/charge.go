@@ -4,7 +4,7 @@ import "context"
 
 // A Charger is a Budget that can also charge a known cost in one atomic
 // step: Reserve and Commit of the same amount, without a reservation left
-// in between (one round trip on Redis instead of two). Memory and
+// in between (one round trip on Redis instead of two). MemBudget and
 // budget/redis.Budget implement it; use [Charge] to call it on any Budget.
 type Charger interface {
 	// Charge admits req.Amount against every scope of req as Reserve does

@@ -12,7 +12,7 @@ import (
 // reservation to settle afterwards.
 func ExampleCharge() {
 	ctx := context.Background()
-	b, err := budget.NewMemory(budget.MemoryConfig{})
+	b, err := budget.NewMemBudget(budget.MemBudgetConfig{})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -6,12 +6,12 @@ import (
 	"github.com/talosgo/talos/budget"
 )
 
-// plainBudget hides Memory's Charge, so budget.Charge takes its
+// plainBudget hides MemBudget's Charge, so budget.Charge takes its
 // Reserve+Commit fallback.
 type plainBudget struct{ budget.Budget }
 
 func TestChargeFallbackAndObserve(t *testing.T) {
-	mem, err := budget.NewMemory(budget.MemoryConfig{})
+	mem, err := budget.NewMemBudget(budget.MemBudgetConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,7 +140,7 @@ func (c ContractBudget) MarshalJSON() ([]byte, error) {
 // error; nothing is rounded.
 func ParseUSDNumber(s string) (int64, error) {
 	bad := func(why string) (int64, error) {
-		return 0, contracts.Errorf(contracts.CodeInvalidInput, "budget: invalid USD number: "+why)
+		return 0, contracts.New(contracts.CodeInvalidInput, "budget: invalid USD number: "+why)
 	}
 	if len(s) == 0 || len(s) > MaxUSDLen {
 		return bad("empty or too long")

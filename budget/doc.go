@@ -17,7 +17,7 @@
 //
 // A [Limiter] admits events per key at a [Limit] (rate and burst) using the
 // generic cell rate algorithm over a [RateStore]; [Limits] holds one per
-// surface. [Memory] and [MemoryRates] are the in-memory back-ends; the
+// surface. [MemBudget] and [MemRates] are the in-memory back-ends; the
 // budget/redis package provides both on Redis, deciding every request in
 // one Lua script on the server's clock.
 //
@@ -54,10 +54,10 @@
 //
 // # Concurrency
 //
-// Memory, MemoryRates, Limiter and Limits are safe for concurrent use and
-// start no goroutines. MemoryRates takes no lock on a decision: one
+// MemBudget, MemRates, Limiter and Limits are safe for concurrent use and
+// start no goroutines. MemRates takes no lock on a decision: one
 // lock-free map read and one compare-and-swap of the key's state. Expired reservations are released lazily when their
-// scope group is next touched (and by [Memory.Sweep]).
+// scope group is next touched (and by [MemBudget.Sweep]).
 //
 // # Compatibility
 //

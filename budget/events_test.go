@@ -9,7 +9,7 @@ import (
 )
 
 func TestObserve(t *testing.T) {
-	m, _ := budget.NewMemory(budget.MemoryConfig{})
+	m, _ := budget.NewMemBudget(budget.MemBudgetConfig{})
 	var got []budget.UsageEvent
 	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	b := budget.Observe(m, func(e budget.UsageEvent) { got = append(got, e) }, func() time.Time { return at })

@@ -12,9 +12,9 @@ import (
 
 // Reserve an estimate against agent, team and org budgets, then settle
 // the actual cost.
-func ExampleMemory() {
+func ExampleMemBudget() {
 	ctx := context.Background()
-	b, err := budget.NewMemory(budget.MemoryConfig{})
+	b, err := budget.NewMemBudget(budget.MemBudgetConfig{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func ExampleMemory() {
 // Rate-limit per key with GCRA; denial is a Result.
 func ExampleLimiter_Allow() {
 	lim, err := budget.NewLimiter(budget.LimiterConfig{
-		Store:   budget.NewMemoryRates(nil),
+		Store:   budget.NewMemRates(nil),
 		Surface: "llm",
 		Limit:   budget.PerMinute(60),
 	})
@@ -76,7 +76,7 @@ func ExampleLimiter_Allow() {
 
 // Report budget events to the audit log through a hook.
 func ExampleObserve() {
-	m, _ := budget.NewMemory(budget.MemoryConfig{})
+	m, _ := budget.NewMemBudget(budget.MemBudgetConfig{})
 	b := budget.Observe(m, func(e budget.UsageEvent) {
 		raw, _ := json.Marshal(e)
 		var v map[string]any

@@ -82,7 +82,7 @@ func (r Result) Err() error {
 	if r.Allowed {
 		return nil
 	}
-	e := contracts.Errorf(contracts.CodeRateLimited, "budget: rate limited")
+	e := contracts.New(contracts.CodeRateLimited, "budget: rate limited")
 	e.Retryable = r.RetryAfter >= 0
 	e.Details = map[string]any{"retry_after_ms": r.RetryAfter.Milliseconds()}
 	return e
@@ -109,7 +109,7 @@ type LimiterConfig struct {
 	// Timeout bounds each store call. If zero, only the caller's context
 	// bounds it.
 	Timeout time.Duration
-	// Fallback, if set, decides when Store fails (a local MemoryRates
+	// Fallback, if set, decides when Store fails (a local MemRates
 	// keeps a per-replica limit while Redis is down). Results from it are
 	// marked Degraded.
 	Fallback RateStore
@@ -129,9 +129,9 @@ type LimiterConfig struct {
 // itself (the Store does) and is safe for concurrent use.
 type Limiter struct {
 	cfg   LimiterConfig
-	mem   *MemoryRates // Store, when it is the in-memory store (the fast path)
-	space *rateSpace   // mem's map for Surface
-	t     int64        // emission interval in nanoseconds, for MemoryRates
+	mem   *MemRates  // Store, when it is the in-memory store (the fast path)
+	space *rateSpace // mem's map for Surface
+	t     int64      // emission interval in nanoseconds, for MemRates
 	burst int64
 }
 
@@ -153,7 +153,7 @@ func NewLimiter(cfg LimiterConfig) (*Limiter, error) {
 		cfg.Now = time.Now
 	}
 	l := &Limiter{cfg: cfg, t: int64(cfg.Limit.Interval()), burst: cfg.Limit.EffectiveBurst()}
-	if l.mem, _ = cfg.Store.(*MemoryRates); l.mem != nil {
+	if l.mem, _ = cfg.Store.(*MemRates); l.mem != nil {
 		l.space = l.mem.space(cfg.Surface)
 	}
 	return l, nil
@@ -220,7 +220,7 @@ func statusOf(r Result) string {
 }
 
 func (l *Limiter) call(ctx context.Context, s RateStore, key string, n int64) (Result, error) {
-	if m, ok := s.(*MemoryRates); ok { // the limit was validated once, in NewLimiter
+	if m, ok := s.(*MemRates); ok { // the limit was validated once, in NewLimiter
 		if err := ctxErr(ctx); err != nil {
 			return Result{}, err
 		}

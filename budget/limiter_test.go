@@ -31,12 +31,12 @@ func (f *failingStore) AllowN(ctx context.Context, ns, key string, lim budget.Li
 type rejectingStore struct{}
 
 func (rejectingStore) AllowN(context.Context, string, string, budget.Limit, int64) (budget.Result, error) {
-	return budget.Result{}, contracts.Errorf(contracts.CodeInvalidInput, "test: rejected")
+	return budget.Result{}, contracts.New(contracts.CodeInvalidInput, "test: rejected")
 }
 
 func TestGCRAExactWithClock(t *testing.T) {
 	clk := &fakeClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
-	s := budget.NewMemoryRates(clk.Now)
+	s := budget.NewMemRates(clk.Now)
 	lim := budget.Limit{Rate: 10, Period: time.Second, Burst: 3} // one per 100ms
 	ctx := context.Background()
 	for i := range 3 {
@@ -98,7 +98,7 @@ func TestLimiterFailurePolicy(t *testing.T) {
 	t.Run("Fallback", func(t *testing.T) {
 		events = nil
 		l, err := budget.NewLimiter(budget.LimiterConfig{Store: &failingStore{}, Surface: "mcp", Limit: budget.PerMinute(2),
-			Fallback: budget.NewMemoryRates(nil), OnEvent: onEvent})
+			Fallback: budget.NewMemRates(nil), OnEvent: onEvent})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +125,7 @@ func TestLimiterFailurePolicy(t *testing.T) {
 	})
 	t.Run("InvalidInputIsNotAFailure", func(t *testing.T) {
 		bad := budget.RateStore(rejectingStore{})
-		l, err := budget.NewLimiter(budget.LimiterConfig{Store: bad, Surface: "llm", Limit: budget.PerMinute(1), FailOpenUnsafe: true, Fallback: budget.NewMemoryRates(nil)})
+		l, err := budget.NewLimiter(budget.LimiterConfig{Store: bad, Surface: "llm", Limit: budget.PerMinute(1), FailOpenUnsafe: true, Fallback: budget.NewMemRates(nil)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,7 +145,7 @@ func TestLimiterFailurePolicy(t *testing.T) {
 }
 
 func TestLimiterConfigAndInput(t *testing.T) {
-	store := budget.NewMemoryRates(nil)
+	store := budget.NewMemRates(nil)
 	for _, cfg := range []budget.LimiterConfig{
 		{Surface: "llm", Limit: budget.PerMinute(1)},
 		{Store: store, Limit: budget.PerMinute(1)},
@@ -173,7 +173,7 @@ func TestLimiterConfigAndInput(t *testing.T) {
 }
 
 func TestLimitsPerSurface(t *testing.T) {
-	ls, err := budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemoryRates(nil)},
+	ls, err := budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemRates(nil)},
 		map[string]budget.Limit{"llm": budget.PerMinute(2), "mcp": budget.PerMinute(1)})
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +200,7 @@ func TestLimitsPerSurface(t *testing.T) {
 }
 
 func TestLimiterAllowDoesNotAllocate(t *testing.T) {
-	l, err := budget.NewLimiter(budget.LimiterConfig{Store: budget.NewMemoryRates(nil), Surface: "llm", Limit: budget.PerSecond(1000)})
+	l, err := budget.NewLimiter(budget.LimiterConfig{Store: budget.NewMemRates(nil), Surface: "llm", Limit: budget.PerSecond(1000)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/talosgo/talos/contracts"
 )
 
-// MemoryConfig configures a Memory budget. The zero value is usable.
-type MemoryConfig struct {
+// MemBudgetConfig configures a MemBudget. The zero value is usable.
+type MemBudgetConfig struct {
 	// Location aligns daily and monthly periods to its midnight. If nil,
 	// time.UTC is used.
 	Location *time.Location
@@ -23,14 +23,14 @@ type MemoryConfig struct {
 	Retention time.Duration
 }
 
-// Memory is the in-memory Budget. It is safe for concurrent use: state is
+// MemBudget is the in-memory Budget. It is safe for concurrent use: state is
 // sharded by scope group, and each operation holds its group's shard lock
 // for the whole check-and-charge, so it is atomic across the request's
 // scopes.
 //
 // Expired reservations are released lazily, whenever their group is next
-// used, and by Sweep. Memory starts no goroutine.
-type Memory struct {
+// used, and by Sweep. MemBudget starts no goroutine.
+type MemBudget struct {
 	loc       *time.Location
 	now       func() time.Time
 	retention int64 // microseconds
@@ -46,10 +46,10 @@ type memShard struct {
 	_      [40]byte // keep shards on separate cache lines
 }
 
-var _ Budget = (*Memory)(nil)
+var _ Budget = (*MemBudget)(nil)
 
-// NewMemory returns an empty in-memory budget.
-func NewMemory(cfg MemoryConfig) (*Memory, error) {
+// NewMemBudget returns an empty in-memory budget.
+func NewMemBudget(cfg MemBudgetConfig) (*MemBudget, error) {
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
 	}
@@ -62,7 +62,7 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	if cfg.Retention < 0 || cfg.Retention > MaxRetention {
 		return nil, invalid("retention out of range")
 	}
-	m := &Memory{loc: cfg.Location, now: cfg.Now, retention: cfg.Retention.Microseconds(), seed: maphash.MakeSeed()}
+	m := &MemBudget{loc: cfg.Location, now: cfg.Now, retention: cfg.Retention.Microseconds(), seed: maphash.MakeSeed()}
 	for i := range m.shards {
 		m.shards[i].groups = make(map[string]*memGroup)
 	}
@@ -128,7 +128,7 @@ func (h *timedHeap) Pop() any {
 	return x
 }
 
-func (m *Memory) shard(group string) *memShard {
+func (m *MemBudget) shard(group string) *memShard {
 	return &m.shards[maphash.String(m.seed, group)%memShards]
 }
 
@@ -149,7 +149,7 @@ func ctxErr(ctx context.Context) error {
 }
 
 // Reserve implements Budget.
-func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, error) {
+func (m *MemBudget) Reserve(ctx context.Context, req ReserveRequest) (Reservation, error) {
 	if err := ctxErr(ctx); err != nil {
 		return Reservation{}, err
 	}
@@ -179,7 +179,7 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 
 // Charge implements Charger: Reserve and Commit of req.Amount under one
 // lock.
-func (m *Memory) Charge(ctx context.Context, req ReserveRequest) (Reservation, error) {
+func (m *MemBudget) Charge(ctx context.Context, req ReserveRequest) (Reservation, error) {
 	if err := ctxErr(ctx); err != nil {
 		return Reservation{}, err
 	}
@@ -219,7 +219,7 @@ func (m *Memory) Charge(ctx context.Context, req ReserveRequest) (Reservation, e
 
 // reserveLocked is Reserve after validation, with the group locked and
 // swept. r is the new reservation, nil for a denial or a replay.
-func (m *Memory) reserveLocked(g *memGroup, req *ReserveRequest, id, fp string, now time.Time, nowUs int64) (_ Reservation, r *memRes, _ error) {
+func (m *MemBudget) reserveLocked(g *memGroup, req *ReserveRequest, id, fp string, now time.Time, nowUs int64) (_ Reservation, r *memRes, _ error) {
 	if req.IdempotencyKey != "" {
 		if prev := g.res[g.idem[req.IdempotencyKey]]; prev != nil {
 			if prev.fp != fp {
@@ -286,7 +286,7 @@ func exceeds(used, reserved, amount, limit int64) bool {
 }
 
 // Commit implements Budget.
-func (m *Memory) Commit(ctx context.Context, id string, actual int64) (Settlement, error) {
+func (m *MemBudget) Commit(ctx context.Context, id string, actual int64) (Settlement, error) {
 	if err := ctxErr(ctx); err != nil {
 		return Settlement{}, err
 	}
@@ -316,7 +316,7 @@ func (m *Memory) Commit(ctx context.Context, id string, actual int64) (Settlemen
 }
 
 // commitLocked is Commit of r with its group locked and swept.
-func (m *Memory) commitLocked(g *memGroup, r *memRes, actual int64, now time.Time, nowUs int64) (Settlement, error) {
+func (m *MemBudget) commitLocked(g *memGroup, r *memRes, actual int64, now time.Time, nowUs int64) (Settlement, error) {
 	id := r.id
 	expired := false
 	switch r.state {
@@ -357,7 +357,7 @@ func (m *Memory) commitLocked(g *memGroup, r *memRes, actual int64, now time.Tim
 }
 
 // Release implements Budget.
-func (m *Memory) Release(ctx context.Context, id string) error {
+func (m *MemBudget) Release(ctx context.Context, id string) error {
 	if err := ctxErr(ctx); err != nil {
 		return err
 	}
@@ -392,7 +392,7 @@ func (m *Memory) Release(ctx context.Context, id string) error {
 }
 
 // Usage implements Budget.
-func (m *Memory) Usage(ctx context.Context, group string, s Scope) (Usage, error) {
+func (m *MemBudget) Usage(ctx context.Context, group string, s Scope) (Usage, error) {
 	if err := ctxErr(ctx); err != nil {
 		return Usage{}, err
 	}
@@ -410,15 +410,20 @@ func (m *Memory) Usage(ctx context.Context, group string, s Scope) (Usage, error
 	sh := m.shard(group)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	known := false
 	if g := sh.groupLocked(group, false); g != nil {
 		m.sweepLocked(g, now.UnixMicro())
 		if sc := g.scopes[scopeKey{s.ID, s.Period}]; sc != nil {
+			known = true
 			u.Spent = m.usedLocked(sc, s.Period, now, now.UnixMicro())
 			u.Reserved = sc.reserved
 			u.Overage = sc.overage
 		}
 	}
 	u.Remaining = max(0, u.Limit-u.Spent-u.Reserved)
+	if !known {
+		return u, ErrUnknownGroup
+	}
 	return u, nil
 }
 
@@ -426,7 +431,7 @@ func (m *Memory) Usage(ctx context.Context, group string, s Scope) (Usage, error
 // their retention, in all groups, and drops groups left with no state.
 // Lazy release on access already keeps admission exact; Sweep only bounds
 // memory for groups that are no longer used.
-func (m *Memory) Sweep(ctx context.Context) error {
+func (m *MemBudget) Sweep(ctx context.Context) error {
 	nowUs := m.now().UnixMicro()
 	for i := range m.shards {
 		if err := ctxErr(ctx); err != nil {
@@ -456,7 +461,7 @@ func (g *memGroup) idle() bool {
 
 // sweepLocked expires active reservations whose TTL has passed and forgets
 // closed ones whose retention has passed.
-func (m *Memory) sweepLocked(g *memGroup, nowUs int64) {
+func (m *MemBudget) sweepLocked(g *memGroup, nowUs int64) {
 	for len(g.exp) > 0 && g.exp[0].at <= nowUs {
 		t := heap.Pop(&g.exp).(timed)
 		r := g.res[t.id]
@@ -484,7 +489,7 @@ func (m *Memory) sweepLocked(g *memGroup, nowUs int64) {
 
 // usedLocked returns the scope's spend in the period containing now,
 // advancing calendar periods and pruning rolling buckets.
-func (m *Memory) usedLocked(sc *memScope, p Period, now time.Time, nowUs int64) int64 {
+func (m *MemBudget) usedLocked(sc *memScope, p Period, now time.Time, nowUs int64) int64 {
 	switch p.kind {
 	case KindLifetime:
 		return sc.spent
@@ -511,7 +516,7 @@ func (m *Memory) usedLocked(sc *memScope, p Period, now time.Time, nowUs int64) 
 
 // chargeLocked adds v to the scope's spend in the current period; the
 // caller has just called usedLocked with the same time.
-func (m *Memory) chargeLocked(sc *memScope, p Period, now time.Time, nowUs int64, v int64) {
+func (m *MemBudget) chargeLocked(sc *memScope, p Period, now time.Time, nowUs int64, v int64) {
 	if v == 0 {
 		return
 	}

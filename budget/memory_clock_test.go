@@ -35,10 +35,10 @@ func (c *fakeClock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func newClockMemory(t *testing.T, loc *time.Location, start time.Time) (*budget.Memory, *fakeClock) {
+func newClockMemory(t *testing.T, loc *time.Location, start time.Time) (*budget.MemBudget, *fakeClock) {
 	t.Helper()
 	clk := &fakeClock{t: start}
-	m, err := budget.NewMemory(budget.MemoryConfig{Location: loc, Now: clk.Now, Retention: time.Hour})
+	m, err := budget.NewMemBudget(budget.MemBudgetConfig{Location: loc, Now: clk.Now, Retention: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

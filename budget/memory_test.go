@@ -9,7 +9,7 @@ import (
 
 func TestMemoryConformance(t *testing.T) {
 	budgettest.Run(t, func(t *testing.T) budget.Budget {
-		m, err := budget.NewMemory(budget.MemoryConfig{})
+		m, err := budget.NewMemBudget(budget.MemBudgetConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -18,5 +18,5 @@ func TestMemoryConformance(t *testing.T) {
 }
 
 func TestMemoryRatesConformance(t *testing.T) {
-	budgettest.RunRates(t, func(t *testing.T) budget.RateStore { return budget.NewMemoryRates(nil) })
+	budgettest.RunRates(t, func(t *testing.T) budget.RateStore { return budget.NewMemRates(nil) })
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// MemoryRates is the in-memory RateStore. It is safe for concurrent use
+// MemRates is the in-memory RateStore. It is safe for concurrent use
 // and scales across cores: a decision is one lock-free map read (the map
 // of the namespace's keys) and one compare-and-swap of the key's state, so
 // requests for different keys share no written memory and requests for
@@ -17,7 +17,7 @@ import (
 // ago are dropped, so memory is bounded by the keys active within one
 // burst span plus 100 ms, and keys in steady use are not re-created. It
 // starts no goroutine.
-type MemoryRates struct {
+type MemRates struct {
 	base time.Time        // monotonic origin; state is nanoseconds since base
 	now  func() time.Time // nil: time.Since(base), no indirect call
 	nss  sync.Map         // namespace → *rateSpace
@@ -47,12 +47,12 @@ type rateEntry struct {
 	tat atomic.Int64
 }
 
-var _ RateStore = (*MemoryRates)(nil)
+var _ RateStore = (*MemRates)(nil)
 
-// NewMemoryRates returns an empty store. now is its clock; if nil,
+// NewMemRates returns an empty store. now is its clock; if nil,
 // time.Now (monotonic) is used.
-func NewMemoryRates(now func() time.Time) *MemoryRates {
-	m := &MemoryRates{now: now}
+func NewMemRates(now func() time.Time) *MemRates {
+	m := &MemRates{now: now}
 	if now == nil {
 		m.base = time.Now()
 	} else {
@@ -62,7 +62,7 @@ func NewMemoryRates(now func() time.Time) *MemoryRates {
 }
 
 // AllowN implements RateStore with GCRA in nanoseconds.
-func (m *MemoryRates) AllowN(ctx context.Context, ns, key string, lim Limit, n int64) (Result, error) {
+func (m *MemRates) AllowN(ctx context.Context, ns, key string, lim Limit, n int64) (Result, error) {
 	if err := ctxErr(ctx); err != nil {
 		return Result{}, err
 	}
@@ -83,7 +83,7 @@ func (m *MemoryRates) AllowN(ctx context.Context, ns, key string, lim Limit, n i
 }
 
 // space returns the namespace's key map, creating it if needed.
-func (m *MemoryRates) space(ns string) *rateSpace {
+func (m *MemRates) space(ns string) *rateSpace {
 	if v, ok := m.nss.Load(ns); ok {
 		return v.(*rateSpace)
 	}
@@ -93,7 +93,7 @@ func (m *MemoryRates) space(ns string) *rateSpace {
 	return v.(*rateSpace)
 }
 
-func (m *MemoryRates) nanos() int64 {
+func (m *MemRates) nanos() int64 {
 	if m.now == nil {
 		return int64(time.Since(m.base))
 	}
@@ -105,7 +105,7 @@ func (m *MemoryRates) nanos() int64 {
 // every stored key was validated before it was stored, and a lookup that
 // finds one compared the whole key. ok is false for an invalid key
 // (nothing was changed).
-func (s *rateSpace) allow(m *MemoryRates, key string, t, burst, n int64) (res Result, ok bool) {
+func (s *rateSpace) allow(m *MemRates, key string, t, burst, n int64) (res Result, ok bool) {
 	now := m.nanos()
 	v, found := s.keys.Load(key)
 	if !found && !validID(key) {
@@ -178,7 +178,7 @@ func gcra(now, tat, t, burst, n int64) Result {
 // the dead entry with a fresh one (a decayed key starts from now): no
 // admitted event is lost. Only one sweep runs at a time;
 // a decision that finds one running does not wait.
-func (s *rateSpace) sweep(m *MemoryRates) {
+func (s *rateSpace) sweep(m *MemRates) {
 	if !s.sweepMu.TryLock() {
 		return
 	}

@@ -11,7 +11,7 @@ import (
 
 func TestMemoryRatesForgetsDecayedKeys(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	s := NewMemoryRates(func() time.Time { return now })
+	s := NewMemRates(func() time.Time { return now })
 	lim := PerSecond(1)
 	ctx := context.Background()
 	const keys = 200_000
@@ -49,7 +49,7 @@ func TestMemoryRatesForgetsDecayedKeys(t *testing.T) {
 func TestMemoryRatesSweepRace(t *testing.T) {
 	var clock atomic.Int64
 	base := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	s := NewMemoryRates(func() time.Time { return base.Add(time.Duration(clock.Load())) })
+	s := NewMemRates(func() time.Time { return base.Add(time.Duration(clock.Load())) })
 	lim := Limit{Rate: 100, Period: time.Hour, Burst: 100} // no refill within the test
 	ctx := context.Background()
 	var allowed [4]atomic.Int64

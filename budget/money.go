@@ -49,7 +49,7 @@ func AppendUSD(dst []byte, micros int64) []byte {
 // error.
 func ParseUSD(s string) (int64, error) {
 	bad := func(why string) (int64, error) {
-		return 0, contracts.Errorf(contracts.CodeInvalidInput, "budget: invalid USD amount: "+why)
+		return 0, contracts.New(contracts.CodeInvalidInput, "budget: invalid USD amount: "+why)
 	}
 	if len(s) == 0 || len(s) > MaxUSDLen {
 		return bad("empty or too long")

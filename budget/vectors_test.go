@@ -26,8 +26,8 @@ func TestErrorMappingVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	ours := map[string]error{
-		contracts.CodeBudgetExceeded: budget.Reservation{DeniedBy: "team:t1"}.Err(),
-		contracts.CodeRateLimited:    budget.Result{RetryAfter: time.Second}.Err(),
+		string(contracts.CodeBudgetExceeded): budget.Reservation{DeniedBy: "team:t1"}.Err(),
+		string(contracts.CodeRateLimited):    budget.Result{RetryAfter: time.Second}.Err(),
 	}
 	seen := 0
 	for _, v := range vectors {
@@ -37,7 +37,7 @@ func TestErrorMappingVectors(t *testing.T) {
 		}
 		seen++
 		code := contracts.CodeOf(err)
-		if code != v.Input.ErrorCode || contracts.HTTPStatus(code) != v.Expected.HTTPStatus {
+		if string(code) != v.Input.ErrorCode || contracts.HTTPStatus(code) != v.Expected.HTTPStatus {
 			t.Errorf("%s: our error %v maps to %d, want %s → %d", v.Description, err, contracts.HTTPStatus(code), v.Input.ErrorCode, v.Expected.HTTPStatus)
 		}
 	}

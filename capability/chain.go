@@ -1,6 +1,7 @@
 package capability
 
 import (
+	"crypto"
 	"strconv"
 	"time"
 
@@ -99,8 +100,10 @@ func ParseChain(s string) (Chain, error) {
 	return c, nil
 }
 
-// Delegate issues a token for subject that narrows parent: holder must be
-// parent's subject, every action of grants must be granted by parent for
+// Delegate issues a token for subject that narrows parent, signed by holder
+// (parent's subject's identity key as any crypto.Signer holding an Ed25519
+// key: a wallet's [identity.Wallet.Signer], or a key in a KMS or HSM; its
+// public key must be parent's subject), every action of grants must be granted by parent for
 // the same tool, a grant may drop its ReadOnly limit only if some parent
 // grant gives the same tool and action without one (a child may add
 // read_only, never drop it), exp must not be after parent's, and the new
@@ -108,11 +111,15 @@ func ParseChain(s string) (Chain, error) {
 // parent's hash in metadata.parent. It refuses to widen anything, with a *contracts.Error of
 // code TALOS_INVALID_CAPABILITY matching [ErrDelegation]. Delegate does not
 // verify parent and does not limit chain depth: [VerifyChain] does.
-func Delegate(parent *Token, holder *identity.Wallet, subject string, grants []Grant, exp time.Time) (*Token, error) {
+func Delegate(parent *Token, holder crypto.Signer, subject identity.DID, grants []Grant, exp time.Time) (*Token, error) {
 	if parent == nil || holder == nil {
 		return nil, delegationErr("nil parent or holder")
 	}
-	if holder.DID() != parent.subject {
+	hd, _, err := signerDID(holder, contracts.CodeInvalidCapability)
+	if err != nil {
+		return nil, err
+	}
+	if hd != parent.subject {
 		return nil, delegationErr("holder is not the parent's subject")
 	}
 	if err := checkGrants(grants); err != nil {
@@ -183,8 +190,8 @@ func grantsSubset(child, parent []Grant, childReadOnly bool) bool {
 }
 
 // A ChainError reports which link of a chain failed and why. Link 0 is the
-// root. Err is a *contracts.Error (one of this package's sentinels or a
-// wrapper of one).
+// root. Err is one of this package's sentinels or a *contracts.Error
+// wrapping one.
 type ChainError struct {
 	Link   int
 	Reason ReasonCode

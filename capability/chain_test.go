@@ -30,7 +30,7 @@ func buildChain(t testing.TB, ws []*identity.Wallet, grants []Grant, opts IssueO
 	root := mustIssue(t, ws[0], ws[1].DID().String(), grants, testExp, opts)
 	c := Chain{root}
 	for i := 2; i < len(ws); i++ {
-		next, err := Delegate(c.Leaf(), ws[i-1], ws[i].DID().String(), grants, testExp)
+		next, err := Delegate(c.Leaf(), ws[i-1].Signer(), ws[i].DID(), grants, testExp)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,14 +74,14 @@ func TestChainDelegateAndVerify(t *testing.T) {
 		"new action": {{Tool: "fs", Actions: []string{"delete"}}},
 		"new tool":   {{Tool: "db", Actions: []string{"read"}}},
 	} {
-		if _, err := Delegate(leaf, holder, sub, g, testExp); !errors.Is(err, ErrDelegation) {
+		if _, err := Delegate(leaf, holder.Signer(), identity.MustParseDID(sub), g, testExp); !errors.Is(err, ErrDelegation) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if _, err := Delegate(leaf, holder, sub, grants, testExp.Add(time.Second)); !errors.Is(err, ErrDelegation) {
+	if _, err := Delegate(leaf, holder.Signer(), identity.MustParseDID(sub), grants, testExp.Add(time.Second)); !errors.Is(err, ErrDelegation) {
 		t.Errorf("later expiry: %v", err)
 	}
-	if _, err := Delegate(leaf, ws[1], sub, grants, testExp); !errors.Is(err, ErrDelegation) {
+	if _, err := Delegate(leaf, ws[1].Signer(), identity.MustParseDID(sub), grants, testExp); !errors.Is(err, ErrDelegation) {
 		t.Errorf("wrong holder: %v", err)
 	}
 	// Depth limit.
@@ -205,7 +205,7 @@ func TestChainNeverWidens(t *testing.T) {
 					}
 				}
 			}
-			next, err := issue(ws[i], ws[i+1].DID().String(), g, exp, o, p.hashHex)
+			next, err := issue(ws[i].Signer(), ws[i+1].DID(), g, exp, o, p.hashHex)
 			if err != nil {
 				t.Fatal(err)
 			}

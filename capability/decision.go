@@ -59,7 +59,7 @@ type Decision struct {
 // REPLAY_DETECTED, STORE_UNAVAILABLE → INTERNAL, malformed or
 // mis-delegated or not-yet-valid capabilities → TALOS_INVALID_CAPABILITY,
 // everything else → TALOS_DENIED. It returns "" for an allowed decision.
-func (d Decision) ErrorCode() string {
+func (d Decision) ErrorCode() contracts.Code {
 	if d.Allowed {
 		return ""
 	}

@@ -8,7 +8,8 @@
 // A [Token] is the contract v1.0 capability (schemas/capability_token.json):
 // an issuer grants a subject a scope of [Grant]s ({tool, actions}) until
 // exp, signed with Ed25519 over the token's canonical JSON without its
-// signature. [Issue] signs one, [Parse] reads one from its wire form
+// signature. [Issue] signs one with any crypto.Signer holding an Ed25519
+// key (a wallet's Signer, or a key in a KMS or HSM), [Parse] reads one from its wire form
 // (base64url of the JSON, or the JSON itself), [Verify] checks signature
 // and validity window, and [Token.Authorize] is the contract's exact-match
 // authorize_fast.

@@ -23,9 +23,9 @@ func seeded(b byte) *identity.Wallet {
 
 func ExampleIssue() {
 	issuer, agent := seeded(1), seeded(2)
-	tok, err := capability.Issue(issuer, agent.DID().String(),
+	tok, err := capability.Issue(issuer.Signer(), agent.DID(),
 		[]capability.Grant{{Tool: "filesystem", Actions: []string{"read"}}},
-		time.Unix(1767504000, 0), capability.IssueOptions{Nonce: "unique-nonce-12345678"})
+		time.Unix(1767504000, 0), &capability.IssueOptions{Nonce: "unique-nonce-12345678"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -55,10 +55,10 @@ func ExampleVerifier_Authorize() {
 		log.Fatal(err)
 	}
 	defer v.Close()
-	root, _ := capability.Issue(issuer, agent.DID().String(),
-		[]capability.Grant{{Tool: "fs", Actions: []string{"read", "write"}}}, now.Add(time.Hour), capability.IssueOptions{})
+	root, _ := capability.Issue(issuer.Signer(), agent.DID(),
+		[]capability.Grant{{Tool: "fs", Actions: []string{"read", "write"}}}, now.Add(time.Hour), nil)
 	// The agent hands a read-only slice of its capability to a helper.
-	child, err := capability.Delegate(root, agent, helper.DID().String(),
+	child, err := capability.Delegate(root, agent.Signer(), helper.DID(),
 		[]capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, now.Add(time.Minute))
 	if err != nil {
 		log.Fatal(err)
@@ -85,7 +85,7 @@ func ExampleVerifier_Authorize() {
 
 func ExampleSignMCPRequest() {
 	w := seeded(1)
-	f, err := capability.SignMCPRequest(w, []byte(`{"method":"read","params":{"path":"/data"}}`),
+	f, err := capability.SignMCPRequest(w.Signer(), []byte(`{"method":"read","params":{"path":"/data"}}`),
 		"session-123", "corr-456", "filesystem", "read", 1767500000)
 	if err != nil {
 		log.Fatal(err)
@@ -122,9 +122,9 @@ func ExampleGrant_readOnly() {
 		log.Fatal(err)
 	}
 	defer v.Close()
-	tok, err := capability.Issue(issuer, agent.DID().String(),
+	tok, err := capability.Issue(issuer.Signer(), agent.DID(),
 		[]capability.Grant{{Tool: "db", Actions: []string{"query", "update", "drop"}, ReadOnly: true}},
-		now.Add(time.Hour), capability.IssueOptions{Nonce: "nonce-for-example-1"})
+		now.Add(time.Hour), &capability.IssueOptions{Nonce: "nonce-for-example-1"})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -119,7 +119,7 @@ func FuzzValidateDocWrites(f *testing.F) {
 	f.Add([]byte(`{"a":[0,1]}`), "/a/01", uint8(0), uint16(4), false)
 	f.Add([]byte(`"whole"`), "", uint8(0), uint16(9), false)
 	encodings := []string{"utf8", "base64", "", "latin1"}
-	allowed := []string{contracts.CodeInvalidInput, CodeDocPointerInvalid, CodeDocEncodingInvalid, CodeDocSizeExceeded, CodeDocHashMismatch}
+	allowed := []contracts.Code{contracts.CodeInvalidInput, CodeDocPointerInvalid, CodeDocEncodingInvalid, CodeDocSizeExceeded, CodeDocHashMismatch}
 	f.Fuzz(func(t *testing.T, args []byte, ptr string, enc uint8, maxBytes uint16, wrongHash bool) {
 		spec := DocSpec{WriteContentPointers: []string{ptr}, MaxWriteBytes: int(maxBytes), ContentEncoding: encodings[int(enc)%len(encodings)]}
 		var expected []DocHash
@@ -172,7 +172,7 @@ func FuzzValidateDocWrites(f *testing.F) {
 			t.Fatalf("the document's own hash is refused: %v", err)
 		}
 		bad := []DocHash{{Pointer: ptr, Hash: BytesDigest(append(content, 0))}}
-		if got := contracts.Outcome(ValidateDocWrites(spec, args, bad)); got != CodeDocHashMismatch {
+		if got := contracts.Outcome(ValidateDocWrites(spec, args, bad)); got != string(CodeDocHashMismatch) {
 			t.Fatalf("another hash: %s, want %s", got, CodeDocHashMismatch)
 		}
 	})

@@ -145,7 +145,7 @@ func FuzzParseLegacy(f *testing.F) {
 // encoding of the parsed payload, so a signature covers one meaning.
 func FuzzParseMCPPayload(f *testing.F) {
 	w := seedWallet(f, 1)
-	fr, err := SignMCPRequest(w, []byte(`{"method":"read","params":{"path":"/data","n":[1,2]}}`), "s", "c", "t", "a", 1767500000)
+	fr, err := SignMCPRequest(w.Signer(), []byte(`{"method":"read","params":{"path":"/data","n":[1,2]}}`), "s", "c", "t", "a", 1767500000)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 func TestTokenLogValue(t *testing.T) {
 	iss, _ := identity.GenerateWallet("iss")
 	sub, _ := identity.GenerateWallet("sub")
-	tok, err := capability.Issue(iss, sub.DID().String(), []capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, err := capability.Issue(iss.Signer(), sub.DID(), []capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package capability
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
@@ -47,10 +48,15 @@ type MCPPayload struct {
 // SignMCPRequest signs an MCP request for session, correlation id, tool and
 // action at Unix time ts. request must be a JSON object under the strict
 // canonical rules (no null, no non-integer numbers, no duplicate keys).
-// Signing is deterministic. Errors have code TALOS_INVALID_INPUT.
-func SignMCPRequest(w *identity.Wallet, request json.RawMessage, sessionID, correlationID, tool, action string, ts int64) (*SignedFrame, error) {
-	if w == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: nil wallet")
+// signer is the signing identity key as any crypto.Signer holding an
+// Ed25519 key (a wallet's [identity.Wallet.Signer], or a key in a KMS or
+// HSM); SignerDID is the did:key of its public key. Ed25519 signing is
+// deterministic. Errors have code TALOS_INVALID_INPUT (TALOS_CRYPTO_ERROR
+// when the signer fails or returns an invalid signature).
+func SignMCPRequest(signer crypto.Signer, request json.RawMessage, sessionID, correlationID, tool, action string, ts int64) (*SignedFrame, error) {
+	did, pub, err := signerDID(signer, contracts.CodeInvalidInput)
+	if err != nil {
+		return nil, err
 	}
 	p := MCPPayload{Request: request, SessionID: sessionID, CorrelationID: correlationID, Tool: tool, Action: action, Timestamp: ts}
 	if err := checkMCPFields(&p); err != nil {
@@ -61,18 +67,22 @@ func SignMCPRequest(w *identity.Wallet, request json.RawMessage, sessionID, corr
 		return nil, contracts.Wrap(contracts.CodeInvalidInput, "capability: MCP payload is not strict canonical JSON", err)
 	}
 	if len(b) > MaxMCPPayloadSize {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: MCP payload too large")
+		return nil, contracts.New(contracts.CodeInvalidInput, "capability: MCP payload too large")
 	}
-	return &SignedFrame{PayloadBytes: b, Signature: w.Sign(b), SignerDID: w.DID().String(), CorrelationID: correlationID}, nil
+	sig, err := signPayload(signer, pub, b)
+	if err != nil {
+		return nil, err
+	}
+	return &SignedFrame{PayloadBytes: b, Signature: sig, SignerDID: did.String(), CorrelationID: correlationID}, nil
 }
 
 func checkMCPFields(p *MCPPayload) error {
 	if r := bytes.TrimLeft(p.Request, " \t\r\n"); len(r) == 0 || r[0] != '{' {
-		return contracts.Errorf(contracts.CodeInvalidInput, "capability: MCP request must be a JSON object")
+		return contracts.New(contracts.CodeInvalidInput, "capability: MCP request must be a JSON object")
 	}
 	for _, s := range []string{p.SessionID, p.CorrelationID, p.Tool, p.Action} {
 		if !utf8.ValidString(s) {
-			return contracts.Errorf(contracts.CodeInvalidInput, "capability: MCP payload strings must be UTF-8")
+			return contracts.New(contracts.CodeInvalidInput, "capability: MCP payload strings must be UTF-8")
 		}
 	}
 	return nil
@@ -84,14 +94,14 @@ func checkMCPFields(p *MCPPayload) error {
 // code TALOS_INVALID_INPUT. It does not verify the signature.
 func ParseMCPPayload(b []byte) (*MCPPayload, error) {
 	if len(b) > MaxMCPPayloadSize {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: MCP payload too large")
+		return nil, contracts.New(contracts.CodeInvalidInput, "capability: MCP payload too large")
 	}
 	c, err := contracts.CanonicalizeStrict(b)
 	if err != nil {
 		return nil, err
 	}
 	if !bytes.Equal(c, b) {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: MCP payload is not canonical JSON")
+		return nil, contracts.New(contracts.CodeInvalidInput, "capability: MCP payload is not canonical JSON")
 	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
@@ -99,7 +109,7 @@ func ParseMCPPayload(b []byte) (*MCPPayload, error) {
 	}
 	for _, k := range []string{"request", "session_id", "correlation_id", "tool", "action", "timestamp"} {
 		if _, ok := raw[k]; !ok {
-			return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: MCP payload lacks "+k)
+			return nil, contracts.New(contracts.CodeInvalidInput, "capability: MCP payload lacks "+k)
 		}
 	}
 	var p MCPPayload
@@ -120,10 +130,10 @@ func ParseMCPPayload(b []byte) (*MCPPayload, error) {
 // with code TALOS_INVALID_INPUT.
 func VerifyMCPResponse(f *SignedFrame, expectedCorrelationID string, signer ed25519.PublicKey) (bool, error) {
 	if f == nil {
-		return false, contracts.Errorf(contracts.CodeInvalidInput, "capability: nil frame")
+		return false, contracts.New(contracts.CodeInvalidInput, "capability: nil frame")
 	}
 	if len(signer) != ed25519.PublicKeySize {
-		return false, contracts.Errorf(contracts.CodeInvalidInput, "capability: signer key must be 32 bytes")
+		return false, contracts.New(contracts.CodeInvalidInput, "capability: signer key must be 32 bytes")
 	}
 	if len(f.PayloadBytes) > MaxMCPPayloadSize || !ed25519.Verify(signer, f.PayloadBytes, f.Signature) {
 		return false, nil
@@ -145,14 +155,14 @@ func VerifyMCPResponse(f *SignedFrame, expectedCorrelationID string, signer ed25
 // checked separately with an MCPReplayGuard.
 func VerifyMCPRequest(f *SignedFrame, now time.Time, window time.Duration) (*MCPPayload, identity.DID, error) {
 	if f == nil {
-		return nil, identity.DID{}, contracts.Errorf(contracts.CodeInvalidInput, "capability: nil frame")
+		return nil, identity.DID{}, contracts.New(contracts.CodeInvalidInput, "capability: nil frame")
 	}
 	signer, err := identity.ParseDID(f.SignerDID)
 	if err != nil {
 		return nil, identity.DID{}, err
 	}
 	if len(f.PayloadBytes) > MaxMCPPayloadSize || !signer.Verify(f.PayloadBytes, f.Signature) {
-		return nil, identity.DID{}, contracts.Errorf(contracts.CodeAuthInvalidSignature, "capability: invalid MCP signature")
+		return nil, identity.DID{}, contracts.New(contracts.CodeAuthInvalidSignature, "capability: invalid MCP signature")
 	}
 	p, err := ParseMCPPayload(f.PayloadBytes)
 	if err != nil {
@@ -162,7 +172,7 @@ func VerifyMCPRequest(f *SignedFrame, now time.Time, window time.Duration) (*MCP
 		window = DefaultMCPWindow
 	}
 	if d := now.Sub(time.Unix(p.Timestamp, 0)); d > window || d < -window {
-		return nil, identity.DID{}, contracts.Errorf(contracts.CodeAuthExpired, "capability: MCP timestamp outside the window")
+		return nil, identity.DID{}, contracts.New(contracts.CodeAuthExpired, "capability: MCP timestamp outside the window")
 	}
 	return p, signer, nil
 }
@@ -199,7 +209,7 @@ func (g *MCPReplayGuard) Check(ctx context.Context, p *MCPPayload) error {
 // with per-principal quotas when scoped.
 func (g *MCPReplayGuard) check(ctx context.Context, principal string, scoped bool, p *MCPPayload) error {
 	if p.SessionID == "" || p.CorrelationID == "" {
-		return contracts.Errorf(contracts.CodeInvalidInput, "capability: MCP payload needs a session and correlation id")
+		return contracts.New(contracts.CodeInvalidInput, "capability: MCP payload needs a session and correlation id")
 	}
 	key := "mcp:" + strconv.Itoa(len(p.SessionID)) + ":" + p.SessionID + p.CorrelationID
 	var first bool
@@ -216,7 +226,7 @@ func (g *MCPReplayGuard) check(ctx context.Context, principal string, scoped boo
 		return contracts.Wrap(contracts.CodeInternal, "capability: replay store failed", err).WithRetryable(true)
 	}
 	if !first {
-		return contracts.Errorf(contracts.CodeReplayDetected, "capability: MCP correlation id replayed")
+		return contracts.New(contracts.CodeReplayDetected, "capability: MCP correlation id replayed")
 	}
 	return nil
 }
@@ -224,10 +234,10 @@ func (g *MCPReplayGuard) check(ctx context.Context, principal string, scoped boo
 // Document error codes of the MCP tool registry's document checks
 // (schemas/mcp/hashing_vectors.json).
 const (
-	CodeDocHashMismatch    = "DOC_HASH_MISMATCH"
-	CodeDocSizeExceeded    = "DOC_SIZE_EXCEEDED"
-	CodeDocEncodingInvalid = "DOC_ENCODING_INVALID"
-	CodeDocPointerInvalid  = "DOC_POINTER_INVALID"
+	CodeDocHashMismatch    contracts.Code = "DOC_HASH_MISMATCH"
+	CodeDocSizeExceeded    contracts.Code = "DOC_SIZE_EXCEEDED"
+	CodeDocEncodingInvalid contracts.Code = "DOC_ENCODING_INVALID"
+	CodeDocPointerInvalid  contracts.Code = "DOC_POINTER_INVALID"
 )
 
 // ToolCallDigest returns the request digest of a tool call
@@ -238,10 +248,10 @@ const (
 // share a digest). Errors have code TALOS_INVALID_INPUT.
 func ToolCallDigest(toolServer, toolName string, readOnly bool, args json.RawMessage) (string, error) {
 	if len(bytes.TrimSpace(args)) == 0 || bytes.TrimSpace(args)[0] != '{' {
-		return "", contracts.Errorf(contracts.CodeInvalidInput, "capability: tool call args must be a JSON object")
+		return "", contracts.New(contracts.CodeInvalidInput, "capability: tool call args must be a JSON object")
 	}
 	if !utf8.ValidString(toolServer) || !utf8.ValidString(toolName) {
-		return "", contracts.Errorf(contracts.CodeInvalidInput, "capability: tool server and name must be valid UTF-8")
+		return "", contracts.New(contracts.CodeInvalidInput, "capability: tool server and name must be valid UTF-8")
 	}
 	env := struct {
 		Server     string `json:"tool_server"`
@@ -312,7 +322,7 @@ func ValidateDocWrites(spec DocSpec, args json.RawMessage, expected []DocHash) e
 		v, ok := resolvePointer(doc, ptr)
 		s, isStr := v.(string)
 		if !ok || !isStr {
-			return contracts.Errorf(CodeDocPointerInvalid, "capability: document pointer "+strconv.Quote(ptr)+" names no string")
+			return contracts.New(CodeDocPointerInvalid, "capability: document pointer "+strconv.Quote(ptr)+" names no string")
 		}
 		var content []byte
 		switch spec.ContentEncoding {
@@ -325,14 +335,14 @@ func ValidateDocWrites(spec DocSpec, args json.RawMessage, expected []DocHash) e
 			}
 			content = b
 		default:
-			return contracts.Errorf(CodeDocEncodingInvalid, "capability: unknown content encoding")
+			return contracts.New(CodeDocEncodingInvalid, "capability: unknown content encoding")
 		}
 		if len(content) > spec.MaxWriteBytes {
-			return contracts.Errorf(CodeDocSizeExceeded, "capability: document exceeds "+strconv.Itoa(spec.MaxWriteBytes)+" bytes")
+			return contracts.New(CodeDocSizeExceeded, "capability: document exceeds "+strconv.Itoa(spec.MaxWriteBytes)+" bytes")
 		}
 		for _, h := range expected {
 			if h.Pointer == ptr && h.Hash != BytesDigest(content) {
-				return contracts.Errorf(CodeDocHashMismatch, "capability: document hash mismatch")
+				return contracts.New(CodeDocHashMismatch, "capability: document hash mismatch")
 			}
 		}
 	}
@@ -381,7 +391,7 @@ func resolvePointer(doc any, ptr string) (any, bool) {
 // back-end failures and misuse, and then the Decision denies.
 func AuthorizeMCP(ctx context.Context, a Authorizer, f *SignedFrame, capability string, guard *MCPReplayGuard, now time.Time) (Decision, *MCPPayload, error) {
 	if a == nil || guard == nil {
-		return Decision{Reason: ReasonNoCapability}, nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: AuthorizeMCP needs an Authorizer and an MCPReplayGuard")
+		return Decision{Reason: ReasonNoCapability}, nil, contracts.New(contracts.CodeInvalidInput, "capability: AuthorizeMCP needs an Authorizer and an MCPReplayGuard")
 	}
 	p, signer, err := VerifyMCPRequest(f, now, 0)
 	if err != nil {

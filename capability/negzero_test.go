@@ -68,7 +68,7 @@ func TestNegativeZeroRefused(t *testing.T) {
 		}
 	}
 
-	f, err := SignMCPRequest(w, []byte(`{"n":0}`), "sess-1", "corr-1", "fs", "read", 0)
+	f, err := SignMCPRequest(w.Signer(), []byte(`{"n":0}`), "sess-1", "corr-1", "fs", "read", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -159,25 +159,25 @@ type Match struct {
 // TALOS_INVALID_INPUT.
 func NewRBAC(cfg RBACConfig) (*RBAC, error) {
 	if len(cfg.Roles) > MaxRoles || len(cfg.Bindings) > MaxBindings {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: RBAC policy too large")
+		return nil, contracts.New(contracts.CodeInvalidInput, "capability: RBAC policy too large")
 	}
 	roles := make(map[string]rbacRole, len(cfg.Roles))
 	for _, r := range cfg.Roles {
 		if r.ID == "" {
-			return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: RBAC role without id")
+			return nil, contracts.New(contracts.CodeInvalidInput, "capability: RBAC role without id")
 		}
 		if _, dup := roles[r.ID]; dup {
-			return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: RBAC role "+strconv.Quote(r.ID)+" defined twice")
+			return nil, contracts.New(contracts.CodeInvalidInput, "capability: RBAC role "+strconv.Quote(r.ID)+" defined twice")
 		}
 		if len(r.Permissions) > MaxPermissions {
-			return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: RBAC role "+strconv.Quote(r.ID)+" has too many permissions")
+			return nil, contracts.New(contracts.CodeInvalidInput, "capability: RBAC role "+strconv.Quote(r.ID)+" has too many permissions")
 		}
 		perms := make([][]string, 0, len(r.Permissions))
 		for _, p := range r.Permissions {
 			segs := splitPermission(p)
 			for _, s := range segs {
 				if s == "" {
-					return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: RBAC permission "+strconv.Quote(p)+" has an empty segment")
+					return nil, contracts.New(contracts.CodeInvalidInput, "capability: RBAC permission "+strconv.Quote(p)+" has an empty segment")
 				}
 			}
 			perms = append(perms, segs)
@@ -188,10 +188,10 @@ func NewRBAC(cfg RBACConfig) (*RBAC, error) {
 	for i, b := range cfg.Bindings {
 		role, ok := roles[b.Role]
 		if !ok {
-			return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: RBAC binding "+strconv.Itoa(i)+" names unknown role "+strconv.Quote(b.Role))
+			return nil, contracts.New(contracts.CodeInvalidInput, "capability: RBAC binding "+strconv.Itoa(i)+" names unknown role "+strconv.Quote(b.Role))
 		}
 		if b.Principal == "" || b.Scope.Type == "" {
-			return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: RBAC binding "+strconv.Itoa(i)+" lacks a principal or scope type")
+			return nil, contracts.New(contracts.CodeInvalidInput, "capability: RBAC binding "+strconv.Itoa(i)+" lacks a principal or scope type")
 		}
 		e.byPrincipal[b.Principal] = append(e.byPrincipal[b.Principal], rbacBinding{b: b, perms: role.perms, readOnly: role.readOnly})
 	}

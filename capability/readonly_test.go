@@ -158,7 +158,7 @@ func TestDelegateKeepsGrantReadOnly(t *testing.T) {
 		{{Tool: "fs", Actions: []string{"read"}, ReadOnly: true}},
 		{{Tool: "db", Actions: []string{"query"}, ReadOnly: true}},
 	} {
-		child, err := Delegate(root, ws[1], sub, g, testExp)
+		child, err := Delegate(root, ws[1].Signer(), identity.MustParseDID(sub), g, testExp)
 		if err != nil {
 			t.Fatalf("%+v: %v", g, err)
 		}
@@ -168,11 +168,11 @@ func TestDelegateKeepsGrantReadOnly(t *testing.T) {
 	}
 	// Dropping it widens.
 	drop := []Grant{{Tool: "fs", Actions: []string{"read"}}}
-	if _, err := Delegate(root, ws[1], sub, drop, testExp); !errors.Is(err, ErrDelegation) || contracts.CodeOf(err) != contracts.CodeInvalidCapability {
+	if _, err := Delegate(root, ws[1].Signer(), identity.MustParseDID(sub), drop, testExp); !errors.Is(err, ErrDelegation) || contracts.CodeOf(err) != contracts.CodeInvalidCapability {
 		t.Fatalf("Delegate dropping read_only: %v", err)
 	}
 	// Signed directly, bypassing Delegate: VerifyChain refuses the link.
-	forged, err := issue(ws[1], sub, drop, testExp, IssueOptions{}, root.Hash())
+	forged, err := issue(ws[1].Signer(), identity.MustParseDID(sub), drop, testExp, IssueOptions{}, root.Hash())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,16 +185,16 @@ func TestDelegateKeepsGrantReadOnly(t *testing.T) {
 		{Tool: "fs", Actions: []string{"read", "write"}, ReadOnly: true},
 		{Tool: "fs", Actions: []string{"write"}},
 	}, testExp, IssueOptions{})
-	if _, err := Delegate(both, ws[1], sub, []Grant{{Tool: "fs", Actions: []string{"write"}}}, testExp); err != nil {
+	if _, err := Delegate(both, ws[1].Signer(), identity.MustParseDID(sub), []Grant{{Tool: "fs", Actions: []string{"write"}}}, testExp); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Delegate(both, ws[1], sub, []Grant{{Tool: "fs", Actions: []string{"read"}}}, testExp); !errors.Is(err, ErrDelegation) {
+	if _, err := Delegate(both, ws[1].Signer(), identity.MustParseDID(sub), []Grant{{Tool: "fs", Actions: []string{"read"}}}, testExp); !errors.Is(err, ErrDelegation) {
 		t.Fatalf("read was only granted read-only: %v", err)
 	}
 	// Under a read-only token, the child token inherits metadata.read_only,
 	// so its grants need not repeat the limit.
 	roTok := mustIssue(t, ws[0], ws[1].DID().String(), []Grant{{Tool: "fs", Actions: []string{"read"}, ReadOnly: true}}, testExp, IssueOptions{ReadOnly: true})
-	child, err := Delegate(roTok, ws[1], sub, drop, testExp)
+	child, err := Delegate(roTok, ws[1].Signer(), identity.MustParseDID(sub), drop, testExp)
 	if err != nil || !child.ReadOnly() {
 		t.Fatalf("delegation under a read-only token: %v", err)
 	}

@@ -56,7 +56,7 @@ type ToolRegistry struct {
 // errors with code TALOS_INVALID_INPUT.
 func NewToolRegistry(entries []ToolEntry) (*ToolRegistry, error) {
 	if len(entries) > MaxRegistryTools {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: tool registry too large")
+		return nil, contracts.New(contracts.CodeInvalidInput, "capability: tool registry too large")
 	}
 	r := &ToolRegistry{tools: make(map[string]map[string]ToolEntry)}
 	for i, e := range entries {
@@ -70,7 +70,7 @@ func NewToolRegistry(entries []ToolEntry) (*ToolRegistry, error) {
 			bad = "a write tool must require an idempotency key"
 		}
 		if bad != "" {
-			return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: tool registry entry "+strconv.Itoa(i)+": "+bad)
+			return nil, contracts.New(contracts.CodeInvalidInput, "capability: tool registry entry "+strconv.Itoa(i)+": "+bad)
 		}
 		m := r.tools[e.Tool]
 		if m == nil {
@@ -78,7 +78,7 @@ func NewToolRegistry(entries []ToolEntry) (*ToolRegistry, error) {
 			r.tools[e.Tool] = m
 		}
 		if _, dup := m[e.Action]; dup {
-			return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: tool registry lists "+strconv.Quote(e.Tool+"/"+e.Action)+" twice")
+			return nil, contracts.New(contracts.CodeInvalidInput, "capability: tool registry lists "+strconv.Quote(e.Tool+"/"+e.Action)+" twice")
 		}
 		m[e.Action] = e
 		r.n++
@@ -126,7 +126,7 @@ func ParseToolRegistry(raw []byte) (*ToolRegistry, error) {
 		} `json:"tools"`
 	}
 	bad := func(msg string) error {
-		return contracts.Errorf(contracts.CodeInvalidInput, "capability: tool registry: "+msg)
+		return contracts.New(contracts.CodeInvalidInput, "capability: tool registry: "+msg)
 	}
 	if err := contracts.CheckJSON(raw, false); err != nil {
 		return nil, err

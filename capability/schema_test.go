@@ -27,7 +27,7 @@ func TestOutputsMatchContractSchemas(t *testing.T) {
 			t.Errorf("chain link %d: %v", i, err)
 		}
 	}
-	f, err := SignMCPRequest(ws[0], json.RawMessage(`{"method":"tools/call"}`), "s", "c", "fs", "read", time.Now().Unix())
+	f, err := SignMCPRequest(ws[0].Signer(), json.RawMessage(`{"method":"tools/call"}`), "s", "c", "fs", "read", time.Now().Unix())
 	if err != nil {
 		t.Fatal(err)
 	}

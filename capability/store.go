@@ -52,7 +52,7 @@ type RevocationWatcher interface {
 
 // ReplayStore is the nonce store of package identity: Claim is an atomic
 // set-if-absent with a TTL; false means replay and an error means deny.
-// [identity.NewMemoryNonceStore] is the in-memory implementation and
+// [identity.NewMemNonceStore] is the in-memory implementation and
 // capability/redis.ReplayStore the shared one.
 type ReplayStore = identity.NonceStore
 
@@ -97,7 +97,7 @@ func NewMemRevocationStore(now func() time.Time) *MemRevocationStore {
 // TALOS_INVALID_INPUT.
 func (s *MemRevocationStore) Revoke(ctx context.Context, key string, until time.Time) error {
 	if key == "" {
-		return contracts.Errorf(contracts.CodeInvalidInput, "capability: empty revocation key")
+		return contracts.New(contracts.CodeInvalidInput, "capability: empty revocation key")
 	}
 	if err := ctx.Err(); err != nil {
 		return contracts.Wrap(contracts.CodeInternal, "capability: revoke cancelled", err)

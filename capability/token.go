@@ -2,6 +2,7 @@ package capability
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -497,7 +498,7 @@ func parseMetadata(sc *scanner, t *Token, sp []byte) bool {
 	}
 	c, err := contracts.CanonicalizeStrict(sp)
 	if err != nil {
-		return sc.fail("metadata: " + contracts.CodeOf(err) + ": " + err.Error())
+		return sc.fail("metadata: " + string(contracts.CodeOf(err)) + ": " + err.Error())
 	}
 	if len(c) > MaxMetadataSize {
 		return sc.fail("metadata too large")
@@ -571,17 +572,17 @@ func setMetadata(t *Token, c []byte) error {
 	t.metadata = c
 	if v, ok := m[MetaAudience]; ok {
 		if err := json.Unmarshal(v, &t.aud); err != nil || v[0] != '"' || t.aud == "" {
-			return contracts.Errorf(contracts.CodeInvalidCapability, "metadata.aud is not a non-empty string")
+			return contracts.New(contracts.CodeInvalidCapability, "metadata.aud is not a non-empty string")
 		}
 	}
 	if v, ok := m[MetaParent]; ok {
 		if err := json.Unmarshal(v, &t.parent); err != nil || v[0] != '"' || !isHexHash(t.parent) {
-			return contracts.Errorf(contracts.CodeInvalidCapability, "metadata.parent is not a capability hash")
+			return contracts.New(contracts.CodeInvalidCapability, "metadata.parent is not a capability hash")
 		}
 	}
 	if v, ok := m[MetaReadOnly]; ok {
 		if err := json.Unmarshal(v, &t.readOnly); err != nil || (v[0] != 't' && v[0] != 'f') {
-			return contracts.Errorf(contracts.CodeInvalidCapability, "metadata.read_only is not a boolean")
+			return contracts.New(contracts.CodeInvalidCapability, "metadata.read_only is not a boolean")
 		}
 	}
 	return nil
@@ -600,8 +601,9 @@ func isHexHash(s string) bool {
 	return true
 }
 
-// IssueOptions are the optional members of a new token. The zero value
-// issues a token with a random nonce, no nbf and no metadata.
+// IssueOptions are the optional members of a new token, passed to [Issue] as
+// a pointer. nil, like the zero value, issues a token with a random nonce,
+// no nbf and no metadata.
 type IssueOptions struct {
 	// NotBefore sets nbf when not zero.
 	NotBefore time.Time
@@ -619,20 +621,76 @@ type IssueOptions struct {
 	Rand io.Reader
 }
 
-// Issue builds and signs a token for subject (a did:key) with the given
-// grants and expiry. Errors (bad subject, empty or oversized grants, short
-// nonce, reserved metadata members, exp not after nbf) are *contracts.Error
-// with code TALOS_INVALID_CAPABILITY. It panics if issuer is nil.
-func Issue(issuer *identity.Wallet, subject string, grants []Grant, exp time.Time, opts IssueOptions) (*Token, error) {
-	return issue(issuer, subject, grants, exp, opts, "")
+// Issue builds and signs a token for subject with the given grants and
+// expiry. issuer is the issuer's identity key as any crypto.Signer holding an
+// Ed25519 key (a wallet's [identity.Wallet.Signer], or a key in a KMS or
+// HSM); the issuer DID is the did:key of its public key, and the signature
+// it returns is checked before the token is built. opts may be nil (a
+// random nonce, no nbf, no metadata). Errors (nil, non-Ed25519 or failing
+// signer, zero subject, empty or oversized grants, short nonce, reserved
+// metadata members, exp not after nbf) are *contracts.Error with code
+// TALOS_INVALID_CAPABILITY (TALOS_CRYPTO_ERROR for a failing signer or
+// nonce source).
+func Issue(issuer crypto.Signer, subject identity.DID, grants []Grant, exp time.Time, opts *IssueOptions) (*Token, error) {
+	var o IssueOptions
+	if opts != nil {
+		o = *opts
+	}
+	return issue(issuer, subject, grants, exp, o, "")
 }
 
-func issue(issuer *identity.Wallet, subject string, grants []Grant, exp time.Time, opts IssueOptions, parent string) (*Token, error) {
-	sub, err := identity.ParseDID(subject)
+// ParseSubject parses the did:key subject of a token to issue, with the
+// error Issue gives for a bad subject: a *contracts.Error of code
+// TALOS_INVALID_CAPABILITY that wraps the parse error. Use it on subjects
+// that come from outside (a request body, a flag).
+func ParseSubject(s string) (identity.DID, error) {
+	d, err := identity.ParseDID(s)
 	if err != nil {
-		return nil, contracts.Wrap(contracts.CodeInvalidCapability, "capability: subject is not an Ed25519 did:key", err)
+		return identity.DID{}, contracts.Wrap(contracts.CodeInvalidCapability, "capability: subject is not an Ed25519 did:key", err)
 	}
-	t := &Token{issuer: issuer.DID(), subject: sub, subjectStr: subject, exp: exp.Unix()}
+	return d, nil
+}
+
+// signerDID returns the did:key of an Ed25519 crypto.Signer; its errors
+// have the given code.
+func signerDID(s crypto.Signer, code contracts.Code) (identity.DID, ed25519.PublicKey, error) {
+	if s == nil {
+		return identity.DID{}, nil, contracts.New(code, "capability: nil signer")
+	}
+	pub, ok := s.Public().(ed25519.PublicKey)
+	if !ok || len(pub) != ed25519.PublicKeySize {
+		return identity.DID{}, nil, contracts.New(code, "capability: the signer does not hold an Ed25519 key")
+	}
+	d, err := identity.DIDFromPublicKey(pub)
+	if err != nil {
+		return identity.DID{}, nil, contracts.Wrap(code, "capability: the signer's key has no did:key", err)
+	}
+	return d, pub, nil
+}
+
+// signPayload signs msg with s (pure Ed25519: crypto.Hash(0)) and checks the
+// signature, so that a faulty remote signer cannot produce what verifiers
+// refuse.
+func signPayload(s crypto.Signer, pub ed25519.PublicKey, msg []byte) ([]byte, error) {
+	sig, err := s.Sign(rand.Reader, msg, crypto.Hash(0))
+	if err != nil {
+		return nil, contracts.Wrap(contracts.CodeCryptoError, "capability: the signer failed", err)
+	}
+	if len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, msg, sig) {
+		return nil, contracts.New(contracts.CodeCryptoError, "capability: the signer returned an invalid signature")
+	}
+	return sig, nil
+}
+
+func issue(issuer crypto.Signer, sub identity.DID, grants []Grant, exp time.Time, opts IssueOptions, parent string) (*Token, error) {
+	iss, pub, err := signerDID(issuer, contracts.CodeInvalidCapability)
+	if err != nil {
+		return nil, err
+	}
+	if sub.IsZero() {
+		return nil, contracts.New(contracts.CodeInvalidCapability, "capability: subject is not an Ed25519 did:key")
+	}
+	t := &Token{issuer: iss, subject: sub, subjectStr: sub.String(), exp: exp.Unix()}
 	t.issuerStr = t.issuer.String()
 	if err := checkGrants(grants); err != nil {
 		return nil, err
@@ -641,11 +699,11 @@ func issue(issuer *identity.Wallet, subject string, grants []Grant, exp time.Tim
 	if !opts.NotBefore.IsZero() {
 		t.nbf, t.hasNbf = opts.NotBefore.Unix(), true
 		if t.nbf > t.exp {
-			return nil, contracts.Errorf(contracts.CodeInvalidCapability, "capability: nbf after exp")
+			return nil, contracts.New(contracts.CodeInvalidCapability, "capability: nbf after exp")
 		}
 	}
 	if t.exp > contracts.MaxSafeInteger || t.exp < -contracts.MaxSafeInteger || t.nbf > contracts.MaxSafeInteger || t.nbf < -contracts.MaxSafeInteger {
-		return nil, contracts.Errorf(contracts.CodeInvalidCapability, "capability: time out of range")
+		return nil, contracts.New(contracts.CodeInvalidCapability, "capability: time out of range")
 	}
 	t.nonce = opts.Nonce
 	if t.nonce == "" {
@@ -660,13 +718,17 @@ func issue(issuer *identity.Wallet, subject string, grants []Grant, exp time.Tim
 		t.nonce = contracts.EncodeBase64URL(b[:])
 	}
 	if utf8.RuneCountInString(t.nonce) < MinNonceLength || len(t.nonce) > MaxNonceLength || !utf8.ValidString(t.nonce) {
-		return nil, contracts.Errorf(contracts.CodeInvalidCapability, "capability: nonce must be 16 to 256 characters")
+		return nil, contracts.New(contracts.CodeInvalidCapability, "capability: nonce must be 16 to 256 characters")
 	}
 	if err := buildMetadata(t, opts, parent); err != nil {
 		return nil, err
 	}
 	t.payload = t.appendJSON(nil, false)
-	copy(t.sig[:], issuer.Sign(t.payload))
+	sig, err := signPayload(issuer, pub, t.payload)
+	if err != nil {
+		return nil, err
+	}
+	copy(t.sig[:], sig)
 	t.seal()
 	return t, nil
 }
@@ -675,7 +737,7 @@ func buildMetadata(t *Token, opts IssueOptions, parent string) error {
 	m := make(map[string]any, len(opts.Metadata)+3)
 	for k, v := range opts.Metadata {
 		if k == MetaAudience || k == MetaParent || k == MetaReadOnly {
-			return contracts.Errorf(contracts.CodeInvalidCapability, "capability: metadata member "+strconv.Quote(k)+" is reserved; use IssueOptions")
+			return contracts.New(contracts.CodeInvalidCapability, "capability: metadata member "+strconv.Quote(k)+" is reserved; use IssueOptions")
 		}
 		m[k] = v
 	}
@@ -696,25 +758,25 @@ func buildMetadata(t *Token, opts IssueOptions, parent string) error {
 		return contracts.Wrap(contracts.CodeInvalidCapability, "capability: metadata is not strict canonical JSON", err)
 	}
 	if len(c) > MaxMetadataSize {
-		return contracts.Errorf(contracts.CodeInvalidCapability, "capability: metadata too large")
+		return contracts.New(contracts.CodeInvalidCapability, "capability: metadata too large")
 	}
 	return setMetadata(t, c)
 }
 
 func checkGrants(grants []Grant) error {
 	if len(grants) == 0 || len(grants) > MaxGrants {
-		return contracts.Errorf(contracts.CodeInvalidCapability, "capability: a token needs 1 to 64 grants")
+		return contracts.New(contracts.CodeInvalidCapability, "capability: a token needs 1 to 64 grants")
 	}
 	for _, g := range grants {
 		if g.Tool == "" || len(g.Tool) > MaxNameLength || !utf8.ValidString(g.Tool) {
-			return contracts.Errorf(contracts.CodeInvalidCapability, "capability: grant tool must be a 1 to 256 byte name")
+			return contracts.New(contracts.CodeInvalidCapability, "capability: grant tool must be a 1 to 256 byte name")
 		}
 		if len(g.Actions) == 0 || len(g.Actions) > MaxActions {
-			return contracts.Errorf(contracts.CodeInvalidCapability, "capability: a grant needs 1 to 64 actions")
+			return contracts.New(contracts.CodeInvalidCapability, "capability: a grant needs 1 to 64 actions")
 		}
 		for _, a := range g.Actions {
 			if a == "" || len(a) > MaxNameLength || !utf8.ValidString(a) {
-				return contracts.Errorf(contracts.CodeInvalidCapability, "capability: action must be a 1 to 256 byte name")
+				return contracts.New(contracts.CodeInvalidCapability, "capability: action must be a 1 to 256 byte name")
 			}
 		}
 	}

@@ -177,18 +177,18 @@ var _ Authorizer = (*Verifier)(nil)
 // error with code TALOS_INVALID_INPUT.
 func NewVerifier(cfg Config) (*Verifier, error) {
 	if len(cfg.TrustedIssuers) == 0 {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: Config.TrustedIssuers is required")
+		return nil, contracts.New(contracts.CodeInvalidInput, "capability: Config.TrustedIssuers is required")
 	}
 	if cfg.Revocations == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: Config.Revocations is required")
+		return nil, contracts.New(contracts.CodeInvalidInput, "capability: Config.Revocations is required")
 	}
 	if cfg.MaxChainDepth < 0 || cfg.MaxChainDepth > MaxChainDepth || cfg.CacheSize < 0 || cfg.ReplayTTL < 0 {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: Config limits out of range")
+		return nil, contracts.New(contracts.CodeInvalidInput, "capability: Config limits out of range")
 	}
 	v := &Verifier{cfg: cfg, trusted: make(map[identity.DID]struct{}), seed: maphash.MakeSeed(), sessions: make(map[sessionKey]*entry)}
 	for _, d := range cfg.TrustedIssuers {
 		if d.IsZero() {
-			return nil, contracts.Errorf(contracts.CodeInvalidInput, "capability: zero DID in Config.TrustedIssuers")
+			return nil, contracts.New(contracts.CodeInvalidInput, "capability: zero DID in Config.TrustedIssuers")
 		}
 		v.trusted[d] = struct{}{}
 	}
@@ -414,7 +414,7 @@ func (v *Verifier) decide(ctx context.Context, e *entry, req Request, now int64,
 	if req.Nonce != "" {
 		if v.cfg.Replay == nil {
 			deny(d, ReasonReplay)
-			return contracts.Errorf(contracts.CodeInvalidInput, "capability: Request.Nonce set but Config.Replay is nil")
+			return contracts.New(contracts.CodeInvalidInput, "capability: Request.Nonce set but Config.Replay is nil")
 		}
 		first, err := identity.ClaimNonce(ctx, v.cfg.Replay, e.subjectStr, "capability:"+e.subjectStr+"\x00"+req.Nonce, v.replayTTL)
 		if err != nil {

@@ -41,7 +41,7 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	f := &fixture{ws: wallets(t, 4), clock: newClock(testNow)}
 	f.store = NewMemRevocationStore(f.clock.now)
 	cfg := Config{TrustedIssuers: []identity.DID{f.ws[0].DID()}, Revocations: f.store, Now: f.clock.now,
-		Replay: identity.NewMemoryNonceStore(100)}
+		Replay: identity.NewMemNonceStore(100)}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -242,13 +242,13 @@ func TestVerifierWarmPathAllocs(t *testing.T) {
 
 func TestDecisionErrorCodes(t *testing.T) {
 	for r, want := range map[ReasonCode]string{
-		ReasonRevoked: contracts.CodeAuthRevoked, ReasonExpired: contracts.CodeAuthExpired,
-		ReasonSignatureInvalid: contracts.CodeAuthInvalidSignature, ReasonRBACDenied: contracts.CodeRBACDenied,
-		ReasonScopeMismatch: contracts.CodeDenied, ReasonNoCapability: contracts.CodeInvalidCapability,
-		ReasonDelegationInvalid: contracts.CodeInvalidCapability, ReasonReplay: contracts.CodeReplayDetected,
-		ReasonUnknownTool: contracts.CodeDenied, ReasonHolderMismatch: contracts.CodeDenied,
+		ReasonRevoked: string(contracts.CodeAuthRevoked), ReasonExpired: string(contracts.CodeAuthExpired),
+		ReasonSignatureInvalid: string(contracts.CodeAuthInvalidSignature), ReasonRBACDenied: string(contracts.CodeRBACDenied),
+		ReasonScopeMismatch: string(contracts.CodeDenied), ReasonNoCapability: string(contracts.CodeInvalidCapability),
+		ReasonDelegationInvalid: string(contracts.CodeInvalidCapability), ReasonReplay: string(contracts.CodeReplayDetected),
+		ReasonUnknownTool: string(contracts.CodeDenied), ReasonHolderMismatch: string(contracts.CodeDenied),
 	} {
-		if got := (Decision{Reason: r}).ErrorCode(); got != want {
+		if got := (Decision{Reason: r}).ErrorCode(); string(got) != want {
 			t.Errorf("%s → %s, want %s", r, got, want)
 		}
 	}

@@ -30,13 +30,13 @@ func DecodeBase64URL(s string) ([]byte, error) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return nil, Errorf(CodeInvalidInput, "base64url: invalid character")
+			return nil, New(CodeInvalidInput, "base64url: invalid character")
 		}
 	}
 	if len(s)%4 == 1 {
-		return nil, Errorf(CodeInvalidInput, "base64url: invalid length")
+		return nil, New(CodeInvalidInput, "base64url: invalid length")
 	}
-	return nil, Errorf(CodeInvalidInput, "base64url: non-canonical encoding")
+	return nil, New(CodeInvalidInput, "base64url: non-canonical encoding")
 }
 
 // DecodeBase64Lenient decodes the legacy byte encodings some SDKs emit:
@@ -47,14 +47,14 @@ func DecodeBase64URL(s string) ([]byte, error) {
 func DecodeBase64Lenient(s string) ([]byte, error) {
 	t := strings.TrimRight(s, "=")
 	if len(s)-len(t) > 2 {
-		return nil, Errorf(CodeInvalidInput, "base64: invalid padding")
+		return nil, New(CodeInvalidInput, "base64: invalid padding")
 	}
 	if strings.ContainsAny(t, "+/") && strings.ContainsAny(t, "-_") {
-		return nil, Errorf(CodeInvalidInput, "base64: mixed alphabets")
+		return nil, New(CodeInvalidInput, "base64: mixed alphabets")
 	}
 	t = strings.NewReplacer("+", "-", "/", "_").Replace(t)
 	if len(s) != len(t) && len(s)%4 != 0 {
-		return nil, Errorf(CodeInvalidInput, "base64: invalid padding")
+		return nil, New(CodeInvalidInput, "base64: invalid padding")
 	}
 	return DecodeBase64URL(t)
 }

@@ -69,7 +69,7 @@ func MarshalStrict(v any) ([]byte, error) {
 }
 
 func jsonError(msg string) *Error {
-	return Errorf(CodeInvalidInput, "canonical json: "+msg)
+	return New(CodeInvalidInput, "canonical json: "+msg)
 }
 
 func canonicalize(raw []byte, strict bool) ([]byte, error) {

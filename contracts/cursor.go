@@ -35,10 +35,10 @@ func EncodeCursor(timestamp int64, eventID string) (string, error) {
 // Encode returns the wire form of c; see [EncodeCursor].
 func (c Cursor) Encode() (string, error) {
 	if c.Timestamp < 0 {
-		return "", Errorf(CodeInvalidInput, "cursor: negative timestamp")
+		return "", New(CodeInvalidInput, "cursor: negative timestamp")
 	}
 	if !IsUUIDv7(c.EventID) {
-		return "", Errorf(CodeInvalidInput, "cursor: event id is not a lowercase UUIDv7")
+		return "", New(CodeInvalidInput, "cursor: event id is not a lowercase UUIDv7")
 	}
 	var buf [20 + 1 + uuidLen]byte
 	b := strconv.AppendInt(buf[:0], c.Timestamp, 10)
@@ -54,7 +54,7 @@ func (c Cursor) Encode() (string, error) {
 // cursor re-encodes to s. Errors are *Error with code TALOS_INVALID_INPUT.
 func DecodeCursor(s string) (Cursor, error) {
 	if len(s) > MaxCursorLength {
-		return Cursor{}, Errorf(CodeInvalidInput, "cursor: longer than "+strconv.Itoa(MaxCursorLength)+" characters")
+		return Cursor{}, New(CodeInvalidInput, "cursor: longer than "+strconv.Itoa(MaxCursorLength)+" characters")
 	}
 	raw, err := DecodeBase64URL(s)
 	if err != nil {
@@ -62,14 +62,14 @@ func DecodeCursor(s string) (Cursor, error) {
 	}
 	ts, id, ok := bytes.Cut(raw, []byte{':'})
 	if !ok {
-		return Cursor{}, Errorf(CodeInvalidInput, "cursor: missing ':' separator")
+		return Cursor{}, New(CodeInvalidInput, "cursor: missing ':' separator")
 	}
 	n, ok := parseCanonicalUint(ts)
 	if !ok {
-		return Cursor{}, Errorf(CodeInvalidInput, "cursor: timestamp is not a canonical non-negative decimal integer")
+		return Cursor{}, New(CodeInvalidInput, "cursor: timestamp is not a canonical non-negative decimal integer")
 	}
 	if !IsUUIDv7(string(id)) {
-		return Cursor{}, Errorf(CodeInvalidInput, "cursor: event id is not a lowercase UUIDv7")
+		return Cursor{}, New(CodeInvalidInput, "cursor: event id is not a lowercase UUIDv7")
 	}
 	return Cursor{Timestamp: n, EventID: string(id)}, nil
 }

@@ -29,7 +29,7 @@ func TestHTTPStatusVectors(t *testing.T) {
 		t.Fatalf("%d cases, want 6", len(cases))
 	}
 	for _, c := range cases {
-		if got := contracts.HTTPStatus(c.Input.ErrorCode); got != c.Expected.HTTPStatus {
+		if got := contracts.HTTPStatus(contracts.Code(c.Input.ErrorCode)); got != c.Expected.HTTPStatus {
 			t.Errorf("%s: HTTPStatus(%s) = %d, want %d", c.Description, c.Input.ErrorCode, got, c.Expected.HTTPStatus)
 		}
 	}
@@ -46,9 +46,9 @@ func TestLegacyErrorCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	known := map[string]int{
-		contracts.CodeErrUnknown: 500, contracts.CodeErrCrypto: 400, contracts.CodeErrFrame: 400,
-		contracts.CodeErrNetwork: 502, contracts.CodeErrValidation: 400, contracts.CodeErrNotFound: 404,
-		contracts.CodeErrUnauthorized: 401,
+		string(contracts.CodeErrUnknown): 500, string(contracts.CodeErrCrypto): 400, string(contracts.CodeErrFrame): 400,
+		string(contracts.CodeErrNetwork): 502, string(contracts.CodeErrValidation): 400, string(contracts.CodeErrNotFound): 404,
+		string(contracts.CodeErrUnauthorized): 401,
 	}
 	if len(doc.Errors) != len(known) {
 		t.Fatalf("%d codes in sdk/error_codes.json, want %d", len(doc.Errors), len(known))
@@ -59,7 +59,7 @@ func TestLegacyErrorCodes(t *testing.T) {
 			t.Errorf("no constant for %s", e.Code)
 			continue
 		}
-		if got := contracts.HTTPStatus(e.Code); got != want {
+		if got := contracts.HTTPStatus(contracts.Code(e.Code)); got != want {
 			t.Errorf("HTTPStatus(%s) = %d, want %d", e.Code, got, want)
 		}
 	}
@@ -79,7 +79,7 @@ func TestErrorIsAndCodeOf(t *testing.T) {
 		t.Fatal("CodeOf is wrong")
 	}
 	// A specific error is not matched by another specific error of the same code.
-	if errors.Is(contracts.Errorf(contracts.CodeDenied, "a"), contracts.Errorf(contracts.CodeDenied, "b")) {
+	if errors.Is(contracts.New(contracts.CodeDenied, "a"), contracts.New(contracts.CodeDenied, "b")) {
 		t.Fatal("two messages of one code matched")
 	}
 	// The cause never reaches the JSON form.

@@ -78,13 +78,13 @@ func (f Frame) Encode() ([]byte, error) {
 func (f Frame) AppendEncode(dst []byte) ([]byte, error) {
 	switch {
 	case f.Version != FrameVersion:
-		return dst, Errorf(CodeFrameInvalid, "frame: unsupported version "+strconv.Itoa(f.Version))
+		return dst, New(CodeFrameInvalid, "frame: unsupported version "+strconv.Itoa(f.Version))
 	case !f.Type.Valid():
-		return dst, Errorf(CodeFrameInvalid, "frame: unknown frame type")
+		return dst, New(CodeFrameInvalid, "frame: unknown frame type")
 	case len(f.Payload) > MaxFramePayload:
-		return dst, Errorf(CodeFrameInvalid, "frame: payload larger than "+strconv.Itoa(MaxFramePayload)+" bytes")
+		return dst, New(CodeFrameInvalid, "frame: payload larger than "+strconv.Itoa(MaxFramePayload)+" bytes")
 	case len(f.Signature) > MaxFrameSignature:
-		return dst, Errorf(CodeFrameInvalid, "frame: signature larger than "+strconv.Itoa(MaxFrameSignature)+" bytes")
+		return dst, New(CodeFrameInvalid, "frame: signature larger than "+strconv.Itoa(MaxFrameSignature)+" bytes")
 	}
 	b := append(dst, `{"flags":`...)
 	b = strconv.AppendUint(b, uint64(f.Flags), 10)
@@ -123,9 +123,9 @@ func DecodeFrame(data []byte) (Frame, []byte, error) {
 	if err != nil {
 		if err == errFrameEOF {
 			if len(window) < len(data) {
-				err = Errorf(CodeFrameInvalid, "frame: larger than "+strconv.Itoa(MaxFrameSize)+" bytes")
+				err = New(CodeFrameInvalid, "frame: larger than "+strconv.Itoa(MaxFrameSize)+" bytes")
 			} else {
-				err = Errorf(CodeFrameInvalid, "frame: truncated JSON")
+				err = New(CodeFrameInvalid, "frame: truncated JSON")
 			}
 		}
 		return Frame{}, data, err
@@ -163,12 +163,12 @@ func decodeFrameObject(data []byte) (Frame, int, error) {
 	tok, err := dec.Token()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
-			return Frame{}, 0, Errorf(CodeFrameInvalid, "frame: truncated: no JSON value")
+			return Frame{}, 0, New(CodeFrameInvalid, "frame: truncated: no JSON value")
 		}
 		return Frame{}, 0, frameSyntaxError(err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return Frame{}, 0, Errorf(CodeFrameInvalid, "frame: not a JSON object")
+		return Frame{}, 0, New(CodeFrameInvalid, "frame: not a JSON object")
 	}
 	var seen int
 	var raw [5]json.RawMessage // indexed like the member bits
@@ -194,10 +194,10 @@ func decodeFrameObject(data []byte) (Frame, int, error) {
 			if len(key) > 64 {
 				key = key[:64] + "..."
 			}
-			return Frame{}, 0, Errorf(CodeFrameInvalid, "frame: unknown member "+strconv.Quote(key))
+			return Frame{}, 0, New(CodeFrameInvalid, "frame: unknown member "+strconv.Quote(key))
 		}
 		if seen&bit != 0 {
-			return Frame{}, 0, Errorf(CodeFrameInvalid, "frame: duplicate member "+strconv.Quote(key))
+			return Frame{}, 0, New(CodeFrameInvalid, "frame: duplicate member "+strconv.Quote(key))
 		}
 		seen |= bit
 		if err := dec.Decode(&raw[idx]); err != nil {
@@ -218,26 +218,26 @@ func parseFrameMembers(seen int, raw *[5]json.RawMessage) (Frame, error) {
 	f := Frame{Version: FrameVersion}
 	switch {
 	case seen&memberVersion == 0:
-		return Frame{}, Errorf(CodeFrameInvalid, "frame: missing version")
+		return Frame{}, New(CodeFrameInvalid, "frame: missing version")
 	case string(raw[0]) != "1":
-		return Frame{}, Errorf(CodeFrameInvalid, "frame: unsupported version (want the integer 1)")
+		return Frame{}, New(CodeFrameInvalid, "frame: unsupported version (want the integer 1)")
 	}
 
 	var typ string
 	switch {
 	case seen&memberType == 0:
-		return Frame{}, Errorf(CodeFrameInvalid, "frame: missing type")
+		return Frame{}, New(CodeFrameInvalid, "frame: missing type")
 	case !jsonString(raw[1], &typ):
-		return Frame{}, Errorf(CodeFrameInvalid, "frame: type is not a string")
+		return Frame{}, New(CodeFrameInvalid, "frame: type is not a string")
 	case !FrameType(typ).Valid():
-		return Frame{}, Errorf(CodeFrameInvalid, "frame: unknown frame type")
+		return Frame{}, New(CodeFrameInvalid, "frame: unknown frame type")
 	}
 	f.Type = FrameType(typ)
 
 	if seen&memberFlags != 0 {
 		n, ok := parseCanonicalUint(raw[2])
 		if !ok || n > MaxFrameFlags {
-			return Frame{}, Errorf(CodeFrameInvalid, "frame: flags is not an integer in [0, 4294967295]")
+			return Frame{}, New(CodeFrameInvalid, "frame: flags is not an integer in [0, 4294967295]")
 		}
 		f.Flags = uint32(n)
 	}
@@ -245,16 +245,16 @@ func parseFrameMembers(seen int, raw *[5]json.RawMessage) (Frame, error) {
 	var s string
 	switch {
 	case seen&memberPayload == 0:
-		return Frame{}, Errorf(CodeFrameInvalid, "frame: missing payload")
+		return Frame{}, New(CodeFrameInvalid, "frame: missing payload")
 	case !jsonString(raw[3], &s):
-		return Frame{}, Errorf(CodeFrameInvalid, "frame: payload is not a string")
+		return Frame{}, New(CodeFrameInvalid, "frame: payload is not a string")
 	}
 	p, err := DecodeBase64URL(s)
 	if err != nil {
 		return Frame{}, Wrap(CodeFrameInvalid, "frame: payload is not strict base64url", err)
 	}
 	if len(p) > MaxFramePayload {
-		return Frame{}, Errorf(CodeFrameInvalid, "frame: payload larger than "+strconv.Itoa(MaxFramePayload)+" bytes")
+		return Frame{}, New(CodeFrameInvalid, "frame: payload larger than "+strconv.Itoa(MaxFramePayload)+" bytes")
 	}
 	f.Payload = p
 	if f.Payload == nil {
@@ -263,17 +263,17 @@ func parseFrameMembers(seen int, raw *[5]json.RawMessage) (Frame, error) {
 
 	if seen&memberSignature != 0 {
 		if !jsonString(raw[4], &s) {
-			return Frame{}, Errorf(CodeFrameInvalid, "frame: signature is not a string")
+			return Frame{}, New(CodeFrameInvalid, "frame: signature is not a string")
 		}
 		if s == "" {
-			return Frame{}, Errorf(CodeFrameInvalid, "frame: empty signature")
+			return Frame{}, New(CodeFrameInvalid, "frame: empty signature")
 		}
 		sig, err := DecodeBase64URL(s)
 		if err != nil {
 			return Frame{}, Wrap(CodeFrameInvalid, "frame: signature is not strict base64url", err)
 		}
 		if len(sig) > MaxFrameSignature {
-			return Frame{}, Errorf(CodeFrameInvalid, "frame: signature larger than "+strconv.Itoa(MaxFrameSignature)+" bytes")
+			return Frame{}, New(CodeFrameInvalid, "frame: signature larger than "+strconv.Itoa(MaxFrameSignature)+" bytes")
 		}
 		f.Signature = sig
 	}

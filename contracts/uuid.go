@@ -92,7 +92,7 @@ func isHexDigit(c byte, fold bool) bool {
 // not one.
 func UUIDv7Time(s string) (time.Time, error) {
 	if !IsUUIDv7(s) {
-		return time.Time{}, Errorf(CodeInvalidInput, "uuid: not a lowercase UUIDv7")
+		return time.Time{}, New(CodeInvalidInput, "uuid: not a lowercase UUIDv7")
 	}
 	var ms int64
 	for i := 0; i < 13; i++ {

@@ -266,7 +266,7 @@ func TestErrorJSONMatchesSchema(t *testing.T) {
 	var sch struct {
 		Properties struct {
 			Code struct {
-				Enum []string `json:"enum"`
+				Enum []Code `json:"enum"`
 			} `json:"code"`
 		} `json:"properties"`
 	}
@@ -277,7 +277,7 @@ func TestErrorJSONMatchesSchema(t *testing.T) {
 		t.Fatal("no codes in common/errors")
 	}
 	for _, code := range sch.Properties.Code.Enum {
-		e := Errorf(code, "something failed").WithRetryable(code == CodeTransportTimeout)
+		e := New(code, "something failed").WithRetryable(code == CodeTransportTimeout)
 		e.RequestID = "req-1"
 		e.Details = map[string]any{"k": "v"}
 		e.Cause = errors.New("never serialized")

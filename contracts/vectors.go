@@ -42,7 +42,7 @@ func Outcome(err error) string {
 	if err == nil {
 		return OutcomeOK
 	}
-	return CodeOf(err)
+	return string(CodeOf(err))
 }
 
 // GoldenFS returns the golden vector files as a read-only file system whose
@@ -71,7 +71,7 @@ func GoldenNames() []string {
 // "canonical_json", "identity", "capability"), or a NOT_FOUND error.
 func Golden(name string) ([]byte, error) {
 	if name == "" || strings.ContainsAny(name, "/\\.") {
-		return nil, Errorf(CodeNotFound, "contracts: no golden vector file "+name)
+		return nil, New(CodeNotFound, "contracts: no golden vector file "+name)
 	}
 	b, err := goldenFiles.ReadFile("testdata/" + name + ".json")
 	if err != nil {

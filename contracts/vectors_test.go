@@ -76,7 +76,7 @@ func TestGoldenLoader(t *testing.T) {
 	if b[0].Input[0] == 'X' {
 		t.Error("GoldenVectors returned shared memory")
 	}
-	if contracts.Outcome(nil) != "ok" || contracts.Outcome(contracts.ErrFrameInvalid) != contracts.CodeFrameInvalid {
+	if contracts.Outcome(nil) != "ok" || contracts.Outcome(contracts.ErrFrameInvalid) != string(contracts.CodeFrameInvalid) {
 		t.Error("Outcome mapping")
 	}
 }

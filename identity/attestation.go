@@ -69,7 +69,7 @@ type AttestationHeaders struct {
 }
 
 func schemaError(msg string) error {
-	return contracts.Errorf(contracts.CodeSchemaValidationError, "identity: attestation headers: "+msg)
+	return contracts.New(contracts.CodeSchemaValidationError, "identity: attestation headers: "+msg)
 }
 
 // ParseAttestationHeaders checks the format of the six headers, before any
@@ -191,7 +191,7 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 		return nil, contracts.Wrap(contracts.CodeInvalidInput, "identity: attestation: reading the request body", err)
 	}
 	if int64(len(body)) > limit {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "identity: attestation: request body exceeds "+strconv.FormatInt(limit, 10)+" bytes")
+		return nil, contracts.New(contracts.CodeInvalidInput, "identity: attestation: request body exceeds "+strconv.FormatInt(limit, 10)+" bytes")
 	}
 	r.Body = readCloser{Reader: bytes.NewReader(body), Closer: orig}
 	return body, nil
@@ -264,18 +264,18 @@ type AttestationSigner struct {
 // TALOS_INVALID_INPUT.
 func NewAttestationSigner(cfg AttestationSignerConfig) (*AttestationSigner, error) {
 	if cfg.Signer == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "identity: AttestationSignerConfig.Signer is required")
+		return nil, contracts.New(contracts.CodeInvalidInput, "identity: AttestationSignerConfig.Signer is required")
 	}
 	pub, ok := cfg.Signer.Public().(ed25519.PublicKey)
 	if !ok || len(pub) != ed25519.PublicKeySize {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "identity: attestation signer must hold an Ed25519 key")
+		return nil, contracts.New(contracts.CodeInvalidInput, "identity: attestation signer must hold an Ed25519 key")
 	}
 	if cfg.KeyID == "" {
 		d, _ := DIDFromPublicKey(pub)
 		cfg.KeyID = d.String()
 	}
 	if len(cfg.KeyID) > maxKeyIDLength || !isASCIIRange(cfg.KeyID, '!', '~') {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "identity: attestation key id must be 1-255 visible ASCII characters")
+		return nil, contracts.New(contracts.CodeInvalidInput, "identity: attestation key id must be 1-255 visible ASCII characters")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -305,7 +305,7 @@ func randomNonce() (string, error) {
 // nonce) or TALOS_CRYPTO_ERROR (the signer failed).
 func (s *AttestationSigner) Sign(r *http.Request, opcode string) error {
 	if opcode == "" || strings.ContainsRune(opcode, '\n') {
-		return contracts.Errorf(contracts.CodeInvalidInput, "identity: attestation opcode must be non-empty without newlines")
+		return contracts.New(contracts.CodeInvalidInput, "identity: attestation opcode must be non-empty without newlines")
 	}
 	body, err := readBody(r, s.cfg.MaxBodySize)
 	if err != nil {
@@ -325,11 +325,11 @@ func (s *AttestationSigner) Sign(r *http.Request, opcode string) error {
 	}
 	if len(nonce) < minNonceLength || len(nonce) > maxNonceLength || !isASCIIRange(nonce, ' ', '~') ||
 		nonce[0] == ' ' || nonce[len(nonce)-1] == ' ' {
-		return contracts.Errorf(contracts.CodeInvalidInput, "identity: attestation nonce must be 8-128 printable ASCII characters")
+		return contracts.New(contracts.CodeInvalidInput, "identity: attestation nonce must be 8-128 printable ASCII characters")
 	}
 	unix := s.cfg.Now().Unix()
 	if unix < 0 {
-		return contracts.Errorf(contracts.CodeInvalidInput, "identity: attestation clock is before 1970")
+		return contracts.New(contracts.CodeInvalidInput, "identity: attestation clock is before 1970")
 	}
 	ts := strconv.FormatInt(unix, 10)
 	method := r.Method
@@ -402,7 +402,7 @@ type Attestation struct {
 // code TALOS_INVALID_INPUT.
 func NewAttestationVerifier(cfg AttestationVerifierConfig) (*AttestationVerifier, error) {
 	if cfg.Opcode == nil || cfg.Keys == nil || cfg.Nonces == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput,
+		return nil, contracts.New(contracts.CodeInvalidInput,
 			"identity: AttestationVerifierConfig.Opcode, .Keys and .Nonces are required")
 	}
 	if cfg.Now == nil {
@@ -415,7 +415,7 @@ func NewAttestationVerifier(cfg AttestationVerifierConfig) (*AttestationVerifier
 		cfg.NonceTTL = DefaultNonceTTL
 	}
 	if cfg.Window < time.Second || cfg.NonceTTL < 2*cfg.Window {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput,
+		return nil, contracts.New(contracts.CodeInvalidInput,
 			"identity: attestation window must be at least 1s and NonceTTL at least twice the window")
 	}
 	if cfg.MaxBodySize <= 0 {
@@ -528,7 +528,7 @@ func (v *AttestationVerifier) Verify(r *http.Request) (*Attestation, error) {
 		return nil, contracts.Wrap(contracts.CodeInternal, "identity: attestation: nonce store unavailable; request denied", err).WithRetryable(true)
 	}
 	if !first {
-		return nil, contracts.Errorf(contracts.CodeReplayDetected, "identity: attestation: nonce already used")
+		return nil, contracts.New(contracts.CodeReplayDetected, "identity: attestation: nonce already used")
 	}
 	return &Attestation{
 		KeyID: h.KeyID, PublicKey: append(ed25519.PublicKey(nil), pub...), DID: did,

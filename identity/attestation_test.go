@@ -64,7 +64,7 @@ func (s signed) serverRequest(t testing.TB, method, target, body, opcode string)
 
 func TestAttestationRoundTrip(t *testing.T) {
 	s := newSigned(t, t0)
-	store := identity.NewMemoryNonceStore(100)
+	store := identity.NewMemNonceStore(100)
 	v := newVerifier(t, s.w, t0, "llm.chat.completions", store)
 	body := `{"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5}`
 	r := s.serverRequest(t, http.MethodPost, "/v1/chat/completions?b=2&a=1", body, "llm.chat.completions")
@@ -101,39 +101,39 @@ func TestAttestationRejects(t *testing.T) {
 		now    time.Time
 		code   string
 	}{
-		{"missing header", func(r *http.Request) { r.Header.Del(identity.HeaderNonce) }, t0, contracts.CodeSchemaValidationError},
-		{"repeated header", func(r *http.Request) { r.Header.Add(identity.HeaderNonce, "another-nonce") }, t0, contracts.CodeSchemaValidationError},
-		{"short nonce", func(r *http.Request) { r.Header.Set(identity.HeaderNonce, "short") }, t0, contracts.CodeSchemaValidationError},
-		{"non-ascii nonce", func(r *http.Request) { r.Header.Set(identity.HeaderNonce, "nonce-é-12345") }, t0, contracts.CodeSchemaValidationError},
-		{"bad alg", func(r *http.Request) { r.Header.Set(identity.HeaderSigAlg, "Ed25519") }, t0, contracts.CodeSchemaValidationError},
-		{"bad version", func(r *http.Request) { r.Header.Set(identity.HeaderSigVersion, "v2") }, t0, contracts.CodeSchemaValidationError},
-		{"timestamp leading zero", func(r *http.Request) { r.Header.Set(identity.HeaderTimestamp, "01700000000") }, t0, contracts.CodeSchemaValidationError},
-		{"timestamp sign", func(r *http.Request) { r.Header.Set(identity.HeaderTimestamp, "+1700000000") }, t0, contracts.CodeSchemaValidationError},
+		{"missing header", func(r *http.Request) { r.Header.Del(identity.HeaderNonce) }, t0, string(contracts.CodeSchemaValidationError)},
+		{"repeated header", func(r *http.Request) { r.Header.Add(identity.HeaderNonce, "another-nonce") }, t0, string(contracts.CodeSchemaValidationError)},
+		{"short nonce", func(r *http.Request) { r.Header.Set(identity.HeaderNonce, "short") }, t0, string(contracts.CodeSchemaValidationError)},
+		{"non-ascii nonce", func(r *http.Request) { r.Header.Set(identity.HeaderNonce, "nonce-é-12345") }, t0, string(contracts.CodeSchemaValidationError)},
+		{"bad alg", func(r *http.Request) { r.Header.Set(identity.HeaderSigAlg, "Ed25519") }, t0, string(contracts.CodeSchemaValidationError)},
+		{"bad version", func(r *http.Request) { r.Header.Set(identity.HeaderSigVersion, "v2") }, t0, string(contracts.CodeSchemaValidationError)},
+		{"timestamp leading zero", func(r *http.Request) { r.Header.Set(identity.HeaderTimestamp, "01700000000") }, t0, string(contracts.CodeSchemaValidationError)},
+		{"timestamp sign", func(r *http.Request) { r.Header.Set(identity.HeaderTimestamp, "+1700000000") }, t0, string(contracts.CodeSchemaValidationError)},
 		{"std base64 signature", func(r *http.Request) {
 			sig := r.Header.Get(identity.HeaderSignature)
 			r.Header.Set(identity.HeaderSignature, strings.NewReplacer("-", "+", "_", "/").Replace(sig)+"==")
-		}, t0, contracts.CodeSchemaValidationError},
-		{"short signature", func(r *http.Request) { r.Header.Set(identity.HeaderSignature, "AAAA") }, t0, contracts.CodeSchemaValidationError},
-		{"too old", func(*http.Request) {}, t0.Add(61 * time.Second), contracts.CodeAuthInvalid},
-		{"too new", func(*http.Request) {}, t0.Add(-61 * time.Second), contracts.CodeAuthInvalid},
-		{"unknown key id", func(r *http.Request) { r.Header.Set(identity.HeaderKeyID, "did:key:zUnknown") }, t0, contracts.CodeAuthInvalid},
-		{"other key's id", func(r *http.Request) { r.Header.Set(identity.HeaderKeyID, other.DID().String()) }, t0, contracts.CodeAuthInvalid},
-		{"method changed", func(r *http.Request) { r.Method = http.MethodPut }, t0, contracts.CodeAuthInvalid},
-		{"path changed", func(r *http.Request) { r.RequestURI = "/v1/b?x=1" }, t0, contracts.CodeAuthInvalid},
-		{"query encoding changed", func(r *http.Request) { r.RequestURI = "/v1/a?x=%31" }, t0, contracts.CodeAuthInvalid},
-		{"body changed", func(r *http.Request) { r.Body = io.NopCloser(strings.NewReader(`{"k":2}`)) }, t0, contracts.CodeAuthInvalid},
-		{"body removed", func(r *http.Request) { r.Body = http.NoBody }, t0, contracts.CodeAuthInvalid},
-		{"body not JSON", func(r *http.Request) { r.Body = io.NopCloser(strings.NewReader(`k=1`)) }, t0, contracts.CodeAuthInvalid},
-		{"body duplicate keys", func(r *http.Request) { r.Body = io.NopCloser(strings.NewReader(`{"k":1,"k":1}`)) }, t0, contracts.CodeAuthInvalid},
-		{"nonce changed", func(r *http.Request) { r.Header.Set(identity.HeaderNonce, "different-nonce") }, t0, contracts.CodeAuthInvalid},
+		}, t0, string(contracts.CodeSchemaValidationError)},
+		{"short signature", func(r *http.Request) { r.Header.Set(identity.HeaderSignature, "AAAA") }, t0, string(contracts.CodeSchemaValidationError)},
+		{"too old", func(*http.Request) {}, t0.Add(61 * time.Second), string(contracts.CodeAuthInvalid)},
+		{"too new", func(*http.Request) {}, t0.Add(-61 * time.Second), string(contracts.CodeAuthInvalid)},
+		{"unknown key id", func(r *http.Request) { r.Header.Set(identity.HeaderKeyID, "did:key:zUnknown") }, t0, string(contracts.CodeAuthInvalid)},
+		{"other key's id", func(r *http.Request) { r.Header.Set(identity.HeaderKeyID, other.DID().String()) }, t0, string(contracts.CodeAuthInvalid)},
+		{"method changed", func(r *http.Request) { r.Method = http.MethodPut }, t0, string(contracts.CodeAuthInvalid)},
+		{"path changed", func(r *http.Request) { r.RequestURI = "/v1/b?x=1" }, t0, string(contracts.CodeAuthInvalid)},
+		{"query encoding changed", func(r *http.Request) { r.RequestURI = "/v1/a?x=%31" }, t0, string(contracts.CodeAuthInvalid)},
+		{"body changed", func(r *http.Request) { r.Body = io.NopCloser(strings.NewReader(`{"k":2}`)) }, t0, string(contracts.CodeAuthInvalid)},
+		{"body removed", func(r *http.Request) { r.Body = http.NoBody }, t0, string(contracts.CodeAuthInvalid)},
+		{"body not JSON", func(r *http.Request) { r.Body = io.NopCloser(strings.NewReader(`k=1`)) }, t0, string(contracts.CodeAuthInvalid)},
+		{"body duplicate keys", func(r *http.Request) { r.Body = io.NopCloser(strings.NewReader(`{"k":1,"k":1}`)) }, t0, string(contracts.CodeAuthInvalid)},
+		{"nonce changed", func(r *http.Request) { r.Header.Set(identity.HeaderNonce, "different-nonce") }, t0, string(contracts.CodeAuthInvalid)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			store := identity.NewMemoryNonceStore(10)
+			store := identity.NewMemNonceStore(10)
 			r := good()
 			tc.mutate(r)
 			_, err := newVerifier(t, s.w, tc.now, "op", store).Verify(r)
-			if contracts.CodeOf(err) != tc.code {
+			if string(contracts.CodeOf(err)) != tc.code {
 				t.Fatalf("code %s (%v), want %s", contracts.CodeOf(err), err, tc.code)
 			}
 			if store.Len() != 0 {
@@ -143,7 +143,7 @@ func TestAttestationRejects(t *testing.T) {
 	}
 	// The window is inclusive at ±60 s.
 	for _, d := range []time.Duration{60 * time.Second, -60 * time.Second} {
-		if _, err := newVerifier(t, s.w, t0.Add(d), "op", identity.NewMemoryNonceStore(10)).Verify(good()); err != nil {
+		if _, err := newVerifier(t, s.w, t0.Add(d), "op", identity.NewMemNonceStore(10)).Verify(good()); err != nil {
 			t.Errorf("skew %v: %v", d, err)
 		}
 	}
@@ -151,7 +151,7 @@ func TestAttestationRejects(t *testing.T) {
 
 func TestAttestationReplayAfterSignature(t *testing.T) {
 	s := newSigned(t, t0)
-	store := identity.NewMemoryNonceStore(10)
+	store := identity.NewMemNonceStore(10)
 	v := newVerifier(t, s.w, t0, "op", store)
 	r := s.serverRequest(t, http.MethodGet, "/v1/h", "", "op")
 	replay := r.Clone(context.Background())
@@ -183,7 +183,7 @@ func TestAttestationReplayAcrossKeyIDs(t *testing.T) {
 	v, err := identity.NewAttestationVerifier(identity.AttestationVerifierConfig{
 		Opcode: func(*http.Request) (string, error) { return "op", nil },
 		Keys:   keys,
-		Nonces: identity.NewMemoryNonceStore(10),
+		Nonces: identity.NewMemNonceStore(10),
 		Now:    func() time.Time { return t0 },
 	})
 	if err != nil {
@@ -219,7 +219,7 @@ func TestAttestationStoreFailureDenies(t *testing.T) {
 		t.Fatalf("error %v, want retryable INTERNAL", err)
 	}
 	// A full memory store denies too.
-	full := identity.NewMemoryNonceStore(1)
+	full := identity.NewMemNonceStore(1)
 	v := newVerifier(t, s.w, t0, "op", full)
 	if _, err := v.Verify(s.serverRequest(t, http.MethodGet, "/x", "", "op")); err != nil {
 		t.Fatal(err)
@@ -233,7 +233,7 @@ func TestAttestationOpcodeAndKeyErrors(t *testing.T) {
 	s := newSigned(t, t0)
 	mk := func(opcode func(*http.Request) (string, error), keys identity.KeyResolver) *identity.AttestationVerifier {
 		v, err := identity.NewAttestationVerifier(identity.AttestationVerifierConfig{
-			Opcode: opcode, Keys: keys, Nonces: identity.NewMemoryNonceStore(10), Now: func() time.Time { return t0 },
+			Opcode: opcode, Keys: keys, Nonces: identity.NewMemNonceStore(10), Now: func() time.Time { return t0 },
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -241,22 +241,22 @@ func TestAttestationOpcodeAndKeyErrors(t *testing.T) {
 		return v
 	}
 	noRoute := func(*http.Request) (string, error) { return "", errors.New("no route") }
-	notFound := func(*http.Request) (string, error) { return "", contracts.Errorf(contracts.CodeNotFound, "no route") }
+	notFound := func(*http.Request) (string, error) { return "", contracts.New(contracts.CodeNotFound, "no route") }
 	fixed := func(*http.Request) (string, error) { return "op", nil }
 	empty := func(*http.Request) (string, error) { return "", nil }
 	down := identity.KeyResolverFunc(func(context.Context, string) (ed25519.PublicKey, error) {
-		return nil, contracts.Errorf(contracts.CodeTransportError, "did:web down")
+		return nil, contracts.New(contracts.CodeTransportError, "did:web down")
 	})
 	for _, tc := range []struct {
 		v    *identity.AttestationVerifier
 		code string
 	}{
-		{mk(noRoute, identity.DIDKeys(nil)), contracts.CodeAuthInvalid},
-		{mk(notFound, identity.DIDKeys(nil)), contracts.CodeNotFound},
-		{mk(fixed, down), contracts.CodeTransportError},
-		{mk(empty, identity.DIDKeys(nil)), contracts.CodeAuthInvalid},
+		{mk(noRoute, identity.DIDKeys(nil)), string(contracts.CodeAuthInvalid)},
+		{mk(notFound, identity.DIDKeys(nil)), string(contracts.CodeNotFound)},
+		{mk(fixed, down), string(contracts.CodeTransportError)},
+		{mk(empty, identity.DIDKeys(nil)), string(contracts.CodeAuthInvalid)},
 	} {
-		if _, err := tc.v.Verify(s.serverRequest(t, http.MethodGet, "/x", "", "op")); contracts.CodeOf(err) != tc.code {
+		if _, err := tc.v.Verify(s.serverRequest(t, http.MethodGet, "/x", "", "op")); string(contracts.CodeOf(err)) != tc.code {
 			t.Errorf("code %s (%v), want %s", contracts.CodeOf(err), err, tc.code)
 		}
 	}
@@ -267,7 +267,7 @@ func TestAttestationBodyLimit(t *testing.T) {
 	v, err := identity.NewAttestationVerifier(identity.AttestationVerifierConfig{
 		Opcode:      func(*http.Request) (string, error) { return "op", nil },
 		Keys:        identity.DIDKeys(nil),
-		Nonces:      identity.NewMemoryNonceStore(10),
+		Nonces:      identity.NewMemNonceStore(10),
 		Now:         func() time.Time { return t0 },
 		MaxBodySize: 16,
 	})
@@ -283,10 +283,10 @@ func TestAttestationBodyLimit(t *testing.T) {
 func TestAttestationConfigRequired(t *testing.T) {
 	op := func(*http.Request) (string, error) { return "op", nil }
 	for _, cfg := range []identity.AttestationVerifierConfig{
-		{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(1)},
-		{Opcode: op, Nonces: identity.NewMemoryNonceStore(1)},
+		{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemNonceStore(1)},
+		{Opcode: op, Nonces: identity.NewMemNonceStore(1)},
 		{Opcode: op, Keys: identity.DIDKeys(nil)},
-		{Opcode: op, Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(1), Window: time.Minute, NonceTTL: time.Minute},
+		{Opcode: op, Keys: identity.DIDKeys(nil), Nonces: identity.NewMemNonceStore(1), Window: time.Minute, NonceTTL: time.Minute},
 	} {
 		if _, err := identity.NewAttestationVerifier(cfg); contracts.CodeOf(err) != contracts.CodeInvalidInput {
 			t.Errorf("config %+v accepted: %v", cfg, err)
@@ -325,10 +325,10 @@ func TestAttestationOverHTTP(t *testing.T) {
 			if r.Method == http.MethodPost && r.URL.Path == "/v1/chat/completions" {
 				return "llm.chat.completions", nil
 			}
-			return "", contracts.Errorf(contracts.CodeNotFound, "no such route")
+			return "", contracts.New(contracts.CodeNotFound, "no such route")
 		},
 		Keys:   identity.DIDKeys(nil),
-		Nonces: identity.NewMemoryNonceStore(100),
+		Nonces: identity.NewMemNonceStore(100),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -405,7 +405,7 @@ func TestAttestationEmptyOpcodeDenied(t *testing.T) {
 	v, err := identity.NewAttestationVerifier(identity.AttestationVerifierConfig{
 		Opcode: func(*http.Request) (string, error) { return "", nil },
 		Keys:   identity.DIDKeys(nil),
-		Nonces: identity.NewMemoryNonceStore(1),
+		Nonces: identity.NewMemNonceStore(1),
 		Now:    func() time.Time { return t0 },
 	})
 	if err != nil {

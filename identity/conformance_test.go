@@ -107,7 +107,7 @@ func TestConformanceSigningVerify(t *testing.T) {
 			switch {
 			case v.ExpectedError != nil:
 				_, err := identity.WalletFromSeed(decodeHex(t, in.SeedHex))
-				if contracts.CodeOf(err) != v.ExpectedError.Code ||
+				if string(contracts.CodeOf(err)) != v.ExpectedError.Code ||
 					!strings.Contains(strings.ToLower(err.Error()), strings.ToLower(v.ExpectedError.MessageContains)) {
 					t.Fatalf("err %v, want code %s containing %q", err, v.ExpectedError.Code, v.ExpectedError.MessageContains)
 				}
@@ -302,7 +302,7 @@ func TestConformanceHTTPAttestationV1(t *testing.T) {
 			if v.VerifyContext.ServerDerivedOpcode != "" {
 				opcode = v.VerifyContext.ServerDerivedOpcode
 			}
-			ver := newVerifier(t, w, ts, opcode, identity.NewMemoryNonceStore(16))
+			ver := newVerifier(t, w, ts, opcode, identity.NewMemNonceStore(16))
 			a, err := ver.Verify(srv)
 			if v.Expected.Valid {
 				if err != nil {
@@ -322,7 +322,7 @@ func TestConformanceHTTPAttestationV1(t *testing.T) {
 			if err == nil {
 				t.Fatal("Verify accepted an invalid request")
 			}
-			if contracts.CodeOf(err) != v.Expected.Error {
+			if string(contracts.CodeOf(err)) != v.Expected.Error {
 				t.Fatalf("code %s (%v), want %s", contracts.CodeOf(err), err, v.Expected.Error)
 			}
 			// Control: without the vector's tampering, the same request
@@ -333,7 +333,7 @@ func TestConformanceHTTPAttestationV1(t *testing.T) {
 			}
 			ctl := httptest.NewRequest(v.Input.Method, v.Input.RawPathQuery, orNil(ctlBody))
 			ctl.Header = req.Header.Clone()
-			if _, err := newVerifier(t, w, ts, v.Input.Opcode, identity.NewMemoryNonceStore(16)).Verify(ctl); err != nil {
+			if _, err := newVerifier(t, w, ts, v.Input.Opcode, identity.NewMemNonceStore(16)).Verify(ctl); err != nil {
 				t.Fatalf("untampered control request rejected: %v", err)
 			}
 		})
@@ -397,8 +397,8 @@ func TestConformanceReplayNonce(t *testing.T) {
 		t.Fatalf("%d replay vectors, want 2", len(f.Tests))
 	}
 	w := mustWallet(t, seedN(5))
-	store := identity.NewMemoryNonceStore(16)
-	direct := identity.NewMemoryNonceStore(16)
+	store := identity.NewMemNonceStore(16)
+	direct := identity.NewMemNonceStore(16)
 	for _, tc := range f.Tests {
 		ts := time.Unix(tc.Timestamp, 0)
 		signer, err := identity.NewAttestationSigner(identity.AttestationSignerConfig{

@@ -36,7 +36,7 @@ var (
 
 // ErrInvalidDID is matched (errors.Is) by every error ParseDID and
 // DID.UnmarshalText return. Its code is TALOS_INVALID_INPUT.
-var ErrInvalidDID = &contracts.Error{Code: contracts.CodeInvalidInput, Message: "identity: invalid did:key"}
+var ErrInvalidDID = contracts.NewSentinel(contracts.CodeInvalidInput, "identity: invalid did:key")
 
 func didError(msg string) error {
 	return contracts.Wrap(contracts.CodeInvalidInput, "identity: invalid did:key: "+msg, ErrInvalidDID)
@@ -76,11 +76,22 @@ func ParseDID(s string) (DID, error) {
 	return d, nil
 }
 
+// MustParseDID is ParseDID for identifiers known to be valid (constants,
+// test fixtures): it panics if s does not parse. Parse input from outside
+// with ParseDID.
+func MustParseDID(s string) DID {
+	d, err := ParseDID(s)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
 // DIDFromPublicKey returns the did:key of an Ed25519 public key. A key that
 // is not 32 bytes is an error with code TALOS_INVALID_INPUT.
 func DIDFromPublicKey(pub ed25519.PublicKey) (DID, error) {
 	if len(pub) != ed25519.PublicKeySize {
-		return DID{}, contracts.Errorf(contracts.CodeInvalidInput, "identity: ed25519 public key must be 32 bytes")
+		return DID{}, contracts.New(contracts.CodeInvalidInput, "identity: ed25519 public key must be 32 bytes")
 	}
 	var d DID
 	copy(d.pub[:], pub)
@@ -130,7 +141,7 @@ func (d DID) appendTo(b []byte) []byte {
 // a DID field that was never set must not silently encode as "".
 func (d DID) AppendText(b []byte) ([]byte, error) {
 	if !d.set {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "identity: cannot encode the zero DID")
+		return nil, contracts.New(contracts.CodeInvalidInput, "identity: cannot encode the zero DID")
 	}
 	return d.appendTo(b), nil
 }

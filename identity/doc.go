@@ -27,7 +27,7 @@
 //
 //	canonical JSON body \n METHOD \n raw path?query \n nonce \n timestamp \n opcode
 //
-// A [NonceStore] remembers used nonces; [MemoryNonceStore] is bounded.
+// A [NonceStore] remembers used nonces; [MemNonceStore] is bounded.
 //
 // A [Keyring] holds AES-256-GCM key-encryption keys with ids and a primary,
 // seals secrets into the contract secrets/envelope.v1 JSON, opens that and
@@ -57,7 +57,7 @@
 //     duplicate keys are rejected. Like the contract, attestation v1 does
 //     not bind the host, scheme or key id: share nonce stores between
 //     gateways that share keys.
-//   - [MemoryNonceStore] never forgets an unexpired nonce to make room: when
+//   - [MemNonceStore] never forgets an unexpired nonce to make room: when
 //     full of live nonces it denies ([ErrNonceStoreFull]). So that one
 //     principal cannot fill it and deny everyone else, claims made through
 //     [ClaimNonce] (the AttestationVerifier's, accounted to the verified
@@ -93,7 +93,7 @@
 //
 // # Concurrency
 //
-// Wallet, DID, Keyring, MemoryNonceStore, WebResolver, MultiResolver,
+// Wallet, DID, Keyring, MemNonceStore, WebResolver, MultiResolver,
 // AttestationSigner and AttestationVerifier are safe for concurrent use
 // (the last two as far as the functions and stores they are given are).
 //

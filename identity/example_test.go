@@ -83,7 +83,7 @@ func ExampleAttestationVerifier_Middleware() {
 			return "", fmt.Errorf("no opcode for %s %s", r.Method, r.URL.Path)
 		},
 		Keys:   identity.DIDKeys(nil), // X-Talos-Key-ID is a did:key
-		Nonces: identity.NewMemoryNonceStore(100_000),
+		Nonces: identity.NewMemNonceStore(100_000),
 	})
 	if err != nil {
 		panic(err)
@@ -163,8 +163,8 @@ func ExampleWebResolver() {
 
 // A nonce store shared by many principals: each may hold at most 2 live
 // nonces here, so one of them cannot lock the others out.
-func ExampleNewMemoryNonceStoreConfig() {
-	store, err := identity.NewMemoryNonceStoreConfig(identity.MemoryNonceStoreConfig{Max: 100, MaxPerPrincipal: 2})
+func ExampleNewMemNonceStoreConfig() {
+	store, err := identity.NewMemNonceStoreConfig(identity.MemNonceStoreConfig{Max: 100, MaxPerPrincipal: 2})
 	if err != nil {
 		panic(err)
 	}

@@ -34,7 +34,7 @@ const (
 // that is well formed but does not decrypt and authenticate under its KEK
 // and the given associated data. It deliberately carries no detail. Its
 // code is TALOS_CRYPTO_ERROR.
-var ErrEnvelopeOpen = &contracts.Error{Code: contracts.CodeCryptoError, Message: "identity: envelope cannot be opened"}
+var ErrEnvelopeOpen = contracts.NewSentinel(contracts.CodeCryptoError, "identity: envelope cannot be opened")
 
 // A Keyring holds AES-256-GCM key-encryption keys (KEKs), each with an id,
 // one of which is the primary. Seal encrypts under the primary; Open uses
@@ -86,10 +86,10 @@ func validKEKID(id string) bool {
 // have code TALOS_INVALID_INPUT.
 func (k *Keyring) Add(id string, key []byte) error {
 	if !validKEKID(id) {
-		return contracts.Errorf(contracts.CodeInvalidInput, "identity: KEK id must be 1-255 visible ASCII characters")
+		return contracts.New(contracts.CodeInvalidInput, "identity: KEK id must be 1-255 visible ASCII characters")
 	}
 	if len(key) != KEKSize {
-		return contracts.Errorf(contracts.CodeInvalidInput, fmt.Sprintf("identity: KEK must be %d bytes, got %d", KEKSize, len(key)))
+		return contracts.New(contracts.CodeInvalidInput, fmt.Sprintf("identity: KEK must be %d bytes, got %d", KEKSize, len(key)))
 	}
 	e := &kek{}
 	block, err := aes.NewCipher(key)
@@ -105,10 +105,10 @@ func (k *Keyring) Add(id string, key []byte) error {
 		k.keys = make(map[string]hidden[kek]) // the zero Keyring is usable
 	}
 	if _, ok := k.keys[id]; ok {
-		return contracts.Errorf(contracts.CodeInvalidInput, "identity: KEK id already present")
+		return contracts.New(contracts.CodeInvalidInput, "identity: KEK id already present")
 	}
 	if len(k.keys) >= maxKEKs {
-		return contracts.Errorf(contracts.CodeInvalidInput, "identity: keyring is full")
+		return contracts.New(contracts.CodeInvalidInput, "identity: keyring is full")
 	}
 	k.keys[id] = hide(e)
 	if k.primary == "" {
@@ -123,7 +123,7 @@ func (k *Keyring) SetPrimary(id string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if _, ok := k.keys[id]; !ok {
-		return contracts.Errorf(contracts.CodeNotFound, "identity: unknown KEK id")
+		return contracts.New(contracts.CodeNotFound, "identity: unknown KEK id")
 	}
 	k.primary = id
 	return nil
@@ -136,10 +136,10 @@ func (k *Keyring) Remove(id string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if _, ok := k.keys[id]; !ok {
-		return contracts.Errorf(contracts.CodeNotFound, "identity: unknown KEK id")
+		return contracts.New(contracts.CodeNotFound, "identity: unknown KEK id")
 	}
 	if id == k.primary {
-		return contracts.Errorf(contracts.CodeInvalidInput, "identity: cannot remove the primary KEK")
+		return contracts.New(contracts.CodeInvalidInput, "identity: cannot remove the primary KEK")
 	}
 	delete(k.keys, id)
 	return nil
@@ -211,24 +211,24 @@ func (k *Keyring) Seal(plaintext, aad []byte) ([]byte, error) {
 	id := k.primary
 	k.mu.RUnlock()
 	if id == "" {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "identity: keyring has no primary KEK")
+		return nil, contracts.New(contracts.CodeInvalidInput, "identity: keyring has no primary KEK")
 	}
 	return k.sealWith(id, plaintext, aad)
 }
 
 func (k *Keyring) sealWith(id string, plaintext, aad []byte) ([]byte, error) {
 	if len(plaintext) == 0 {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "identity: cannot seal an empty secret")
+		return nil, contracts.New(contracts.CodeInvalidInput, "identity: cannot seal an empty secret")
 	}
 	if len(plaintext)+len(aad) > maxEnvelopeSize/2 {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "identity: secret too large to seal")
+		return nil, contracts.New(contracts.CodeInvalidInput, "identity: secret too large to seal")
 	}
 	e, ok := k.lookup(id)
 	if !ok {
-		return nil, contracts.Errorf(contracts.CodeNotFound, "identity: unknown KEK id")
+		return nil, contracts.New(contracts.CodeNotFound, "identity: unknown KEK id")
 	}
 	if e.seals.Add(1) > maxSealsPerKEK {
-		return nil, contracts.Errorf(contracts.CodeCryptoError, "identity: KEK has sealed 2^32 messages; rotate the keyring")
+		return nil, contracts.New(contracts.CodeCryptoError, "identity: KEK has sealed 2^32 messages; rotate the keyring")
 	}
 	var nonce [gcmNonceSize]byte
 	r := k.rand
@@ -266,7 +266,7 @@ type envelope struct {
 // TALOS_INVALID_INPUT.
 func parseEnvelope(b []byte) (envelope, error) {
 	bad := func(msg string) (envelope, error) {
-		return envelope{}, contracts.Errorf(contracts.CodeInvalidInput, "identity: invalid envelope: "+msg)
+		return envelope{}, contracts.New(contracts.CodeInvalidInput, "identity: invalid envelope: "+msg)
 	}
 	if len(b) > maxEnvelopeSize {
 		return bad("too large")
@@ -409,7 +409,7 @@ func (k *Keyring) Open(envelope, aad []byte) ([]byte, error) {
 func (k *Keyring) open(env envelope, aad []byte) ([]byte, error) {
 	e, ok := k.lookup(env.kekID)
 	if !ok {
-		return nil, contracts.Errorf(contracts.CodeNotFound, "identity: envelope names an unknown KEK id")
+		return nil, contracts.New(contracts.CodeNotFound, "identity: envelope names an unknown KEK id")
 	}
 	if env.hasAAD && !bytes.Equal(env.aad, aad) {
 		return nil, ErrEnvelopeOpen

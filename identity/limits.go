@@ -45,12 +45,12 @@ const (
 	// timestamp is still acceptable.
 	DefaultNonceTTL = 300 * time.Second
 
-	// DefaultMaxNonces is the capacity of a MemoryNonceStore created with a
+	// DefaultMaxNonces is the capacity of a MemNonceStore created with a
 	// non-positive max.
 	DefaultMaxNonces = 1 << 20
 
 	// DefaultNonceRate and DefaultNonceBurst are the per-principal claim
-	// rate (per second) and burst of a MemoryNonceStore whose config leaves
+	// rate (per second) and burst of a MemNonceStore whose config leaves
 	// them at zero.
 	DefaultNonceRate  = 10_000
 	DefaultNonceBurst = 20_000

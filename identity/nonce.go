@@ -26,7 +26,7 @@ type NonceStore interface {
 // principal making it, so that one principal cannot use up the store for
 // everyone. ClaimFor is Claim with the principal (for example the DID of
 // the key that signed the request); an error wrapping ErrNonceRateLimited
-// denies only that principal. [MemoryNonceStore] implements it.
+// denies only that principal. [MemNonceStore] implements it.
 type PrincipalNonceStore interface {
 	NonceStore
 	ClaimFor(ctx context.Context, principal, key string, ttl time.Duration) (first bool, err error)
@@ -42,20 +42,20 @@ func ClaimNonce(ctx context.Context, s NonceStore, principal, key string, ttl ti
 	return s.Claim(ctx, key, ttl)
 }
 
-// ErrNonceStoreFull is returned (wrapped) by MemoryNonceStore.Claim when
+// ErrNonceStoreFull is returned (wrapped) by MemNonceStore.Claim when
 // the store holds its maximum number of unexpired keys. Its code is
 // RATE_LIMITED and it is retryable: the request is denied, not accepted.
-var ErrNonceStoreFull = &contracts.Error{Code: contracts.CodeRateLimited, Message: "identity: nonce store full", Retryable: true}
+var ErrNonceStoreFull = contracts.NewSentinel(contracts.CodeRateLimited, "identity: nonce store full").WithRetryable(true)
 
-// ErrNonceRateLimited is returned by MemoryNonceStore.ClaimFor when the
+// ErrNonceRateLimited is returned by MemNonceStore.ClaimFor when the
 // principal claims faster than its rate or holds its maximum number of
 // unexpired keys. Its code is RATE_LIMITED and it is retryable. Only that
 // principal is denied.
-var ErrNonceRateLimited = &contracts.Error{Code: contracts.CodeRateLimited, Message: "identity: nonce quota of this principal exhausted", Retryable: true}
+var ErrNonceRateLimited = contracts.NewSentinel(contracts.CodeRateLimited, "identity: nonce quota of this principal exhausted").WithRetryable(true)
 
-// MemoryNonceStoreConfig configures a MemoryNonceStore. The zero value
+// MemNonceStoreConfig configures a MemNonceStore. The zero value
 // gives the defaults.
-type MemoryNonceStoreConfig struct {
+type MemNonceStoreConfig struct {
 	// Max bounds the keys held. Zero means DefaultMaxNonces.
 	Max int
 	// MaxPerPrincipal bounds the unexpired keys one principal holds
@@ -70,7 +70,7 @@ type MemoryNonceStoreConfig struct {
 	Now func() time.Time
 }
 
-// A MemoryNonceStore is a NonceStore held in process memory, bounded to a
+// A MemNonceStore is a NonceStore held in process memory, bounded to a
 // fixed number of keys.
 //
 // Claims made with ClaimFor are accounted to their principal, which is
@@ -85,7 +85,7 @@ type MemoryNonceStoreConfig struct {
 // principal) is limited only by Max. It is safe for concurrent use. Its
 // state does not survive a restart and is not shared between processes; a
 // fleet of verifiers needs a shared store (such as one on Redis).
-type MemoryNonceStore struct {
+type MemNonceStore struct {
 	max, perPrincipal int
 	rate, burst       float64
 	now               func() time.Time
@@ -109,25 +109,30 @@ type nonceOwner struct {
 	last   time.Time
 }
 
-var _ PrincipalNonceStore = (*MemoryNonceStore)(nil)
+var _ PrincipalNonceStore = (*MemNonceStore)(nil)
 
-// NewMemoryNonceStore returns an empty store for at most max keys
+// NewMemNonceStore returns an empty store for at most max keys
 // (DefaultMaxNonces if max <= 0), with the default per-principal limits of
-// MemoryNonceStoreConfig.
-func NewMemoryNonceStore(max int) *MemoryNonceStore {
+// MemNonceStoreConfig.
+func NewMemNonceStore(max int) *MemNonceStore {
 	if max < 0 {
 		max = 0
 	}
-	s, _ := NewMemoryNonceStoreConfig(MemoryNonceStoreConfig{Max: max})
+	s, _ := NewMemNonceStoreConfig(MemNonceStoreConfig{Max: max})
 	return s
 }
 
-// NewMemoryNonceStoreConfig returns an empty store configured by cfg.
+// NewMemoryNonceStore is the former name of NewMemNonceStore.
+//
+// Deprecated: use NewMemNonceStore (in-memory back-ends are named Mem<Thing>).
+func NewMemoryNonceStore(max int) *MemNonceStore { return NewMemNonceStore(max) }
+
+// NewMemNonceStoreConfig returns an empty store configured by cfg.
 // Negative limits, or a MaxPerPrincipal above Max, are an error with code
 // TALOS_INVALID_INPUT.
-func NewMemoryNonceStoreConfig(cfg MemoryNonceStoreConfig) (*MemoryNonceStore, error) {
+func NewMemNonceStoreConfig(cfg MemNonceStoreConfig) (*MemNonceStore, error) {
 	if cfg.Max < 0 || cfg.MaxPerPrincipal < 0 || cfg.Rate < 0 || cfg.Burst < 0 {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "identity: negative nonce store limit")
+		return nil, contracts.New(contracts.CodeInvalidInput, "identity: negative nonce store limit")
 	}
 	if cfg.Max == 0 {
 		cfg.Max = DefaultMaxNonces
@@ -136,7 +141,7 @@ func NewMemoryNonceStoreConfig(cfg MemoryNonceStoreConfig) (*MemoryNonceStore, e
 		cfg.MaxPerPrincipal = max(cfg.Max/16, min(cfg.Max, 1024))
 	}
 	if cfg.MaxPerPrincipal > cfg.Max {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "identity: MaxPerPrincipal exceeds Max")
+		return nil, contracts.New(contracts.CodeInvalidInput, "identity: MaxPerPrincipal exceeds Max")
 	}
 	if cfg.Rate == 0 {
 		cfg.Rate = DefaultNonceRate
@@ -147,7 +152,7 @@ func NewMemoryNonceStoreConfig(cfg MemoryNonceStoreConfig) (*MemoryNonceStore, e
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &MemoryNonceStore{
+	return &MemNonceStore{
 		max: cfg.Max, perPrincipal: cfg.MaxPerPrincipal, rate: cfg.Rate, burst: float64(cfg.Burst), now: cfg.Now,
 		expires: make(map[string]nonceEntry), owners: make(map[string]*nonceOwner),
 	}, nil
@@ -156,23 +161,23 @@ func NewMemoryNonceStoreConfig(cfg MemoryNonceStoreConfig) (*MemoryNonceStore, e
 // Claim implements NonceStore. A non-positive ttl is an error with code
 // TALOS_INVALID_INPUT; a cancelled ctx returns ctx's error wrapped with
 // code INTERNAL.
-func (s *MemoryNonceStore) Claim(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+func (s *MemNonceStore) Claim(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	return s.claim(ctx, "", false, key, ttl)
 }
 
 // ClaimFor implements PrincipalNonceStore: Claim, accounted to principal.
 // Errors are Claim's, plus ErrNonceRateLimited when principal is over its
 // rate or holds MaxPerPrincipal unexpired keys.
-func (s *MemoryNonceStore) ClaimFor(ctx context.Context, principal, key string, ttl time.Duration) (bool, error) {
+func (s *MemNonceStore) ClaimFor(ctx context.Context, principal, key string, ttl time.Duration) (bool, error) {
 	return s.claim(ctx, principal, true, key, ttl)
 }
 
-func (s *MemoryNonceStore) claim(ctx context.Context, principal string, scoped bool, key string, ttl time.Duration) (bool, error) {
+func (s *MemNonceStore) claim(ctx context.Context, principal string, scoped bool, key string, ttl time.Duration) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, contracts.Wrap(contracts.CodeInternal, "identity: nonce store: context done", err)
 	}
 	if ttl <= 0 {
-		return false, contracts.Errorf(contracts.CodeInvalidInput, "identity: nonce ttl must be positive")
+		return false, contracts.New(contracts.CodeInvalidInput, "identity: nonce ttl must be positive")
 	}
 	now := s.now()
 	s.mu.Lock()
@@ -220,7 +225,7 @@ func (s *MemoryNonceStore) claim(ctx context.Context, principal string, scoped b
 // forgetLocked drops key (held as e) and its owner's account of it. An
 // owner without keys is dropped too: with no claim in the last TTL its
 // bucket has (nearly always) refilled.
-func (s *MemoryNonceStore) forgetLocked(key string, e nonceEntry) {
+func (s *MemNonceStore) forgetLocked(key string, e nonceEntry) {
 	delete(s.expires, key)
 	if o := e.owner; o != nil {
 		if o.count--; o.count == 0 {
@@ -231,14 +236,14 @@ func (s *MemoryNonceStore) forgetLocked(key string, e nonceEntry) {
 
 // Len returns the number of keys held, including expired keys not yet
 // purged.
-func (s *MemoryNonceStore) Len() int {
+func (s *MemNonceStore) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.expires)
 }
 
 // purgeLocked forgets every key that has expired at now.
-func (s *MemoryNonceStore) purgeLocked(now time.Time) {
+func (s *MemNonceStore) purgeLocked(now time.Time) {
 	for len(s.order) > 0 && !now.Before(s.order[0].at) {
 		x := heap.Pop(&s.order).(expiry)
 		if e, ok := s.expires[x.key]; ok && e.at.Equal(x.at) {
@@ -250,7 +255,7 @@ func (s *MemoryNonceStore) purgeLocked(now time.Time) {
 // compactLocked rebuilds the heap when stale entries (of keys that expired
 // and were claimed again) make it much larger than the map, so memory stays
 // bounded by about twice max.
-func (s *MemoryNonceStore) compactLocked() {
+func (s *MemNonceStore) compactLocked() {
 	if len(s.order) <= 2*s.max {
 		return
 	}

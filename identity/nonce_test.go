@@ -29,9 +29,9 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-func newTestNonceStore(max int) (*MemoryNonceStore, *fakeClock) {
+func newTestNonceStore(max int) (*MemNonceStore, *fakeClock) {
 	clk := &fakeClock{t: time.Unix(1700000000, 0)}
-	s := NewMemoryNonceStore(max)
+	s := NewMemNonceStore(max)
 	s.now = clk.Now
 	return s, clk
 }
@@ -126,7 +126,7 @@ func TestMemoryNonceStoreErrors(t *testing.T) {
 }
 
 func TestMemoryNonceStoreConcurrent(t *testing.T) {
-	s := NewMemoryNonceStore(1000)
+	s := NewMemNonceStore(1000)
 	var wins atomic.Int32
 	var wg sync.WaitGroup
 	for range 16 {
@@ -148,7 +148,7 @@ func TestMemoryNonceStoreConcurrent(t *testing.T) {
 func TestMemoryNonceStorePrincipalQuota(t *testing.T) {
 	ctx := context.Background()
 	clk := &fakeClock{t: time.Unix(1700000000, 0)}
-	s, err := NewMemoryNonceStoreConfig(MemoryNonceStoreConfig{Max: 100, MaxPerPrincipal: 3, Rate: 1, Burst: 5, Now: clk.Now})
+	s, err := NewMemNonceStoreConfig(MemNonceStoreConfig{Max: 100, MaxPerPrincipal: 3, Rate: 1, Burst: 5, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,14 +204,14 @@ func TestMemoryNonceStorePrincipalQuota(t *testing.T) {
 			t.Fatalf("unscoped claim %d: %v %v", i, ok, err)
 		}
 	}
-	for _, bad := range []MemoryNonceStoreConfig{{Max: -1}, {MaxPerPrincipal: -1}, {Rate: -1}, {Burst: -1}, {Max: 10, MaxPerPrincipal: 11}} {
-		if _, err := NewMemoryNonceStoreConfig(bad); contracts.CodeOf(err) != contracts.CodeInvalidInput {
+	for _, bad := range []MemNonceStoreConfig{{Max: -1}, {MaxPerPrincipal: -1}, {Rate: -1}, {Burst: -1}, {Max: 10, MaxPerPrincipal: 11}} {
+		if _, err := NewMemNonceStoreConfig(bad); contracts.CodeOf(err) != contracts.CodeInvalidInput {
 			t.Errorf("config %+v: %v, want TALOS_INVALID_INPUT", bad, err)
 		}
 	}
 }
 
-// With the defaults of NewMemoryNonceStore, one principal flooding the
+// With the defaults of NewMemNonceStore, one principal flooding the
 // store cannot fill it: it is stopped at 1/16 of the capacity and another
 // principal's claim still succeeds.
 func TestMemoryNonceStoreDefaultFloodIsolated(t *testing.T) {

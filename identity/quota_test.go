@@ -24,7 +24,7 @@ func TestAttestationNonceFloodIsolated(t *testing.T) {
 	}
 	// 64 keys in all, 4 per principal, so no principal can hold more than
 	// 1/16 of the store; the rate limit is out of the way here.
-	store, err := identity.NewMemoryNonceStoreConfig(identity.MemoryNonceStoreConfig{Max: 64, MaxPerPrincipal: 4, Rate: 1e9, Burst: 1 << 30,
+	store, err := identity.NewMemNonceStoreConfig(identity.MemNonceStoreConfig{Max: 64, MaxPerPrincipal: 4, Rate: 1e9, Burst: 1 << 30,
 		Now: func() time.Time { return t0 }})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func TestAttestationNoRegistrationOracle(t *testing.T) {
 	keys := identity.StaticKeys{"registered": s.w.PublicKey()}
 	v, err := identity.NewAttestationVerifier(identity.AttestationVerifierConfig{
 		Opcode: func(*http.Request) (string, error) { return "op", nil }, Keys: keys,
-		Nonces: identity.NewMemoryNonceStore(10), Now: func() time.Time { return t0 },
+		Nonces: identity.NewMemNonceStore(10), Now: func() time.Time { return t0 },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -65,7 +65,7 @@ func (d *Document) AuthenticationKey() (ed25519.PublicKey, error) {
 			return slices.Clone(m.PublicKey), nil
 		}
 	}
-	return nil, contracts.Errorf(contracts.CodeNotFound, "identity: DID document has no Ed25519 authentication key")
+	return nil, contracts.New(contracts.CodeNotFound, "identity: DID document has no Ed25519 authentication key")
 }
 
 func (d *Document) clone() *Document {
@@ -151,11 +151,11 @@ func (r *MultiResolver) Resolve(ctx context.Context, did string) (*Document, err
 	rest, ok := strings.CutPrefix(did, "did:")
 	method, _, ok2 := strings.Cut(rest, ":")
 	if !ok || !ok2 || method == "" {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "identity: not a DID")
+		return nil, contracts.New(contracts.CodeInvalidInput, "identity: not a DID")
 	}
 	res, ok := r.methods[method]
 	if !ok {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "identity: unsupported DID method")
+		return nil, contracts.New(contracts.CodeInvalidInput, "identity: unsupported DID method")
 	}
 	return res.Resolve(ctx, did)
 }
@@ -186,7 +186,7 @@ var _ KeyResolver = StaticKeys(nil)
 func (s StaticKeys) ResolveKey(_ context.Context, keyID string) (ed25519.PublicKey, error) {
 	k, ok := s[keyID]
 	if !ok || len(k) != ed25519.PublicKeySize {
-		return nil, contracts.Errorf(contracts.CodeNotFound, "identity: unknown key id")
+		return nil, contracts.New(contracts.CodeNotFound, "identity: unknown key id")
 	}
 	return slices.Clone(k), nil
 }
@@ -207,18 +207,18 @@ func DIDKeys(r Resolver) KeyResolver {
 			return nil, err
 		}
 		if doc.ID != did {
-			return nil, contracts.Errorf(contracts.CodeInvalidInput, "identity: DID document id does not match the DID")
+			return nil, contracts.New(contracts.CodeInvalidInput, "identity: DID document id does not match the DID")
 		}
 		if !hasFrag {
 			return doc.AuthenticationKey()
 		}
 		id := did + "#" + frag
 		if !slices.Contains(doc.Authentication, id) {
-			return nil, contracts.Errorf(contracts.CodeNotFound, "identity: key is not an authentication method of the DID")
+			return nil, contracts.New(contracts.CodeNotFound, "identity: key is not an authentication method of the DID")
 		}
 		m, ok := doc.Method(id)
 		if !ok {
-			return nil, contracts.Errorf(contracts.CodeNotFound, "identity: no Ed25519 verification method with that id")
+			return nil, contracts.New(contracts.CodeNotFound, "identity: no Ed25519 verification method with that id")
 		}
 		return slices.Clone(m.PublicKey), nil
 	})

@@ -71,7 +71,7 @@ func (t *AttestingTransport) RoundTrip(r *http.Request) (*http.Response, error) 
 		return nil, err
 	}
 	if t.Signer == nil || t.Routes == nil {
-		return fail(contracts.Errorf(contracts.CodeInvalidInput, "identity: AttestingTransport.Signer and .Routes are required"))
+		return fail(contracts.New(contracts.CodeInvalidInput, "identity: AttestingTransport.Signer and .Routes are required"))
 	}
 	op, err := t.Routes.Opcode(r)
 	if err != nil {
@@ -129,11 +129,11 @@ func CheckAttestedBody(body []byte) error {
 		return nil
 	}
 	if !json.Valid(body) {
-		return contracts.Errorf(contracts.CodeInvalidInput,
+		return contracts.New(contracts.CodeInvalidInput,
 			"identity: attested request bodies must be JSON or empty (HTTP attestation v1 signs their canonical JSON); this body is not JSON")
 	}
 	if key, ok := duplicateKey(body); ok {
-		return contracts.Errorf(contracts.CodeInvalidInput,
+		return contracts.New(contracts.CodeInvalidInput,
 			"identity: attested request body repeats the key "+strconv.Quote(key)+" in one object: canonical JSON refuses duplicate keys")
 	}
 	if _, err := contracts.Canonicalize(body); err != nil {

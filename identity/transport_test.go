@@ -28,7 +28,7 @@ func TestAttestingTransport(t *testing.T) {
 	v, err := identity.NewAttestationVerifier(identity.AttestationVerifierConfig{
 		Opcode: func(*http.Request) (string, error) { return "test.echo", nil },
 		Keys:   identity.StaticKeys{w.DID().String(): w.PublicKey()},
-		Nonces: identity.NewMemoryNonceStore(100),
+		Nonces: identity.NewMemNonceStore(100),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -96,10 +96,10 @@ func TestAttestingTransportRoutes(t *testing.T) {
 		if r.URL.Path == "/tools/run" {
 			return "tools.run", nil
 		}
-		return "", contracts.Errorf(contracts.CodeNotFound, "no route")
+		return "", contracts.New(contracts.CodeNotFound, "no route")
 	})
 	v, err := identity.NewAttestationVerifier(identity.AttestationVerifierConfig{
-		Opcode: routes.Opcode, Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(100),
+		Opcode: routes.Opcode, Keys: identity.DIDKeys(nil), Nonces: identity.NewMemNonceStore(100),
 	})
 	if err != nil {
 		t.Fatal(err)

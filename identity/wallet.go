@@ -75,7 +75,7 @@ func GenerateWallet(name string) (*Wallet, error) {
 // empty; see WithName.
 func WalletFromSeed(seed []byte) (*Wallet, error) {
 	if len(seed) != ed25519.SeedSize {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput,
+		return nil, contracts.New(contracts.CodeInvalidInput,
 			fmt.Sprintf("identity: seed must be %d bytes, got %d", ed25519.SeedSize, len(seed)))
 	}
 	return newWallet("", [ed25519.SeedSize]byte(seed)), nil
@@ -207,7 +207,7 @@ func (w *Wallet) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON always fails: a wallet cannot be rebuilt from its public
 // JSON form. Use ParseWalletText for the private text form.
 func (w *Wallet) UnmarshalJSON([]byte) error {
-	return contracts.Errorf(contracts.CodeInvalidInput,
+	return contracts.New(contracts.CodeInvalidInput,
 		"identity: a Wallet cannot be decoded from JSON; use ParseWalletText")
 }
 
@@ -233,15 +233,15 @@ func (w *Wallet) MarshalPrivateText() ([]byte, error) { return w.AppendPrivateTe
 // TALOS_INVALID_INPUT and never echo the input.
 func ParseWalletText(text []byte) (*Wallet, error) {
 	if len(text) > maxWalletTextLength {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "identity: wallet text too long")
+		return nil, contracts.New(contracts.CodeInvalidInput, "identity: wallet text too long")
 	}
 	rest, ok := strings.CutPrefix(string(text), walletTextPrefix)
 	if !ok {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, `identity: wallet text lacks the "talos-wallet-seed:" prefix`)
+		return nil, contracts.New(contracts.CodeInvalidInput, `identity: wallet text lacks the "talos-wallet-seed:" prefix`)
 	}
 	seed, err := contracts.DecodeBase64URL(rest)
 	if err != nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "identity: wallet seed is not strict base64url")
+		return nil, contracts.New(contracts.CodeInvalidInput, "identity: wallet seed is not strict base64url")
 	}
 	defer clear(seed)
 	return WalletFromSeed(seed)

@@ -172,9 +172,9 @@ func (r *WebResolver) fetch(ctx context.Context, did, u string) (*Document, erro
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
-		return nil, contracts.Errorf(contracts.CodeNotFound, "identity: did:web: document not found")
+		return nil, contracts.New(contracts.CodeNotFound, "identity: did:web: document not found")
 	case resp.StatusCode != http.StatusOK:
-		return nil, contracts.Errorf(contracts.CodeTransportError, "identity: did:web: unexpected HTTP status "+resp.Status).WithRetryable(resp.StatusCode >= 500)
+		return nil, contracts.New(contracts.CodeTransportError, "identity: did:web: unexpected HTTP status "+resp.Status).WithRetryable(resp.StatusCode >= 500)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, r.maxSize+1))
 	if err != nil {
@@ -184,7 +184,7 @@ func (r *WebResolver) fetch(ctx context.Context, did, u string) (*Document, erro
 		return nil, contracts.Wrap(contracts.CodeTransportError, "identity: did:web: reading failed", err).WithRetryable(true)
 	}
 	if int64(len(body)) > r.maxSize {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "identity: did:web: document exceeds the size limit")
+		return nil, contracts.New(contracts.CodeInvalidInput, "identity: did:web: document exceeds the size limit")
 	}
 	return ParseDocument(did, body)
 }
@@ -196,7 +196,7 @@ func (r *WebResolver) fetch(ctx context.Context, did, u string) (*Document, erro
 // query or fragment) are rejected. Errors have code TALOS_INVALID_INPUT.
 func DIDWebURL(did string) (string, error) {
 	bad := func(msg string) (string, error) {
-		return "", contracts.Errorf(contracts.CodeInvalidInput, "identity: invalid did:web: "+msg)
+		return "", contracts.New(contracts.CodeInvalidInput, "identity: invalid did:web: "+msg)
 	}
 	if len(did) > maxDIDWebLength {
 		return bad("too long")
@@ -316,7 +316,7 @@ type jwkJSON struct {
 // have code TALOS_INVALID_INPUT.
 func ParseDocument(did string, raw []byte) (*Document, error) {
 	bad := func(msg string) (*Document, error) {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "identity: invalid DID document: "+msg)
+		return nil, contracts.New(contracts.CodeInvalidInput, "identity: invalid DID document: "+msg)
 	}
 	if err := contracts.CheckJSON(raw, false); err != nil {
 		return nil, contracts.Wrap(contracts.CodeInvalidInput, "identity: invalid DID document: bad JSON", err)

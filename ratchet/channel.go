@@ -216,7 +216,7 @@ func NewMemPipe() (a, b *MemTransport) {
 }
 
 // ErrClosed is returned by a closed MemTransport.
-var ErrClosed = contracts.Errorf(contracts.CodeTransportError, "ratchet: transport closed")
+var ErrClosed = contracts.NewSentinel(contracts.CodeTransportError, "ratchet: transport closed")
 
 // Send queues a copy of msg for the other end.
 func (m *MemTransport) Send(ctx context.Context, msg []byte) error {

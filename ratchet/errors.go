@@ -10,41 +10,41 @@ var (
 	// ErrAuthFailed reports a message that did not authenticate: a wrong
 	// key, a forged or replayed message, a tampered ciphertext. It carries
 	// no detail on purpose.
-	ErrAuthFailed = &contracts.Error{Code: contracts.CodeRatchetAuthFailed}
+	ErrAuthFailed = contracts.NewSentinel(contracts.CodeRatchetAuthFailed, "")
 	// ErrMaxSkipExceeded reports a header that would skip more than MaxSkip
 	// message keys on one chain.
-	ErrMaxSkipExceeded = &contracts.Error{Code: contracts.CodeRatchetMaxSkipExceeded}
+	ErrMaxSkipExceeded = contracts.NewSentinel(contracts.CodeRatchetMaxSkipExceeded, "")
 	// ErrInvalidHeader reports an envelope or header that does not parse,
 	// is not canonical, or has out-of-range fields.
-	ErrInvalidHeader = &contracts.Error{Code: contracts.CodeRatchetInvalidHeader}
+	ErrInvalidHeader = contracts.NewSentinel(contracts.CodeRatchetInvalidHeader, "")
 	// ErrInvalidDHKey reports a peer X25519 key that yields an all-zero
 	// shared secret (a low-order point).
-	ErrInvalidDHKey = &contracts.Error{Code: contracts.CodeRatchetInvalidDHKey}
+	ErrInvalidDHKey = contracts.NewSentinel(contracts.CodeRatchetInvalidDHKey, "")
 	// ErrInvalidSignature reports a prekey bundle or setup proof whose
 	// Ed25519 signature does not verify (X3DH_INVALID_SIGNATURE).
-	ErrInvalidSignature = &contracts.Error{Code: contracts.CodeX3DHInvalidSignature}
+	ErrInvalidSignature = contracts.NewSentinel(contracts.CodeX3DHInvalidSignature, "")
 )
 
 func errAuth() error {
-	return contracts.Errorf(contracts.CodeRatchetAuthFailed, "ratchet: message authentication failed")
+	return contracts.New(contracts.CodeRatchetAuthFailed, "ratchet: message authentication failed")
 }
 
 func errInvalidDH() error {
-	return contracts.Errorf(contracts.CodeRatchetInvalidDHKey, "ratchet: invalid X25519 public key (all-zero shared secret)")
+	return contracts.New(contracts.CodeRatchetInvalidDHKey, "ratchet: invalid X25519 public key (all-zero shared secret)")
 }
 
 func errHeader(msg string) error {
-	return contracts.Errorf(contracts.CodeRatchetInvalidHeader, "ratchet: "+msg)
+	return contracts.New(contracts.CodeRatchetInvalidHeader, "ratchet: "+msg)
 }
 
 func errMaxSkip() error {
-	return contracts.Errorf(contracts.CodeRatchetMaxSkipExceeded, "ratchet: Too many skipped messages")
+	return contracts.New(contracts.CodeRatchetMaxSkipExceeded, "ratchet: Too many skipped messages")
 }
 
 func errSignature(msg string) error {
-	return contracts.Errorf(contracts.CodeX3DHInvalidSignature, "ratchet: "+msg)
+	return contracts.New(contracts.CodeX3DHInvalidSignature, "ratchet: "+msg)
 }
 
 func errInput(msg string) error {
-	return contracts.Errorf(contracts.CodeInvalidInput, "ratchet: "+msg)
+	return contracts.New(contracts.CodeInvalidInput, "ratchet: "+msg)
 }

@@ -54,7 +54,7 @@ type framePreimage struct {
 }
 
 func errFrame(msg string) error {
-	return contracts.Errorf(contracts.CodeFrameInvalid, "ratchet: frame: "+msg)
+	return contracts.New(contracts.CodeFrameInvalid, "ratchet: frame: "+msg)
 }
 
 // digest computes the frame digest over f's covered fields.
@@ -307,14 +307,14 @@ func (t *SeqTracker) Check(f *Frame) (Disposition, error) {
 			if d == f.FrameDigest {
 				return Duplicate, nil
 			}
-			return Deliver, contracts.Errorf(contracts.CodeReplayDetected, "ratchet: frame: sender_seq already used by another frame")
+			return Deliver, contracts.New(contracts.CodeReplayDetected, "ratchet: frame: sender_seq already used by another frame")
 		}
 		if st.any && f.SenderSeq+maxSeqWindow <= st.highest {
-			return Deliver, contracts.Errorf(contracts.CodeReplayDetected, "ratchet: frame: sender_seq too old")
+			return Deliver, contracts.New(contracts.CodeReplayDetected, "ratchet: frame: sender_seq too old")
 		}
 	}
 	if f.SenderSeq > base && f.SenderSeq-base > MaxSeqAhead {
-		return Deliver, contracts.Errorf(contracts.CodeStateSequenceGap, "ratchet: frame: sender_seq too far ahead")
+		return Deliver, contracts.New(contracts.CodeStateSequenceGap, "ratchet: frame: sender_seq too far ahead")
 	}
 	return Deliver, nil
 }

@@ -128,7 +128,7 @@ func (c GroupConfig) withDefaults() GroupConfig {
 }
 
 func errGroup(msg string) error {
-	return contracts.Errorf(contracts.CodeInvalidInput, "ratchet: group: "+msg)
+	return contracts.New(contracts.CodeInvalidInput, "ratchet: group: "+msg)
 }
 
 // CreateGroup creates a group owned by self and records group_created.
@@ -720,7 +720,7 @@ func (g *Group) checkEventLocked(raw []byte) (*groupEvent, error) {
 	}
 	d, err := audit.ChainDigest(raw, "event_digest")
 	if err != nil || d != ev.EventDigest {
-		return nil, contracts.Errorf(contracts.CodeTGAHashChainBroken, "ratchet: group: event_digest does not match the event")
+		return nil, contracts.New(contracts.CodeTGAHashChainBroken, "ratchet: group: event_digest does not match the event")
 	}
 	return &ev, nil
 }

@@ -265,7 +265,7 @@ func TestHeaderEncryptionForgeriesAreTransactional(t *testing.T) {
 	foreign := mustEncrypt(t, otherAlice, "foreign")
 	pool := append(append(append([][]byte{}, delivered...), skipped...), next)
 	allowed := map[string]bool{
-		contracts.CodeRatchetAuthFailed: true, contracts.CodeRatchetInvalidHeader: true,
+		string(contracts.CodeRatchetAuthFailed): true, string(contracts.CodeRatchetInvalidHeader): true,
 	}
 	before := bob.appendState(nil)
 	codes := map[string]int{}
@@ -301,10 +301,10 @@ func TestHeaderEncryptionForgeriesAreTransactional(t *testing.T) {
 			continue
 		}
 		_, err := bob.Decrypt(f)
-		if err == nil || !allowed[contracts.CodeOf(err)] {
+		if err == nil || !allowed[string(contracts.CodeOf(err))] {
 			t.Fatalf("forgery %d: %v", i, err)
 		}
-		codes[contracts.CodeOf(err)]++
+		codes[string(contracts.CodeOf(err))]++
 		if !bytes.Equal(before, bob.appendState(nil)) {
 			t.Fatalf("forgery %d changed the state", i)
 		}

@@ -41,7 +41,7 @@ func Instrument(m metric.Meter) error {
 // countFailure records a failed decryption and returns err.
 func countFailure(err error) error {
 	if c := decryptFailures.Load(); c != nil && err != nil {
-		(*c).Add(context.Background(), 1, metric.WithAttributes(attribute.String("talos.code", contracts.CodeOf(err))))
+		(*c).Add(context.Background(), 1, metric.WithAttributes(attribute.String("talos.code", string(contracts.CodeOf(err)))))
 	}
 	return err
 }

@@ -32,10 +32,10 @@ const (
 // to: a prekey bundle whose signed prekey is committed to the hybrid setup
 // but which carries no ML-KEM key (stripped on the way), or a setup that
 // does not match what was negotiated. Its code is TALOS_PROTOCOL_MISMATCH.
-var ErrDowngrade = &contracts.Error{Code: contracts.CodeProtocolMismatch}
+var ErrDowngrade = contracts.NewSentinel(contracts.CodeProtocolMismatch, "")
 
 func errDowngrade(msg string) error {
-	return contracts.Errorf(contracts.CodeProtocolMismatch, "ratchet: "+msg)
+	return contracts.New(contracts.CodeProtocolMismatch, "ratchet: "+msg)
 }
 
 // pqCommitted reports whether the X25519 prekey spk is marked as committed
@@ -97,7 +97,7 @@ func GenerateHybridPrekey(w crypto.Signer, rnd io.Reader) (*Prekey, error) {
 	p := newPrekey()
 	for i := 0; ; i++ {
 		if i == maxPQMarkerTries {
-			return nil, contracts.Errorf(contracts.CodeCryptoError, "ratchet: no committed prekey found (bad randomness source?)")
+			return nil, contracts.New(contracts.CodeCryptoError, "ratchet: no committed prekey found (bad randomness source?)")
 		}
 		if _, err := io.ReadFull(rnd, p.priv[:]); err != nil {
 			return nil, contracts.Wrap(contracts.CodeCryptoError, "ratchet: reading randomness failed", err)

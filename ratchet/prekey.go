@@ -95,7 +95,7 @@ func signWith(s crypto.Signer, pub ed25519.PublicKey, msg []byte) ([]byte, error
 		return nil, contracts.Wrap(contracts.CodeCryptoError, "ratchet: the identity signer failed", err)
 	}
 	if len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, msg, sig) {
-		return nil, contracts.Errorf(contracts.CodeCryptoError, "ratchet: the identity signer returned an invalid signature")
+		return nil, contracts.New(contracts.CodeCryptoError, "ratchet: the identity signer returned an invalid signature")
 	}
 	return sig, nil
 }

@@ -76,7 +76,7 @@ func (s *Session) appendState(dst []byte) []byte {
 }
 
 func errState(msg string) error {
-	return contracts.Errorf(contracts.CodeCryptoError, "ratchet: invalid session state: "+msg)
+	return contracts.New(contracts.CodeCryptoError, "ratchet: invalid session state: "+msg)
 }
 
 func parseState(b []byte, cfg Config) (*Session, error) {

@@ -14,13 +14,13 @@ var _ Sealer = (*identity.Keyring)(nil)
 // ErrNotFound is returned by SessionStore.Load for an unknown session. It
 // matches (errors.Is) every NOT_FOUND error; the errors the stores return
 // also wrap fs.ErrNotExist.
-var ErrNotFound = &contracts.Error{Code: contracts.CodeNotFound}
+var ErrNotFound = contracts.NewSentinel(contracts.CodeNotFound, "")
 
 // ErrConflict is returned by SessionStore.Save when the stored version is
 // not the one the caller loaded: another writer saved in between. Reload,
-// and redo the work on the fresh state. It is a *contracts.Error with code
-// STATE_INVALID_TRANSITION (HTTP 409), marked retryable.
-var ErrConflict = &contracts.Error{Code: contracts.CodeStateInvalidTransition, Message: "ratchet: session state was saved by another writer", Retryable: true}
+// and redo the work on the fresh state. It is a contracts.Sentinel (errors.As
+// finds a *contracts.Error) with code STATE_INVALID_TRANSITION (HTTP 409), marked retryable.
+var ErrConflict = contracts.NewSentinel(contracts.CodeStateInvalidTransition, "ratchet: session state was saved by another writer").WithRetryable(true)
 
 // NotFound returns the error a SessionStore returns for an unknown id.
 func NotFound(id string) error {

@@ -75,13 +75,13 @@ var prefixRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,40}$`)
 // New returns a Store. Call Migrate once before use.
 func New(cfg Config) (*Store, error) {
 	if cfg.DB == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit/postgres: Config.DB is required")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit/postgres: Config.DB is required")
 	}
 	if cfg.TablePrefix == "" {
 		cfg.TablePrefix = "talos_"
 	}
 	if !prefixRE.MatchString(cfg.TablePrefix) {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "audit/postgres: invalid TablePrefix")
+		return nil, contracts.New(contracts.CodeInvalidInput, "audit/postgres: invalid TablePrefix")
 	}
 	p := cfg.TablePrefix + "audit_"
 	return &Store{db: cfg.DB, head: p + "head", entries: p + "entries", hashes: p + "hashes"}, nil

@@ -58,6 +58,7 @@ func Run(t *testing.T, newBudget func(t *testing.T) budget.Budget) {
 		{"CalendarPeriods", testCalendar},
 		{"RollingWindow", testRolling},
 		{"ZeroAmount", testZeroAmount},
+		{"UsageUnknownGroup", testUsageUnknownGroup},
 		{"NoOverspendConcurrent", func(t *testing.T, b budget.Budget) {
 			NoOverspend(t, []budget.Budget{b}, 64, 1500*time.Millisecond)
 		}},
@@ -84,13 +85,65 @@ func mustReserve(t *testing.T, b budget.Budget, req budget.ReserveRequest) budge
 	return r
 }
 
+// mustUsage returns the usage of s in group. A scope the back-end holds
+// nothing for (ErrUnknownGroup) must come with the usage of an unused scope,
+// which is returned.
 func mustUsage(t *testing.T, b budget.Budget, group string, s budget.Scope) budget.Usage {
 	t.Helper()
 	u, err := b.Usage(t.Context(), group, s)
+	if errors.Is(err, budget.ErrUnknownGroup) {
+		checkUnused(t, u, err, s)
+		return u
+	}
 	if err != nil {
 		t.Fatalf("Usage(%s): %v", s.ID, err)
 	}
 	return u
+}
+
+// checkUnused checks the Usage returned with ErrUnknownGroup.
+func checkUnused(t *testing.T, u budget.Usage, err error, s budget.Scope) {
+	t.Helper()
+	if !errors.Is(err, budget.ErrUnknownGroup) || !errors.Is(err, contracts.ErrNotFound) {
+		t.Fatalf("Usage(%s) error %v, want ErrUnknownGroup (NOT_FOUND)", s.ID, err)
+	}
+	var ce *contracts.Error
+	if !errors.As(err, &ce) || ce.Code != contracts.CodeNotFound {
+		t.Fatalf("Usage(%s) error %v is not a *contracts.Error of code NOT_FOUND", s.ID, err)
+	}
+	if u.ID != s.ID || u.Limit != s.Limit || u.Spent != 0 || u.Reserved != 0 || u.Overage != 0 || u.Remaining != s.Limit {
+		t.Fatalf("Usage(%s) with ErrUnknownGroup = %+v, want an unused scope", s.ID, u)
+	}
+}
+
+// testUsageUnknownGroup: Usage of a group nothing was reserved in says so
+// (ErrUnknownGroup, with the usage of an unused scope), never zeros with a
+// nil error; once reserved against, the scope is known; a scope never used
+// in a known group, and another group, are still unknown.
+func testUsageUnknownGroup(t *testing.T, b budget.Budget) {
+	ctx := t.Context()
+	org, other := Name("org"), Name("org")
+	s := hard(org, 1000)
+	u, err := b.Usage(ctx, org, s)
+	checkUnused(t, u, err, s)
+	r := mustReserve(t, b, budget.ReserveRequest{Scopes: []budget.Scope{s}, Amount: 100})
+	if !r.Allowed {
+		t.Fatalf("Reserve = %+v", r)
+	}
+	if u, err := b.Usage(ctx, org, s); err != nil || u.Reserved != 100 || u.Remaining != 900 {
+		t.Fatalf("Usage after a reservation = %+v, %v", u, err)
+	}
+	if _, err := b.Commit(ctx, r.ID, 40); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := b.Usage(ctx, org, s); err != nil || u.Spent != 40 || u.Reserved != 0 {
+		t.Fatalf("Usage after commit = %+v, %v", u, err)
+	}
+	u, err = b.Usage(ctx, other, hard(other, 7))
+	checkUnused(t, u, err, hard(other, 7))
+	never := hard(Name("agent"), 5)
+	u, err = b.Usage(ctx, org, never)
+	checkUnused(t, u, err, never)
 }
 
 func wantUsage(t *testing.T, b budget.Budget, group string, s budget.Scope, spent, reserved, overage int64) {

@@ -62,7 +62,7 @@ func TestStoreDownDenies(t *testing.T) {
 	if res, err := lim.Allow(t.Context(), "k", 1); res.Allowed || !errors.Is(err, contracts.ErrTransport) {
 		t.Fatalf("Allow on a dead store = %+v, %v; want denied", res, err)
 	}
-	lim, err = budget.NewLimiter(budget.LimiterConfig{Store: rates, Surface: "llm", Limit: budget.PerMinute(1), Fallback: budget.NewMemoryRates(nil)})
+	lim, err = budget.NewLimiter(budget.LimiterConfig{Store: rates, Surface: "llm", Limit: budget.PerMinute(1), Fallback: budget.NewMemRates(nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,13 +26,13 @@ var _ budget.RateStore = (*Rates)(nil)
 // DefaultRatesPrefix is used.
 func NewRates(c Client, prefix string) (*Rates, error) {
 	if c == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "budget/redis: a client is required")
+		return nil, contracts.New(contracts.CodeInvalidInput, "budget/redis: a client is required")
 	}
 	if prefix == "" {
 		prefix = DefaultRatesPrefix
 	}
 	if strings.ContainsAny(prefix, "{}") || len(prefix) > budget.MaxIDLen {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "budget/redis: prefix must be short and free of braces")
+		return nil, contracts.New(contracts.CodeInvalidInput, "budget/redis: prefix must be short and free of braces")
 	}
 	return &Rates{c: c, prefix: prefix}, nil
 }
@@ -50,7 +50,7 @@ func (s *Rates) AllowN(ctx context.Context, ns, key string, lim budget.Limit, n 
 	}
 	burst := lim.EffectiveBurst()
 	if n < 0 {
-		return budget.Result{}, contracts.Errorf(contracts.CodeInvalidInput, "budget: negative event count")
+		return budget.Result{}, contracts.New(contracts.CodeInvalidInput, "budget: negative event count")
 	}
 	if n > burst {
 		return budget.Result{RetryAfter: -1}, nil

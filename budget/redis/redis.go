@@ -44,7 +44,7 @@ var oldPrefixes = []string{"talos:budget:v1:", "talos:budget:v2:", "talos:budget
 // without a word, so the Budget refuses to decide until an operator has
 // drained the old data (let reservations settle and calendar periods end,
 // then delete the old keys) or chosen another prefix knowingly.
-var ErrLayout = contracts.Errorf(contracts.CodeInternal, "budget/redis: the store holds budget data of another key layout")
+var ErrLayout = contracts.NewSentinel(contracts.CodeInternal, "budget/redis: the store holds budget data of another key layout")
 
 // Config configures a Budget. The zero value is usable.
 type Config struct {
@@ -88,13 +88,13 @@ var _ budget.Budget = (*Budget)(nil)
 // New returns a Budget on c.
 func New(c Client, cfg Config) (*Budget, error) {
 	if c == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "budget/redis: a client is required")
+		return nil, contracts.New(contracts.CodeInvalidInput, "budget/redis: a client is required")
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
 	}
 	if strings.ContainsAny(cfg.Prefix, "{}") || len(cfg.Prefix) > budget.MaxIDLen {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "budget/redis: prefix must be short and free of braces")
+		return nil, contracts.New(contracts.CodeInvalidInput, "budget/redis: prefix must be short and free of braces")
 	}
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
@@ -103,7 +103,7 @@ func New(c Client, cfg Config) (*Budget, error) {
 		cfg.Retention = budget.DefaultRetention
 	}
 	if cfg.Retention < 0 || cfg.Retention > budget.MaxRetention || cfg.Timeout < 0 {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "budget/redis: retention or timeout out of range")
+		return nil, contracts.New(contracts.CodeInvalidInput, "budget/redis: retention or timeout out of range")
 	}
 	b := &Budget{c: c, prefix: cfg.Prefix, loc: cfg.Location, retention: cfg.Retention, timeout: cfg.Timeout}
 	b.keepArg, b.retentionArg = b.keepMicros(), b.retention.Microseconds()
@@ -305,7 +305,7 @@ func (b *Budget) scanOld(ctx context.Context, patterns []string) (bool, error) {
 	case goredis.Cmdable:
 		err = scan(ctx, c)
 	default:
-		return false, contracts.Errorf(contracts.CodeInvalidInput, "budget/redis: the client cannot scan the keyspace, so the key layout cannot be checked")
+		return false, contracts.New(contracts.CodeInvalidInput, "budget/redis: the client cannot scan the keyspace, so the key layout cannot be checked")
 	}
 	if err != nil {
 		reload(b.c, err)
@@ -445,7 +445,7 @@ func (b *Budget) call(req *budget.ReserveRequest, group string, record bool) (ke
 		// Rolling windows that differ below a microsecond share a field:
 		// the script would count such a scope once but release it twice.
 		if slices.Contains(fields[:j], f) {
-			return nil, nil, nil, contracts.Errorf(contracts.CodeInvalidInput, "budget: duplicate scope "+strconv.Quote(s.ID))
+			return nil, nil, nil, contracts.New(contracts.CodeInvalidInput, "budget: duplicate scope "+strconv.Quote(s.ID))
 		}
 		fields[j] = f
 		args = append(args, int(s.Mode), s.Limit, int(s.Period.Kind()), s.Period.BucketMicros(), f)
@@ -524,7 +524,7 @@ func decodeReserve(v any, group string, req *budget.ReserveRequest, active []int
 // Commit implements budget.Budget.
 func (b *Budget) Commit(ctx context.Context, id string, actual int64) (budget.Settlement, error) {
 	if actual < 0 || actual > budget.MaxAmount {
-		return budget.Settlement{}, contracts.Errorf(contracts.CodeInvalidInput, "budget: actual out of range")
+		return budget.Settlement{}, contracts.New(contracts.CodeInvalidInput, "budget: actual out of range")
 	}
 	keys, args, err := b.commitCall(id, actual)
 	if err != nil {
@@ -639,13 +639,17 @@ func (b *Budget) Usage(ctx context.Context, group string, s budget.Scope) (budge
 	if err != nil {
 		return budget.Usage{}, err
 	}
-	r := newReply(v, "usage", 3)
+	r := newReply(v, "usage", 4)
 	u.Spent = r.intIn(0, 0, 1<<53)
 	u.Reserved = r.intIn(1, -1<<53, 1<<53)
 	u.Overage = r.intIn(2, 0, 1<<53)
-	if r.err != nil || len(r.v) != 3 {
+	known := r.intIn(3, 0, 1)
+	if r.err != nil || len(r.v) != 4 {
 		return budget.Usage{}, errReply("usage")
 	}
 	u.Remaining = max(0, u.Limit-u.Spent-u.Reserved)
+	if known == 0 {
+		return u, budget.ErrUnknownGroup
+	}
 	return u, nil
 }

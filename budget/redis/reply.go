@@ -9,7 +9,7 @@ import (
 // errReply reports a script reply of an unexpected shape. It never panics
 // and carries no reply contents.
 func errReply(what string) error {
-	return contracts.Errorf(contracts.CodeTransportError, "budget/redis: malformed "+what+" reply").WithRetryable(true)
+	return contracts.New(contracts.CodeTransportError, "budget/redis: malformed "+what+" reply").WithRetryable(true)
 }
 
 // reply is a script reply array, read with checked type assertions.

@@ -563,7 +563,8 @@ return {1}
 `
 
 // usageScript: KEYS = hash, set; ARGV = kind, bucket µs, scope field,
-// retention µs, 8 bounds. Reply {spent, reserved, overage}.
+// retention µs, 8 bounds. Reply {spent, reserved, overage, known}: known is 0 when the scope has no
+// field in the group.
 var usageScript = goredis.NewScript(usageSrc)
 
 var usageSrc = luaCommon + `
@@ -576,7 +577,9 @@ if start(hv[1], now, retention, not v) then v = redis.call('HGET', H, f) end
 local slot = slot_of(kind, bucket, now, B)
 if slot == nil then return redis.error_reply('TALOS_CLOCK server time outside the period bounds') end
 local S = load(v, kind, slot, now)
-return {S.u, S.r, S.o}
+local known = 0
+if v then known = 1 end
+return {S.u, S.r, S.o, known}
 `
 
 // layoutScript reads the layout marker (KEYS[1]) and, with ARGV[1] set,

@@ -22,7 +22,7 @@ func tagged(p string) string { return "{" + strings.TrimSuffix(p, ":") + "}:" }
 func TestClusterRevocationStoreConformance(t *testing.T) {
 	c := testenv.RedisCluster(t)
 	capabilitytest.RunRevocationStore(t, func(t *testing.T) capability.RevocationStore {
-		return capredis.NewRevocationStore(c, capredis.Options{Prefix: tagged(prefixFor(t))})
+		return capredis.NewRevocationStore(c, capredis.Config{Prefix: tagged(prefixFor(t))})
 	}, time.Sleep)
 }
 
@@ -30,7 +30,7 @@ func TestClusterReplayStoreConformance(t *testing.T) {
 	c := testenv.RedisCluster(t)
 	capabilitytest.RunReplayStore(t, func(t *testing.T) capability.ReplayStore {
 		// No hash tag: nonces spread over every shard.
-		return capredis.NewReplayStore(c, capredis.Options{Prefix: testenv.Unique(t) + ":"})
+		return capredis.NewReplayStore(c, capredis.Config{Prefix: testenv.Unique(t) + ":"})
 	}, time.Sleep)
 }
 
@@ -49,7 +49,7 @@ func TestClusterCrossProcessRevocation(t *testing.T) {
 // shards.
 func TestClusterPrefixNeedsHashTag(t *testing.T) {
 	c := testenv.RedisCluster(t)
-	st := capredis.NewRevocationStore(c, capredis.Options{Prefix: testenv.Unique(t) + ":"})
+	st := capredis.NewRevocationStore(c, capredis.Config{Prefix: testenv.Unique(t) + ":"})
 	ctx := context.Background()
 	for _, err := range []error{st.Revoke(ctx, "hash:x", time.Time{}), func() error { _, err := st.AnyRevoked(ctx, []string{"hash:x"}); return err }()} {
 		var ce *contracts.Error
@@ -66,7 +66,7 @@ func TestClusterPrefixNeedsHashTag(t *testing.T) {
 	if v.RevocationFeedLive() {
 		t.Fatal("feed live without a usable prefix")
 	}
-	tok, _ := capability.Issue(root, holder.DID().String(), []capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, _ := capability.Issue(root.Signer(), holder.DID(), []capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), nil)
 	d, err := v.Authorize(ctx, capability.Request{Capability: tok.Encode(), Principal: holder.DID(), Tool: "fs", Action: "read"})
 	if d.Allowed || d.Reason != capability.ReasonStoreUnavailable || err == nil {
 		t.Fatalf("got %+v %v, want STORE_UNAVAILABLE", d, err)
@@ -114,14 +114,14 @@ func TestClusterFailoverFailsClosed(t *testing.T) {
 	const prefix, staleness = "{capfailover}:", 250 * time.Millisecond
 	root, holder := wallet(t, 3), wallet(t, 4)
 	v, err := capability.NewVerifier(capability.Config{TrustedIssuers: []identity.DID{root.DID()},
-		Revocations: capredis.NewRevocationStore(c1, capredis.Options{Prefix: prefix, MaxStaleness: staleness})})
+		Revocations: capredis.NewRevocationStore(c1, capredis.Config{Prefix: prefix, MaxStaleness: staleness})})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer v.Close()
-	admin := capredis.NewRevocationStore(c2, capredis.Options{Prefix: prefix})
+	admin := capredis.NewRevocationStore(c2, capredis.Config{Prefix: prefix})
 	waitLive(t, v, true)
-	tok, _ := capability.Issue(root, holder.DID().String(), []capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, _ := capability.Issue(root.Signer(), holder.DID(), []capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), nil)
 	req := capability.Request{Capability: tok.Encode(), Principal: holder.DID(), Tool: "fs", Action: "read"}
 	ctx := context.Background()
 	for range 2 {
@@ -200,14 +200,14 @@ func TestClusterManualFailover(t *testing.T) {
 	const prefix, staleness = "{capmanual}:", 250 * time.Millisecond
 	root, holder := wallet(t, 5), wallet(t, 6)
 	v, err := capability.NewVerifier(capability.Config{TrustedIssuers: []identity.DID{root.DID()},
-		Revocations: capredis.NewRevocationStore(c1, capredis.Options{Prefix: prefix, MaxStaleness: staleness})})
+		Revocations: capredis.NewRevocationStore(c1, capredis.Config{Prefix: prefix, MaxStaleness: staleness})})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer v.Close()
-	admin := capredis.NewRevocationStore(c2, capredis.Options{Prefix: prefix})
+	admin := capredis.NewRevocationStore(c2, capredis.Config{Prefix: prefix})
 	waitLive(t, v, true)
-	tok, _ := capability.Issue(root, holder.DID().String(), []capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, _ := capability.Issue(root.Signer(), holder.DID(), []capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), nil)
 	req := capability.Request{Capability: tok.Encode(), Principal: holder.DID(), Tool: "fs", Action: "read"}
 	ctx := context.Background()
 	if d, err := v.Authorize(ctx, req); !d.Allowed || err != nil {
@@ -246,7 +246,7 @@ func TestClusterManualFailover(t *testing.T) {
 func BenchmarkAnyRevoked(b *testing.B) {
 	keys := []string{"hash:a", "hash:b", "nonce:c"}
 	run := func(b *testing.B, c goredis.UniversalClient, prefix string) {
-		st := capredis.NewRevocationStore(c, capredis.Options{Prefix: prefix})
+		st := capredis.NewRevocationStore(c, capredis.Config{Prefix: prefix})
 		ctx := context.Background()
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -280,6 +280,6 @@ func TestScriptsDeclareKeys(t *testing.T) {
 	t.Cleanup(func() { c.Close() })
 	testenv.CheckDeclaredKeys(c)
 	capabilitytest.RunRevocationStore(t, func(t *testing.T) capability.RevocationStore {
-		return capredis.NewRevocationStore(c, capredis.Options{Prefix: prefixFor(t)})
+		return capredis.NewRevocationStore(c, capredis.Config{Prefix: prefixFor(t)})
 	}, time.Sleep)
 }

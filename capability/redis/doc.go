@@ -18,7 +18,7 @@
 // connection can stop forwarding without closing, so the store never
 // trusts a quiet channel. The watcher subscribes to a heartbeat channel of
 // its own as well and PUBLISHes a heartbeat on it, through the server,
-// every Options.MaxStaleness/4 ([DefaultMaxStaleness] is 1 s). Redis
+// every Config.MaxStaleness/4 ([DefaultMaxStaleness] is 1 s). Redis
 // delivers a subscriber's messages in the order it ran the PUBLISHes, so a
 // heartbeat sent at time S that comes back proves that every revocation
 // published before S has been delivered. The feed counts as live only
@@ -60,7 +60,7 @@
 //
 // Given a *goredis.ClusterClient, a RevocationStore uses sharded pub/sub
 // (Redis 7 SPUBLISH and SSUBSCRIBE) instead of PUBLISH and SUBSCRIBE, and
-// needs a hash tag in Options.Prefix (for example "{talos-capability}:"):
+// needs a hash tag in Config.Prefix (for example "{talos-capability}:"):
 // every revocation key, the revocation channel and every heartbeat
 // channel then hash to one slot, owned by one master. Classic PUBLISH on
 // a cluster is broadcast over the cluster bus to every node, and a
@@ -108,7 +108,7 @@
 // The stores need Redis 2.6.12 or later (Lua scripting, SET NX PX, PTTL)
 // or a compatible server (Valkey, KeyDB, miniredis in tests), through any
 // go-redis v9 UniversalClient; on Redis Cluster, Redis 7 or later
-// (sharded pub/sub) and a hash tag in Options.Prefix. The key layout (prefix +
+// (sharded pub/sub) and a hash tag in Config.Prefix. The key layout (prefix +
 // "rev:" + capability.HashKey or capability.NonceKey, prefix + "nonce:" +
 // claim key) and the channel name are stable within v1: processes of
 // different library versions may share a server.

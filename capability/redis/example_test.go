@@ -43,7 +43,7 @@ func ExampleNewRevocationStore() {
 		clients = append(clients, client)
 		v, err := capability.NewVerifier(capability.Config{
 			TrustedIssuers: []identity.DID{issuer.DID()},
-			Revocations:    capredis.NewRevocationStore(client, capredis.Options{}),
+			Revocations:    capredis.NewRevocationStore(client, capredis.Config{}),
 		})
 		if err != nil {
 			log.Fatal(err)
@@ -54,8 +54,8 @@ func ExampleNewRevocationStore() {
 	defer a.Close()
 	defer b.Close()
 
-	tok, err := capability.Issue(issuer, agent.DID().String(),
-		[]capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, err := capability.Issue(issuer.Signer(), agent.DID(),
+		[]capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func ExampleReplayStore_Claim() {
 	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
 	defer client.Close()
 
-	rs := capredis.NewReplayStore(client, capredis.Options{})
+	rs := capredis.NewReplayStore(client, capredis.Config{})
 	ctx := context.Background()
 	first, err := rs.Claim(ctx, "agent-1/nonce-42", time.Minute)
 	if err != nil {

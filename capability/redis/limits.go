@@ -5,15 +5,15 @@ import "time"
 // Limits and defaults of the Redis stores.
 const (
 	// DefaultPrefix is prepended to every key and channel name when
-	// Options.Prefix is empty.
+	// Config.Prefix is empty.
 	DefaultPrefix = "talos:capability:"
 
-	// DefaultMaxStaleness is Options.MaxStaleness when it is zero: a
+	// DefaultMaxStaleness is Config.MaxStaleness when it is zero: a
 	// revocation is enforced on every replica within one second of Revoke
 	// returning, or requests fail closed.
 	DefaultMaxStaleness = time.Second
 
-	// MinMaxStaleness is the smallest Options.MaxStaleness: heartbeats go
+	// MinMaxStaleness is the smallest Config.MaxStaleness: heartbeats go
 	// out every MaxStaleness/4, and a round trip must fit in that.
 	MinMaxStaleness = 20 * time.Millisecond
 

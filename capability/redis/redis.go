@@ -17,8 +17,8 @@ import (
 	"github.com/talosgo/talos/identity"
 )
 
-// Options configure the stores. The zero value is usable.
-type Options struct {
+// Config configures the stores. The zero value is usable.
+type Config struct {
 	// Prefix is prepended to every key and channel name. Zero means
 	// DefaultPrefix. On Redis Cluster (a *goredis.ClusterClient) a
 	// RevocationStore needs a prefix with a hash tag (for example
@@ -40,7 +40,7 @@ type Options struct {
 	MaxStaleness time.Duration
 }
 
-func (o *Options) fill() {
+func (o *Config) fill() {
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
 	}
@@ -61,7 +61,7 @@ func storeErr(msg string, err error) error {
 // for concurrent use.
 type RevocationStore struct {
 	c    goredis.UniversalClient
-	opts Options
+	opts Config
 	// sharded: c is a cluster client, so the feed uses sharded pub/sub
 	// (SPUBLISH/SSUBSCRIBE) on the shard owning the prefix's hash tag.
 	sharded bool
@@ -101,15 +101,15 @@ func HasHashTag(prefix string) bool {
 
 // NewRevocationStore returns a store on client c. On a
 // *goredis.ClusterClient the store uses sharded pub/sub (SPUBLISH and
-// SSUBSCRIBE, Redis 7) and needs a hash tag in Options.Prefix; see the
+// SSUBSCRIBE, Redis 7) and needs a hash tag in Config.Prefix; see the
 // package doc's Redis Cluster section.
-func NewRevocationStore(c goredis.UniversalClient, opts Options) *RevocationStore {
+func NewRevocationStore(c goredis.UniversalClient, opts Config) *RevocationStore {
 	opts.fill()
 	s := &RevocationStore{c: c, opts: opts}
 	if _, ok := c.(*goredis.ClusterClient); ok {
 		s.sharded = true
 		if !HasHashTag(opts.Prefix) {
-			s.bad = contracts.Errorf(contracts.CodeInvalidInput, "capability/redis: on Redis Cluster the revocation store's Options.Prefix needs a hash tag, e.g. \"{talos-capability}:\"")
+			s.bad = contracts.New(contracts.CodeInvalidInput, "capability/redis: on Redis Cluster the revocation store's Config.Prefix needs a hash tag, e.g. \"{talos-capability}:\"")
 		}
 	}
 	return s
@@ -157,7 +157,7 @@ func (s *RevocationStore) Revoke(ctx context.Context, key string, until time.Tim
 		return s.bad
 	}
 	if key == "" {
-		return contracts.Errorf(contracts.CodeInvalidInput, "capability/redis: empty revocation key")
+		return contracts.New(contracts.CodeInvalidInput, "capability/redis: empty revocation key")
 	}
 	var ttl int64
 	if !until.IsZero() {
@@ -367,13 +367,13 @@ func (w *watch) receive(ctx context.Context) {
 // for concurrent use.
 type ReplayStore struct {
 	c    goredis.UniversalClient
-	opts Options
+	opts Config
 }
 
 var _ identity.NonceStore = (*ReplayStore)(nil)
 
 // NewReplayStore returns a store on client c.
-func NewReplayStore(c goredis.UniversalClient, opts Options) *ReplayStore {
+func NewReplayStore(c goredis.UniversalClient, opts Config) *ReplayStore {
 	opts.fill()
 	return &ReplayStore{c: c, opts: opts}
 }
@@ -382,7 +382,7 @@ func NewReplayStore(c goredis.UniversalClient, opts Options) *ReplayStore {
 // error with code TALOS_INVALID_INPUT.
 func (s *ReplayStore) Claim(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	if ttl < MinReplayTTL {
-		return false, contracts.Errorf(contracts.CodeInvalidInput, "capability/redis: replay ttl must be at least 1ms")
+		return false, contracts.New(contracts.CodeInvalidInput, "capability/redis: replay ttl must be at least 1ms")
 	}
 	ok, err := s.c.SetNX(ctx, s.opts.Prefix+"nonce:"+key, "1", ttl).Result()
 	if err != nil {

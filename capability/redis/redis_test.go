@@ -31,7 +31,7 @@ func TestRevocationStoreConformance(t *testing.T) {
 	c, wait := server(t)
 	capabilitytest.RunRevocationStore(t, func(t *testing.T) capability.RevocationStore {
 		// One prefix per subtest, shared by every store the subtest makes.
-		return capredis.NewRevocationStore(c, capredis.Options{Prefix: prefixFor(t)})
+		return capredis.NewRevocationStore(c, capredis.Config{Prefix: prefixFor(t)})
 	}, wait)
 }
 
@@ -52,12 +52,12 @@ func prefixFor(t *testing.T) string {
 func TestReplayStoreConformance(t *testing.T) {
 	c, wait := server(t)
 	capabilitytest.RunReplayStore(t, func(t *testing.T) capability.ReplayStore {
-		return capredis.NewReplayStore(c, capredis.Options{Prefix: testenv.Unique(t) + ":"})
+		return capredis.NewReplayStore(c, capredis.Config{Prefix: testenv.Unique(t) + ":"})
 	}, wait)
 }
 
 func TestMemStoresConformance(t *testing.T) {
-	capabilitytest.RunReplayStore(t, func(t *testing.T) capability.ReplayStore { return identity.NewMemoryNonceStore(1000) }, nil)
+	capabilitytest.RunReplayStore(t, func(t *testing.T) capability.ReplayStore { return identity.NewMemNonceStore(1000) }, nil)
 	var shared *capability.MemRevocationStore
 	capabilitytest.RunRevocationStore(t, func(t *testing.T) capability.RevocationStore {
 		// Watch needs two stores sharing state: hand out the same one.
@@ -92,9 +92,9 @@ func crossProcess(t *testing.T, c1, c2 goredis.UniversalClient, prefix string) {
 	}
 	root, holder := seed(1), seed(2)
 	mk := func(c interface{}) *capability.Verifier {
-		st := capredis.NewRevocationStore(c1, capredis.Options{Prefix: prefix, MaxStaleness: time.Second})
+		st := capredis.NewRevocationStore(c1, capredis.Config{Prefix: prefix, MaxStaleness: time.Second})
 		if c != nil {
-			st = capredis.NewRevocationStore(c2, capredis.Options{Prefix: prefix, MaxStaleness: time.Second})
+			st = capredis.NewRevocationStore(c2, capredis.Config{Prefix: prefix, MaxStaleness: time.Second})
 		}
 		v, err := capability.NewVerifier(capability.Config{TrustedIssuers: []identity.DID{root.DID()}, Revocations: st})
 		if err != nil {
@@ -107,7 +107,7 @@ func crossProcess(t *testing.T, c1, c2 goredis.UniversalClient, prefix string) {
 	for _, v := range []*capability.Verifier{a, b} {
 		waitLive(t, v, true)
 	}
-	tok, err := capability.Issue(root, holder.DID().String(), []capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, err := capability.Issue(root.Signer(), holder.DID(), []capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,14 +170,14 @@ func TestDisconnectFailsClosed(t *testing.T) {
 	root, _ := identity.WalletFromSeed(s)
 	s[0] = 9
 	holder, _ := identity.WalletFromSeed(s)
-	st := capredis.NewRevocationStore(c, capredis.Options{MaxStaleness: 200 * time.Millisecond})
+	st := capredis.NewRevocationStore(c, capredis.Config{MaxStaleness: 200 * time.Millisecond})
 	v, err := capability.NewVerifier(capability.Config{TrustedIssuers: []identity.DID{root.DID()}, Revocations: st})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer v.Close()
 	waitLive(t, v, true)
-	tok, _ := capability.Issue(root, holder.DID().String(), []capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, _ := capability.Issue(root.Signer(), holder.DID(), []capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), nil)
 	req := capability.Request{Capability: tok.Encode(), Principal: holder.DID(), Tool: "fs", Action: "read"}
 	ctx := context.Background()
 	if d, err := v.Authorize(ctx, req); !d.Allowed || err != nil {
@@ -200,13 +200,13 @@ func TestDisconnectFailsClosed(t *testing.T) {
 
 func TestStoreErrorsDeny(t *testing.T) {
 	c, _ := testenv.Redis(t)
-	st := capredis.NewRevocationStore(c, capredis.Options{Prefix: testenv.Unique(t) + ":"})
+	st := capredis.NewRevocationStore(c, capredis.Config{Prefix: testenv.Unique(t) + ":"})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := st.AnyRevoked(ctx, []string{"hash:x"}); err == nil {
 		t.Fatal("cancelled check succeeded")
 	}
-	rs := capredis.NewReplayStore(c, capredis.Options{})
+	rs := capredis.NewReplayStore(c, capredis.Config{})
 	if _, err := rs.Claim(ctx, "k", time.Minute); err == nil {
 		t.Fatal("cancelled claim succeeded")
 	}
@@ -230,14 +230,14 @@ func TestSilentPartitionBoundedStaleness(t *testing.T) {
 	s[0] = 7
 	holder, _ := identity.WalletFromSeed(s)
 	replica, err := capability.NewVerifier(capability.Config{TrustedIssuers: []identity.DID{root.DID()},
-		Revocations: capredis.NewRevocationStore(viaProxy, capredis.Options{Prefix: prefix, MaxStaleness: staleness})})
+		Revocations: capredis.NewRevocationStore(viaProxy, capredis.Config{Prefix: prefix, MaxStaleness: staleness})})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer replica.Close()
-	admin := capredis.NewRevocationStore(direct, capredis.Options{Prefix: prefix})
+	admin := capredis.NewRevocationStore(direct, capredis.Config{Prefix: prefix})
 	waitLive(t, replica, true)
-	tok, _ := capability.Issue(root, holder.DID().String(), []capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, _ := capability.Issue(root.Signer(), holder.DID(), []capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), nil)
 	req := capability.Request{Capability: tok.Encode(), Principal: holder.DID(), Tool: "fs", Action: "read"}
 	ctx := context.Background()
 	for range 2 { // the second answer comes from the cache
