@@ -477,7 +477,8 @@ func (v *AttestationVerifier) Verify(r *http.Request) (*Attestation, error) {
 	}
 	opcode, err := v.cfg.Opcode(r)
 	if err != nil {
-		if _, ok := err.(*contracts.Error); ok {
+		switch err.(type) {
+		case *contracts.Error, contracts.Sentinel:
 			return nil, err
 		}
 		return nil, authInvalid("no opcode for this route", err)
