@@ -19,7 +19,7 @@ func benchHandler(b *testing.B) (http.Handler, func(n int) []*http.Request) {
 	root, agent := wallet(b, 1), wallet(b, 2)
 	routes := mustRoutes(b, talos.Route{Pattern: "POST /v1/fs/read", Tool: "fs", Action: "read"})
 	// One principal sends every request: lift its nonce quota and rate.
-	nonces, err := identity.NewMemoryNonceStoreConfig(identity.MemoryNonceStoreConfig{Max: 1 << 22, MaxPerPrincipal: 1 << 22, Rate: 1e9, Burst: 1 << 22})
+	nonces, err := identity.NewMemNonceStoreConfig(identity.MemNonceStoreConfig{Max: 1 << 22, MaxPerPrincipal: 1 << 22, Rate: 1e9, Burst: 1 << 22})
 	if err != nil {
 		b.Fatal(err)
 	}

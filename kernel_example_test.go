@@ -36,7 +36,7 @@ func ExampleKernel() {
 	events, _ := audit.NewEventBuilder(audit.BuilderConfig{
 		MetaAllowlist: map[string][]string{"search.query": {"decision_reason", "tool", "action", "error_code"}},
 	})
-	limits, _ := budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemoryRates(nil)},
+	limits, _ := budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemRates(nil)},
 		map[string]budget.Limit{"search.query": budget.PerMinute(2)})
 	kernel, err := talos.NewKernel(talos.KernelConfig{Authorizer: authz, Limits: limits, Audit: auditLog, Events: events})
 	if err != nil {
@@ -46,7 +46,7 @@ func ExampleKernel() {
 	routes, _ := talos.NewRouteTable([]talos.Route{{Pattern: "POST /search", Tool: "search", Action: "query"}})
 	att, _ := talos.NewAttester(talos.AttesterConfig{
 		Routes:      routes,
-		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(0)},
+		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemNonceStore(0)},
 	})
 	mw, err := kernel.Middleware(talos.KernelMiddlewareConfig{Attester: att})
 	if err != nil {
@@ -57,8 +57,8 @@ func ExampleKernel() {
 	srv := httptest.NewServer(mw.Wrap(mux))
 	defer srv.Close()
 
-	tok, _ := capability.Issue(issuer, agent.DID().String(),
-		[]capability.Grant{{Tool: "search", Actions: []string{"query"}}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, _ := capability.Issue(issuer.Signer(), agent.DID(),
+		[]capability.Grant{{Tool: "search", Actions: []string{"query"}}}, time.Now().Add(time.Hour), nil)
 	reqSigner, _ := identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: agent.Signer()})
 	for range 3 {
 		req, _ := http.NewRequest("POST", srv.URL+"/search", strings.NewReader(`{"q":"talos"}`))

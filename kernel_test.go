@@ -21,7 +21,7 @@ import (
 type kernelFixture struct {
 	kernel *talos.Kernel
 	log    *audit.Log
-	budget *budget.Memory
+	budget *budget.MemBudget
 	issuer *identity.Wallet
 	agent  *identity.Wallet
 	token  string
@@ -45,8 +45,8 @@ func newKernelFixture(t *testing.T, rate budget.Limit, opts ...func(*talos.Kerne
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := capability.Issue(issuer, agent.DID().String(),
-		[]capability.Grant{{Tool: "search", Actions: []string{"query"}}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, err := capability.Issue(issuer.Signer(), agent.DID(),
+		[]capability.Grant{{Tool: "search", Actions: []string{"query"}}}, time.Now().Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,12 +72,12 @@ func newKernelFixture(t *testing.T, rate budget.Limit, opts ...func(*talos.Kerne
 	if err != nil {
 		t.Fatal(err)
 	}
-	limits, err := budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemoryRates(nil), Surface: "tool.call", Limit: rate},
+	limits, err := budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemRates(nil), Surface: "tool.call", Limit: rate},
 		map[string]budget.Limit{"tool.call": rate})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mem, err := budget.NewMemory(budget.MemoryConfig{})
+	mem, err := budget.NewMemBudget(budget.MemBudgetConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestKernelPipeline(t *testing.T) {
 		t.Fatalf("audit log has %d events, want 4", cp.Size)
 	}
 	wantReasons := []string{"ALLOWED", "SCOPE_MISMATCH", "ALLOWED", "ALLOWED"}
-	wantCodes := []string{"", contracts.CodeDenied, contracts.CodeBudgetExceeded, contracts.CodeRateLimited}
+	wantCodes := []string{"", string(contracts.CodeDenied), string(contracts.CodeBudgetExceeded), string(contracts.CodeRateLimited)}
 	for i := uint64(0); i < cp.Size; i++ {
 		entry, err := f.log.Entry(ctx, i)
 		if err != nil {
@@ -198,7 +198,7 @@ func TestKernelPipeline(t *testing.T) {
 func TestKernelHandlerFailureReleases(t *testing.T) {
 	ctx := context.Background()
 	f := newKernelFixture(t, budget.PerMinute(100))
-	boom := contracts.Errorf(contracts.CodeUpstream5xx, "upstream failed")
+	boom := contracts.New(contracts.CodeUpstream5xx, "upstream failed")
 	out, err := f.kernel.Do(ctx, f.call("search", 900), func(context.Context, capability.Decision) (int64, int, error) {
 		return 0, 0, boom
 	})
@@ -300,19 +300,19 @@ func TestKernelMiddleware(t *testing.T) {
 		status            int
 		reason, code      string
 	}{
-		{"/search/docs", f.token, 200, "ALLOWED", ""},                               // reserves 300, charges 100
-		{"/search/docs", "", 403, "NO_CAPABILITY", contracts.CodeInvalidCapability}, // not limited: denied first
-		{"/rooms/r1/say", "", 202, "ATTESTED", ""},                                  // no capability needed
-		{"/search/fail", f.token, 502, "ALLOWED", contracts.CodeInternal},           // released
-		{"/search/docs", f.token, 200, "ALLOWED", ""},                               // 4th call the limiter admits
-		{"/rooms/r1/say", "", 429, "ATTESTED", contracts.CodeRateLimited},           // the 5th is limited
+		{"/search/docs", f.token, 200, "ALLOWED", ""},                                       // reserves 300, charges 100
+		{"/search/docs", "", 403, "NO_CAPABILITY", string(contracts.CodeInvalidCapability)}, // not limited: denied first
+		{"/rooms/r1/say", "", 202, "ATTESTED", ""},                                          // no capability needed
+		{"/search/fail", f.token, 502, "ALLOWED", string(contracts.CodeInternal)},           // released
+		{"/search/docs", f.token, 200, "ALLOWED", ""},                                       // 4th call the limiter admits
+		{"/rooms/r1/say", "", 429, "ATTESTED", string(contracts.CodeRateLimited)},           // the 5th is limited
 	}
 	for i, s := range steps {
 		w := send(s.target, "tool.call", s.capHeader)
 		if w.Code != s.status {
 			t.Fatalf("step %d %s: %d %s, want %d", i, s.target, w.Code, w.Body, s.status)
 		}
-		if s.code == contracts.CodeRateLimited && w.Header().Get("Retry-After") == "" {
+		if s.code == string(contracts.CodeRateLimited) && w.Header().Get("Retry-After") == "" {
 			t.Errorf("step %d: no Retry-After", i)
 		}
 	}

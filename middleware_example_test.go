@@ -33,7 +33,7 @@ func ExampleMiddleware() {
 	}
 	att, err := talos.NewAttester(talos.AttesterConfig{
 		Routes:      routes,
-		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(0)},
+		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemNonceStore(0)},
 		Unmatched:   talos.PassThrough, // /health stays public
 	})
 	if err != nil {
@@ -52,8 +52,8 @@ func ExampleMiddleware() {
 	defer srv.Close()
 
 	// Client: a capability for the agent, and a request attested with its key.
-	tok, _ := capability.Issue(issuer, agent.DID().String(),
-		[]capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, _ := capability.Issue(issuer.Signer(), agent.DID(),
+		[]capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, time.Now().Add(time.Hour), nil)
 	signer, _ := identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: agent.Signer()})
 	send := func(capHeader string) {
 		req, _ := http.NewRequest("POST", srv.URL+"/v1/fs/read", bytes.NewReader([]byte(`{"path":"/data"}`)))

@@ -52,7 +52,7 @@ func newAttester(t testing.TB, routes *talos.RouteTable, unmatched talos.Unmatch
 	t.Helper()
 	a, err := talos.NewAttester(talos.AttesterConfig{
 		Routes:      routes,
-		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(1 << 16)},
+		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemNonceStore(1 << 16)},
 		Unmatched:   unmatched,
 	})
 	if err != nil {
@@ -76,7 +76,7 @@ func newVerifier(t testing.TB, root *identity.Wallet) *capability.Verifier {
 
 func issue(t testing.TB, root, agent *identity.Wallet, grants ...capability.Grant) *capability.Token {
 	t.Helper()
-	tok, err := capability.Issue(root, agent.DID().String(), grants, time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, err := capability.Issue(root.Signer(), agent.DID(), grants, time.Now().Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,8 +153,8 @@ func wantDenied(t *testing.T, w *httptest.ResponseRecorder, code string) {
 	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
 		t.Fatalf("status %d, body %q: %v", w.Code, w.Body, err)
 	}
-	if body.Code != code || w.Code != contracts.HTTPStatus(code) || body.Retryable == nil {
-		t.Fatalf("status %d body %s, want %s (%d)", w.Code, w.Body, code, contracts.HTTPStatus(code))
+	if body.Code != code || w.Code != contracts.HTTPStatus(contracts.Code(code)) || body.Retryable == nil {
+		t.Fatalf("status %d body %s, want %s (%d)", w.Code, w.Body, code, contracts.HTTPStatus(contracts.Code(code)))
 	}
 	for _, leak := range []string{"SCOPE", "HOLDER", "signature", "did:key"} {
 		if strings.Contains(body.Message, leak) {
@@ -174,26 +174,26 @@ func TestMiddleware(t *testing.T) {
 		t.Fatalf("decision %+v", d)
 	}
 	w, _ = f.do(t, "/v1/fs/delete", enc, "", f.signer)
-	wantDenied(t, w, contracts.CodeDenied)
+	wantDenied(t, w, string(contracts.CodeDenied))
 	if d := f.decisions[len(f.decisions)-1]; d.Reason != capability.ReasonScopeMismatch {
 		t.Fatalf("reason %s", d.Reason)
 	}
 	w, _ = f.do(t, "/v1/fs/read", "", "", f.signer)
-	wantDenied(t, w, contracts.CodeInvalidCapability)
+	wantDenied(t, w, string(contracts.CodeInvalidCapability))
 	// Someone else presenting the agent's token: holder binding denies.
 	w, _ = f.do(t, "/v1/fs/read", enc, "", signerFor(t, f.other))
-	wantDenied(t, w, contracts.CodeDenied)
+	wantDenied(t, w, string(contracts.CodeDenied))
 	if d := f.decisions[len(f.decisions)-1]; d.Reason != capability.ReasonHolderMismatch {
 		t.Fatalf("reason %s", d.Reason)
 	}
 	// No attestation at all: 401 AUTH_INVALID, with a challenge.
 	w, _ = f.do(t, "/v1/fs/read", enc, "", nil)
-	wantDenied(t, w, contracts.CodeAuthInvalid)
+	wantDenied(t, w, string(contracts.CodeAuthInvalid))
 	if w.Code != http.StatusUnauthorized || w.Header().Get("WWW-Authenticate") == "" {
 		t.Fatalf("unsigned request: %d %v", w.Code, w.Header())
 	}
 	w, _ = f.do(t, "/v1/nothing", enc, "", f.signer)
-	wantDenied(t, w, contracts.CodeNotFound)
+	wantDenied(t, w, string(contracts.CodeNotFound))
 	// Replaying a signed request.
 	r := httptest.NewRequest("POST", "/v1/fs/read", bytes.NewReader([]byte(`{}`)))
 	r.Header.Set(talos.HeaderCapability, enc)
@@ -210,7 +210,7 @@ func TestMiddleware(t *testing.T) {
 	r2.Header = hdr
 	rec = httptest.NewRecorder()
 	f.handler.ServeHTTP(rec, r2)
-	wantDenied(t, rec, contracts.CodeReplayDetected)
+	wantDenied(t, rec, string(contracts.CodeReplayDetected))
 	// A request signed for another route's opcode does not verify here.
 	r3 := httptest.NewRequest("POST", "/v1/fs/read", bytes.NewReader([]byte(`{}`)))
 	r3.Header.Set(talos.HeaderCapability, enc)
@@ -219,7 +219,7 @@ func TestMiddleware(t *testing.T) {
 	}
 	rec = httptest.NewRecorder()
 	f.handler.ServeHTTP(rec, r3)
-	wantDenied(t, rec, contracts.CodeAuthInvalid)
+	wantDenied(t, rec, string(contracts.CodeAuthInvalid))
 	// Sessions: bind once, then send only the session.
 	w, _ = f.do(t, "/v1/fs/read", enc, "sess-1", f.signer)
 	if w.Code != 200 {
@@ -234,7 +234,7 @@ func TestMiddleware(t *testing.T) {
 		t.Fatal(err)
 	}
 	w, _ = f.do(t, "/v1/fs/read", enc, "", f.signer)
-	wantDenied(t, w, contracts.CodeAuthRevoked)
+	wantDenied(t, w, string(contracts.CodeAuthRevoked))
 	if _, err := talos.NewMiddleware(talos.MiddlewareConfig{}); err == nil {
 		t.Fatal("empty config accepted")
 	}
@@ -407,9 +407,9 @@ func TestAttesterOnly(t *testing.T) {
 	for _, cfg := range []talos.AttesterConfig{
 		{},
 		{Routes: routes},
-		{Routes: routes, Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(1),
+		{Routes: routes, Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemNonceStore(1),
 			Opcode: func(*http.Request) (string, error) { return "x", nil }}},
-		{Routes: routes, Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(1)}, Unmatched: 7},
+		{Routes: routes, Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemNonceStore(1)}, Unmatched: 7},
 	} {
 		if _, err := talos.NewAttester(cfg); !errors.Is(err, contracts.ErrInvalidInput) {
 			t.Errorf("config %+v: %v", cfg, err)
@@ -493,11 +493,11 @@ func TestWriteError(t *testing.T) {
 		retry      bool
 		hasDetails bool
 	}{
-		{contracts.Errorf(contracts.CodeInvalidInput, "bad field"), 400, contracts.CodeInvalidInput, "bad field", false, false},
-		{&contracts.Error{Code: contracts.CodeRateLimited, Message: "slow down", Retryable: true, Details: map[string]any{"n": 1}}, 429, contracts.CodeRateLimited, "slow down", true, true},
-		{contracts.Wrap(contracts.CodeInternal, "pg: password=hunter2", errors.New("x")), 500, contracts.CodeInternal, "internal error", false, false},
-		{errors.New("dial tcp 10.0.0.1: secret"), 500, contracts.CodeInternal, "internal error", false, false},
-		{fmt.Errorf("wrapped: %w", contracts.Errorf(contracts.CodeNotFound, "no such session")), 404, contracts.CodeNotFound, "no such session", false, false},
+		{contracts.New(contracts.CodeInvalidInput, "bad field"), 400, string(contracts.CodeInvalidInput), "bad field", false, false},
+		{&contracts.Error{Code: contracts.CodeRateLimited, Message: "slow down", Retryable: true, Details: map[string]any{"n": 1}}, 429, string(contracts.CodeRateLimited), "slow down", true, true},
+		{contracts.Wrap(contracts.CodeInternal, "pg: password=hunter2", errors.New("x")), 500, string(contracts.CodeInternal), "internal error", false, false},
+		{errors.New("dial tcp 10.0.0.1: secret"), 500, string(contracts.CodeInternal), "internal error", false, false},
+		{fmt.Errorf("wrapped: %w", contracts.New(contracts.CodeNotFound, "no such session")), 404, string(contracts.CodeNotFound), "no such session", false, false},
 	} {
 		w := httptest.NewRecorder()
 		talos.WriteError(w, httptest.NewRequest("GET", "/", nil), tc.err)

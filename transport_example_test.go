@@ -21,7 +21,7 @@ func ExampleRouteTable_client() {
 	})
 	att, _ := talos.NewAttester(talos.AttesterConfig{
 		Routes:      routes,
-		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(0)},
+		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemNonceStore(0)},
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /rooms/{id}/say", func(w http.ResponseWriter, r *http.Request) {

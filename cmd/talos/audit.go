@@ -386,19 +386,19 @@ func parseProofDoc(b []byte) (*proofDoc, tlog.RecordProof, error) {
 		return nil, nil, err
 	}
 	if d.OldSize != 0 {
-		return nil, nil, contracts.Errorf(contracts.CodeInvalidInput, "proof: a consistency proof, not an inclusion proof")
+		return nil, nil, contracts.New(contracts.CodeInvalidInput, "proof: a consistency proof, not an inclusion proof")
 	}
 	if d.Index >= d.TreeSize {
-		return nil, nil, contracts.Errorf(contracts.CodeInvalidInput, "proof: index not below tree_size")
+		return nil, nil, contracts.New(contracts.CodeInvalidInput, "proof: index not below tree_size")
 	}
 	if len(d.Proof) > 64 {
-		return nil, nil, contracts.Errorf(contracts.CodeInvalidInput, "proof: too many hashes")
+		return nil, nil, contracts.New(contracts.CodeInvalidInput, "proof: too many hashes")
 	}
 	p := make(tlog.RecordProof, len(d.Proof))
 	for i, s := range d.Proof {
 		h, err := tlog.ParseHash(s)
 		if err != nil || h.String() != s {
-			return nil, nil, contracts.Errorf(contracts.CodeInvalidInput, "proof: bad hash")
+			return nil, nil, contracts.New(contracts.CodeInvalidInput, "proof: bad hash")
 		}
 		p[i] = h
 	}

@@ -223,7 +223,7 @@ func entryBundle(ctx context.Context, src tileSource, n int64, w int) ([][]byte,
 // Errors are *contracts.Error (TALOS_INVALID_INPUT).
 func parseBundle(b []byte, want int) ([][]byte, error) {
 	bad := func(msg string) ([][]byte, error) {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, msg)
+		return nil, contracts.New(contracts.CodeInvalidInput, msg)
 	}
 	out := make([][]byte, 0, want)
 	for len(b) > 0 {

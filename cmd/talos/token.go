@@ -119,7 +119,11 @@ func cmdTokenIssue(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	tok, err := capability.Issue(w, *subject, grants, exp, opts)
+	issueSubject, err := capability.ParseSubject(*subject)
+	if err != nil {
+		return e.failJSON(jsonOut(fs), wrap(exitFailed, "cannot issue", err), nil)
+	}
+	tok, err := capability.Issue(w.Signer(), issueSubject, grants, exp, &opts)
 	if err != nil {
 		return e.failJSON(jsonOut(fs), wrap(exitFailed, "cannot issue", err), nil)
 	}
@@ -182,7 +186,11 @@ func cmdTokenDelegate(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	child, err := capability.Delegate(parent, w, *subject, grants, exp)
+	issueSubject, err := capability.ParseSubject(*subject)
+	if err != nil {
+		return e.failJSON(jsonOut(fs), wrap(exitFailed, "cannot delegate", err), nil)
+	}
+	child, err := capability.Delegate(parent, w.Signer(), issueSubject, grants, exp)
 	if err != nil {
 		return e.failJSON(jsonOut(fs), wrap(exitFailed, "cannot delegate", err), nil)
 	}

@@ -57,7 +57,7 @@ type walletFile struct {
 func (f *walletFile) isSealed() bool { return f.KDF != nil }
 
 func badWallet(msg string) error {
-	return contracts.Errorf(contracts.CodeInvalidInput, "wallet file: "+msg)
+	return contracts.New(contracts.CodeInvalidInput, "wallet file: "+msg)
 }
 
 // parseWalletFile reads a wallet file without opening it. Errors are
@@ -140,7 +140,7 @@ func sealWallet(w *identity.Wallet, pass []byte, logN int) ([]byte, error) {
 	defer clear(text)
 	seed, err := contracts.DecodeBase64URL(string(bytes.TrimPrefix(text, []byte("talos-wallet-seed:"))))
 	if err != nil || len(seed) != 32 {
-		return nil, contracts.Errorf(contracts.CodeInternal, "wallet: unexpected private text form")
+		return nil, contracts.New(contracts.CodeInternal, "wallet: unexpected private text form")
 	}
 	defer clear(seed)
 	f := &walletFile{DID: w.DID().String(), Name: w.Name(), Version: walletVersion}
@@ -149,7 +149,7 @@ func sealWallet(w *identity.Wallet, pass []byte, logN int) ([]byte, error) {
 		return f.encode()
 	}
 	if logN < minLogN || logN > maxLogN {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "wallet: scrypt log_n out of range")
+		return nil, contracts.New(contracts.CodeInvalidInput, "wallet: scrypt log_n out of range")
 	}
 	salt := make([]byte, walletSaltSize)
 	nonce := make([]byte, chacha20poly1305.NonceSizeX)
@@ -172,7 +172,7 @@ func sealWallet(w *identity.Wallet, pass []byte, logN int) ([]byte, error) {
 
 // errWrongPassphrase is the single error of a sealed wallet that does not
 // open: wrong passphrase or a damaged file look the same.
-var errWrongPassphrase = contracts.Errorf(contracts.CodeCryptoError, "wallet: wrong passphrase or damaged file")
+var errWrongPassphrase = contracts.New(contracts.CodeCryptoError, "wallet: wrong passphrase or damaged file")
 
 // open returns the wallet; pass is ignored for a plain wallet.
 func (f *walletFile) open(pass []byte) (*identity.Wallet, error) {

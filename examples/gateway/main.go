@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, ready func(addr string)) error {
 	}
 	events, _ := audit.NewEventBuilder(audit.BuilderConfig{})
 	rate := map[string]budget.Limit{mcp.SurfaceID: budget.PerSecond(50)} // per agent
-	limits, err := budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemoryRates(nil), Surface: mcp.SurfaceID, Limit: rate[mcp.SurfaceID]}, rate)
+	limits, err := budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemRates(nil), Surface: mcp.SurfaceID, Limit: rate[mcp.SurfaceID]}, rate)
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func run(ctx context.Context, args []string, ready func(addr string)) error {
 	// Agents are their did:key: any key may sign, the capability decides.
 	routes, _ := talos.NewRouteTable([]talos.Route{mcp.Route()})
 	attester, err := talos.NewAttester(talos.AttesterConfig{Routes: routes,
-		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(1 << 20)}})
+		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemNonceStore(1 << 20)}})
 	if err != nil {
 		return err
 	}

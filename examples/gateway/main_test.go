@@ -61,8 +61,8 @@ func TestGateway(t *testing.T) {
 	// An agent with a read-only token for both tools: delete_file is a
 	// write (no readOnlyHint), so it is denied before the upstream.
 	agent, _ := identity.GenerateWallet("agent")
-	tok, err := capability.Issue(issuer, agent.DID().String(), []capability.Grant{{Tool: "files", Actions: []string{"read_file", "delete_file"}}},
-		time.Now().Add(time.Hour), capability.IssueOptions{ReadOnly: true})
+	tok, err := capability.Issue(issuer.Signer(), agent.DID(), []capability.Grant{{Tool: "files", Actions: []string{"read_file", "delete_file"}}},
+		time.Now().Add(time.Hour), &capability.IssueOptions{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,9 +30,9 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	tok, err := capability.Issue(operator, agent.DID().String(),
+	tok, err := capability.Issue(operator.Signer(), agent.DID(),
 		[]capability.Grant{{Tool: "search", Actions: []string{"query"}}},
-		time.Now().Add(time.Hour), capability.IssueOptions{})
+		time.Now().Add(time.Hour), nil)
 	if err != nil {
 		log.Fatal(err)
 	}

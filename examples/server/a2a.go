@@ -81,7 +81,7 @@ func newA2AService(ctx context.Context, c *core, s *Server) (*a2aService, error)
 		}
 		a.store = ps
 	} else {
-		a.store = a2a.NewMemoryStore()
+		a.store = a2a.NewMemStore()
 	}
 	relay, err := a2a.NewRelay(a2a.RelayConfig{
 		Store: a.store,
@@ -112,8 +112,8 @@ func newA2AService(ctx context.Context, c *core, s *Server) (*a2aService, error)
 // through the core's Kernel. On a durable store it ends the tasks a
 // previous process left running (Recover) before serving.
 func (a *a2aService) enableV1(ctx context.Context, c *core, s *Server) error {
-	a.tasks = a2a.NewMemoryTaskStore()
-	var pushStore a2a.PushConfigStore = a2a.NewMemoryPushConfigStore()
+	a.tasks = a2a.NewMemTaskStore()
+	var pushStore a2a.PushConfigStore = a2a.NewMemPushConfigStore()
 	if s.db != nil {
 		ts, err := a2apg.New(a2apg.Config{DB: s.db.Primary(), TablePrefix: s.cfg.tablePrefix})
 		if err != nil {
@@ -128,7 +128,7 @@ func (a *a2aService) enableV1(ctx context.Context, c *core, s *Server) error {
 	switch s.cfg.A2AExecutor {
 	case "llm":
 		if s.cfg.LLMUpstream == "" || s.cfg.A2ALLMModel == "" {
-			return contracts.Errorf(contracts.CodeInvalidInput, "config: TALOS_A2A_EXECUTOR=llm needs TALOS_LLM_UPSTREAM and TALOS_A2A_LLM_MODEL")
+			return contracts.New(contracts.CodeInvalidInput, "config: TALOS_A2A_EXECUTOR=llm needs TALOS_LLM_UPSTREAM and TALOS_A2A_LLM_MODEL")
 		}
 		exec = &a2a.ChatCompletionsExecutor{BaseURL: s.cfg.LLMUpstream, Model: s.cfg.A2ALLMModel, APIKey: string(s.cfg.LLMAPIKey),
 			Client: &http.Client{Timeout: s.cfg.LLMTimeout}}
@@ -212,7 +212,7 @@ func echoAgent(_ context.Context, t *a2a.Task, _ a2a.Updater) ([]a2a.Artifact, e
 		}
 	}
 	if len(parts) == 0 {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "a2a: the echo agent needs a text part")
+		return nil, contracts.New(contracts.CodeInvalidInput, "a2a: the echo agent needs a text part")
 	}
 	return []a2a.Artifact{{ArtifactID: "echo", Name: "echo", Parts: parts}}, nil
 }

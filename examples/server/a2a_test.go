@@ -129,8 +129,8 @@ func openSession(t *testing.T, alice, bob *agent) (ap, bp *peer, id string) {
 // expectErr checks a contract error answer.
 func expectErr(t *testing.T, what string, st int, eb errBody, code string) {
 	t.Helper()
-	if eb.Code != code || st != contracts.HTTPStatus(code) || eb.Message == "" || eb.Retryable == nil {
-		t.Fatalf("%s: got %d %+v, want %s (%d)", what, st, eb, code, contracts.HTTPStatus(code))
+	if eb.Code != code || st != contracts.HTTPStatus(contracts.Code(code)) || eb.Message == "" || eb.Retryable == nil {
+		t.Fatalf("%s: got %d %+v, want %s (%d)", what, st, eb, code, contracts.HTTPStatus(contracts.Code(code)))
 	}
 }
 
@@ -164,20 +164,20 @@ func runA2A(t *testing.T, ts *testServer) {
 			{"GET", base}, {"GET", base + "/events"}, {"GET", base + "/frames"}, {"DELETE", base},
 		} {
 			st := carol.call(rt.method, rt.path, nil, &eb)
-			expectErr(t, "carol "+rt.method+" "+rt.path, st, eb, contracts.CodeNotFound)
+			expectErr(t, "carol "+rt.method+" "+rt.path, st, eb, string(contracts.CodeNotFound))
 		}
 		blob, digest := ap.stateBlob(id)
 		st := carol.call("POST", base+"/rotate", map[string]any{"schema_id": "talos.a2a.session_rotate_request", "schema_version": "v1",
 			"ratchet_state_blob_b64u": blob, "ratchet_state_digest": digest}, &eb)
-		expectErr(t, "carol rotate", st, eb, contracts.CodeNotFound)
+		expectErr(t, "carol rotate", st, eb, string(contracts.CodeNotFound))
 		f := ap.frame(id, "not yours")
 		st = carol.call("POST", base+"/frames", sendBody(f), &eb)
-		expectErr(t, "carol sends alice's frame", st, eb, contracts.CodeNotFound)
+		expectErr(t, "carol sends alice's frame", st, eb, string(contracts.CodeNotFound))
 		ap.seq-- // that frame was never stored: reuse its sequence number below
 		// Accepting twice is not a transition.
 		st = bob.call("POST", base+"/accept", map[string]any{"schema_id": "talos.a2a.session_accept_request", "schema_version": "v1",
 			"ratchet_state_blob_b64u": blob, "ratchet_state_digest": digest}, &eb)
-		expectErr(t, "second accept", st, eb, contracts.CodeStateInvalidTransition)
+		expectErr(t, "second accept", st, eb, string(contracts.CodeStateInvalidTransition))
 
 		// Frames: alice → bob, decrypted on bob's side.
 		f0 := ap.frame(id, "hello bob")
@@ -193,22 +193,22 @@ func runA2A(t *testing.T, ts *testServer) {
 		ap.seq = 0
 		other := ap.frame(id, "something else")
 		st = alice.call("POST", base+"/frames", sendBody(other), &eb)
-		expectErr(t, "replayed sender_seq", st, eb, contracts.CodeReplayDetected)
+		expectErr(t, "replayed sender_seq", st, eb, string(contracts.CodeReplayDetected))
 		// Bob cannot send a frame that names alice as sender, nor one
 		// naming another session.
 		st = bob.call("POST", base+"/frames", sendBody(f0), &eb)
-		expectErr(t, "wrong sender", st, eb, contracts.CodeFrameInvalid)
+		expectErr(t, "wrong sender", st, eb, string(contracts.CodeFrameInvalid))
 		wrongSession, err := ratchet.BuildFrame(contracts.NewUUIDv7(), bob.did, 0, mustWire(t, ap, "x"), time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		st = bob.call("POST", base+"/frames", sendBody(wrongSession), &eb)
-		expectErr(t, "wrong session", st, eb, contracts.CodeFrameInvalid)
+		expectErr(t, "wrong session", st, eb, string(contracts.CodeFrameInvalid))
 		// Too far ahead.
 		ap.seq = 1 + ratchet.MaxSeqAhead + 10
 		far := ap.frame(id, "far")
 		st = alice.call("POST", base+"/frames", sendBody(far), &eb)
-		expectErr(t, "too far ahead", st, eb, contracts.CodeStateSequenceGap)
+		expectErr(t, "too far ahead", st, eb, string(contracts.CodeStateSequenceGap))
 
 		// Three more frames from alice (seq 1..3), one from bob.
 		ap.seq = 1
@@ -254,7 +254,7 @@ func runA2A(t *testing.T, ts *testServer) {
 			t.Fatalf("bob read %q in %d pages", got, pages)
 		}
 		st = bob.call("GET", base+"/frames?cursor=bogus", nil, &eb)
-		expectErr(t, "bad cursor", st, eb, contracts.CodeInvalidInput)
+		expectErr(t, "bad cursor", st, eb, string(contracts.CodeInvalidInput))
 
 		// Bob answers; alice decrypts.
 		reply := bp.frame(id, "hello alice")
@@ -281,14 +281,14 @@ func runA2A(t *testing.T, ts *testServer) {
 		// A blob that does not match its digest is refused.
 		st = alice.call("POST", base+"/rotate", map[string]any{"schema_id": "talos.a2a.session_rotate_request", "schema_version": "v1",
 			"ratchet_state_blob_b64u": blob, "ratchet_state_digest": hex.EncodeToString(make([]byte, 32))}, &eb)
-		expectErr(t, "digest mismatch", st, eb, contracts.CodeInvalidInput)
+		expectErr(t, "digest mismatch", st, eb, string(contracts.CodeInvalidInput))
 		if st := bob.call("DELETE", base, nil, &s); st != 200 || s.State != "closed" {
 			t.Fatalf("close: %d %+v", st, s)
 		}
 		st = alice.call("DELETE", base, nil, &eb)
-		expectErr(t, "close twice", st, eb, contracts.CodeStateInvalidTransition)
+		expectErr(t, "close twice", st, eb, string(contracts.CodeStateInvalidTransition))
 		st = alice.call("POST", base+"/frames", sendBody(ap.frame(id, "after close")), &eb)
-		expectErr(t, "frame after close", st, eb, contracts.CodeStateInvalidTransition)
+		expectErr(t, "frame after close", st, eb, string(contracts.CodeStateInvalidTransition))
 
 		// The event chain: opened, accepted, rotated, closed.
 		var evs eventsPage
@@ -353,21 +353,21 @@ func runA2A(t *testing.T, ts *testServer) {
 			t.Fatalf("add carol: %d", st)
 		}
 		st, eb := add(alice, bob.did)
-		expectErr(t, "add twice", st, eb, contracts.CodeStateInvalidTransition)
+		expectErr(t, "add twice", st, eb, string(contracts.CodeStateInvalidTransition))
 		st, eb = add(bob, "did:key:someone")
-		expectErr(t, "non-owner adds", st, eb, contracts.CodeDenied)
+		expectErr(t, "non-owner adds", st, eb, string(contracts.CodeDenied))
 		if st := alice.call("DELETE", base+"/members/"+carol.did, nil, &g); st != 200 || len(g.Members) != 2 {
 			t.Fatalf("remove carol: %d %+v", st, g)
 		}
 		st = carol.call("GET", base+"/events", nil, &eb)
-		expectErr(t, "removed member reads events", st, eb, contracts.CodeNotFound)
+		expectErr(t, "removed member reads events", st, eb, string(contracts.CodeNotFound))
 		st = alice.call("DELETE", base+"/members/"+alice.did, nil, &eb)
-		expectErr(t, "owner removes itself", st, eb, contracts.CodeStateInvalidTransition)
+		expectErr(t, "owner removes itself", st, eb, string(contracts.CodeStateInvalidTransition))
 		if st := alice.call("DELETE", base, nil, &g); st != 200 || g.State != "closed" {
 			t.Fatalf("close group: %d %+v", st, g)
 		}
 		st, eb = add(alice, carol.did)
-		expectErr(t, "add after close", st, eb, contracts.CodeStateInvalidTransition)
+		expectErr(t, "add after close", st, eb, string(contracts.CodeStateInvalidTransition))
 
 		var evs eventsPage
 		if st := bob.call("GET", base+"/events", nil, &evs); st != 200 {
@@ -425,7 +425,7 @@ func TestA2ASessionExpiry(t *testing.T) {
 	}
 	var eb errBody
 	st := create(now.Add(-time.Minute), &eb)
-	expectErr(t, "expires_at in the past", st, eb, contracts.CodeInvalidInput)
+	expectErr(t, "expires_at in the past", st, eb, string(contracts.CodeInvalidInput))
 	var s sessionBody
 	if st := create(now.Add(time.Minute), &s); st != http.StatusCreated {
 		t.Fatalf("create: %d", st)
@@ -435,7 +435,7 @@ func TestA2ASessionExpiry(t *testing.T) {
 		"schema_id": "talos.a2a.session_accept_request", "schema_version": "v1",
 		"ratchet_state_blob_b64u": blob, "ratchet_state_digest": digest,
 	}, &eb)
-	expectErr(t, "accept after expiry", st, eb, contracts.CodeStateInvalidTransition)
+	expectErr(t, "accept after expiry", st, eb, string(contracts.CodeStateInvalidTransition))
 	if st := bob.call("DELETE", "/a2a/sessions/"+s.SessionID, nil, nil); st != 200 {
 		t.Fatalf("closing an expired session: %d", st)
 	}

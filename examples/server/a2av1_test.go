@@ -140,10 +140,10 @@ func TestA2AV1Server(t *testing.T) {
 	if got.ID != tk.ID || got.Status.State == "TASK_STATE_COMPLETED" {
 		t.Fatalf("task finished before its upstream answered: %+v", got)
 	}
-	if r := bob.rpc("/rpc", btok, "GetTask", map[string]any{"id": tk.ID}); r.Error == nil || r.Error.Data.TalosCode != contracts.CodeNotFound {
+	if r := bob.rpc("/rpc", btok, "GetTask", map[string]any{"id": tk.ID}); r.Error == nil || r.Error.Data.TalosCode != string(contracts.CodeNotFound) {
 		t.Fatalf("another principal read the task: %+v", r)
 	}
-	if r := bob.rpc("/rpc", btok, "CancelTask", map[string]any{"id": tk.ID}); r.Error == nil || r.Error.Data.TalosCode != contracts.CodeNotFound {
+	if r := bob.rpc("/rpc", btok, "CancelTask", map[string]any{"id": tk.ID}); r.Error == nil || r.Error.Data.TalosCode != string(contracts.CodeNotFound) {
 		t.Fatalf("another principal canceled the task: %+v", r)
 	}
 	c := alice.rpc("/rpc", atok, "tasks/cancel", map[string]any{"id": tk.ID}).task(t, "CancelTask")
@@ -209,7 +209,7 @@ func TestA2AV1Echo(t *testing.T) {
 	}
 	send := map[string]any{"message": map[string]any{"messageId": "m2", "role": "user", "parts": []any{map[string]any{"text": "again"}}}}
 	alice.rpc("/rpc", tok, "SendMessage", send).task(t, "first task in budget")
-	if r := alice.rpc("/rpc", tok, "SendMessage", send); r.Error == nil || r.Error.Data.TalosCode != contracts.CodeBudgetExceeded {
+	if r := alice.rpc("/rpc", tok, "SendMessage", send); r.Error == nil || r.Error.Data.TalosCode != string(contracts.CodeBudgetExceeded) {
 		t.Fatalf("task over the budget: %+v", r.Error)
 	}
 	for range 3 {
@@ -342,7 +342,7 @@ func TestA2AV1EndToEnd(t *testing.T) {
 		t.Fatalf("card key %v: %v", serverDID, err)
 	}
 	pv, err := identity.NewAttestationVerifier(identity.AttestationVerifierConfig{
-		Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(1024),
+		Keys: identity.DIDKeys(nil), Nonces: identity.NewMemNonceStore(1024),
 		Opcode: func(*http.Request) (string, error) { return a2a.PushDestinationOp, nil }})
 	if err != nil {
 		t.Fatal(err)

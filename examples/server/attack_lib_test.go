@@ -64,7 +64,7 @@ func TestAttackSilentPartitionRevocation(t *testing.T) {
 	proxy.Blackhole()
 	// Revoked through another connection to the same server (as another
 	// replica or an operator would).
-	admin := capredis.NewRevocationStore(direct, capredis.Options{})
+	admin := capredis.NewRevocationStore(direct, capredis.Config{})
 	if err := admin.Revoke(context.Background(), capability.HashKey(tok.CapabilityHash), time.Now().Add(2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestAttackNonceFloodOtherPrincipalServed(t *testing.T) {
 	var eb struct {
 		Code string `json:"code"`
 	}
-	if st := flooder.call("POST", "/v1/authorize", authorizeRequest{Capability: ftok.Token, Tool: "files", Action: "read"}, &eb); st != http.StatusTooManyRequests || eb.Code != contracts.CodeRateLimited {
+	if st := flooder.call("POST", "/v1/authorize", authorizeRequest{Capability: ftok.Token, Tool: "files", Action: "read"}, &eb); st != http.StatusTooManyRequests || eb.Code != string(contracts.CodeRateLimited) {
 		t.Fatalf("flooder after %d claims: %d %+v, want 429 RATE_LIMITED", filled, st, eb)
 	}
 	for i := range 5 {

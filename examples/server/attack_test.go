@@ -109,7 +109,7 @@ func TestAttackCaseFoldSmuggling(t *testing.T) {
 		`{"model":"gpt-cheap","max_tokens":1,"n":128}`,                                                    // n multiplies the completion
 	} {
 		var eb errBody
-		if st := alice.chat(tok.Token, body, &eb); st != http.StatusBadRequest || eb.Code != contracts.CodeInvalidInput {
+		if st := alice.chat(tok.Token, body, &eb); st != http.StatusBadRequest || eb.Code != string(contracts.CodeInvalidInput) {
 			t.Errorf("%s: %d %+v, want 400 TALOS_INVALID_INPUT", body, st, eb)
 		}
 	}
@@ -149,7 +149,7 @@ func TestAttackCaseFoldOtherSurfaces(t *testing.T) {
 		`{"capability":"` + tok.Token + `","tool":"files","action":"read_file","Action":"write_file"}`,
 		`{"capability":"` + tok.Token + `","tool":"files","Tool":"kernel","action":"read_file"}`,
 	} {
-		if st := alice.call("POST", "/v1/authorize", body, &eb); st != http.StatusBadRequest || eb.Code != contracts.CodeInvalidInput {
+		if st := alice.call("POST", "/v1/authorize", body, &eb); st != http.StatusBadRequest || eb.Code != string(contracts.CodeInvalidInput) {
 			t.Errorf("authorize %s: %d %+v", body, st, eb)
 		}
 	}
@@ -166,7 +166,7 @@ func TestAttackCaseFoldOtherSurfaces(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st := decode(t, resp, &eb); st != http.StatusBadRequest || eb.Code != contracts.CodeInvalidInput {
+		if st := decode(t, resp, &eb); st != http.StatusBadRequest || eb.Code != string(contracts.CodeInvalidInput) {
 			t.Errorf("mcp %s: %d %+v", body, st, eb)
 		}
 	}
@@ -175,10 +175,10 @@ func TestAttackCaseFoldOtherSurfaces(t *testing.T) {
 	}
 	// A2A and admin bodies.
 	bob := newAgent(t, ts, "bob", "team-b")
-	if st := alice.call("POST", "/a2a/sessions", `{"schema_id":"talos.a2a.session_create_request","schema_version":"v1","responder_id":"`+bob.did+`","Responder_ID":"`+alice.did+`","ratchet_state_blob_b64u":"AA","ratchet_state_digest":"`+strings.Repeat("0", 64)+`"}`, &eb); st != http.StatusBadRequest || eb.Code != contracts.CodeInvalidInput {
+	if st := alice.call("POST", "/a2a/sessions", `{"schema_id":"talos.a2a.session_create_request","schema_version":"v1","responder_id":"`+bob.did+`","Responder_ID":"`+alice.did+`","ratchet_state_blob_b64u":"AA","ratchet_state_digest":"`+strings.Repeat("0", 64)+`"}`, &eb); st != http.StatusBadRequest || eb.Code != string(contracts.CodeInvalidInput) {
 		t.Errorf("a2a session create with a folded duplicate: %d %+v", st, eb)
 	}
-	if st := decode(t, ts.do(t, "PUT", "/v1/principals/"+bob.did, ts.cred, []byte(`{"team_id":"team-b","TEAM_ID":"team-admin"}`)), &eb); st != http.StatusBadRequest || eb.Code != contracts.CodeInvalidInput {
+	if st := decode(t, ts.do(t, "PUT", "/v1/principals/"+bob.did, ts.cred, []byte(`{"team_id":"team-b","TEAM_ID":"team-admin"}`)), &eb); st != http.StatusBadRequest || eb.Code != string(contracts.CodeInvalidInput) {
 		t.Errorf("admin principal with a folded duplicate: %d %+v", st, eb)
 	}
 	// The config file.
@@ -227,7 +227,7 @@ func TestAttackDensePromptHardCap(t *testing.T) {
 		st := alice.chat(tok.Token, body, &eb)
 		switch {
 		case st == 200:
-		case eb.Code == contracts.CodeBudgetExceeded:
+		case eb.Code == string(contracts.CodeBudgetExceeded):
 			refused = true
 		default:
 			t.Fatalf("call %d: %d %+v", i, st, eb)

@@ -92,7 +92,7 @@ func TestAuditService(t *testing.T) {
 	}
 	var eb errBody
 	st := decode(t, ts.do(t, "GET", "/v1/audit/entries/1", "", nil), &eb)
-	expectErr(t, "entries without admin", st, eb, contracts.CodeAuthInvalid)
+	expectErr(t, "entries without admin", st, eb, string(contracts.CodeAuthInvalid))
 	st = decode(t, ts.do(t, "GET", "/v1/audit/entries/999999", ts.cred, nil), &eb)
 	if st < 400 || eb.Code == "" {
 		t.Fatalf("entry beyond the log: %d %+v", st, eb)

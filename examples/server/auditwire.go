@@ -64,7 +64,7 @@ func (c *core) openAuditStore(ctx context.Context, s *Server) (audit.Store, erro
 	switch backend {
 	case "postgres":
 		if s.db == nil {
-			return nil, contracts.Errorf(contracts.CodeInvalidInput, "config: audit.storage_backend postgres needs a PostgreSQL URL")
+			return nil, contracts.New(contracts.CodeInvalidInput, "config: audit.storage_backend postgres needs a PostgreSQL URL")
 		}
 		ps, err := auditpg.New(auditpg.Config{DB: s.db.Primary(), TablePrefix: s.cfg.tablePrefix})
 		if err != nil {

@@ -75,7 +75,7 @@ type coreState struct {
 func stateOf(t *testing.T, ts *testServer) coreState {
 	t.Helper()
 	st := coreState{audit: auditSize(t, ts)}
-	if m, ok := ts.core.a2a.store.(*a2a.MemoryStore); ok {
+	if m, ok := ts.core.a2a.store.(*a2a.MemStore); ok {
 		st.sessions, st.groups = m.Len()
 	}
 	all, err := ts.core.adminStore.All(t.Context())
@@ -99,7 +99,7 @@ func checkErrorBody(t testing.TB, what string, resp *http.Response) string {
 	if err := dec.Decode(&eb); err != nil {
 		t.Fatalf("%s: not a contract error body: %d %q: %v", what, resp.StatusCode, b, err)
 	}
-	if eb.Code == "" || eb.Message == "" || eb.Retryable == nil || resp.StatusCode != contracts.HTTPStatus(eb.Code) {
+	if eb.Code == "" || eb.Message == "" || eb.Retryable == nil || resp.StatusCode != contracts.HTTPStatus(contracts.Code(eb.Code)) {
 		t.Fatalf("%s: %d %+v", what, resp.StatusCode, eb)
 	}
 	if resp.StatusCode >= 500 {
@@ -171,7 +171,7 @@ func TestBadInputEveryRoute(t *testing.T) {
 			}
 			code := checkErrorBody(t, what, resp)
 			switch code {
-			case contracts.CodeInvalidInput, contracts.CodeSchemaValidationError, contracts.CodeAuthInvalid:
+			case string(contracts.CodeInvalidInput), string(contracts.CodeSchemaValidationError), string(contracts.CodeAuthInvalid):
 			default:
 				if rt.path != "/mcp" {
 					t.Fatalf("%s: code %s", what, code)
@@ -226,26 +226,26 @@ func TestBadInputAttestation(t *testing.T) {
 		mutate func(*http.Request)
 		codes  []string
 	}{
-		{"bad signature", "/v1/authorize", opAuthorize, flip, []string{contracts.CodeAuthInvalid, contracts.CodeSchemaValidationError}},
-		{"signed for another route", "/v1/authorize", "a2a.session.create", nil, []string{contracts.CodeAuthInvalid}},
+		{"bad signature", "/v1/authorize", opAuthorize, flip, []string{string(contracts.CodeAuthInvalid), string(contracts.CodeSchemaValidationError)}},
+		{"signed for another route", "/v1/authorize", "a2a.session.create", nil, []string{string(contracts.CodeAuthInvalid)}},
 		{"body changed after signing", "/v1/authorize", opAuthorize, func(r *http.Request) {
 			r.Body = io.NopCloser(strings.NewReader(`{"capability":"x","tool":"files","action":"write"}`))
-		}, []string{contracts.CodeAuthInvalid}},
+		}, []string{string(contracts.CodeAuthInvalid)}},
 		{"no headers", "/v1/authorize", opAuthorize, func(r *http.Request) {
 			for k := range r.Header {
 				if strings.HasPrefix(k, "X-Talos-") {
 					r.Header.Del(k)
 				}
 			}
-		}, []string{contracts.CodeSchemaValidationError, contracts.CodeAuthInvalid}},
+		}, []string{string(contracts.CodeSchemaValidationError), string(contracts.CodeAuthInvalid)}},
 		{"stale timestamp", "/v1/authorize", opAuthorize, func(r *http.Request) {
 			r.Header.Set("X-Talos-Timestamp", fmt.Sprint(time.Now().Add(-10*time.Minute).Unix()))
-		}, []string{contracts.CodeAuthInvalid}},
+		}, []string{string(contracts.CodeAuthInvalid)}},
 		{"unregistered key id", "/v1/authorize", opAuthorize, func(r *http.Request) {
 			w, _ := identity.GenerateWallet("x")
 			r.Header.Set("X-Talos-Key-ID", w.DID().String())
-		}, []string{contracts.CodeAuthInvalid}},
-		{"session route signed as group", expand("/a2a/sessions/{sid}/rotate"), "a2a.group.create", nil, []string{contracts.CodeAuthInvalid}},
+		}, []string{string(contracts.CodeAuthInvalid)}},
+		{"session route signed as group", expand("/a2a/sessions/{sid}/rotate"), "a2a.group.create", nil, []string{string(contracts.CodeAuthInvalid)}},
 	}
 	for _, c := range cases {
 		code := checkErrorBody(t, c.name, signed(c.path, c.op, c.mutate))
@@ -277,7 +277,7 @@ func TestBadInputAttestation(t *testing.T) {
 	mid := stateOf(t, ts)
 	rec = httptest.NewRecorder()
 	ts.Handler().ServeHTTP(rec, replay)
-	if code := checkErrorBody(t, "replay", rec.Result()); code != contracts.CodeReplayDetected {
+	if code := checkErrorBody(t, "replay", rec.Result()); code != string(contracts.CodeReplayDetected) {
 		t.Fatalf("replay: %s", code)
 	}
 	if after := stateOf(t, ts); after != mid {

@@ -241,7 +241,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, []string, er
 		return cfg, nil, contracts.Wrap(contracts.CodeInvalidInput, "config: "+err.Error(), err)
 	}
 	if fs.NArg() > 0 {
-		return cfg, nil, contracts.Errorf(contracts.CodeInvalidInput, "config: unexpected argument "+strconv.Quote(fs.Arg(0)))
+		return cfg, nil, contracts.New(contracts.CodeInvalidInput, "config: unexpected argument "+strconv.Quote(fs.Arg(0)))
 	}
 	setFlags := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { setFlags[f.Name] = true })
@@ -265,14 +265,14 @@ func LoadConfig(args []string, getenv func(string) string) (Config, []string, er
 	for _, s := range settings {
 		if v := getenv(s.env); v != "" {
 			if err := s.set(&cfg, v); err != nil {
-				return cfg, nil, contracts.Errorf(contracts.CodeInvalidInput, "config: "+s.env+": "+err.Error())
+				return cfg, nil, contracts.New(contracts.CodeInvalidInput, "config: "+s.env+": "+err.Error())
 			}
 		}
 	}
 	for _, s := range settings {
 		if setFlags[s.flag] {
 			if err := s.set(&cfg, vals[s.flag].v); err != nil {
-				return cfg, nil, contracts.Errorf(contracts.CodeInvalidInput, "config: -"+s.flag+": "+err.Error())
+				return cfg, nil, contracts.New(contracts.CodeInvalidInput, "config: -"+s.flag+": "+err.Error())
 			}
 		}
 	}
@@ -280,7 +280,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, []string, er
 		k, err := contracts.DecodeBase64URL(strings.TrimSpace(v))
 		if err != nil || len(k) != 32 {
 			// Never echo the value.
-			return cfg, nil, contracts.Errorf(contracts.CodeInvalidInput, "config: "+masterKeyEnv+" must be 32 bytes in unpadded base64url")
+			return cfg, nil, contracts.New(contracts.CodeInvalidInput, "config: "+masterKeyEnv+" must be 32 bytes in unpadded base64url")
 		}
 		cfg.MasterKey = k
 	}
@@ -300,7 +300,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, []string, er
 
 // validate checks the settings that can be checked without I/O.
 func (c *Config) validate() error {
-	bad := func(msg string) error { return contracts.Errorf(contracts.CodeInvalidInput, "config: "+msg) }
+	bad := func(msg string) error { return contracts.New(contracts.CodeInvalidInput, "config: "+msg) }
 	if c.DataDir == "" {
 		return bad("data directory is empty")
 	}

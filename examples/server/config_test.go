@@ -97,34 +97,34 @@ func TestLoadConfigRejects(t *testing.T) {
 		env  map[string]string
 		code string
 	}{
-		"unknown flag":        {args: []string{"-nope"}, code: contracts.CodeInvalidInput},
-		"positional argument": {args: []string{"extra"}, code: contracts.CodeInvalidInput},
-		"bad listen":          {args: []string{"-listen", "8080"}, code: contracts.CodeInvalidInput},
-		"bad duration":        {args: []string{"-shutdown-timeout", "soon"}, code: contracts.CodeInvalidInput},
-		"bad bool env":        {env: map[string]string{"TALOS_PRODUCTION": "maybe"}, code: contracts.CodeInvalidInput},
-		"replica alone":       {args: []string{"-postgres-replica", "postgres://r/x"}, code: contracts.CodeInvalidInput},
-		"otlp without url":    {args: []string{"-trace-exporter", "otlp"}, code: contracts.CodeInvalidInput},
-		"bad otlp url":        {args: []string{"-otlp-endpoint", "collector:4318"}, code: contracts.CodeInvalidInput},
-		"bad redis url":       {args: []string{"-redis", "http://x"}, code: contracts.CodeInvalidInput},
-		"rotation too often":  {args: []string{"-kek-rotation", "1s"}, code: contracts.CodeInvalidInput},
-		"missing file":        {args: []string{"-config", filepath.Join(dir, "none.json")}, code: contracts.CodeInvalidInput},
+		"unknown flag":        {args: []string{"-nope"}, code: string(contracts.CodeInvalidInput)},
+		"positional argument": {args: []string{"extra"}, code: string(contracts.CodeInvalidInput)},
+		"bad listen":          {args: []string{"-listen", "8080"}, code: string(contracts.CodeInvalidInput)},
+		"bad duration":        {args: []string{"-shutdown-timeout", "soon"}, code: string(contracts.CodeInvalidInput)},
+		"bad bool env":        {env: map[string]string{"TALOS_PRODUCTION": "maybe"}, code: string(contracts.CodeInvalidInput)},
+		"replica alone":       {args: []string{"-postgres-replica", "postgres://r/x"}, code: string(contracts.CodeInvalidInput)},
+		"otlp without url":    {args: []string{"-trace-exporter", "otlp"}, code: string(contracts.CodeInvalidInput)},
+		"bad otlp url":        {args: []string{"-otlp-endpoint", "collector:4318"}, code: string(contracts.CodeInvalidInput)},
+		"bad redis url":       {args: []string{"-redis", "http://x"}, code: string(contracts.CodeInvalidInput)},
+		"rotation too often":  {args: []string{"-kek-rotation", "1s"}, code: string(contracts.CodeInvalidInput)},
+		"missing file":        {args: []string{"-config", filepath.Join(dir, "none.json")}, code: string(contracts.CodeInvalidInput)},
 		"schema: unknown field": {args: []string{"-config", write(`{"config_version":"1.0","global":{},"extra":1}`)},
-			code: contracts.CodeSchemaValidationError},
+			code: string(contracts.CodeSchemaValidationError)},
 		"schema: wrong version": {args: []string{"-config", write(`{"config_version":"2.0","global":{}}`)},
-			code: contracts.CodeSchemaValidationError},
+			code: string(contracts.CodeSchemaValidationError)},
 		"schema: missing global": {args: []string{"-config", write(`{"config_version":"1.0"}`)},
-			code: contracts.CodeSchemaValidationError},
+			code: string(contracts.CodeSchemaValidationError)},
 		"schema: low port": {args: []string{"-config", write(`{"config_version":"1.0","global":{},"gateway":{"port":80}}`)},
-			code: contracts.CodeSchemaValidationError},
-		"not JSON": {args: []string{"-config", write(`{"config_version":`)}, code: contracts.CodeInvalidInput},
+			code: string(contracts.CodeSchemaValidationError)},
+		"not JSON": {args: []string{"-config", write(`{"config_version":`)}, code: string(contracts.CodeInvalidInput)},
 		"unset ref": {args: []string{"-config", write(`{"config_version":"1.0","global":{},"gateway":{"database_url_ref":"env:UNSET_VAR"}}`)},
-			code: contracts.CodeSchemaValidationError},
+			code: string(contracts.CodeSchemaValidationError)},
 		"disable_auth in prod": {args: []string{"-config", write(`{"config_version":"1.0","global":{"env":"prod"},"gateway":{"disable_auth":true}}`)},
-			env: map[string]string{masterKeyEnv: contracts.EncodeBase64URL(make([]byte, 32))}, code: contracts.CodeSchemaValidationError},
+			env: map[string]string{masterKeyEnv: contracts.EncodeBase64URL(make([]byte, 32))}, code: string(contracts.CodeSchemaValidationError)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, _, err := LoadConfig(tc.args, env(tc.env))
-			if got := contracts.CodeOf(err); got != tc.code {
+			if got := contracts.CodeOf(err); string(got) != tc.code {
 				t.Fatalf("error %v (code %q), want code %s", err, got, tc.code)
 			}
 		})

@@ -57,7 +57,7 @@ func applyConfigFile(cfg *Config, raw []byte, getenv func(string) string) ([]str
 	if err := contracts.UnmarshalFieldsKnown(raw, &fc); err != nil {
 		return nil, contracts.Wrap(contracts.CodeSchemaValidationError, "config: config file does not match config/v1/talos.config", err)
 	}
-	bad := func(msg string) error { return contracts.Errorf(contracts.CodeSchemaValidationError, "config: "+msg) }
+	bad := func(msg string) error { return contracts.New(contracts.CodeSchemaValidationError, "config: "+msg) }
 	if fc.ConfigVersion != "1.0" || fc.Global == nil {
 		return nil, bad(`config_version must be "1.0" and global is required`)
 	}

@@ -110,24 +110,24 @@ func TestConfigServiceRejects(t *testing.T) {
 	for _, tc := range []struct {
 		name, method, path, auth, body, code string
 	}{
-		{"no credential", "PUT", "/v1/config/budget/team-a", "", budgetA, contracts.CodeAuthInvalid},
-		{"wrong credential", "GET", "/v1/config/budget/team-a", adminCredentialPfx + "AAAA", "", contracts.CodeAuthInvalid},
-		{"unknown kind", "PUT", "/v1/config/weather/team-a", "cred", budgetA, contracts.CodeNotFound},
-		{"bad name", "PUT", "/v1/config/budget/Team_A", "cred", budgetA, contracts.CodeInvalidInput},
-		{"not JSON", "PUT", "/v1/config/budget/team-a", "cred", `{"id":`, contracts.CodeInvalidInput},
-		{"duplicate key", "PUT", "/v1/config/budget/team-a", "cred", `{"id":"team-a","id":"team-a","scope_type":"team","scope_id":"a"}`, contracts.CodeInvalidInput},
-		{"unknown field", "PUT", "/v1/config/budget/team-a", "cred", `{"id":"team-a","scope_type":"team","scope_id":"a","owner":"x"}`, contracts.CodeSchemaValidationError},
-		{"bad enum", "PUT", "/v1/config/budget/team-a", "cred", `{"id":"team-a","scope_type":"org","scope_id":"a"}`, contracts.CodeSchemaValidationError},
-		{"negative", "PUT", "/v1/config/budget/team-a", "cred", `{"id":"team-a","scope_type":"team","scope_id":"a","max_usd":-1}`, contracts.CodeSchemaValidationError},
-		{"id mismatch", "PUT", "/v1/config/budget/team-a", "cred", `{"id":"team-b","scope_type":"team","scope_id":"a"}`, contracts.CodeSchemaValidationError},
-		{"trailing data", "PUT", "/v1/config/budget/team-a", "cred", budgetA + `{}`, contracts.CodeInvalidInput},
-		{"policy missing version", "PUT", "/v1/config/policy/p", "cred", `{"id":"p","strategy":"round_robin"}`, contracts.CodeSchemaValidationError},
-		{"oversized", "PUT", "/v1/config/budget/team-a", "cred", big, contracts.CodeInvalidInput},
-		{"missing", "GET", "/v1/config/budget/nobody", "cred", "", contracts.CodeNotFound},
-		{"missing version", "GET", "/v1/config/budget/nobody/versions/7", "cred", "", contracts.CodeNotFound},
-		{"bad version", "GET", "/v1/config/budget/team-a/versions/01", "cred", "", contracts.CodeInvalidInput},
-		{"bad limit", "GET", "/v1/config/budget/team-a/versions?limit=0", "cred", "", contracts.CodeInvalidInput},
-		{"unknown route", "GET", "/v1/nothing", "", "", contracts.CodeNotFound},
+		{"no credential", "PUT", "/v1/config/budget/team-a", "", budgetA, string(contracts.CodeAuthInvalid)},
+		{"wrong credential", "GET", "/v1/config/budget/team-a", adminCredentialPfx + "AAAA", "", string(contracts.CodeAuthInvalid)},
+		{"unknown kind", "PUT", "/v1/config/weather/team-a", "cred", budgetA, string(contracts.CodeNotFound)},
+		{"bad name", "PUT", "/v1/config/budget/Team_A", "cred", budgetA, string(contracts.CodeInvalidInput)},
+		{"not JSON", "PUT", "/v1/config/budget/team-a", "cred", `{"id":`, string(contracts.CodeInvalidInput)},
+		{"duplicate key", "PUT", "/v1/config/budget/team-a", "cred", `{"id":"team-a","id":"team-a","scope_type":"team","scope_id":"a"}`, string(contracts.CodeInvalidInput)},
+		{"unknown field", "PUT", "/v1/config/budget/team-a", "cred", `{"id":"team-a","scope_type":"team","scope_id":"a","owner":"x"}`, string(contracts.CodeSchemaValidationError)},
+		{"bad enum", "PUT", "/v1/config/budget/team-a", "cred", `{"id":"team-a","scope_type":"org","scope_id":"a"}`, string(contracts.CodeSchemaValidationError)},
+		{"negative", "PUT", "/v1/config/budget/team-a", "cred", `{"id":"team-a","scope_type":"team","scope_id":"a","max_usd":-1}`, string(contracts.CodeSchemaValidationError)},
+		{"id mismatch", "PUT", "/v1/config/budget/team-a", "cred", `{"id":"team-b","scope_type":"team","scope_id":"a"}`, string(contracts.CodeSchemaValidationError)},
+		{"trailing data", "PUT", "/v1/config/budget/team-a", "cred", budgetA + `{}`, string(contracts.CodeInvalidInput)},
+		{"policy missing version", "PUT", "/v1/config/policy/p", "cred", `{"id":"p","strategy":"round_robin"}`, string(contracts.CodeSchemaValidationError)},
+		{"oversized", "PUT", "/v1/config/budget/team-a", "cred", big, string(contracts.CodeInvalidInput)},
+		{"missing", "GET", "/v1/config/budget/nobody", "cred", "", string(contracts.CodeNotFound)},
+		{"missing version", "GET", "/v1/config/budget/nobody/versions/7", "cred", "", string(contracts.CodeNotFound)},
+		{"bad version", "GET", "/v1/config/budget/team-a/versions/01", "cred", "", string(contracts.CodeInvalidInput)},
+		{"bad limit", "GET", "/v1/config/budget/team-a/versions?limit=0", "cred", "", string(contracts.CodeInvalidInput)},
+		{"unknown route", "GET", "/v1/nothing", "", "", string(contracts.CodeNotFound)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			auth := tc.auth
@@ -140,8 +140,8 @@ func TestConfigServiceRejects(t *testing.T) {
 			}
 			var e errBody
 			st := decode(t, ts.do(t, tc.method, tc.path, auth, body), &e)
-			if e.Code != tc.code || st != contracts.HTTPStatus(tc.code) || e.Message == "" || e.Retryable == nil {
-				t.Fatalf("got %d %+v, want code %s with status %d", st, e, tc.code, contracts.HTTPStatus(tc.code))
+			if e.Code != tc.code || st != contracts.HTTPStatus(contracts.Code(tc.code)) || e.Message == "" || e.Retryable == nil {
+				t.Fatalf("got %d %+v, want code %s with status %d", st, e, tc.code, contracts.HTTPStatus(contracts.Code(tc.code)))
 			}
 		})
 	}
@@ -250,7 +250,7 @@ func FuzzConfigPut(f *testing.F) {
 		if resp.StatusCode >= 300 {
 			var e errBody
 			decode(t, resp, &e)
-			if e.Code == "" || contracts.HTTPStatus(e.Code) != resp.StatusCode {
+			if e.Code == "" || contracts.HTTPStatus(contracts.Code(e.Code)) != resp.StatusCode {
 				t.Fatalf("error body %+v with status %d", e, resp.StatusCode)
 			}
 			after, _ := s.configs.Versions(context.Background(), kind, "fz", 0, config.MaxVersionsPage)

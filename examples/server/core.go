@@ -94,12 +94,12 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 	// Capability stores: Redis when configured (revocations reach every
 	// replica's cache through pub/sub), memory otherwise.
 	if s.redis != nil {
-		rs := capredis.NewRevocationStore(s.redis, capredis.Options{})
+		rs := capredis.NewRevocationStore(s.redis, capredis.Config{})
 		c.revocations = rs
-		c.nonces = capredis.NewReplayStore(s.redis, capredis.Options{})
+		c.nonces = capredis.NewReplayStore(s.redis, capredis.Config{})
 	} else {
 		c.revocations = capability.NewMemRevocationStore(nil)
-		c.nonces = identity.NewMemoryNonceStore(1 << 20)
+		c.nonces = identity.NewMemNonceStore(1 << 20)
 	}
 	v, err := c.newVerifier(nil)
 	if err != nil {
@@ -145,12 +145,12 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 		}
 		rates = rr
 	} else {
-		mb, err := budget.NewMemory(budget.MemoryConfig{})
+		mb, err := budget.NewMemBudget(budget.MemBudgetConfig{})
 		if err != nil {
 			return nil, err
 		}
 		c.budget = mb
-		rates = budget.NewMemoryRates(nil)
+		rates = budget.NewMemRates(nil)
 	}
 	limits := maps.Clone(defaultRates)
 	maps.Copy(limits, s.cfg.RateLimits)

@@ -143,7 +143,7 @@ func (c *Config) validateCore() error {
 }
 
 func badConfig(msg string) error {
-	return contracts.Errorf(contracts.CodeInvalidInput, "config: "+msg)
+	return contracts.New(contracts.CodeInvalidInput, "config: "+msg)
 }
 
 // maxToolRegistryFile bounds the MCP tool registry file.

@@ -117,7 +117,7 @@ func runEndToEnd(t *testing.T, cfg Config) {
 			t.Fatalf("call %d: %v %v", i, res, err)
 		}
 	}
-	if _, err := cs.CallTool(t.Context(), read); talosCode(t, err) != contracts.CodeBudgetExceeded {
+	if _, err := cs.CallTool(t.Context(), read); talosCode(t, err) != string(contracts.CodeBudgetExceeded) {
 		t.Fatalf("beyond the budget: %v", err)
 	}
 	if files.reads.Load() != 2 {
@@ -135,7 +135,7 @@ func runEndToEnd(t *testing.T, cfg Config) {
 	for i := start; i < cp.Size; i++ {
 		ev := au.verifyIncluded(i)
 		count[ev.SurfaceID+"/"+ev.Outcome]++
-		if ev.SurfaceID == opMCPGateway && ev.Outcome != "success" && ev.Meta["error_code"] != contracts.CodeBudgetExceeded {
+		if ev.SurfaceID == opMCPGateway && ev.Outcome != "success" && ev.Meta["error_code"] != string(contracts.CodeBudgetExceeded) {
 			t.Fatalf("refused call event %+v", ev)
 		}
 	}

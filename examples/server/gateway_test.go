@@ -146,7 +146,7 @@ func TestGatewayAuthorizesEveryCall(t *testing.T) {
 		t.Fatalf("read: %v %v", res, err)
 	}
 	_, err = cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "files.write_file", Arguments: map[string]any{"path": "/a", "data": "x"}})
-	if code := talosCode(t, err); code != contracts.CodeDenied {
+	if code := talosCode(t, err); code != string(contracts.CodeDenied) {
 		t.Fatalf("write under a read-only token: %s", code)
 	}
 	if files.writes.Load() != 0 {
@@ -176,7 +176,7 @@ func TestGatewayRegistryGrantsBudgetsAudit(t *testing.T) {
 	cs := alice.mcpSession(t, both.Token)
 	read := &mcp.CallToolParams{Name: "files.read_file", Arguments: map[string]any{"path": "/x"}}
 	write := &mcp.CallToolParams{Name: "files.write_file", Arguments: map[string]any{"path": "/x"}}
-	if _, err := cs.CallTool(t.Context(), write); talosCode(t, err) != contracts.CodeDenied {
+	if _, err := cs.CallTool(t.Context(), write); talosCode(t, err) != string(contracts.CodeDenied) {
 		t.Fatalf("unknown tool: %v", err)
 	}
 	if files.writes.Load() != 0 {
@@ -185,12 +185,12 @@ func TestGatewayRegistryGrantsBudgetsAudit(t *testing.T) {
 	// A token without the tool in its grants.
 	other := issue(t, ts, bob.did, false, grant("files", "list"))
 	bcs := bob.mcpSession(t, other.Token)
-	if _, err := bcs.CallTool(t.Context(), read); talosCode(t, err) != contracts.CodeDenied {
+	if _, err := bcs.CallTool(t.Context(), read); talosCode(t, err) != string(contracts.CodeDenied) {
 		t.Fatalf("outside the grant: %v", err)
 	}
 	// No token at all.
 	ncs := bob.mcpSession(t, "")
-	if _, err := ncs.CallTool(t.Context(), read); talosCode(t, err) != contracts.CodeInvalidCapability {
+	if _, err := ncs.CallTool(t.Context(), read); talosCode(t, err) != string(contracts.CodeInvalidCapability) {
 		t.Fatalf("without a capability: %v", err)
 	}
 
@@ -202,7 +202,7 @@ func TestGatewayRegistryGrantsBudgetsAudit(t *testing.T) {
 			t.Fatalf("call %d within budget: %v", i, err)
 		}
 	}
-	if _, err := cs.CallTool(t.Context(), read); talosCode(t, err) != contracts.CodeBudgetExceeded {
+	if _, err := cs.CallTool(t.Context(), read); talosCode(t, err) != string(contracts.CodeBudgetExceeded) {
 		t.Fatalf("beyond the key budget: %v", err)
 	}
 	if u := getBudget(t, ts, "key:"+alice.did, "team-g"); u.Used != "0.003" || u.Reserved != "0" {
@@ -214,7 +214,7 @@ func TestGatewayRegistryGrantsBudgetsAudit(t *testing.T) {
 	if _, err := bcs2.CallTool(t.Context(), read); err != nil {
 		t.Fatalf("bob within the team budget: %v", err)
 	}
-	if _, err := bcs2.CallTool(t.Context(), read); talosCode(t, err) != contracts.CodeBudgetExceeded {
+	if _, err := bcs2.CallTool(t.Context(), read); talosCode(t, err) != string(contracts.CodeBudgetExceeded) {
 		t.Fatalf("beyond the team budget: %v", err)
 	}
 	if files.reads.Load() != 4 {
@@ -265,7 +265,7 @@ func TestGatewayRateLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := cs.CallTool(t.Context(), read); talosCode(t, err) != contracts.CodeRateLimited {
+	if _, err := cs.CallTool(t.Context(), read); talosCode(t, err) != string(contracts.CodeRateLimited) {
 		t.Fatalf("third call: %v", err)
 	}
 }
@@ -303,7 +303,7 @@ func TestGatewayReconnects(t *testing.T) {
 			break
 		}
 		code = talosCode(t, err)
-		if code != contracts.CodeMCPProtocol && code != contracts.CodeUpstream5xx {
+		if code != string(contracts.CodeMCPProtocol) && code != string(contracts.CodeUpstream5xx) {
 			t.Fatalf("call on a dropped session: %s", code)
 		}
 	}

@@ -29,7 +29,7 @@ func (s *Server) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.isAdmin(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="talos-admin"`)
-			talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "admin credential required"))
+			talos.WriteError(w, r, contracts.New(contracts.CodeAuthInvalid, "admin credential required"))
 			return
 		}
 		next(w, r.WithContext(withPrincipal(r.Context(), "admin-bootstrap")))
@@ -44,5 +44,5 @@ func (s *Server) isAdmin(r *http.Request) bool {
 
 // handleNotFound answers every unknown route with the contract error body.
 func handleNotFound(w http.ResponseWriter, r *http.Request) {
-	talos.WriteError(w, r, contracts.Errorf(contracts.CodeNotFound, "no such route"))
+	talos.WriteError(w, r, contracts.New(contracts.CodeNotFound, "no such route"))
 }

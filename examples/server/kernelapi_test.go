@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/talosgo/talos/identity"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -46,7 +47,7 @@ func TestAuthorizeAttested(t *testing.T) {
 	}
 
 	d = authorize(t, alice, tok.Token, "files", "write")
-	if d.Allowed || d.Code != contracts.CodeDenied || d.Grant != nil {
+	if d.Allowed || d.Code != string(contracts.CodeDenied) || d.Grant != nil {
 		t.Fatalf("action outside the grant: %+v", d)
 	}
 	if ev := au.verifyIncluded(d.AuditIndex); ev.Outcome != "denied" || ev.Meta["decision_reason"] != d.Reason {
@@ -60,7 +61,7 @@ func TestAuthorizeAttested(t *testing.T) {
 	stranger := unregisteredAgent(t, ts, "stranger", "team-x")
 	var eb errBody
 	st := stranger.call("POST", "/v1/authorize", authorizeRequest{Capability: tok.Token, Tool: "files", Action: "read"}, &eb)
-	expectErr(t, "unregistered key", st, eb, contracts.CodeAuthInvalid)
+	expectErr(t, "unregistered key", st, eb, string(contracts.CodeAuthInvalid))
 }
 
 func TestAuthorizeRateLimited(t *testing.T) {
@@ -77,7 +78,7 @@ func TestAuthorizeRateLimited(t *testing.T) {
 	before := auditSize(t, ts)
 	var eb errBody
 	st := alice.call("POST", "/v1/authorize", authorizeRequest{Capability: tok.Token, Tool: "files", Action: "read"}, &eb)
-	expectErr(t, "fourth call", st, eb, contracts.CodeRateLimited)
+	expectErr(t, "fourth call", st, eb, string(contracts.CodeRateLimited))
 	if !*eb.Retryable {
 		t.Fatal("RATE_LIMITED is not retryable")
 	}
@@ -95,11 +96,11 @@ func TestCapabilityAdmin(t *testing.T) {
 	// Without the admin credential, nothing.
 	var eb errBody
 	st := decode(t, ts.do(t, "POST", "/v1/capabilities", "", []byte(`{}`)), &eb)
-	expectErr(t, "issue without admin", st, eb, contracts.CodeAuthInvalid)
+	expectErr(t, "issue without admin", st, eb, string(contracts.CodeAuthInvalid))
 	st = decode(t, ts.do(t, "POST", "/v1/capabilities", "talos_admin_wrong", []byte(`{}`)), &eb)
-	expectErr(t, "issue with a wrong credential", st, eb, contracts.CodeAuthInvalid)
+	expectErr(t, "issue with a wrong credential", st, eb, string(contracts.CodeAuthInvalid))
 	st = decode(t, ts.do(t, "POST", "/v1/capabilities", ts.cred, []byte(`{"subject":"`+alice.did+`","grants":[{"tool":"a","actions":["b"]}],"expires_in_seconds":0}`)), &eb)
-	expectErr(t, "zero lifetime", st, eb, contracts.CodeInvalidInput)
+	expectErr(t, "zero lifetime", st, eb, string(contracts.CodeInvalidInput))
 	st = decode(t, ts.do(t, "POST", "/v1/capabilities", ts.cred, []byte(`{"subject":"did:key:nope","grants":[{"tool":"a","actions":["b"]}],"expires_in_seconds":60}`)), &eb)
 	if st < 400 || eb.Code == "" {
 		t.Fatalf("bad subject: %d %+v", st, eb)
@@ -111,7 +112,7 @@ func TestCapabilityAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	child, err := capability.Delegate(parent, alice.w, bob.did, []capability.Grant{grant("files", "read")}, time.Now().Add(30*time.Minute))
+	child, err := capability.Delegate(parent, alice.w.Signer(), identity.MustParseDID(bob.did), []capability.Grant{grant("files", "read")}, time.Now().Add(30*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +129,7 @@ func TestCapabilityAdmin(t *testing.T) {
 		t.Fatalf("the chain was widened: %+v", d)
 	}
 	// A chain not rooted in the server is refused.
-	rogue, err := capability.Issue(bob.w, alice.did, []capability.Grant{grant("files", "read")}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	rogue, err := capability.Issue(bob.w.Signer(), identity.MustParseDID(alice.did), []capability.Grant{grant("files", "read")}, time.Now().Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,14 +143,14 @@ func TestCapabilityAdmin(t *testing.T) {
 	if st := decode(t, ts.do(t, "POST", "/v1/capabilities/revocations", ts.cred, mustJSON(revokeRequest{CapabilityHash: tok.CapabilityHash})), &rv); st != 200 {
 		t.Fatalf("revoke: %d %v", st, rv)
 	}
-	if d := authorize(t, bob, chain, "files", "read"); d.Allowed || d.Reason != string(capability.ReasonRevoked) || d.Code != contracts.CodeAuthRevoked {
+	if d := authorize(t, bob, chain, "files", "read"); d.Allowed || d.Reason != string(capability.ReasonRevoked) || d.Code != string(contracts.CodeAuthRevoked) {
 		t.Fatalf("revoked chain: %+v", d)
 	}
 	if d := authorize(t, alice, tok.Token, "files", "read"); d.Allowed {
 		t.Fatalf("revoked token: %+v", d)
 	}
 	st = decode(t, ts.do(t, "POST", "/v1/capabilities/revocations", ts.cred, []byte(`{"capability_hash":"abc"}`)), &eb)
-	expectErr(t, "revoke a bad hash", st, eb, contracts.CodeInvalidInput)
+	expectErr(t, "revoke a bad hash", st, eb, string(contracts.CodeInvalidInput))
 	// By nonce too.
 	tok2 := issue(t, ts, alice.did, false, grant("files", "read"))
 	p2, _ := capability.Parse(tok2.Token)
@@ -174,7 +175,7 @@ func TestRBACAndPrincipals(t *testing.T) {
 	}
 	var eb errBody
 	st := decode(t, ts.do(t, "PUT", "/v1/rbac/bindings/b1", ts.cred, []byte(`{"principal_id":"x","role_id":"nope","scope":{"scope_type":"global","attributes":{}}}`)), &eb)
-	expectErr(t, "binding to an unknown role", st, eb, contracts.CodeInvalidInput)
+	expectErr(t, "binding to an unknown role", st, eb, string(contracts.CodeInvalidInput))
 	// Before any binding, RBAC is not enforced.
 	if d := authorize(t, bob, tb.Token, "files", "read"); !d.Allowed {
 		t.Fatalf("before bindings: %+v", d)
@@ -196,13 +197,13 @@ func TestRBACAndPrincipals(t *testing.T) {
 		t.Fatalf("get principal: %d %+v", st, p)
 	}
 	st = decode(t, ts.do(t, "GET", "/v1/principals/did:key:z6MkunknownKey", ts.cred, nil), &eb)
-	expectErr(t, "unknown principal", st, eb, contracts.CodeNotFound)
+	expectErr(t, "unknown principal", st, eb, string(contracts.CodeNotFound))
 	st = decode(t, ts.do(t, "PUT", "/v1/principals/not-a-did", ts.cred, []byte(`{"team_id":"t"}`)), &eb)
 	if st < 400 || eb.Code == "" {
 		t.Fatalf("bad DID: %d %+v", st, eb)
 	}
 	st = decode(t, ts.do(t, "PUT", "/v1/principals/"+alice.did, ts.cred, []byte(`{"team_id":""}`)), &eb)
-	expectErr(t, "empty team", st, eb, contracts.CodeInvalidInput)
+	expectErr(t, "empty team", st, eb, string(contracts.CodeInvalidInput))
 
 	// Unregistering a key: it can no longer sign requests.
 	var del map[string]any
@@ -210,9 +211,9 @@ func TestRBACAndPrincipals(t *testing.T) {
 		t.Fatalf("delete bob: %d %v", st, del)
 	}
 	st = bob.call("POST", "/v1/authorize", authorizeRequest{Capability: tb.Token, Tool: "files", Action: "read"}, &eb)
-	expectErr(t, "deleted principal", st, eb, contracts.CodeAuthInvalid)
+	expectErr(t, "deleted principal", st, eb, string(contracts.CodeAuthInvalid))
 	st = decode(t, ts.do(t, "DELETE", "/v1/principals/"+bob.did, ts.cred, nil), &eb)
-	expectErr(t, "delete twice", st, eb, contracts.CodeNotFound)
+	expectErr(t, "delete twice", st, eb, string(contracts.CodeNotFound))
 
 	// Identity is public.
 	var id map[string]any
@@ -225,10 +226,10 @@ func TestBudgetsAdmin(t *testing.T) {
 	ts := newTestServer(t, testConfig(t))
 	var eb errBody
 	for _, c := range []struct{ scope, body, code string }{
-		{"org:x", `{"limit_usd":"1","mode":"hard","period":"monthly"}`, contracts.CodeInvalidInput},
-		{"team:a", `{"limit_usd":"-1","mode":"hard","period":"monthly"}`, contracts.CodeInvalidInput},
-		{"team:a", `{"limit_usd":"1","mode":"loud","period":"monthly"}`, contracts.CodeInvalidInput},
-		{"team:a", `{"limit_usd":"1","mode":"hard","period":"weekly"}`, contracts.CodeInvalidInput},
+		{"org:x", `{"limit_usd":"1","mode":"hard","period":"monthly"}`, string(contracts.CodeInvalidInput)},
+		{"team:a", `{"limit_usd":"-1","mode":"hard","period":"monthly"}`, string(contracts.CodeInvalidInput)},
+		{"team:a", `{"limit_usd":"1","mode":"loud","period":"monthly"}`, string(contracts.CodeInvalidInput)},
+		{"team:a", `{"limit_usd":"1","mode":"hard","period":"weekly"}`, string(contracts.CodeInvalidInput)},
 	} {
 		st := decode(t, ts.do(t, "PUT", "/v1/budgets/"+c.scope, ts.cred, []byte(c.body)), &eb)
 		expectErr(t, c.scope+" "+c.body, st, eb, c.code)
@@ -239,7 +240,7 @@ func TestBudgetsAdmin(t *testing.T) {
 		t.Fatalf("budget: %+v", u)
 	}
 	st := decode(t, ts.do(t, "GET", "/v1/budgets/team:zzz", ts.cred, nil), &eb)
-	expectErr(t, "unknown budget", st, eb, contracts.CodeNotFound)
+	expectErr(t, "unknown budget", st, eb, string(contracts.CodeNotFound))
 }
 
 func mustJSON(v any) []byte {
@@ -329,7 +330,7 @@ func TestAdminStateSharedByReplicas(t *testing.T) {
 	c := newTestServer(t, cfg3)
 	var eb errBody
 	st := bob.on(c).call("POST", "/v1/authorize", authorizeRequest{Capability: tok.Token, Tool: "files", Action: "read"}, &eb)
-	expectErr(t, "bob deleted on replica a, on a new replica", st, eb, contracts.CodeAuthInvalid)
+	expectErr(t, "bob deleted on replica a, on a new replica", st, eb, string(contracts.CodeAuthInvalid))
 }
 
 // TestIdentityRoutes checks that an agent that builds its route table from

@@ -110,19 +110,19 @@ func TestLLMProxy(t *testing.T) {
 	// Another model is outside the grants: denied before the upstream.
 	calls := llm.calls.Load()
 	var eb errBody
-	if st := alice.chat(tok.Token, `{"model":"big-model","messages":[]}`, &eb); st != http.StatusForbidden || eb.Code != contracts.CodeDenied {
+	if st := alice.chat(tok.Token, `{"model":"big-model","messages":[]}`, &eb); st != http.StatusForbidden || eb.Code != string(contracts.CodeDenied) {
 		t.Fatalf("model outside the grants: %d %+v", st, eb)
 	}
 	// A stream, like any call, needs max_tokens under a hard budget.
-	if st := alice.chat(tok.Token, `{"model":"small-model","stream":true,"messages":[]}`, &eb); eb.Code != contracts.CodeInvalidInput {
+	if st := alice.chat(tok.Token, `{"model":"small-model","stream":true,"messages":[]}`, &eb); eb.Code != string(contracts.CodeInvalidInput) {
 		t.Fatalf("stream: %d %+v", st, eb)
 	}
 	// A reservation larger than what is left is refused: max_tokens 5000
 	// costs $0.05 plus the prompt, over the remaining $0.049.
-	if st := alice.chat(tok.Token, `{"model":"small-model","max_tokens":5000,"messages":[]}`, &eb); st != http.StatusPaymentRequired && eb.Code != contracts.CodeBudgetExceeded {
+	if st := alice.chat(tok.Token, `{"model":"small-model","max_tokens":5000,"messages":[]}`, &eb); st != http.StatusPaymentRequired && eb.Code != string(contracts.CodeBudgetExceeded) {
 		t.Fatalf("over budget: %d %+v", st, eb)
 	}
-	if eb.Code != contracts.CodeBudgetExceeded || eb.Retryable == nil || !*eb.Retryable {
+	if eb.Code != string(contracts.CodeBudgetExceeded) || eb.Retryable == nil || !*eb.Retryable {
 		t.Fatalf("over budget body: %+v", eb)
 	}
 	if llm.calls.Load() != calls {
@@ -132,12 +132,12 @@ func TestLLMProxy(t *testing.T) {
 	// Upstream failures map to UPSTREAM_5XX and UPSTREAM_TIMEOUT and charge
 	// nothing.
 	llm.fail.Store(503)
-	if st := alice.chat(tok.Token, body, &eb); eb.Code != contracts.CodeUpstream5xx || st != contracts.HTTPStatus(contracts.CodeUpstream5xx) {
+	if st := alice.chat(tok.Token, body, &eb); eb.Code != string(contracts.CodeUpstream5xx) || st != contracts.HTTPStatus(contracts.CodeUpstream5xx) {
 		t.Fatalf("upstream 503: %d %+v", st, eb)
 	}
 	llm.fail.Store(0)
 	llm.sleep.Store(int64(2 * time.Second))
-	if st := alice.chat(tok.Token, body, &eb); eb.Code != contracts.CodeUpstreamTimeout || st != contracts.HTTPStatus(contracts.CodeUpstreamTimeout) {
+	if st := alice.chat(tok.Token, body, &eb); eb.Code != string(contracts.CodeUpstreamTimeout) || st != contracts.HTTPStatus(contracts.CodeUpstreamTimeout) {
 		t.Fatalf("upstream timeout: %d %+v", st, eb)
 	}
 	llm.sleep.Store(0)

@@ -57,10 +57,10 @@ func TestGatewayListsByGrantsAndIdempotentWrites(t *testing.T) {
 			t.Fatalf("write %d: %v %v", i, res, err)
 		}
 	}
-	if _, err := write("w-1", "/b"); talosCode(t, err) != contracts.CodeReplayDetected {
+	if _, err := write("w-1", "/b"); talosCode(t, err) != string(contracts.CodeReplayDetected) {
 		t.Fatalf("same key, other arguments: %v", err)
 	}
-	if _, err := write("", "/a"); talosCode(t, err) != contracts.CodeInvalidInput {
+	if _, err := write("", "/a"); talosCode(t, err) != string(contracts.CodeInvalidInput) {
 		t.Fatalf("no key: %v", err)
 	}
 	if n := files.writes.Load(); n != 1 {

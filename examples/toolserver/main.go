@@ -40,7 +40,7 @@ func run(out io.Writer) {
 		{Pattern: "GET /tools/{id}", Tool: "tools", Action: "read"},
 	}))
 	att := must(talos.NewAttester(talos.AttesterConfig{Routes: routes, Unmatched: talos.PassThrough,
-		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(0)}}))
+		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemNonceStore(0)}}))
 	authz := must(capability.NewVerifier(capability.Config{
 		TrustedIssuers: []identity.DID{operator.DID()}, Revocations: capability.NewMemRevocationStore(nil)}))
 	defer authz.Close()
@@ -50,8 +50,8 @@ func run(out io.Writer) {
 
 	// The agent may read tools, not run them. Its client attests every request
 	// on a route of the table (with that route's opcode); /health goes unattested.
-	tok := must(capability.Issue(operator, agent.DID().String(),
-		[]capability.Grant{{Tool: "tools", Actions: []string{"read"}}}, time.Now().Add(time.Hour), capability.IssueOptions{}))
+	tok := must(capability.Issue(operator.Signer(), agent.DID(),
+		[]capability.Grant{{Tool: "tools", Actions: []string{"read"}}}, time.Now().Add(time.Hour), nil))
 	signer := must(identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: agent.Signer()}))
 	client := &http.Client{Transport: &identity.AttestingTransport{Signer: signer, Routes: routes, SendUnrouted: true,
 		Header: http.Header{talos.HeaderCapability: {tok.Encode()}}}}

@@ -40,18 +40,18 @@ func cardPayload(card []byte) ([]byte, []AgentCardSignature, error) {
 	}
 	var m map[string]json.RawMessage
 	if err := contracts.UnmarshalFields(card, &m); err != nil || m == nil {
-		return nil, nil, contracts.Errorf(contracts.CodeInvalidInput, "a2a: agent card is not a JSON object")
+		return nil, nil, contracts.New(contracts.CodeInvalidInput, "a2a: agent card is not a JSON object")
 	}
 	var sigs []AgentCardSignature
 	if raw, ok := m["signatures"]; ok {
 		if err := contracts.UnmarshalFields(raw, &sigs); err != nil {
-			return nil, nil, contracts.Errorf(contracts.CodeInvalidInput, "a2a: agent card signatures malformed")
+			return nil, nil, contracts.New(contracts.CodeInvalidInput, "a2a: agent card signatures malformed")
 		}
 		delete(m, "signatures")
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
-		return nil, nil, contracts.Errorf(contracts.CodeInvalidInput, "a2a: agent card unencodable")
+		return nil, nil, contracts.New(contracts.CodeInvalidInput, "a2a: agent card unencodable")
 	}
 	canon, err := contracts.Canonicalize(b)
 	if err != nil {
@@ -66,7 +66,7 @@ func cardPayload(card []byte) ([]byte, []AgentCardSignature, error) {
 func SignAgentCard(card []byte, signer crypto.Signer) (*SignedAgentCard, error) {
 	pub, ok := signer.Public().(ed25519.PublicKey)
 	if !ok {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "a2a: agent cards are signed with Ed25519")
+		return nil, contracts.New(contracts.CodeInvalidInput, "a2a: agent cards are signed with Ed25519")
 	}
 	did, err := identity.DIDFromPublicKey(pub)
 	if err != nil {
@@ -89,7 +89,7 @@ func SignAgentCard(card []byte, signer crypto.Signer) (*SignedAgentCard, error) 
 	m["signatures"] = sb
 	doc, err := json.Marshal(m)
 	if err != nil {
-		return nil, contracts.Errorf(contracts.CodeInternal, "a2a: agent card unencodable")
+		return nil, contracts.New(contracts.CodeInternal, "a2a: agent card unencodable")
 	}
 	return &SignedAgentCard{doc: doc}, nil
 }
@@ -125,7 +125,7 @@ func VerifyAgentCard(card []byte, expected identity.DID) (map[string]json.RawMes
 			return m, nil
 		}
 	}
-	return nil, contracts.Errorf(contracts.CodeAuthInvalidSignature, "a2a: agent card has no valid signature by the expected key")
+	return nil, contracts.New(contracts.CodeAuthInvalidSignature, "a2a: agent card has no valid signature by the expected key")
 }
 
 // CardHandler serves a signed card at GET /.well-known/agent-card.json and
@@ -134,7 +134,7 @@ func CardHandler(c *SignedAgentCard) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			talosWriteErr(w, r, contracts.Errorf(contracts.CodeInvalidInput, "method not allowed"))
+			talosWriteErr(w, r, contracts.New(contracts.CodeInvalidInput, "method not allowed"))
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -43,11 +43,11 @@ const (
 
 func (c AgentCard) check() error {
 	if c.Name == "" || c.Description == "" || c.Version == "" || c.Organization == "" || c.DocumentationURL == "" || c.RPCURL == "" {
-		return contracts.Errorf(contracts.CodeInvalidInput, "a2a: AgentCard needs Name, Description, Version, Organization, DocumentationURL and RPCURL")
+		return contracts.New(contracts.CodeInvalidInput, "a2a: AgentCard needs Name, Description, Version, Organization, DocumentationURL and RPCURL")
 	}
 	for _, s := range c.Skills {
 		if s.ID == "" || s.Name == "" || s.Description == "" {
-			return contracts.Errorf(contracts.CodeInvalidInput, "a2a: AgentSkill needs ID, Name and Description")
+			return contracts.New(contracts.CodeInvalidInput, "a2a: AgentSkill needs ID, Name and Description")
 		}
 	}
 	return nil
@@ -84,7 +84,7 @@ func (c AgentCard) V1() (json.RawMessage, error) {
 	}
 	b, err := json.Marshal(c.v1Map())
 	if err != nil {
-		return nil, contracts.Errorf(contracts.CodeInternal, "a2a: card unencodable")
+		return nil, contracts.New(contracts.CodeInternal, "a2a: card unencodable")
 	}
 	return b, nil
 }
@@ -98,7 +98,7 @@ func (c AgentCard) Sign(signer crypto.Signer) (*SignedAgentCard, error) {
 	}
 	pub, ok := signer.Public().(ed25519.PublicKey)
 	if !ok {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "a2a: agent cards are signed with Ed25519")
+		return nil, contracts.New(contracts.CodeInvalidInput, "a2a: agent cards are signed with Ed25519")
 	}
 	did, err := identity.DIDFromPublicKey(pub)
 	if err != nil {
@@ -110,7 +110,7 @@ func (c AgentCard) Sign(signer crypto.Signer) (*SignedAgentCard, error) {
 	m["x_talos"] = map[string]any{"supports_talos_attestation": true, "supported_surfaces": []string{"a2a"}, "public_key": did.String()}
 	b, err := json.Marshal(m)
 	if err != nil {
-		return nil, contracts.Errorf(contracts.CodeInternal, "a2a: card unencodable")
+		return nil, contracts.New(contracts.CodeInternal, "a2a: card unencodable")
 	}
 	return SignAgentCard(b, signer)
 }

@@ -47,7 +47,7 @@ func (h *RPCHandler) dispatchCompat(ctx context.Context, name string, c *callCtx
 			}
 			for _, ct := range m.Content {
 				if ct.Text == nil {
-					return nil, contracts.Errorf(contracts.CodeInvalidInput, "a2a: only text parts are supported")
+					return nil, contracts.New(contracts.CodeInvalidInput, "a2a: only text parts are supported")
 				}
 				parts = append(parts, Part{Text: *ct.Text})
 			}

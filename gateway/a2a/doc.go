@@ -14,7 +14,7 @@
 // ([CheckSenderSeq]: an identical resend is a duplicate, a different
 // frame at a used sender_seq REPLAY_DETECTED, more than
 // ratchet.MaxSeqAhead ahead STATE_SEQUENCE_GAP), never decrypts. Its
-// [Store] is [MemoryStore] here or gateway/a2a/postgres.Store shared by
+// [Store] is [MemStore] here or gateway/a2a/postgres.Store shared by
 // replicas; both pass gateway/a2a/a2atest.Run and apply the one rule.
 // Mount it with [Relay.Mount] behind the server's talos.Kernel
 // middleware ([RelayConfig].Wrap) and add [RelayTalosRoutes] to the
@@ -68,7 +68,7 @@
 // OpenAI-compatible chat completion. States follow the contract;
 // completed, failed, canceled and rejected are terminal, and no state
 // changes out of them. Tasks are stored in a [TaskStore] with optimistic
-// versions (compare-and-set on Version): [MemoryTaskStore] here,
+// versions (compare-and-set on Version): [MemTaskStore] here,
 // gateway/a2a/postgres on PostgreSQL, both passing gateway/a2a/a2atest.
 // After a restart on a durable store, [RPCHandler.Recover] ends the tasks
 // the previous process left running (failed, "interrupted by restart");

@@ -77,7 +77,7 @@ func ExampleCheckSenderSeq() {
 // route table.
 func ExampleNewRelay() {
 	relay, err := a2a.NewRelay(a2a.RelayConfig{
-		Store: a2a.NewMemoryStore(),
+		Store: a2a.NewMemStore(),
 		// In a server: kernelMiddleware.Wrap (talos.Kernel.Middleware).
 		Wrap: func(h http.Handler) http.Handler { return h },
 	})

@@ -56,7 +56,7 @@ func (h *RPCHandler) send(ctx context.Context, c *callCtx, sub *subscription) (*
 		return nil, invalidParams()
 	}
 	if p.Message.TaskID != "" {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "a2a: continuing a task is not supported; send without taskId")
+		return nil, contracts.New(contracts.CodeInvalidInput, "a2a: continuing a task is not supported; send without taskId")
 	}
 	now := h.cfg.Now()
 	id := contracts.NewUUIDv7()
@@ -111,7 +111,7 @@ type updater struct {
 
 func (u *updater) Status(s TaskState, text string) error {
 	if s.Terminal() {
-		return contracts.Errorf(contracts.CodeStateInvalidTransition, "a2a: executors end tasks by returning")
+		return contracts.New(contracts.CodeStateInvalidTransition, "a2a: executors end tasks by returning")
 	}
 	_, err := u.h.transition(context.Background(), u.id, s, text, nil)
 	return err
@@ -130,7 +130,7 @@ func (u *updater) Artifact(a Artifact) error {
 func (h *RPCHandler) transition(ctx context.Context, id string, state TaskState, text string, arts []Artifact) (*Task, error) {
 	return h.mutate(ctx, id, func(t *Task) (bool, error) {
 		if !t.Status.State.CanTransition(state) {
-			return false, contracts.Errorf(contracts.CodeStateInvalidTransition, "a2a: task is "+string(t.Status.State))
+			return false, contracts.New(contracts.CodeStateInvalidTransition, "a2a: task is "+string(t.Status.State))
 		}
 		t.Status = TaskStatus{State: state, Timestamp: stamp(h.cfg.Now()), Message: &Message{
 			MessageID: t.ID + ":status:" + string(state), Role: "agent", TaskID: t.ID, ContextID: t.ContextID, Parts: []Part{{Text: text}}}}

@@ -41,11 +41,11 @@ func (e *ChatCompletionsExecutor) Execute(ctx context.Context, t *Task, _ Update
 	msgs = append(msgs, map[string]string{"role": "user", "content": userText(t)})
 	body, err := json.Marshal(map[string]any{"model": e.Model, "messages": msgs})
 	if err != nil {
-		return nil, contracts.Errorf(contracts.CodeInternal, "a2a: completion request unencodable")
+		return nil, contracts.New(contracts.CodeInternal, "a2a: completion request unencodable")
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(e.BaseURL, "/")+"/chat/completions", bytes.NewReader(body))
 	if err != nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "a2a: bad completions BaseURL")
+		return nil, contracts.New(contracts.CodeInvalidInput, "a2a: bad completions BaseURL")
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if e.APIKey != "" {
@@ -66,10 +66,10 @@ func (e *ChatCompletionsExecutor) Execute(ctx context.Context, t *Task, _ Update
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil || int64(len(raw)) > limit {
-		return nil, contracts.Errorf(contracts.CodeMCPProtocol, "a2a: completion response unreadable or too large")
+		return nil, contracts.New(contracts.CodeMCPProtocol, "a2a: completion response unreadable or too large")
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, contracts.Errorf(contracts.CodeTransportError, "a2a: completion endpoint answered "+resp.Status)
+		return nil, contracts.New(contracts.CodeTransportError, "a2a: completion endpoint answered "+resp.Status)
 	}
 	text, err := parseCompletion(raw)
 	if err != nil {
@@ -92,7 +92,7 @@ func parseCompletion(raw []byte) (string, error) {
 		} `json:"choices"`
 	}
 	if err := json.Unmarshal(raw, &r); err != nil || len(r.Choices) == 0 || r.Choices[0].Message.Content == nil {
-		return "", contracts.Errorf(contracts.CodeSchemaMismatch, "a2a: completion response has no choice content")
+		return "", contracts.New(contracts.CodeSchemaMismatch, "a2a: completion response has no choice content")
 	}
 	return *r.Choices[0].Message.Content, nil
 }

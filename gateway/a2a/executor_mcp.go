@@ -43,7 +43,7 @@ func (e *MCPToolExecutor) Execute(ctx context.Context, t *Task, _ Updater) ([]Ar
 		}
 	}
 	if res.IsError {
-		return nil, contracts.Errorf(contracts.CodeMCPProtocol, "a2a: MCP tool reported an error")
+		return nil, contracts.New(contracts.CodeMCPProtocol, "a2a: MCP tool reported an error")
 	}
 	return []Artifact{{ArtifactID: t.ID + ":" + e.Tool, Name: e.Tool, Parts: []Part{{Text: b.String()}}}}, nil
 }

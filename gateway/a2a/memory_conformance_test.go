@@ -8,13 +8,13 @@ import (
 )
 
 func TestMemoryTaskStoreConformance(t *testing.T) {
-	a2atest.TestTaskStore(t, func(*testing.T) a2a.TaskStore { return a2a.NewMemoryTaskStore() })
+	a2atest.TestTaskStore(t, func(*testing.T) a2a.TaskStore { return a2a.NewMemTaskStore() })
 }
 
 func TestMemoryStoreConformance(t *testing.T) {
-	a2atest.Run(t, func(*testing.T) a2a.Store { return a2a.NewMemoryStore() })
+	a2atest.Run(t, func(*testing.T) a2a.Store { return a2a.NewMemStore() })
 }
 
 func TestMemoryPushConfigStoreConformance(t *testing.T) {
-	a2atest.TestPushConfigStore(t, func(*testing.T) a2a.PushConfigStore { return a2a.NewMemoryPushConfigStore() })
+	a2atest.TestPushConfigStore(t, func(*testing.T) a2a.PushConfigStore { return a2a.NewMemPushConfigStore() })
 }

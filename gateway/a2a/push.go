@@ -56,7 +56,7 @@ type PushNotifierConfig struct {
 	// MaxConfigsPerTask bounds the configs of a task (default 8).
 	MaxConfigsPerTask int
 	// Store keeps the push configurations. If nil, a
-	// [MemoryPushConfigStore] (lost at restart); gateway/a2a/postgres's
+	// [MemPushConfigStore] (lost at restart); gateway/a2a/postgres's
 	// TaskStore is one on PostgreSQL.
 	Store PushConfigStore
 }
@@ -74,15 +74,15 @@ type PushConfigStore interface {
 	DeletePushConfig(ctx context.Context, taskID, id string) (bool, error)
 }
 
-// MemoryPushConfigStore is the in-memory [PushConfigStore].
-type MemoryPushConfigStore struct {
+// MemPushConfigStore is the in-memory [PushConfigStore].
+type MemPushConfigStore struct {
 	mu     sync.Mutex
 	byTask map[string][]PushConfig
 }
 
-// NewMemoryPushConfigStore returns an empty store.
-func NewMemoryPushConfigStore() *MemoryPushConfigStore {
-	return &MemoryPushConfigStore{byTask: map[string][]PushConfig{}}
+// NewMemPushConfigStore returns an empty store.
+func NewMemPushConfigStore() *MemPushConfigStore {
+	return &MemPushConfigStore{byTask: map[string][]PushConfig{}}
 }
 
 func clonePush(c PushConfig) PushConfig {
@@ -94,7 +94,7 @@ func clonePush(c PushConfig) PushConfig {
 }
 
 // PutPushConfig implements [PushConfigStore].
-func (m *MemoryPushConfigStore) PutPushConfig(_ context.Context, c PushConfig, max int) error {
+func (m *MemPushConfigStore) PutPushConfig(_ context.Context, c PushConfig, max int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	list := m.byTask[c.TaskID]
@@ -105,14 +105,14 @@ func (m *MemoryPushConfigStore) PutPushConfig(_ context.Context, c PushConfig, m
 		}
 	}
 	if len(list) >= max {
-		return contracts.Errorf(contracts.CodeInvalidInput, "a2a: too many push configs for the task")
+		return contracts.New(contracts.CodeInvalidInput, "a2a: too many push configs for the task")
 	}
 	m.byTask[c.TaskID] = append(list, clonePush(c))
 	return nil
 }
 
 // ListPushConfigs implements [PushConfigStore].
-func (m *MemoryPushConfigStore) ListPushConfigs(_ context.Context, taskID string) ([]PushConfig, error) {
+func (m *MemPushConfigStore) ListPushConfigs(_ context.Context, taskID string) ([]PushConfig, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]PushConfig, 0, len(m.byTask[taskID]))
@@ -123,7 +123,7 @@ func (m *MemoryPushConfigStore) ListPushConfigs(_ context.Context, taskID string
 }
 
 // DeletePushConfig implements [PushConfigStore].
-func (m *MemoryPushConfigStore) DeletePushConfig(_ context.Context, taskID, id string) (bool, error) {
+func (m *MemPushConfigStore) DeletePushConfig(_ context.Context, taskID, id string) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	list := m.byTask[taskID]
@@ -151,7 +151,7 @@ type PushNotifier struct {
 // NewPushNotifier returns a PushNotifier.
 func NewPushNotifier(cfg PushNotifierConfig) (*PushNotifier, error) {
 	if cfg.Signer == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "a2a: PushNotifierConfig.Signer is required")
+		return nil, contracts.New(contracts.CodeInvalidInput, "a2a: PushNotifierConfig.Signer is required")
 	}
 	if cfg.Attempts <= 0 {
 		cfg.Attempts = 4
@@ -166,13 +166,13 @@ func NewPushNotifier(cfg PushNotifierConfig) (*PushNotifier, error) {
 		cfg.MaxConfigsPerTask = 8
 	}
 	if cfg.Store == nil {
-		cfg.Store = NewMemoryPushConfigStore()
+		cfg.Store = NewMemPushConfigStore()
 	}
 	p := &PushNotifier{cfg: cfg}
 	d := &net.Dialer{Timeout: cfg.Timeout, Control: func(_, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)
 		if err != nil {
-			return contracts.Errorf(contracts.CodePolicyDenied, "a2a: push destination address unparsable")
+			return contracts.New(contracts.CodePolicyDenied, "a2a: push destination address unparsable")
 		}
 		return p.checkAddr(ap.Addr())
 	}}
@@ -190,11 +190,11 @@ func (p *PushNotifier) checkAddr(a netip.Addr) error {
 	switch {
 	case a.IsLoopback():
 		if !p.cfg.AllowLoopback {
-			return contracts.Errorf(contracts.CodePolicyDenied, "a2a: push destination is loopback")
+			return contracts.New(contracts.CodePolicyDenied, "a2a: push destination is loopback")
 		}
 	case a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsUnspecified() || a.IsMulticast() || a.IsInterfaceLocalMulticast():
 		if !p.cfg.AllowPrivate {
-			return contracts.Errorf(contracts.CodePolicyDenied, "a2a: push destination is not a public address")
+			return contracts.New(contracts.CodePolicyDenied, "a2a: push destination is not a public address")
 		}
 	}
 	return nil
@@ -205,16 +205,16 @@ func (p *PushNotifier) checkAddr(a netip.Addr) error {
 func (p *PushNotifier) ValidateDestination(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" {
-		return contracts.Errorf(contracts.CodeInvalidInput, "a2a: push url must be an absolute URL without credentials")
+		return contracts.New(contracts.CodeInvalidInput, "a2a: push url must be an absolute URL without credentials")
 	}
 	if u.Scheme != "https" && !(u.Scheme == "http" && p.cfg.AllowHTTP) {
-		return contracts.Errorf(contracts.CodeInvalidInput, "a2a: push url scheme not allowed")
+		return contracts.New(contracts.CodeInvalidInput, "a2a: push url scheme not allowed")
 	}
 	if a, err := netip.ParseAddr(u.Hostname()); err == nil {
 		return p.checkAddr(a)
 	}
 	if u.Hostname() == "localhost" && !p.cfg.AllowLoopback {
-		return contracts.Errorf(contracts.CodePolicyDenied, "a2a: push destination is loopback")
+		return contracts.New(contracts.CodePolicyDenied, "a2a: push destination is loopback")
 	}
 	return nil
 }
@@ -325,7 +325,7 @@ func redacted(c PushConfig) PushConfig {
 // pushMethod serves the four push-config methods.
 func (h *RPCHandler) pushMethod(ctx context.Context, name string, c *callCtx) (any, error) {
 	if h.cfg.Push == nil {
-		return nil, contracts.Errorf(contracts.CodeNotFound, "a2a: push notifications are not enabled")
+		return nil, contracts.New(contracts.CodeNotFound, "a2a: push notifications are not enabled")
 	}
 	var p PushConfig
 	if err := decodeParams(c.params, &p); err != nil || p.TaskID == "" {
@@ -358,7 +358,7 @@ func (h *RPCHandler) pushMethod(ctx context.Context, name string, c *callCtx) (a
 			}
 		}
 		if name == "GetTaskPushNotificationConfig" {
-			return nil, contracts.Errorf(contracts.CodeNotFound, "a2a: push config not found")
+			return nil, contracts.New(contracts.CodeNotFound, "a2a: push config not found")
 		}
 		return map[string]any{"configs": out}, nil
 	default:
@@ -367,7 +367,7 @@ func (h *RPCHandler) pushMethod(ctx context.Context, name string, c *callCtx) (a
 			return nil, err
 		}
 		if !ok {
-			return nil, contracts.Errorf(contracts.CodeNotFound, "a2a: push config not found")
+			return nil, contracts.New(contracts.CodeNotFound, "a2a: push config not found")
 		}
 		return map[string]any{"deleted": true, "id": p.ID}, nil
 	}

@@ -41,8 +41,8 @@ func TestAuditDeliveries(t *testing.T) {
 	}{
 		{204, nil, 204, audit.OutcomeSuccess},
 		{503, nil, 502, audit.OutcomeFailure},
-		{0, contracts.Errorf(contracts.CodeTransportError, "refused"), 502, audit.OutcomeFailure},
-		{0, contracts.Errorf(contracts.CodePolicyDenied, "loopback"), 403, audit.OutcomeFailure},
+		{0, contracts.New(contracts.CodeTransportError, "refused"), 502, audit.OutcomeFailure},
+		{0, contracts.New(contracts.CodePolicyDenied, "loopback"), 403, audit.OutcomeFailure},
 	}
 	for _, tc := range cases {
 		on(c, "t1", tc.status, tc.err)

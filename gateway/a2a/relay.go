@@ -55,7 +55,7 @@ type Relay struct {
 // NewRelay checks cfg and returns the relay.
 func NewRelay(cfg RelayConfig) (*Relay, error) {
 	if cfg.Store == nil || cfg.Wrap == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "a2a: RelayConfig.Store and Wrap are required")
+		return nil, contracts.New(contracts.CodeInvalidInput, "a2a: RelayConfig.Store and Wrap are required")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -115,7 +115,7 @@ func (a *Relay) Mount(mux *http.ServeMux) {
 		mux.Handle(rt.Pattern, a.cfg.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p, ok := a.cfg.Principal(r)
 			if !ok || p == "" {
-				talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "unknown principal"))
+				talos.WriteError(w, r, contracts.New(contracts.CodeAuthInvalid, "unknown principal"))
 				return
 			}
 			h(w, r, p)
@@ -142,11 +142,11 @@ func (a *Relay) ts() string { return a.cfg.Now().UTC().Format(audit.TimeFormat) 
 func blobDigest(b64u, digest string) ([]byte, error) {
 	blob, err := contracts.DecodeBase64URL(b64u)
 	if err != nil || len(blob) == 0 {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "ratchet_state_blob_b64u must be non-empty base64url")
+		return nil, contracts.New(contracts.CodeInvalidInput, "ratchet_state_blob_b64u must be non-empty base64url")
 	}
 	sum := sha256.Sum256(blob)
 	if hex.EncodeToString(sum[:]) != digest {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "ratchet_state_digest does not match the blob")
+		return nil, contracts.New(contracts.CodeInvalidInput, "ratchet_state_digest does not match the blob")
 	}
 	return blob, nil
 }
@@ -224,13 +224,13 @@ func (a *Relay) createSession(w http.ResponseWriter, r *http.Request, p string) 
 		return
 	}
 	if req.ResponderID == p {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "responder_id must differ from the initiator"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "responder_id must differ from the initiator"))
 		return
 	}
 	if req.ExpiresAt != "" {
 		exp, err := time.Parse(audit.TimeFormat, req.ExpiresAt)
 		if err != nil || !exp.After(a.cfg.Now()) {
-			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "expires_at must be a future time"))
+			talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "expires_at must be a future time"))
 			return
 		}
 	}
@@ -278,7 +278,7 @@ func (a *Relay) transition(w http.ResponseWriter, r *http.Request, p string, sch
 	httpx.WriteJSON(w, http.StatusOK, view(s))
 }
 
-func errState(msg string) error { return contracts.Errorf(contracts.CodeStateInvalidTransition, msg) }
+func errState(msg string) error { return contracts.New(contracts.CodeStateInvalidTransition, msg) }
 
 // expired reports whether s has an expires_at that has passed. An expired
 // session takes no accept, rotation or frame; it can still be closed.
@@ -328,7 +328,7 @@ func (a *Relay) acceptSession(w http.ResponseWriter, r *http.Request, p string) 
 				return err
 			}
 			if actor != s.ResponderID {
-				return contracts.Errorf(contracts.CodeDenied, "only the responder accepts a session")
+				return contracts.New(contracts.CodeDenied, "only the responder accepts a session")
 			}
 			if s.State != "pending" {
 				return errState("session is not pending")
@@ -411,7 +411,7 @@ func (a *Relay) sendFrame(w http.ResponseWriter, r *http.Request, p string) {
 		return
 	}
 	if req.SchemaID != "talos.a2a.frame_send_request" || req.SchemaVersion != "v1" {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeSchemaValidationError, "not a frame_send_request v1"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeSchemaValidationError, "not a frame_send_request v1"))
 		return
 	}
 	f, err := ratchet.ParseFrame(req.Frame)
@@ -429,7 +429,7 @@ func (a *Relay) sendFrame(w http.ResponseWriter, r *http.Request, p string) {
 		return
 	}
 	if f.SessionID != s.SessionID || f.SenderID != p {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeFrameInvalid, "frame session_id or sender_id does not match"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeFrameInvalid, "frame session_id or sender_id does not match"))
 		return
 	}
 	if s.State != "active" {
@@ -475,7 +475,7 @@ func decodeFrameCursor(s string) (uint64, error) {
 			return n, nil
 		}
 	}
-	return 0, contracts.Errorf(contracts.CodeInvalidInput, "invalid cursor")
+	return 0, contracts.New(contracts.CodeInvalidInput, "invalid cursor")
 }
 
 func (a *Relay) listFrames(w http.ResponseWriter, r *http.Request, p string) {
@@ -493,7 +493,7 @@ func (a *Relay) listFrames(w http.ResponseWriter, r *http.Request, p string) {
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxFramesPage {
-			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "limit must be 1 to 100"))
+			talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "limit must be 1 to 100"))
 			return
 		}
 		limit = n
@@ -556,7 +556,7 @@ func (a *Relay) changeGroup(w http.ResponseWriter, r *http.Request, p string, ev
 			return nil, nil, "", ErrNotFound("group")
 		}
 		if g.OwnerID != p {
-			return nil, nil, "", contracts.Errorf(contracts.CodeDenied, "only the owner changes a group")
+			return nil, nil, "", contracts.New(contracts.CodeDenied, "only the owner changes a group")
 		}
 		if g.State != "active" {
 			return nil, nil, "", errState("group is closed")
@@ -585,7 +585,7 @@ func (a *Relay) addMember(w http.ResponseWriter, r *http.Request, p string) {
 			return errState("already a member")
 		}
 		if len(g.Members) >= maxGroupMembers {
-			return contracts.Errorf(contracts.CodeInvalidInput, "group is full")
+			return contracts.New(contracts.CodeInvalidInput, "group is full")
 		}
 		g.Members[req.MemberID] = true
 		return nil
@@ -598,7 +598,7 @@ const maxGroupMembers = 1000
 func (a *Relay) removeMember(w http.ResponseWriter, r *http.Request, p string) {
 	member := r.PathValue("member")
 	if member == "" || len(member) > 255 || strings.ContainsAny(member, "\x00") {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "invalid member id"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "invalid member id"))
 		return
 	}
 	a.changeGroup(w, r, p, "member_removed", member, func(g *Group) error {

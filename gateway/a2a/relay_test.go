@@ -44,7 +44,7 @@ func newRelayFixture(t *testing.T) *relayFixture {
 		t.Fatal(err)
 	}
 	events, _ := audit.NewEventBuilder(audit.BuilderConfig{})
-	lim, err := budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemoryRates(nil), Surface: "a2a", Limit: budget.PerSecond(1000)},
+	lim, err := budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemRates(nil), Surface: "a2a", Limit: budget.PerSecond(1000)},
 		map[string]budget.Limit{"a2a": budget.PerSecond(1000)})
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +58,7 @@ func newRelayFixture(t *testing.T) *relayFixture {
 		t.Fatal(err)
 	}
 	att, err := talos.NewAttester(talos.AttesterConfig{Routes: routes,
-		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(1 << 16)}})
+		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemNonceStore(1 << 16)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func newRelayFixture(t *testing.T) *relayFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay, err := NewRelay(RelayConfig{Store: NewMemoryStore(), Wrap: mw.Wrap})
+	relay, err := NewRelay(RelayConfig{Store: NewMemStore(), Wrap: mw.Wrap})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,10 +136,10 @@ func TestRelayHandlers(t *testing.T) {
 	var e struct {
 		Code string `json:"code"`
 	}
-	if st := f.do(t, alice, "POST", base+"/accept", "a2a.session.accept", accept, &e); st != 403 || e.Code != contracts.CodeDenied {
+	if st := f.do(t, alice, "POST", base+"/accept", "a2a.session.accept", accept, &e); st != 403 || e.Code != string(contracts.CodeDenied) {
 		t.Fatalf("initiator accepting: %d %+v", st, e)
 	}
-	if st := f.do(t, eve, "GET", base, "a2a.session.get", nil, &e); st != 404 || e.Code != contracts.CodeNotFound {
+	if st := f.do(t, eve, "GET", base, "a2a.session.get", nil, &e); st != 404 || e.Code != string(contracts.CodeNotFound) {
 		t.Fatalf("outsider reading: %d %+v", st, e)
 	}
 	if st := f.do(t, bob, "POST", base+"/accept", "a2a.session.accept", accept, &s); st != 200 || s.State != "active" {
@@ -173,7 +173,7 @@ func TestRelayHandlers(t *testing.T) {
 	if st := f.do(t, bob, "DELETE", "/a2a/groups/"+g.GroupID, "a2a.group.close", nil, &e); st != 403 {
 		t.Fatalf("member closing the group: %d %+v", st, e)
 	}
-	if st := f.do(t, alice, "POST", "/a2a/groups", "a2a.group.create", map[string]any{"schema_id": "talos.a2a.group_create_request", "schema_version": "v1", "Schema_ID": "x"}, &e); st != 400 || e.Code != contracts.CodeInvalidInput {
+	if st := f.do(t, alice, "POST", "/a2a/groups", "a2a.group.create", map[string]any{"schema_id": "talos.a2a.group_create_request", "schema_version": "v1", "Schema_ID": "x"}, &e); st != 400 || e.Code != string(contracts.CodeInvalidInput) {
 		t.Fatalf("case-folded keys: %d %+v", st, e)
 	}
 	cp, err := f.log.Checkpoint(context.Background())

@@ -81,7 +81,7 @@ type GroupUpdate func(g *Group, head ChainHead) (*Group, json.RawMessage, string
 // frames. Every method is atomic; implementations are safe for concurrent
 // use and return *contracts.Error (NOT_FOUND for a missing object,
 // INTERNAL, without back-end details in the message, when the back-end
-// fails). [MemoryStore] is in memory; gateway/a2a/postgres shares one
+// fails). [MemStore] is in memory; gateway/a2a/postgres shares one
 // state between replicas. Both pass gateway/a2a/a2atest.Run.
 type Store interface {
 	CreateSession(ctx context.Context, s *Session, event json.RawMessage, digest string) error
@@ -124,10 +124,10 @@ func CheckSenderSeq(f *ratchet.Frame, st SeqState) (dup bool, err error) {
 		if st.UsedDigest == f.FrameDigest {
 			return true, nil
 		}
-		return false, contracts.Errorf(contracts.CodeReplayDetected, "sender_seq already used by another frame")
+		return false, contracts.New(contracts.CodeReplayDetected, "sender_seq already used by another frame")
 	}
 	if f.SenderSeq > st.Highest && f.SenderSeq-st.Highest > ratchet.MaxSeqAhead {
-		return false, contracts.Errorf(contracts.CodeStateSequenceGap, "sender_seq too far ahead")
+		return false, contracts.New(contracts.CodeStateSequenceGap, "sender_seq too far ahead")
 	}
 	return false, nil
 }
@@ -135,11 +135,11 @@ func CheckSenderSeq(f *ratchet.Frame, st SeqState) (dup bool, err error) {
 // ErrNotFound returns the NOT_FOUND error of a missing relay object
 // ("session", "group", ...).
 func ErrNotFound(what string) error {
-	return contracts.Errorf(contracts.CodeNotFound, what+" not found")
+	return contracts.New(contracts.CodeNotFound, what+" not found")
 }
 
-// MemoryStore is the in-memory [Store].
-type MemoryStore struct {
+// MemStore is the in-memory [Store].
+type MemStore struct {
 	mu       sync.Mutex // guards everything below
 	sessions map[string]*Session
 	groups   map[string]*Group
@@ -154,11 +154,11 @@ type memStream struct {
 	digests map[uint64]string
 }
 
-var _ Store = (*MemoryStore)(nil)
+var _ Store = (*MemStore)(nil)
 
-// NewMemoryStore returns an empty store.
-func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{
+// NewMemStore returns an empty store.
+func NewMemStore() *MemStore {
+	return &MemStore{
 		sessions: map[string]*Session{}, groups: map[string]*Group{},
 		chains: map[string][]json.RawMessage{}, heads: map[string]string{},
 		frames: map[string][]json.RawMessage{}, streams: map[[2]string]*memStream{},
@@ -166,13 +166,13 @@ func NewMemoryStore() *MemoryStore {
 }
 
 // Len reports how many sessions and groups m holds.
-func (m *MemoryStore) Len() (sessions, groups int) {
+func (m *MemStore) Len() (sessions, groups int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.sessions), len(m.groups)
 }
 
-func (m *MemoryStore) appendEventLocked(id string, ev json.RawMessage, digest string) {
+func (m *MemStore) appendEventLocked(id string, ev json.RawMessage, digest string) {
 	m.chains[id] = append(m.chains[id], append(json.RawMessage(nil), ev...))
 	m.heads[id] = digest
 }
@@ -184,11 +184,11 @@ func cloneSession(s *Session) *Session {
 }
 
 // CreateSession implements [Store].
-func (m *MemoryStore) CreateSession(_ context.Context, s *Session, ev json.RawMessage, digest string) error {
+func (m *MemStore) CreateSession(_ context.Context, s *Session, ev json.RawMessage, digest string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.sessions[s.SessionID]; ok {
-		return contracts.Errorf(contracts.CodeInvalidInput, "session exists")
+		return contracts.New(contracts.CodeInvalidInput, "session exists")
 	}
 	m.sessions[s.SessionID] = cloneSession(s)
 	m.appendEventLocked(s.SessionID, ev, digest)
@@ -196,7 +196,7 @@ func (m *MemoryStore) CreateSession(_ context.Context, s *Session, ev json.RawMe
 }
 
 // GetSession implements [Store].
-func (m *MemoryStore) GetSession(_ context.Context, id string) (*Session, error) {
+func (m *MemStore) GetSession(_ context.Context, id string) (*Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s, ok := m.sessions[id]
@@ -207,7 +207,7 @@ func (m *MemoryStore) GetSession(_ context.Context, id string) (*Session, error)
 }
 
 // UpdateSession implements [Store].
-func (m *MemoryStore) UpdateSession(_ context.Context, id string, fn SessionUpdate) (*Session, error) {
+func (m *MemStore) UpdateSession(_ context.Context, id string, fn SessionUpdate) (*Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s, ok := m.sessions[id]
@@ -224,7 +224,7 @@ func (m *MemoryStore) UpdateSession(_ context.Context, id string, fn SessionUpda
 }
 
 // PutFrame implements [Store].
-func (m *MemoryStore) PutFrame(_ context.Context, f *ratchet.Frame, raw []byte) (bool, error) {
+func (m *MemStore) PutFrame(_ context.Context, f *ratchet.Frame, raw []byte) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.sessions[f.SessionID]; !ok {
@@ -251,7 +251,7 @@ func (m *MemoryStore) PutFrame(_ context.Context, f *ratchet.Frame, raw []byte) 
 }
 
 // ListFrames implements [Store].
-func (m *MemoryStore) ListFrames(_ context.Context, sessionID string, after uint64, limit int) ([]json.RawMessage, uint64, error) {
+func (m *MemStore) ListFrames(_ context.Context, sessionID string, after uint64, limit int) ([]json.RawMessage, uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	all := m.frames[sessionID]
@@ -263,11 +263,11 @@ func (m *MemoryStore) ListFrames(_ context.Context, sessionID string, after uint
 }
 
 // CreateGroup implements [Store].
-func (m *MemoryStore) CreateGroup(_ context.Context, g *Group, ev json.RawMessage, digest string) error {
+func (m *MemStore) CreateGroup(_ context.Context, g *Group, ev json.RawMessage, digest string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.groups[g.GroupID]; ok {
-		return contracts.Errorf(contracts.CodeInvalidInput, "group exists")
+		return contracts.New(contracts.CodeInvalidInput, "group exists")
 	}
 	m.groups[g.GroupID] = g.Clone()
 	m.appendEventLocked(g.GroupID, ev, digest)
@@ -275,7 +275,7 @@ func (m *MemoryStore) CreateGroup(_ context.Context, g *Group, ev json.RawMessag
 }
 
 // GetGroup implements [Store].
-func (m *MemoryStore) GetGroup(_ context.Context, id string) (*Group, error) {
+func (m *MemStore) GetGroup(_ context.Context, id string) (*Group, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	g, ok := m.groups[id]
@@ -286,7 +286,7 @@ func (m *MemoryStore) GetGroup(_ context.Context, id string) (*Group, error) {
 }
 
 // UpdateGroup implements [Store].
-func (m *MemoryStore) UpdateGroup(_ context.Context, id string, fn GroupUpdate) (*Group, error) {
+func (m *MemStore) UpdateGroup(_ context.Context, id string, fn GroupUpdate) (*Group, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	g, ok := m.groups[id]
@@ -303,7 +303,7 @@ func (m *MemoryStore) UpdateGroup(_ context.Context, id string, fn GroupUpdate) 
 }
 
 // Events implements [Store].
-func (m *MemoryStore) Events(_ context.Context, id string) ([]json.RawMessage, error) {
+func (m *MemStore) Events(_ context.Context, id string) ([]json.RawMessage, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	evs, ok := m.chains[id]

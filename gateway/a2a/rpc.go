@@ -123,7 +123,7 @@ type RPCHandler struct {
 // NewRPCHandler checks cfg and returns the handler.
 func NewRPCHandler(cfg RPCHandlerConfig) (*RPCHandler, error) {
 	if cfg.Kernel == nil || cfg.Authorizer == nil || cfg.Tasks == nil || cfg.Executor == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "a2a: RPCHandlerConfig.Kernel, Authorizer, Tasks and Executor are required")
+		return nil, contracts.New(contracts.CodeInvalidInput, "a2a: RPCHandlerConfig.Kernel, Authorizer, Tasks and Executor are required")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -242,7 +242,7 @@ func validID(id json.RawMessage) bool {
 func (h *RPCHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	principal, ok := talos.PrincipalFrom(r.Context())
 	if !ok {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "attestation required"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeAuthInvalid, "attestation required"))
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxRequestBody+1))
@@ -331,7 +331,7 @@ func (h *RPCHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			if rp, ok := err.(*rpcErrorValue); ok {
 				writeRPC(w, rpcResponse{ID: req.ID, Error: rp.e})
-				return 0, http.StatusBadRequest, contracts.Errorf(contracts.CodeSchemaValidationError, "a2a: "+rp.e.Message)
+				return 0, http.StatusBadRequest, contracts.New(contracts.CodeSchemaValidationError, "a2a: "+rp.e.Message)
 			}
 			writeRPC(w, rpcResponse{ID: req.ID, Error: domainErr(err)})
 			return 0, contracts.HTTPStatus(contracts.CodeOf(err)), err
@@ -344,7 +344,7 @@ func (h *RPCHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if code == "" {
 			code = contracts.CodeOf(kerr)
 		}
-		writeRPC(w, rpcResponse{ID: req.ID, Error: domainErr(contracts.Errorf(code, "a2a: call denied: "+code))})
+		writeRPC(w, rpcResponse{ID: req.ID, Error: domainErr(contracts.New(code, string("a2a: call denied: "+code)))})
 	}
 }
 
@@ -374,7 +374,7 @@ func (h *RPCHandler) protocolError(w http.ResponseWriter, r *http.Request, princ
 		if code == "" {
 			code = contracts.CodeOf(kerr)
 		}
-		writeRPC(w, rpcResponse{ID: id, Error: domainErr(contracts.Errorf(code, "a2a: call denied: "+code))})
+		writeRPC(w, rpcResponse{ID: id, Error: domainErr(contracts.New(code, string("a2a: call denied: "+code)))})
 	}
 }
 
@@ -425,7 +425,7 @@ func (h *RPCHandler) dispatch(ctx context.Context, m *Method, c *callCtx) (any, 
 	switch m.Name {
 	case "GetExtendedAgentCard":
 		if h.cfg.ExtendedCard == nil {
-			return nil, contracts.Errorf(contracts.CodeNotFound, "no extended agent card")
+			return nil, contracts.New(contracts.CodeNotFound, "no extended agent card")
 		}
 		return h.cfg.ExtendedCard, nil
 	case "SendMessage":

@@ -117,7 +117,7 @@ func newFixture(t testing.TB, opts ...any) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hc := RPCHandlerConfig{Kernel: k, Authorizer: v, Tasks: NewMemoryTaskStore(), Executor: exec, Push: f.push, ExtendedCard: ext}
+	hc := RPCHandlerConfig{Kernel: k, Authorizer: v, Tasks: NewMemTaskStore(), Executor: exec, Push: f.push, ExtendedCard: ext}
 	for _, o := range opts {
 		if o, ok := o.(func(*RPCHandlerConfig)); ok {
 			o(&hc)
@@ -129,7 +129,7 @@ func newFixture(t testing.TB, opts ...any) *fixture {
 	}
 	f.handler = h
 	// The benchmark sends from one principal: lift its nonce quota.
-	nonces, err := identity.NewMemoryNonceStoreConfig(identity.MemoryNonceStoreConfig{Max: 1 << 22, MaxPerPrincipal: 1 << 22, Rate: 1e9, Burst: 1 << 22})
+	nonces, err := identity.NewMemNonceStoreConfig(identity.MemNonceStoreConfig{Max: 1 << 22, MaxPerPrincipal: 1 << 22, Rate: 1e9, Burst: 1 << 22})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func newFixture(t testing.TB, opts ...any) *fixture {
 	all := []string{"a2a.send", "a2a.get", "a2a.cancel", "a2a.subscribe"}
 	f.hashes = map[string]string{}
 	issue := func(w *identity.Wallet, extra ...string) string {
-		tok, err := capability.Issue(f.root, w.DID().String(), []capability.Grant{{Tool: Tool, Actions: append(extra, all...)}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+		tok, err := capability.Issue(f.root.Signer(), w.DID(), []capability.Grant{{Tool: Tool, Actions: append(extra, all...)}}, time.Now().Add(time.Hour), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -390,7 +390,7 @@ func TestCompatDispatcher(t *testing.T) {
 	if _, tc := errCode(f.callAt(t, path, op, f.agent, f.tokA, string(send))); tc == "" {
 		t.Fatal("compat call allowed without a2a.invoke")
 	}
-	tok, err := capability.Issue(f.root, f.agent.DID().String(), []capability.Grant{{Tool: Tool, Actions: []string{"a2a.invoke"}}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, err := capability.Issue(f.root.Signer(), f.agent.DID(), []capability.Grant{{Tool: Tool, Actions: []string{"a2a.invoke"}}}, time.Now().Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,12 +430,12 @@ func TestCompatDispatcher(t *testing.T) {
 // TestKernelLimitsAndBudget: the Kernel's rate limit and budget apply per
 // call on the RPC surface, and denied calls are audited too.
 func TestKernelLimitsAndBudget(t *testing.T) {
-	limits, err := budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemoryRates(nil)},
+	limits, err := budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemRates(nil)},
 		map[string]budget.Limit{"a2a.v1.rpc": {Rate: 3, Period: time.Hour, Burst: 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mem, err := budget.NewMemory(budget.MemoryConfig{})
+	mem, err := budget.NewMemBudget(budget.MemBudgetConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,7 +473,7 @@ func TestKernelLimitsAndBudget(t *testing.T) {
 // TestRecoverAfterRestart: a second handler on the same store (a restarted
 // server) ends the task the first left working, and serves it to its owner.
 func TestRecoverAfterRestart(t *testing.T) {
-	store := NewMemoryTaskStore()
+	store := NewMemTaskStore()
 	first := newFixture(t, func(c *RPCHandlerConfig) { c.Tasks = store })
 	res := first.call(t, first.agent, first.tokA, `{"jsonrpc":"2.0","id":"s","method":"SendMessage","params":{"message":{"messageId":"m","role":"user","parts":[{"text":"block"}]},"configuration":{"returnImmediately":true}}}`)
 	id := res["result"].(map[string]any)["task"].(map[string]any)["id"].(string)

@@ -87,7 +87,7 @@ func (h *hub) publish(e Event) {
 // stream serves SendStreamingMessage and SubscribeToTask.
 func (h *RPCHandler) stream(ctx context.Context, w http.ResponseWriter, m *Method, c *callCtx) error {
 	if !canFlush(w) {
-		writeRPC(w, rpcResponse{ID: c.rpcID, Error: domainErr(contracts.Errorf(contracts.CodeStreamingNotSupported, "a2a: streaming not supported"))})
+		writeRPC(w, rpcResponse{ID: c.rpcID, Error: domainErr(contracts.New(contracts.CodeStreamingNotSupported, "a2a: streaming not supported"))})
 		return nil
 	}
 	sub := &subscription{ch: make(chan Event, 64)}

@@ -94,7 +94,7 @@ func TestStreamSubscribeCancelPush(t *testing.T) {
 	f := newFixture(t)
 	defer close(f.release)
 
-	nonces := identity.NewMemoryNonceStore(1024)
+	nonces := identity.NewMemNonceStore(1024)
 	pv, err := identity.NewAttestationVerifier(identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: nonces,
 		Opcode: func(*http.Request) (string, error) { return PushDestinationOp, nil }})
 	if err != nil {

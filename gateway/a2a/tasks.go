@@ -146,25 +146,25 @@ type TaskStore interface {
 
 // Errors of TaskStore implementations.
 var (
-	ErrTaskNotFound    = contracts.Errorf(contracts.CodeNotFound, "a2a: task not found")
-	ErrVersionConflict = contracts.Errorf(contracts.CodeStateSequenceGap, "a2a: task version conflict")
+	ErrTaskNotFound    = contracts.NewSentinel(contracts.CodeNotFound, "a2a: task not found")
+	ErrVersionConflict = contracts.NewSentinel(contracts.CodeStateSequenceGap, "a2a: task version conflict")
 )
 
-// MemoryTaskStore is an in-memory TaskStore.
-type MemoryTaskStore struct {
+// MemTaskStore is an in-memory TaskStore.
+type MemTaskStore struct {
 	mu    sync.Mutex
 	tasks map[string]*Task
 }
 
-// NewMemoryTaskStore returns an empty MemoryTaskStore.
-func NewMemoryTaskStore() *MemoryTaskStore {
-	return &MemoryTaskStore{tasks: map[string]*Task{}}
+// NewMemTaskStore returns an empty MemTaskStore.
+func NewMemTaskStore() *MemTaskStore {
+	return &MemTaskStore{tasks: map[string]*Task{}}
 }
 
 // CreateTask implements TaskStore.
-func (s *MemoryTaskStore) CreateTask(_ context.Context, t *Task) error {
+func (s *MemTaskStore) CreateTask(_ context.Context, t *Task) error {
 	if t.Version != 1 {
-		return contracts.Errorf(contracts.CodeInvalidInput, "a2a: a new task has Version 1")
+		return contracts.New(contracts.CodeInvalidInput, "a2a: a new task has Version 1")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -176,7 +176,7 @@ func (s *MemoryTaskStore) CreateTask(_ context.Context, t *Task) error {
 }
 
 // GetTask implements TaskStore.
-func (s *MemoryTaskStore) GetTask(_ context.Context, id string) (*Task, error) {
+func (s *MemTaskStore) GetTask(_ context.Context, id string) (*Task, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, ok := s.tasks[id]
@@ -187,7 +187,7 @@ func (s *MemoryTaskStore) GetTask(_ context.Context, id string) (*Task, error) {
 }
 
 // UpdateTask implements TaskStore.
-func (s *MemoryTaskStore) UpdateTask(_ context.Context, t *Task) error {
+func (s *MemTaskStore) UpdateTask(_ context.Context, t *Task) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.tasks[t.ID]
@@ -202,9 +202,9 @@ func (s *MemoryTaskStore) UpdateTask(_ context.Context, t *Task) error {
 }
 
 // ListTasks implements TaskStore.
-func (s *MemoryTaskStore) ListTasks(_ context.Context, f TaskFilter) ([]*Task, int, error) {
+func (s *MemTaskStore) ListTasks(_ context.Context, f TaskFilter) ([]*Task, int, error) {
 	if f.Limit < 1 {
-		return nil, 0, contracts.Errorf(contracts.CodeInvalidInput, "a2a: ListTasks limit must be at least 1")
+		return nil, 0, contracts.New(contracts.CodeInvalidInput, "a2a: ListTasks limit must be at least 1")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

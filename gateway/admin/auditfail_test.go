@@ -33,10 +33,10 @@ func TestAuditFailureIsReported(t *testing.T) {
 	if err := logStore.Close(); err != nil {
 		t.Fatal(err)
 	}
-	f.expectErr("registration without a log", "PUT", "/v1/principals/"+did, `{"team_id":"team-b"}`, contracts.CodeInternal)
+	f.expectErr("registration without a log", "PUT", "/v1/principals/"+did, `{"team_id":"team-b"}`, string(contracts.CodeInternal))
 	f.expectErr("issue without a log", "POST", "/v1/capabilities",
-		fmt.Sprintf(`{"subject":%q,"grants":[{"tool":"files","actions":["read"]}],"expires_in_seconds":60}`, did), contracts.CodeInternal)
-	f.expectErr("revocation without a log", "POST", "/v1/capabilities/revocations", `{"nonce":"n-1"}`, contracts.CodeInternal)
+		fmt.Sprintf(`{"subject":%q,"grants":[{"tool":"files","actions":["read"]}],"expires_in_seconds":60}`, did), string(contracts.CodeInternal))
+	f.expectErr("revocation without a log", "POST", "/v1/capabilities/revocations", `{"nonce":"n-1"}`, string(contracts.CodeInternal))
 	if p, err := f.admin.Principals().Lookup(t.Context(), did); err != nil || p == nil || p.TeamID != "team-b" {
 		t.Fatalf("the change was not applied: %+v %v", p, err)
 	}

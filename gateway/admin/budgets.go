@@ -93,7 +93,7 @@ func ParsePeriod(s string) (budget.Period, error) {
 			return budget.Rolling(d), nil
 		}
 	}
-	return budget.Period{}, contracts.Errorf(contracts.CodeInvalidInput, `period must be daily, monthly, lifetime or rolling:<duration>`)
+	return budget.Period{}, contracts.New(contracts.CodeInvalidInput, `period must be daily, monthly, lifetime or rolling:<duration>`)
 }
 
 // Scope builds the budget of scope id from req, validated.

@@ -30,7 +30,7 @@ func Example() {
 	verifier, _ := audit.NewVerifier("example/audit", issuer.PublicKey())
 	log, _ := audit.New(ctx, audit.Config{Store: audit.NewMemStore(), Signer: signer, Verifier: verifier})
 	events, _ := audit.NewEventBuilder(audit.BuilderConfig{})
-	spend, _ := budget.NewMemory(budget.MemoryConfig{})
+	spend, _ := budget.NewMemBudget(budget.MemBudgetConfig{})
 
 	h, err := admin.New(ctx, admin.Config{
 		Issuer: issuer, Store: store, Revocations: capability.NewMemRevocationStore(nil),
@@ -38,7 +38,7 @@ func Example() {
 		Authenticate: func(next http.HandlerFunc) http.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request) {
 				if r.Header.Get("Authorization") != "Bearer s3cret" {
-					talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "admin credential required"))
+					talos.WriteError(w, r, contracts.New(contracts.CodeAuthInvalid, "admin credential required"))
 					return
 				}
 				next(w, r)

@@ -85,7 +85,7 @@ func buildOn(t *testing.T, issuer *identity.Wallet, store admin.Store, now func(
 	if err != nil {
 		t.Fatal(err)
 	}
-	spend, err := budget.NewMemory(budget.MemoryConfig{})
+	spend, err := budget.NewMemBudget(budget.MemBudgetConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func buildOn(t *testing.T, issuer *identity.Wallet, store admin.Store, now func(
 		Authenticate: func(next http.HandlerFunc) http.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request) {
 				if r.Header.Get("Authorization") != adminToken {
-					talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "admin credential required"))
+					talos.WriteError(w, r, contracts.New(contracts.CodeAuthInvalid, "admin credential required"))
 					return
 				}
 				next(w, r)
@@ -107,7 +107,7 @@ func buildOn(t *testing.T, issuer *identity.Wallet, store admin.Store, now func(
 	}
 	v, err := capability.NewVerifier(capability.Config{
 		TrustedIssuers: []identity.DID{issuer.DID()}, Revocations: f.revoked,
-		Replay: identity.NewMemoryNonceStore(1 << 10), Audience: issuer.DID().String(),
+		Replay: identity.NewMemNonceStore(1 << 10), Audience: issuer.DID().String(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +119,7 @@ func buildOn(t *testing.T, issuer *identity.Wallet, store admin.Store, now func(
 	}
 	f.attester, err = talos.NewAttester(talos.AttesterConfig{
 		Routes:      routes,
-		Attestation: identity.AttestationVerifierConfig{Keys: f.admin.Principals(), Nonces: identity.NewMemoryNonceStore(1 << 10)},
+		Attestation: identity.AttestationVerifierConfig{Keys: f.admin.Principals(), Nonces: identity.NewMemNonceStore(1 << 10)},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +212,7 @@ func (f *fixture) expectErr(what, method, path, body, code string) {
 	f.t.Helper()
 	var eb errBody
 	st := f.do(method, path, true, body, &eb)
-	if eb.Code != code || st != contracts.HTTPStatus(code) {
+	if eb.Code != code || st != contracts.HTTPStatus(contracts.Code(code)) {
 		f.t.Errorf("%s: %d %q, want %s", what, st, eb.Code, code)
 	}
 }

@@ -53,7 +53,7 @@ func FuzzAdminRoutes(f *testing.F) {
 			Code    string `json:"code"`
 			Message string `json:"message"`
 		}
-		if err := json.Unmarshal(w.Body.Bytes(), &eb); err != nil || eb.Code == "" || contracts.HTTPStatus(eb.Code) != w.Code {
+		if err := json.Unmarshal(w.Body.Bytes(), &eb); err != nil || eb.Code == "" || contracts.HTTPStatus(contracts.Code(eb.Code)) != w.Code {
 			t.Fatalf("%s %s: refusal %d %q is not a contract error body", rt[0], rt[1], w.Code, w.Body.Bytes())
 		}
 		if all, _ := fx.store.All(t.Context()); len(all) != 0 {

@@ -178,15 +178,20 @@ func (h *Handler) handleIssue(w http.ResponseWriter, r *http.Request) {
 	}
 	life := time.Duration(req.ExpiresIn) * time.Second
 	if req.ExpiresIn <= 0 || life > MaxTokenLifetime {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "expires_in_seconds must be 1 to 2592000"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "expires_in_seconds must be 1 to 2592000"))
 		return
 	}
 	aud := req.Audience
 	if aud == "" {
 		aud = h.cfg.Issuer.DID().String()
 	}
-	tok, err := capability.Issue(h.cfg.Issuer, req.Subject, req.Grants, h.cfg.Now().Add(life),
-		capability.IssueOptions{Audience: aud, ReadOnly: req.ReadOnly})
+	issueSubject, err := capability.ParseSubject(req.Subject)
+	if err != nil {
+		talos.WriteError(w, r, err)
+		return
+	}
+	tok, err := capability.Issue(h.cfg.Issuer.Signer(), issueSubject, req.Grants, h.cfg.Now().Add(life),
+		&capability.IssueOptions{Audience: aud, ReadOnly: req.ReadOnly})
 	if err != nil {
 		talos.WriteError(w, r, err)
 		return
@@ -259,7 +264,7 @@ func (h *Handler) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	case req.Nonce != "" && req.CapabilityHash == "" && len(req.Nonce) <= 256:
 		key = capability.NonceKey(req.Nonce)
 	default:
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "give exactly one of capability_hash (64 hex) or nonce"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "give exactly one of capability_hash (64 hex) or nonce"))
 		return
 	}
 	var until time.Time
@@ -357,7 +362,7 @@ func (h *Handler) handlePutPrincipal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.TeamID == "" || len(req.TeamID) > 128 {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "team_id must be 1 to 128 characters"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "team_id must be 1 to 128 characters"))
 		return
 	}
 	p := NewPrincipal(did, req.TeamID, h.cfg.Now())
@@ -380,7 +385,7 @@ func (h *Handler) handleGetPrincipal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p == nil {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeNotFound, "no such principal"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeNotFound, "no such principal"))
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, p)
@@ -398,7 +403,7 @@ func (h *Handler) handleDeletePrincipal(w http.ResponseWriter, r *http.Request) 
 	}
 	h.principals.forget(did)
 	if !existed {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeNotFound, "no such principal"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeNotFound, "no such principal"))
 		return
 	}
 	if err := h.audit(r, "/v1/principals/{did}", http.StatusOK, nil); err != nil {
@@ -413,7 +418,7 @@ func (h *Handler) handleDeletePrincipal(w http.ResponseWriter, r *http.Request) 
 func (h *Handler) handlePutBudget(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("scope")
 	if !strings.HasPrefix(id, "key:") && !strings.HasPrefix(id, "team:") {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "scope must be key:<did> or team:<id>"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "scope must be key:<did> or team:<id>"))
 		return
 	}
 	var req BudgetRequest
@@ -444,7 +449,7 @@ func (h *Handler) handleGetBudget(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("scope")
 	s, ok := h.budgets.Get(id)
 	if !ok {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeNotFound, "no budget for this scope"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeNotFound, "no budget for this scope"))
 		return
 	}
 	group := id
@@ -457,7 +462,7 @@ func (h *Handler) handleGetBudget(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			if p == nil {
-				talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "the key is not registered: give its team as ?team="))
+				talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "the key is not registered: give its team as ?team="))
 				return
 			}
 			team = p.TeamID
@@ -465,7 +470,7 @@ func (h *Handler) handleGetBudget(w http.ResponseWriter, r *http.Request) {
 		group = TeamScope(team)
 	}
 	u, err := h.cfg.Budget.Usage(r.Context(), group, s)
-	if err != nil {
+	if err != nil && !errors.Is(err, budget.ErrUnknownGroup) {
 		talos.WriteError(w, r, contracts.Wrap(contracts.CodeInternal, "budget store unavailable", err))
 		return
 	}

@@ -88,7 +88,7 @@ func (r *Registry) ResolveKey(ctx context.Context, keyID string) (ed25519.Public
 		return nil, err
 	}
 	if p == nil {
-		return nil, contracts.Errorf(contracts.CodeAuthInvalid, "unknown key id")
+		return nil, contracts.New(contracts.CodeAuthInvalid, "unknown key id")
 	}
 	return p.pub, nil
 }
@@ -116,7 +116,7 @@ func (r *Registry) Lookup(ctx context.Context, keyID string) (*Principal, error)
 	}
 	p, err := parsePrincipal(raw)
 	if err != nil || p.DID != keyID {
-		return nil, contracts.Errorf(contracts.CodeInternal, "principal registry holds a bad record")
+		return nil, contracts.New(contracts.CodeInternal, "principal registry holds a bad record")
 	}
 	r.cache(p)
 	return p, nil
@@ -166,7 +166,7 @@ func (r *Registry) Registered(h func(http.ResponseWriter, *http.Request, *Princi
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		p, ok := r.FromContext(req.Context())
 		if !ok {
-			talos.WriteError(w, req, contracts.Errorf(contracts.CodeAuthInvalid, "unknown principal"))
+			talos.WriteError(w, req, contracts.New(contracts.CodeAuthInvalid, "unknown principal"))
 			return
 		}
 		h(w, req, p)

@@ -105,7 +105,7 @@ func (h *Handler) MayReadEntries(r *http.Request) bool {
 
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="`+h.realm+`"`)
-	talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "audit entries need the audit reader credential"))
+	talos.WriteError(w, r, contracts.New(contracts.CodeAuthInvalid, "audit entries need the audit reader credential"))
 }
 
 func (h *Handler) readers(next http.HandlerFunc) http.HandlerFunc {
@@ -127,7 +127,7 @@ func (h *Handler) readers(next http.HandlerFunc) http.HandlerFunc {
 func (h *Handler) entryRule(tiles http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.RawPath != "" {
-			talos.WriteError(w, r, contracts.Errorf(contracts.CodeNotFound, "no such tile"))
+			talos.WriteError(w, r, contracts.New(contracts.CodeNotFound, "no such tile"))
 			return
 		}
 		tw := &tileWriter{ResponseWriter: w, r: r}
@@ -166,11 +166,11 @@ func (t *tileWriter) WriteHeader(status int) {
 		var err error
 		switch {
 		case status == http.StatusMethodNotAllowed:
-			err = contracts.Errorf(contracts.CodeInvalidInput, "no such tile")
+			err = contracts.New(contracts.CodeInvalidInput, "no such tile")
 		case status >= 500:
-			err = contracts.Errorf(contracts.CodeInternal, "audit store unavailable").WithRetryable(true)
+			err = contracts.New(contracts.CodeInternal, "audit store unavailable").WithRetryable(true)
 		default:
-			err = contracts.Errorf(contracts.CodeNotFound, "no such tile")
+			err = contracts.New(contracts.CodeNotFound, "no such tile")
 		}
 		t.Header().Del("Cache-Control")
 		talos.WriteError(t.ResponseWriter, t.r, err)
@@ -292,7 +292,7 @@ func hashes(hs []tlog.Hash) []string {
 func queryUint(r *http.Request, name string) (uint64, error) {
 	v, err := strconv.ParseUint(r.URL.Query().Get(name), 10, 63)
 	if err != nil {
-		return 0, contracts.Errorf(contracts.CodeInvalidInput, "query parameter "+name+" must be an unsigned integer")
+		return 0, contracts.New(contracts.CodeInvalidInput, "query parameter "+name+" must be an unsigned integer")
 	}
 	return v, nil
 }
@@ -365,7 +365,7 @@ func (h *Handler) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}{{"since", &query.Since}, {"until", &query.Until}} {
 		if v := q.Get(p.name); v != "" {
 			if *p.dst, err = time.Parse(time.RFC3339, v); err != nil {
-				talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, p.name+" must be RFC 3339"))
+				talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, p.name+" must be RFC 3339"))
 				return
 			}
 		}
@@ -374,7 +374,7 @@ func (h *Handler) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > audit.MaxQueryLimit {
-			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "limit must be 1 to 1000"))
+			talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "limit must be 1 to 1000"))
 			return
 		}
 		query.Limit = n
@@ -400,7 +400,7 @@ func (h *Handler) handleEvents(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) handleEntry(w http.ResponseWriter, r *http.Request) {
 	index, err := strconv.ParseUint(r.PathValue("index"), 10, 63)
 	if err != nil {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "index must be an unsigned integer"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "index must be an unsigned integer"))
 		return
 	}
 	entry, err := h.log.Entry(r.Context(), index)
@@ -427,7 +427,7 @@ func (h *Handler) handleBundle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if end <= start || end-start > MaxBundleEvents {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "need start < end with at most 10000 events"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "need start < end with at most 10000 events"))
 		return
 	}
 	b, err := h.log.ExportBundle(r.Context(), start, end, audit.BundleOptions{})

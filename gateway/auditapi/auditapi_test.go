@@ -219,9 +219,9 @@ func testService(t *testing.T, f *fixture) {
 	}
 
 	// Entries, events, bundles: readers only.
-	f.wantErr("/v1/audit/entries/1", false, 401, contracts.CodeAuthInvalid)
-	f.wantErr("/v1/audit/events", false, 401, contracts.CodeAuthInvalid)
-	f.wantErr("/v1/audit/bundle?start=0&end=1", false, 401, contracts.CodeAuthInvalid)
+	f.wantErr("/v1/audit/entries/1", false, 401, string(contracts.CodeAuthInvalid))
+	f.wantErr("/v1/audit/events", false, 401, string(contracts.CodeAuthInvalid))
+	f.wantErr("/v1/audit/bundle?start=0&end=1", false, 401, string(contracts.CodeAuthInvalid))
 	resp, body := f.get("/v1/audit/entries/7", true)
 	if want, _ := f.log.Entry(ctx, 7); resp.StatusCode != 200 || !bytes.Equal(body, want) {
 		t.Fatalf("entry 7: %d", resp.StatusCode)
@@ -265,7 +265,7 @@ func testService(t *testing.T, f *fixture) {
 	} {
 		resp, body := f.get(p, true)
 		var e errBody
-		if json.Unmarshal(body, &e) != nil || resp.StatusCode < 400 || resp.StatusCode >= 500 || contracts.HTTPStatus(e.Code) != resp.StatusCode {
+		if json.Unmarshal(body, &e) != nil || resp.StatusCode < 400 || resp.StatusCode >= 500 || contracts.HTTPStatus(contracts.Code(e.Code)) != resp.StatusCode {
 			t.Fatalf("%s: %d %s, want a contract refusal", p, resp.StatusCode, body)
 		}
 	}
@@ -285,7 +285,7 @@ func testService(t *testing.T, f *fixture) {
 		t.Fatalf("tree hash from the tiles: %v %v", th, err)
 	}
 	// Entry bundles: readers only, private.
-	f.wantErr("/tlog/tile/entries/000", false, 401, contracts.CodeAuthInvalid)
+	f.wantErr("/tlog/tile/entries/000", false, 401, string(contracts.CodeAuthInvalid))
 	resp, bundle := f.get("/tlog/tile/entries/001.p/44", true)
 	e299, _ := f.log.Entry(ctx, 299)
 	if resp.StatusCode != 200 || !bytes.HasSuffix(bundle, e299) || !strings.HasPrefix(resp.Header.Get("Cache-Control"), "private") {
@@ -299,7 +299,7 @@ func testService(t *testing.T, f *fixture) {
 		"/tlog/tile/0/001.p/45", "/tlog/tile%2Fentries/000", "/tlog/tile/entries%2F000"} {
 		resp, body := f.get(p, true)
 		var e errBody
-		if resp.StatusCode != 404 || json.Unmarshal(body, &e) != nil || e.Code != contracts.CodeNotFound {
+		if resp.StatusCode != 404 || json.Unmarshal(body, &e) != nil || e.Code != string(contracts.CodeNotFound) {
 			t.Fatalf("%s: %d %s, want a contract 404", p, resp.StatusCode, body)
 		}
 	}
@@ -409,7 +409,7 @@ func TestStoreFailureDenies(t *testing.T) {
 		mux.ServeHTTP(w, httptest.NewRequest("GET", p, nil))
 		body, _ := io.ReadAll(w.Result().Body)
 		var e errBody
-		if w.Code != 500 || json.Unmarshal(body, &e) != nil || e.Code != contracts.CodeInternal || strings.Contains(string(body), "down") {
+		if w.Code != 500 || json.Unmarshal(body, &e) != nil || e.Code != string(contracts.CodeInternal) || strings.Contains(string(body), "down") {
 			t.Fatalf("%s: %d %s", p, w.Code, body)
 		}
 	}

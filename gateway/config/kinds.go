@@ -16,7 +16,7 @@ func strictDecode(doc []byte, v any) error {
 	return nil
 }
 
-func schemaErr(msg string) error { return contracts.Errorf(contracts.CodeSchemaValidationError, msg) }
+func schemaErr(msg string) error { return contracts.New(contracts.CodeSchemaValidationError, msg) }
 
 // budgetDoc is contracts ai_gateway/budget.
 type budgetDoc struct {

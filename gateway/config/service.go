@@ -145,7 +145,7 @@ func (s *Service) kind(name string) (Kind, bool) {
 func (s *Service) Put(ctx context.Context, kindName, name string, doc []byte) (Version, bool, error) {
 	k, ok := s.kind(kindName)
 	if !ok {
-		return Version{}, false, contracts.Errorf(contracts.CodeNotFound, "unknown config kind")
+		return Version{}, false, contracts.New(contracts.CodeNotFound, "unknown config kind")
 	}
 	if !validName(name) {
 		return Version{}, false, errBadName
@@ -185,7 +185,7 @@ func (s *Service) Put(ctx context.Context, kindName, name string, doc []byte) (V
 	case errors.As(err, &he):
 		return Version{}, false, contracts.Wrap(contracts.CodeInternal, "the change could not be audited; it was not applied", he.err).WithRetryable(true)
 	case errors.Is(err, ErrFull):
-		return Version{}, false, contracts.Errorf(contracts.CodeInvalidInput, "too many versions of this document")
+		return Version{}, false, contracts.New(contracts.CodeInvalidInput, "too many versions of this document")
 	case err != nil:
 		return Version{}, false, storeErr(err)
 	}
@@ -210,13 +210,13 @@ func (s *Service) Version(ctx context.Context, kind, name string, n int64) (Vers
 // first, without documents.
 func (s *Service) Versions(ctx context.Context, kind, name string, after int64, limit int) ([]Version, error) {
 	if limit < 1 || limit > MaxVersionsPage+1 || after < 0 {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "limit must be 1 to 1000 and after non-negative")
+		return nil, contracts.New(contracts.CodeInvalidInput, "limit must be 1 to 1000 and after non-negative")
 	}
 	vs, err := s.store.Versions(ctx, kind, name, after, limit)
 	return vs, storeErr(err)
 }
 
-var errBadName = contracts.Errorf(contracts.CodeInvalidInput, "config name must match [a-z0-9][a-z0-9._-]* and be at most 64 bytes")
+var errBadName = contracts.New(contracts.CodeInvalidInput, "config name must match [a-z0-9][a-z0-9._-]* and be at most 64 bytes")
 
 type hookError struct{ err error }
 
@@ -228,7 +228,7 @@ func storeErr(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, ErrNotFound):
-		return contracts.Errorf(contracts.CodeNotFound, "no such config document or version")
+		return contracts.New(contracts.CodeNotFound, "no such config document or version")
 	}
 	return contracts.Wrap(contracts.CodeInternal, "config store unavailable", err).WithRetryable(true)
 }
@@ -256,7 +256,7 @@ func (s *Service) Register(mux *http.ServeMux, auth func(http.HandlerFunc) http.
 func (s *Service) target(r *http.Request) (string, string, error) {
 	kindName, name := r.PathValue("kind"), r.PathValue("name")
 	if _, ok := s.kind(kindName); !ok {
-		return "", "", contracts.Errorf(contracts.CodeNotFound, "unknown config kind")
+		return "", "", contracts.New(contracts.CodeNotFound, "unknown config kind")
 	}
 	if !validName(name) {
 		return "", "", errBadName
@@ -277,17 +277,17 @@ func (s *Service) handlePut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSONContentType(ct) {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "Content-Type must be application/json"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "Content-Type must be application/json"))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "body exceeds "+strconv.Itoa(MaxBody)+" bytes"))
+			talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "body exceeds "+strconv.Itoa(MaxBody)+" bytes"))
 			return
 		}
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "reading the body failed"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "reading the body failed"))
 		return
 	}
 	v, changed, err := s.Put(r.Context(), kind, name, body)
@@ -328,7 +328,7 @@ func (s *Service) handleVersion(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := strconv.ParseInt(r.PathValue("n"), 10, 64)
 	if err != nil || n < 1 || strconv.FormatInt(n, 10) != r.PathValue("n") {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "version must be a positive integer"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "version must be a positive integer"))
 		return
 	}
 	v, err := s.Version(r.Context(), kind, name, n)
@@ -359,7 +359,7 @@ func (s *Service) handleVersions(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxVersionsPage {
-			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "limit must be 1 to 1000"))
+			talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "limit must be 1 to 1000"))
 			return
 		}
 		limit = n
@@ -367,7 +367,7 @@ func (s *Service) handleVersions(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("after"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "after must be a non-negative integer"))
+			talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "after must be a non-negative integer"))
 			return
 		}
 		after = n

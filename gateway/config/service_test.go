@@ -134,31 +134,31 @@ func TestServiceRejects(t *testing.T) {
 		name, method, path, body, code string
 		auth                           bool
 	}{
-		{"unknown kind", "PUT", "/v1/config/weather/team-a", budgetA, contracts.CodeNotFound, true},
-		{"bad name", "PUT", "/v1/config/budget/Team_A", budgetA, contracts.CodeInvalidInput, true},
-		{"long name", "PUT", "/v1/config/budget/" + strings.Repeat("a", 65), budgetA, contracts.CodeInvalidInput, true},
-		{"not JSON", "PUT", "/v1/config/budget/team-a", `{"id":`, contracts.CodeInvalidInput, true},
-		{"duplicate key", "PUT", "/v1/config/budget/team-a", `{"id":"team-a","id":"team-a","scope_type":"team","scope_id":"a"}`, contracts.CodeInvalidInput, true},
-		{"case-folded key", "PUT", "/v1/config/budget/team-a", `{"id":"team-a","ID":"team-a","scope_type":"team","scope_id":"a"}`, contracts.CodeSchemaValidationError, true},
-		{"unknown field", "PUT", "/v1/config/budget/team-a", `{"id":"team-a","scope_type":"team","scope_id":"a","owner":"x"}`, contracts.CodeSchemaValidationError, true},
-		{"bad enum", "PUT", "/v1/config/budget/team-a", `{"id":"team-a","scope_type":"org","scope_id":"a"}`, contracts.CodeSchemaValidationError, true},
-		{"negative", "PUT", "/v1/config/budget/team-a", `{"id":"team-a","scope_type":"team","scope_id":"a","max_usd":-1}`, contracts.CodeSchemaValidationError, true},
-		{"id mismatch", "PUT", "/v1/config/budget/team-a", `{"id":"team-b","scope_type":"team","scope_id":"a"}`, contracts.CodeSchemaValidationError, true},
-		{"trailing data", "PUT", "/v1/config/budget/team-a", budgetA + `{}`, contracts.CodeInvalidInput, true},
-		{"policy missing version", "PUT", "/v1/config/policy/p", `{"id":"p","strategy":"round_robin"}`, contracts.CodeSchemaValidationError, true},
-		{"oversized", "PUT", "/v1/config/budget/team-a", big, contracts.CodeInvalidInput, true},
-		{"missing", "GET", "/v1/config/budget/nobody", "", contracts.CodeNotFound, true},
-		{"missing versions", "GET", "/v1/config/budget/nobody/versions", "", contracts.CodeNotFound, true},
-		{"missing version", "GET", "/v1/config/budget/nobody/versions/7", "", contracts.CodeNotFound, true},
-		{"bad version", "GET", "/v1/config/budget/team-a/versions/01", "", contracts.CodeInvalidInput, true},
-		{"bad limit", "GET", "/v1/config/budget/team-a/versions?limit=0", "", contracts.CodeInvalidInput, true},
-		{"bad after", "GET", "/v1/config/budget/team-a/versions?after=-1", "", contracts.CodeInvalidInput, true},
-		{"no credential", "PUT", "/v1/config/budget/team-a", budgetA, contracts.CodeAuthInvalid, false},
+		{"unknown kind", "PUT", "/v1/config/weather/team-a", budgetA, string(contracts.CodeNotFound), true},
+		{"bad name", "PUT", "/v1/config/budget/Team_A", budgetA, string(contracts.CodeInvalidInput), true},
+		{"long name", "PUT", "/v1/config/budget/" + strings.Repeat("a", 65), budgetA, string(contracts.CodeInvalidInput), true},
+		{"not JSON", "PUT", "/v1/config/budget/team-a", `{"id":`, string(contracts.CodeInvalidInput), true},
+		{"duplicate key", "PUT", "/v1/config/budget/team-a", `{"id":"team-a","id":"team-a","scope_type":"team","scope_id":"a"}`, string(contracts.CodeInvalidInput), true},
+		{"case-folded key", "PUT", "/v1/config/budget/team-a", `{"id":"team-a","ID":"team-a","scope_type":"team","scope_id":"a"}`, string(contracts.CodeSchemaValidationError), true},
+		{"unknown field", "PUT", "/v1/config/budget/team-a", `{"id":"team-a","scope_type":"team","scope_id":"a","owner":"x"}`, string(contracts.CodeSchemaValidationError), true},
+		{"bad enum", "PUT", "/v1/config/budget/team-a", `{"id":"team-a","scope_type":"org","scope_id":"a"}`, string(contracts.CodeSchemaValidationError), true},
+		{"negative", "PUT", "/v1/config/budget/team-a", `{"id":"team-a","scope_type":"team","scope_id":"a","max_usd":-1}`, string(contracts.CodeSchemaValidationError), true},
+		{"id mismatch", "PUT", "/v1/config/budget/team-a", `{"id":"team-b","scope_type":"team","scope_id":"a"}`, string(contracts.CodeSchemaValidationError), true},
+		{"trailing data", "PUT", "/v1/config/budget/team-a", budgetA + `{}`, string(contracts.CodeInvalidInput), true},
+		{"policy missing version", "PUT", "/v1/config/policy/p", `{"id":"p","strategy":"round_robin"}`, string(contracts.CodeSchemaValidationError), true},
+		{"oversized", "PUT", "/v1/config/budget/team-a", big, string(contracts.CodeInvalidInput), true},
+		{"missing", "GET", "/v1/config/budget/nobody", "", string(contracts.CodeNotFound), true},
+		{"missing versions", "GET", "/v1/config/budget/nobody/versions", "", string(contracts.CodeNotFound), true},
+		{"missing version", "GET", "/v1/config/budget/nobody/versions/7", "", string(contracts.CodeNotFound), true},
+		{"bad version", "GET", "/v1/config/budget/team-a/versions/01", "", string(contracts.CodeInvalidInput), true},
+		{"bad limit", "GET", "/v1/config/budget/team-a/versions?limit=0", "", string(contracts.CodeInvalidInput), true},
+		{"bad after", "GET", "/v1/config/budget/team-a/versions?after=-1", "", string(contracts.CodeInvalidInput), true},
+		{"no credential", "PUT", "/v1/config/budget/team-a", budgetA, string(contracts.CodeAuthInvalid), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := f.do(t, tc.method, tc.path, tc.body, tc.auth)
 			var e errBody
-			if err := json.Unmarshal(body, &e); err != nil || e.Code != tc.code || resp.StatusCode != contracts.HTTPStatus(tc.code) || e.Message == "" || e.Retryable == nil {
+			if err := json.Unmarshal(body, &e); err != nil || e.Code != tc.code || resp.StatusCode != contracts.HTTPStatus(contracts.Code(tc.code)) || e.Message == "" || e.Retryable == nil {
 				t.Fatalf("got %d %s, want code %s", resp.StatusCode, body, tc.code)
 			}
 		})
@@ -183,7 +183,7 @@ func TestServiceHookFailure(t *testing.T) {
 	resp, body := f.do(t, "PUT", "/v1/config/budget/team-a", budgetA, true)
 	var e errBody
 	json.Unmarshal(body, &e)
-	if resp.StatusCode != 500 || e.Code != contracts.CodeInternal || e.Retryable == nil || !*e.Retryable || strings.Contains(e.Message, "unavailable") {
+	if resp.StatusCode != 500 || e.Code != string(contracts.CodeInternal) || e.Retryable == nil || !*e.Retryable || strings.Contains(e.Message, "unavailable") {
 		t.Fatalf("got %d %s", resp.StatusCode, body)
 	}
 	if _, err := f.store.Latest(t.Context(), "budget", "team-a"); !errors.Is(err, config.ErrNotFound) {

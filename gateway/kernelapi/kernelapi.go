@@ -127,7 +127,7 @@ type Decision struct {
 func decision(out talos.Outcome) Decision {
 	d := out.Decision
 	b := Decision{
-		Allowed: out.Allowed, Reason: string(d.Reason), Code: out.Code, CapabilityHash: d.CapabilityHash,
+		Allowed: out.Allowed, Reason: string(d.Reason), Code: string(out.Code), CapabilityHash: d.CapabilityHash,
 		Principal: d.Principal.String(), Tool: d.Tool, Action: d.Action,
 		AuditIndex: out.Receipt.Index, EventHash: out.Receipt.EventHash,
 	}
@@ -146,7 +146,7 @@ func (h *Handler) handleAuthorize(w http.ResponseWriter, r *http.Request, p *adm
 	}
 	did, err := identity.ParseDID(p.DID)
 	if err != nil {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "unknown principal"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeAuthInvalid, "unknown principal"))
 		return
 	}
 	creq := capability.Request{Capability: req.Capability, Principal: did, Tool: req.Tool, Action: req.Action, ArgsDigest: req.ArgsDigest}
@@ -161,7 +161,7 @@ func (h *Handler) handleAuthorize(w http.ResponseWriter, r *http.Request, p *adm
 		return
 	}
 	if out.Code == contracts.CodeRateLimited {
-		talos.WriteError(w, r, contracts.Errorf(out.Code, "rate limited").WithRetryable(true))
+		talos.WriteError(w, r, contracts.New(out.Code, "rate limited").WithRetryable(true))
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, decision(out))

@@ -54,7 +54,7 @@ func newGateway(ctx context.Context, dir string, rate budget.Limit) (*gateway, e
 	if err != nil {
 		return nil, err
 	}
-	spend, err := budget.NewMemory(budget.MemoryConfig{})
+	spend, err := budget.NewMemBudget(budget.MemBudgetConfig{})
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +63,7 @@ func newGateway(ctx context.Context, dir string, rate budget.Limit) (*gateway, e
 		return nil, err
 	}
 	revocations := capability.NewMemRevocationStore(nil)
-	nonces := identity.NewMemoryNonceStore(1 << 20)
+	nonces := identity.NewMemNonceStore(1 << 20)
 	g.admin, err = admin.New(ctx, admin.Config{
 		Issuer: g.wallet, Store: store, Revocations: revocations, Budget: spend, Audit: g.log, Events: events,
 		Authenticate: func(next http.HandlerFunc) http.HandlerFunc { return next }, // tests only
@@ -77,7 +77,7 @@ func newGateway(ctx context.Context, dir string, rate budget.Limit) (*gateway, e
 	if err != nil {
 		return nil, err
 	}
-	limits, err := budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemoryRates(nil), Surface: kernelapi.Opcode, Limit: rate},
+	limits, err := budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemRates(nil), Surface: kernelapi.Opcode, Limit: rate},
 		map[string]budget.Limit{kernelapi.Opcode: rate})
 	if err != nil {
 		return nil, err
@@ -179,7 +179,7 @@ func TestAuthorize(t *testing.T) {
 	// A denial is an answer, with its code and no grant.
 	d = kernelapi.Decision{}
 	if st := g.authorize(t, alice, `{"capability":"`+tok+`","tool":"files","action":"write"}`, &d); st != 200 ||
-		d.Allowed || d.Code != contracts.CodeDenied || d.Grant != nil {
+		d.Allowed || d.Code != string(contracts.CodeDenied) || d.Grant != nil {
 		t.Fatalf("denied: %d %+v", st, d)
 	}
 	// Another registered key presenting alice's token is refused.
@@ -194,7 +194,7 @@ func TestAuthorize(t *testing.T) {
 	// An unregistered key is not authenticated; a strict body is required.
 	var eb struct{ Code string }
 	stranger, _ := identity.GenerateWallet("stranger")
-	if st := g.authorize(t, stranger, `{"capability":"`+tok+`","tool":"files","action":"read"}`, &eb); st != 401 || eb.Code != contracts.CodeAuthInvalid {
+	if st := g.authorize(t, stranger, `{"capability":"`+tok+`","tool":"files","action":"read"}`, &eb); st != 401 || eb.Code != string(contracts.CodeAuthInvalid) {
 		t.Fatalf("unregistered: %d %+v", st, eb)
 	}
 	for _, bad := range []string{
@@ -203,7 +203,7 @@ func TestAuthorize(t *testing.T) {
 		`{"capability":null,"tool":"files","action":"read"}`,
 	} {
 		size, _ := g.log.Size(t.Context())
-		if st := g.authorize(t, alice, bad, &eb); st != 400 || eb.Code != contracts.CodeInvalidInput {
+		if st := g.authorize(t, alice, bad, &eb); st != 400 || eb.Code != string(contracts.CodeInvalidInput) {
 			t.Errorf("%s: %d %+v", bad, st, eb)
 		}
 		if after, _ := g.log.Size(t.Context()); after != size {
@@ -224,7 +224,7 @@ func TestAuthorizeRateLimited(t *testing.T) {
 		Code      string
 		Retryable bool
 	}
-	if st := g.authorize(t, alice, body, &eb); st != 429 || eb.Code != contracts.CodeRateLimited || !eb.Retryable {
+	if st := g.authorize(t, alice, body, &eb); st != 429 || eb.Code != string(contracts.CodeRateLimited) || !eb.Retryable {
 		t.Fatalf("over the rate: %d %+v", st, eb)
 	}
 }

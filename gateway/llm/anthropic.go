@@ -61,7 +61,7 @@ type anRequest struct {
 }
 
 func unsupported(what string) error {
-	return contracts.Errorf(contracts.CodeInvalidInput, what+" is not supported by this model's upstream")
+	return contracts.New(contracts.CodeInvalidInput, what+" is not supported by this model's upstream")
 }
 
 // ToAnthropic translates a checked chat completion request (body, already
@@ -75,7 +75,7 @@ func unsupported(what string) error {
 func ToAnthropic(body []byte, maxTokens, choices int64) ([]byte, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil || top == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "request body is not a JSON object")
+		return nil, contracts.New(contracts.CodeInvalidInput, "request body is not a JSON object")
 	}
 	for k := range top {
 		if !anthropicFields[k] {
@@ -101,7 +101,7 @@ func ToAnthropic(body []byte, maxTokens, choices int64) ([]byte, error) {
 		if json.Unmarshal(req.Stop, &one) == nil {
 			out.StopSequences = []string{one}
 		} else if json.Unmarshal(req.Stop, &out.StopSequences) != nil || len(out.StopSequences) > 4 {
-			return nil, contracts.Errorf(contracts.CodeInvalidInput, "stop must be a string or up to 4 strings")
+			return nil, contracts.New(contracts.CodeInvalidInput, "stop must be a string or up to 4 strings")
 		}
 	}
 	var system []string
@@ -122,12 +122,12 @@ func ToAnthropic(body []byte, maxTokens, choices int64) ([]byte, error) {
 		}
 	}
 	if len(out.Messages) == 0 {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "messages must hold a user or assistant message")
+		return nil, contracts.New(contracts.CodeInvalidInput, "messages must hold a user or assistant message")
 	}
 	out.System = strings.Join(system, "\n\n")
 	b, err := json.Marshal(out)
 	if err != nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "request cannot be translated")
+		return nil, contracts.New(contracts.CodeInvalidInput, "request cannot be translated")
 	}
 	return b, nil
 }
@@ -143,7 +143,7 @@ func textBlocks(raw json.RawMessage) ([]anBlock, error) {
 	}
 	var parts []oaPart
 	if json.Unmarshal(raw, &parts) != nil || len(parts) == 0 {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "message content must be a string or text parts")
+		return nil, contracts.New(contracts.CodeInvalidInput, "message content must be a string or text parts")
 	}
 	out := make([]anBlock, 0, len(parts))
 	for _, p := range parts {
@@ -224,7 +224,7 @@ type oaResponse struct {
 func FromAnthropic(raw []byte, model string, now time.Time) (out []byte, prompt, completion int64, ok bool, err error) {
 	var r anResponse
 	if len(raw) == 0 || raw[0] != '{' || contracts.UnmarshalFields(raw, &r) != nil || r.Type != "message" {
-		return nil, 0, 0, false, contracts.Errorf(contracts.CodeUpstream5xx, "upstream answer is malformed")
+		return nil, 0, 0, false, contracts.New(contracts.CodeUpstream5xx, "upstream answer is malformed")
 	}
 	var text strings.Builder
 	for _, b := range r.Content {
@@ -236,14 +236,14 @@ func FromAnthropic(raw []byte, model string, now time.Time) (out []byte, prompt,
 		Choices: []oaChoice{{Message: oaChoiceMessage{Role: "assistant", Content: text.String()}, FinishReason: finishReason(r.StopReason)}}}
 	if r.Usage != nil {
 		if !r.Usage.ok() {
-			return nil, 0, 0, false, contracts.Errorf(contracts.CodeUpstream5xx, "upstream usage out of range")
+			return nil, 0, 0, false, contracts.New(contracts.CodeUpstream5xx, "upstream usage out of range")
 		}
 		prompt, completion, ok = r.Usage.prompt(), r.Usage.OutputTokens, true
 		resp.Usage = &oaUsage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion}
 	}
 	b, err := json.Marshal(resp)
 	if err != nil {
-		return nil, 0, 0, false, contracts.Errorf(contracts.CodeInternal, "answer cannot be encoded")
+		return nil, 0, 0, false, contracts.New(contracts.CodeInternal, "answer cannot be encoded")
 	}
 	return b, prompt, completion, ok, nil
 }

@@ -53,7 +53,7 @@ func Example() {
 	}
 	routes, _ := talos.NewRouteTable([]talos.Route{llm.Route()})
 	att, err := talos.NewAttester(talos.AttesterConfig{Routes: routes,
-		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(1 << 10)}})
+		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemNonceStore(1 << 10)}})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -63,8 +63,8 @@ func Example() {
 	defer srv.Close()
 
 	agent, _ := identity.GenerateWallet("agent")
-	tok, _ := capability.Issue(issuer, agent.DID().String(), []capability.Grant{{Tool: llm.Tool, Actions: []string{"small-model"}}},
-		time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, _ := capability.Issue(issuer.Signer(), agent.DID(), []capability.Grant{{Tool: llm.Tool, Actions: []string{"small-model"}}},
+		time.Now().Add(time.Hour), nil)
 	as, _ := identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: agent.Signer()})
 	client := &http.Client{Transport: &identity.AttestingTransport{Signer: as, Routes: routes,
 		Header: http.Header{talos.HeaderCapability: {tok.Encode()}}}}
@@ -120,7 +120,7 @@ func ExampleProxy_ModelsHandler() {
 	}
 	routes, _ := talos.NewRouteTable([]talos.Route{llm.Route(), llm.ModelsRoute()})
 	att, err := talos.NewAttester(talos.AttesterConfig{Routes: routes,
-		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(1 << 10)}})
+		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemNonceStore(1 << 10)}})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -131,8 +131,8 @@ func ExampleProxy_ModelsHandler() {
 	defer srv.Close()
 
 	agent, _ := identity.GenerateWallet("agent")
-	tok, _ := capability.Issue(issuer, agent.DID().String(), []capability.Grant{{Tool: llm.Tool, Actions: []string{"small-model"}}},
-		time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, _ := capability.Issue(issuer.Signer(), agent.DID(), []capability.Grant{{Tool: llm.Tool, Actions: []string{"small-model"}}},
+		time.Now().Add(time.Hour), nil)
 	as, _ := identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: agent.Signer()})
 	client := &http.Client{Transport: &identity.AttestingTransport{Signer: as, Routes: routes,
 		Header: http.Header{talos.HeaderCapability: {tok.Encode()}}}}

@@ -66,18 +66,18 @@ func (l *Proxy) ModelsHandler() http.Handler { return http.HandlerFunc(l.serveMo
 func (l *Proxy) serveModels(w http.ResponseWriter, r *http.Request) {
 	did, ok := talos.PrincipalFrom(r.Context())
 	if !ok {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "request is not attested"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeAuthInvalid, "request is not attested"))
 		return
 	}
 	var team string
 	if l.cfg.Team != nil {
 		if team, ok = l.cfg.Team(r.Context(), did); !ok {
-			talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "unknown principal"))
+			talos.WriteError(w, r, contracts.New(contracts.CodeAuthInvalid, "unknown principal"))
 			return
 		}
 	}
 	if l.cfg.Authorizer == nil {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInternal, "model listing needs Config.Authorizer"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeInternal, "model listing needs Config.Authorizer"))
 		return
 	}
 	token := r.Header.Get(talos.HeaderCapability)
@@ -90,7 +90,7 @@ func (l *Proxy) serveModels(w http.ResponseWriter, r *http.Request) {
 		for _, m := range models {
 			d, err := l.cfg.Authorizer.Authorize(r.Context(), capability.Request{Capability: token, Principal: did, Tool: Tool, Action: m})
 			if err != nil {
-				listErr = contracts.Errorf(contracts.CodeInternal, "authorization failed")
+				listErr = contracts.New(contracts.CodeInternal, "authorization failed")
 				break
 			}
 			if d.Allowed {
@@ -123,10 +123,10 @@ func (l *Proxy) serveModels(w http.ResponseWriter, r *http.Request) {
 		if code == "" {
 			code = contracts.CodeOf(err)
 		}
-		e := contracts.Errorf(code, "request refused")
+		e := contracts.New(code, "request refused")
 		var ce *contracts.Error
-		if errors.As(err, &ce) && ce.Code == code && handlerCode(code) {
-			e = contracts.Errorf(code, ce.Message)
+		if errors.As(err, &ce) && ce.Code == code && handlerCode(string(code)) {
+			e = contracts.New(code, ce.Message)
 		}
 		switch code {
 		case contracts.CodeRateLimited, contracts.CodeUpstream5xx, contracts.CodeUpstreamTimeout:
@@ -156,7 +156,7 @@ func (l *Proxy) models(ctx context.Context) ([]string, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.base+"/models", nil)
 	if err != nil {
-		return nil, contracts.Errorf(contracts.CodeInternal, "bad upstream URL")
+		return nil, contracts.New(contracts.CodeInternal, "bad upstream URL")
 	}
 	if u.key != "" {
 		req.Header.Set("Authorization", "Bearer "+u.key)
@@ -164,9 +164,9 @@ func (l *Proxy) models(ctx context.Context) ([]string, error) {
 	resp, err := l.cfg.Client.Do(req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, contracts.Errorf(contracts.CodeUpstreamTimeout, "upstream timed out")
+			return nil, contracts.New(contracts.CodeUpstreamTimeout, "upstream timed out")
 		}
-		return nil, contracts.Errorf(contracts.CodeUpstream5xx, "upstream unreachable")
+		return nil, contracts.New(contracts.CodeUpstream5xx, "upstream unreachable")
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -174,7 +174,7 @@ func (l *Proxy) models(ctx context.Context) ([]string, error) {
 	}
 	rb, err := io.ReadAll(io.LimitReader(resp.Body, MaxModelsResponse+1))
 	if err != nil || len(rb) > MaxModelsResponse {
-		return nil, contracts.Errorf(contracts.CodeUpstream5xx, "upstream model list unreadable or too large")
+		return nil, contracts.New(contracts.CodeUpstream5xx, "upstream model list unreadable or too large")
 	}
 	return ParseModelList(rb)
 }
@@ -193,15 +193,15 @@ func ParseModelList(raw []byte) ([]string, error) {
 		} `json:"data"`
 	}
 	if len(raw) == 0 || raw[0] != '{' || contracts.UnmarshalFields(raw, &doc) != nil || doc.Data == nil {
-		return nil, contracts.Errorf(contracts.CodeUpstream5xx, "upstream model list is malformed")
+		return nil, contracts.New(contracts.CodeUpstream5xx, "upstream model list is malformed")
 	}
 	if len(*doc.Data) > MaxModels {
-		return nil, contracts.Errorf(contracts.CodeUpstream5xx, "upstream model list is too long")
+		return nil, contracts.New(contracts.CodeUpstream5xx, "upstream model list is too long")
 	}
 	ids := make([]string, 0, len(*doc.Data))
 	for _, m := range *doc.Data {
 		if err := checkModelName(m.ID); err != nil {
-			return nil, contracts.Errorf(contracts.CodeUpstream5xx, "upstream model list has a bad id")
+			return nil, contracts.New(contracts.CodeUpstream5xx, "upstream model list has a bad id")
 		}
 		ids = append(ids, m.ID)
 	}
@@ -213,7 +213,7 @@ func ParseModelList(raw []byte) ([]string, error) {
 // control characters or spaces.
 func checkModelName(m string) error {
 	if m == "" || len(m) > MaxModelName || strings.ContainsFunc(m, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return contracts.Errorf(contracts.CodeInvalidInput, "bad model name")
+		return contracts.New(contracts.CodeInvalidInput, "bad model name")
 	}
 	return nil
 }

@@ -27,7 +27,7 @@ func (a *agent) list() (int, []string, errBody) {
 	raw, _ := io.ReadAll(resp.Body)
 	var eb errBody
 	if resp.StatusCode != 200 {
-		if err := json.Unmarshal(raw, &eb); err != nil || resp.StatusCode != contracts.HTTPStatus(eb.Code) {
+		if err := json.Unmarshal(raw, &eb); err != nil || resp.StatusCode != contracts.HTTPStatus(contracts.Code(eb.Code)) {
 			a.f.t.Fatalf("refusal is not the contract error body: %d %s", resp.StatusCode, raw)
 		}
 		return resp.StatusCode, nil, eb
@@ -89,7 +89,7 @@ func TestModelsConfigured(t *testing.T) {
 	// A token that is not valid at all is refused, and audited as denied.
 	w, _ := identity.GenerateWallet("mallory")
 	other, _ := identity.GenerateWallet("other-root")
-	tok, _ := capability.Issue(other, w.DID().String(), []capability.Grant{{Tool: Tool, Actions: []string{"gpt-a"}}}, time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, _ := capability.Issue(other.Signer(), w.DID(), []capability.Grant{{Tool: Tool, Actions: []string{"gpt-a"}}}, time.Now().Add(time.Hour), nil)
 	s, _ := identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: w.Signer()})
 	mallory := &agent{f: f, did: w.DID(), client: &http.Client{Transport: &identity.AttestingTransport{Signer: s, Routes: f.routes,
 		Header: http.Header{talos.HeaderCapability: {tok.Encode()}}}}}
@@ -100,7 +100,7 @@ func TestModelsConfigured(t *testing.T) {
 		t.Fatalf("audit event of a refused listing %+v", e)
 	}
 	// Chat completions for a granted model that is not served.
-	if _, _, eb := alice.chat(`{"model":"not-served","max_tokens":1}`); eb.Code != contracts.CodeModelNotAllowed {
+	if _, _, eb := alice.chat(`{"model":"not-served","max_tokens":1}`); eb.Code != string(contracts.CodeModelNotAllowed) {
 		t.Fatalf("unserved model: %+v", eb)
 	}
 }
@@ -129,15 +129,15 @@ func TestModelsFromUpstream(t *testing.T) {
 		answer string
 		code   string
 	}{
-		{200, `{"object":"list"}`, contracts.CodeUpstream5xx},
-		{200, `{"data":[{"id":"bad id"}]}`, contracts.CodeUpstream5xx},
-		{200, `{"data":[],"Data":[{"id":"m1"}]}`, contracts.CodeUpstream5xx},
-		{200, `[1]`, contracts.CodeUpstream5xx},
-		{500, `{"error":"org-SECRET"}`, contracts.CodeUpstream5xx},
-		{401, `{"error":"org-SECRET"}`, contracts.CodeUpstream5xx},
+		{200, `{"object":"list"}`, string(contracts.CodeUpstream5xx)},
+		{200, `{"data":[{"id":"bad id"}]}`, string(contracts.CodeUpstream5xx)},
+		{200, `{"data":[],"Data":[{"id":"m1"}]}`, string(contracts.CodeUpstream5xx)},
+		{200, `[1]`, string(contracts.CodeUpstream5xx)},
+		{500, `{"error":"org-SECRET"}`, string(contracts.CodeUpstream5xx)},
+		{401, `{"error":"org-SECRET"}`, string(contracts.CodeUpstream5xx)},
 	} {
 		status, answer = c.status, c.answer
-		if st, _, eb := alice.list(); eb.Code != c.code || st != contracts.HTTPStatus(c.code) {
+		if st, _, eb := alice.list(); eb.Code != c.code || st != contracts.HTTPStatus(contracts.Code(c.code)) {
 			t.Fatalf("%d %s: %d %+v", c.status, c.answer, st, eb)
 		}
 		if e := f.lastEvent(); e.SurfaceID != ModelsSurfaceID || e.Outcome == audit.OutcomeSuccess {
@@ -148,7 +148,7 @@ func TestModelsFromUpstream(t *testing.T) {
 
 func TestModelsWithoutAuthorizer(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.Authorizer = nil; c.Models = []string{"m"} })
-	if st, _, eb := f.agent("m").list(); st != 500 || eb.Code != contracts.CodeInternal {
+	if st, _, eb := f.agent("m").list(); st != 500 || eb.Code != string(contracts.CodeInternal) {
 		t.Fatalf("listing without an authorizer: %d %+v", st, eb)
 	}
 }

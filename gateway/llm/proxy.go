@@ -150,7 +150,7 @@ type Proxy struct {
 // New checks cfg and returns the proxy.
 func New(cfg Config) (*Proxy, error) {
 	if cfg.Kernel == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "llm: Config.Kernel is required")
+		return nil, contracts.New(contracts.CodeInvalidInput, "llm: Config.Kernel is required")
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{}
@@ -162,7 +162,7 @@ func New(cfg Config) (*Proxy, error) {
 		cfg.StreamTimeout = DefaultStreamTimeout
 	}
 	if len(cfg.Models) > MaxModels {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "llm: too many Config.Models")
+		return nil, contracts.New(contracts.CodeInvalidInput, "llm: too many Config.Models")
 	}
 	if cfg.Breaker.Failures <= 0 {
 		cfg.Breaker.Failures = DefaultBreakerFailures
@@ -177,7 +177,7 @@ func New(cfg Config) (*Proxy, error) {
 	p := &Proxy{cfg: cfg, routes: routes, def: def, served: map[string]bool{}, now: time.Now}
 	for _, m := range cfg.Models {
 		if err := checkModelName(m); err != nil {
-			return nil, contracts.Errorf(contracts.CodeInvalidInput, "llm: bad model name in Config.Models")
+			return nil, contracts.New(contracts.CodeInvalidInput, "llm: bad model name in Config.Models")
 		}
 		p.served[m] = true
 	}
@@ -230,13 +230,13 @@ func (l *Proxy) Handler() http.Handler { return http.HandlerFunc(l.serve) }
 func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	did, ok := talos.PrincipalFrom(r.Context())
 	if !ok {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "request is not attested"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeAuthInvalid, "request is not attested"))
 		return
 	}
 	var team string
 	if l.cfg.Team != nil {
 		if team, ok = l.cfg.Team(r.Context(), did); !ok {
-			talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "unknown principal"))
+			talos.WriteError(w, r, contracts.New(contracts.CodeAuthInvalid, "unknown principal"))
 			return
 		}
 	}
@@ -245,7 +245,7 @@ func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	if err != nil {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "request body too large or unreadable"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "request body too large or unreadable"))
 		return
 	}
 	req, maxTokens, choices, err := ParseChatRequest(body)
@@ -255,7 +255,7 @@ func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	rt := l.routeFor(req.Model)
 	if rt == nil || (len(l.served) > 0 && !l.served[req.Model]) {
-		talos.WriteError(w, r, contracts.Errorf(contracts.CodeModelNotAllowed, "model is not served"))
+		talos.WriteError(w, r, contracts.New(contracts.CodeModelNotAllowed, "model is not served"))
 		return
 	}
 	// The bytes each kind of upstream is sent, checked before anything is
@@ -271,7 +271,7 @@ func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		req2, mt2, ch2, err := ParseChatRequest(openaiBody)
 		if err != nil || req2.Model != req.Model || mt2 != maxTokens || ch2 != choices || !req2.Stream {
-			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "request body cannot be forwarded as checked"))
+			talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "request body cannot be forwarded as checked"))
 			return
 		}
 	}
@@ -334,7 +334,7 @@ func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	}, func(ctx context.Context, d capability.Decision) (int64, int, error) {
 		if req.MaxTokens == nil && hard {
 			// The upstream would not be bound by the default reserved.
-			return 0, 0, contracts.Errorf(contracts.CodeInvalidInput, "max_tokens is required under a hard budget")
+			return 0, 0, contracts.New(contracts.CodeInvalidInput, "max_tokens is required under a hard budget")
 		}
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -368,10 +368,10 @@ func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		if code == "" {
 			code = contracts.CodeOf(err)
 		}
-		e := contracts.Errorf(code, "request refused")
+		e := contracts.New(code, "request refused")
 		var ce *contracts.Error
-		if errors.As(err, &ce) && ce.Code == code && handlerCode(code) {
-			e = contracts.Errorf(code, ce.Message) // the proxy's own words, never the upstream's
+		if errors.As(err, &ce) && ce.Code == code && handlerCode(string(code)) {
+			e = contracts.New(code, ce.Message) // the proxy's own words, never the upstream's
 		}
 		switch code {
 		case contracts.CodeRateLimited, contracts.CodeBudgetExceeded, contracts.CodeUpstream5xx, contracts.CodeUpstreamTimeout:
@@ -401,22 +401,22 @@ func ParseChatRequest(body []byte) (req ChatRequest, maxTokens, choices int64, e
 		return req, 0, 0, err
 	}
 	if req.Model == "" || len(req.Model) > 128 {
-		return req, 0, 0, contracts.Errorf(contracts.CodeInvalidInput, "model is required")
+		return req, 0, 0, contracts.New(contracts.CodeInvalidInput, "model is required")
 	}
 	if req.MaxCompletionTokens != nil {
-		return req, 0, 0, contracts.Errorf(contracts.CodeInvalidInput, "max_completion_tokens is not supported: bound the completion with max_tokens")
+		return req, 0, 0, contracts.New(contracts.CodeInvalidInput, "max_completion_tokens is not supported: bound the completion with max_tokens")
 	}
 	maxTokens = int64(DefaultMaxTokens)
 	if req.MaxTokens != nil {
 		if *req.MaxTokens < 1 || *req.MaxTokens > MaxMaxTokens {
-			return req, 0, 0, contracts.Errorf(contracts.CodeInvalidInput, "max_tokens out of range")
+			return req, 0, 0, contracts.New(contracts.CodeInvalidInput, "max_tokens out of range")
 		}
 		maxTokens = *req.MaxTokens
 	}
 	choices = 1
 	if req.N != nil {
 		if *req.N < 1 || *req.N > MaxChoices {
-			return req, 0, 0, contracts.Errorf(contracts.CodeInvalidInput, "n out of range")
+			return req, 0, 0, contracts.New(contracts.CodeInvalidInput, "n out of range")
 		}
 		choices = *req.N
 	}
@@ -453,15 +453,15 @@ func (l *Proxy) routeFor(model string) *route {
 func upstreamStatus(status int) error {
 	switch {
 	case status == http.StatusRequestTimeout || status == http.StatusGatewayTimeout:
-		return contracts.Errorf(contracts.CodeUpstreamTimeout, "upstream timed out")
+		return contracts.New(contracts.CodeUpstreamTimeout, "upstream timed out")
 	case status == http.StatusTooManyRequests:
-		return contracts.Errorf(contracts.CodeRateLimited, "upstream rate limit reached")
+		return contracts.New(contracts.CodeRateLimited, "upstream rate limit reached")
 	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusProxyAuthRequired:
-		return contracts.Errorf(contracts.CodeUpstream5xx, "upstream refused the gateway's credentials")
+		return contracts.New(contracts.CodeUpstream5xx, "upstream refused the gateway's credentials")
 	case status >= 400 && status < 500:
-		return contracts.Errorf(contracts.CodeInvalidInput, "upstream refused the request (status "+strconv.Itoa(status)+")")
+		return contracts.New(contracts.CodeInvalidInput, "upstream refused the request (status "+strconv.Itoa(status)+")")
 	default:
-		return contracts.Errorf(contracts.CodeUpstream5xx, "upstream failed")
+		return contracts.New(contracts.CodeUpstream5xx, "upstream failed")
 	}
 }
 
@@ -469,7 +469,7 @@ func upstreamStatus(status int) error {
 // with, whose message it wrote itself.
 func handlerCode(code string) bool {
 	switch code {
-	case contracts.CodeUpstream5xx, contracts.CodeUpstreamTimeout, contracts.CodeRateLimited, contracts.CodeInvalidInput:
+	case string(contracts.CodeUpstream5xx), string(contracts.CodeUpstreamTimeout), string(contracts.CodeRateLimited), string(contracts.CodeInvalidInput):
 		return true
 	}
 	return false
@@ -495,9 +495,9 @@ func (l *Proxy) forward(ctx, client context.Context, rt *route, bodies map[strin
 		rb, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse+1))
 		if err != nil || len(rb) > MaxResponse {
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return contracts.Errorf(contracts.CodeUpstreamTimeout, "upstream timed out")
+				return contracts.New(contracts.CodeUpstreamTimeout, "upstream timed out")
 			}
-			return contracts.Errorf(contracts.CodeUpstream5xx, "upstream response unreadable or too large")
+			return contracts.New(contracts.CodeUpstream5xx, "upstream response unreadable or too large")
 		}
 		if u.kind == KindAnthropic {
 			out, prompt, completion, ok, err = FromAnthropic(rb, model, l.now())

@@ -82,7 +82,7 @@ type fixture struct {
 	t       testing.TB
 	root    *identity.Wallet
 	log     *audit.Log
-	budgets *budget.Memory
+	budgets *budget.MemBudget
 	routes  *talos.RouteTable
 	srv     *httptest.Server
 	up      *fakeUpstream
@@ -104,7 +104,7 @@ func newFixture(t testing.TB, opts ...func(*Config)) *fixture {
 	}
 	events, _ := audit.NewEventBuilder(audit.BuilderConfig{MetaAllowlist: map[string][]string{
 		SurfaceID: {"decision_reason", "cost_micros", "error_code", MetaUpstream, MetaStreamEnd}}})
-	if f.budgets, err = budget.NewMemory(budget.MemoryConfig{}); err != nil {
+	if f.budgets, err = budget.NewMemBudget(budget.MemBudgetConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	v, err := capability.NewVerifier(capability.Config{TrustedIssuers: []identity.DID{f.root.DID()}, Revocations: capability.NewMemRevocationStore(nil)})
@@ -112,7 +112,7 @@ func newFixture(t testing.TB, opts ...func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { v.Close() })
-	limits, err := budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemoryRates(nil), Surface: RateSurface, Limit: budget.PerSecond(1_000_000)},
+	limits, err := budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemRates(nil), Surface: RateSurface, Limit: budget.PerSecond(1_000_000)},
 		map[string]budget.Limit{RateSurface: budget.PerSecond(1_000_000)})
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +145,7 @@ func newFixture(t testing.TB, opts ...func(*Config)) *fixture {
 	}
 	f.proxy = p
 	// The benchmark sends from one principal: lift its nonce quota.
-	nonces, err := identity.NewMemoryNonceStoreConfig(identity.MemoryNonceStoreConfig{Max: 1 << 22, MaxPerPrincipal: 1 << 22, Rate: 1e9, Burst: 1 << 22})
+	nonces, err := identity.NewMemNonceStoreConfig(identity.MemNonceStoreConfig{Max: 1 << 22, MaxPerPrincipal: 1 << 22, Rate: 1e9, Burst: 1 << 22})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func (f *fixture) agent(models ...string) *agent {
 // agentGrants is an attested client with a token for grants.
 func (f *fixture) agentGrants(grants ...capability.Grant) *agent {
 	w, _ := identity.GenerateWallet("agent")
-	tok, err := capability.Issue(f.root, w.DID().String(), grants, time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, err := capability.Issue(f.root.Signer(), w.DID(), grants, time.Now().Add(time.Hour), nil)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func (a *agent) chat(body string) (*http.Response, []byte, errBody) {
 	raw, _ := io.ReadAll(resp.Body)
 	var eb errBody
 	if resp.StatusCode >= 400 {
-		if err := json.Unmarshal(raw, &eb); err != nil || resp.StatusCode != contracts.HTTPStatus(eb.Code) {
+		if err := json.Unmarshal(raw, &eb); err != nil || resp.StatusCode != contracts.HTTPStatus(contracts.Code(eb.Code)) {
 			a.f.t.Fatalf("refusal is not the contract error body: %d %s", resp.StatusCode, raw)
 		}
 	}
@@ -246,23 +246,23 @@ func TestProxy(t *testing.T) {
 	// Refused before the upstream: a model outside the grants, a
 	// reservation larger than what is left, case-folded duplicates.
 	for _, c := range []struct{ body, code string }{
-		{`{"model":"big-model","messages":[]}`, contracts.CodeDenied},
-		{`{"model":"small-model","max_tokens":5000,"messages":[]}`, contracts.CodeBudgetExceeded},
-		{`{"model":"small-model","max_tokens":5,"Max_Tokens":100000}`, contracts.CodeInvalidInput},
-		{`{"model":"small-model","max_tokens":5,"max_completion_tokens":9}`, contracts.CodeInvalidInput},
-		{`{"model":"small-model","max_tokens":5,"n":17}`, contracts.CodeInvalidInput},
-		{`{"Model":"small-model","max_tokens":5}`, contracts.CodeInvalidInput},
+		{`{"model":"big-model","messages":[]}`, string(contracts.CodeDenied)},
+		{`{"model":"small-model","max_tokens":5000,"messages":[]}`, string(contracts.CodeBudgetExceeded)},
+		{`{"model":"small-model","max_tokens":5,"Max_Tokens":100000}`, string(contracts.CodeInvalidInput)},
+		{`{"model":"small-model","max_tokens":5,"max_completion_tokens":9}`, string(contracts.CodeInvalidInput)},
+		{`{"model":"small-model","max_tokens":5,"n":17}`, string(contracts.CodeInvalidInput)},
+		{`{"Model":"small-model","max_tokens":5}`, string(contracts.CodeInvalidInput)},
 	} {
 		_, _, eb := alice.chat(c.body)
 		if eb.Code != c.code {
 			t.Fatalf("%s: %+v, want %s", c.body, eb, c.code)
 		}
-		if c.code == contracts.CodeBudgetExceeded && (eb.Retryable == nil || !*eb.Retryable) {
+		if c.code == string(contracts.CodeBudgetExceeded) && (eb.Retryable == nil || !*eb.Retryable) {
 			t.Fatalf("over budget is not retryable: %+v", eb)
 		}
 	}
 	// Under a hard budget max_tokens is required.
-	if _, _, eb := alice.chat(`{"model":"small-model","messages":[]}`); eb.Code != contracts.CodeInvalidInput {
+	if _, _, eb := alice.chat(`{"model":"small-model","messages":[]}`); eb.Code != string(contracts.CodeInvalidInput) {
 		t.Fatalf("no max_tokens under a hard budget: %+v", eb)
 	}
 	if got, _ := f.up.received(); len(got) != 1 {
@@ -271,12 +271,12 @@ func TestProxy(t *testing.T) {
 	// Upstream failures map to contract codes and charge nothing; no
 	// error names the upstream or its key.
 	f.up.fail.Store(503)
-	if _, raw, eb := alice.chat(body); eb.Code != contracts.CodeUpstream5xx || bytes.Contains(raw, []byte("sk-test")) || bytes.Contains(raw, []byte("127.0.0.1")) {
+	if _, raw, eb := alice.chat(body); eb.Code != string(contracts.CodeUpstream5xx) || bytes.Contains(raw, []byte("sk-test")) || bytes.Contains(raw, []byte("127.0.0.1")) {
 		t.Fatalf("upstream 503: %s", raw)
 	}
 	f.up.fail.Store(0)
 	f.up.sleep.Store(int64(2 * time.Second))
-	if _, _, eb := alice.chat(body); eb.Code != contracts.CodeUpstreamTimeout {
+	if _, _, eb := alice.chat(body); eb.Code != string(contracts.CodeUpstreamTimeout) {
 		t.Fatalf("upstream timeout: %+v", eb)
 	}
 	f.up.sleep.Store(0)
@@ -286,7 +286,7 @@ func TestProxy(t *testing.T) {
 	// An upstream 4xx is mapped to the contract error body (the upstream's
 	// text never reaches the caller), charged nothing.
 	f.up.fail.Store(400)
-	if _, raw, eb := alice.chat(body); eb.Code != contracts.CodeInvalidInput || bytes.Contains(raw, []byte("upstream says no")) {
+	if _, raw, eb := alice.chat(body); eb.Code != string(contracts.CodeInvalidInput) || bytes.Contains(raw, []byte("upstream says no")) {
 		t.Fatalf("upstream 400: %s", raw)
 	}
 	f.up.fail.Store(0)
@@ -336,7 +336,7 @@ func TestUnattestedAndUnknownPrincipal(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("unattested: %d", resp.StatusCode)
 	}
-	if _, _, eb := f.agent("m").chat(`{"model":"m","max_tokens":1}`); eb.Code != contracts.CodeAuthInvalid {
+	if _, _, eb := f.agent("m").chat(`{"model":"m","max_tokens":1}`); eb.Code != string(contracts.CodeAuthInvalid) {
 		t.Fatalf("unknown principal: %+v", eb)
 	}
 	if got, _ := f.up.received(); len(got) != 0 {

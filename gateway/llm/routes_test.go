@@ -166,7 +166,7 @@ func TestRoutesPricesFallback(t *testing.T) {
 	if e := f.lastEvent(); e.Meta[MetaUpstream] != "a" {
 		t.Fatalf("audit event %+v", e)
 	}
-	if _, _, eb := alice.chat(`{"model":"other","max_tokens":20,"messages":[]}`); eb.Code != contracts.CodeModelNotAllowed {
+	if _, _, eb := alice.chat(`{"model":"other","max_tokens":20,"messages":[]}`); eb.Code != string(contracts.CodeModelNotAllowed) {
 		t.Fatalf("unrouted model: %+v", eb)
 	}
 	// a fails: b answers; after two failures a is skipped.
@@ -196,7 +196,7 @@ func TestRoutesPricesFallback(t *testing.T) {
 	// A 4xx does not fall back: the request was refused as sent.
 	rf.aAns.set(400, 0)
 	bh := rf.b.hits()
-	if _, raw, eb := alice.chat(body); eb.Code != contracts.CodeInvalidInput || strings.Contains(string(raw), "SECRET") {
+	if _, raw, eb := alice.chat(body); eb.Code != string(contracts.CodeInvalidInput) || strings.Contains(string(raw), "SECRET") {
 		t.Fatalf("4xx: %s", raw)
 	}
 	if rf.b.hits() != bh {
@@ -205,7 +205,7 @@ func TestRoutesPricesFallback(t *testing.T) {
 	// Both failing: UPSTREAM_5XX, nothing charged.
 	rf.aAns.set(502, 0)
 	rf.bAns.set(500, 0)
-	if _, _, eb := alice.chat(body); eb.Code != contracts.CodeUpstream5xx {
+	if _, _, eb := alice.chat(body); eb.Code != string(contracts.CodeUpstream5xx) {
 		t.Fatalf("all failing: %+v", eb)
 	}
 	if s, _ := alice.spent(); s != spent {
@@ -280,7 +280,7 @@ func TestAnthropicUpstream(t *testing.T) {
 	rf.claude.mu.Unlock()
 	_, evs, _ = alice.stream(`{"model":"claude-x","stream":true,"max_tokens":30,"messages":[{"role":"user","content":"hi"}]}`)
 	last := evs[len(evs)-1]
-	if last.typ != "error" || !strings.Contains(last.data, contracts.CodeUpstream5xx) || strings.Contains(last.data, "SECRET") {
+	if last.typ != "error" || !strings.Contains(last.data, string(contracts.CodeUpstream5xx)) || strings.Contains(last.data, "SECRET") {
 		t.Fatalf("error event: %+v", last)
 	}
 	want += 12*2 + 2*8
@@ -290,7 +290,7 @@ func TestAnthropicUpstream(t *testing.T) {
 	rf.claude.mu.Lock()
 	rf.claude.tail, rf.claude.fail = "", 529
 	rf.claude.mu.Unlock()
-	if _, raw, eb := alice.chat(body); eb.Code != contracts.CodeUpstream5xx || strings.Contains(string(raw), "SECRET") {
+	if _, raw, eb := alice.chat(body); eb.Code != string(contracts.CodeUpstream5xx) || strings.Contains(string(raw), "SECRET") {
 		t.Fatalf("529: %s", raw)
 	}
 
@@ -302,7 +302,7 @@ func TestAnthropicUpstream(t *testing.T) {
 		`{"model":"claude-x","max_tokens":5,"messages":[{"role":"tool","content":"x"}]}`,
 		`{"model":"claude-x","max_tokens":5,"messages":[]}`,
 	} {
-		if _, _, eb := alice.chat(b); eb.Code != contracts.CodeInvalidInput {
+		if _, _, eb := alice.chat(b); eb.Code != string(contracts.CodeInvalidInput) {
 			t.Fatalf("%s: %+v", b, eb)
 		}
 	}

@@ -21,7 +21,7 @@ const (
 
 // errStream is the refusal of a malformed upstream event stream.
 func errStream(msg string) error {
-	return contracts.Errorf(contracts.CodeUpstream5xx, "upstream event stream: "+msg)
+	return contracts.New(contracts.CodeUpstream5xx, "upstream event stream: "+msg)
 }
 
 // An SSEReader reads the events of an upstream's server-sent event

@@ -29,12 +29,12 @@ var errIdle = errors.New("llm: upstream stream idle")
 func withUsage(body []byte) ([]byte, bool, error) {
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(body, &doc); err != nil || doc == nil {
-		return nil, false, contracts.Errorf(contracts.CodeInvalidInput, "request body is not a JSON object")
+		return nil, false, contracts.New(contracts.CodeInvalidInput, "request body is not a JSON object")
 	}
 	opts := map[string]json.RawMessage{}
 	if raw, ok := doc["stream_options"]; ok && string(raw) != "null" {
 		if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &opts) != nil {
-			return nil, false, contracts.Errorf(contracts.CodeInvalidInput, "stream_options must be an object")
+			return nil, false, contracts.New(contracts.CodeInvalidInput, "stream_options must be an object")
 		}
 	}
 	if string(opts["include_usage"]) == "true" {
@@ -52,12 +52,12 @@ func withUsage(body []byte) ([]byte, bool, error) {
 	}
 	ob, err := enc(opts)
 	if err != nil {
-		return nil, false, contracts.Errorf(contracts.CodeInvalidInput, "stream_options cannot be encoded")
+		return nil, false, contracts.New(contracts.CodeInvalidInput, "stream_options cannot be encoded")
 	}
 	doc["stream_options"] = ob
 	out, err := enc(doc)
 	if err != nil {
-		return nil, false, contracts.Errorf(contracts.CodeInvalidInput, "request body cannot be encoded")
+		return nil, false, contracts.New(contracts.CodeInvalidInput, "request body cannot be encoded")
 	}
 	return out, false, nil
 }
@@ -164,7 +164,7 @@ func (l *Proxy) stream(ctx, client context.Context, w http.ResponseWriter, rt *r
 		}
 		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "text/event-stream" {
 			r.Body.Close()
-			return fail(contracts.Errorf(contracts.CodeUpstream5xx, "upstream answered a stream request without an event stream"))
+			return fail(contracts.New(contracts.CodeUpstream5xx, "upstream answered a stream request without an event stream"))
 		}
 		resp, up, idle, sctx, stop = r, u, t, actx, cancel
 		return nil
@@ -210,7 +210,7 @@ func (l *Proxy) stream(ctx, client context.Context, w http.ResponseWriter, rt *r
 				end = StreamClientGone // nothing more to write
 			case errors.Is(context.Cause(sctx), errIdle) || errors.Is(sctx.Err(), context.DeadlineExceeded):
 				end = StreamTimeout
-				l.streamError(w, rc, contracts.Errorf(contracts.CodeUpstreamTimeout, "upstream timed out"))
+				l.streamError(w, rc, contracts.New(contracts.CodeUpstreamTimeout, "upstream timed out"))
 			default:
 				end = StreamUpstreamError
 				if contracts.CodeOf(err) != contracts.CodeUpstream5xx {
@@ -225,7 +225,7 @@ func (l *Proxy) stream(ctx, client context.Context, w http.ResponseWriter, rt *r
 			// The chunk would take the completion past what was reserved:
 			// it is not sent, and the stream ends here.
 			end = StreamBudgetCut
-			l.streamError(w, rc, contracts.Errorf(contracts.CodeBudgetExceeded, "the completion reached its reserved budget").WithRetryable(true))
+			l.streamError(w, rc, contracts.New(contracts.CodeBudgetExceeded, "the completion reached its reserved budget").WithRetryable(true))
 			break
 		}
 		counted += n
@@ -281,7 +281,7 @@ func (l *Proxy) extend(rc *http.ResponseController, streamDeadline time.Time) {
 func (l *Proxy) streamError(w http.ResponseWriter, rc *http.ResponseController, err error) {
 	var ce *contracts.Error
 	if !errors.As(err, &ce) {
-		ce = contracts.Errorf(contracts.CodeInternal, "internal error")
+		ce = contracts.New(contracts.CodeInternal, "internal error")
 	}
 	body := *ce
 	body.Cause = nil

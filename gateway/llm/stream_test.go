@@ -118,7 +118,7 @@ func (a *agent) stream(body string) (*http.Response, []event, errBody) {
 	var eb errBody
 	if resp.StatusCode != 200 {
 		raw, _ := io.ReadAll(resp.Body)
-		if err := json.Unmarshal(raw, &eb); err != nil || resp.StatusCode != contracts.HTTPStatus(eb.Code) {
+		if err := json.Unmarshal(raw, &eb); err != nil || resp.StatusCode != contracts.HTTPStatus(contracts.Code(eb.Code)) {
 			a.f.t.Fatalf("refusal is not the contract error body: %d %s", resp.StatusCode, raw)
 		}
 		return resp, nil, eb
@@ -263,7 +263,7 @@ func TestStreamCutAtReservation(t *testing.T) {
 	}
 	last := evs[len(evs)-1]
 	var eb errBody
-	if last.typ != "error" || json.Unmarshal([]byte(last.data), &eb) != nil || eb.Code != contracts.CodeBudgetExceeded {
+	if last.typ != "error" || json.Unmarshal([]byte(last.data), &eb) != nil || eb.Code != string(contracts.CodeBudgetExceeded) {
 		t.Fatalf("stream not ended with a budget error event: %+v", last)
 	}
 	worst := int64(len(up.last())) + 5
@@ -313,7 +313,7 @@ func TestStreamMalformed(t *testing.T) {
 		_, evs, _ := alice.stream(body)
 		last := evs[len(evs)-1]
 		var eb errBody
-		if last.typ != "error" || json.Unmarshal([]byte(last.data), &eb) != nil || eb.Code != contracts.CodeUpstream5xx || strings.Contains(last.data, "sk-secret") {
+		if last.typ != "error" || json.Unmarshal([]byte(last.data), &eb) != nil || eb.Code != string(contracts.CodeUpstream5xx) || strings.Contains(last.data, "sk-secret") {
 			t.Fatalf("%q: stream ended with %+v", bad, last)
 		}
 		if _, n := content(t, evs); n != 2 {
@@ -378,7 +378,7 @@ func TestStreamIdleTimeout(t *testing.T) {
 	})
 	_, evs, _ := alice.stream(`{"model":"m","stream":true,"max_tokens":100,"messages":[]}`)
 	var eb errBody
-	if last := evs[len(evs)-1]; last.typ != "error" || json.Unmarshal([]byte(last.data), &eb) != nil || eb.Code != contracts.CodeUpstreamTimeout {
+	if last := evs[len(evs)-1]; last.typ != "error" || json.Unmarshal([]byte(last.data), &eb) != nil || eb.Code != string(contracts.CodeUpstreamTimeout) {
 		t.Fatalf("idle upstream: %+v", evs)
 	}
 }
@@ -394,9 +394,9 @@ func TestUpstreamErrorsMapped(t *testing.T) {
 		status int
 		code   string
 	}{
-		{400, contracts.CodeInvalidInput}, {404, contracts.CodeInvalidInput}, {422, contracts.CodeInvalidInput},
-		{401, contracts.CodeUpstream5xx}, {403, contracts.CodeUpstream5xx}, {429, contracts.CodeRateLimited},
-		{408, contracts.CodeUpstreamTimeout}, {500, contracts.CodeUpstream5xx}, {503, contracts.CodeUpstream5xx},
+		{400, string(contracts.CodeInvalidInput)}, {404, string(contracts.CodeInvalidInput)}, {422, string(contracts.CodeInvalidInput)},
+		{401, string(contracts.CodeUpstream5xx)}, {403, string(contracts.CodeUpstream5xx)}, {429, string(contracts.CodeRateLimited)},
+		{408, string(contracts.CodeUpstreamTimeout)}, {500, string(contracts.CodeUpstream5xx)}, {503, string(contracts.CodeUpstream5xx)},
 	} {
 		up.set(func(w http.ResponseWriter, _ *http.Request, _ []byte) {
 			w.Header().Set("Content-Type", "application/json")
@@ -408,7 +408,7 @@ func TestUpstreamErrorsMapped(t *testing.T) {
 			`{"model":"m","stream":true,"max_tokens":10,"messages":[]}`,
 		} {
 			resp, raw, eb := alice.chat(body)
-			if eb.Code != c.code || resp.StatusCode != contracts.HTTPStatus(c.code) ||
+			if eb.Code != c.code || resp.StatusCode != contracts.HTTPStatus(contracts.Code(c.code)) ||
 				bytes.Contains(raw, []byte("SECRET")) || bytes.Contains(raw, []byte("10.0.0.7")) {
 				t.Fatalf("upstream %d for %s: %d %s", c.status, body, resp.StatusCode, raw)
 			}
@@ -419,7 +419,7 @@ func TestUpstreamErrorsMapped(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"choices":[]}`)
 	})
-	if _, _, eb := alice.chat(`{"model":"m","stream":true,"max_tokens":10,"messages":[]}`); eb.Code != contracts.CodeUpstream5xx {
+	if _, _, eb := alice.chat(`{"model":"m","stream":true,"max_tokens":10,"messages":[]}`); eb.Code != string(contracts.CodeUpstream5xx) {
 		t.Fatalf("JSON answer to a stream: %+v", eb)
 	}
 	if s, r := alice.spent(); s != 0 || r != 0 {
@@ -434,7 +434,7 @@ func TestStreamOptionsRefused(t *testing.T) {
 		`{"model":"m","stream":true,"stream_options":"yes","max_tokens":1}`,
 		`{"model":"m","stream":true,"stream_options":{"include_usage":true,"Include_Usage":false},"max_tokens":1}`,
 	} {
-		if _, _, eb := alice.chat(body); eb.Code != contracts.CodeInvalidInput {
+		if _, _, eb := alice.chat(body); eb.Code != string(contracts.CodeInvalidInput) {
 			t.Fatalf("%s: %+v", body, eb)
 		}
 	}

@@ -177,7 +177,7 @@ func checkUpstreamURL(s string) error {
 // model; with no routes, the default route (Config.Upstream at
 // Config.PricePer1K) serves every model.
 func buildRoutes(cfg *Config) (map[string]*route, *route, error) {
-	bad := func(msg string) error { return contracts.Errorf(contracts.CodeInvalidInput, "llm: "+msg) }
+	bad := func(msg string) error { return contracts.New(contracts.CodeInvalidInput, "llm: "+msg) }
 	if cfg.PricePer1K < 0 || cfg.PricePer1K > MaxPricePer1K {
 		return nil, nil, bad("Config.PricePer1K is out of range")
 	}
@@ -292,7 +292,7 @@ func (l *Proxy) attempt(client context.Context, rt *route, try func(u *upstream)
 		}
 	}
 	if last == nil {
-		last = contracts.Errorf(contracts.CodeUpstream5xx, "no upstream available")
+		last = contracts.New(contracts.CodeUpstream5xx, "no upstream available")
 	}
 	return last
 }
@@ -301,7 +301,7 @@ func (l *Proxy) attempt(client context.Context, rt *route, try func(u *upstream)
 func (l *Proxy) post(ctx context.Context, u *upstream, body []byte) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.endpoint, bytes.NewReader(body))
 	if err != nil {
-		return nil, contracts.Errorf(contracts.CodeInternal, "bad upstream URL")
+		return nil, contracts.New(contracts.CodeInternal, "bad upstream URL")
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if u.kind == KindAnthropic {
@@ -315,9 +315,9 @@ func (l *Proxy) post(ctx context.Context, u *upstream, body []byte) (*http.Respo
 	resp, err := l.cfg.Client.Do(req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(context.Cause(ctx), errIdle) {
-			return nil, contracts.Errorf(contracts.CodeUpstreamTimeout, "upstream timed out")
+			return nil, contracts.New(contracts.CodeUpstreamTimeout, "upstream timed out")
 		}
-		return nil, contracts.Errorf(contracts.CodeUpstream5xx, "upstream unreachable")
+		return nil, contracts.New(contracts.CodeUpstream5xx, "upstream unreachable")
 	}
 	return resp, nil
 }

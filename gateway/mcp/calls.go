@@ -63,12 +63,12 @@ func (g *Gateway) caller(ctx context.Context, extra *sdk.RequestExtra) (identity
 	// its values (the Attester's verified attestation) reach the handlers.
 	did, ok := talos.PrincipalFrom(ctx)
 	if !ok || extra == nil || extra.Header == nil {
-		return identity.DID{}, "", "", DenyError(contracts.CodeAuthInvalid)
+		return identity.DID{}, "", "", DenyError(string(contracts.CodeAuthInvalid))
 	}
 	var team string
 	if g.cfg.Team != nil {
 		if team, ok = g.cfg.Team(ctx, did); !ok {
-			return identity.DID{}, "", "", DenyError(contracts.CodeAuthInvalid)
+			return identity.DID{}, "", "", DenyError(string(contracts.CodeAuthInvalid))
 		}
 	}
 	return did, team, extra.Header.Get(talos.HeaderCapability), nil
@@ -149,7 +149,7 @@ func (g *Gateway) listTools(ctx context.Context, req *sdk.ListToolsRequest) (*sd
 		if code == "" || authErr != nil {
 			code = contracts.CodeInternal
 		}
-		return nil, DenyError(code)
+		return nil, DenyError(string(code))
 	}
 	return &sdk.ListToolsResult{Tools: visible}, nil
 }
@@ -161,11 +161,11 @@ func (g *Gateway) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.
 		return nil, err
 	}
 	if req.Params == nil {
-		return nil, DenyError(contracts.CodeInvalidInput)
+		return nil, DenyError(string(contracts.CodeInvalidInput))
 	}
 	upstream, tool, ok := strings.Cut(req.Params.Name, ".")
 	if !ok || checkToolName(tool) != nil || len(upstream) > 128 {
-		return nil, DenyError(contracts.CodeInvalidInput)
+		return nil, DenyError(string(contracts.CodeInvalidInput))
 	}
 	args := req.Params.Arguments
 	if len(args) == 0 {
@@ -173,13 +173,13 @@ func (g *Gateway) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.
 	}
 	canon, err := contracts.Canonicalize(args)
 	if err != nil || canon[0] != '{' {
-		return nil, DenyError(contracts.CodeInvalidInput)
+		return nil, DenyError(string(contracts.CodeInvalidInput))
 	}
 	sum := sha256.Sum256(canon)
 	digest := hex.EncodeToString(sum[:])
 	w, err := parseWriteMeta(req.Params.Meta)
 	if err != nil {
-		return nil, DenyError(contracts.CodeOf(err))
+		return nil, DenyError(string(contracts.CodeOf(err)))
 	}
 	st := g.st.Load()
 	call := talos.Call{
@@ -199,7 +199,7 @@ func (g *Gateway) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.
 	var result *sdk.CallToolResult
 	out, err := st.kernel.Do(ctx, call, func(ctx context.Context, _ capability.Decision) (int64, int, error) {
 		if w.argsDigest != "" && w.argsDigest != digest {
-			return 0, 0, contracts.Errorf(contracts.CodeInvalidInput, "mcp: the arguments do not match "+MetaArgsDigest)
+			return 0, 0, contracts.New(contracts.CodeInvalidInput, "mcp: the arguments do not match "+MetaArgsDigest)
 		}
 		if entry.Doc != nil {
 			if err := capability.ValidateDocWrites(*entry.Doc, canon, w.docHashes); err != nil {
@@ -230,7 +230,7 @@ func (g *Gateway) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.
 		if code == "" {
 			code = contracts.CodeInternal
 		}
-		return nil, DenyError(code)
+		return nil, DenyError(string(code))
 	}
 	return result, nil
 }
@@ -270,7 +270,7 @@ func checkDocReads(doc *capability.DocSpec, res *sdk.CallToolResult) error {
 	}
 	sc, err := json.Marshal(res.StructuredContent)
 	if err != nil || res.StructuredContent == nil {
-		return contracts.Errorf(contracts.CodeMCPProtocol, "mcp: a document tool's result has no structured content")
+		return contracts.New(contracts.CodeMCPProtocol, "mcp: a document tool's result has no structured content")
 	}
 	err = capability.ValidateDocWrites(capability.DocSpec{WriteContentPointers: doc.ReadContentPointers,
 		MaxWriteBytes: doc.MaxReadBytes, ContentEncoding: doc.ContentEncoding}, sc, nil)
@@ -278,7 +278,7 @@ func checkDocReads(doc *capability.DocSpec, res *sdk.CallToolResult) error {
 	case "":
 		return nil
 	case capability.CodeDocSizeExceeded:
-		return contracts.Errorf(capability.CodeDocSizeExceeded, "mcp: a document in the result exceeds max_read_bytes")
+		return contracts.New(capability.CodeDocSizeExceeded, "mcp: a document in the result exceeds max_read_bytes")
 	default:
 		return contracts.Wrap(contracts.CodeMCPProtocol, "mcp: a document tool's result does not carry its documents", err)
 	}

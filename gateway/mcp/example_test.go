@@ -61,7 +61,7 @@ func Example() {
 	// Serve it behind an Attester: only signed requests reach it.
 	routes, _ := talos.NewRouteTable([]talos.Route{mcp.Route()})
 	att, err := talos.NewAttester(talos.AttesterConfig{Routes: routes,
-		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(1 << 10)}})
+		Attestation: identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemNonceStore(1 << 10)}})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -72,8 +72,8 @@ func Example() {
 
 	// The agent: its own key, a token for clock.now, an attested client.
 	agent, _ := identity.GenerateWallet("agent")
-	tok, _ := capability.Issue(issuer, agent.DID().String(), []capability.Grant{{Tool: "clock", Actions: []string{"now"}}},
-		time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, _ := capability.Issue(issuer.Signer(), agent.DID(), []capability.Grant{{Tool: "clock", Actions: []string{"now"}}},
+		time.Now().Add(time.Hour), nil)
 	as, _ := identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: agent.Signer()})
 	hc := &http.Client{Transport: &identity.AttestingTransport{Signer: as, Routes: routes,
 		Header: http.Header{talos.HeaderCapability: {tok.Encode()}}}}

@@ -208,13 +208,13 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 
 func newGateway(ctx context.Context, cfg Config) (g *Gateway, err error) {
 	if cfg.Kernel == nil && cfg.NewKernel == nil && cfg.NewKernelConfig == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "mcp: Config.Kernel, Config.NewKernelConfig or Config.NewKernel is required")
+		return nil, contracts.New(contracts.CodeInvalidInput, "mcp: Config.Kernel, Config.NewKernelConfig or Config.NewKernel is required")
 	}
 	if cfg.Kernel != nil && cfg.Registry == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "mcp: Config.Kernel needs the Config.Registry its authorizer classifies tools with; use NewKernelConfig to derive the registry")
+		return nil, contracts.New(contracts.CodeInvalidInput, "mcp: Config.Kernel needs the Config.Registry its authorizer classifies tools with; use NewKernelConfig to derive the registry")
 	}
 	if len(cfg.Upstreams) == 0 {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "mcp: Config.Upstreams is empty")
+		return nil, contracts.New(contracts.CodeInvalidInput, "mcp: Config.Upstreams is empty")
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = DefaultCallTimeout
@@ -248,7 +248,7 @@ func newGateway(ctx context.Context, cfg Config) (g *Gateway, err error) {
 	sort.Strings(names)
 	for _, name := range names {
 		if strings.ContainsAny(name, "./ ") || name == "" || cfg.Upstreams[name] == nil {
-			return g, contracts.Errorf(contracts.CodeInvalidInput, fmt.Sprintf("mcp: invalid upstream name %q", name))
+			return g, contracts.New(contracts.CodeInvalidInput, fmt.Sprintf("mcp: invalid upstream name %q", name))
 		}
 		g.refreshMu[name] = &sync.Mutex{}
 	}
@@ -338,7 +338,7 @@ func (g *Gateway) newState(reg *capability.ToolRegistry) (*state, error) {
 			return nil, err
 		}
 		if k == nil {
-			return nil, contracts.Errorf(contracts.CodeInvalidInput, "mcp: Config.NewKernel returned no Kernel")
+			return nil, contracts.New(contracts.CodeInvalidInput, "mcp: Config.NewKernel returned no Kernel")
 		}
 		st.kernel = k
 	}
@@ -357,10 +357,10 @@ func listTools(ctx context.Context, name string, cs *sdk.ClientSession) (map[str
 			return nil, contracts.Wrap(contracts.CodeMCPProtocol, "mcp: upstream "+name+": tool "+strconv.Quote(tool.Name), err)
 		}
 		if _, dup := tools[tool.Name]; dup {
-			return nil, contracts.Errorf(contracts.CodeMCPProtocol, "mcp: upstream "+name+" lists tool "+strconv.Quote(tool.Name)+" twice")
+			return nil, contracts.New(contracts.CodeMCPProtocol, "mcp: upstream "+name+" lists tool "+strconv.Quote(tool.Name)+" twice")
 		}
 		if len(tools) >= capability.MaxRegistryTools {
-			return nil, contracts.Errorf(contracts.CodeMCPProtocol, "mcp: upstream "+name+" lists too many tools")
+			return nil, contracts.New(contracts.CodeMCPProtocol, "mcp: upstream "+name+" lists too many tools")
 		}
 		tools[tool.Name] = tool
 	}
@@ -372,12 +372,12 @@ func listTools(ctx context.Context, name string, cs *sdk.ClientSession) (map[str
 // rule).
 func checkToolName(n string) error {
 	if n == "" || len(n) > 128 {
-		return contracts.Errorf(contracts.CodeMCPProtocol, "tool name must be 1 to 128 bytes")
+		return contracts.New(contracts.CodeMCPProtocol, "tool name must be 1 to 128 bytes")
 	}
 	for i := 0; i < len(n); i++ {
 		c := n[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
-			return contracts.Errorf(contracts.CodeMCPProtocol, "tool name holds a character outside [A-Za-z0-9_.-]")
+			return contracts.New(contracts.CodeMCPProtocol, "tool name holds a character outside [A-Za-z0-9_.-]")
 		}
 	}
 	return nil
@@ -594,7 +594,7 @@ func (g *Gateway) session(ctx context.Context, name string) (*sdk.ClientSession,
 		g.mu.Unlock()
 		mu.Unlock()
 		if cs == nil {
-			return nil, contracts.Errorf(contracts.CodeUpstream5xx, "mcp: gateway closed")
+			return nil, contracts.New(contracts.CodeUpstream5xx, "mcp: gateway closed")
 		}
 		return cs, nil
 	}
@@ -611,7 +611,7 @@ func (g *Gateway) session(ctx context.Context, name string) (*sdk.ClientSession,
 		g.mu.Unlock()
 		mu.Unlock()
 		cs.Close()
-		return nil, contracts.Errorf(contracts.CodeUpstream5xx, "mcp: gateway closed")
+		return nil, contracts.New(contracts.CodeUpstream5xx, "mcp: gateway closed")
 	}
 	g.upstreams[name] = cs
 	g.mu.Unlock()
@@ -659,7 +659,7 @@ func (g *Gateway) Close() error {
 // contract code ("talos_code") and its HTTP status ("http_status") in
 // data, and nothing more.
 func DenyError(code string) *jsonrpc.Error {
-	data, _ := json.Marshal(map[string]any{"talos_code": code, "http_status": contracts.HTTPStatus(code)})
+	data, _ := json.Marshal(map[string]any{"talos_code": code, "http_status": contracts.HTTPStatus(contracts.Code(code))})
 	return &jsonrpc.Error{Code: -32000, Message: "denied: " + code, Data: data}
 }
 
@@ -677,7 +677,7 @@ func (g *Gateway) newHandler() http.Handler {
 		&sdk.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := talos.PrincipalFrom(r.Context()); !ok {
-			talos.WriteError(w, r, contracts.Errorf(contracts.CodeAuthInvalid, "request is not attested"))
+			talos.WriteError(w, r, contracts.New(contracts.CodeAuthInvalid, "request is not attested"))
 			return
 		}
 		if g.cfg.WriteTimeout > 0 {
@@ -685,7 +685,7 @@ func (g *Gateway) newHandler() http.Handler {
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 		if err != nil {
-			talos.WriteError(w, r, contracts.Errorf(contracts.CodeInvalidInput, "request body too large or unreadable"))
+			talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "request body too large or unreadable"))
 			return
 		}
 		if err := CheckJSONRPC(body); err != nil {
@@ -720,7 +720,7 @@ func CheckJSONRPC(body []byte) error {
 		return err
 	}
 	if msg.JSONRPC != "2.0" || len(msg.Method) < 3 || msg.Method[0] != '"' {
-		return contracts.Errorf(contracts.CodeInvalidInput, "body must be one JSON-RPC 2.0 request or notification")
+		return contracts.New(contracts.CodeInvalidInput, "body must be one JSON-RPC 2.0 request or notification")
 	}
 	return nil
 }
@@ -744,7 +744,7 @@ func (e *errorWriter) WriteHeader(status int) {
 			code = contracts.CodeInternal
 		}
 		e.Header().Del("Content-Length")
-		talos.WriteError(e.ResponseWriter, e.r, contracts.Errorf(code, "MCP request refused: "+strings.ToLower(http.StatusText(status))))
+		talos.WriteError(e.ResponseWriter, e.r, contracts.New(code, "MCP request refused: "+strings.ToLower(http.StatusText(status))))
 		return
 	}
 	e.ResponseWriter.WriteHeader(status)

@@ -57,7 +57,7 @@ type fixture struct {
 	t       testing.TB
 	root    *identity.Wallet
 	log     *audit.Log
-	budgets *budget.Memory
+	budgets *budget.MemBudget
 	routes  *talos.RouteTable
 	gw      *Gateway
 	srv     *httptest.Server
@@ -88,7 +88,7 @@ func newFixture(t testing.TB, opts ...option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.budgets, err = budget.NewMemory(budget.MemoryConfig{}); err != nil {
+	if f.budgets, err = budget.NewMemBudget(budget.MemBudgetConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	revs := capability.NewMemRevocationStore(nil)
@@ -126,7 +126,7 @@ func newFixture(t testing.TB, opts ...option) *fixture {
 	for _, o := range opts {
 		o(&cfg, &rates)
 	}
-	limits, err = budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemoryRates(nil), Surface: SurfaceID, Limit: rates[SurfaceID]}, rates)
+	limits, err = budget.NewLimits(budget.LimiterConfig{Store: budget.NewMemRates(nil), Surface: SurfaceID, Limit: rates[SurfaceID]}, rates)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func newFixture(t testing.TB, opts ...option) *fixture {
 // nonces is a replay store; the benchmark sends from one principal, so
 // its per-principal quota is lifted.
 func (f *fixture) nonces() identity.NonceStore {
-	n, err := identity.NewMemoryNonceStoreConfig(identity.MemoryNonceStoreConfig{Max: 1 << 22, MaxPerPrincipal: 1 << 22, Rate: 1e9, Burst: 1 << 22})
+	n, err := identity.NewMemNonceStoreConfig(identity.MemNonceStoreConfig{Max: 1 << 22, MaxPerPrincipal: 1 << 22, Rate: 1e9, Burst: 1 << 22})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -170,8 +170,8 @@ func (f *fixture) agent(team string) *identity.Wallet {
 }
 
 func (f *fixture) issue(w *identity.Wallet, readOnly bool, actions ...string) string {
-	tok, err := capability.Issue(f.root, w.DID().String(), []capability.Grant{{Tool: "files", Actions: actions}},
-		time.Now().Add(time.Hour), capability.IssueOptions{ReadOnly: readOnly})
+	tok, err := capability.Issue(f.root.Signer(), w.DID(), []capability.Grant{{Tool: "files", Actions: actions}},
+		time.Now().Add(time.Hour), &capability.IssueOptions{ReadOnly: readOnly})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func talosCode(t *testing.T, err error) string {
 	if err := json.Unmarshal(je.Data, &data); err != nil {
 		t.Fatalf("error data %s: %v", je.Data, err)
 	}
-	if je.Code != -32000 || data.Status != contracts.HTTPStatus(data.Code) {
+	if je.Code != -32000 || data.Status != contracts.HTTPStatus(contracts.Code(data.Code)) {
 		t.Fatalf("deny error %d %s", je.Code, je.Data)
 	}
 	return data.Code
@@ -266,7 +266,7 @@ func TestReadOnlyTokenAndOneAuditEventPerCall(t *testing.T) {
 	if err != nil || textOf(res) != "contents of /a" {
 		t.Fatalf("read: %v %v", res, err)
 	}
-	if _, err = cs.CallTool(t.Context(), write); talosCode(t, err) != contracts.CodeDenied {
+	if _, err = cs.CallTool(t.Context(), write); talosCode(t, err) != string(contracts.CodeDenied) {
 		t.Fatalf("write under a read-only token: %v", err)
 	}
 	if f.files.writes.Load() != 0 {
@@ -301,18 +301,18 @@ func TestRegistryGrantsAndBudgets(t *testing.T) {
 	alice, bob := f.agent("team-g"), f.agent("team-g")
 	cs := f.session(alice, f.issue(alice, false, "read_file", "write_file"))
 	// write_file is served but not in the registry: always denied.
-	if _, err := cs.CallTool(t.Context(), write); talosCode(t, err) != contracts.CodeDenied {
+	if _, err := cs.CallTool(t.Context(), write); talosCode(t, err) != string(contracts.CodeDenied) {
 		t.Fatalf("unknown tool: %v", err)
 	}
-	if _, err := f.session(bob, f.issue(bob, false, "list")).CallTool(t.Context(), read); talosCode(t, err) != contracts.CodeDenied {
+	if _, err := f.session(bob, f.issue(bob, false, "list")).CallTool(t.Context(), read); talosCode(t, err) != string(contracts.CodeDenied) {
 		t.Fatalf("outside the grant: %v", err)
 	}
-	if _, err := f.session(bob, "").CallTool(t.Context(), read); talosCode(t, err) != contracts.CodeInvalidCapability {
+	if _, err := f.session(bob, "").CallTool(t.Context(), read); talosCode(t, err) != string(contracts.CodeInvalidCapability) {
 		t.Fatalf("without a capability: %v", err)
 	}
 	// A principal the Team function does not know is refused.
 	eve, _ := identity.GenerateWallet("eve")
-	if _, err := f.session(eve, f.issue(eve, false, "read_file")).CallTool(t.Context(), read); talosCode(t, err) != contracts.CodeAuthInvalid {
+	if _, err := f.session(eve, f.issue(eve, false, "read_file")).CallTool(t.Context(), read); talosCode(t, err) != string(contracts.CodeAuthInvalid) {
 		t.Fatalf("unregistered principal: %v", err)
 	}
 	// alice's key may spend 3000 micro-USD, the team 4000; a call costs 1000.
@@ -323,14 +323,14 @@ func TestRegistryGrantsAndBudgets(t *testing.T) {
 			t.Fatalf("call %d within budget: %v", i, err)
 		}
 	}
-	if _, err := cs.CallTool(t.Context(), read); talosCode(t, err) != contracts.CodeBudgetExceeded {
+	if _, err := cs.CallTool(t.Context(), read); talosCode(t, err) != string(contracts.CodeBudgetExceeded) {
 		t.Fatalf("beyond the key budget: %v", err)
 	}
 	bcs := f.session(bob, f.issue(bob, false, "read_file"))
 	if _, err := bcs.CallTool(t.Context(), read); err != nil {
 		t.Fatalf("bob within the team budget: %v", err)
 	}
-	if _, err := bcs.CallTool(t.Context(), read); talosCode(t, err) != contracts.CodeBudgetExceeded {
+	if _, err := bcs.CallTool(t.Context(), read); talosCode(t, err) != string(contracts.CodeBudgetExceeded) {
 		t.Fatalf("beyond the team budget: %v", err)
 	}
 	if n := f.files.reads.Load(); n != 4 || f.files.writes.Load() != 0 {
@@ -365,7 +365,7 @@ func TestRateLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := cs.CallTool(t.Context(), read); talosCode(t, err) != contracts.CodeRateLimited {
+	if _, err := cs.CallTool(t.Context(), read); talosCode(t, err) != string(contracts.CodeRateLimited) {
 		t.Fatalf("third call: %v", err)
 	}
 }
@@ -397,7 +397,7 @@ func TestReconnects(t *testing.T) {
 		if err == nil {
 			break
 		}
-		if code := talosCode(t, err); code != contracts.CodeMCPProtocol && code != contracts.CodeUpstream5xx {
+		if code := talosCode(t, err); code != string(contracts.CodeMCPProtocol) && code != string(contracts.CodeUpstream5xx) {
 			t.Fatalf("call on a dropped session: %s", code)
 		}
 	}
@@ -422,7 +422,7 @@ func TestHTTPEdge(t *testing.T) {
 		if contracts.CodeOf(err) == contracts.CodeInvalidInput {
 			// The client's signer refuses to attest it (not canonical
 			// JSON): the gateway's own check must refuse it too.
-			return 0, contracts.CodeOf(CheckJSONRPC(body))
+			return 0, string(contracts.CodeOf(CheckJSONRPC(body)))
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -433,14 +433,14 @@ func TestHTTPEdge(t *testing.T) {
 		}
 		raw, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode >= 400 {
-			if err := json.Unmarshal(raw, &eb); err != nil || resp.StatusCode != contracts.HTTPStatus(eb.Code) {
+			if err := json.Unmarshal(raw, &eb); err != nil || resp.StatusCode != contracts.HTTPStatus(contracts.Code(eb.Code)) {
 				t.Fatalf("%q: %d %s", body, resp.StatusCode, raw)
 			}
 		}
 		return resp.StatusCode, eb.Code
 	}
 	call := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"files.read_file","arguments":{"path":"/a"}}}`
-	if _, code := post(http.DefaultClient, []byte(call)); code != contracts.CodeAuthInvalid {
+	if _, code := post(http.DefaultClient, []byte(call)); code != string(contracts.CodeAuthInvalid) {
 		t.Fatalf("unattested: %s", code)
 	}
 	c := f.client(alice, tok)
@@ -452,7 +452,7 @@ func TestHTTPEdge(t *testing.T) {
 		`{"jsonrpc":"2.0","id":1,"method":7}`,
 		`{"jsonrpc":"2.0","id":1,"method":"tools/list","pad":"` + strings.Repeat("a", MaxBody) + `"}`,
 	} {
-		if _, code := post(c, []byte(body)); code != contracts.CodeInvalidInput {
+		if _, code := post(c, []byte(body)); code != string(contracts.CodeInvalidInput) {
 			t.Fatalf("%.80s: %s", body, code)
 		}
 	}
@@ -517,7 +517,7 @@ func TestConfigKernel(t *testing.T) {
 	if _, err := cs.CallTool(t.Context(), read); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs.CallTool(t.Context(), write); talosCode(t, err) != contracts.CodeDenied {
+	if _, err := cs.CallTool(t.Context(), write); talosCode(t, err) != string(contracts.CodeDenied) {
 		t.Fatalf("a tool outside the registry: %v", err)
 	}
 }

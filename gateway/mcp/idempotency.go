@@ -68,7 +68,7 @@ func ParseWriteMeta(meta map[string]any) (key string, err error) {
 func parseWriteMeta(meta map[string]any) (writeMeta, error) {
 	var w writeMeta
 	bad := func(msg string) (writeMeta, error) {
-		return writeMeta{}, contracts.Errorf(contracts.CodeInvalidInput, "mcp: params._meta: "+msg)
+		return writeMeta{}, contracts.New(contracts.CodeInvalidInput, "mcp: params._meta: "+msg)
 	}
 	if v, ok := meta[MetaIdempotencyKey]; ok {
 		s, isStr := v.(string)
@@ -281,7 +281,7 @@ func idemKey(did identity.DID, upstream, tool, key string) string {
 // is in flight, is refused with REPLAY_DETECTED.
 func (g *Gateway) idempotent(ctx context.Context, did identity.DID, upstream, tool, digest, key string, canon []byte, doc *capability.DocSpec) (*sdk.CallToolResult, bool, error) {
 	if key == "" {
-		return nil, false, contracts.Errorf(contracts.CodeInvalidInput, "mcp: this tool requires params._meta."+MetaIdempotencyKey)
+		return nil, false, contracts.New(contracts.CodeInvalidInput, "mcp: this tool requires params._meta."+MetaIdempotencyKey)
 	}
 	k := idemKey(did, upstream, tool, key)
 	rec, claimed, err := g.idem.Claim(ctx, k, digest, g.cfg.IdempotencyTTL)
@@ -294,11 +294,11 @@ func (g *Gateway) idempotent(ctx context.Context, did identity.DID, upstream, to
 	if !claimed {
 		switch {
 		case rec.Digest != digest:
-			return nil, false, contracts.Errorf(contracts.CodeReplayDetected, "mcp: idempotency key reused with other arguments")
+			return nil, false, contracts.New(contracts.CodeReplayDetected, "mcp: idempotency key reused with other arguments")
 		case !rec.Done:
-			return nil, false, contracts.Errorf(contracts.CodeReplayDetected, "mcp: a call with this idempotency key is in flight")
+			return nil, false, contracts.New(contracts.CodeReplayDetected, "mcp: a call with this idempotency key is in flight")
 		case rec.Code != "":
-			return nil, false, contracts.Errorf(rec.Code, "mcp: the call with this idempotency key failed")
+			return nil, false, contracts.New(contracts.Code(rec.Code), "mcp: the call with this idempotency key failed")
 		}
 		var res sdk.CallToolResult
 		if err := json.Unmarshal(rec.Result, &res); err != nil {
@@ -321,14 +321,14 @@ func (g *Gateway) idempotent(ctx context.Context, did identity.DID, upstream, to
 		} else {
 			// The upstream may have acted: a repeat gets this failure, a
 			// retry needs a new key.
-			_ = g.idem.Complete(sctx, k, IdempotencyRecord{Digest: digest, Done: true, Code: contracts.CodeOf(err)})
+			_ = g.idem.Complete(sctx, k, IdempotencyRecord{Digest: digest, Done: true, Code: string(contracts.CodeOf(err))})
 		}
 		return nil, false, err
 	}
 	b, err := json.Marshal(res)
 	stored := IdempotencyRecord{Digest: digest, Done: true, Result: b}
 	if err != nil || len(b) > MaxRememberedResult {
-		stored = IdempotencyRecord{Digest: digest, Done: true, Code: contracts.CodeReplayDetected}
+		stored = IdempotencyRecord{Digest: digest, Done: true, Code: string(contracts.CodeReplayDetected)}
 	}
 	// If storing fails the key stays claimed (in flight) until it
 	// expires: a repeat is refused, never executed again.

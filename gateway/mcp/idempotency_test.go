@@ -39,7 +39,7 @@ func TestIdempotentWrites(t *testing.T) {
 	a := map[string]any{"path": "/a", "data": "x"}
 
 	before := f.auditSize()
-	if _, err := acs.CallTool(t.Context(), writeWith("", a)); talosCode(t, err) != contracts.CodeInvalidInput {
+	if _, err := acs.CallTool(t.Context(), writeWith("", a)); talosCode(t, err) != string(contracts.CodeInvalidInput) {
 		t.Fatalf("write without a key: %v", err)
 	}
 	if f.files.writes.Load() != 0 || f.auditSize() != before+1 {
@@ -61,7 +61,7 @@ func TestIdempotentWrites(t *testing.T) {
 	if n := f.files.writes.Load(); n != 1 {
 		t.Fatalf("the upstream executed %d times, want 1", n)
 	}
-	if _, err := acs.CallTool(t.Context(), writeWith("k-1", map[string]any{"path": "/b", "data": "x"})); talosCode(t, err) != contracts.CodeReplayDetected {
+	if _, err := acs.CallTool(t.Context(), writeWith("k-1", map[string]any{"path": "/b", "data": "x"})); talosCode(t, err) != string(contracts.CodeReplayDetected) {
 		t.Fatalf("same key, other arguments: %v", err)
 	}
 	// bob's k-1 is his own.
@@ -74,11 +74,11 @@ func TestIdempotentWrites(t *testing.T) {
 	}
 	// A malformed key or a wrong declared digest is refused before the
 	// upstream.
-	if _, err := acs.CallTool(t.Context(), writeWith("a b", a)); talosCode(t, err) != contracts.CodeInvalidInput {
+	if _, err := acs.CallTool(t.Context(), writeWith("a b", a)); talosCode(t, err) != string(contracts.CodeInvalidInput) {
 		t.Fatalf("malformed key: %v", err)
 	}
 	wrong := strings.Repeat("0", 64)
-	if _, err := acs.CallTool(t.Context(), writeWith("k-2", a, MetaArgsDigest, wrong)); talosCode(t, err) != contracts.CodeInvalidInput {
+	if _, err := acs.CallTool(t.Context(), writeWith("k-2", a, MetaArgsDigest, wrong)); talosCode(t, err) != string(contracts.CodeInvalidInput) {
 		t.Fatalf("wrong args digest: %v", err)
 	}
 	canon, _ := contracts.Canonicalize([]byte(`{"path":"/a","data":"x"}`))
@@ -109,7 +109,7 @@ func TestIdempotentReplayIsFree(t *testing.T) {
 	if _, err := cs.CallTool(t.Context(), writeWith("twice", a)); err != nil {
 		t.Fatalf("a second execution: %v", err)
 	}
-	if _, err := cs.CallTool(t.Context(), writeWith("thrice", a)); talosCode(t, err) != contracts.CodeBudgetExceeded {
+	if _, err := cs.CallTool(t.Context(), writeWith("thrice", a)); talosCode(t, err) != string(contracts.CodeBudgetExceeded) {
 		t.Fatalf("a third execution: %v", err)
 	}
 	if n := f.files.writes.Load(); n != 2 {
@@ -150,8 +150,8 @@ func TestIdempotentInFlightAndFailures(t *testing.T) {
 		c.Upstreams["jobs"] = InMemoryUpstream(s)
 	})
 	alice := f.agent("t")
-	tok, err := capability.Issue(f.root, alice.DID().String(), []capability.Grant{{Tool: "jobs", Actions: []string{"slow", "fail"}}},
-		time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, err := capability.Issue(f.root.Signer(), alice.DID(), []capability.Grant{{Tool: "jobs", Actions: []string{"slow", "fail"}}},
+		time.Now().Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestIdempotentInFlightAndFailures(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("first call: %v", err)
 	}
-	if _, err := call("jobs.slow", "job-1"); talosCode(t, err) != contracts.CodeReplayDetected {
+	if _, err := call("jobs.slow", "job-1"); talosCode(t, err) != string(contracts.CodeReplayDetected) {
 		t.Fatalf("repeat in flight: %v", err)
 	}
 	close(b.release)
@@ -212,10 +212,10 @@ func TestDocumentLimits(t *testing.T) {
 		meta []any
 		code string
 	}{
-		"big":      {map[string]any{"path": "/a", "data": "12345"}, nil, capability.CodeDocSizeExceeded},
-		"nodoc":    {map[string]any{"path": "/a"}, nil, capability.CodeDocPointerInvalid},
-		"badhash":  {map[string]any{"path": "/a", "data": "1234"}, []any{MetaExpectedDocumentHashes, []any{map[string]any{"pointer": "/data", "hash": strings.Repeat("a", 64)}}}, capability.CodeDocHashMismatch},
-		"badmeta":  {map[string]any{"path": "/a", "data": "1234"}, []any{MetaExpectedDocumentHashes, "x"}, contracts.CodeInvalidInput},
+		"big":      {map[string]any{"path": "/a", "data": "12345"}, nil, string(capability.CodeDocSizeExceeded)},
+		"nodoc":    {map[string]any{"path": "/a"}, nil, string(capability.CodeDocPointerInvalid)},
+		"badhash":  {map[string]any{"path": "/a", "data": "1234"}, []any{MetaExpectedDocumentHashes, []any{map[string]any{"pointer": "/data", "hash": strings.Repeat("a", 64)}}}, string(capability.CodeDocHashMismatch)},
+		"badmeta":  {map[string]any{"path": "/a", "data": "1234"}, []any{MetaExpectedDocumentHashes, "x"}, string(contracts.CodeInvalidInput)},
 		"goodhash": {map[string]any{"path": "/a", "data": "1234"}, []any{MetaExpectedDocumentHashes, []any{map[string]any{"pointer": "/data", "hash": capability.BytesDigest([]byte("1234"))}}}, ""},
 	} {
 		_, err := cs.CallTool(t.Context(), writeWith(key, tc.args, tc.meta...))
@@ -344,8 +344,8 @@ func TestDocumentReadLimit(t *testing.T) {
 		c.Registry = reg
 	})
 	alice := f.agent("t")
-	tok, _ := capability.Issue(f.root, alice.DID().String(), []capability.Grant{{Tool: "docs", Actions: []string{"get"}}},
-		time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, _ := capability.Issue(f.root.Signer(), alice.DID(), []capability.Grant{{Tool: "docs", Actions: []string{"get"}}},
+		time.Now().Add(time.Hour), nil)
 	cs := f.session(alice, tok.Encode())
 	get := func(path, data string) (*sdk.CallToolResult, error) {
 		return cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "docs.get", Arguments: map[string]any{"path": path, "data": data}})
@@ -353,10 +353,10 @@ func TestDocumentReadLimit(t *testing.T) {
 	if _, err := get("/a", "1234"); err != nil {
 		t.Fatalf("within the limit: %v", err)
 	}
-	if _, err := get("/a", "12345"); talosCode(t, err) != capability.CodeDocSizeExceeded {
+	if _, err := get("/a", "12345"); talosCode(t, err) != string(capability.CodeDocSizeExceeded) {
 		t.Fatalf("over the limit: %v", err)
 	}
-	if _, err := get("/none", ""); talosCode(t, err) != contracts.CodeMCPProtocol {
+	if _, err := get("/none", ""); talosCode(t, err) != string(contracts.CodeMCPProtocol) {
 		t.Fatalf("no document: %v", err)
 	}
 }

@@ -76,10 +76,10 @@ func TestListFilteredByGrants(t *testing.T) {
 		t.Fatalf("list event %+v", e.Event)
 	}
 	// A token that is not bob's (holder binding), or none: refused, audited.
-	if _, err := f.session(carol, f.issue(bob, false, "read_file")).ListTools(t.Context(), nil); talosCode(t, err) != contracts.CodeDenied {
+	if _, err := f.session(carol, f.issue(bob, false, "read_file")).ListTools(t.Context(), nil); talosCode(t, err) != string(contracts.CodeDenied) {
 		t.Fatalf("someone else's token: %v", err)
 	}
-	if _, err := f.session(bob, "").ListTools(t.Context(), nil); talosCode(t, err) != contracts.CodeInvalidCapability {
+	if _, err := f.session(bob, "").ListTools(t.Context(), nil); talosCode(t, err) != string(contracts.CodeInvalidCapability) {
 		t.Fatalf("no token: %v", err)
 	}
 	if got := f.auditSize(); got != before+5 {
@@ -96,7 +96,7 @@ func TestListRateLimited(t *testing.T) {
 	alice := f.agent("t")
 	cs := f.session(alice, f.issue(alice, false, "read_file"))
 	toolNames(t, cs)
-	if _, err := cs.ListTools(t.Context(), nil); talosCode(t, err) != contracts.CodeRateLimited {
+	if _, err := cs.ListTools(t.Context(), nil); talosCode(t, err) != string(contracts.CodeRateLimited) {
 		t.Fatalf("second list: %v", err)
 	}
 }
@@ -117,7 +117,7 @@ func TestListWithoutAuthorizer(t *testing.T) {
 	})
 	alice := f.agent("t")
 	cs := f.session(alice, f.issue(alice, false, "read_file"))
-	if _, err := cs.ListTools(t.Context(), nil); talosCode(t, err) != contracts.CodeDenied {
+	if _, err := cs.ListTools(t.Context(), nil); talosCode(t, err) != string(contracts.CodeDenied) {
 		t.Fatalf("list without an Authorizer: %v", err)
 	}
 	if _, err := cs.CallTool(t.Context(), read); err != nil {
@@ -198,7 +198,7 @@ func TestRefreshOnListChanged(t *testing.T) {
 		t.Fatalf("after the removal: %s", got)
 	}
 	before := f.auditSize()
-	if _, err := cs.CallTool(t.Context(), read); talosCode(t, err) != contracts.CodeDenied {
+	if _, err := cs.CallTool(t.Context(), read); talosCode(t, err) != string(contracts.CodeDenied) {
 		t.Fatalf("removed tool: %v", err)
 	}
 	if f.files.reads.Load() != 0 {

@@ -104,7 +104,7 @@ func (g *Gateway) listVia(ctx context.Context, st *state, did identity.DID, team
 		if code == "" || authErr != nil {
 			code = contracts.CodeInternal
 		}
-		return DenyError(code)
+		return DenyError(string(code))
 	}
 	return nil
 }
@@ -135,7 +135,7 @@ func (g *Gateway) listResources(ctx context.Context, req *sdk.ListResourcesReque
 					return 0, contracts.Wrap(contracts.CodeMCPProtocol, "mcp: upstream "+up+": listing resources", err)
 				}
 				if len(owners) >= maxListed || r.URI == "" || len(r.URI) > 2048 {
-					return 0, contracts.Errorf(contracts.CodeMCPProtocol, "mcp: upstream "+up+": too many resources or a bad URI")
+					return 0, contracts.New(contracts.CodeMCPProtocol, "mcp: upstream "+up+": too many resources or a bad URI")
 				}
 				owners[r.URI] = true
 				res.Resources = append(res.Resources, r)
@@ -177,7 +177,7 @@ func (g *Gateway) readResource(ctx context.Context, req *sdk.ReadResourceRequest
 		return nil, err
 	}
 	if req.Params == nil || req.Params.URI == "" || len(req.Params.URI) > 2048 {
-		return nil, DenyError(contracts.CodeInvalidInput)
+		return nil, DenyError(string(contracts.CodeInvalidInput))
 	}
 	sum := sha256.Sum256([]byte(req.Params.URI))
 	up, ok := g.resourceOwner(req.Params.URI)
@@ -216,7 +216,7 @@ func (g *Gateway) listPrompts(ctx context.Context, req *sdk.ListPromptsRequest) 
 					return 0, contracts.Wrap(contracts.CodeMCPProtocol, "mcp: upstream "+up+": listing prompts", err)
 				}
 				if n++; n > maxListed || checkToolName(p.Name) != nil {
-					return 0, contracts.Errorf(contracts.CodeMCPProtocol, "mcp: upstream "+up+": too many prompts or a bad prompt name")
+					return 0, contracts.New(contracts.CodeMCPProtocol, "mcp: upstream "+up+": too many prompts or a bad prompt name")
 				}
 				exposed := *p
 				exposed.Name = up + "." + p.Name
@@ -240,11 +240,11 @@ func (g *Gateway) getPrompt(ctx context.Context, req *sdk.GetPromptRequest) (*sd
 		return nil, err
 	}
 	if req.Params == nil {
-		return nil, DenyError(contracts.CodeInvalidInput)
+		return nil, DenyError(string(contracts.CodeInvalidInput))
 	}
 	up, name, ok := strings.Cut(req.Params.Name, ".")
 	if !ok || checkToolName(name) != nil || len(up) > 128 {
-		return nil, DenyError(contracts.CodeInvalidInput)
+		return nil, DenyError(string(contracts.CodeInvalidInput))
 	}
 	pargs := req.Params.Arguments
 	if pargs == nil {
@@ -252,7 +252,7 @@ func (g *Gateway) getPrompt(ctx context.Context, req *sdk.GetPromptRequest) (*sd
 	}
 	canon, err := contracts.MarshalStrict(map[string]any{"name": name, "arguments": pargs})
 	if err != nil {
-		return nil, DenyError(contracts.CodeInvalidInput)
+		return nil, DenyError(string(contracts.CodeInvalidInput))
 	}
 	sum := sha256.Sum256(canon)
 	_, known := g.cfg.Upstreams[up]
@@ -302,7 +302,7 @@ func (g *Gateway) proxied(ctx context.Context, did identity.DID, team, tok, up s
 		if code == "" {
 			code = contracts.CodeInternal
 		}
-		return DenyError(code)
+		return DenyError(string(code))
 	}
 	return nil
 }

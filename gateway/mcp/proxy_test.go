@@ -65,17 +65,17 @@ func TestResourcesAndPrompts(t *testing.T) {
 	if lp, err := bcs.ListPrompts(t.Context(), nil); err != nil || len(lp.Prompts) != 0 {
 		t.Fatalf("bob's prompts: %+v %v", lp, err)
 	}
-	if _, err := bcs.ReadResource(t.Context(), &sdk.ReadResourceParams{URI: "file:///readme"}); talosCode(t, err) != contracts.CodeDenied {
+	if _, err := bcs.ReadResource(t.Context(), &sdk.ReadResourceParams{URI: "file:///readme"}); talosCode(t, err) != string(contracts.CodeDenied) {
 		t.Fatalf("bob reads: %v", err)
 	}
-	if _, err := bcs.GetPrompt(t.Context(), &sdk.GetPromptParams{Name: "docs.review"}); talosCode(t, err) != contracts.CodeDenied {
+	if _, err := bcs.GetPrompt(t.Context(), &sdk.GetPromptParams{Name: "docs.review"}); talosCode(t, err) != string(contracts.CodeDenied) {
 		t.Fatalf("bob gets: %v", err)
 	}
 	// A URI no upstream listed, a prompt of an upstream without prompts.
-	if _, err := acs.ReadResource(t.Context(), &sdk.ReadResourceParams{URI: "file:///etc/passwd"}); talosCode(t, err) != contracts.CodeDenied {
+	if _, err := acs.ReadResource(t.Context(), &sdk.ReadResourceParams{URI: "file:///etc/passwd"}); talosCode(t, err) != string(contracts.CodeDenied) {
 		t.Fatalf("unlisted URI: %v", err)
 	}
-	if _, err := acs.GetPrompt(t.Context(), &sdk.GetPromptParams{Name: "files.review"}); talosCode(t, err) != contracts.CodeDenied {
+	if _, err := acs.GetPrompt(t.Context(), &sdk.GetPromptParams{Name: "files.review"}); talosCode(t, err) != string(contracts.CodeDenied) {
 		t.Fatalf("prompt of files: %v", err)
 	}
 	if reads.Load() != 1 || gets.Load() != 1 {
@@ -89,8 +89,8 @@ func TestResourcesAndPrompts(t *testing.T) {
 // issueFor issues w a token granting actions on tool.
 func issueFor(t *testing.T, f *fixture, w *identity.Wallet, tool string, actions ...string) string {
 	t.Helper()
-	tok, err := capability.Issue(f.root, w.DID().String(), []capability.Grant{{Tool: tool, Actions: actions}},
-		time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, err := capability.Issue(f.root.Signer(), w.DID(), []capability.Grant{{Tool: tool, Actions: actions}},
+		time.Now().Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -201,7 +201,7 @@ func (v *Vault) Get(ctx context.Context, id string) ([]byte, error) {
 	}
 	r, err := v.store.Get(ctx, id)
 	if errors.Is(err, ErrNotFound) {
-		return nil, contracts.Errorf(contracts.CodeNotFound, "secrets: no secret "+strconv.Quote(id))
+		return nil, contracts.New(contracts.CodeNotFound, "secrets: no secret "+strconv.Quote(id))
 	}
 	if err != nil {
 		return nil, contracts.Wrap(contracts.CodeInternal, "secrets: store unavailable", err).WithRetryable(true)
@@ -270,7 +270,7 @@ func (v *Vault) Put(ctx context.Context, id string, value []byte) error {
 		}
 		return nil
 	}
-	return contracts.Errorf(contracts.CodeInternal, "secrets: too many concurrent updates").WithRetryable(true)
+	return contracts.New(contracts.CodeInternal, "secrets: too many concurrent updates").WithRetryable(true)
 }
 
 // RotationResult reports one rotation.
@@ -420,7 +420,7 @@ func (v *Vault) RotateEvery(interval time.Duration) func(ctx context.Context) er
 
 func checkID(id string) error {
 	if id == "" || len(id) > MaxIDLen || strings.HasPrefix(id, KEKPrefix) || !isPrintableASCII(id) {
-		return contracts.Errorf(contracts.CodeInvalidInput, "secrets: bad secret id")
+		return contracts.New(contracts.CodeInvalidInput, "secrets: bad secret id")
 	}
 	return nil
 }
@@ -430,7 +430,7 @@ func checkValue(id string, v []byte) error {
 		return err
 	}
 	if len(v) == 0 || len(v) > MaxSecretSize {
-		return contracts.Errorf(contracts.CodeInvalidInput, "secrets: secret must be 1 to 65536 bytes")
+		return contracts.New(contracts.CodeInvalidInput, "secrets: secret must be 1 to 65536 bytes")
 	}
 	return nil
 }

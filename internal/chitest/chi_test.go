@@ -47,7 +47,7 @@ func TestChiRouter(t *testing.T) {
 	}
 	att, err := talos.NewAttester(talos.AttesterConfig{
 		Routes:       routes,
-		Attestation:  identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemoryNonceStore(0)},
+		Attestation:  identity.AttestationVerifierConfig{Keys: identity.DIDKeys(nil), Nonces: identity.NewMemNonceStore(0)},
 		RoutePattern: chiPattern,
 	})
 	if err != nil {
@@ -78,8 +78,8 @@ func TestChiRouter(t *testing.T) {
 	early.Use(mw.Wrap) // before routing: no route pattern yet
 	early.Post("/tools/{id}/run", echo)
 
-	tok, err := capability.Issue(root, agent.DID().String(), []capability.Grant{{Tool: "tools", Actions: []string{"read"}}},
-		time.Now().Add(time.Hour), capability.IssueOptions{})
+	tok, err := capability.Issue(root.Signer(), agent.DID(), []capability.Grant{{Tool: "tools", Actions: []string{"read"}}},
+		time.Now().Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

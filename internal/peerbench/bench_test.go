@@ -95,7 +95,7 @@ func BenchmarkTokenVerify(b *testing.B) {
 // reads.
 func BenchmarkLimiter(b *testing.B) {
 	ctx := context.Background()
-	ours, err := budget.NewLimiter(budget.LimiterConfig{Store: budget.NewMemoryRates(nil), Surface: "llm", Limit: budget.PerSecond(1_000_000)})
+	ours, err := budget.NewLimiter(budget.LimiterConfig{Store: budget.NewMemRates(nil), Surface: "llm", Limit: budget.PerSecond(1_000_000)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -67,8 +67,8 @@ func newTalosPolicy(t testing.TB) *talosPolicy {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { v.Close() })
-	tok, err := capability.Issue(issuer, agent.DID().String(),
-		[]capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, now.Add(time.Hour), capability.IssueOptions{})
+	tok, err := capability.Issue(issuer.Signer(), agent.DID(),
+		[]capability.Grant{{Tool: "fs", Actions: []string{"read"}}}, now.Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestPeersAgree(t *testing.T) {
 }
 
 func TestLimitersAgree(t *testing.T) {
-	ours, err := budget.NewLimiter(budget.LimiterConfig{Store: budget.NewMemoryRates(nil), Surface: "llm", Limit: budget.PerHour(5)})
+	ours, err := budget.NewLimiter(budget.LimiterConfig{Store: budget.NewMemRates(nil), Surface: "llm", Limit: budget.PerHour(5)})
 	if err != nil {
 		t.Fatal(err)
 	}

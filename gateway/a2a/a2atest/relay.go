@@ -36,7 +36,7 @@ func frame(session, sender string, seq uint64, variant string) (*ratchet.Frame, 
 
 func wantCode(t *testing.T, what string, err error, code string) {
 	t.Helper()
-	if contracts.CodeOf(err) != code {
+	if string(contracts.CodeOf(err)) != code {
 		t.Fatalf("%s: got %v, want %s", what, err, code)
 	}
 }
@@ -50,21 +50,21 @@ func Run(t *testing.T, newStore NewRelayStore) {
 		if err := s.CreateSession(ctx, session("s1"), event(0), "h0"); err != nil {
 			t.Fatal(err)
 		}
-		wantCode(t, "duplicate create", s.CreateSession(ctx, session("s1"), event(0), "h0"), contracts.CodeInvalidInput)
+		wantCode(t, "duplicate create", s.CreateSession(ctx, session("s1"), event(0), "h0"), string(contracts.CodeInvalidInput))
 		got, err := s.GetSession(ctx, "s1")
 		if err != nil || got.InitiatorID != "did:key:zA" || got.State != "pending" || string(got.RatchetStateBlob) != "blob-0" || got.CreatedAt == "" {
 			t.Fatalf("get: %+v %v", got, err)
 		}
 		_, err = s.GetSession(ctx, "nope")
-		wantCode(t, "missing session", err, contracts.CodeNotFound)
+		wantCode(t, "missing session", err, string(contracts.CodeNotFound))
 		_, err = s.UpdateSession(ctx, "nope", func(*a2a.Session, a2a.ChainHead) (*a2a.Session, json.RawMessage, string, error) {
 			t.Fatal("update of a missing session ran")
 			return nil, nil, "", nil
 		})
-		wantCode(t, "update missing", err, contracts.CodeNotFound)
+		wantCode(t, "update missing", err, string(contracts.CodeNotFound))
 
 		// A failing update writes nothing.
-		boom := contracts.Errorf(contracts.CodeStateInvalidTransition, "no")
+		boom := contracts.New(contracts.CodeStateInvalidTransition, "no")
 		if _, err := s.UpdateSession(ctx, "s1", func(x *a2a.Session, h a2a.ChainHead) (*a2a.Session, json.RawMessage, string, error) {
 			x.State = "active"
 			return nil, nil, "", boom
@@ -100,14 +100,14 @@ func Run(t *testing.T, newStore NewRelayStore) {
 			}
 		}
 		_, err = s.Events(ctx, "nope")
-		wantCode(t, "events of a missing object", err, contracts.CodeNotFound)
+		wantCode(t, "events of a missing object", err, string(contracts.CodeNotFound))
 	})
 
 	t.Run("Frames", func(t *testing.T) {
 		s := newStore(t)
 		f, raw := frame("s1", "a", 0, "x")
 		_, err := s.PutFrame(ctx, f, raw)
-		wantCode(t, "frame of a missing session", err, contracts.CodeNotFound)
+		wantCode(t, "frame of a missing session", err, string(contracts.CodeNotFound))
 		for _, id := range []string{"s1", "s2"} {
 			if err := s.CreateSession(ctx, session(id), event(0), "h0"); err != nil {
 				t.Fatal(err)
@@ -126,9 +126,9 @@ func Run(t *testing.T, newStore NewRelayStore) {
 			t.Fatalf("identical resend: %v %v", dup, err)
 		}
 		_, err = put("s1", "a", 3, "other")
-		wantCode(t, "different frame at a used seq", err, contracts.CodeReplayDetected)
+		wantCode(t, "different frame at a used seq", err, string(contracts.CodeReplayDetected))
 		_, err = put("s1", "a", 4+ratchet.MaxSeqAhead+1, "x")
-		wantCode(t, "too far ahead", err, contracts.CodeStateSequenceGap)
+		wantCode(t, "too far ahead", err, string(contracts.CodeStateSequenceGap))
 		if _, err := put("s1", "a", 4+ratchet.MaxSeqAhead, "x"); err != nil {
 			t.Fatalf("MaxSeqAhead ahead: %v", err)
 		}
@@ -143,7 +143,7 @@ func Run(t *testing.T, newStore NewRelayStore) {
 			t.Fatalf("other session: %v", err)
 		}
 		_, err = put("s2", "b", ratchet.MaxSeqAhead+1, "x")
-		wantCode(t, "new stream too far ahead", err, contracts.CodeStateSequenceGap)
+		wantCode(t, "new stream too far ahead", err, string(contracts.CodeStateSequenceGap))
 
 		// s1 holds 8 frames (5 + far one + gap fill + sender b) in arrival order.
 		var all []json.RawMessage
@@ -188,7 +188,7 @@ func Run(t *testing.T, newStore NewRelayStore) {
 		if err := s.CreateGroup(ctx, g, event(0), "h0"); err != nil {
 			t.Fatal(err)
 		}
-		wantCode(t, "duplicate group", s.CreateGroup(ctx, g, event(0), "h0"), contracts.CodeInvalidInput)
+		wantCode(t, "duplicate group", s.CreateGroup(ctx, g, event(0), "h0"), string(contracts.CodeInvalidInput))
 		for i, m := range []string{"m2", "m1"} {
 			if _, err := s.UpdateGroup(ctx, "g1", func(x *a2a.Group, h a2a.ChainHead) (*a2a.Group, json.RawMessage, string, error) {
 				if h.N != i+1 {
@@ -209,9 +209,9 @@ func Run(t *testing.T, newStore NewRelayStore) {
 			t.Fatal("the store shares its member map")
 		}
 		_, err = s.GetGroup(ctx, "nope")
-		wantCode(t, "missing group", err, contracts.CodeNotFound)
+		wantCode(t, "missing group", err, string(contracts.CodeNotFound))
 		_, err = s.GetSession(ctx, "g1")
-		wantCode(t, "a group is not a session", err, contracts.CodeNotFound)
+		wantCode(t, "a group is not a session", err, string(contracts.CodeNotFound))
 		if evs, err := s.Events(ctx, "g1"); err != nil || len(evs) != 3 {
 			t.Fatalf("group events: %d %v", len(evs), err)
 		}

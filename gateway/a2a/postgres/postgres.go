@@ -53,13 +53,13 @@ var prefixRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,40}$`)
 // New returns a TaskStore. Call Migrate once before use.
 func New(cfg Config) (*TaskStore, error) {
 	if cfg.DB == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "a2a/postgres: Config.DB is required")
+		return nil, contracts.New(contracts.CodeInvalidInput, "a2a/postgres: Config.DB is required")
 	}
 	if cfg.TablePrefix == "" {
 		cfg.TablePrefix = "talos_"
 	}
 	if !prefixRE.MatchString(cfg.TablePrefix) {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "a2a/postgres: invalid TablePrefix")
+		return nil, contracts.New(contracts.CodeInvalidInput, "a2a/postgres: invalid TablePrefix")
 	}
 	return &TaskStore{db: cfg.DB, table: cfg.TablePrefix + "a2a_tasks"}, nil
 }
@@ -116,7 +116,7 @@ func dbErr(err error) error {
 // CreateTask implements a2a.TaskStore.
 func (s *TaskStore) CreateTask(ctx context.Context, t *a2a.Task) error {
 	if t.Version != 1 {
-		return contracts.Errorf(contracts.CodeInvalidInput, "a2a/postgres: a new task has Version 1")
+		return contracts.New(contracts.CodeInvalidInput, "a2a/postgres: a new task has Version 1")
 	}
 	b, err := encode(t)
 	if err != nil {
@@ -174,7 +174,7 @@ func (s *TaskStore) UpdateTask(ctx context.Context, t *a2a.Task) error {
 // ListTasks implements a2a.TaskStore.
 func (s *TaskStore) ListTasks(ctx context.Context, f a2a.TaskFilter) ([]*a2a.Task, int, error) {
 	if f.Limit < 1 {
-		return nil, 0, contracts.Errorf(contracts.CodeInvalidInput, "a2a/postgres: ListTasks limit must be at least 1")
+		return nil, 0, contracts.New(contracts.CodeInvalidInput, "a2a/postgres: ListTasks limit must be at least 1")
 	}
 	where := ` WHERE ($1 = '' OR owner = $1) AND ($2 = '' OR context_id = $2) AND ($3 = '' OR state = $3)`
 	var total int

@@ -21,7 +21,7 @@ var _ a2a.PushConfigStore = (*TaskStore)(nil)
 func (s *TaskStore) PutPushConfig(ctx context.Context, c a2a.PushConfig, max int) error {
 	db, ok := s.db.(TxDB)
 	if !ok {
-		return contracts.Errorf(contracts.CodeInternal, "a2a/postgres: push configs need a DB that begins transactions")
+		return contracts.New(contracts.CodeInternal, "a2a/postgres: push configs need a DB that begins transactions")
 	}
 	doc, err := json.Marshal(c)
 	if err != nil {
@@ -40,7 +40,7 @@ func (s *TaskStore) PutPushConfig(ctx context.Context, c a2a.PushConfig, max int
 			return err
 		}
 		if n >= max {
-			return contracts.Errorf(contracts.CodeInvalidInput, "a2a: too many push configs for the task")
+			return contracts.New(contracts.CodeInvalidInput, "a2a: too many push configs for the task")
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO `+s.table+`_push (task_id, id, doc) VALUES ($1, $2, $3)`, c.TaskID, c.ID, doc)
 		return err

@@ -36,13 +36,13 @@ var _ a2a.Store = (*Store)(nil)
 func NewStore(cfg Config) (*Store, error) {
 	db, ok := cfg.DB.(TxDB)
 	if !ok {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "a2a/postgres: Config.DB must begin transactions (a *pgxpool.Pool)")
+		return nil, contracts.New(contracts.CodeInvalidInput, "a2a/postgres: Config.DB must begin transactions (a *pgxpool.Pool)")
 	}
 	if cfg.TablePrefix == "" {
 		cfg.TablePrefix = "talos_"
 	}
 	if !prefixRE.MatchString(cfg.TablePrefix) {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "a2a/postgres: invalid TablePrefix")
+		return nil, contracts.New(contracts.CodeInvalidInput, "a2a/postgres: invalid TablePrefix")
 	}
 	p := cfg.TablePrefix
 	return &Store{db: db, objects: p + "a2a_objects", eventsT: p + "a2a_events", frames: p + "a2a_frames"}, nil
@@ -90,7 +90,7 @@ func (s *Store) insertObject(ctx context.Context, id, kind string, doc, blob []b
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			return contracts.Errorf(contracts.CodeInvalidInput, kind+" exists")
+			return contracts.New(contracts.CodeInvalidInput, kind+" exists")
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO `+s.eventsT+` (id, n, event) VALUES ($1, 0, $2)`, id, []byte(ev))
 		return err

@@ -51,13 +51,13 @@ var prefixRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,40}$`)
 // New returns a Store. Call Migrate once before use.
 func New(cfg Config) (*Store, error) {
 	if cfg.DB == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "admin/postgres: Config.DB is required")
+		return nil, contracts.New(contracts.CodeInvalidInput, "admin/postgres: Config.DB is required")
 	}
 	if cfg.TablePrefix == "" {
 		cfg.TablePrefix = "talos_"
 	}
 	if !prefixRE.MatchString(cfg.TablePrefix) {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "admin/postgres: invalid TablePrefix")
+		return nil, contracts.New(contracts.CodeInvalidInput, "admin/postgres: invalid TablePrefix")
 	}
 	return &Store{db: cfg.DB, table: cfg.TablePrefix + "admin_docs"}, nil
 }

@@ -32,7 +32,7 @@ const MaxBody = 64 << 10
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	if err != nil {
-		return contracts.Errorf(contracts.CodeInvalidInput, "request body too large or unreadable")
+		return contracts.New(contracts.CodeInvalidInput, "request body too large or unreadable")
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if err := contracts.CheckCaseFold(body); err != nil {

@@ -51,13 +51,13 @@ var prefixRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,40}$`)
 // New returns a Store. Call Migrate once before use.
 func New(cfg Config) (*Store, error) {
 	if cfg.DB == nil {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "mcp/postgres: Config.DB is required")
+		return nil, contracts.New(contracts.CodeInvalidInput, "mcp/postgres: Config.DB is required")
 	}
 	if cfg.TablePrefix == "" {
 		cfg.TablePrefix = "talos_"
 	}
 	if !prefixRE.MatchString(cfg.TablePrefix) {
-		return nil, contracts.Errorf(contracts.CodeInvalidInput, "mcp/postgres: invalid TablePrefix")
+		return nil, contracts.New(contracts.CodeInvalidInput, "mcp/postgres: invalid TablePrefix")
 	}
 	return &Store{db: cfg.DB, table: cfg.TablePrefix + "mcp_idempotency"}, nil
 }
@@ -111,7 +111,7 @@ func (s *Store) Claim(ctx context.Context, key, digest string, ttl time.Duration
 		}
 		// It expired or was released between the two statements: again.
 	}
-	return mcp.IdempotencyRecord{}, false, contracts.Errorf(contracts.CodeInternal, "mcp/postgres: claim contended")
+	return mcp.IdempotencyRecord{}, false, contracts.New(contracts.CodeInternal, "mcp/postgres: claim contended")
 }
 
 // Complete implements mcp.IdempotencyStore.
