@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -39,13 +40,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	// Bind first: a taken port must fail before New creates a data
+	// directory or prints a one-time admin credential for a server that
+	// would then exit.
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
+	if err != nil {
+		log.Error("start-up failed", "err", fmt.Errorf("listen: %w", err))
+		return 1
+	}
 	srv, err := New(ctx, cfg, log)
 	if err != nil {
+		ln.Close()
 		log.Error("start-up failed", "err", err)
 		return 1
 	}
 	otel.SetTracerProvider(srv.TracerProvider())
-	if err := srv.Run(ctx); err != nil {
+	if err := srv.Serve(ctx, ln); err != nil {
 		log.Error("server stopped with an error", "err", err)
 		return 1
 	}
