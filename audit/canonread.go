@@ -3,12 +3,13 @@ package audit
 import (
 	"encoding/json"
 	"strings"
+	"unsafe"
 )
 
 // readCanonical reads an event that is written exactly in the canonical
 // form [Event.Seal] produces (members in RFC 8785 order, no whitespace,
 // only the escapes RFC 8785 writes). It is AppendEntry's fast path: a
-// single pass that allocates the text once and slices every string from
+// single pass that slices every string from the input without copying
 // it. ok is false for anything else (including every malformed input);
 // the caller then takes the general path, [ParseEvent], which accepts any
 // JSON form and says what is wrong.
@@ -18,10 +19,13 @@ import (
 // canonical encoding is one-to-one, equality proves both that the value
 // read is the value written and that its event_hash recomputes.
 func readCanonical(raw []byte) (e Event, ok bool) {
-	r := canonReader{s: string(raw), ok: true}
+	// The strings of e alias raw (no copy of the text): AppendEntry only
+	// reads e while sealing it again, and hands out nothing of it but the
+	// event hash, which is cloned below.
+	r := canonReader{s: unsafe.String(unsafe.SliceData(raw), len(raw)), ok: true}
 	h, p := &e.HTTP, &e.Principal
 	r.lit(`{"event_hash":`)
-	e.EventHash = r.str()
+	e.EventHash = strings.Clone(r.str()) // returned in the Receipt: must not alias raw
 	r.lit(`,"event_id":`)
 	e.EventID = r.str()
 	r.lit(`,"http":{`)
