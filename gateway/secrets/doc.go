@@ -36,6 +36,10 @@
 //
 // A Vault and the stores of this package are safe for concurrent use.
 // Rotation holds the store's rotation lock and never blocks readers.
+// Scheduled rotation ([Vault.RotateEvery], [Vault.RotateIfDue]) decides
+// under that lock from the primary KEK's age by the store's clock
+// ([Store.Age]), so every process sharing a store rotates once per interval
+// between them; [Vault.Rotate] (the operator's) always rotates.
 //
 // # Compatibility
 //

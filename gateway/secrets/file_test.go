@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -240,3 +241,51 @@ func TestErrorsNameNoSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestFileStoreAgeSurvivesReopen: the write time is in the file, so a
+// restarted process does not rotate a fresh KEK again; a record from a file
+// written before ages were recorded counts as due.
+func TestFileStoreAgeSurvivesReopen(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "secrets.json")
+	s, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	master := newKey(t)
+	openVault(t, s, master)
+	s2, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	age, err := s2.Age(ctx, KEKPrefix+"kek-00000001")
+	if err != nil || age > time.Hour {
+		t.Fatalf("age of a fresh KEK after reopening: %v %v", age, err)
+	}
+	res, err := openVault(t, s2, master).RotateIfDue(ctx, time.Hour)
+	if err != nil || !res.NotDue {
+		t.Fatalf("RotateIfDue after a restart with a fresh KEK: %+v %v, want NotDue", res, err)
+	}
+
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := regexpWritten.ReplaceAll(raw, nil)
+	if bytes.Equal(legacy, raw) {
+		t.Fatal("the file records no write time")
+	}
+	if err := os.WriteFile(path, legacy, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s3, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = openVault(t, s3, master).RotateIfDue(ctx, time.Hour)
+	if err != nil || res.Skipped || res.KEKID != "kek-00000002" {
+		t.Fatalf("RotateIfDue on a KEK of unknown age: %+v %v, want a rotation to kek-00000002", res, err)
+	}
+}
+
+var regexpWritten = regexp.MustCompile(`,\s*"written":\s*"[^"]*"`)

@@ -20,3 +20,7 @@ const (
 	// runs on a fresh context (the caller's may have ended).
 	UnlockTimeout = 2 * time.Second
 )
+
+// minRotationInterval is the shortest interval RotateEvery accepts (a
+// shorter one is raised to it).
+const minRotationInterval = time.Millisecond

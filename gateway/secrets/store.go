@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // A Record is one stored envelope. Version is 1 when the record is created
@@ -19,6 +21,8 @@ type Record struct {
 	ID       string
 	Envelope []byte
 	Version  int64
+
+	written time.Time // FileStore only: when the record was last written
 }
 
 // Errors of stores, matched with errors.Is. Any other error is a back-end
@@ -51,6 +55,12 @@ type Store interface {
 	// TryLock takes the rotation lock without waiting: ok is false when
 	// another holder has it. unlock must be called when ok is true.
 	TryLock(ctx context.Context) (unlock func(), ok bool, err error)
+	// Age returns how long ago the record was last written (created or
+	// updated), by the store's own clock, so that every process sharing
+	// the store measures it alike; ErrNotFound when there is no record.
+	// The vault's scheduled rotation decides from the primary KEK's age
+	// whether a rotation is due (see [Vault.RotateEvery]).
+	Age(ctx context.Context, id string) (time.Duration, error)
 }
 
 // FileStore keeps the records in one JSON file, rewritten atomically
@@ -76,6 +86,10 @@ type secretsFile struct {
 type fileItem struct {
 	Envelope json.RawMessage `json:"envelope"`
 	Version  int64           `json:"version"`
+	// Written is when the record was last written (absent in files
+	// written before it was recorded: such a record's age is unknown and
+	// counts as older than any interval).
+	Written time.Time `json:"written,omitzero"`
 }
 
 // FileFormat is the format member of the secrets file.
@@ -101,7 +115,7 @@ func OpenFile(path string) (*FileStore, error) {
 		if it.Version < 1 || len(it.Envelope) == 0 {
 			return nil, fmt.Errorf("secrets: %s: bad record %q", path, id)
 		}
-		s.records[id] = Record{ID: id, Envelope: []byte(it.Envelope), Version: it.Version}
+		s.records[id] = Record{ID: id, Envelope: []byte(it.Envelope), Version: it.Version, written: it.Written}
 	}
 	return s, nil
 }
@@ -118,7 +132,24 @@ func (s *FileStore) Get(_ context.Context, id string) (Record, error) {
 		return Record{}, ErrNotFound
 	}
 	r.Envelope = slices.Clone(r.Envelope)
+	r.written = time.Time{}
 	return r, nil
+}
+
+// Age implements Store with the process's clock (the file belongs to one
+// process). A record written before ages were recorded is reported as
+// older than any interval (math.MaxInt64).
+func (s *FileStore) Age(_ context.Context, id string) (time.Duration, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.records[id]
+	if !ok {
+		return 0, ErrNotFound
+	}
+	if r.written.IsZero() {
+		return time.Duration(math.MaxInt64), nil
+	}
+	return max(time.Since(r.written), 0), nil
 }
 
 // List implements Store.
@@ -129,6 +160,7 @@ func (s *FileStore) List(_ context.Context, prefix string) ([]Record, error) {
 	for id, r := range s.records {
 		if strings.HasPrefix(id, prefix) {
 			r.Envelope = slices.Clone(r.Envelope)
+			r.written = time.Time{}
 			out = append(out, r)
 		}
 	}
@@ -143,7 +175,7 @@ func (s *FileStore) Create(_ context.Context, id string, env []byte) error {
 	if _, ok := s.records[id]; ok {
 		return ErrExists
 	}
-	return s.commitLocked(id, &Record{ID: id, Envelope: slices.Clone(env), Version: 1})
+	return s.commitLocked(id, &Record{ID: id, Envelope: slices.Clone(env), Version: 1, written: time.Now()})
 }
 
 // Update implements Store.
@@ -157,7 +189,7 @@ func (s *FileStore) Update(_ context.Context, id string, env []byte, version int
 	if r.Version != version {
 		return ErrConflict
 	}
-	return s.commitLocked(id, &Record{ID: id, Envelope: slices.Clone(env), Version: version + 1})
+	return s.commitLocked(id, &Record{ID: id, Envelope: slices.Clone(env), Version: version + 1, written: time.Now()})
 }
 
 // Remove implements Store.
@@ -175,10 +207,10 @@ func (s *FileStore) Remove(_ context.Context, id string) error {
 func (s *FileStore) commitLocked(id string, r *Record) error {
 	f := secretsFile{Format: FileFormat, Secrets: make(map[string]fileItem, len(s.records)+1)}
 	for rid, x := range s.records {
-		f.Secrets[rid] = fileItem{Envelope: x.Envelope, Version: x.Version}
+		f.Secrets[rid] = fileItem{Envelope: x.Envelope, Version: x.Version, Written: x.written}
 	}
 	if r != nil {
-		f.Secrets[id] = fileItem{Envelope: r.Envelope, Version: r.Version}
+		f.Secrets[id] = fileItem{Envelope: r.Envelope, Version: r.Version, Written: r.written}
 	} else {
 		delete(f.Secrets, id)
 	}

@@ -275,15 +275,39 @@ func (v *Vault) Put(ctx context.Context, id string, value []byte) error {
 
 // RotationResult reports one rotation.
 type RotationResult struct {
-	Skipped   bool   // another holder had the rotation lock
+	Skipped   bool   // no rotation: another holder had the rotation lock, or NotDue
 	KEKID     string // the new primary KEK
 	Rewrapped int    // secrets moved to it
+	// NotDue is set (with Skipped) when RotateIfDue found the primary KEK
+	// younger than the interval; Age is then its age by the store's clock.
+	NotDue bool
+	Age    time.Duration
 }
 
 // Rotate adds a KEK and rewraps every secret under it, holding the store's
 // rotation lock. When another holder has the lock it only reloads the KEKs
-// and reports Skipped. Readers are never blocked.
+// and reports Skipped. Readers are never blocked. It rotates whenever it is
+// called (the operator's rotation); the scheduled one is [Vault.RotateIfDue].
 func (v *Vault) Rotate(ctx context.Context) (RotationResult, error) {
+	return v.rotate(ctx, 0)
+}
+
+// RotateIfDue rotates as [Vault.Rotate] does, but only when the primary
+// KEK recorded in the store is at least interval old by the store's clock
+// ([Store.Age]). The check and the rotation both run under the store's
+// rotation lock, after reloading the KEKs, so of several processes sharing
+// the store that call it at once, or one after another within interval,
+// exactly one rotates; the others reload the KEK it made and report
+// Skipped (with NotDue and Age when the lock was free but no rotation was
+// due).
+// An interval of zero or less always rotates.
+func (v *Vault) RotateIfDue(ctx context.Context, interval time.Duration) (RotationResult, error) {
+	return v.rotate(ctx, max(interval, 0))
+}
+
+// rotate rotates when interval is 0 or the primary KEK is at least
+// interval old.
+func (v *Vault) rotate(ctx context.Context, interval time.Duration) (RotationResult, error) {
 	unlock, ok, err := v.store.TryLock(ctx)
 	if err != nil {
 		return RotationResult{}, fmt.Errorf("secrets: rotation lock: %w", err)
@@ -295,6 +319,19 @@ func (v *Vault) Rotate(ctx context.Context) (RotationResult, error) {
 	// Another process may have rotated since our last load.
 	if err := v.reloadKEKs(ctx); err != nil {
 		return RotationResult{}, err
+	}
+	if interval > 0 {
+		if primary := v.ring.Primary(); primary != "" {
+			age, err := v.store.Age(ctx, KEKPrefix+primary)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				// Retired meanwhile: a newer KEK exists; rotate.
+			case err != nil:
+				return RotationResult{}, fmt.Errorf("secrets: primary KEK age: %w", err)
+			case age < interval:
+				return RotationResult{Skipped: true, NotDue: true, Age: age}, nil
+			}
+		}
 	}
 	id, err := v.addKEK(ctx)
 	if err != nil {
@@ -390,30 +427,43 @@ func (v *Vault) rewrap(ctx context.Context, r Record) error {
 	return fmt.Errorf("secrets: %q changed %d times during its rewrap", r.ID, maxUpdateTries)
 }
 
-// RotateEvery returns a worker that calls Rotate every interval until its
-// context ends (a failed rotation is logged and tried again at the next
-// tick). Run it in a goroutine the caller stops at shutdown.
+// RotateEvery returns a worker that keeps the primary KEK at most about
+// interval old, across every process sharing the store: it calls
+// [Vault.RotateIfDue] at start and then whenever the primary KEK, by the
+// store's clock, reaches interval, so N replicas running it rotate once per
+// interval, not N times (a replica that finds a KEK another one made just
+// reloads it). A failed rotation is logged and tried again after interval;
+// when another holder has the lock it checks again soon (a tenth of
+// interval, at most a second). It runs until its context ends; run it in a
+// goroutine the caller stops at shutdown.
 func (v *Vault) RotateEvery(interval time.Duration) func(ctx context.Context) error {
+	interval = max(interval, minRotationInterval)
+	busyWait := min(interval/10, time.Second)
 	return func(ctx context.Context) error {
-		t := time.NewTicker(interval)
+		t := time.NewTimer(0)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-t.C:
-				res, err := v.Rotate(ctx)
-				switch {
-				case err != nil && ctx.Err() != nil:
-					return nil
-				case err != nil:
-					v.log.Error("KEK rotation failed", "err", err)
-				case res.Skipped:
-					v.log.Info("KEK rotation skipped: another replica holds the lock")
-				default:
-					v.log.Info("KEK rotated", "kek_id", res.KEKID, "rewrapped", res.Rewrapped)
-				}
 			}
+			res, err := v.RotateIfDue(ctx, interval)
+			wait := interval
+			switch {
+			case err != nil && ctx.Err() != nil:
+				return nil
+			case err != nil:
+				v.log.Error("KEK rotation failed", "err", err)
+			case res.NotDue:
+				wait = max(interval-res.Age, time.Millisecond)
+			case res.Skipped:
+				v.log.Debug("KEK rotation: another holder has the lock")
+				wait = busyWait
+			default:
+				v.log.Info("KEK rotated", "kek_id", res.KEKID, "rewrapped", res.Rewrapped)
+			}
+			t.Reset(wait)
 		}
 	}
 }

@@ -6,7 +6,9 @@
 // a rotation must see its own writes, so no read replica is used. Updates
 // are conditional on the version. The rotation lock is a session-level
 // advisory lock (pg_try_advisory_lock) keyed by the table name, so one
-// replica rotates at a time. The store sees envelopes only, never
+// replica rotates at a time; [Store.Age] measures a record's age by the
+// database's clock (updated_at), so the replicas agree on whether a
+// scheduled rotation is due. The store sees envelopes only, never
 // plaintext. It passes gateway/secrets/secretstest.
 package postgres
 
@@ -15,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -125,6 +128,20 @@ func (s *Store) Update(ctx context.Context, id string, env []byte, version int64
 func (s *Store) Remove(ctx context.Context, id string) error {
 	_, err := s.pool.Exec(ctx, `DELETE FROM `+s.table+` WHERE id = $1`, id)
 	return err
+}
+
+// Age implements secrets.Store: clock_timestamp() - updated_at, both by the database's
+// clock, so replicas with skewed clocks agree.
+func (s *Store) Age(ctx context.Context, id string) (time.Duration, error) {
+	var us int64
+	err := s.pool.QueryRow(ctx, `SELECT GREATEST(0, (EXTRACT(EPOCH FROM (clock_timestamp() - updated_at)) * 1000000))::bigint FROM `+s.table+` WHERE id = $1`, id).Scan(&us)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, secrets.ErrNotFound
+	}
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(us) * time.Microsecond, nil
 }
 
 // TryLock implements secrets.Store with a session-level advisory lock held

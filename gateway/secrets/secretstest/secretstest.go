@@ -7,6 +7,7 @@ package secretstest
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -32,6 +33,167 @@ func Run(t *testing.T, newStores NewStores) {
 	t.Run("ConcurrentUpdates", func(t *testing.T) { testConcurrentUpdates(t, newStores) })
 	t.Run("Vault", func(t *testing.T) { testVault(t, newStores) })
 	t.Run("RotationUnderLoad", func(t *testing.T) { testRotationUnderLoad(t, newStores) })
+	t.Run("Age", func(t *testing.T) { testAge(t, newStores) })
+	t.Run("ScheduledRotationOncePerInterval", func(t *testing.T) { testScheduledRotation(t, newStores) })
+}
+
+func testAge(t *testing.T, newStores NewStores) {
+	ctx := t.Context()
+	hs := newStores(t, 2)
+	if _, err := hs[0].Age(ctx, "x"); !errors.Is(err, secrets.ErrNotFound) {
+		t.Fatalf("Age of a missing record: %v, want ErrNotFound", err)
+	}
+	if err := hs[0].Create(ctx, "x", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	age, err := hs[1].Age(ctx, "x")
+	if err != nil || age < 0 || age > time.Hour {
+		t.Fatalf("Age of a record just created, on the other handle: %v %v", age, err)
+	}
+}
+
+// fakeAges is a fake clock over a store's ages: advance makes the records
+// that exist now that much older, as if that time had passed since they
+// were written; records written afterwards age normally.
+type fakeAges struct {
+	mu    sync.Mutex
+	extra map[string]time.Duration
+}
+
+func (f *fakeAges) advance(t *testing.T, s secrets.Store, d time.Duration) {
+	t.Helper()
+	rs, err := s.List(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.extra == nil {
+		f.extra = map[string]time.Duration{}
+	}
+	for _, r := range rs {
+		f.extra[r.ID] += d
+	}
+}
+
+// agedStore is a store whose Age adds the fake clock's advance.
+type agedStore struct {
+	secrets.Store
+	ages *fakeAges
+}
+
+func (s agedStore) Age(ctx context.Context, id string) (time.Duration, error) {
+	age, err := s.Store.Age(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	s.ages.mu.Lock()
+	defer s.ages.mu.Unlock()
+	return age + s.ages.extra[id], nil
+}
+
+func kekIDs(t *testing.T, s secrets.Store) string {
+	t.Helper()
+	rs, err := s.List(t.Context(), secrets.KEKPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.ID)
+	}
+	return fmt.Sprint(out)
+}
+
+// testScheduledRotation: two vaults on one store (two replicas), both
+// rotating on schedule, rotate once per interval between them, and an
+// operator's Rotate still rotates.
+func testScheduledRotation(t *testing.T, newStores NewStores) {
+	ctx := t.Context()
+	hs := newStores(t, 2)
+	ages := &fakeAges{}
+	master := key(t)
+	a := open(t, agedStore{hs[0], ages}, master)
+	b := open(t, agedStore{hs[1], ages}, master)
+	if err := a.Put(ctx, "s", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	const interval = time.Hour
+	race := func() (rotated []string) {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for i := range 8 {
+			v := []*secrets.Vault{a, b}[i%2]
+			wg.Go(func() {
+				res, err := v.RotateIfDue(ctx, interval)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !res.Skipped {
+					mu.Lock()
+					rotated = append(rotated, res.KEKID)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		return rotated
+	}
+	if r := race(); len(r) != 0 {
+		t.Fatalf("rotations with a fresh KEK: %v", r)
+	}
+	ages.advance(t, hs[0], interval)
+	if r := race(); len(r) != 1 || r[0] != "kek-00000002" {
+		t.Fatalf("rotations after one interval by 8 callers on two replicas: %v, want exactly [kek-00000002]", r)
+	}
+	if got, want := kekIDs(t, hs[1]), "[kek/kek-00000001 kek/kek-00000002]"; got != want {
+		t.Fatalf("KEKs after one interval: %s, want %s", got, want)
+	}
+	for _, v := range []*secrets.Vault{a, b} {
+		res, err := v.RotateIfDue(ctx, interval)
+		if err != nil || !res.NotDue || res.Age >= interval {
+			t.Fatalf("RotateIfDue right after another replica rotated: %+v %v, want NotDue", res, err)
+		}
+		if v.PrimaryKEK() != "kek-00000002" {
+			t.Fatalf("a replica's primary KEK is %s after a rotation elsewhere, want kek-00000002", v.PrimaryKEK())
+		}
+	}
+	if got, err := b.Get(ctx, "s"); err != nil || string(got) != "v" {
+		t.Fatalf("secret after the rotation: %q %v", got, err)
+	}
+
+	// The workers: both start, check at once, and between them rotate once.
+	ages.advance(t, hs[0], interval)
+	wctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, v := range []*secrets.Vault{a, b} {
+		wg.Go(func() {
+			if err := v.RotateEvery(interval)(wctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for a.PrimaryKEK() != "kek-00000003" || b.PrimaryKEK() != "kek-00000003" {
+		if time.Now().After(deadline) {
+			cancel()
+			wg.Wait()
+			t.Fatalf("primary KEKs %s and %s, want both kek-00000003", a.PrimaryKEK(), b.PrimaryKEK())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	if got, want := kekIDs(t, hs[0]), "[kek/kek-00000001 kek/kek-00000002 kek/kek-00000003]"; got != want {
+		t.Fatalf("KEKs after two RotateEvery workers ran one interval: %s, want %s", got, want)
+	}
+
+	// The operator's rotation is not subject to the interval.
+	res, err := b.Rotate(ctx)
+	if err != nil || res.Skipped || res.KEKID != "kek-00000004" {
+		t.Fatalf("explicit Rotate with a fresh KEK: %+v %v, want kek-00000004", res, err)
+	}
 }
 
 func testRecords(t *testing.T, newStores NewStores) {
