@@ -26,6 +26,7 @@ type Config struct {
 	PostgresReplicaURL string        // PostgreSQL read replica DSN; empty: reads go to the primary
 	ConfigFile         string        // talos.config v1 JSON file
 	Production         bool          // production mode: fail closed, no key file, no stdout traces
+	SingleNode         bool          // one replica: production may keep limits and replay stores per process
 	OTLPEndpoint       string        // OTLP/HTTP traces endpoint URL
 	TraceExporter      string        // auto | otlp | stdout | none
 	ShutdownTimeout    time.Duration // drain deadline on SIGTERM
@@ -117,6 +118,9 @@ var settings = []setting{
 	{"production mode", "production", "TALOS_PRODUCTION", "false",
 		"Fail closed: requires TALOS_MASTER_KEY, no stdout trace exporter, disable_auth refused.",
 		func(c *Config, v string) error { return parseBool(&c.Production, v) }},
+	{"single node", "single-node", "TALOS_SINGLE_NODE", "false",
+		"This is the only replica: lets production mode start without Redis and PostgreSQL, with revocations, replay protection, rate limits, budgets and admin/A2A state per process (logged at start-up; /health/ready lists them).",
+		func(c *Config, v string) error { return parseBool(&c.SingleNode, v) }},
 	{"OTLP endpoint", "otlp-endpoint", "TALOS_OTLP_ENDPOINT", "(none)",
 		"OTLP/HTTP trace collector URL, e.g. http://127.0.0.1:4318; spans are redacted before export.",
 		func(c *Config, v string) error { c.OTLPEndpoint = v; return nil }},

@@ -92,7 +92,8 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 	c := &core{wallet: s.wallet}
 	var err error
 	// Capability stores: Redis when configured (revocations reach every
-	// replica's cache through pub/sub), memory otherwise.
+	// replica's cache through pub/sub), memory otherwise. stateScope
+	// (statescope.go) reports these choices: keep it in step.
 	if s.redis != nil {
 		rs := capredis.NewRevocationStore(s.redis, capredis.Config{})
 		c.revocations = rs

@@ -11,6 +11,8 @@ import (
 // setupReadyChecks registers a readiness check per configured dependency
 // (gateway/serve answers /health/ready). A failing non-critical check (the
 // PostgreSQL replica: reads fall back to the primary) reports "degraded".
+// The body also reports where each piece of shared state lives ("state",
+// "per_process"; withStateScope in statescope.go).
 func (s *Server) setupReadyChecks() {
 	s.health.Timeout = readyCheckTimeout
 	s.health.Draining = s.life.Draining

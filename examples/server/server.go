@@ -64,6 +64,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// Before anything is created: production refuses per-process state
+	// unless -single-node (statescope.go).
+	if err := checkStateScope(cfg, log); err != nil {
+		return nil, err
+	}
 	if cfg.tablePrefix == "" {
 		cfg.tablePrefix = "talos_"
 	}
@@ -154,7 +159,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 
 	s.mux = http.NewServeMux()
 	s.mountServices(s.mux)
-	s.handler = talos.AccessLog(log, s.tel.Middleware(s.mux))
+	s.handler = talos.AccessLog(log, s.tel.Middleware(s.withStateScope(s.mux)))
 	return s, nil
 }
 
