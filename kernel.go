@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -136,7 +135,7 @@ type Outcome struct {
 // event could not be recorded; the Outcome then denies (or, if h already ran,
 // reports its result with Code INTERNAL).
 func (k *Kernel) Do(ctx context.Context, call Call, h Handler) (Outcome, error) {
-	began := time.Now()
+	began := k.m.now()
 	ctx, span := k.cfg.Tracer.Start(ctx, "talos.kernel "+call.SurfaceID, trace.WithSpanKind(trace.SpanKindInternal))
 	defer span.End()
 
@@ -196,9 +195,9 @@ func (k *Kernel) run(ctx context.Context, call Call, h Handler) (Outcome, error)
 			return deny(contracts.CodeInternal, contracts.New(contracts.CodeInternal, "talos: Call.Decision is for another principal"))
 		}
 	} else {
-		t0 := time.Now()
+		t0 := k.m.now()
 		d, err = k.cfg.Authorizer.Authorize(ctx, call.Request)
-		k.m.authorize.Record(ctx, time.Since(t0).Seconds(), k.m.attrs(attrKey{kind: kindSurface, a: clip(call.SurfaceID)}))
+		k.m.authorized(ctx, call.SurfaceID, t0)
 	}
 	out.Decision = d
 	if err != nil {
@@ -222,7 +221,7 @@ func (k *Kernel) run(ctx context.Context, call Call, h Handler) (Outcome, error)
 			return deny(contracts.CodeInternal, err)
 		}
 		if !res.Allowed {
-			k.m.rateDenied.Add(ctx, 1, k.m.attrs(attrKey{kind: kindSurface, a: clip(surface)}))
+			k.m.rateLimited(ctx, surface)
 			return deny(contracts.CodeRateLimited, nil)
 		}
 	}
@@ -234,14 +233,7 @@ func (k *Kernel) run(ctx context.Context, call Call, h Handler) (Outcome, error)
 		}
 		res, err := k.cfg.Budget.Reserve(ctx, *call.Budget)
 		out.Reservation = res
-		result := "reserved"
-		switch {
-		case err != nil:
-			result = "error"
-		case !res.Allowed:
-			result = "denied"
-		}
-		k.m.reservations.Add(ctx, 1, k.m.attrs(attrKey{kind: kindSurfaceResult, a: clip(call.SurfaceID), b: result}))
+		k.m.reserved(ctx, call.SurfaceID, res.Allowed, err)
 		if err != nil {
 			return deny(contracts.CodeInternal, err)
 		}
