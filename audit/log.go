@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"strconv"
 	"sync"
-	"time"
 
 	"go.opentelemetry.io/otel/metric"
 
@@ -231,7 +230,7 @@ func (l *Log) joinLocked(leaf []byte, h Hash) *group {
 
 // commit writes one group and wakes its callers.
 func (l *Log) commit(ctx context.Context, g *group) {
-	began := time.Now()
+	began := l.m.now()
 	g.first, g.err = l.cfg.Store.Append(ctx, g.entries, func(oldSize uint64, r tlog.HashReader) ([]Hash, error) {
 		return buildFromLeaves(oldSize, g.leaves, r)
 	})

@@ -6,7 +6,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/noop"
 )
 
 // Metric names a [Log] records when Config.Meter is set.
@@ -27,7 +26,7 @@ type logMetrics struct {
 
 func newLogMetrics(m metric.Meter) (*logMetrics, error) {
 	if m == nil {
-		m = noop.NewMeterProvider().Meter("github.com/talosgo/talos/audit")
+		return nil, nil // no Meter: a nil *logMetrics records nothing
 	}
 	lm := &logMetrics{
 		ok:   metric.WithAttributeSet(attribute.NewSet(attribute.String("talos.result", "ok"))),
@@ -47,7 +46,18 @@ func newLogMetrics(m metric.Meter) (*logMetrics, error) {
 	return lm, nil
 }
 
+// now is a commit's start time (zero without metrics).
+func (lm *logMetrics) now() time.Time {
+	if lm == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
 func (lm *logMetrics) commit(ctx context.Context, events int, began time.Time, err error) {
+	if lm == nil {
+		return
+	}
 	res := lm.ok
 	if err != nil {
 		res = lm.fail
