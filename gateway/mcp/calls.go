@@ -214,7 +214,11 @@ func (g *Gateway) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.
 			result = res
 			return g.cfg.Cost, http.StatusOK, nil
 		}
-		res, replayed, err := g.idempotent(ctx, did, upstream, tool, digest, w.key, canon, entry.Doc)
+		var gov *governedArgs
+		if g.governedWrite(entry) {
+			gov = &governedArgs{tok: tok}
+		}
+		res, replayed, err := g.idempotent(ctx, did, upstream, tool, digest, w.key, canon, entry.Doc, gov)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -238,6 +242,12 @@ func (g *Gateway) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.
 // forward calls tool on upstream with the canonical arguments whose
 // digest was authorized. It is never retried.
 func (g *Gateway) forward(ctx context.Context, upstream, tool string, canon []byte, doc *capability.DocSpec) (*sdk.CallToolResult, error) {
+	return g.forwardMeta(ctx, upstream, tool, canon, doc, nil)
+}
+
+// forwardMeta is forward with params._meta for the upstream (governed
+// calls send their tool call's id and idempotency key).
+func (g *Gateway) forwardMeta(ctx context.Context, upstream, tool string, canon []byte, doc *capability.DocSpec, meta map[string]any) (*sdk.CallToolResult, error) {
 	cs, err := g.session(ctx, upstream)
 	if err != nil {
 		return nil, contracts.Wrap(contracts.CodeUpstream5xx, "upstream not connected", errors.Join(errNotSent, err))
@@ -248,7 +258,11 @@ func (g *Gateway) forward(ctx context.Context, upstream, tool string, canon []by
 	}
 	cctx, cancel := context.WithTimeout(ctx, g.cfg.CallTimeout)
 	defer cancel()
-	res, err := cs.CallTool(cctx, &sdk.CallToolParams{Name: tool, Arguments: json.RawMessage(canon)})
+	params := &sdk.CallToolParams{Name: tool, Arguments: json.RawMessage(canon)}
+	if meta != nil {
+		params.Meta = meta
+	}
+	res, err := cs.CallTool(cctx, params)
 	if err != nil {
 		return nil, g.upstreamErr(upstream, cs, cctx, err)
 	}

@@ -152,6 +152,10 @@ type Config struct {
 	// listed again (after notifications/tools/list_changed or a
 	// reconnection), with the error if listing or installing it failed.
 	OnRefresh func(upstream string, err error)
+	// Governance, if set, governs every call to a tool the registry
+	// classifies as a write (TGA): see "Governed writes" in the package
+	// documentation.
+	Governance *GovernanceConfig
 }
 
 // A Gateway is an MCP server whose tools are the tools of its upstream
@@ -171,7 +175,8 @@ type Gateway struct {
 	// the gateway then declares and proxies them.
 	hasResources, hasPrompts bool
 
-	st atomic.Pointer[state]
+	st  atomic.Pointer[state]
+	gov *governance // nil: writes are not governed
 
 	mu        sync.Mutex                    // guards upstreams, tools, closed
 	upstreams map[string]*sdk.ClientSession // nil entry: reconnect on next call
@@ -240,6 +245,11 @@ func newGateway(ctx context.Context, cfg Config) (g *Gateway, err error) {
 	}
 	if g.idem == nil {
 		g.idem = NewMemIdempotencyStore(MemIdempotencyConfig{})
+	}
+	if cfg.Governance != nil {
+		if g.gov, err = newGovernance(cfg.Governance); err != nil {
+			return g, err
+		}
 	}
 	names := make([]string, 0, len(cfg.Upstreams))
 	for n := range cfg.Upstreams {
@@ -681,7 +691,11 @@ func (g *Gateway) newHandler() http.Handler {
 			return
 		}
 		if g.cfg.WriteTimeout > 0 {
-			httpx.ExtendWriteDeadline(w, g.cfg.ConnectTimeout+g.cfg.CallTimeout+g.cfg.WriteTimeout)
+			d := g.cfg.ConnectTimeout + g.cfg.CallTimeout + g.cfg.WriteTimeout
+			if g.gov != nil {
+				d += g.gov.cfg.ApprovalTimeout // a governed write may wait for a human
+			}
+			httpx.ExtendWriteDeadline(w, d)
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 		if err != nil {

@@ -279,7 +279,7 @@ func idemKey(did identity.DID, upstream, tool, key string) string {
 // with the same arguments gets that outcome (replayed true) without
 // reaching the upstream; a repeat with other arguments, or while the first
 // is in flight, is refused with REPLAY_DETECTED.
-func (g *Gateway) idempotent(ctx context.Context, did identity.DID, upstream, tool, digest, key string, canon []byte, doc *capability.DocSpec) (*sdk.CallToolResult, bool, error) {
+func (g *Gateway) idempotent(ctx context.Context, did identity.DID, upstream, tool, digest, key string, canon []byte, doc *capability.DocSpec, gov *governedArgs) (*sdk.CallToolResult, bool, error) {
 	if key == "" {
 		return nil, false, contracts.New(contracts.CodeInvalidInput, "mcp: this tool requires params._meta."+MetaIdempotencyKey)
 	}
@@ -295,6 +295,14 @@ func (g *Gateway) idempotent(ctx context.Context, did identity.DID, upstream, to
 		switch {
 		case rec.Digest != digest:
 			return nil, false, contracts.New(contracts.CodeReplayDetected, "mcp: idempotency key reused with other arguments")
+		case !rec.Done && gov != nil:
+			// A governed call's outcome is in its trace: a finished one
+			// (its key not yet marked done, e.g. after a crash) answers.
+			res, err := g.governedReplay(ctx, k)
+			if err != nil {
+				return nil, false, err
+			}
+			return res, true, nil
 		case !rec.Done:
 			return nil, false, contracts.New(contracts.CodeReplayDetected, "mcp: a call with this idempotency key is in flight")
 		case rec.Code != "":
@@ -310,12 +318,21 @@ func (g *Gateway) idempotent(ctx context.Context, did identity.DID, upstream, to
 		res.Meta[MetaReplayed] = true
 		return &res, true, nil
 	}
-	res, err := g.forward(ctx, upstream, tool, canon, doc)
+	var res *sdk.CallToolResult
+	if gov != nil {
+		res, err = g.governedCall(ctx, did, gov.tok, upstream, tool, digest, key, k, canon)
+	} else {
+		res, err = g.forward(ctx, upstream, tool, canon, doc)
+	}
 	// The outcome is stored with a context of its own: a client that
 	// hangs up must not leave the key in flight.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.ConnectTimeout)
 	defer cancel()
 	if err != nil {
+		if errors.Is(err, errGovernedRunning) {
+			// The trace goes on; it marks the key done when it ends.
+			return nil, false, err
+		}
 		if errors.Is(err, errNotSent) {
 			_ = g.idem.Release(sctx, k)
 		} else {
