@@ -368,10 +368,10 @@ func (gv *governance) appendStep(ctx context.Context, t *govTrace, typ, idField,
 
 // arInfo reads the action request back.
 type arInfo struct {
-	req      ActionRequest
-	scope    string
-	planID   string
-	tcKey    string // the tool call's idempotency key
+	req    ActionRequest
+	scope  string
+	planID string
+	tcKey  string // the tool call's idempotency key
 }
 
 func metaString(a map[string]any, k string) string {
