@@ -28,8 +28,11 @@ func TestFirstStartThenRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(raw), first.cred) {
+	if strings.Contains(string(raw), first.bootstrap) || strings.Contains(string(raw), first.cred) {
 		t.Fatal("the admin credential is stored in clear")
+	}
+	if admin, err := os.ReadFile(filepath.Join(cfg.DataDir, adminStateFile)); err != nil || strings.Contains(string(admin), first.cred) {
+		t.Fatalf("the admin session token is stored in clear (%v)", err)
 	}
 	first.Close(context.Background())
 
@@ -40,7 +43,7 @@ func TestFirstStartThenRestart(t *testing.T) {
 	if second.cred != "" || strings.Contains(second.out.String(), adminCredentialPfx) {
 		t.Fatalf("restart printed a credential: %q", second.out.String())
 	}
-	// The first start's credential still works; others do not.
+	// The first start's owner session still works; others do not.
 	if st := decode(t, second.do(t, "GET", "/v1/config/budget/x/versions", first.cred, nil), nil); st != 404 {
 		t.Fatalf("first credential after restart: %d", st)
 	}
@@ -101,12 +104,13 @@ func TestMasterKeyFileChecks(t *testing.T) {
 func TestCheckAdminCredential(t *testing.T) {
 	cfg := testConfig(t)
 	ts := newTestServer(t, cfg)
-	for _, c := range []string{"", "talos_admin_", ts.cred[:len(ts.cred)-1], "Bearer " + ts.cred, strings.ToUpper(ts.cred)} {
+	cred := ts.bootstrap
+	for _, c := range []string{"", "talos_admin_", cred[:len(cred)-1], "Bearer " + cred, strings.ToUpper(cred)} {
 		if checkAdminCredential(c, ts.adminHash) {
 			t.Fatalf("accepted %q", c)
 		}
 	}
-	if !checkAdminCredential(ts.cred, ts.adminHash) {
+	if !checkAdminCredential(cred, ts.adminHash) {
 		t.Fatal("rejected the real credential")
 	}
 }

@@ -81,7 +81,7 @@ func TestConfigServiceLifecycle(t *testing.T) {
 		t.Fatalf("versions page 2: %d %+v", st, list)
 	}
 
-	// Two new versions, two audit events by the admin bootstrap credential.
+	// Two new versions, two audit events by the owner (its session).
 	after, err := ts.core.log.Size(t.Context())
 	if err != nil || after-before != 2 {
 		t.Fatalf("%d audit events for 2 new versions (%v)", after-before, err)
@@ -89,7 +89,7 @@ func TestConfigServiceLifecycle(t *testing.T) {
 	for i := before; i < after; i++ {
 		entry, _ := ts.core.log.Entry(t.Context(), i)
 		ev, err := audit.ParseEvent(entry)
-		if err != nil || ev.SurfaceID != opConfig || ev.Principal != audit.BearerPrincipal("admin", "admin") {
+		if err != nil || ev.SurfaceID != opConfig || ev.Principal != audit.BearerPrincipal(ts.owner.DID(), "admin") {
 			t.Fatalf("audit event %d: %+v %v", i, ev, err)
 		}
 	}

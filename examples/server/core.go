@@ -118,6 +118,7 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 	for _, op := range []string{opAuthorize, opMCPGateway, opLLM, opLLMModels, opA2A, "admin"} {
 		allow[op] = []string{"decision_reason", "capability_hash", "tool", "action", "error_code", "budget_reservation", "budget_warned", "cost_micros"}
 	}
+	allow[admin.SurfaceID] = append(allow[admin.SurfaceID], admin.AuditMetaKeys()...)
 	addA2AAuditMeta(allow)
 	allow[opLLM] = append(allow[opLLM], llmAuditMeta...)
 	allow[opConfig] = config.AuditMetaKeys()

@@ -40,7 +40,15 @@ type testServer struct {
 	cfg   Config
 	out   *syncBuffer
 	spans *tracetest.InMemoryExporter
-	cred  string // admin bootstrap credential (first start only)
+	// cred is an owner's admin session token (talos_session_...) on a
+	// first start: newTestServer spends the bootstrap credential on an
+	// owner (owner) and mints the session, so tests send admin calls as
+	// "Authorization: Bearer "+cred. Empty on a later start.
+	cred string
+	// bootstrap is the printed bootstrap credential (first start only),
+	// spent by newTestServer unless cfg.keepBootstrap.
+	bootstrap string
+	owner     *testAdmin // the owner admin identity (first start only)
 	url   string // set by serve
 
 	stopOnce sync.Once
@@ -73,7 +81,12 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 		t.Fatalf("New: %v", err)
 	}
 	ts.Server, ts.cfg = s, cfg
-	ts.cred = parseCredential(ts.out.String())
+	ts.setupAdmin(t)
+	// The set-up's admin requests are not the test's spans.
+	if err := s.tel.TracerProvider().ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ts.spans.Reset()
 	t.Cleanup(func() {
 		if ts.done == nil {
 			s.Close(context.Background())

@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"net/http"
-	"strings"
 
 	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/gateway/admin"
 )
 
 type principalKey struct{}
@@ -22,24 +22,25 @@ func principalFrom(ctx context.Context) string {
 	return p
 }
 
-// requireAdmin admits requests that carry the admin bootstrap credential as
-// "Authorization: Bearer talos_admin_...", and answers 401 AUTH_INVALID to
-// the rest. The kernel's capability-based admin authorization can replace it.
-func (s *Server) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.isAdmin(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="talos-admin"`)
-			talos.WriteError(w, r, contracts.New(contracts.CodeAuthInvalid, "admin credential required"))
-			return
-		}
-		next(w, r.WithContext(withPrincipal(r.Context(), "admin-bootstrap")))
+// requireAdmin returns the wrapper of the admin routes of one admin tool
+// (gateway/admin.Handler.RequireTool): an attested request (opcode
+// "admin") by an admin identity or an admin session bearer whose role
+// grants the tool's read (GET) or write (other methods) action; 401
+// AUTH_INVALID or 403 RBAC_DENIED otherwise. The acting admin's DID is
+// the request's principal (config change records).
+func (s *Server) requireAdmin(tool string) func(http.HandlerFunc) http.HandlerFunc {
+	return func(next http.HandlerFunc) http.HandlerFunc {
+		return s.core.admin.RequireTool(tool)(func(w http.ResponseWriter, r *http.Request) {
+			a, _ := admin.ActorFrom(r.Context())
+			next(w, r.WithContext(withPrincipal(r.Context(), a.DID)))
+		})
 	}
 }
 
-// isAdmin reports whether r carries the admin bootstrap credential.
+// isAdmin reports whether r is an admin request that may read audit
+// entries (admin.audit read): the audit API's entry readers.
 func (s *Server) isAdmin(r *http.Request) bool {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && checkAdminCredential(strings.TrimSpace(tok), s.adminHash)
+	return s.core != nil && s.core.admin != nil && s.core.admin.Allowed(r, admin.ToolAudit, admin.ActionRead)
 }
 
 // handleNotFound answers every unknown route with the contract error body.

@@ -63,9 +63,11 @@ func (b budgetView) request(p *principal, amount int64, surface string) *budget.
 const adminStateFile = "admin.json"
 
 // openAdmin opens the admin store (PostgreSQL, shared by replicas, or a
-// file in the data directory) and the admin API over it, gated by the
-// bootstrap credential; a stored document that no longer parses stops
-// start-up.
+// file in the data directory) and the admin API over it: admin identities
+// (attested with opcode "admin", nonces in the shared nonce store) and
+// sessions; the bootstrap credential (sealed in the vault) only creates
+// the first owner, and DataDir/admin-recovery.json another. A stored
+// document that no longer parses stops start-up.
 func (c *core) openAdmin(ctx context.Context, s *Server) error {
 	if s.db != nil {
 		ps, err := adminpg.New(adminpg.Config{DB: s.db.Primary(), TablePrefix: s.cfg.tablePrefix})
@@ -86,7 +88,9 @@ func (c *core) openAdmin(ctx context.Context, s *Server) error {
 	var err error
 	c.admin, err = admin.New(ctx, admin.Config{
 		Issuer: c.wallet, Store: c.adminStore, Revocations: c.revocations, Budget: c.budget,
-		Audit: c.log, Events: c.events, Authenticate: s.requireAdmin,
+		Audit: c.log, Events: c.events, Nonces: c.nonces,
+		Bootstrap: s.secrets, BootstrapID: adminHashSecret,
+		RecoveryFile: filepath.Join(s.cfg.DataDir, admin.RecoveryFileName), RecoveryKey: s.recoveryKey,
 	})
 	if err != nil {
 		return err
@@ -169,7 +173,7 @@ func (c *core) servedOpcodes() map[string]string {
 
 // mount registers the core routes: kernel API, audit service, and — when
 // configured — the MCP gateway and the LLM proxy.
-func (c *core) mount(mux *http.ServeMux, requireAdmin func(http.HandlerFunc) http.HandlerFunc) {
+func (c *core) mount(mux *http.ServeMux, _ func(tool string) func(http.HandlerFunc) http.HandlerFunc) {
 	c.admin.Register(mux)
 	c.kernelAPI.Register(mux)
 	c.audit.Register(mux)

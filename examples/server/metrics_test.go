@@ -63,7 +63,7 @@ func TestAccessLogLines(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Close(t.Context()) })
 	ts.Server, ts.cfg = s, cfg
-	ts.cred = parseCredential(ts.out.String())
+	ts.setupAdmin(t)
 	alice := newAgent(t, ts, "alice", "team-a")
 	tok := issue(t, ts, alice.did, false, grant("files", "read"))
 	authorize(t, alice, tok.Token, "files", "read")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/gateway/admin"
 	"github.com/talosgo/talos/gateway/config"
 	"github.com/talosgo/talos/gateway/otelredact"
 	"github.com/talosgo/talos/gateway/pgsplit"
@@ -33,6 +34,9 @@ type Server struct {
 	wallet    *identity.Wallet
 	secrets   *secrets.Vault
 	adminHash [32]byte
+	// recoveryKey checks DataDir/admin-recovery.json (admin.RecoveryKey
+	// of the master key).
+	recoveryKey []byte
 
 	db    *pgsplit.DB           // nil without PostgreSQL
 	redis redis.UniversalClient // nil without Redis
@@ -128,6 +132,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	// Sealed secrets (secretswire.go); every plaintext read is registered
 	// with the trace redactor.
 	if s.secrets, err = openSecrets(ctx, s, master); err != nil {
+		return nil, err
+	}
+	if s.recoveryKey, err = admin.RecoveryKey(master); err != nil {
 		return nil, err
 	}
 	clear(master)

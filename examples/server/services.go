@@ -1,6 +1,10 @@
 package main
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/talosgo/talos/gateway/admin"
+)
 
 // mountServices registers every route of the server on mux. The kernel API,
 // the MCP gateway, the LLM proxy, the A2A surface and the audit service are
@@ -19,7 +23,7 @@ func (s *Server) mountServices(mux *http.ServeMux) {
 	mux.HandleFunc("GET /health/live", s.health.Live)
 	mux.HandleFunc("GET /health/ready", s.health.Ready)
 	mux.Handle("GET /metrics", s.tel.MetricsHandler())
-	s.configs.Register(mux, s.requireAdmin)
+	s.configs.Register(mux, s.requireAdmin(admin.ToolConfig))
 	s.core.mount(mux, s.requireAdmin)
 	mux.HandleFunc("/", handleNotFound)
 }

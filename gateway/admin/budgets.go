@@ -27,6 +27,13 @@ func (t *Budgets) Set(s budget.Scope) {
 	t.scopes[s.ID] = s
 }
 
+// replace swaps every configured scope for scopes.
+func (t *Budgets) replace(scopes map[string]budget.Scope) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.scopes = scopes
+}
+
 // Get returns the budget of scope id.
 func (t *Budgets) Get(id string) (budget.Scope, bool) {
 	t.mu.RLock()

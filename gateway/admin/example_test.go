@@ -9,11 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/audit"
 	"github.com/talosgo/talos/budget"
 	"github.com/talosgo/talos/capability"
-	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/gateway/admin"
 	"github.com/talosgo/talos/identity"
 )
@@ -34,16 +32,7 @@ func Example() {
 
 	h, err := admin.New(ctx, admin.Config{
 		Issuer: issuer, Store: store, Revocations: capability.NewMemRevocationStore(nil),
-		Budget: spend, Audit: log, Events: events,
-		Authenticate: func(next http.HandlerFunc) http.HandlerFunc {
-			return func(w http.ResponseWriter, r *http.Request) {
-				if r.Header.Get("Authorization") != "Bearer s3cret" {
-					talos.WriteError(w, r, contracts.New(contracts.CodeAuthInvalid, "admin credential required"))
-					return
-				}
-				next(w, r)
-			}
-		},
+		Budget: spend, Audit: log, Events: events, Nonces: identity.NewMemNonceStore(1 << 10),
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -52,9 +41,21 @@ func Example() {
 	mux := http.NewServeMux()
 	h.Register(mux)
 
+	// The first owner (a server makes it with POST /v1/admin/bootstrap).
+	owner, _ := identity.GenerateWallet("owner")
+	if _, err := h.PutIdentity(ctx, owner.DID().String(), admin.RoleOwner, "example"); err != nil {
+		fmt.Println(err)
+		return
+	}
+	sign, _ := identity.NewAttestationSigner(identity.AttestationSignerConfig{Signer: owner.Signer()})
+
 	agent, _ := identity.GenerateWallet("agent")
 	req := httptest.NewRequest("PUT", "/v1/principals/"+agent.DID().String(), strings.NewReader(`{"team_id":"research"}`))
-	req.Header.Set("Authorization", "Bearer s3cret")
+	req.Header.Set("Content-Type", "application/json")
+	if err := sign.Sign(req, admin.SurfaceID); err != nil {
+		fmt.Println(err)
+		return
+	}
 	w := httptest.NewRecorder()
 	mux.ServeHTTP(w, req)
 	fmt.Println("register:", w.Code)

@@ -17,10 +17,9 @@ import (
 	"github.com/talosgo/talos/capability"
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/gateway/admin"
+	"github.com/talosgo/talos/gateway/admin/admintest"
 	"github.com/talosgo/talos/identity"
 )
-
-const adminToken = "Bearer test-admin"
 
 // fixture is a gateway built from real components: a file store, the
 // memory revocation and budget back-ends, an audit log, a capability
@@ -36,6 +35,8 @@ type fixture struct {
 	authz    capability.Authorizer
 	srv      *httptest.Server
 	attester *talos.Attester
+	owner    *admintest.Admin // the owner identity
+	session  string           // an owner session: f.do's admin credential
 }
 
 func newFixture(t *testing.T, store admin.Store, now func() time.Time) *fixture {
@@ -81,7 +82,7 @@ func buildOn(t *testing.T, issuer *identity.Wallet, store admin.Store, now func(
 	if f.log, err = audit.New(t.Context(), audit.Config{Store: logStore, Signer: signer, Verifier: verifier}); err != nil {
 		t.Fatal(err)
 	}
-	events, err := audit.NewEventBuilder(audit.BuilderConfig{MetaAllowlist: map[string][]string{admin.SurfaceID: {"capability_hash"}}})
+	events, err := audit.NewEventBuilder(audit.BuilderConfig{MetaAllowlist: map[string][]string{admin.SurfaceID: admin.AuditMetaKeys()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,20 +92,18 @@ func buildOn(t *testing.T, issuer *identity.Wallet, store admin.Store, now func(
 	}
 	f.admin, err = admin.New(t.Context(), admin.Config{
 		Issuer: issuer, Store: store, Revocations: f.revoked, Budget: spend, Audit: f.log, Events: events,
-		Authenticate: func(next http.HandlerFunc) http.HandlerFunc {
-			return func(w http.ResponseWriter, r *http.Request) {
-				if r.Header.Get("Authorization") != adminToken {
-					talos.WriteError(w, r, contracts.New(contracts.CodeAuthInvalid, "admin credential required"))
-					return
-				}
-				next(w, r)
-			}
-		},
-		Now: now,
+		Nonces: identity.NewMemNonceStore(1 << 12),
+		Now:    now,
 	})
 	if err != nil {
 		return nil, err
 	}
+	f.owner = admintest.NewAdmin(t, f.admin, admin.RoleOwner)
+	sess, err := f.admin.IssueSession(t.Context(), f.owner.DID(), admin.RoleOwner, admin.MaxSessionTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.session = sess.Token
 	v, err := capability.NewVerifier(capability.Config{
 		TrustedIssuers: []identity.DID{issuer.DID()}, Revocations: f.revoked,
 		Replay: identity.NewMemNonceStore(1 << 10), Audience: issuer.DID().String(),
@@ -153,7 +152,7 @@ func (f *fixture) do(method, path string, auth bool, body string, v any) int {
 		f.t.Fatal(err)
 	}
 	if auth {
-		req.Header.Set("Authorization", adminToken)
+		req.Header.Set("Authorization", "Bearer "+f.session)
 	}
 	return f.send(req, v)
 }

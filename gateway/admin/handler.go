@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/talosgo/talos"
@@ -43,9 +44,27 @@ type Config struct {
 	// the log cannot record is answered as failed.
 	Audit  audit.AuditLog
 	Events *audit.EventBuilder
-	// Authenticate gates every admin route (the gateway's admin
-	// credential check); it answers the requests it refuses itself.
-	Authenticate func(http.HandlerFunc) http.HandlerFunc
+	// Nonces remembers the nonces of attested admin requests (replay
+	// protection); share the gateway's nonce store so that every replica
+	// refuses a replay.
+	Nonces identity.NonceStore
+	// Bootstrap and BootstrapID hold the bootstrap credential's hash
+	// ([Bootstrap]); POST /v1/admin/bootstrap accepts that credential only
+	// while no owner exists and spends it on first use. Nil: only a
+	// recovery file can create an owner (or [Handler.PutIdentity]).
+	Bootstrap   BootstrapStore
+	BootstrapID string
+	// RecoveryFile is the path of the recovery file ([RecoveryFileName] in
+	// the data directory) and RecoveryKey the key its MAC is checked
+	// with ([RecoveryKey] of the master key). Either empty: no recovery.
+	RecoveryFile string
+	RecoveryKey  []byte
+	// OnChange, if set, is called with the document kind after every
+	// change this handler applied and stored (KindPrincipal, KindRole,
+	// KindBinding, KindBudget, KindIdentity, KindCapability,
+	// KindRevocation, KindSession): the hook that tells other replicas to
+	// [Handler.Reload]. It must not block.
+	OnChange func(kind string)
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -55,9 +74,20 @@ type Config struct {
 // RBAC [Policy] and the [Budgets], loaded from the Store by New.
 type Handler struct {
 	cfg        Config
+	attest     *identity.AttestationVerifier // admin identities, opcode "admin"
 	principals *Registry
 	policy     Policy
 	budgets    Budgets
+	reloadMu   sync.Mutex // one Reload at a time
+}
+
+// state is what Reload reads from the Store.
+type state struct {
+	principals []*Principal
+	roles      map[string]capability.Role
+	bindings   map[string]capability.Binding
+	compiled   *capability.RBAC
+	budgets    map[string]budget.Scope
 }
 
 // New checks cfg and loads the stored documents. A document that no
@@ -65,18 +95,52 @@ type Handler struct {
 // budget is worse than one that does not start.
 func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if cfg.Issuer == nil || cfg.Store == nil || cfg.Revocations == nil || cfg.Budget == nil ||
-		cfg.Audit == nil || cfg.Events == nil || cfg.Authenticate == nil {
-		return nil, errors.New("admin: Issuer, Store, Revocations, Budget, Audit, Events and Authenticate are required")
+		cfg.Audit == nil || cfg.Events == nil || cfg.Nonces == nil {
+		return nil, errors.New("admin: Issuer, Store, Revocations, Budget, Audit, Events and Nonces are required")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	h := &Handler{cfg: cfg}
 	h.principals = newRegistry(cfg.Store, cfg.Now)
-	if err := h.load(ctx); err != nil {
+	var err error
+	h.attest, err = identity.NewAttestationVerifier(identity.AttestationVerifierConfig{
+		Opcode: func(*http.Request) (string, error) { return SurfaceID, nil },
+		Keys:   identityKeys{h}, Nonces: cfg.Nonces, Now: cfg.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := h.Reload(ctx); err != nil {
 		return nil, err
 	}
 	return h, nil
+}
+
+// Reload re-reads every document from the Store and swaps the principal
+// registry's cache, the RBAC policy and the budgets for what it holds, all
+// or nothing: a failed read or a document that no longer parses keeps the
+// old state and returns the error. Admin identities and sessions are read
+// from the store on each request and need no reload. Call it when
+// another replica reports a change (Config.OnChange there).
+func (h *Handler) Reload(ctx context.Context) error {
+	h.reloadMu.Lock()
+	defer h.reloadMu.Unlock()
+	st, err := h.read(ctx)
+	if err != nil {
+		return err
+	}
+	h.principals.replace(st.principals)
+	h.policy.replace(st.roles, st.bindings, st.compiled)
+	h.budgets.replace(st.budgets)
+	return nil
+}
+
+// changed reports an applied change to Config.OnChange.
+func (h *Handler) changed(kind string) {
+	if h.cfg.OnChange != nil {
+		h.cfg.OnChange(kind)
+	}
 }
 
 // Principals returns the principal registry (the Attester's key resolver).
@@ -89,12 +153,12 @@ func (h *Handler) Policy() *Policy { return &h.policy }
 // Budgets returns the configured key and team budgets.
 func (h *Handler) Budgets() *Budgets { return &h.budgets }
 
-func (h *Handler) load(ctx context.Context) error {
+func (h *Handler) read(ctx context.Context) (*state, error) {
 	docs, err := h.cfg.Store.All(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	roles, bindings := map[string]capability.Role{}, map[string]capability.Binding{}
+	st := &state{roles: map[string]capability.Role{}, bindings: map[string]capability.Binding{}, budgets: map[string]budget.Scope{}}
 	for _, d := range docs {
 		bad := func(err error) error {
 			return fmt.Errorf("admin state: %s %q: %w", d.Kind, d.ID, err)
@@ -103,55 +167,100 @@ func (h *Handler) load(ctx context.Context) error {
 		case KindPrincipal:
 			p, err := parsePrincipal(d.Doc)
 			if err != nil {
-				return bad(err)
+				return nil, bad(err)
 			}
-			h.principals.cache(p)
+			st.principals = append(st.principals, p)
 		case KindRole:
 			var req RoleRequest
 			if err := json.Unmarshal(d.Doc, &req); err != nil {
-				return bad(err)
+				return nil, bad(err)
 			}
-			roles[d.ID] = capability.Role{ID: d.ID, Permissions: req.Permissions}
+			st.roles[d.ID] = capability.Role{ID: d.ID, Permissions: req.Permissions}
 		case KindBinding:
 			var req BindingRequest
 			if err := json.Unmarshal(d.Doc, &req); err != nil {
-				return bad(err)
+				return nil, bad(err)
 			}
-			bindings[d.ID] = capability.Binding{Principal: req.Principal, Role: req.Role, Scope: req.Scope}
+			st.bindings[d.ID] = capability.Binding{Principal: req.Principal, Role: req.Role, Scope: req.Scope}
 		case KindBudget:
 			var req BudgetRequest
 			if err := json.Unmarshal(d.Doc, &req); err != nil {
-				return bad(err)
+				return nil, bad(err)
 			}
 			sc, err := req.Scope(d.ID)
 			if err != nil {
-				return bad(err)
+				return nil, bad(err)
 			}
-			h.budgets.Set(sc)
+			st.budgets[sc.ID] = sc
 		}
 	}
-	compiled, err := compileRBAC(roles, bindings)
+	st.compiled, err = compileRBAC(st.roles, st.bindings)
 	if err != nil {
-		return fmt.Errorf("admin state: RBAC policy: %w", err)
+		return nil, fmt.Errorf("admin state: RBAC policy: %w", err)
 	}
-	h.policy.roles, h.policy.bindings = roles, bindings
-	h.policy.compiled.Store(compiled)
-	return nil
+	return st, nil
 }
 
-// Register mounts the admin routes on mux, each behind Config.Authenticate.
+// Register mounts the admin routes on mux, each behind [Handler.Require]
+// with its declared (tool, action); POST /v1/admin/bootstrap takes the
+// bootstrap or recovery credential instead.
 func (h *Handler) Register(mux *http.ServeMux) {
-	a := h.cfg.Authenticate
-	mux.HandleFunc("POST /v1/capabilities", a(h.handleIssue))
-	mux.HandleFunc("POST /v1/capabilities/delegations", a(h.handleDelegation))
-	mux.HandleFunc("POST /v1/capabilities/revocations", a(h.handleRevoke))
-	mux.HandleFunc("PUT /v1/rbac/roles/{id}", a(h.handlePutRole))
-	mux.HandleFunc("PUT /v1/rbac/bindings/{id}", a(h.handlePutBinding))
-	mux.HandleFunc("PUT /v1/principals/{did}", a(h.handlePutPrincipal))
-	mux.HandleFunc("GET /v1/principals/{did}", a(h.handleGetPrincipal))
-	mux.HandleFunc("DELETE /v1/principals/{did}", a(h.handleDeletePrincipal))
-	mux.HandleFunc("PUT /v1/budgets/{scope}", a(h.handlePutBudget))
-	mux.HandleFunc("GET /v1/budgets/{scope}", a(h.handleGetBudget))
+	for _, rt := range h.Routes() {
+		mux.HandleFunc(rt.Pattern, rt.handler)
+	}
+}
+
+// A Route is one admin route and the grant it requires (Tool "" for the
+// bootstrap route and for the caller's own whoami and sessions, which any
+// authenticated admin may use).
+type Route struct {
+	Pattern string
+	Tool    string
+	Action  string
+	handler http.HandlerFunc
+}
+
+// Routes lists every route Register mounts, in order.
+func (h *Handler) Routes() []Route {
+	var out []Route
+	add := func(pattern, tool string, fn http.HandlerFunc) {
+		action := ActionWrite
+		if strings.HasPrefix(pattern, "GET ") {
+			action = ActionRead
+		}
+		out = append(out, Route{Pattern: pattern, Tool: tool, Action: action, handler: h.Require(tool, action, fn)})
+	}
+	self := func(pattern string, fn http.HandlerFunc) {
+		out = append(out, Route{Pattern: pattern, handler: h.requireAdmin(fn)})
+	}
+	out = append(out, Route{Pattern: "POST /v1/admin/bootstrap", handler: h.handleBootstrap})
+	self("GET /v1/admin/whoami", h.handleWhoami)
+	self("POST /v1/admin/sessions", h.handleMintSession)
+	self("DELETE /v1/admin/sessions/current", h.handleRevokeSession)
+	add("GET /v1/admin/identities", ToolAdmins, h.handleListIdentities)
+	add("GET /v1/admin/identities/{did}", ToolAdmins, h.handleGetIdentity)
+	add("PUT /v1/admin/identities/{did}", ToolAdmins, h.handlePutIdentity)
+	add("DELETE /v1/admin/identities/{did}", ToolAdmins, h.handleDeleteIdentity)
+	add("POST /v1/capabilities", ToolCapabilities, h.handleIssue)
+	add("GET /v1/capabilities", ToolCapabilities, h.handleListCapabilities)
+	add("GET /v1/capabilities/{hash}", ToolCapabilities, h.handleGetCapability)
+	add("POST /v1/capabilities/delegations", ToolCapabilities, h.handleDelegation)
+	add("POST /v1/capabilities/revocations", ToolCapabilities, h.handleRevoke)
+	add("GET /v1/capabilities/revocations", ToolCapabilities, h.handleListRevocations)
+	add("GET /v1/rbac/roles", ToolRBAC, h.handleListRoles)
+	add("GET /v1/rbac/roles/{id}", ToolRBAC, h.handleGetRole)
+	add("PUT /v1/rbac/roles/{id}", ToolRBAC, h.handlePutRole)
+	add("GET /v1/rbac/bindings", ToolRBAC, h.handleListBindings)
+	add("GET /v1/rbac/bindings/{id}", ToolRBAC, h.handleGetBinding)
+	add("PUT /v1/rbac/bindings/{id}", ToolRBAC, h.handlePutBinding)
+	add("GET /v1/principals", ToolPrincipals, h.handleListPrincipals)
+	add("PUT /v1/principals/{did}", ToolPrincipals, h.handlePutPrincipal)
+	add("GET /v1/principals/{did}", ToolPrincipals, h.handleGetPrincipal)
+	add("DELETE /v1/principals/{did}", ToolPrincipals, h.handleDeletePrincipal)
+	add("GET /v1/budgets", ToolBudgets, h.handleListBudgets)
+	add("PUT /v1/budgets/{scope}", ToolBudgets, h.handlePutBudget)
+	add("GET /v1/budgets/{scope}", ToolBudgets, h.handleGetBudget)
+	return out
 }
 
 // IssueRequest is the body of POST /v1/capabilities.
@@ -193,6 +302,15 @@ func (h *Handler) handleIssue(w http.ResponseWriter, r *http.Request) {
 	tok, err := capability.Issue(h.cfg.Issuer.Signer(), issueSubject, req.Grants, h.cfg.Now().Add(life),
 		&capability.IssueOptions{Audience: aud, ReadOnly: req.ReadOnly})
 	if err != nil {
+		talos.WriteError(w, r, err)
+		return
+	}
+	now := h.cfg.Now().UTC().Truncate(time.Second)
+	rec := storedCapability{IssuedCapability: IssuedCapability{
+		CapabilityHash: tok.Hash(), Subject: tok.Subject().String(), Issuer: tok.Issuer().String(), Audience: tok.Audience(),
+		Grants: tok.Grants(), ReadOnly: tok.ReadOnly(), IssuedAt: now, ExpiresAt: tok.Expiry().UTC(),
+	}, Nonce: tok.Nonce()}
+	if err := h.persist(r, KindCapability, tok.Hash(), rec)(); err != nil {
 		talos.WriteError(w, r, err)
 		return
 	}
@@ -275,11 +393,41 @@ func (h *Handler) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		talos.WriteError(w, r, contracts.Wrap(contracts.CodeInternal, "revocation store unavailable", err))
 		return
 	}
+	if err := h.recordRevocation(r, key, req); err != nil {
+		talos.WriteError(w, r, err)
+		return
+	}
 	if err := h.audit(r, "/v1/capabilities/revocations", http.StatusOK, map[string]any{"capability_hash": req.CapabilityHash}); err != nil {
 		talos.WriteError(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"revoked": true})
+}
+
+// recordRevocation records a revocation (listed by GET
+// /v1/capabilities/revocations) and marks the issued capabilities it
+// revokes. The revocation store is the authority; these records are the
+// admin API's view of it.
+func (h *Handler) recordRevocation(r *http.Request, key string, req RevokeRequest) error {
+	a, _ := ActorFrom(r.Context())
+	now := h.cfg.Now().UTC().Truncate(time.Second)
+	if err := h.persist(r, KindRevocation, key, Revocation{CapabilityHash: req.CapabilityHash, Nonce: req.Nonce, RevokedAt: now, RevokedBy: a.DID})(); err != nil {
+		return err
+	}
+	caps, err := h.capabilities(r.Context())
+	if err != nil {
+		return err
+	}
+	for _, c := range caps {
+		if c.Revoked || !(req.CapabilityHash != "" && c.CapabilityHash == req.CapabilityHash || req.Nonce != "" && c.nonce == req.Nonce) {
+			continue
+		}
+		c.Revoked, c.RevokedAt = true, &now
+		if err := h.persist(r, KindCapability, c.CapabilityHash, storedCapability{IssuedCapability: c, Nonce: c.nonce})(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func isHex64(s string) bool {
@@ -402,6 +550,9 @@ func (h *Handler) handleDeletePrincipal(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	h.principals.forget(did)
+	if existed {
+		h.changed(KindPrincipal)
+	}
 	if !existed {
 		talos.WriteError(w, r, contracts.New(contracts.CodeNotFound, "no such principal"))
 		return
@@ -484,13 +635,30 @@ func (h *Handler) handleGetBudget(w http.ResponseWriter, r *http.Request) {
 // record it, the action is reported as failed (it has been applied: the
 // caller retries or investigates; the log's durability is what failed).
 func (h *Handler) audit(r *http.Request, template string, status int, meta map[string]any) error {
+	a, ok := ActorFrom(r.Context())
+	if !ok {
+		return contracts.New(contracts.CodeInternal, "admin action without an authenticated admin")
+	}
+	return h.auditAs(r, a, template, status, meta)
+}
+
+// auditAs records an admin action of actor a: principal_id is its DID,
+// meta.admin_auth_mode how it authenticated, and meta.tool/action the
+// grant the route required.
+func (h *Handler) auditAs(r *http.Request, a Actor, template string, status int, meta map[string]any) error {
+	m := map[string]any{"admin_auth_mode": a.AuthMode}
+	for k, v := range meta {
+		if v != "" {
+			m[k] = v
+		}
+	}
 	ev, err := h.cfg.Events.Build(r, audit.Decision{
 		RequestID:    contracts.NewUUIDv7(),
 		SurfaceID:    SurfaceID,
 		TemplatePath: template,
 		Status:       status,
-		Principal:    audit.BearerPrincipal("admin", "admin"),
-		Meta:         meta,
+		Principal:    a.auditPrincipal(),
+		Meta:         m,
 	})
 	if err != nil {
 		return err
@@ -507,7 +675,11 @@ func (h *Handler) persist(r *http.Request, kind, id string, v any) func() error 
 		if err != nil {
 			return err
 		}
-		return h.cfg.Store.Put(r.Context(), Doc{Kind: kind, ID: id, Doc: raw})
+		if err := h.cfg.Store.Put(r.Context(), Doc{Kind: kind, ID: id, Doc: raw}); err != nil {
+			return err
+		}
+		h.changed(kind)
+		return nil
 	}
 }
 

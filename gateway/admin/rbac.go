@@ -104,3 +104,11 @@ func (a rbacAuthorizer) Authorize(ctx context.Context, req capability.Request) (
 	}
 	return d, nil
 }
+
+// replace swaps the whole policy for roles and bindings (compiled).
+func (p *Policy) replace(roles map[string]capability.Role, bindings map[string]capability.Binding, compiled *capability.RBAC) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.roles, p.bindings = roles, bindings
+	p.compiled.Store(compiled)
+}

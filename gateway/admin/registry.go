@@ -172,3 +172,18 @@ func (r *Registry) Registered(h func(http.ResponseWriter, *http.Request, *Princi
 		h(w, req, p)
 	})
 }
+
+// replace makes ps the registry's cached registrations, dropping the rest.
+func (r *Registry) replace(ps []*Principal) {
+	keep := make(map[string]bool, len(ps))
+	for _, p := range ps {
+		keep[p.DID] = true
+		r.cache(p)
+	}
+	r.m.Range(func(k, _ any) bool {
+		if !keep[k.(string)] {
+			r.m.Delete(k)
+		}
+		return true
+	})
+}

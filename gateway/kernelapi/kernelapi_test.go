@@ -16,6 +16,7 @@ import (
 	"github.com/talosgo/talos/capability"
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/gateway/admin"
+	"github.com/talosgo/talos/gateway/admin/admintest"
 	"github.com/talosgo/talos/gateway/kernelapi"
 	"github.com/talosgo/talos/identity"
 )
@@ -27,6 +28,7 @@ const origin = "test/audit"
 type gateway struct {
 	wallet *identity.Wallet
 	admin  *admin.Handler
+	owner  *identity.Wallet // an owner admin identity: signs adminCall's requests
 	log    *audit.Log
 	mux    *http.ServeMux
 }
@@ -66,9 +68,15 @@ func newGateway(ctx context.Context, dir string, rate budget.Limit) (*gateway, e
 	nonces := identity.NewMemNonceStore(1 << 20)
 	g.admin, err = admin.New(ctx, admin.Config{
 		Issuer: g.wallet, Store: store, Revocations: revocations, Budget: spend, Audit: g.log, Events: events,
-		Authenticate: func(next http.HandlerFunc) http.HandlerFunc { return next }, // tests only
+		Nonces: nonces,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if g.owner, err = identity.GenerateWallet("owner"); err != nil {
+		return nil, err
+	}
+	if _, err := g.admin.PutIdentity(ctx, g.owner.DID().String(), admin.RoleOwner, "test"); err != nil {
 		return nil, err
 	}
 	v, err := capability.NewVerifier(capability.Config{
@@ -125,7 +133,12 @@ func (g *gateway) call(t testing.TB, req *http.Request, v any) int {
 
 func (g *gateway) adminCall(t testing.TB, method, path, body string, v any) int {
 	t.Helper()
-	return g.call(t, httptest.NewRequest(method, path, strings.NewReader(body)), v)
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if err := admintest.SignerFor(t, g.owner, admin.RoleOwner).Sign(req); err != nil {
+		t.Fatal(err)
+	}
+	return g.call(t, req, v)
 }
 
 // authorize makes an attested POST /v1/authorize signed by w.

@@ -1,6 +1,9 @@
 // Package admintest is the conformance suite every admin.Store passes:
-// round trips, replacement, deletion, kinds kept apart, the order of All,
-// concurrent writers and, for durable stores, reopening.
+// round trips, replacement, deletion, kinds kept apart, the admin API's
+// own kinds (identities, sessions, capability and revocation records), the
+// order of All, concurrent writers and, for durable stores, reopening. It
+// also has [Admin], an admin identity that signs requests, for tests of
+// handlers behind [admin.Handler.Require].
 package admintest
 
 import (
@@ -26,6 +29,7 @@ func Run(t *testing.T, newStore NewStore, reopen Reopen) {
 	t.Run("RoundTrip", func(t *testing.T) { testRoundTrip(t, newStore(t)) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, newStore(t)) })
 	t.Run("Order", func(t *testing.T) { testOrder(t, newStore(t)) })
+	t.Run("AdminKinds", func(t *testing.T) { testAdminKinds(t, newStore(t)) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, newStore(t)) })
 	t.Run("Reopen", func(t *testing.T) {
 		if reopen == nil {
@@ -178,5 +182,34 @@ func testReopen(t *testing.T, s admin.Store, reopen Reopen) {
 	all, err := s2.All(t.Context())
 	if err != nil || len(all) != 2 {
 		t.Fatalf("after reopening: %v %v", all, err)
+	}
+}
+
+// testAdminKinds round-trips the admin API's own documents (identities,
+// sessions by token hash, issued-capability and revocation records):
+// every store keeps them beside the gateway's documents.
+func testAdminKinds(t *testing.T, s admin.Store) {
+	docs := []admin.Doc{
+		doc(admin.KindIdentity, "did:key:z6MkOwner", `{"did":"did:key:z6MkOwner","role":"owner","created_at":"2026-12-03T10:00:00Z","created_by":"bootstrap"}`),
+		doc(admin.KindSession, "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", `{"did":"did:key:z6MkOwner","role":"viewer","created_at":"2026-12-03T10:00:00Z","expires_at":"2026-12-03T10:15:00Z"}`),
+		doc(admin.KindCapability, "aa", `{"capability_hash":"aa","revoked":false}`),
+		doc(admin.KindRevocation, "talos:revoked:hash:aa", `{"capability_hash":"aa"}`),
+	}
+	for _, d := range docs {
+		mustPut(t, s, d)
+	}
+	for _, d := range docs {
+		expectDoc(t, s, d.Kind, d.ID, string(d.Doc))
+	}
+	// A role change replaces the identity document.
+	mustPut(t, s, doc(admin.KindIdentity, "did:key:z6MkOwner", `{"did":"did:key:z6MkOwner","role":"viewer"}`))
+	expectDoc(t, s, admin.KindIdentity, "did:key:z6MkOwner", `{"did":"did:key:z6MkOwner","role":"viewer"}`)
+	if existed, err := s.Delete(t.Context(), admin.KindSession, docs[1].ID); err != nil || !existed {
+		t.Fatalf("delete session: %v %v", existed, err)
+	}
+	expectDoc(t, s, admin.KindSession, docs[1].ID, "")
+	all, err := s.All(t.Context())
+	if err != nil || len(all) != 3 {
+		t.Fatalf("all: %v %v", all, err)
 	}
 }
