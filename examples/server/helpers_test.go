@@ -49,7 +49,7 @@ type testServer struct {
 	// spent by newTestServer unless cfg.keepBootstrap.
 	bootstrap string
 	owner     *testAdmin // the owner admin identity (first start only)
-	url   string // set by serve
+	url       string     // set by serve
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
