@@ -152,6 +152,10 @@ type Config struct {
 	// listed again (after notifications/tools/list_changed or a
 	// reconnection), with the error if listing or installing it failed.
 	OnRefresh func(upstream string, err error)
+	// Dynamic lets New start with no upstream: upstreams are then added
+	// and removed at run time ([Gateway.AddUpstream],
+	// [Gateway.RemoveUpstream]).
+	Dynamic bool
 	// Governance, if set, governs every call to a tool the registry
 	// classifies as a write (TGA): see "Governed writes" in the package
 	// documentation.
@@ -186,6 +190,7 @@ type Gateway struct {
 	closed    bool
 	stale     bool                   // a refresh ran before New installed the first state
 	refreshMu map[string]*sync.Mutex // serializes refreshes per upstream
+	dialers   map[string]Dialer      // the upstreams served (Config.Upstreams, then AddUpstream/RemoveUpstream)
 	wg        sync.WaitGroup         // refreshes in flight
 }
 
@@ -218,7 +223,7 @@ func newGateway(ctx context.Context, cfg Config) (g *Gateway, err error) {
 	if cfg.Kernel != nil && cfg.Registry == nil {
 		return nil, contracts.New(contracts.CodeInvalidInput, "mcp: Config.Kernel needs the Config.Registry its authorizer classifies tools with; use NewKernelConfig to derive the registry")
 	}
-	if len(cfg.Upstreams) == 0 {
+	if len(cfg.Upstreams) == 0 && !cfg.Dynamic {
 		return nil, contracts.New(contracts.CodeInvalidInput, "mcp: Config.Upstreams is empty")
 	}
 	if cfg.CallTimeout <= 0 {
@@ -240,6 +245,7 @@ func newGateway(ctx context.Context, cfg Config) (g *Gateway, err error) {
 		resources: map[string]map[string]bool{},
 		tools:     map[string]map[string]*sdk.Tool{},
 		refreshMu: map[string]*sync.Mutex{},
+		dialers:   map[string]Dialer{},
 		idem:      cfg.Idempotency,
 		derived:   cfg.Registry == nil,
 	}
@@ -257,10 +263,11 @@ func newGateway(ctx context.Context, cfg Config) (g *Gateway, err error) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if strings.ContainsAny(name, "./ ") || name == "" || cfg.Upstreams[name] == nil {
+		if !ValidUpstreamName(name) || cfg.Upstreams[name] == nil {
 			return g, contracts.New(contracts.CodeInvalidInput, fmt.Sprintf("mcp: invalid upstream name %q", name))
 		}
 		g.refreshMu[name] = &sync.Mutex{}
+		g.dialers[name] = cfg.Upstreams[name]
 	}
 	for _, name := range names {
 		cs, err := g.connect(ctx, name)
@@ -453,7 +460,13 @@ func (g *Gateway) tool(upstream, name string) (*sdk.Tool, bool) {
 // connect opens a session with upstream name. The session listens for
 // notifications/tools/list_changed and refreshes the tool list on it.
 func (g *Gateway) connect(ctx context.Context, name string) (*sdk.ClientSession, error) {
-	t, err := g.cfg.Upstreams[name](ctx)
+	g.mu.Lock()
+	dial := g.dialers[name]
+	g.mu.Unlock()
+	if dial == nil {
+		return nil, fmt.Errorf("mcp: upstream %s: %w", name, ErrUnknownUpstream)
+	}
+	t, err := dial(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("mcp: upstream %s: %w", name, err)
 	}
@@ -498,7 +511,7 @@ func (g *Gateway) refreshAsync(name string, cs *sdk.ClientSession) {
 // for the new registry). On failure the previous list stays, and tools it
 // does not classify stay denied.
 func (g *Gateway) refresh(ctx context.Context, name string, cs *sdk.ClientSession) error {
-	mu := g.refreshMu[name]
+	mu := g.refreshLock(name)
 	mu.Lock()
 	defer mu.Unlock()
 	tools, err := listTools(ctx, name, cs)
@@ -597,10 +610,10 @@ func (g *Gateway) session(ctx context.Context, name string) (*sdk.ClientSession,
 		return cs, nil
 	}
 	g.mu.Unlock()
-	mu := g.refreshMu[name]
+	mu := g.refreshLock(name)
 	mu.Lock()
 	g.mu.Lock()
-	if cs := g.upstreams[name]; cs != nil || g.closed {
+	if cs := g.upstreams[name]; cs != nil || g.closed || g.dialers[name] == nil {
 		g.mu.Unlock()
 		mu.Unlock()
 		if cs == nil {
@@ -617,11 +630,11 @@ func (g *Gateway) session(ctx context.Context, name string) (*sdk.ClientSession,
 		return nil, err
 	}
 	g.mu.Lock()
-	if g.closed { // Close ran while connecting
+	if g.closed || g.dialers[name] == nil { // Close or RemoveUpstream ran while connecting
 		g.mu.Unlock()
 		mu.Unlock()
 		cs.Close()
-		return nil, contracts.New(contracts.CodeUpstream5xx, "mcp: gateway closed")
+		return nil, contracts.New(contracts.CodeUpstream5xx, "mcp: gateway closed or upstream removed")
 	}
 	g.upstreams[name] = cs
 	g.mu.Unlock()

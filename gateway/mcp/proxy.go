@@ -255,7 +255,7 @@ func (g *Gateway) getPrompt(ctx context.Context, req *sdk.GetPromptRequest) (*sd
 		return nil, DenyError(string(contracts.CodeInvalidInput))
 	}
 	sum := sha256.Sum256(canon)
-	_, known := g.cfg.Upstreams[up]
+	known := g.hasUpstream(up)
 	var result *sdk.GetPromptResult
 	err = g.proxied(ctx, did, team, tok, up, known && g.offer(up).prompts, ActionGetPrompt, hex.EncodeToString(sum[:]), func(ctx context.Context, cs *sdk.ClientSession) error {
 		r, err := cs.GetPrompt(ctx, &sdk.GetPromptParams{Name: name, Arguments: req.Params.Arguments})
