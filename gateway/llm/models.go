@@ -145,13 +145,14 @@ func (l *Proxy) serveModels(w http.ResponseWriter, r *http.Request) {
 // models returns the models served, sorted and without duplicates: the
 // configured or routed ones, or the default upstream's.
 func (l *Proxy) models(ctx context.Context) ([]string, error) {
-	if len(l.models0) > 0 {
-		return l.models0, nil
+	r := l.rt.Load()
+	if len(r.models0) > 0 {
+		return r.models0, nil
 	}
-	if l.def == nil {
+	if r.def == nil {
 		return nil, nil
 	}
-	u := l.def.ups[0]
+	u := r.def.ups[0]
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.base+"/models", nil)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/talosgo/talos"
@@ -131,6 +132,10 @@ type Config struct {
 	// Budget, if set, returns what a call reserves: amount micro-USD (the
 	// worst case) for principal of team, or nil for no budget.
 	Budget func(ctx context.Context, principal identity.DID, team string, amount int64) *budget.ReserveRequest
+	// Dynamic lets New start with neither Upstream nor Routes: routes are
+	// then set at run time ([Proxy.SetRouting]); until then every model is
+	// refused (MODEL_NOT_ALLOWED).
+	Dynamic bool
 }
 
 // A Proxy forwards OpenAI-compatible chat completions to the upstreams
@@ -139,12 +144,17 @@ type Config struct {
 // the worst case (one token per request byte plus max_tokens per choice,
 // at the model's prices) and settles with the usage the upstream reports.
 type Proxy struct {
-	cfg     Config
+	cfg    Config
+	rt     atomic.Pointer[routing] // replaced by SetRouting
+	served map[string]bool
+	now    func() time.Time
+}
+
+// routing is what SetRouting replaces at once.
+type routing struct {
 	routes  map[string]*route
 	def     *route   // serves every model without Routes
 	models0 []string // the models listed: Config.Models, or the routed ones; sorted
-	served  map[string]bool
-	now     func() time.Time
 }
 
 // New checks cfg and returns the proxy.
@@ -174,19 +184,45 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, routes: routes, def: def, served: map[string]bool{}, now: time.Now}
+	p := &Proxy{cfg: cfg, served: map[string]bool{}, now: time.Now}
 	for _, m := range cfg.Models {
 		if err := checkModelName(m); err != nil {
 			return nil, contracts.New(contracts.CodeInvalidInput, "llm: bad model name in Config.Models")
 		}
 		p.served[m] = true
 	}
-	p.models0 = slices.Sorted(maps.Keys(p.served))
-	if len(p.models0) == 0 {
-		p.models0 = slices.Sorted(maps.Keys(routes))
-	}
+	p.rt.Store(p.newRouting(routes, def))
 	return p, nil
 }
+
+func (l *Proxy) newRouting(routes map[string]*route, def *route) *routing {
+	r := &routing{routes: routes, def: def, models0: slices.Sorted(maps.Keys(l.served))}
+	if len(r.models0) == 0 {
+		r.models0 = slices.Sorted(maps.Keys(routes))
+	}
+	return r
+}
+
+// SetRouting replaces, at run time, the upstreams and routes added to the
+// configured ones (Config.Upstreams, Config.Routes, Config.Upstream):
+// calls that start afterwards are routed by the new table, calls in flight
+// finish on the old one. It checks them as New does (names distinct from
+// the configured ones) and changes nothing on error. Circuit breakers of
+// the replaced upstreams start closed.
+func (l *Proxy) SetRouting(upstreams []Upstream, routes []ModelRoute) error {
+	c := l.cfg
+	c.Upstreams = append(slices.Clone(l.cfg.Upstreams), upstreams...)
+	c.Routes = append(slices.Clone(l.cfg.Routes), routes...)
+	rs, def, err := buildRoutes(&c)
+	if err != nil {
+		return err
+	}
+	l.rt.Store(l.newRouting(rs, def))
+	return nil
+}
+
+// Routed returns the models routed now, sorted.
+func (l *Proxy) Routed() []string { return slices.Sorted(maps.Keys(l.rt.Load().routes)) }
 
 // Cost is the price of tokens in micro-USD at Config.PricePer1K, rounded
 // up.
@@ -438,10 +474,11 @@ func HardBudget(req *budget.ReserveRequest) bool {
 
 // routeFor returns the route of model, nil when it is not served.
 func (l *Proxy) routeFor(model string) *route {
-	if rt := l.routes[model]; rt != nil {
+	r := l.rt.Load()
+	if rt := r.routes[model]; rt != nil {
 		return rt
 	}
-	return l.def
+	return r.def
 }
 
 // upstreamStatus maps an upstream's refusal to the contract error callers

@@ -250,7 +250,7 @@ func buildRoutes(cfg *Config) (map[string]*route, *route, error) {
 	if len(routes) > 0 {
 		def = nil // with routes, only routed models are served
 	}
-	if def == nil && len(routes) == 0 {
+	if def == nil && len(routes) == 0 && !cfg.Dynamic {
 		return nil, nil, bad("Config.Upstream or Config.Routes is required")
 	}
 	return routes, def, nil
