@@ -69,6 +69,30 @@ func build(t *testing.T, issuer *identity.Wallet, store admin.Store, now func() 
 
 // buildOn is build with the audit log on logStore.
 func buildOn(t *testing.T, issuer *identity.Wallet, store admin.Store, now func() time.Time, logStore audit.Store) (*fixture, error) {
+	return buildWith(t, issuer, store, now, logStore, fixtureOpts{})
+}
+
+// fixtureOpts adjusts a fixture: cfg edits the handler's Config, noOwner
+// leaves the handler without an admin identity (for bootstrap tests).
+type fixtureOpts struct {
+	cfg     func(*admin.Config)
+	noOwner bool
+}
+
+func newFixtureOpts(t *testing.T, now func() time.Time, o fixtureOpts) *fixture {
+	t.Helper()
+	issuer, err := identity.GenerateWallet("issuer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := buildWith(t, issuer, fileStore(t), now, audit.NewMemStore(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func buildWith(t *testing.T, issuer *identity.Wallet, store admin.Store, now func() time.Time, logStore audit.Store, o fixtureOpts) (*fixture, error) {
 	t.Helper()
 	f := &fixture{t: t, issuer: issuer, store: store, revoked: capability.NewMemRevocationStore(nil)}
 	signer, err := audit.NewNoteSigner("test/audit", issuer.Signer())
@@ -90,20 +114,26 @@ func buildOn(t *testing.T, issuer *identity.Wallet, store admin.Store, now func(
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.admin, err = admin.New(t.Context(), admin.Config{
+	cfg := admin.Config{
 		Issuer: issuer, Store: store, Revocations: f.revoked, Budget: spend, Audit: f.log, Events: events,
 		Nonces: identity.NewMemNonceStore(1 << 12),
 		Now:    now,
-	})
+	}
+	if o.cfg != nil {
+		o.cfg(&cfg)
+	}
+	f.admin, err = admin.New(t.Context(), cfg)
 	if err != nil {
 		return nil, err
 	}
-	f.owner = admintest.NewAdmin(t, f.admin, admin.RoleOwner)
-	sess, err := f.admin.IssueSession(t.Context(), f.owner.DID(), admin.RoleOwner, admin.MaxSessionTTL)
-	if err != nil {
-		t.Fatal(err)
+	if !o.noOwner {
+		f.owner = admintest.NewAdmin(t, f.admin, admin.RoleOwner)
+		sess, err := f.admin.IssueSession(t.Context(), f.owner.DID(), admin.RoleOwner, admin.MaxSessionTTL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.session = sess.Token
 	}
-	f.session = sess.Token
 	v, err := capability.NewVerifier(capability.Config{
 		TrustedIssuers: []identity.DID{issuer.DID()}, Revocations: f.revoked,
 		Replay: identity.NewMemNonceStore(1 << 10), Audience: issuer.DID().String(),
