@@ -16,7 +16,7 @@ import (
 // checkpoint is published at start, every CheckpointInterval while the log
 // grows, and at shutdown (before the store closes: hooks run newest first),
 // so tile clients see a fresh tree head without anyone calling GET
-// /v1/audit/checkpoint. Entry bytes go to the admin credential unless
+// /v1/audit/checkpoint. Entry bytes go to admins with admin.audit read unless
 // TALOS_AUDIT_PUBLIC.
 func (c *core) openAudit(ctx context.Context, s *Server) error {
 	signer, err := audit.NewNoteSigner(logOrigin, s.wallet.Signer())

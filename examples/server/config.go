@@ -146,7 +146,7 @@ var settings = []setting{
 		"Deadline for writing each response (http.Server.WriteTimeout); MCP and LLM gateway calls extend it by their upstream deadline. Must be positive.",
 		func(c *Config, v string) error { return parseDuration(&c.WriteTimeout, v) }},
 	{"public audit log", "audit-public", "TALOS_AUDIT_PUBLIC", "false",
-		"Publish the audit log: entry bundles (/tlog/tile/entries/...), entries and inclusion proofs' entry_b64u to anyone. Off: only to callers allowed to read audit events (the admin credential); checkpoints, hash tiles and proofs are public either way.",
+		"Publish the audit log: entry bundles (/tlog/tile/entries/...), entries and inclusion proofs' entry_b64u to anyone. Off: only to admins allowed to read audit events (admin.audit read); checkpoints, hash tiles and proofs are public either way.",
 		func(c *Config, v string) error { return parseBool(&c.AuditPublic, v) }},
 	{"checkpoint interval", "checkpoint-interval", "TALOS_AUDIT_CHECKPOINT_INTERVAL", "10s",
 		"How often a signed checkpoint of the audit log is published (/tlog/checkpoint, GET /v1/audit/checkpoint) when the log grew; also at start and shutdown. 0: at start and shutdown only.",

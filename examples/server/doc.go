@@ -19,6 +19,27 @@
 // behind a circuit breaker that falls back to the primary); without it they
 // live in the data directory (secrets.json, config-versions.jsonl).
 //
+// # Admins
+//
+// The bootstrap credential does one thing: POST /v1/admin/bootstrap with
+// {"did":"did:key:z6Mk..."} makes that did:key the first owner, and the
+// credential is then spent (401 for ever, on every replica). Admins sign
+// their requests like agents (X-Talos-* headers, opcode "admin") or
+// present an admin session (Authorization: Bearer talos_session_...,
+// minted by a signed POST /v1/admin/sessions, 60 s to 8 h, only its
+// SHA-256 stored). Roles owner, operator, auditor and viewer grant read
+// (GET) or write on admin tools: admin.principals, admin.rbac,
+// admin.capabilities, admin.budgets (the admin API), admin.config
+// (/v1/config/*), admin.audit (/v1/audit/events, entries, bundles,
+// entry tiles when the log is not public), admin.admins
+// (/v1/admin/identities). A lacking grant is 403 RBAC_DENIED (the audit
+// entry readers answer 401). Every admin action is audited with the
+// admin's DID. Recovery when no owner is left: `talos admin recover
+// --data-dir DIR` writes DIR/admin-recovery.json (HMAC under a key
+// derived from the master key, valid 24 h) and prints a new
+// talos_admin_ credential, which POST /v1/admin/bootstrap accepts once.
+// Routes: see gateway/admin's package documentation.
+//
 // # Security properties
 //
 // Secrets are sealed with identity.Keyring envelopes (contract

@@ -46,7 +46,7 @@ type testServer struct {
 	// "Authorization: Bearer "+cred. Empty on a later start.
 	cred string
 	// bootstrap is the printed bootstrap credential (first start only),
-	// spent by newTestServer unless cfg.keepBootstrap.
+	// spent by newTestServer.
 	bootstrap string
 	owner     *testAdmin // the owner admin identity (first start only)
 	url       string     // set by serve

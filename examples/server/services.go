@@ -13,12 +13,15 @@ import (
 //	GET  /health/live                          liveness (200 while the process runs)
 //	GET  /health/ready                         readiness per dependency (503 names the failure)
 //	GET  /metrics                              Prometheus text format of the server's OTel metrics
+//	(gateway/admin) /v1/admin/*, /v1/principals*, /v1/rbac/*, /v1/capabilities*, /v1/budgets*
 //	PUT  /v1/config/{kind}/{name}              new version of a budget or policy document (admin)
 //	GET  /v1/config/{kind}/{name}              latest version (admin)
 //	GET  /v1/config/{kind}/{name}/versions     version list, ?limit=&after= (admin)
 //	GET  /v1/config/{kind}/{name}/versions/{n} one version (admin)
 //
-// Every other path answers 404 with the contract error body.
+// The admin routes (the admin API's and /v1/config/*, tool admin.config)
+// are behind gateway/admin.Handler.Require with a declared tool and
+// action. Every other path answers 404 with the contract error body.
 func (s *Server) mountServices(mux *http.ServeMux) {
 	mux.HandleFunc("GET /health/live", s.health.Live)
 	mux.HandleFunc("GET /health/ready", s.health.Ready)
