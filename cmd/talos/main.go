@@ -19,6 +19,41 @@
 //	audit bundle verify  verify an evidence bundle offline
 //	witness cosign  cosign a log's checkpoint after checking consistency
 //	witness serve   serve the C2SP tlog-witness endpoint
+//	admin …         a client of a server's admin API (see below)
+//
+// # Admin commands
+//
+//	admin bootstrap     make the wallet's DID the first owner (bootstrap credential)
+//	admin recover       offline: a recovery file and a new one-time credential
+//	admin whoami        the identity, role and permissions the server sees
+//	admin session       mint a short-lived session token and the dashboard URL
+//	admin identities    list | get | set-role | remove   admin identities
+//	admin principals    list | get | add | remove        agent principals
+//	admin roles         list | get | put                 RBAC roles
+//	admin bindings      list | get | put                 RBAC bindings
+//	admin capabilities  list | get | issue | revoke      issued capabilities
+//	admin revocations   list
+//	admin budgets       list | get | set                 budgets and their usage
+//	admin a2a           sessions | groups [ID]           A2A metadata ("admin sessions" too)
+//	admin config        list | get | versions            configuration documents
+//	admin stats         decision statistics over --window
+//	admin watch         audit events live (Server-Sent Events)
+//
+// Every admin command takes --server URL (else $TALOS_SERVER, else
+// http://127.0.0.1:8080) and a credential: --wallet FILE (else
+// $TALOS_ADMIN_WALLET), an admin identity's wallet that signs each request
+// (HTTP attestation, opcode "admin"), or --session TOKEN (else
+// $TALOS_ADMIN_SESSION), a session minted by admin session. A server's
+// refusal (4xx) exits 1 and prints the contract error code; a server
+// failure (5xx) or an unreachable server exits 3. Lists print one page
+// (--limit, --cursor) or every page (--all). admin watch prints one line
+// per event (a table row, or with --json {"id":CURSOR,"event":EVENT}),
+// reconnects after a dropped connection with Last-Event-ID so that no
+// event is lost or repeated, and exits 0 on Ctrl-C. admin bootstrap reads
+// the credential from --credential-file or $TALOS_BOOTSTRAP_CREDENTIAL
+// (--credential works and warns). admin recover needs the master key
+// ($TALOS_MASTER_KEY or DIR/master.key) and writes DIR/admin-recovery.json
+// (0600), which the server honours once within 24 hours.
 //
 // Every command takes -h and --json. Flags come before positional
 // arguments.
@@ -60,6 +95,9 @@
 //     both signed checkpoints, which are evidence against the log.
 //   - The --auth credential is sent as a bearer header to the log URL
 //     only; Go's HTTP client drops it on redirects to another host.
+//   - Admin session tokens and bootstrap or recovery credentials are sent
+//     only as bearer headers to --server, never printed except the ones a
+//     command exists to show once (admin session, admin recover).
 //   - witness cosign and witness serve keep their memory in a state
 //     file; a state file that cannot be read makes them refuse to cosign.
 package main
@@ -147,7 +185,7 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{
+	cmds := []command{
 		{"keygen", "create a wallet file (sealed with a passphrase, or --plain)", cmdKeygen},
 		{"did", "print the DID, address and keys of a wallet or a did:key", cmdDID},
 		{"token issue", "issue a capability token from an issuer wallet", cmdTokenIssue},
@@ -160,6 +198,7 @@ func commands() []command {
 		{"witness cosign", "cosign a log's checkpoint after checking consistency with the last one", cmdWitnessCosign},
 		{"witness serve", "serve the C2SP tlog-witness add-checkpoint endpoint", cmdWitnessServe},
 	}
+	return append(cmds, adminCommands()...)
 }
 
 const exitCodesHelp = `Exit codes: 0 ok, 1 verification failed or input rejected, 2 usage error,
@@ -169,7 +208,7 @@ const exitCodesHelp = `Exit codes: 0 ok, 1 verification failed or input rejected
 func topUsage(w io.Writer) {
 	fmt.Fprint(w, "Usage: talos <command> [flags] [args]\n\nCommands:\n")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-20s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-26s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, "\nRun talos <command> -h for a command's flags. Every command takes --json.\n")
 	fmt.Fprint(w, exitCodesHelp)
@@ -208,15 +247,19 @@ func (e *env) run(args []string) int {
 		return e.finish(err)
 	}
 	// A group name alone ("talos token"), or an unknown command.
-	var sub []string
-	for _, c := range commands() {
-		if strings.HasPrefix(c.name, args[0]+" ") {
-			sub = append(sub, c.name)
+	// The longest group the arguments name ("admin identities" before "admin").
+	for n := len(args); n > 0; n-- {
+		group := strings.Join(args[:n], " ")
+		var sub []string
+		for _, c := range commands() {
+			if strings.HasPrefix(c.name, group+" ") {
+				sub = append(sub, c.name)
+			}
 		}
-	}
-	if len(sub) > 0 {
-		fmt.Fprintf(e.stderr, "talos %s: need a subcommand: %s\n", args[0], strings.Join(sub, ", "))
-		return exitUsage
+		if len(sub) > 0 {
+			fmt.Fprintf(e.stderr, "talos %s: need a subcommand: %s\n", group, strings.Join(sub, ", "))
+			return exitUsage
+		}
 	}
 	fmt.Fprintf(e.stderr, "talos: unknown command %q\n\n", args[0])
 	topUsage(e.stderr)
