@@ -40,6 +40,9 @@ func (s *Server) requireAdmin(tool string) func(http.HandlerFunc) http.HandlerFu
 // isAdmin reports whether r is an admin request that may read audit
 // entries (admin.audit read): the audit API's entry readers.
 func (s *Server) isAdmin(r *http.Request) bool {
+	if a, ok := admin.ActorFrom(r.Context()); ok {
+		return admin.RoleAllows(a.Role, admin.ToolAudit, admin.ActionRead) // admitted by mountAudit
+	}
 	return s.core != nil && s.core.admin != nil && s.core.admin.Allowed(r, admin.ToolAudit, admin.ActionRead)
 }
 

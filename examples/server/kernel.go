@@ -171,12 +171,11 @@ func (c *core) servedOpcodes() map[string]string {
 	return ops
 }
 
-// mount registers the core routes: kernel API, audit service, and — when
+// mount registers the core routes: admin API, kernel API, A2A, and — when
 // configured — the MCP gateway and the LLM proxy.
 func (c *core) mount(mux *http.ServeMux, _ func(tool string) func(http.HandlerFunc) http.HandlerFunc) {
 	c.admin.Register(mux)
 	c.kernelAPI.Register(mux)
-	c.audit.Register(mux)
 	c.mountA2A(mux, c.a2a)
 	if c.gateway != nil {
 		c.mountGateway(mux, c.gateway)
