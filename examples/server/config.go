@@ -66,6 +66,14 @@ type Config struct {
 	A2APushAllowPrivate bool   // push destinations on loopback/private addresses and http://
 	A2ATaskCost         int64  // micro-USD reserved per A2A v1 task (SendMessage, SendStreamingMessage, tasks.send)
 
+	// Governed writes and runtime upstream administration (governed.go,
+	// upstreamadmin.go).
+	MCPSupervisor         string        // "" (off) | approve | human
+	MCPApprovalTimeout    time.Duration // how long a governed write waits for a human
+	UpstreamAllowLoopback bool          // admin-added upstream URLs may be on loopback
+	UpstreamAllowPrivate  bool          // admin-added upstream URLs may be on private addresses
+	UpstreamSync          time.Duration // how often replicas re-read the admin upstream sets
+
 	// LLMAPIKey is sent to the LLM upstream as a bearer token, from
 	// TALOS_LLM_API_KEY only (never a flag, never logged).
 	LLMAPIKey secretBytes
@@ -196,6 +204,21 @@ var settings = []setting{
 	{"A2A task cost", "a2a-task-cost", "TALOS_A2A_TASK_COST_USD", "0.001",
 		"USD charged to the caller's key and team budgets per A2A v1 task created (SendMessage, SendStreamingMessage, compat tasks.send).",
 		func(c *Config, v string) error { return parseUSDSetting(&c.A2ATaskCost, v) }},
+	{"MCP supervisor", "mcp-supervisor", "TALOS_MCP_SUPERVISOR", "off",
+		"Governed writes (TGA): every MCP write-tool call is recorded as action_request, supervisor_decision, tool_call and tool_effect, each persisted before the next step and recovered after a crash. approve: approved by policy; human: waits for an admin at /v1/admin/approvals; off: not governed.",
+		func(c *Config, v string) error { return parseSupervisor(&c.MCPSupervisor, v) }},
+	{"MCP approval timeout", "mcp-approval-timeout", "TALOS_MCP_APPROVAL_TIMEOUT", "15m",
+		"How long a governed write waits for an admin's decision (human supervisor) before it is denied; the caller's tools/call waits as long. 1s to 24h.",
+		func(c *Config, v string) error { return parseApprovalTimeout(&c.MCPApprovalTimeout, v) }},
+	{"admin upstreams on loopback", "upstream-allow-loopback", "TALOS_UPSTREAM_ALLOW_LOOPBACK", "false",
+		"Allow MCP servers and LLM upstreams added through the admin API on loopback addresses (tests, a sidecar). Off: refused, on the URL and on every dial.",
+		func(c *Config, v string) error { return parseBool(&c.UpstreamAllowLoopback, v) }},
+	{"admin upstreams on private addresses", "upstream-allow-private", "TALOS_UPSTREAM_ALLOW_PRIVATE", "false",
+		"Allow MCP servers and LLM upstreams added through the admin API on private (RFC 1918, RFC 4193, 100.64/10) addresses. Link-local, unspecified and multicast addresses are always refused.",
+		func(c *Config, v string) error { return parseBool(&c.UpstreamAllowPrivate, v) }},
+	{"admin upstream sync", "upstream-sync", "TALOS_UPSTREAM_SYNC", "5s",
+		"How often each replica re-reads the MCP servers, LLM upstreams and model groups set through the admin API (shared config store) and applies a new version. 0: only at start and on this replica's own changes.",
+		func(c *Config, v string) error { return parseDuration(&c.UpstreamSync, v) }},
 }
 
 // flagValue is a string flag that can also be given alone (-production)

@@ -52,25 +52,33 @@ func (c *core) enableServices(ctx context.Context, s *Server) error {
 		}
 	}
 	if s.cfg.LLMUpstream != "" || len(s.cfg.LLMRoutes) > 0 {
-		ups := make([]llm.Upstream, 0, len(s.cfg.LLMUpstreams))
-		for _, u := range s.cfg.LLMUpstreams {
-			ups = append(ups, llm.Upstream{Name: u.Name, Kind: u.Kind, URL: u.URL, APIKey: string(u.APIKey)})
-		}
-		p, err := llm.New(llm.Config{
-			Upstreams: ups, Routes: s.cfg.LLMRoutes,
-			Kernel: c.kernel, Upstream: s.cfg.LLMUpstream, APIKey: string(s.cfg.LLMAPIKey),
-			PricePer1K: s.cfg.LLMPricePer1K, Timeout: s.cfg.LLMTimeout, WriteTimeout: c.writeTimeout,
-			StreamTimeout: s.cfg.LLMStreamTimeout, Models: s.cfg.LLMModels,
-			// GET /v1/models asks the Kernel's own authorizer model by model.
-			Authorizer: c.admin.Policy().Authorizer(c.verifier),
-			Team:       c.teamOf, Budget: c.budgetFor("llm"),
-		})
+		p, err := c.newLLMProxy(s, false)
 		if err != nil {
 			return err
 		}
 		c.llm = p
 	}
-	return nil
+	// MCP servers, LLM upstreams and model groups of the admin API
+	// (upstreamadmin.go): applied now, then kept in sync.
+	return c.openUpstreamAdmin(ctx, s)
+}
+
+// newLLMProxy builds the LLM proxy from the configured upstreams and
+// routes; dynamic allows none (the admin API sets them at run time).
+func (c *core) newLLMProxy(s *Server, dynamic bool) (*llm.Proxy, error) {
+	ups := make([]llm.Upstream, 0, len(s.cfg.LLMUpstreams))
+	for _, u := range s.cfg.LLMUpstreams {
+		ups = append(ups, llm.Upstream{Name: u.Name, Kind: u.Kind, URL: u.URL, APIKey: string(u.APIKey)})
+	}
+	return llm.New(llm.Config{
+		Upstreams: ups, Routes: s.cfg.LLMRoutes, Dynamic: dynamic,
+		Kernel: c.kernel, Upstream: s.cfg.LLMUpstream, APIKey: string(s.cfg.LLMAPIKey),
+		PricePer1K: s.cfg.LLMPricePer1K, Timeout: s.cfg.LLMTimeout, WriteTimeout: c.writeTimeout,
+		StreamTimeout: s.cfg.LLMStreamTimeout, Models: s.cfg.LLMModels,
+		// GET /v1/models asks the Kernel's own authorizer model by model.
+		Authorizer: c.admin.Policy().Authorizer(c.verifier),
+		Team:       c.teamOf, Budget: c.budgetFor("llm"),
+	})
 }
 
 // enableGateway connects the MCP gateway to its upstreams; a nil registry
@@ -93,8 +101,13 @@ func (c *core) enableGateway(ctx context.Context, s *Server, upstreams map[strin
 		}
 		idem = ps
 	}
+	gov, err := c.governanceConfig(ctx, s)
+	if err != nil {
+		return err
+	}
 	g, err := mcpgw.New(ctx, mcpgw.Config{
 		Upstreams: upstreams, Registry: registry, Cost: s.cfg.MCPCallCost, Idempotency: idem,
+		Governance: gov, Dynamic: len(upstreams) == 0,
 		// The gateway's verifier knows the tool registry: unknown tools
 		// are denied (and never listed), read-only tokens get only reads.
 		// The configuration is newKernel's; the gateway keeps its
@@ -117,7 +130,7 @@ func (c *core) enableGateway(ctx context.Context, s *Server, upstreams map[strin
 	}
 	c.gateway = g
 	s.OnShutdown("mcp-gateway", func(context.Context) error { return g.Close() })
-	return nil
+	return c.recoverGoverned(ctx, s, g)
 }
 
 // verifierAuthorizer is the RBAC-wrapped verifier of the MCP gateway;
@@ -154,7 +167,13 @@ func (c *core) budgetFor(surface string) func(context.Context, identity.DID, str
 // registered principals.
 func (c *core) mountGateway(mux *http.ServeMux, g *mcpgw.Gateway) {
 	h := g.Handler()
-	mux.Handle(mcpgw.Pattern, c.attester.Wrap(c.registered(func(w http.ResponseWriter, r *http.Request, _ *principal) { h.ServeHTTP(w, r) })))
+	attested := c.attester.Wrap(c.registered(func(w http.ResponseWriter, r *http.Request, _ *principal) { h.ServeHTTP(w, r) }))
+	if c.oauth != nil {
+		// Bearer access tokens too, and the resource metadata (oauth.go).
+		c.oauth.mount(mux, attested)
+		return
+	}
+	mux.Handle(mcpgw.Pattern, attested)
 }
 
 // mountLLM serves the LLM proxy at POST /v1/chat/completions and its

@@ -28,6 +28,7 @@ func (s *Server) mountServices(mux *http.ServeMux) {
 	mux.Handle("GET /metrics", s.tel.MetricsHandler())
 	s.configs.Register(mux, s.requireAdmin(admin.ToolConfig))
 	s.core.mount(mux, s.requireAdmin)
+	s.mountUpstreamAdmin(mux) // upstreamadmin.go: MCP servers, LLM upstreams, model groups, approvals
 	s.mountAudit(mux)
 	mux.HandleFunc("/", handleNotFound)
 }

@@ -56,6 +56,10 @@ type Upstream struct {
 	// charged by the proxy's own count (and the usage chunk, if the client
 	// asked for one).
 	NoStreamUsage bool
+	// Client, if set, sends this upstream's requests instead of
+	// Config.Client (e.g. one whose dialer refuses private addresses, for
+	// upstreams an admin API added).
+	Client *http.Client
 }
 
 // A ModelRoute routes one model to its upstreams, with its prices.
@@ -84,7 +88,8 @@ type BreakerConfig struct {
 type upstream struct {
 	name, kind, key string
 	base, endpoint  string
-	body            string // key of the bytes it is sent (bodyKind)
+	client          *http.Client // nil: Config.Client
+	body            string       // key of the bytes it is sent (bodyKind)
 	br              breaker
 }
 
@@ -208,7 +213,7 @@ func buildRoutes(cfg *Config) (map[string]*route, *route, error) {
 		case u.NoStreamUsage:
 			body = bodyClient
 		}
-		ups[u.Name] = &upstream{name: u.Name, kind: kind, key: u.APIKey, base: base, endpoint: base + path, body: body}
+		ups[u.Name] = &upstream{name: u.Name, kind: kind, key: u.APIKey, base: base, endpoint: base + path, body: body, client: u.Client}
 		return nil
 	}
 	var def *route
@@ -312,7 +317,11 @@ func (l *Proxy) post(ctx context.Context, u *upstream, body []byte) (*http.Respo
 	} else if u.key != "" {
 		req.Header.Set("Authorization", "Bearer "+u.key)
 	}
-	resp, err := l.cfg.Client.Do(req)
+	client := l.cfg.Client
+	if u.client != nil {
+		client = u.client
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(context.Cause(ctx), errIdle) {
 			return nil, contracts.New(contracts.CodeUpstreamTimeout, "upstream timed out")

@@ -46,10 +46,18 @@ type AdminWrap func(tool, action string, next http.HandlerFunc) http.HandlerFunc
 // STATE_INVALID_TRANSITION (409). Without Config.Governance the routes
 // answer NOT_FOUND.
 func (g *Gateway) RegisterApprovals(mux *http.ServeMux, wrap AdminWrap, decidedBy func(context.Context) string) {
-	mux.HandleFunc(ApprovalsPattern, wrap(ApprovalsTool, "read", g.handleApprovals))
-	mux.HandleFunc(ApprovalPattern, wrap(ApprovalsTool, "write", func(w http.ResponseWriter, r *http.Request) {
-		g.handleDecision(w, r, decidedBy)
-	}))
+	mux.HandleFunc(ApprovalsPattern, wrap(ApprovalsTool, "read", g.HandleApprovals))
+	mux.HandleFunc(ApprovalPattern, wrap(ApprovalsTool, "write", g.DecisionHandler(decidedBy)))
+}
+
+// HandleApprovals serves GET /v1/admin/approvals (see RegisterApprovals),
+// for servers that mount the routes themselves behind their admin check.
+func (g *Gateway) HandleApprovals(w http.ResponseWriter, r *http.Request) { g.handleApprovals(w, r) }
+
+// DecisionHandler serves POST /v1/admin/approvals/{id} (see
+// RegisterApprovals).
+func (g *Gateway) DecisionHandler(decidedBy func(context.Context) string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { g.handleDecision(w, r, decidedBy) }
 }
 
 // ParseListPage reads ?limit= (1..MaxListLimit, default DefaultListLimit)

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"time"
+
+	mcpgw "github.com/talosgo/talos/gateway/mcp"
+	mcppg "github.com/talosgo/talos/gateway/mcp/postgres"
+)
+
+// Governed writes of the MCP gateway (gateway/mcp's TGA runtime, issue 17
+// part 3): with TALOS_MCP_SUPERVISOR set, every call to a write tool is an
+// action_request, a supervisor_decision, a tool_call and a tool_effect,
+// each persisted (PostgreSQL <prefix>mcp_tga_traces/_entries, or
+// DataDir/tga/) before the next step; after a crash, New recovers the
+// interrupted traces (gateway/mcp.Gateway.Recover). Supervisors:
+//
+//	approve  every write is approved by policy (the chain is still recorded)
+//	human    every write waits for an admin: GET /v1/admin/approvals,
+//	         POST /v1/admin/approvals/{id} {"decision":"approve"|"deny","reason"}
+//	         (tool admin.approvals), for TALOS_MCP_APPROVAL_TIMEOUT, then denied
+
+// Supervisor settings (TALOS_MCP_SUPERVISOR).
+const (
+	supervisorOff     = ""
+	supervisorApprove = "approve"
+	supervisorHuman   = "human"
+	tgaDirName        = "tga"
+)
+
+// coreExt holds the state of this file and upstreamadmin.go for one core.
+type coreExt struct {
+	upstreams  *upstreamAdmin
+	governance *mcpgw.GovernanceConfig
+}
+
+var coreExts sync.Map // *core → *coreExt
+
+func (c *core) ext() *coreExt {
+	if e, ok := coreExts.Load(c); ok {
+		return e.(*coreExt)
+	}
+	e, _ := coreExts.LoadOrStore(c, &coreExt{})
+	return e.(*coreExt)
+}
+
+// parseSupervisor reads TALOS_MCP_SUPERVISOR.
+func parseSupervisor(dst *string, v string) error {
+	switch v {
+	case supervisorOff, "off", "none":
+		*dst = supervisorOff
+	case supervisorApprove, supervisorHuman:
+		*dst = v
+	default:
+		return errors.New(`want "approve", "human" or "off"`)
+	}
+	return nil
+}
+
+// parseApprovalTimeout reads TALOS_MCP_APPROVAL_TIMEOUT: 1s to 24h.
+func parseApprovalTimeout(dst *time.Duration, v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Second || d > 24*time.Hour {
+		return errors.New("not a duration between 1s and 24h")
+	}
+	*dst = d
+	return nil
+}
+
+// governance returns the gateway's governed-write configuration, nil when
+// TALOS_MCP_SUPERVISOR is off. The trace store is PostgreSQL when the
+// server has it, else DataDir/tga.
+func (c *core) governanceConfig(ctx context.Context, s *Server) (*mcpgw.GovernanceConfig, error) {
+	if e := c.ext(); e.governance != nil {
+		return e.governance, nil
+	}
+	var sup mcpgw.Supervisor
+	switch s.cfg.MCPSupervisor {
+	case supervisorOff:
+		return nil, nil
+	case supervisorApprove:
+		sup = mcpgw.SupervisorFunc(func(context.Context, mcpgw.ActionRequest) (mcpgw.Verdict, error) {
+			return mcpgw.Verdict{Decision: mcpgw.DecisionApprove, Rationale: "approved by policy (TALOS_MCP_SUPERVISOR=approve)"}, nil
+		})
+	case supervisorHuman:
+		sup = mcpgw.HumanApproval
+	default:
+		return nil, errors.New("config: unknown MCP supervisor")
+	}
+	var store mcpgw.TraceStore
+	if s.db != nil {
+		ps, err := mcppg.NewTraceStore(s.db.Primary(), s.cfg.tablePrefix)
+		if err != nil {
+			return nil, err
+		}
+		if err := ps.Migrate(ctx); err != nil {
+			return nil, err
+		}
+		store = ps
+	} else {
+		fs, err := mcpgw.OpenFileTraceStore(filepath.Join(s.cfg.DataDir, tgaDirName))
+		if err != nil {
+			return nil, err
+		}
+		store = fs
+	}
+	gc := &mcpgw.GovernanceConfig{Store: store, Supervisor: sup, ApprovalTimeout: s.cfg.MCPApprovalTimeout}
+	c.ext().governance = gc
+	return gc, nil
+}
+
+// recoverGoverned finishes the governed writes a crash interrupted and
+// logs what it did (trace ids and recovery actions, never arguments).
+func (c *core) recoverGoverned(ctx context.Context, s *Server, g *mcpgw.Gateway) error {
+	if c.ext().governance == nil {
+		return nil
+	}
+	rec, err := g.Recover(ctx)
+	for _, r := range rec {
+		if r.Err != nil {
+			s.log.Warn("governed write: recovery incomplete", "trace_id", r.TraceID, "action", r.Action, "error", r.Err.Error())
+			continue
+		}
+		s.log.Info("governed write recovered", "trace_id", r.TraceID, "action", r.Action, "state", r.State)
+	}
+	return err
+}

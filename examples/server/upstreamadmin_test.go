@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/talosgo/talos/audit"
+	"github.com/talosgo/talos/contracts"
+
+	mcpgw "github.com/talosgo/talos/gateway/mcp"
+)
+
+// serveMCP serves srv over loopback streamable HTTP.
+func serveMCP(t *testing.T, srv *mcp.Server) string {
+	t.Helper()
+	h := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+	t.Cleanup(h.Close)
+	return h.URL
+}
+
+func adminJSON(t *testing.T, ts *testServer, method, path, cred, body string) (int, map[string]any) {
+	t.Helper()
+	var b []byte
+	if body != "" {
+		b = []byte(body)
+	}
+	resp := ts.do(t, method, path, cred, b)
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var v map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &v); err != nil {
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+		}
+	}
+	return resp.StatusCode, v
+}
+
+// TestAdminMCPServers: an MCP server put through the admin API is served
+// at once (listed, callable) without a restart; removed, its tools are
+// refused; the set survives a restart; bodies are strict, URLs checked,
+// and only admins with admin.mcp.servers write may change it.
+func TestAdminMCPServers(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.UpstreamAllowLoopback = true
+	ts := newTestServer(t, cfg)
+	files := newFileServer()
+	url := serveMCP(t, files.server)
+
+	if st, _ := adminJSON(t, ts, "PUT", "/v1/admin/mcp/servers/files", "", `{"url":"`+url+`"}`); st != 401 {
+		t.Fatalf("unauthenticated put: %d", st)
+	}
+	viewer := ts.owner.session(t, ts, "viewer")
+	if st, _ := adminJSON(t, ts, "PUT", "/v1/admin/mcp/servers/files", viewer, `{"url":"`+url+`"}`); st != 403 {
+		t.Fatalf("viewer put: %d", st)
+	}
+	for _, bad := range []string{`{"url":"` + url + `","x":1}`, `{"URL":"` + url + `"}`, `{"url":"ftp://h/x"}`,
+		`{"url":"http://u:p@127.0.0.1:1/"}`, `{"url":"http://169.254.169.254/"}`, `{}`} {
+		if st, v := adminJSON(t, ts, "PUT", "/v1/admin/mcp/servers/files", ts.cred, bad); st != 400 || v["code"] != string(contracts.CodeInvalidInput) {
+			t.Fatalf("bad body %s: %d %v", bad, st, v)
+		}
+	}
+	if st, _ := adminJSON(t, ts, "PUT", "/v1/admin/mcp/servers/gone", ts.cred, `{"url":"http://127.0.0.1:1/mcp"}`); st != 502 {
+		t.Fatalf("unreachable server: %d", st)
+	}
+	if st, v := adminJSON(t, ts, "PUT", "/v1/admin/mcp/servers/files", ts.cred, `{"url":"`+url+`"}`); st != 201 || v["id"] != "files" {
+		t.Fatalf("put: %d %v", st, v)
+	}
+	alice := newAgent(t, ts, "alice", "team-a")
+	cs := alice.mcpSession(t, issue(t, ts, alice.did, false, grant("files", "read_file")).Token)
+	res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "files.read_file", Arguments: map[string]any{"path": "/x"}})
+	if err != nil || textOf(res) != "contents of /x" {
+		t.Fatalf("call the added server: %v %v", res, err)
+	}
+	if st, v := adminJSON(t, ts, "GET", "/v1/admin/mcp/servers", viewer, ""); st != 200 || len(v["items"].([]any)) != 1 {
+		t.Fatalf("list: %d %v", st, v)
+	}
+	if st, v := adminJSON(t, ts, "GET", "/v1/admin/mcp/servers/files", viewer, ""); st != 200 || v["url"] != url {
+		t.Fatalf("get: %d %v", st, v)
+	}
+	if st, _ := adminJSON(t, ts, "GET", "/v1/admin/mcp/servers?limit=0", viewer, ""); st != 400 {
+		t.Fatalf("bad limit: %d", st)
+	}
+	if st, _ := adminJSON(t, ts, "DELETE", "/v1/admin/mcp/servers/files", ts.cred, ""); st != 204 {
+		t.Fatalf("delete: %d", st)
+	}
+	if _, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "files.read_file", Arguments: map[string]any{"path": "/x"}}); talosCode(t, err) != string(contracts.CodeDenied) {
+		t.Fatalf("call a removed server: %v", err)
+	}
+	if files.reads.Load() != 1 {
+		t.Fatal("a removed server was called")
+	}
+	if st, _ := adminJSON(t, ts, "DELETE", "/v1/admin/mcp/servers/files", ts.cred, ""); st != 404 {
+		t.Fatalf("delete twice: %d", st)
+	}
+	if st, _ := adminJSON(t, ts, "PUT", "/v1/admin/mcp/servers/files", ts.cred, `{"url":"`+url+`"}`); st != 201 {
+		t.Fatal(st)
+	}
+	// A restart on the same data directory serves the stored set.
+	if err := ts.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ts2 := newTestServer(t, cfg)
+	if ts2.core.gateway == nil || strings.Join(ts2.core.gateway.Upstreams(), ",") != "files" {
+		t.Fatal("the stored MCP servers were not served after a restart")
+	}
+}
+
+// TestAdminLLMRouting: LLM upstreams (API key by secret id, never
+// returned) and model groups put through the admin API route the next
+// chat completion; a group's upstream cannot be deleted; removing the
+// group stops serving the model.
+func TestAdminLLMRouting(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.UpstreamAllowLoopback = true
+	ts := newTestServer(t, cfg)
+	up := newFakeLLM(t)
+	if err := ts.secrets.Put(t.Context(), "llm/u1", []byte("sk-admin-added")); err != nil {
+		t.Fatal(err)
+	}
+	put := func(path, body string) (int, map[string]any) { return adminJSON(t, ts, "PUT", path, ts.cred, body) }
+	if st, v := put("/v1/admin/llm/upstreams/u1", `{"url":"`+up.srv.URL+`/v1","api_key_secret_id":"nope"}`); st != 400 {
+		t.Fatalf("missing secret: %d %v", st, v)
+	}
+	if st, v := put("/v1/admin/llm/upstreams/u1", `{"url":"`+up.srv.URL+`/v1","api_key_secret_id":"llm/u1","api_key":"sk-x"}`); st != 400 {
+		t.Fatalf("a key in the body: %d %v", st, v)
+	}
+	if st, v := put("/v1/admin/llm/upstreams/u1", `{"url":"`+up.srv.URL+`/v1","api_key_secret_id":"llm/u1"}`); st != 201 || v["api_key_secret_id"] != "llm/u1" {
+		t.Fatalf("put upstream: %d %v", st, v)
+	}
+	if st, v := put("/v1/admin/llm/model-groups/m1", `{"upstreams":["zz"],"prompt_per_1k_micro_usd":1,"completion_per_1k_micro_usd":1}`); st != 400 {
+		t.Fatalf("group of an unknown upstream: %d %v", st, v)
+	}
+	if st, v := put("/v1/admin/llm/model-groups/m1", `{"upstreams":["u1"],"prompt_per_1k_micro_usd":1000,"completion_per_1k_micro_usd":2000}`); st != 201 {
+		t.Fatalf("put group: %d %v", st, v)
+	}
+	resp := ts.do(t, "GET", "/v1/admin/llm/upstreams", ts.cred, nil)
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.Contains(string(raw), "sk-admin-added") || !strings.Contains(string(raw), `"llm/u1"`) {
+		t.Fatalf("list upstreams: %d %s", resp.StatusCode, raw)
+	}
+	alice := newAgent(t, ts, "alice", "team-a")
+	tok := issue(t, ts, alice.did, false, grant("llm", "m1")).Token
+	body := `{"model":"m1","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`
+	if st := alice.chat(tok, body, nil); st != 200 {
+		t.Fatalf("chat: %d", st)
+	}
+	if k, _ := up.gotKey.Load().(string); k != "Bearer sk-admin-added" {
+		t.Fatalf("upstream got key %q", k)
+	}
+	if st, _ := adminJSON(t, ts, "DELETE", "/v1/admin/llm/upstreams/u1", ts.cred, ""); st != 400 {
+		t.Fatalf("delete an upstream in use: %d", st)
+	}
+	if st, _ := adminJSON(t, ts, "DELETE", "/v1/admin/llm/model-groups/m1", ts.cred, ""); st != 204 {
+		t.Fatalf("delete group: %d", st)
+	}
+	var eb struct{ Code string }
+	if st := alice.chat(tok, body, &eb); st != 403 || eb.Code != string(contracts.CodeModelNotAllowed) {
+		t.Fatalf("chat after the group was removed: %d %+v", st, eb)
+	}
+	if st, _ := adminJSON(t, ts, "DELETE", "/v1/admin/llm/upstreams/u1", ts.cred, ""); st != 204 {
+		t.Fatalf("delete upstream: %d", st)
+	}
+}
+
+// TestGovernedWritesThroughServer: with TALOS_MCP_SUPERVISOR=human a write
+// waits in GET /v1/admin/approvals until an admin approves it at POST
+// /v1/admin/approvals/{id}; the trace (on DataDir/tga) verifies with the
+// audit package's TGA verifier; reads are not governed.
+func TestGovernedWritesThroughServer(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.MCPSupervisor = supervisorHuman
+	cfg.MCPApprovalTimeout = time.Minute
+	ts := newTestServer(t, cfg)
+	files := newFileServer()
+	withGateway(t, ts, nil, map[string]*mcp.Server{"files": files.server})
+	alice := newAgent(t, ts, "alice", "team-a")
+	cs := alice.mcpSession(t, issue(t, ts, alice.did, false, grant("files", "read_file", "write_file")).Token)
+	if _, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "files.read_file", Arguments: map[string]any{"path": "/r"}}); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	done := make(chan error, 1)
+	var res *mcp.CallToolResult
+	go func() {
+		var err error
+		res, err = cs.CallTool(context.Background(), &mcp.CallToolParams{Meta: mcp.Meta{mcpgw.MetaIdempotencyKey: "gw-1"},
+			Name: "files.write_file", Arguments: map[string]any{"path": "/w", "data": "x"}})
+		done <- err
+	}()
+	var id string
+	for deadline := time.Now().Add(10 * time.Second); id == "" && time.Now().Before(deadline); {
+		st, v := adminJSON(t, ts, "GET", "/v1/admin/approvals", ts.cred, "")
+		if st != 200 {
+			t.Fatalf("approvals: %d %v", st, v)
+		}
+		if items := v["items"].([]any); len(items) == 1 {
+			it := items[0].(map[string]any)
+			if it["principal"] != alice.did || it["tool"] != "files.write_file" {
+				t.Fatalf("approval item %v", it)
+			}
+			id = it["id"].(string)
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if id == "" || files.writes.Load() != 0 {
+		t.Fatalf("no pending approval (%d writes)", files.writes.Load())
+	}
+	viewer := ts.owner.session(t, ts, "viewer")
+	if st, _ := adminJSON(t, ts, "POST", "/v1/admin/approvals/"+id, viewer, `{"decision":"approve"}`); st != 403 {
+		t.Fatalf("a viewer approves: %d", st)
+	}
+	if st, v := adminJSON(t, ts, "POST", "/v1/admin/approvals/"+id, ts.cred, `{"decision":"approve","reason":"ok"}`); st != 200 || v["state"] != audit.StateAuthorized {
+		t.Fatalf("approve: %d %v", st, v)
+	}
+	if err := <-done; err != nil || textOf(res) != "wrote /w" || files.writes.Load() != 1 {
+		t.Fatalf("approved write: %v %v", res, err)
+	}
+	entries, err := ts.core.gateway.TraceEntries(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := audit.VerifyExecutionLog(audit.ExecutionLogChain, entries)
+	if err != nil || m.State() != audit.StateCompleted {
+		t.Fatalf("trace: %v %v", m, err)
+	}
+	var sd struct {
+		Data struct {
+			Rationale string         `json:"rationale"`
+			Meta      map[string]any `json:"meta"`
+		} `json:"artifact_data"`
+	}
+	json.Unmarshal(entries[1], &sd)
+	if sd.Data.Rationale != "ok" || sd.Data.Meta["decided_by"] != ts.owner.Wallet.DID().String() {
+		t.Fatalf("decision recorded as %+v", sd.Data)
+	}
+}
+
+// TestUpstreamURLPolicy: the SSRF rule on URLs and on dialed addresses.
+func TestUpstreamURLPolicy(t *testing.T) {
+	strict := urlPolicy{}
+	for _, u := range []string{"http://127.0.0.1:8080/", "http://localhost/", "http://[::1]/", "http://10.0.0.1/",
+		"http://169.254.169.254/latest", "http://0.0.0.0/", "https://user:pw@example.com/", "file:///etc/passwd",
+		"https://example.com/?q=1", "//example.com", "http://[fe80::1]/", "http://100.64.0.1/", "http://[::ffff:127.0.0.1]/"} {
+		if err := strict.check(u); contracts.CodeOf(err) != contracts.CodeInvalidInput {
+			t.Errorf("%s accepted: %v", u, err)
+		}
+	}
+	for _, u := range []string{"https://api.openai.com/v1", "http://example.com:8080/mcp"} {
+		if err := strict.check(u); err != nil {
+			t.Errorf("%s refused: %v", u, err)
+		}
+	}
+	open := urlPolicy{allowLoopback: true, allowPrivate: true}
+	if err := open.check("http://127.0.0.1:1/"); err != nil {
+		t.Error(err)
+	}
+	if err := open.check("http://169.254.169.254/"); err == nil {
+		t.Error("link-local accepted with every switch on")
+	}
+	if strict.checkIP(netip.MustParseAddr("127.0.0.1")) == nil || open.checkIP(netip.MustParseAddr("127.0.0.1")) != nil {
+		t.Error("dial check")
+	}
+	// The dialer refuses a loopback address even when the URL named a host.
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	if _, err := strict.client().Get(srv.URL); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("strict dial of %s: %v", srv.URL, err)
+	}
+	resp, err := open.client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+}
