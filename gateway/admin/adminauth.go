@@ -184,9 +184,10 @@ type Actor struct {
 	DID      string
 	Role     string
 	AuthMode string
-	// SessionHash is the hex SHA-256 of the presented session token
-	// (session mode only).
+	// SessionHash is the hex SHA-256 of the presented session token and
+	// ExpiresAt its expiry (session mode only).
 	SessionHash string
+	ExpiresAt   time.Time
 }
 
 type actorKey struct{}
@@ -384,7 +385,7 @@ func (h *Handler) sessionActor(ctx context.Context, tok string) (Actor, error) {
 	if id == nil || !roleCovers(id.Role, s.Role) {
 		return Actor{}, authRequired()
 	}
-	return Actor{DID: s.DID, Role: s.Role, AuthMode: AuthSession, SessionHash: key}, nil
+	return Actor{DID: s.DID, Role: s.Role, AuthMode: AuthSession, SessionHash: key, ExpiresAt: s.ExpiresAt}, nil
 }
 
 // errLastOwner refuses removing or demoting the last owner.

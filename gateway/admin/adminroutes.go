@@ -122,7 +122,8 @@ func BootstrapSpent(ctx context.Context, store BootstrapStore, id string) (bool,
 	return err == nil, err
 }
 
-// WhoamiResponse is the answer of GET /v1/admin/whoami.
+// WhoamiResponse is the answer of GET /v1/admin/whoami (ExpiresAt: a
+// session's expiry).
 type WhoamiResponse struct {
 	DID         string       `json:"did"`
 	Role        string       `json:"role"`
@@ -133,7 +134,11 @@ type WhoamiResponse struct {
 
 func (h *Handler) handleWhoami(w http.ResponseWriter, r *http.Request) {
 	a, _ := ActorFrom(r.Context())
-	httpx.WriteJSON(w, http.StatusOK, WhoamiResponse{DID: a.DID, Role: a.Role, AuthMode: a.AuthMode, Permissions: RolePermissions(a.Role)})
+	resp := WhoamiResponse{DID: a.DID, Role: a.Role, AuthMode: a.AuthMode, Permissions: RolePermissions(a.Role)}
+	if a.AuthMode == AuthSession {
+		resp.ExpiresAt = a.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	httpx.WriteJSON(w, http.StatusOK, resp)
 }
 
 func (h *Handler) handleListIdentities(w http.ResponseWriter, r *http.Request) {
