@@ -167,13 +167,7 @@ func (c *core) budgetFor(surface string) func(context.Context, identity.DID, str
 // registered principals.
 func (c *core) mountGateway(mux *http.ServeMux, g *mcpgw.Gateway) {
 	h := g.Handler()
-	attested := c.attester.Wrap(c.registered(func(w http.ResponseWriter, r *http.Request, _ *principal) { h.ServeHTTP(w, r) }))
-	if c.oauth != nil {
-		// Bearer access tokens too, and the resource metadata (oauth.go).
-		c.oauth.mount(mux, attested)
-		return
-	}
-	mux.Handle(mcpgw.Pattern, attested)
+	mux.Handle(mcpgw.Pattern, c.attester.Wrap(c.registered(func(w http.ResponseWriter, r *http.Request, _ *principal) { h.ServeHTTP(w, r) })))
 }
 
 // mountLLM serves the LLM proxy at POST /v1/chat/completions and its
