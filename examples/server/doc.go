@@ -33,10 +33,11 @@
 // (/v1/config/*), admin.audit (/v1/audit/events, entries, bundles,
 // entry tiles when the log is not public), admin.admins
 // (/v1/admin/identities). No admin is 401 AUTH_INVALID; a lacking grant
-// is 403 RBAC_DENIED. Every admin action is audited with the admin's DID. Recovery when no owner is left: `talos admin recover
-// --data-dir DIR` writes DIR/admin-recovery.json (HMAC under a key
-// derived from the master key, valid 24 h) and prints a new
-// talos_admin_ credential, which POST /v1/admin/bootstrap accepts once.
+// is 403 RBAC_DENIED. Every admin action is audited with the admin's DID.
+// Recovery when no owner is left: `talos admin recover --data-dir DIR`
+// writes DIR/admin-recovery.json (HMAC under a key derived from the
+// master key, valid 24 h) and prints a new talos_admin_ credential, which
+// POST /v1/admin/bootstrap accepts once.
 // Routes: see gateway/admin's package documentation.
 //
 // # Security properties
