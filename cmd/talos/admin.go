@@ -48,7 +48,7 @@ func adminCommands() []command {
 		{"admin budgets list", "list budgets with their usage", cmdAdminBudgetsList},
 		{"admin budgets get", "show a budget and its usage", cmdAdminBudgetsGet},
 		{"admin budgets set", "set the budget of key:<did> or team:<id>", cmdAdminBudgetsSet},
-		{"admin sessions", "list A2A sessions (same as admin a2a sessions)", cmdAdminA2ASessions},
+		{"admin sessions", "list A2A sessions (same as admin a2a sessions)", cmdAdminSessions},
 		{"admin a2a sessions", "list A2A sessions, or show one", cmdAdminA2ASessions},
 		{"admin a2a groups", "list A2A groups, or show one", cmdAdminA2AGroups},
 		{"admin config list", "list configuration documents", cmdAdminConfigList},
@@ -751,6 +751,10 @@ func cmdAdminBudgetsSet(e *env, args []string) error {
 }
 
 // --- A2A, config, stats ---
+
+func cmdAdminSessions(e *env, args []string) error {
+	return e.a2aCmd("admin sessions", "/v1/admin/a2a/sessions", args, []string{"id", "participants", "state", "frame_count", "updated_at", "chain_verified"})
+}
 
 func cmdAdminA2ASessions(e *env, args []string) error {
 	return e.a2aCmd("admin a2a sessions", "/v1/admin/a2a/sessions", args, []string{"id", "participants", "state", "frame_count", "updated_at", "chain_verified"})

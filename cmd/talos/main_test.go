@@ -74,9 +74,6 @@ func TestTopLevel(t *testing.T) {
 			t.Errorf("help does not list %q", cmd.name)
 		}
 	}
-	if strings.Contains(r.stdout, "admin") {
-		t.Errorf("help lists admin commands, which do not exist yet")
-	}
 	if r := c.must(exitUsage, "frobnicate"); !strings.Contains(r.stderr, `unknown command "frobnicate"`) {
 		t.Fatalf("stderr %q", r.stderr)
 	}
