@@ -456,38 +456,47 @@ func (p urlPolicy) client() *http.Client {
 }
 
 // mountUpstreamAdmin registers the routes of the upstream sets and the
-// approval queue behind the admin check (gateway/admin.Handler.Require).
+// approval queue behind the admin check (gateway/admin.Handler.Require:
+// read for GET, write otherwise); writes are audited (audited).
 func (s *Server) mountUpstreamAdmin(mux *http.ServeMux) {
-	ua := s.core.ext().upstreams
-	req := s.core.admin.Require
+	c := s.core
+	ua := c.ext().upstreams
+	handle := func(pattern, tool string, h http.HandlerFunc) {
+		method, path, _ := strings.Cut(pattern, " ")
+		action := admin.ActionRead
+		if method != http.MethodGet {
+			action, h = admin.ActionWrite, s.audited(tool, path, withActor(h))
+		}
+		mux.HandleFunc(pattern, c.admin.Require(tool, action, h))
+	}
 	if ua != nil {
-		mux.HandleFunc("GET /v1/admin/mcp/servers", req(toolMCPServers, "read", ua.listMCP))
-		mux.HandleFunc("GET /v1/admin/mcp/servers/{id}", req(toolMCPServers, "read", ua.getMCP))
-		mux.HandleFunc("PUT /v1/admin/mcp/servers/{id}", req(toolMCPServers, "write", withActor(ua.putMCP)))
-		mux.HandleFunc("DELETE /v1/admin/mcp/servers/{id}", req(toolMCPServers, "write", withActor(ua.deleteMCP)))
-		mux.HandleFunc("GET /v1/admin/llm/upstreams", req(toolLLMUpstreams, "read", ua.listLLMUpstreams))
-		mux.HandleFunc("GET /v1/admin/llm/upstreams/{id}", req(toolLLMUpstreams, "read", ua.getLLMUpstream))
-		mux.HandleFunc("PUT /v1/admin/llm/upstreams/{id}", req(toolLLMUpstreams, "write", withActor(ua.putLLMUpstream)))
-		mux.HandleFunc("DELETE /v1/admin/llm/upstreams/{id}", req(toolLLMUpstreams, "write", withActor(ua.deleteLLMUpstream)))
-		mux.HandleFunc("GET /v1/admin/llm/model-groups", req(toolLLMModelGroups, "read", ua.listModelGroups))
-		mux.HandleFunc("GET /v1/admin/llm/model-groups/{id}", req(toolLLMModelGroups, "read", ua.getModelGroup))
-		mux.HandleFunc("PUT /v1/admin/llm/model-groups/{id}", req(toolLLMModelGroups, "write", withActor(ua.putModelGroup)))
-		mux.HandleFunc("DELETE /v1/admin/llm/model-groups/{id}", req(toolLLMModelGroups, "write", withActor(ua.deleteModelGroup)))
+		handle("GET /v1/admin/mcp/servers", toolMCPServers, ua.listMCP)
+		handle("GET /v1/admin/mcp/servers/{id}", toolMCPServers, ua.getMCP)
+		handle("PUT /v1/admin/mcp/servers/{id}", toolMCPServers, ua.putMCP)
+		handle("DELETE /v1/admin/mcp/servers/{id}", toolMCPServers, ua.deleteMCP)
+		handle("GET /v1/admin/llm/upstreams", toolLLMUpstreams, ua.listLLMUpstreams)
+		handle("GET /v1/admin/llm/upstreams/{id}", toolLLMUpstreams, ua.getLLMUpstream)
+		handle("PUT /v1/admin/llm/upstreams/{id}", toolLLMUpstreams, ua.putLLMUpstream)
+		handle("DELETE /v1/admin/llm/upstreams/{id}", toolLLMUpstreams, ua.deleteLLMUpstream)
+		handle("GET /v1/admin/llm/model-groups", toolLLMModelGroups, ua.listModelGroups)
+		handle("GET /v1/admin/llm/model-groups/{id}", toolLLMModelGroups, ua.getModelGroup)
+		handle("PUT /v1/admin/llm/model-groups/{id}", toolLLMModelGroups, ua.putModelGroup)
+		handle("DELETE /v1/admin/llm/model-groups/{id}", toolLLMModelGroups, ua.deleteModelGroup)
 	}
 	gov := func(h func(*mcpgw.Gateway) http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			g := s.core.gateway
-			if g == nil || s.core.ext().governance == nil {
+			g := c.gateway
+			if g == nil || c.ext().governance == nil {
 				talos.WriteError(w, r, contracts.New(contracts.CodeNotFound, "governed writes are not enabled (TALOS_MCP_SUPERVISOR)"))
 				return
 			}
 			h(g)(w, r)
 		}
 	}
-	mux.HandleFunc(mcpgw.ApprovalsPattern, req(toolApprovals, "read", gov(func(g *mcpgw.Gateway) http.HandlerFunc { return g.HandleApprovals })))
-	mux.HandleFunc(mcpgw.ApprovalPattern, req(toolApprovals, "write", withActor(gov(func(g *mcpgw.Gateway) http.HandlerFunc {
+	handle(mcpgw.ApprovalsPattern, toolApprovals, gov(func(g *mcpgw.Gateway) http.HandlerFunc { return g.HandleApprovals }))
+	handle(mcpgw.ApprovalPattern, toolApprovals, gov(func(g *mcpgw.Gateway) http.HandlerFunc {
 		return g.DecisionHandler(principalFrom)
-	}))))
+	}))
 }
 
 // readBody reads a bounded JSON admin body strictly into v.
@@ -882,6 +891,66 @@ func withActor(next http.HandlerFunc) http.HandlerFunc {
 			r = r.WithContext(withPrincipal(r.Context(), a.DID))
 		}
 		next(w, r)
+	}
+}
+
+// adminStatusWriter remembers the status a handler answered with.
+type adminStatusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *adminStatusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *adminStatusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *adminStatusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// audited records every admin write of these routes, refused ones
+// included, as an event of surface "admin": the acting admin's DID as
+// principal (signed when attested, bearer for a session), meta tool,
+// action "write", target (the id in the path) and admin_auth_mode. A
+// change of an upstream set is also recorded inside its store write
+// (config surface).
+func (s *Server) audited(tool, template string, next http.HandlerFunc) http.HandlerFunc {
+	c := s.core
+	return func(w http.ResponseWriter, r *http.Request) {
+		sw := &adminStatusWriter{ResponseWriter: w}
+		next(sw, r)
+		a, ok := admin.ActorFrom(r.Context())
+		if !ok {
+			return
+		}
+		p := audit.BearerPrincipal(a.DID, admin.SurfaceID)
+		if a.AuthMode == admin.AuthAttested {
+			p = audit.SignedPrincipal(a.DID, admin.SurfaceID, a.DID)
+		}
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		meta := map[string]any{"admin_auth_mode": a.AuthMode, "tool": tool, "action": admin.ActionWrite}
+		if id := r.PathValue("id"); id != "" {
+			meta["target"] = id
+		}
+		ev, err := c.events.Build(r, audit.Decision{RequestID: contracts.NewUUIDv7(), SurfaceID: admin.SurfaceID,
+			TemplatePath: template, Status: status, Principal: p, Meta: meta})
+		if err == nil {
+			_, err = c.log.Append(context.WithoutCancel(r.Context()), ev)
+		}
+		if err != nil {
+			s.log.Error("admin audit: recording an upstream or approval change failed", "tool", tool, "error", err.Error())
+		}
 	}
 }
 

@@ -72,8 +72,14 @@ func TestAdminMCPServers(t *testing.T) {
 	if st, _ := adminJSON(t, ts, "PUT", "/v1/admin/mcp/servers/gone", ts.cred, `{"url":"http://127.0.0.1:1/mcp"}`); st != 502 {
 		t.Fatalf("unreachable server: %d", st)
 	}
+	before := auditSize(t, ts)
 	if st, v := adminJSON(t, ts, "PUT", "/v1/admin/mcp/servers/files", ts.cred, `{"url":"`+url+`"}`); st != 201 || v["id"] != "files" {
 		t.Fatalf("put: %d %v", st, v)
+	}
+	// Audited twice: the config store's write (surface config) and the
+	// admin action (surface admin).
+	if got := auditedSince(t, ts, before); got["config PUT success"] != 1 || got["admin PUT success"] != 1 {
+		t.Fatalf("audited %v", got)
 	}
 	alice := newAgent(t, ts, "alice", "team-a")
 	cs := alice.mcpSession(t, issue(t, ts, alice.did, false, grant("files", "read_file")).Token)
