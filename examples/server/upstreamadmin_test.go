@@ -15,8 +15,10 @@ import (
 
 	"github.com/talosgo/talos/audit"
 	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/internal/testenv"
 
 	mcpgw "github.com/talosgo/talos/gateway/mcp"
+	mcppg "github.com/talosgo/talos/gateway/mcp/postgres"
 )
 
 // serveMCP serves srv over loopback streamable HTTP.
@@ -288,4 +290,90 @@ func TestUpstreamURLPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+}
+
+// TestAdminUpstreamsSharedByReplicas: on a shared PostgreSQL, an MCP
+// server and an LLM model group put on replica a are served by replica b
+// after its sync (and by a replica started afterwards); a removal on a
+// reaches b too.
+func TestAdminUpstreamsSharedByReplicas(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.PostgresURL = testenv.PostgresURL(t)
+	cfg.tablePrefix = testenv.Unique(t) + "_"
+	cfg.MasterKey = make([]byte, 32) // replicas share the master key
+	cfg.UpstreamAllowLoopback = true
+	cfg.UpstreamSync = 0 // synced by hand below
+	a := newTestServer(t, cfg)
+	dropTablesAtEnd(t, cfg.PostgresURL, cfg.tablePrefix)
+	cfg2 := cfg
+	cfg2.DataDir = t.TempDir() + "/replica"
+	b := newTestServer(t, cfg2)
+
+	files := newFileServer()
+	url := serveMCP(t, files.server)
+	llmUp := newFakeLLM(t)
+	if st, v := adminJSON(t, a, "PUT", "/v1/admin/mcp/servers/files", a.cred, `{"url":"`+url+`"}`); st != 201 {
+		t.Fatalf("put server: %d %v", st, v)
+	}
+	if st, v := adminJSON(t, a, "PUT", "/v1/admin/llm/upstreams/u1", a.cred, `{"url":"`+llmUp.srv.URL+`/v1"}`); st != 201 {
+		t.Fatalf("put upstream: %d %v", st, v)
+	}
+	if st, v := adminJSON(t, a, "PUT", "/v1/admin/llm/model-groups/m1", a.cred, `{"upstreams":["u1"],"prompt_per_1k_micro_usd":1,"completion_per_1k_micro_usd":1}`); st != 201 {
+		t.Fatalf("put group: %d %v", st, v)
+	}
+	if b.core.gateway != nil && len(b.core.gateway.Upstreams()) != 0 {
+		t.Fatal("replica b served the server before its sync")
+	}
+	if err := b.core.ext().upstreams.sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if b.core.gateway == nil || strings.Join(b.core.gateway.Upstreams(), ",") != "files" || b.core.llm == nil || strings.Join(b.core.llm.Routed(), ",") != "m1" {
+		t.Fatal("replica b does not serve what replica a put")
+	}
+	cfg3 := cfg
+	cfg3.DataDir = t.TempDir() + "/replica3"
+	c := newTestServer(t, cfg3)
+	if c.core.gateway == nil || strings.Join(c.core.gateway.Upstreams(), ",") != "files" {
+		t.Fatal("a replica started afterwards does not serve the stored server")
+	}
+	if st, _ := adminJSON(t, a, "DELETE", "/v1/admin/mcp/servers/files", a.cred, ""); st != 204 {
+		t.Fatal(st)
+	}
+	if err := b.core.ext().upstreams.sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.core.gateway.Upstreams()) != 0 {
+		t.Fatalf("replica b still serves %v", b.core.gateway.Upstreams())
+	}
+}
+
+// TestGovernedWritesPostgres: with PostgreSQL the traces are in
+// <prefix>mcp_tga_traces/_entries and verify.
+func TestGovernedWritesPostgres(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.PostgresURL = testenv.PostgresURL(t)
+	cfg.tablePrefix = testenv.Unique(t) + "_"
+	cfg.MCPSupervisor = supervisorApprove
+	ts := newTestServer(t, cfg)
+	dropTablesAtEnd(t, cfg.PostgresURL, cfg.tablePrefix)
+	files := newFileServer()
+	withGateway(t, ts, nil, map[string]*mcp.Server{"files": files.server})
+	if _, ok := ts.core.ext().governance.Store.(*mcppg.TraceStore); !ok {
+		t.Fatalf("trace store is %T", ts.core.ext().governance.Store)
+	}
+	alice := newAgent(t, ts, "alice", "team-a")
+	cs := alice.mcpSession(t, issue(t, ts, alice.did, false, grant("files", "write_file")).Token)
+	for range 2 {
+		res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Meta: mcp.Meta{mcpgw.MetaIdempotencyKey: "pg-1"},
+			Name: "files.write_file", Arguments: map[string]any{"path": "/p", "data": "x"}})
+		if err != nil || textOf(res) != "wrote /p" {
+			t.Fatalf("governed write: %v %v", res, err)
+		}
+	}
+	if files.writes.Load() != 1 {
+		t.Fatalf("%d executions", files.writes.Load())
+	}
+	if open, err := ts.core.ext().governance.Store.Open(t.Context(), "", "", 10); err != nil || len(open) != 0 {
+		t.Fatalf("open traces %v %v", open, err)
+	}
 }
