@@ -19,6 +19,7 @@
 //	audit bundle verify  verify an evidence bundle offline
 //	witness cosign  cosign a log's checkpoint after checking consistency
 //	witness serve   serve the C2SP tlog-witness endpoint
+//	authorize       as an agent: an attested POST /v1/authorize (exit 1 when denied)
 //	admin …         a client of a server's admin API (see below)
 //
 // # Admin commands
@@ -197,6 +198,7 @@ func commands() []command {
 		{"audit bundle verify", "verify an evidence bundle offline", cmdAuditBundleVerify},
 		{"witness cosign", "cosign a log's checkpoint after checking consistency with the last one", cmdWitnessCosign},
 		{"witness serve", "serve the C2SP tlog-witness add-checkpoint endpoint", cmdWitnessServe},
+		{"authorize", "as an agent: ask a server for a decision (attested POST /v1/authorize)", cmdAuthorize},
 	}
 	return append(cmds, adminCommands()...)
 }
