@@ -48,6 +48,18 @@
 // (bounded by the reservation under a hard budget) and audited once, also
 // when the client disconnected mid-stream.
 //
+// # Routing at run time
+//
+// [Proxy.SetRouting] replaces, without a restart, the upstreams and model
+// routes added to the configured ones (an admin API's upstreams and model
+// groups): the new table is checked as New checks the configuration and
+// installed at once, calls in flight finish on the old one, and a refused
+// table changes nothing. [Config.Dynamic] starts a proxy with no route
+// (every model MODEL_NOT_ALLOWED until routes are set).
+// [Upstream.Client] sends one upstream's requests with a client of its own
+// (examples/server gives admin-added upstreams one whose dialer refuses
+// loopback, link-local and private addresses).
+//
 // # Security
 //
 //   - Identity is the attestation: the principal is [talos.PrincipalFrom]

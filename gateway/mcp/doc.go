@@ -50,6 +50,60 @@
 //     [ActionReadResource] or [ActionGetPrompt]; prompts are named
 //     "<upstream>.<prompt>".
 //
+// # Upstreams at run time
+//
+// [Gateway.AddUpstream] and [Gateway.RemoveUpstream] change the upstreams
+// without a restart: an added one is connected and listed (and, with a
+// derived registry, classified and given to a rebuilt Kernel) before
+// AddUpstream returns; a removed one's session is closed, its tools are
+// no longer listed and calls to them are refused by the Kernel
+// (UNKNOWN_TOOL, audited). [Config.Dynamic] starts a gateway with none.
+// With a fixed [Config.Registry], an added upstream's tools are served
+// only where the registry lists them.
+//
+// # Governed writes
+//
+// With [Config.Governance], every call to a tool the registry classifies
+// as a write runs as a TGA trace (the contract's tga/v1 artifacts): the
+// gateway records an action_request, asks the [Supervisor] for a
+// supervisor_decision (a policy function, [SupervisorFunc], or a human
+// through the approval queue, [HumanApproval]), then records the
+// tool_call, dispatches it (its tool_call_id and idempotency key in the
+// upstream call's _meta, [MetaToolCallID], [MetaIdempotencyKey]) and
+// records the tool_effect. Each artifact carries its _digest (SHA-256 of
+// its canonical JSON, hex) and its parent's digest; each is the
+// artifact_data of an execution_log_entry whose entry_digest chains to the
+// previous entry (audit.ExecutionLogChain, genesis 32 zero bytes), checked
+// against the contract's state machine before it is written, and persisted
+// in the [TraceStore] ([FileTraceStore], fsynced; gateway/mcp/postgres
+// TraceStore for replicas) before the next step is taken. A trace is
+// verified with audit.VerifyExecutionLog and audit.VerifyArtifactChain
+// whenever it is read ([Gateway.TraceEntries] returns its entries).
+//
+// A denial is POLICY_DENIED and never reaches the upstream. A pending
+// request waits in the approval queue — [Gateway.Approvals],
+// [Gateway.Decide], and the admin routes of [Gateway.RegisterApprovals]
+// (GET /v1/admin/approvals, POST /v1/admin/approvals/{id}
+// {"decision":"approve"|"deny","reason"}, tool admin.approvals) — while the
+// caller's tools/call waits (its replica polls the store, so a decision on
+// any replica counts), and is denied when GovernanceConfig.ApprovalTimeout
+// passes; the replica that records an approval executes the call. A
+// repeated idempotency key is answered from the trace, never executed
+// again, also after a restart.
+//
+// [Gateway.Recover], called at start-up, follows the contract's recovery
+// rules for traces a crash interrupted: a pending request is supervised
+// again, an authorized one is executed, one that ends in its tool_call is
+// re-dispatched with the same tool_call_id and idempotency key
+// (RE_DISPATCH_SAME_TOOL_CALL: an upstream that executes a key once makes
+// this at most once; GovernanceConfig.NoRedispatch records an ERROR effect
+// instead), and a finished one is only replayed to the client's retry
+// (REPLAY_ONLY_NO_DISPATCH). Recovered executions are not charged to
+// budgets again (their reservation ended with the crashed process) and
+// are not audited as Kernel calls; the original call was. Two replicas
+// recovering the same trace at once may both re-dispatch it (the store's
+// seq check keeps one effect); the idempotency key covers the upstream.
+//
 // # Security
 //
 //   - Identity is the attestation, never a header: the principal of a call
