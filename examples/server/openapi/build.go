@@ -190,6 +190,7 @@ var tags = []any{
 	obj{"name": "principals", "description": "Agent principal registrations (admin)."},
 	obj{"name": "budgets", "description": "Key and team budgets with live usage (admin)."},
 	obj{"name": "config", "description": "Versioned configuration documents (admin)."},
+	obj{"name": "upstreams", "description": "MCP upstream servers, LLM upstreams and model groups changed at run time, and the approval queue of governed writes (admin)."},
 	obj{"name": "a2a", "description": "The A2A relay: Double Ratchet sessions, frames and groups."},
 	obj{"name": "a2a-v1", "description": "A2A v1 JSON-RPC (methods in gateway/a2a/openrpc.json), the compat dispatcher and the signed agent card."},
 	obj{"name": "mcp", "description": "The MCP tool gateway (streamable HTTP, JSON-RPC)."},
