@@ -40,6 +40,45 @@
 // POST /v1/admin/bootstrap accepts once.
 // Routes: see gateway/admin's package documentation.
 //
+// # Upstream administration and governed writes
+//
+// MCP upstream servers, LLM upstreams and model groups are also managed at
+// run time, without a restart (upstreamadmin.go):
+//
+//	GET|PUT|DELETE /v1/admin/mcp/servers[/{id}]       {"url"}                          admin.mcp.servers
+//	GET|PUT|DELETE /v1/admin/llm/upstreams[/{id}]     {"kind","url","api_key_secret_id","no_stream_usage"}  admin.llm.upstreams
+//	GET|PUT|DELETE /v1/admin/llm/model-groups[/{id}]  {"upstreams",
+//	                "prompt_per_1k_micro_usd","completion_per_1k_micro_usd"}                admin.llm.model-groups
+//
+// A PUT is applied first (an MCP server is connected and its tools listed,
+// else 502 UPSTREAM_5XX; the LLM routing is checked, else 400) and then
+// stored as a new version of the config store's document mcp.servers or
+// llm.routing (PostgreSQL, or DataDir/upstream-admin.jsonl) over the one
+// it edited, audited inside the write and as an admin action. Replicas
+// re-read the documents every TALOS_UPSTREAM_SYNC and at start. Calls to a
+// removed MCP server are refused (UNKNOWN_TOOL); a removed model group's
+// model is MODEL_NOT_ALLOWED. API keys are ids of the sealed secret store
+// (/v1/secrets), read when applied, never returned. Upstream URLs must be
+// http(s) without credentials, query or fragment; loopback
+// (TALOS_UPSTREAM_ALLOW_LOOPBACK) and private addresses
+// (TALOS_UPSTREAM_ALLOW_PRIVATE) are refused unless allowed, link-local,
+// unspecified and multicast always, on the URL and again on every dial.
+// Servers and upstreams configured by TALOS_MCP_UPSTREAMS and
+// TALOS_LLM_UPSTREAMS are not managed here.
+//
+// With TALOS_MCP_SUPERVISOR=approve or human, MCP write tools are governed
+// (gateway/mcp's TGA runtime): action_request, supervisor_decision,
+// tool_call and tool_effect are hash-chained and each persisted
+// (<prefix>mcp_tga_traces and _entries on PostgreSQL, else DataDir/tga)
+// before the next step; at start the server recovers interrupted traces
+// (re-dispatching a tool call with its idempotency key, never executing a
+// finished one again). With human, each write waits for an admin:
+//
+//	GET  /v1/admin/approvals?limit=&cursor=                         admin.approvals read
+//	POST /v1/admin/approvals/{id} {"decision":"approve"|"deny","reason"}  admin.approvals write
+//
+// for TALOS_MCP_APPROVAL_TIMEOUT, then it is denied (POLICY_DENIED).
+//
 // # Security properties
 //
 // Secrets are sealed with identity.Keyring envelopes (contract
