@@ -533,3 +533,47 @@ func TestAdminWatchTmux(t *testing.T) {
 
 // shQuote quotes s for sh.
 func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// TestREADMEWalkthrough runs the README's "Walkthrough with the CLI"
+// block, exactly as written, with sh -e against a live server: the
+// talos binary on PATH, the printed credential in bootstrap.cred, sealed
+// wallets opened with $TALOS_PASSPHRASE.
+func TestREADMEWalkthrough(t *testing.T) {
+	serverBin, cliBin := binaries(t)
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("the walkthrough uses curl")
+	}
+	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(raw), "<!-- cli-test -->\n```sh\n")
+	if !ok {
+		t.Fatal("README has no <!-- cli-test --> block")
+	}
+	block, _, ok = strings.Cut(block, "\n```\n")
+	if !ok {
+		t.Fatal("the README's cli-test block does not end")
+	}
+	srv := startServer(t, serverBin, "")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "bootstrap.cred"), []byte(srv.credential+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-e", "-c", block)
+	cmd.Dir = dir
+	cmd.Env = cleanEnv(serverEnv+"="+srv.url, passEnv+"=walkthrough passphrase",
+		"PATH="+filepath.Dir(cliBin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the walkthrough failed: %v\n%s\nserver log:\n%s", err, out, srv.stderr.String())
+	}
+	for _, want := range []string{"allowed:", "role:      owner", "denied: revoked", "verified"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the walkthrough's output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), srv.credential) {
+		t.Error("the walkthrough printed the bootstrap credential")
+	}
+}
