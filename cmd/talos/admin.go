@@ -26,6 +26,7 @@ func adminCommands() []command {
 		{"admin recover", "offline: write a recovery file into a data directory and print a new credential", cmdAdminRecover},
 		{"admin whoami", "the admin identity, role and permissions the server sees", cmdAdminWhoami},
 		{"admin session", "mint a short-lived admin session token (and the dashboard URL)", cmdAdminSession},
+		{"admin session revoke", "revoke the session given by --session or $TALOS_ADMIN_SESSION (log out)", cmdAdminSessionRevoke},
 		{"admin identities list", "list admin identities", cmdAdminIdentitiesList},
 		{"admin identities get", "show an admin identity", cmdAdminIdentitiesGet},
 		{"admin identities set-role", "add an admin identity or change its role", cmdAdminIdentitiesSetRole},
@@ -474,6 +475,20 @@ func cmdAdminSession(e *env, args []string) error {
 		fmt.Fprintln(o, resp.Token)
 		fmt.Fprintf(e.stderr, "session for %s as %s until %s\ndashboard: %s\n", safeText(resp.DID), safeText(resp.Role), safeText(resp.ExpiresAt), ui)
 	})
+}
+
+func cmdAdminSessionRevoke(e *env, args []string) error {
+	ac, err := e.adminSetup("admin session revoke", "talos admin session revoke (--session TOKEN | $TALOS_ADMIN_SESSION)", args, nil, nil)
+	if err != nil {
+		return err
+	}
+	if ac.a.wallet != "" {
+		return usageError("admin session revoke revokes a session: give --session or $%s, not --wallet", adminSessionEnv)
+	}
+	if ac.a.session == "" && ac.e.getenv(adminSessionEnv) == "" {
+		return usageError("need the session to revoke: --session or $%s", adminSessionEnv)
+	}
+	return ac.write(http.MethodDelete, "/v1/admin/sessions/current", nil)
 }
 
 func cmdAdminIdentitiesList(e *env, args []string) error {

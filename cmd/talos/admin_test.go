@@ -226,7 +226,12 @@ func TestAdminSessionCredential(t *testing.T) {
 	if strings.Contains(r.stdout+r.stderr, tok) || !strings.Contains(r.stdout, "session") {
 		t.Fatalf("output %q %q", r.stdout, r.stderr)
 	}
+	c.must(exitOK, "admin", "session", "revoke")
+	if s := f.last(t); s.Method != "DELETE" || s.Path != "/v1/admin/sessions/current" || s.Bearer != tok {
+		t.Fatalf("revoke sent %+v", s)
+	}
 	n := len(f.requests())
+	c.must(exitUsage, "admin", "session", "revoke", "--wallet", "w.json")
 	if r := c.must(exitUsage, "admin", "session"); !strings.Contains(r.stderr, "--wallet") {
 		t.Fatalf("session from a session: %q", r.stderr)
 	}
@@ -293,7 +298,7 @@ func TestAdminListPagination(t *testing.T) {
 	repeat := false
 	f := newFakeAdmin(t, func(w http.ResponseWriter, r *http.Request, s seenRequest) {
 		cur := r.URL.Query().Get("cursor")
-		page := map[string]any{}
+		var page map[string]any
 		switch cur {
 		case "":
 			page = map[string]any{"items": []any{map[string]any{"principal_id": "did:key:a", "team_id": "t"}}, "next_cursor": "c1"}

@@ -400,6 +400,30 @@ func TestAdminEndToEnd(t *testing.T) {
 	if r := viewer.must(exitFailed, "admin", "principals", "remove", x.agentDID); !strings.Contains(r.stderr, "403") {
 		t.Fatalf("viewer write: %q", r.stderr)
 	}
+	viewer.must(exitOK, "admin", "session", "revoke")
+	if r := viewer.must(exitFailed, "admin", "whoami"); !strings.Contains(r.stderr, "401") {
+		t.Fatalf("revoked session: %q", r.stderr)
+	}
+
+	// RBAC roles and bindings; another admin identity, its role changed, removed.
+	cli.must(exitOK, append(append([]string{"admin", "roles", "put"}, as...), "--permission", "search:query", "searcher")...)
+	if rs := items(t, cli.json(append([]string{"admin", "roles", "list"}, as...)...)); len(rs) == 0 {
+		t.Fatal("no roles listed")
+	}
+	cli.must(exitOK, append(append([]string{"admin", "bindings", "put"}, as...), "--principal", x.agentDID, "--role", "searcher", "b-agent")...)
+	if bs := items(t, cli.json(append([]string{"admin", "bindings", "list", "--principal", x.agentDID}, as...)...)); len(bs) != 1 || bs[0]["role_id"] != "searcher" {
+		t.Fatalf("bindings %v", bs)
+	}
+	_, helperDID := x.keygen(t, "helper")
+	cli.must(exitOK, append(append([]string{"admin", "identities", "set-role"}, as...), helperDID, "auditor")...)
+	if id := cli.json(append(append([]string{"admin", "identities", "get"}, as...), helperDID)...); id["role"] != "auditor" || id["created_by"] != x.ownerDID {
+		t.Fatalf("identity %v", id)
+	}
+	cli.must(exitOK, append(append([]string{"admin", "identities", "remove"}, as...), helperDID)...)
+	// The last owner stays.
+	if r := cli.must(exitFailed, append(append([]string{"admin", "identities", "set-role"}, as...), x.ownerDID, "viewer")...); !strings.Contains(r.stderr, "409") {
+		t.Fatalf("last owner demoted: %q", r.stderr)
+	}
 
 	// Recovery: offline, with the data directory's master key; makes a
 	// second owner even though one exists; works once.

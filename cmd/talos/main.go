@@ -28,6 +28,7 @@
 //	admin recover       offline: a recovery file and a new one-time credential
 //	admin whoami        the identity, role and permissions the server sees
 //	admin session       mint a short-lived session token and the dashboard URL
+//	admin session revoke  revoke the presented session (log out)
 //	admin identities    list | get | set-role | remove   admin identities
 //	admin principals    list | get | add | remove        agent principals
 //	admin roles         list | get | put                 RBAC roles
