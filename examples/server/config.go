@@ -22,6 +22,9 @@ type Config struct {
 	DataDir            string        // data directory (keys, secrets, audit log)
 	Listen             string        // HTTP listen address
 	RedisURL           string        // Redis URL; empty: in-memory limits and sessions
+	RedisClusterAddrs  []string      // Redis Cluster seeds (replicas.go); credentials, TLS from RedisURL
+	RedisSentinelAddrs []string      // Redis Sentinels (replicas.go)
+	RedisSentinelName  string        // the master the Sentinels watch
 	PostgresURL        string        // PostgreSQL primary DSN; empty: embedded stores
 	PostgresReplicaURL string        // PostgreSQL read replica DSN; empty: reads go to the primary
 	ConfigFile         string        // talos.config v1 JSON file
@@ -114,6 +117,15 @@ var settings = []setting{
 	{"Redis", "redis", "TALOS_REDIS_URL", "(none: in memory)",
 		"Redis URL (redis://host:port/db) for budgets, rate limits and replay stores; checked by /health/ready.",
 		func(c *Config, v string) error { c.RedisURL = v; return nil }},
+	{"Redis Cluster", "redis-cluster", "TALOS_REDIS_CLUSTER_ADDRS", "(none)",
+		"Comma-separated host:port seeds of a Redis Cluster, used instead of TALOS_REDIS_URL's host for the same state (username, password and rediss:// TLS still come from TALOS_REDIS_URL when it is set).",
+		func(c *Config, v string) error { return parseAddrList(&c.RedisClusterAddrs, v) }},
+	{"Redis Sentinel", "redis-sentinel", "TALOS_REDIS_SENTINEL_ADDRS", "(none)",
+		"Comma-separated host:port of Redis Sentinels; the server follows the master named by TALOS_REDIS_SENTINEL_MASTER (credentials, TLS and database from TALOS_REDIS_URL when set).",
+		func(c *Config, v string) error { return parseAddrList(&c.RedisSentinelAddrs, v) }},
+	{"Redis Sentinel master", "redis-sentinel-master", "TALOS_REDIS_SENTINEL_MASTER", "(none; required with TALOS_REDIS_SENTINEL_ADDRS)",
+		"Name of the master the Sentinels watch.",
+		func(c *Config, v string) error { c.RedisSentinelName = v; return nil }},
 	{"PostgreSQL primary", "postgres", "TALOS_POSTGRES_URL", "(none: embedded stores)",
 		"PostgreSQL DSN for writes (secrets, config versions); enables advisory-lock rotation.",
 		func(c *Config, v string) error { c.PostgresURL = v; return nil }},
@@ -358,6 +370,9 @@ func (c *Config) validate() error {
 		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
 			return bad("Redis URL must be redis://, rediss:// or unix://")
 		}
+	}
+	if err := c.validateRedis(); err != nil {
+		return err
 	}
 	if c.PostgresReplicaURL != "" && c.PostgresURL == "" {
 		return bad("a PostgreSQL replica needs a primary")

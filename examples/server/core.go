@@ -95,9 +95,10 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 	// replica's cache through pub/sub), memory otherwise. stateScope
 	// (statescope.go) reports these choices: keep it in step.
 	if s.redis != nil {
-		rs := capredis.NewRevocationStore(s.redis, capredis.Config{})
+		// On a Cluster the revocation feed needs a hash tag (replicas.go).
+		rs := capredis.NewRevocationStore(s.redis, capredis.Config{Prefix: s.capabilityRedisPrefix()})
 		c.revocations = rs
-		c.nonces = capredis.NewReplayStore(s.redis, capredis.Config{})
+		c.nonces = capredis.NewReplayStore(s.redis, capredis.Config{Prefix: s.capabilityRedisPrefix()})
 	} else {
 		c.revocations = capability.NewMemRevocationStore(nil)
 		c.nonces = identity.NewMemNonceStore(1 << 20)

@@ -91,6 +91,7 @@ func (c *core) openAdmin(ctx context.Context, s *Server) error {
 		Audit: c.log, Events: c.events, Nonces: c.nonces,
 		Bootstrap: s.secrets, BootstrapID: adminHashSecret,
 		RecoveryFile: filepath.Join(s.cfg.DataDir, admin.RecoveryFileName), RecoveryKey: s.recoveryKey,
+		OnChange: s.adminChanged, // tells the other replicas (replicas.go)
 	})
 	if err != nil {
 		return err

@@ -46,6 +46,7 @@ type Server struct {
 	redactor *otelredact.Redactor
 
 	configs *config.Service
+	prop    *propagation // change propagation between replicas (replicas.go)
 	core    *core        // kernel, gateway, A2A and audit services
 	health  serve.Health // GET /health/live and /health/ready
 	// dirProbe caches the data directory readiness probe.
@@ -119,12 +120,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 			return nil, errors.New("postgres: the primary does not answer")
 		}
 	}
-	if cfg.RedisURL != "" {
-		opt, err := redis.ParseURL(cfg.RedisURL)
+	if cfg.redisConfigured() {
+		// One node, a Cluster or Sentinel (replicas.go).
+		rc, err := newRedisClient(cfg)
 		if err != nil {
-			return nil, errors.New("redis: invalid URL") // the URL may hold a password: not echoed
+			return nil, err
 		}
-		rc := redis.NewClient(opt)
 		s.redis = rc
 		s.OnShutdown("redis", func(context.Context) error { return rc.Close() })
 	}
@@ -161,6 +162,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	}
 	// Config versions (configwire.go): every change is audited, or not applied.
 	if s.configs, err = openConfigs(ctx, s, s.core); err != nil {
+		return nil, err
+	}
+	// Changes reach the other replicas (replicas.go).
+	if err := s.setupPropagation(ctx); err != nil {
 		return nil, err
 	}
 

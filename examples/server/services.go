@@ -27,7 +27,7 @@ func (s *Server) mountServices(mux *http.ServeMux) {
 	mux.HandleFunc("GET /health/ready", s.health.Ready)
 	mux.Handle("GET /metrics", s.tel.MetricsHandler())
 	mux.HandleFunc("GET /openapi.json", serveOpenAPI) // openapi.go: the OpenAPI 3.1 document of every route
-	s.configs.Register(mux, s.requireAdmin(admin.ToolConfig))
+	s.configs.Register(mux, s.propagateConfig(s.requireAdmin(admin.ToolConfig)))
 	s.core.mount(mux, s.requireAdmin)
 	s.mountUpstreamAdmin(mux) // upstreamadmin.go: MCP servers, LLM upstreams, model groups, approvals
 	s.mountAudit(mux)

@@ -39,7 +39,7 @@ func (i stateItem) perProcess() bool { return i.store == scopeMemory || i.store 
 // openAuditStore.
 func stateScope(cfg Config) []stateItem {
 	redisOr := func(name string) stateItem {
-		if cfg.RedisURL != "" {
+		if cfg.redisConfigured() {
 			return stateItem{name, scopeRedis, ""}
 		}
 		return stateItem{name, scopeMemory, "-redis"}
