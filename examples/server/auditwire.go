@@ -16,7 +16,8 @@ import (
 // checkpoint is published at start, every CheckpointInterval while the log
 // grows, and at shutdown (before the store closes: hooks run newest first),
 // so tile clients see a fresh tree head without anyone calling GET
-// /v1/audit/checkpoint. Entry bytes go to admins with admin.audit read unless
+// /v1/audit/checkpoint. With the log in PostgreSQL the periodic
+// publication runs once per interval across the replicas (replicas_jobs.go). Entry bytes go to admins with admin.audit read unless
 // TALOS_AUDIT_PUBLIC.
 func (c *core) openAudit(ctx context.Context, s *Server) error {
 	signer, err := audit.NewNoteSigner(logOrigin, s.wallet.Signer())
@@ -42,13 +43,31 @@ func (c *core) openAudit(ctx context.Context, s *Server) error {
 	if err := c.audit.Publish(ctx); err != nil {
 		return err
 	}
-	if s.cfg.CheckpointInterval > 0 {
-		s.Go("checkpoint-publisher", c.audit.Publisher(s.cfg.CheckpointInterval, func(err error) {
-			s.log.Warn("audit checkpoint publication failed; retrying at the next interval", "err", err)
-		}))
+	onErr := func(err error) {
+		s.log.Warn("audit checkpoint publication failed; retrying at the next interval", "err", err)
+	}
+	switch {
+	case s.cfg.CheckpointInterval <= 0:
+	case s.db != nil && isPostgresAudit(c.logStore):
+		// Replicas share the log: one of them publishes per interval
+		// (replicas_jobs.go).
+		j, err := newJobs(ctx, s.db.Primary(), s.cfg.tablePrefix)
+		if err != nil {
+			return err
+		}
+		s.Go("checkpoint-publisher", j.every("audit-checkpoint", s.cfg.CheckpointInterval, c.audit.Publish, onErr))
+	default:
+		s.Go("checkpoint-publisher", c.audit.Publisher(s.cfg.CheckpointInterval, onErr))
 	}
 	s.OnShutdown("audit-checkpoint", c.audit.Publish)
 	return nil
+}
+
+// isPostgresAudit reports whether the log is in PostgreSQL (shared by the
+// replicas).
+func isPostgresAudit(st audit.Store) bool {
+	_, ok := st.(*auditpg.Store)
+	return ok
 }
 
 // openAuditStore opens the audit log's store per audit.storage_backend:

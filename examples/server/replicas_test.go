@@ -143,6 +143,7 @@ func TestReplicasPropagateInProcess(t *testing.T) {
 			}
 			cfg.tablePrefix = testenv.Unique(t) + "_"
 			cfg.MasterKey = make([]byte, 32)
+			cfg.CheckpointInterval = 50 * time.Millisecond
 			dropTablesAtEnd(t, cfg.PostgresURL, cfg.tablePrefix)
 			dropReplicaTablesAtEnd(t, cfg.PostgresURL, cfg.tablePrefix)
 			a := newTestServer(t, cfg)
@@ -189,6 +190,12 @@ func TestReplicasPropagateInProcess(t *testing.T) {
 				return ok && sc.Limit == 1500
 			})
 			t.Logf("%s: config budget document enforced on b after %v", store, d)
+			// The checkpoint publication is a cluster-wide job.
+			waitUntil(t, "checkpoint job record", time.Now(), func() bool {
+				var n int
+				a.db.Primary().QueryRow(t.Context(), `SELECT count(*) FROM `+cfg.tablePrefix+`jobs WHERE name = 'audit-checkpoint'`).Scan(&n)
+				return n == 1
+			})
 			if store != "redis" {
 				return // budget spend is per process without Redis
 			}
