@@ -730,3 +730,52 @@ func FuzzSSEReader(f *testing.F) {
 		}
 	})
 }
+
+// TestAdminWatchIdle: a connection on which nothing arrives (not even the
+// server's pings) is treated as dead and replaced.
+func TestAdminWatchIdle(t *testing.T) {
+	old := watchIdle
+	watchIdle = 300 * time.Millisecond
+	t.Cleanup(func() { watchIdle = old })
+	var mu sync.Mutex
+	conns := 0
+	f := newFakeAdmin(t, func(w http.ResponseWriter, r *http.Request, s seenRequest) {
+		mu.Lock()
+		conns++
+		n := conns
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		if n == 2 {
+			io.WriteString(w, watchTestEvent(1, "admin"))
+			w.(http.Flusher).Flush()
+		}
+		<-r.Context().Done() // the first connection stays silent
+	})
+	c := newCLI(t)
+	wallet, _ := keygen(t, c, t.TempDir(), "admin", true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := newLineWriter(2) // the header and one row
+	var errb lockedBuffer
+	resc := make(chan int, 1)
+	go func() {
+		e := &env{ctx: ctx, stdin: strings.NewReader(""), stdout: out, stderr: &errb, getenv: func(string) string { return "" }}
+		resc <- e.run([]string{"admin", "watch", "--server", f.URL, "--wallet", wallet})
+	}()
+	select {
+	case <-out.reached:
+	case code := <-resc:
+		t.Fatalf("watch ended: exit %d: %s", code, errb.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no event after an idle connection: %s", errb.String())
+	}
+	cancel()
+	if code := <-resc; code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(errb.String(), "no data for") || !strings.Contains(out.String(), "did:key:z6MkAgent") {
+		t.Fatalf("stderr %q stdout %q", errb.String(), out.String())
+	}
+}

@@ -30,6 +30,26 @@ const (
 	watchRetryMax = 30 * time.Second
 )
 
+// watchIdle is how long admin watch waits for any byte (an event or the
+// server's ": ping" every 15 s) before it treats the connection as dead
+// and reconnects. A variable for tests.
+var watchIdle = 45 * time.Second
+
+// idleReader cancels its connection when no byte arrives for d.
+type idleReader struct {
+	r     io.Reader
+	timer *time.Timer
+	d     time.Duration
+}
+
+func (i *idleReader) Read(p []byte) (int, error) {
+	n, err := i.r.Read(p)
+	if n > 0 {
+		i.timer.Reset(i.d)
+	}
+	return n, err
+}
+
 // An sseEvent is one dispatched Server-Sent Event.
 type sseEvent struct {
 	ID    string // the last id field seen ("" if none yet)
@@ -255,6 +275,10 @@ func (e *env) watch(c *adminClient, q url.Values, cursor string, asJSON bool) er
 // watchOnce runs one connection. It reports whether the server accepted
 // the stream, and updates *cursor with every event seen.
 func (e *env) watchOnce(ctx context.Context, c *adminClient, q url.Values, cursor *string, asJSON bool, header *bool) (bool, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	idle := time.AfterFunc(watchIdle, cancel)
+	defer idle.Stop()
 	req, err := c.request(ctx, http.MethodGet, "/v1/audit/stream", q, nil)
 	if err != nil {
 		return false, err
@@ -291,10 +315,13 @@ func (e *env) watchOnce(ctx context.Context, c *adminClient, q url.Values, curso
 			fmt.Fprintln(e.stdout, watchHeader)
 		}
 	}
-	sr := newSSEReader(resp.Body)
+	sr := newSSEReader(&idleReader{r: resp.Body, timer: idle, d: watchIdle})
 	for {
 		ev, err := sr.next()
 		if err != nil {
+			if ctx.Err() != nil && e.ctx.Err() == nil {
+				return true, failf(exitIO, "no data for %v", watchIdle)
+			}
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || ctx.Err() != nil {
 				return true, wrap(exitIO, "connection lost", err)
 			}
