@@ -157,6 +157,10 @@
 // TALOS_SHUTDOWN_TIMEOUT, stops its background workers and then runs the
 // flush hooks (audit log, trace exporter, stores).
 //
+// GET /openapi.json serves, without a credential, the OpenAPI 3.1 document
+// of every route (examples/server/openapi, embedded), with a strong ETag
+// and Cache-Control public, max-age=300.
+//
 // # Concurrency
 //
 // Server is safe for concurrent use (as are the gateway packages it wires).
