@@ -31,5 +31,6 @@ func (s *Server) mountServices(mux *http.ServeMux) {
 	s.core.mount(mux, s.requireAdmin)
 	s.mountUpstreamAdmin(mux) // upstreamadmin.go: MCP servers, LLM upstreams, model groups, approvals
 	s.mountAudit(mux)
+	s.mountUI(mux) // uiwire.go: the admin dashboard at /ui/
 	mux.HandleFunc("/", handleNotFound)
 }
