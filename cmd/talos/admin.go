@@ -183,6 +183,9 @@ func filterSyn(filters [][2]string) string {
 // printObject prints an answer object: as JSON, or one "key: value" line
 // per member (nested values as compact JSON).
 func (e *env) printObject(asJSON bool, raw json.RawMessage) error {
+	if len(raw) == 0 {
+		raw = json.RawMessage(`{"ok":true}`)
+	}
 	if asJSON {
 		return e.printJSON(raw)
 	}

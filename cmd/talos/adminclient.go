@@ -245,8 +245,8 @@ func (c *adminClient) send(req *http.Request, out any) error {
 	if len(raw) > maxAdminBody {
 		return failf(exitIO, "answer larger than %d bytes", maxAdminBody)
 	}
-	if out == nil {
-		return nil
+	if out == nil || len(bytes.TrimSpace(raw)) == 0 {
+		return nil // nothing to decode (204, or an empty answer)
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return wrap(exitIO, "the server's answer is not the expected JSON", contracts.Wrap(contracts.CodeInvalidInput, "admin answer", err))
