@@ -24,6 +24,20 @@ var routes = []route{
 		Resp: []resp{{Status: 200, Desc: "The document.", Body: &body{Inline: obj{"type": "object", "required": []any{"openapi", "info", "paths"}}, Examples: []string{"openapiDocument"}}, Headers: []string{"ETag"}},
 			{Status: 304, Desc: "Not modified (If-None-Match matched the ETag)."}}},
 
+	// The admin dashboard (uiwire.go).
+	{Method: "GET", Path: "/ui", ID: "uiRedirect", Tag: "service", Auth: authPublic,
+		Summary: "Redirect to the admin dashboard",
+		Resp:    []resp{{Status: 301, Desc: "Moved to /ui/.", Headers: []string{"Location"}}}},
+	{Method: "GET", Path: "/ui/", ID: "uiIndex", Tag: "service", Auth: authPublic,
+		Summary: "The admin dashboard",
+		Desc:    "Embedded ES modules with no build step and no third-party code, under a strict Content-Security-Policy. The assets are public; every API call the page makes carries an admin session (adminSession) taken from the URL fragment or a paste, never a cookie.",
+		Resp:    []resp{{Status: 200, Desc: "index.html.", Body: &body{Type: "text/html", Inline: str()}}}},
+	{Method: "GET", Path: "/ui/{asset}", Pattern: "GET /ui/", ID: "uiAsset", Tag: "service", Auth: authPublic,
+		Summary: "A dashboard asset",
+		Params:  []obj{{"name": "asset", "in": "path", "required": true, "description": "A file of the dashboard (*.js, style.css).", "schema": obj{"type": "string", "minLength": 1}, "example": "app.js"}},
+		Resp:    []resp{{Status: 200, Desc: "The asset.", Body: &body{Type: "*/*", Inline: str()}}},
+		Errs:    []int{404}},
+
 	// Configuration documents (gateway/config behind admin.config).
 	{Method: "PUT", Path: "/v1/config/{kind}/{name}", ID: "putConfigDocument", Tag: "config", Auth: authAdmin, Tool: "admin.config",
 		Summary: "Store a new version of a configuration document",
