@@ -161,6 +161,14 @@
 // of every route (examples/server/openapi, embedded), with a strong ETag
 // and Cache-Control public, max-age=300.
 //
+// GET /ui/ serves the admin dashboard (ui/static, embedded; uiwire.go): its
+// own ES modules only, under a strict Content-Security-Policy, with nosniff
+// and no-referrer. The assets need no credential; the page signs in with an
+// admin session taken from the URL fragment (#session=…, as printed by
+// `talos admin session`) or pasted, keeps it in sessionStorage and sends it
+// as a bearer token (no cookie). It verifies audit inclusion proofs and
+// checkpoint signatures in the browser with the key from /v1/identity.
+//
 // # Concurrency
 //
 // Server is safe for concurrent use (as are the gateway packages it wires).
