@@ -86,7 +86,7 @@ export function table(caption, columns, rows, empty) {
       {},
       h('caption', { text: caption }),
       h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col', text: c.title })))),
-      h('tbody', {}, rows.map((r) => h('tr', {}, columns.map((c) => h('td', {}, c.cell(r)))))),
+      h('tbody', {}, rows.map((r) => h('tr', {}, columns.map((c) => h('td', { 'data-label': c.title }, c.cell(r)))))),
     ),
   );
 }
