@@ -8,6 +8,17 @@
 // tree head) follows the log: publish once at start, every interval while
 // the log grows, and at shutdown before the store closes.
 //
+// [Stream] serves the live audit stream, GET /v1/audit/stream, as
+// Server-Sent Events: new events in log order from the shared store (so
+// events appended on any replica appear), resumable without gap or
+// duplicate from the cursor in Last-Event-ID (or ?after=), filtered by
+// surface, principal_id and outcome, with a ": ping" comment every 15 s.
+// Every subscriber holds at most one chunk of entries, and one that does
+// not take a write within StreamConfig.WriteTimeout is disconnected; one
+// shared poller reads the store's size while anyone listens and stops with
+// the last subscriber. Streams end on client disconnect, on [Stream.Close]
+// and when StreamConfig.Draining reports the server is shutting down.
+//
 // The tiles are audit/file's own Store.Handler when the store is the file
 // store, and audit.NewTileHandler (the same bytes and headers, tested
 // against it) for any other store, PostgreSQL and memory included.
