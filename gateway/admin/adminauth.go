@@ -428,7 +428,9 @@ func (h *Handler) identities(ctx context.Context) ([]Identity, error) {
 
 // PutIdentity stores an admin identity with role (created by createdBy),
 // refusing an unknown role, a DID that is not a did:key, and demoting the
-// last owner. It is the API of the identities routes and of set-up code
+// last owner (checked under a lock in this process; two replicas demoting
+// the last two owners at the same instant can both succeed, and the
+// recovery file is then the way back). It is the API of the identities routes and of set-up code
 // and tests that create an owner without the bootstrap credential.
 func (h *Handler) PutIdentity(ctx context.Context, did, role, createdBy string) (Identity, error) {
 	d, err := identity.ParseDID(did)
@@ -439,6 +441,8 @@ func (h *Handler) PutIdentity(ctx context.Context, did, role, createdBy string) 
 		return Identity{}, contracts.New(contracts.CodeInvalidInput, "role must be owner, operator, auditor or viewer")
 	}
 	id := Identity{DID: d.String(), Role: role, CreatedAt: h.cfg.Now().UTC().Truncate(time.Second), CreatedBy: createdBy}
+	h.identMu.Lock()
+	defer h.identMu.Unlock()
 	old, err := h.identity(ctx, id.DID)
 	if err != nil {
 		return Identity{}, err
@@ -471,6 +475,8 @@ var errNoIdentity = contracts.New(contracts.CodeNotFound, "no such admin identit
 
 // deleteIdentity removes an admin identity unless it is the last owner.
 func (h *Handler) deleteIdentity(ctx context.Context, did string) error {
+	h.identMu.Lock()
+	defer h.identMu.Unlock()
 	old, err := h.identity(ctx, did)
 	if err != nil {
 		return err

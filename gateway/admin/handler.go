@@ -79,6 +79,7 @@ type Handler struct {
 	policy     Policy
 	budgets    Budgets
 	reloadMu   sync.Mutex // one Reload at a time
+	identMu    sync.Mutex // serializes identity changes (the last-owner rule) in this process
 }
 
 // state is what Reload reads from the Store.
