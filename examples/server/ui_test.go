@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,9 +17,12 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/talosgo/talos/audit"
+	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/gateway/admin"
+	"github.com/talosgo/talos/identity"
 )
 
 // browserTools finds node, Debian's chromium and the test runner's
@@ -279,4 +284,156 @@ func TestDashboardBrowser(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestDashboardVerifierVectors checks the dashboard's verifier
+// (ui/static/verify.js, run by node) against the audit package: the signed
+// checkpoint of a log at every size from 1 to 21, every inclusion proof
+// and every consistency proof between them verify, and tampered entries,
+// proofs, roots and checkpoints are refused.
+func TestDashboardVerifierVectors(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("TALOS_REQUIRE_BROWSER") == "1" {
+			t.Fatal("TALOS_REQUIRE_BROWSER=1 but node is not on PATH")
+		}
+		t.Skip("node is not on PATH (set TALOS_REQUIRE_BROWSER=1 to fail instead)")
+	}
+	ctx := t.Context()
+	wallet, err := identity.GenerateWallet("log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const origin = "talos.test/dashboard-vectors"
+	signer, err := audit.NewNoteSigner(origin, wallet.Signer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := audit.NewVerifier(origin, wallet.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey, err := audit.VerifierKey(origin, wallet.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := identity.GenerateWallet("other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherKey, err := audit.VerifierKey(origin, other.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.New(ctx, audit.Config{Store: audit.NewMemStore(), Signer: signer, Verifier: verifier})
+	if err != nil {
+		t.Fatal(err)
+	}
+	builder, err := audit.NewEventBuilder(audit.BuilderConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type proof struct {
+		Index    uint64   `json:"index"`
+		OldSize  uint64   `json:"old_size"`
+		TreeSize uint64   `json:"tree_size"`
+		Proof    []string `json:"proof"`
+	}
+	var v struct {
+		VerifierKey      string   `json:"verifier_key"`
+		OtherVerifierKey string   `json:"other_verifier_key"`
+		Checkpoints      []string `json:"checkpoints"`
+		BadCheckpoints   []string `json:"bad_checkpoints"`
+		Entries          []string `json:"entries"`
+		Inclusion        []proof  `json:"inclusion"`
+		Consistency      []proof  `json:"consistency"`
+	}
+	v.VerifierKey, v.OtherVerifierKey = vkey, otherKey
+	const n = 21
+	for i := range n {
+		req := httptest.NewRequest("POST", "/v1/authorize", nil)
+		ev, err := builder.Build(req, audit.Decision{RequestID: fmt.Sprintf("req-%d", i), SurfaceID: "kernel.authorize", TemplatePath: "/v1/authorize", Status: 200, Principal: audit.BearerPrincipal(fmt.Sprintf("p-%d", i), "t")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Append(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+		cp, err := l.Checkpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cp.Size != uint64(i+1) {
+			t.Fatalf("checkpoint size %d after %d appends", cp.Size, i+1)
+		}
+		v.Checkpoints = append(v.Checkpoints, string(cp.Note))
+		entry, err := l.Entry(ctx, uint64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Entries = append(v.Entries, contracts.EncodeBase64URL(entry))
+	}
+	for size := uint64(1); size <= n; size++ {
+		for i := range size {
+			p, err := l.InclusionProof(ctx, i, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v.Inclusion = append(v.Inclusion, proof{Index: i, TreeSize: size, Proof: hashStrings(p)})
+		}
+		for old := uint64(1); old <= size; old++ {
+			p, err := l.ConsistencyProof(ctx, old, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v.Consistency = append(v.Consistency, proof{OldSize: old, TreeSize: size, Proof: hashStrings(p)})
+		}
+	}
+	// Checkpoints that must not verify: another size under the same
+	// signature, a flipped signature byte, no signature, another origin.
+	good := v.Checkpoints[4]
+	body, sigs, _ := strings.Cut(good, "\n\n")
+	lines := strings.SplitN(body, "\n", 3)
+	sig := []byte(sigs)
+	sig[len(sig)-4] ^= 1
+	v.BadCheckpoints = []string{
+		lines[0] + "\n6\n" + lines[2] + "\n\n" + sigs,
+		body + "\n\n" + string(sig),
+		body + "\n",
+		"other.origin\n" + lines[1] + "\n" + lines[2] + "\n\n" + sigs,
+		strings.Replace(good, "\n\n", "\n\n\n", 1),
+	}
+	for _, bad := range v.BadCheckpoints {
+		if _, err := audit.VerifyCheckpoint([]byte(bad), vkey); err == nil {
+			t.Fatalf("the audit package accepts a bad vector: %q", bad)
+		}
+	}
+
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "vectors.json")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, node, filepath.Join("e2e", "verify_vectors.mjs"), path)
+	cmd.Dir = "ui"
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("verify.js: %v", err)
+	}
+	if !strings.Contains(string(out), " 0 failed") {
+		t.Fatal("verify.js reported failures")
+	}
+}
+
+func hashStrings(hs []tlog.Hash) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = h.String()
+	}
+	return out
 }
