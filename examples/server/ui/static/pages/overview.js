@@ -25,6 +25,7 @@ export function render(main, ctx) {
   const kpis = h('dl', { class: 'kpis' });
   const minuteBox = h('div');
   const reasonBox = h('div');
+  const surfaceBox = h('div');
   const scopeNote = h('p', { class: 'hint' });
   const burnBox = h('div');
   const healthBox = h('div');
@@ -54,6 +55,7 @@ export function render(main, ctx) {
         minuteBox,
       ),
       h('section', { class: 'card', 'aria-labelledby': 'ov-reason' }, h('h2', { id: 'ov-reason', text: 'Denials by reason' }), reasonBox),
+      h('section', { class: 'card', 'aria-labelledby': 'ov-surface' }, h('h2', { id: 'ov-surface', text: 'Decisions by surface' }), surfaceBox),
       h('section', { class: 'card', 'aria-labelledby': 'ov-burn' }, h('h2', { id: 'ov-burn', text: 'Budget burn per team' }), burnBox),
       h('section', { class: 'card', 'aria-labelledby': 'ov-health' }, h('h2', { id: 'ov-health', text: 'Dependencies' }), healthBox),
     ),
@@ -69,14 +71,17 @@ export function render(main, ctx) {
     const d = st.decisions || {};
     const by = d.by_outcome || {};
     const lat = st.latency_ms || {};
+    const auth = st.authorize_latency_ms || lat;
+    const ms = (x) => (Number(x) || 0).toFixed(Number(x) >= 10 ? 0 : 2) + ' ms';
     const denied = by.denied || 0;
     fill(
       kpis,
       kpi('Decisions', d.total || 0),
       kpi('Denied', `${denied} (${pct(denied, d.total || 0)})`),
       kpi('Errors', by.error || 0),
-      kpi('p50 latency', (lat.p50 ?? 0) + ' ms'),
-      kpi('p95 latency', (lat.p95 ?? 0) + ' ms'),
+      kpi('p50 authorize', ms(auth.p50)),
+      kpi('p95 authorize', ms(auth.p95)),
+      kpi('p95 whole decision', ms(lat.p95)),
       kpi('Rate-limit denials', st.rate_limit_denials || 0),
       kpi('Budget denials', st.budget_denials || 0),
     );
@@ -84,6 +89,7 @@ export function render(main, ctx) {
     fill(minuteBox, perMinute(st.per_minute || []));
     const reasons = Object.entries(d.by_reason || {}).sort((a, b) => b[1] - a[1]);
     fill(reasonBox, hbars('Denials by reason', reasons));
+    fill(surfaceBox, hbars('Decisions by surface', Object.entries(d.by_surface || {}).sort((a, b) => b[1] - a[1])));
     setStatus(statsStatus, 'ok', 'Updated ' + when(new Date()));
   }
 
