@@ -14,6 +14,7 @@ import (
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/gateway/admin"
 	"github.com/talosgo/talos/identity"
+	"github.com/talosgo/talos/internal/testenv"
 )
 
 // TestAdminBootstrapCredentialSpent: the printed bootstrap credential
@@ -173,5 +174,58 @@ func TestAdminAttestedAndAudited(t *testing.T) {
 	}
 	if st := decode(t, ts.do(t, "GET", "/v1/admin/whoami", ts.cred, nil), nil); st != 401 {
 		t.Fatalf("revoked session: %d", st)
+	}
+}
+
+// TestAdminSessionsAcrossReplicas: two servers on one PostgreSQL (the
+// replicas of a deployment): the bootstrap credential is spent for both,
+// a session minted on one is accepted by the other, and a revocation or a
+// demotion on one applies on the other at the next request.
+func TestAdminSessionsAcrossReplicas(t *testing.T) {
+	dsn := testenv.PostgresURL(t)
+	cfg := testConfig(t)
+	cfg.PostgresURL = dsn
+	cfg.tablePrefix = testenv.Unique(t) + "_"
+	cfg.MasterKey = make([]byte, 32)
+	cfg.MasterKey[0] = 9
+	dropTablesAtEnd(t, dsn, cfg.tablePrefix)
+	cfgB := cfg
+	cfgB.DataDir = t.TempDir() + "/data-b"
+	cfgB.MasterKey = append([]byte(nil), cfg.MasterKey...) // New clears the key it was given
+	a := newTestServer(t, cfg)
+	b := newTestServer(t, cfgB)
+	if a.owner == nil || b.bootstrap != "" {
+		t.Fatalf("first replica bootstrapped %v, second printed %q", a.owner != nil, b.bootstrap)
+	}
+	w, _ := identity.GenerateWallet("late")
+	body := fmt.Appendf(nil, `{"did":%q}`, w.DID().String())
+	if st := decode(t, b.do(t, "POST", "/v1/admin/bootstrap", a.bootstrap, body), nil); st != 401 {
+		t.Fatalf("spent bootstrap credential on the other replica: %d", st)
+	}
+	var who admin.WhoamiResponse
+	if st := decode(t, b.do(t, "GET", "/v1/admin/whoami", a.cred, nil), &who); st != 200 || who.DID != a.owner.DID() {
+		t.Fatalf("session on the other replica: %d %+v", st, who)
+	}
+	// An operator made on A, its session minted on B, demoted on A.
+	op := a.newAdmin(t, admin.RoleOperator)
+	sess := op.session(t, b, "")
+	if st := decode(t, a.do(t, "PUT", "/v1/budgets/team:x", sess, []byte(`{"limit_usd":"1","mode":"hard"}`)), nil); st != 200 {
+		t.Fatalf("operator session from B on A: %d", st)
+	}
+	if st := decode(t, a.signed(t, a.owner, "PUT", "/v1/admin/identities/"+op.DID(), []byte(`{"role":"viewer"}`)), nil); st != 200 {
+		t.Fatal(st)
+	}
+	if st := decode(t, b.do(t, "GET", "/v1/budgets", sess, nil), nil); st != 401 {
+		t.Fatalf("operator session on B after the demotion on A: %d", st)
+	}
+	if st := decode(t, b.signed(t, op, "PUT", "/v1/budgets/team:x", []byte(`{"limit_usd":"1","mode":"hard"}`)), nil); st != 403 {
+		t.Fatalf("demoted admin's signed write on B: %d", st)
+	}
+	// Revoked on B, refused on A.
+	if st := decode(t, b.do(t, "DELETE", "/v1/admin/sessions/current", a.cred, nil), nil); st != 200 {
+		t.Fatal(st)
+	}
+	if st := decode(t, a.do(t, "GET", "/v1/admin/whoami", a.cred, nil), nil); st != 401 {
+		t.Fatalf("session revoked on B, on A: %d", st)
 	}
 }
