@@ -299,6 +299,10 @@ func (g *Gateway) idempotent(ctx context.Context, did identity.DID, upstream, to
 			// A governed call's outcome is in its trace: a finished one
 			// (its key not yet marked done, e.g. after a crash) answers.
 			res, err := g.governedReplay(ctx, k)
+			if errors.Is(err, ErrTraceNotFound) {
+				// Claimed, its trace not yet made: in flight.
+				return nil, false, contracts.New(contracts.CodeReplayDetected, "mcp: a call with this idempotency key is in flight")
+			}
 			if err != nil {
 				return nil, false, err
 			}
