@@ -198,12 +198,31 @@ func (gv *governance) changed(id string) {
 	}
 }
 
-func (gv *governance) wait(id string) <-chan struct{} {
+func (gv *governance) wait(id string) chan struct{} {
 	ch := make(chan struct{})
 	gv.mu.Lock()
 	gv.waiters[id] = append(gv.waiters[id], ch)
 	gv.mu.Unlock()
 	return ch
+}
+
+// unwait forgets a waiter that stopped waiting (a closed one is gone
+// already).
+func (gv *governance) unwait(id string, ch chan struct{}) {
+	gv.mu.Lock()
+	defer gv.mu.Unlock()
+	ws := gv.waiters[id]
+	for i, w := range ws {
+		if w == ch {
+			ws = append(ws[:i:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(gv.waiters, id)
+	} else {
+		gv.waiters[id] = ws
+	}
 }
 
 func (gv *governance) ts() string { return gv.cfg.Now().UTC().Format("2006-01-02T15:04:05.000Z") }
@@ -723,9 +742,11 @@ func (g *Gateway) awaitTrace(ctx context.Context, id string) (*sdk.CallToolResul
 		ch := gv.wait(id)
 		t, err := gv.loadTrace(ctx, id)
 		if err != nil {
+			gv.unwait(id, ch)
 			return nil, dbErr(err)
 		}
 		if terminal(t.state()) {
+			gv.unwait(id, ch)
 			return t.outcome()
 		}
 		if t.state() == audit.StatePending {
@@ -738,6 +759,7 @@ func (g *Gateway) awaitTrace(ctx context.Context, id string) (*sdk.CallToolResul
 					}
 				}
 				unlock()
+				gv.unwait(id, ch)
 				if err != nil && !errors.Is(err, ErrTraceConflict) {
 					return nil, dbErr(err)
 				}
@@ -748,8 +770,10 @@ func (g *Gateway) awaitTrace(ctx context.Context, id string) (*sdk.CallToolResul
 		select {
 		case <-ch:
 		case <-timer.C:
+			gv.unwait(id, ch)
 		case <-ctx.Done():
 			timer.Stop()
+			gv.unwait(id, ch)
 			return nil, errors.Join(errGovernedRunning, contracts.New(contracts.CodeUpstreamTimeout, "mcp: the governed call is still waiting for its decision"))
 		}
 		timer.Stop()

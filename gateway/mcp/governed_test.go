@@ -560,3 +560,28 @@ func seededWallet(t *testing.T) (*identity.Wallet, string) {
 	}
 	return w, hex.EncodeToString(seed)
 }
+
+// TestGovernedWaitersForgotten: waiting calls leave nothing behind.
+func TestGovernedWaitersForgotten(t *testing.T) {
+	store, err := OpenFileTraceStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := newDedupeServer(t)
+	root, _ := identity.GenerateWallet("root")
+	f := newFixture(t, withRoot(root), withUpstream(up.srv.URL), withGovernance(&GovernanceConfig{Store: store,
+		Supervisor: SupervisorFunc(func(context.Context, ActionRequest) (Verdict, error) { return Verdict{Decision: DecisionApprove}, nil })}))
+	alice := f.agent("t")
+	cs := f.session(alice, issueBy(t, root, alice, "write_file"))
+	for i := range 5 {
+		if _, err := cs.CallTool(t.Context(), writeWith(fmt.Sprint("w-", i), map[string]any{"path": "/w"})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.gw.gov.mu.Lock()
+	n, l := len(f.gw.gov.waiters), len(f.gw.gov.locks)
+	f.gw.gov.mu.Unlock()
+	if n != 0 || l != 0 {
+		t.Fatalf("%d waiter and %d lock entries left", n, l)
+	}
+}
