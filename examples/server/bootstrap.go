@@ -145,6 +145,8 @@ func loadIdentity(ctx context.Context, sec *secrets.Vault) (*identity.Wallet, er
 // bootstrapAdmin creates the one-time admin bootstrap credential on first
 // start (gateway/admin.Bootstrap): it returns the credential only when this
 // call created it (print it once), and the SHA-256 of the stored credential.
+// The credential authenticates only POST /v1/admin/bootstrap, while no
+// owner exists (gateway/admin spends it on the first owner).
 func bootstrapAdmin(ctx context.Context, sec *secrets.Vault) (credential string, hash [32]byte, err error) {
 	return admin.Bootstrap(ctx, sec, adminHashSecret)
 }
