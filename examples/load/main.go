@@ -20,6 +20,18 @@
 // numbers share the machine's load:
 //
 //	go run ./examples/load -server /tmp/talos-server -compare 3 -c 8 -duration 5s
+//
+// Across replicas (replicas.go): -targets a,b,c spreads every worker's
+// requests round-robin over running servers that share PostgreSQL and
+// Redis (or -server with -replicas N starts N of them on the stores named
+// by TALOS_POSTGRES_URL and TALOS_REDIS_URL / TALOS_REDIS_CLUSTER_ADDRS in
+// the environment). After the round it checks that the one audit log
+// grew by a decision per request, that a request accepted by one replica
+// is refused as a replay by the next, and with -spend-cap USD (A2A tasks
+// of TALOS_A2A_TASK_COST_USD each against a hard team budget of that cap
+// instead of authorize calls) that the team spent at most the cap:
+//
+//	go run ./examples/load -server /tmp/talos-server -replicas 3 -spend-cap 5 -c 12 -duration 10s
 package main
 
 import (
@@ -60,6 +72,11 @@ type options struct {
 	bare               bool
 	compare            int
 	serveBare          string
+
+	targets  []string // every replica's base URL; targets[0] == url
+	replicas int      // with -server: how many to start
+	spendCap string   // USD: A2A tasks against a hard team budget
+	session  string   // admin session minted from admin (adminSession)
 }
 
 func run() error {
@@ -73,7 +90,14 @@ func run() error {
 	flag.BoolVar(&o.bare, "bare", false, "measure a bare net/http handler doing one ed25519.Verify (child process) instead of the server")
 	flag.IntVar(&o.compare, "compare", 0, "with -server: alternate this many bare and server rounds (1 to 20) and print the ratio")
 	flag.StringVar(&o.serveBare, "serve-bare", "", "internal: serve the bare handler on this loopback address")
+	targets := flag.String("targets", "", "comma-separated base URLs of running replicas on loopback (instead of -url); requests go round-robin over them")
+	flag.IntVar(&o.replicas, "replicas", 1, "with -server: start this many replicas (1 to 8) on the PostgreSQL and Redis named in the environment")
+	flag.StringVar(&o.spendCap, "spend-cap", "", "USD: send A2A tasks against a hard team budget of this cap instead of authorize calls, and check the spend")
 	flag.Parse()
+	if *targets != "" {
+		o.targets = strings.Split(*targets, ",")
+		o.url = o.targets[0]
+	}
 	if o.serveBare != "" {
 		return serveBare(o.serveBare)
 	}
@@ -82,6 +106,9 @@ func run() error {
 	}
 	if o.compare > 0 && o.server == "" {
 		return errors.New("-compare needs -server")
+	}
+	if o.replicas < 1 || o.replicas > 8 || (o.replicas > 1 && o.server == "") {
+		return errors.New("-replicas is 1 to 8 and needs -server")
 	}
 	ctx := context.Background()
 	client := &http.Client{
@@ -98,20 +125,36 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		return report("bare", measure(ctx, client, base, "/bare", o, workers))
+		return report("bare", measure(ctx, client, []string{base}, "/bare", o, workers))
 	}
 	if o.server != "" {
-		stop, err := startServer(ctx, &o)
+		stop, err := startReplicas(ctx, &o)
 		if err != nil {
 			return err
 		}
 		defer stop()
 	}
 	if o.url == "" || o.admin == "" {
-		return errors.New("give -server, or -url and -admin")
+		return errors.New("give -server, or -url (or -targets) and -admin")
 	}
-	if err := checkLoopback(o.url); err != nil {
+	if len(o.targets) == 0 {
+		o.targets = []string{o.url}
+	}
+	for _, u := range o.targets {
+		if err := checkLoopback(u); err != nil {
+			return err
+		}
+	}
+	if err := adminSession(ctx, client, &o); err != nil {
 		return err
+	}
+	if o.spendCap != "" && o.compare > 0 {
+		return errors.New("-spend-cap and -compare do not mix")
+	}
+	if o.spendCap != "" {
+		if err := admin(ctx, client, o, "PUT", "/v1/budgets/team:load", map[string]string{"limit_usd": o.spendCap, "mode": "hard", "period": "daily"}, nil); err != nil {
+			return err
+		}
 	}
 	workers := make([]*worker, o.c)
 	for i := range workers {
@@ -122,7 +165,7 @@ func run() error {
 		workers[i] = w
 	}
 	if o.compare == 0 {
-		return report("server", measure(ctx, client, o.url, "/v1/authorize", o, workers))
+		return replicaRound(ctx, client, o, workers)
 	}
 	base, stop, err := startBare(ctx)
 	if err != nil {
@@ -135,11 +178,11 @@ func run() error {
 	}
 	var bareRates, serverRates []float64
 	for i := range o.compare {
-		rb := measure(ctx, client, base, "/bare", o, bw)
+		rb := measure(ctx, client, []string{base}, "/bare", o, bw)
 		if err := report(fmt.Sprintf("round %d bare", i+1), rb); err != nil {
 			return err
 		}
-		rs := measure(ctx, client, o.url, "/v1/authorize", o, workers)
+		rs := measure(ctx, client, []string{o.url}, "/v1/authorize", o, workers)
 		if err := report(fmt.Sprintf("round %d server", i+1), rs); err != nil {
 			return err
 		}
@@ -162,8 +205,9 @@ type result struct {
 func (r result) rate() float64 { return float64(len(r.lat)) / r.elapsed.Seconds() }
 
 // measure sends at most o.n requests with one goroutine per worker for at
-// most o.duration and collects what the workers saw.
-func measure(ctx context.Context, client *http.Client, base, path string, o options, workers []*worker) result {
+// most o.duration, each worker's requests round-robin over bases, and
+// collects what the workers saw.
+func measure(ctx context.Context, client *http.Client, bases []string, path string, o options, workers []*worker) result {
 	for _, w := range workers {
 		w.lat, w.allowed, w.denied, w.failed, w.status = w.lat[:0], 0, 0, 0, map[int]int{}
 	}
@@ -175,8 +219,8 @@ func measure(ctx context.Context, client *http.Client, base, path string, o opti
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for time.Now().Before(deadline) && sent.Add(1) <= int64(o.n) {
-				w.one(ctx, client, base, path)
+			for k := w.first; time.Now().Before(deadline) && sent.Add(1) <= int64(o.n); k++ {
+				w.one(ctx, client, bases[k%len(bases)], path)
 			}
 		}()
 	}
@@ -355,7 +399,7 @@ func startServer(ctx context.Context, o *options) (stop func(), err error) {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, o.server, "-data", dir+"/data", "-listen", addr, "-trace-exporter", "none", "-kek-rotation", "0")
-	cmd.Env = append(os.Environ(), "TALOS_RATE_LIMITS=kernel.authorize=1000000/s")
+	cmd.Env = append(os.Environ(), "TALOS_RATE_LIMITS=kernel.authorize=1000000/s,a2a.v1.rpc=1000000/s")
 	cmd.Stderr = io.Discard
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -388,11 +432,13 @@ func startServer(ctx context.Context, o *options) (stop func(), err error) {
 		stop()
 		return nil, errors.New("the server printed no admin credential")
 	}
-	o.url = "http://" + addr
-	if err := waitReady(o.url); err != nil {
+	base := "http://" + addr
+	if err := waitReady(base); err != nil {
 		stop()
 		return nil, err
 	}
+	o.targets = append(o.targets, base)
+	o.url = o.targets[0]
 	return stop, nil
 }
 
@@ -401,6 +447,10 @@ func startServer(ctx context.Context, o *options) (stop func(), err error) {
 type worker struct {
 	signer *identity.AttestationSigner
 	body   []byte
+	first  int    // the worker's first target (workers start spread out)
+	op     string // the attestation opcode of its requests
+	token  string // the capability header (A2A tasks); "" for authorize
+	sample *sentRequest
 
 	lat                     []time.Duration
 	allowed, denied, failed int
@@ -420,7 +470,7 @@ func newWorker(ctx context.Context, client *http.Client, o options, i int) (*wor
 		Token string `json:"token"`
 	}
 	if err := admin(ctx, client, o, "POST", "/v1/capabilities", map[string]any{
-		"subject": did, "grants": []map[string]any{{"tool": "files", "actions": []string{"read"}}}, "expires_in_seconds": 3600,
+		"subject": did, "grants": []map[string]any{{"tool": "files", "actions": []string{"read"}}, {"tool": "a2a", "actions": []string{"a2a.send", "a2a.get", "a2a.invoke"}}}, "expires_in_seconds": 3600,
 	}, &tok); err != nil {
 		return nil, err
 	}
@@ -428,8 +478,13 @@ func newWorker(ctx context.Context, client *http.Client, o options, i int) (*wor
 	if err != nil {
 		return nil, err
 	}
+	if o.spendCap != "" {
+		body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": "1", "method": "SendMessage", "params": map[string]any{
+			"message": map[string]any{"messageId": fmt.Sprintf("load-%d", i), "role": "user", "parts": []any{map[string]any{"text": "load"}}}}})
+		return &worker{signer: signer, body: body, first: i, op: "a2a.v1.rpc", token: tok.Token, status: map[int]int{}}, nil
+	}
 	body, _ := json.Marshal(map[string]string{"capability": tok.Token, "tool": "files", "action": "read"})
-	return &worker{signer: signer, body: body, status: map[int]int{}}, nil
+	return &worker{signer: signer, body: body, first: i, op: "kernel.authorize", status: map[int]int{}}, nil
 }
 
 func admin(ctx context.Context, client *http.Client, o options, method, path string, body, out any) error {
@@ -438,7 +493,7 @@ func admin(ctx context.Context, client *http.Client, o options, method, path str
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+o.admin)
+	req.Header.Set("Authorization", "Bearer "+o.session)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
@@ -465,10 +520,18 @@ func (w *worker) one(ctx context.Context, client *http.Client, base, path string
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if err := w.signer.Sign(req, "kernel.authorize"); err != nil {
+	if w.token != "" {
+		req.Header.Set("X-Talos-Capability", w.token)
+	}
+	op := w.op
+	if op == "" {
+		op = "kernel.authorize"
+	}
+	if err := w.signer.Sign(req, op); err != nil {
 		w.failed++
 		return
 	}
+	hdr := req.Header.Clone()
 	resp, err := client.Do(req)
 	if err != nil {
 		w.failed++
@@ -476,17 +539,37 @@ func (w *worker) one(ctx context.Context, client *http.Client, base, path string
 	}
 	var d struct {
 		Allowed bool `json:"allowed"`
+		Result  any  `json:"result"`
+		Error   *struct {
+			Data struct {
+				TalosCode string `json:"talos_code"`
+			} `json:"data"`
+		} `json:"error"`
 	}
 	err = json.NewDecoder(resp.Body).Decode(&d)
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	w.lat = append(w.lat, time.Since(start))
 	w.status[resp.StatusCode]++
+	ok := err == nil && resp.StatusCode == 200
+	if w.token != "" { // an A2A task: created, or refused by the budget
+		switch {
+		case err == nil && d.Error == nil && d.Result != nil:
+			w.allowed++
+			w.keep(base, path, hdr)
+		case err == nil && d.Error != nil && d.Error.Data.TalosCode == "BUDGET_EXCEEDED":
+			w.denied++
+		default:
+			w.failed++
+		}
+		return
+	}
 	switch {
-	case err != nil || resp.StatusCode != 200:
+	case !ok:
 		w.failed++
 	case d.Allowed:
 		w.allowed++
+		w.keep(base, path, hdr)
 	default:
 		w.denied++
 	}

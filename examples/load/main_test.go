@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -33,7 +34,7 @@ func TestMeasureBare(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := options{n: 50, c: 2, duration: time.Minute}
-	r := measure(context.Background(), srv.Client(), srv.URL, "/bare", o, workers)
+	r := measure(context.Background(), srv.Client(), []string{srv.URL}, "/bare", o, workers)
 	if len(r.lat) != 50 || r.allowed != 50 || r.failed != 0 || r.statuses[200] != 50 {
 		t.Fatalf("got %d requests, %d allowed, %d failed, statuses %v", len(r.lat), r.allowed, r.failed, r.statuses)
 	}
@@ -41,7 +42,7 @@ func TestMeasureBare(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A second round on the same workers starts from zero.
-	r = measure(context.Background(), srv.Client(), srv.URL, "/nope", options{n: 3, c: 2, duration: time.Minute}, workers)
+	r = measure(context.Background(), srv.Client(), []string{srv.URL}, "/nope", options{n: 3, c: 2, duration: time.Minute}, workers)
 	if r.failed != 3 || r.statuses[404] != 3 {
 		t.Fatalf("unknown path: %d failed, statuses %v", r.failed, r.statuses)
 	}
@@ -56,5 +57,42 @@ func TestMedian(t *testing.T) {
 	}
 	if m := median([]float64{4, 1, 2, 3}); m != 2.5 {
 		t.Errorf("median of 4 values = %v", m)
+	}
+}
+
+// TestAuditSizeAndReplayCheck: the tree size is the checkpoint's second
+// line, and the replay check wants every other replica to refuse the
+// kept request with 409 REPLAY_DETECTED.
+func TestAuditSizeAndReplayCheck(t *testing.T) {
+	seen := map[string]bool{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/audit/checkpoint", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "talos.local/audit\n42\nAAAA\n\n— sig\n")
+	})
+	mux.HandleFunc("POST /v1/authorize", func(w http.ResponseWriter, r *http.Request) {
+		n := r.Header.Get("X-Talos-Nonce")
+		if seen[n] {
+			w.WriteHeader(http.StatusConflict)
+			io.WriteString(w, `{"code":"REPLAY_DETECTED"}`)
+			return
+		}
+		seen[n] = true
+	})
+	a, b := httptest.NewServer(mux), httptest.NewServer(mux)
+	defer a.Close()
+	defer b.Close()
+	n, err := auditSize(context.Background(), a.Client(), a.URL)
+	if err != nil || n != 42 {
+		t.Fatalf("auditSize = %d, %v", n, err)
+	}
+	o := options{targets: []string{a.URL, b.URL}}
+	w := &worker{}
+	w.keep(a.URL, "/v1/authorize", http.Header{"X-Talos-Nonce": {"n1"}})
+	if err := checkReplay(context.Background(), a.Client(), o, []*worker{w}); err == nil {
+		t.Fatal("a replica that accepted the replay passed the check")
+	}
+	seen["n1"] = true
+	if err := checkReplay(context.Background(), a.Client(), o, []*worker{w}); err != nil {
+		t.Fatal(err)
 	}
 }
