@@ -20,6 +20,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/talosgo/talos/audit"
+	"github.com/talosgo/talos/capability"
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/gateway/admin"
 	"github.com/talosgo/talos/identity"
@@ -166,7 +167,7 @@ func TestDashboardBrowser(t *testing.T) {
 	// Seed: two agents of two teams, team and key budgets, a capability
 	// used once allowed and once denied, and two versions of a document.
 	alice := newAgent(t, ts, "alice", "team-a")
-	newAgent(t, ts, "bob", "team-b")
+	bob := newAgent(t, ts, "bob", "team-b")
 	putBudget(t, ts, "team:team-a", "50.00", "hard")
 	putBudget(t, ts, "team:team-b", "10.00", "warn")
 	putBudget(t, ts, "key:"+alice.did, "5.00", "hard")
@@ -188,8 +189,20 @@ func TestDashboardBrowser(t *testing.T) {
 	// exactly what needs them.
 	missing := unmountedRoutes(t, ts)
 
-	// The browser gets a session of its own (it signs out at the end).
-	browserSession := ts.owner.session(t, ts, "")
+	// A delegation chain: alice narrows her capability to bob.
+	parent, err := capability.Parse(tok.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := capability.Delegate(parent, alice.w.Signer(), identity.MustParseDID(bob.did), []capability.Grant{grant("files", "read")}, time.Now().Add(30*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := capability.Chain{parent, child}.Encode()
+
+	// The browser gets a session of its own (it signs out at the end)
+	// and one more that it signs in with by pasting it.
+	browserSession, pasted := ts.owner.session(t, ts, ""), ts.owner.session(t, ts, "")
 	dir := artifactsDir(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
@@ -201,6 +214,9 @@ func TestDashboardBrowser(t *testing.T) {
 		"TALOS_UI_ARTIFACTS="+dir,
 		"TALOS_UI_AGENT="+alice.did,
 		"TALOS_UI_TEAM=team:team-a",
+		"TALOS_UI_CHAIN="+chain,
+		"TALOS_UI_CHAIN_LEAF="+bob.did,
+		"TALOS_UI_SESSION2="+pasted,
 		"CHROMIUM="+chromium,
 		"TALOS_UI_MISSING="+strings.Join(missing, ","),
 	)
@@ -242,7 +258,7 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Fatalf("dashboard e2e failed: %v", werr)
 	}
 
-	want := []string{"issued_hash", "revoked_hash", "budget_limit", "verified_index", "tampered", "consistency", "bundle", "signed_out"}
+	want := []string{"issued_hash", "revoked_hash", "chain", "budget_limit", "verified_index", "tampered", "consistency", "bundle", "signed_out", "pasted_sign_in"}
 	for route, k := range map[string]string{"/v1/audit/stream": "live_decision", "/v1/admin/stats": "stats", "/v1/config": "config_diff"} {
 		if !slices.Contains(missing, route) {
 			want = append(want, k)

@@ -29,6 +29,9 @@ const token = env('TALOS_UI_SESSION');
 const artifacts = env('TALOS_UI_ARTIFACTS');
 const agentDID = env('TALOS_UI_AGENT');
 const team = env('TALOS_UI_TEAM');
+const chainToken = env('TALOS_UI_CHAIN');
+const chainLeaf = env('TALOS_UI_CHAIN_LEAF');
+const pasteSession = env('TALOS_UI_SESSION2');
 // Routes of the admin API the Go test found not mounted on this server
 // (404): their 404s are the only tolerated console errors and the checks
 // that need them are left out (the Go test names each in its log).
@@ -255,6 +258,19 @@ try {
   await page.waitForFunction((h) => !document.querySelector(`button[data-hash="${h}"]`) && /^Revoked/.test(document.querySelector('#revoke-status')?.textContent || ''), capHash);
   result('revoked_hash', capHash);
 
+  // a delegation chain (pasted) shown as a tree from the root capability
+  await fromTop();
+  await tabTo('#chain-input');
+  await page.keyboard.insertText(chainToken);
+  await tabEnter('#verify-chain');
+  await page.waitForFunction(() => /^(Valid|The chain|TALOS|[A-Z_]+:)/.test(document.querySelector('#chain-status')?.textContent || ''));
+  const chainSt = await page.textContent('#chain-status');
+  check(chainSt.startsWith('Valid chain of depth 2'), 'delegation chain: ' + chainSt);
+  check((await page.textContent('[aria-label="Delegation chain"] .chain-leaf')).includes(chainLeaf), 'the chain tree does not end at its leaf');
+  check((await page.locator('[aria-label="Delegation chain"] [role="treeitem"]').count()) === 3, 'the chain tree is not root → delegation → leaf');
+  await shoot('agents-chain');
+  result('chain', 'shown');
+
   // ---- Budgets: edit the team's budget with the keyboard
   await goPage('budgets');
   await page.waitForSelector(`[data-scope="${team}"] button.edit`);
@@ -275,6 +291,24 @@ try {
   await goPage('audit');
   await page.waitForSelector('button[data-index]');
   await shoot('audit');
+  // filter by surface with the keyboard (Enter submits the filter form)
+  await fromTop();
+  await tabType('input[placeholder="kernel.authorize"]', 'kernel.authorize');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('main table tbody tr')];
+    return rows.length > 0 && rows.every((r) => r.children[2].textContent === 'kernel.authorize');
+  });
+  // a denied decision, not the newest entry: a leaf inside the tree
+  await fromTop();
+  await tabTo('select:has(option[value="denied"])');
+  await page.keyboard.press('End');
+  await page.waitForFunction(() => document.querySelector('select:has(option[value="denied"])').value === 'failure');
+  await page.keyboard.press('ArrowUp'); // the outcome filter applies at once
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('main table tbody tr')];
+    return rows.length > 0 && rows.every((r) => r.children[3].textContent === 'denied');
+  });
   const index = await page.evaluate(() => document.querySelector('button[data-index]').dataset.index);
   await fromTop();
   await tabEnter(`button[data-index="${index}"]`);
@@ -376,6 +410,14 @@ try {
   await page.waitForSelector('form[aria-labelledby="login-title"]');
   check((await page.evaluate(() => sessionStorage.getItem('talos.session'))) === null, 'sign-out kept the session');
   result('signed_out', 'yes');
+
+  // a pasted session signs in too (keyboard only)
+  await fromTop();
+  await tabType('input[name="session"]', pasteSession);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('nav:not([hidden])');
+  check((await page.textContent('#who')).includes('owner'), 'the pasted session did not sign in');
+  result('pasted_sign_in', 'yes');
 
   check(consoleErrors.length === 0, 'console errors: ' + consoleErrors.join(' | '));
   log('dashboard e2e: every check passed; screenshots in', artifacts);

@@ -29,8 +29,8 @@ export function render(main, ctx) {
   const treeBox = h('div');
   const showRevoked = h('input', { type: 'checkbox', id: 'show-revoked' });
 
-  const chain = h('textarea', { rows: '3', spellcheck: 'false' });
-  const chainStatus = statusLine();
+  const chain = h('textarea', { rows: '3', spellcheck: 'false', id: 'chain-input' });
+  const chainStatus = h('p', { role: 'status', class: 'status', id: 'chain-status' });
   const chainTree = h('div');
 
   const dialog = h('dialog', { 'aria-labelledby': 'revoke-title', id: 'revoke-dialog' });
@@ -77,7 +77,7 @@ export function render(main, ctx) {
       'section',
       { class: 'card', 'aria-labelledby': 'ag-chain' },
       h('h2', { id: 'ag-chain', text: 'Inspect a delegation chain' }),
-      h('form', { onsubmit: (e) => (e.preventDefault(), inspect()) }, field('Delegation chain', chain, 'the chain an agent presents (tokens joined as the server expects)'), h('button', { type: 'submit', class: 'secondary', text: 'Verify chain' })),
+      h('form', { onsubmit: (e) => (e.preventDefault(), inspect()) }, field('Delegation chain', chain, 'the chain an agent presents (tokens joined as the server expects)'), h('button', { type: 'submit', class: 'secondary', id: 'verify-chain', text: 'Verify chain' })),
       chainStatus,
       chainTree,
     ),
@@ -139,6 +139,7 @@ export function render(main, ctx) {
         tokenBox,
         h('div', { class: 'token' }, h('p', {}, h('strong', { text: 'Shown once. ' }), 'The server keeps only its hash (', h('code', { text: short(tok.capability_hash, 20) }), '); copy it now.'), area, h('div', { class: 'row' }, copy, dismiss)),
       );
+      tokenBox.dataset.hash = tok.capability_hash;
       setStatus(issueStatus, 'ok', `Issued capability ${short(tok.capability_hash, 20)}, expires ${when(new Date(tok.exp * 1000))}.`);
       area.focus();
       loadCaps();
@@ -147,10 +148,13 @@ export function render(main, ctx) {
     }
   }
 
+  const known = new Map(); // capability hash → its record, as last listed
+
   async function loadCaps() {
     setStatus(capStatus, 'busy', 'Loading…');
     try {
       const items = await list('/v1/capabilities' + (showRevoked.checked ? '' : '?revoked=false'));
+      for (const c of items) known.set(c.capability_hash, c);
       fill(
         capBox,
         table(
@@ -216,6 +220,7 @@ export function render(main, ctx) {
           await json('POST', '/v1/capabilities/revocations', { body: { capability_hash: c.capability_hash } });
           dialog.close();
           setStatus(revokeStatus, 'ok', `Revoked ${short(c.capability_hash, 20)}.`);
+          if (tokenBox.dataset.hash === c.capability_hash) fill(tokenBox); // a revoked token is of no use
           loadCaps();
         } catch (err) {
           ok.disabled = false;
@@ -241,9 +246,11 @@ export function render(main, ctx) {
     try {
       const r = await json('POST', '/v1/capabilities/delegations', { body: { chain: chain.value.trim() } });
       const hashes = r.capability_hashes || [];
-      let tree = h('li', { role: 'treeitem' }, 'subject ', h('code', { text: r.subject }));
+      let tree = h('li', { role: 'treeitem', class: 'chain-leaf' }, 'used by ', h('code', { text: r.subject }));
       for (let i = hashes.length - 1; i >= 0; i--) {
-        tree = h('li', { role: 'treeitem', 'aria-expanded': 'true' }, `${i === 0 ? 'root' : 'delegated'} capability `, h('code', { text: short(hashes[i], 20) }), h('ul', { role: 'group' }, tree));
+        const rec = known.get(hashes[i]);
+        const what = rec ? ` → ${rec.subject} (${(rec.grants || []).map((g) => g.tool + ': ' + (g.actions || []).join(', ')).join('; ')}${rec.revoked ? ', REVOKED' : ''})` : i === 0 ? ' (not issued by this server\'s admin API)' : ' (delegated by the previous subject)';
+        tree = h('li', { role: 'treeitem', 'aria-expanded': 'true' }, `${i === 0 ? 'root' : 'delegation ' + i}: capability `, h('code', { title: hashes[i], text: short(hashes[i], 20) }), what, h('ul', { role: 'group' }, tree));
       }
       fill(chainTree, h('ul', { class: 'tree', role: 'tree', 'aria-label': 'Delegation chain' }, tree));
       setStatus(chainStatus, r.valid ? 'ok' : 'bad', r.valid ? `Valid chain of depth ${r.depth}.` : 'The chain does not verify.');

@@ -170,6 +170,7 @@ export function render(main) {
     }
   }
   more.addEventListener('click', load);
+  outcome.addEventListener('change', drawList);
 
   function show(r) {
     const st = h('p', { role: 'status', class: 'status', id: 'proof-status' });
