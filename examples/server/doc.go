@@ -79,6 +79,58 @@
 //
 // for TALOS_MCP_APPROVAL_TIMEOUT, then it is denied (POLICY_DENIED).
 //
+// # Many replicas: the consistency model
+//
+// Replicas agree through two shared stores, never through each other.
+// Redis (one node with TALOS_REDIS_URL, a Cluster with
+// TALOS_REDIS_CLUSTER_ADDRS, or Sentinel with TALOS_REDIS_SENTINEL_ADDRS and
+// TALOS_REDIS_SENTINEL_MASTER, all through go-redis UniversalClient) holds
+// what every decision reads or writes: budget spend and reservations, rate
+// limit counters, attestation nonces and revocations. PostgreSQL holds the
+// documents: admin state (principals, roles, bindings, budget definitions,
+// admin identities and sessions, issued capabilities), config versions,
+// A2A state, sealed secrets and the audit log. Decisions therefore agree at
+// once: a nonce claimed on one replica is a replay on every other, a hard
+// budget is one counter whoever spends it, and one audit log holds every
+// replica's events.
+//
+// What a replica caches (the principal registry, the RBAC policy, the
+// budget definitions, and the budgets defined by budget config documents)
+// is refreshed by change propagation (replicas.go over gateway/notify):
+// every admin edit and every stored config document bumps a per-kind
+// version in the shared store and publishes it (Redis pub/sub, or
+// PostgreSQL LISTEN/NOTIFY without Redis); every replica, the editing one
+// included, reloads that kind. Each replica also reads the versions every
+// second, so a lost message or a subscription that was down is caught on
+// the next read: a change is enforced everywhere within the message
+// latency (tens of milliseconds between three processes on one machine,
+// TestThreeReplicasPropagation) and at worst about one second plus the
+// reload. Revocations travel on capability/redis's own feed and are also
+// checked in Redis whenever that feed is not proven fresh. A budget config
+// document (PUT /v1/config/budget/{name}, contract ai_gateway/budget) is a
+// hard budget on its team or key scope (max_usd, period daily or monthly;
+// used_usd and reset_at are informational) that overrides the admin API's
+// budget of the same scope; routing policy documents are stored, audited
+// and propagated, but the server has no consumer that enforces them.
+//
+// Periodic jobs run once per interval across the replicas: KEK rotation
+// (gateway/secrets RotateIfDue, under the rotation lock) and, with the
+// audit log in PostgreSQL, checkpoint publication (a transaction-scoped
+// advisory lock and the job's last run in <prefix>jobs, by the database's
+// clock).
+//
+// On a store outage the server fails closed. Without Redis, budget
+// reservations, rate limits, nonce claims and revocation checks fail, so
+// decisions are denied, and /health/ready answers 503; without PostgreSQL,
+// admin and config edits and audit appends fail (a call whose event cannot
+// be appended answers an error, not a decision) and /health/ready answers
+// 503. Change propagation keeps the last applied state: a publication
+// that fails is retried every second, and a replica whose subscription
+// comes back reads the versions at once. /health/ready reports the
+// propagation check ("degraded" while neither the subscription nor the
+// version read works) and, under "state", where each piece of state lives;
+// production mode refuses per-process state unless -single-node.
+//
 // # Security properties
 //
 // Secrets are sealed with identity.Keyring envelopes (contract
@@ -120,7 +172,8 @@
 // the entry_b64u of inclusion proofs) go only to callers with the admin
 // credential, unless TALOS_AUDIT_PUBLIC publishes the log. A checkpoint is
 // published at start, every TALOS_AUDIT_CHECKPOINT_INTERVAL while the log
-// grows, and at shutdown; GET /v1/audit/checkpoint answers the current tree
+// grows (once per interval across replicas sharing a PostgreSQL log), and at
+// shutdown; GET /v1/audit/checkpoint answers the current tree
 // from memory (signed once per new size) and, like /health/ready (whose data
 // directory probe runs at most every 10 s), never writes to disk per call.
 //
