@@ -897,13 +897,24 @@ func cmdAdminStats(e *env, args []string) error {
 		return err
 	}
 	var raw json.RawMessage
-	if err := ac.c.do(e.ctx, http.MethodGet, "/v1/admin/stats", url.Values{"window": {window.String()}}, nil, &raw); err != nil {
+	if err := ac.c.do(e.ctx, http.MethodGet, "/v1/admin/stats", url.Values{"window": {shortDuration(window)}}, nil, &raw); err != nil {
 		return ac.fail(err)
 	}
 	if ac.asJSON {
 		return e.printJSON(raw)
 	}
 	return printStats(e.stdout, raw)
+}
+
+// shortDuration formats d as the contract's examples do: 15m, 1h, 90s.
+func shortDuration(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	}
+	return strconv.FormatInt(int64(d/time.Second), 10) + "s"
 }
 
 // printStats renders GET /v1/admin/stats for a person.
@@ -920,6 +931,7 @@ func printStats(w io.Writer, raw json.RawMessage) error {
 			ByReason  map[string]int64 `json:"by_reason"`
 		} `json:"decisions"`
 		Latency          map[string]float64 `json:"latency_ms"`
+		AuthorizeLatency map[string]float64 `json:"authorize_latency_ms"`
 		RateLimitDenials int64              `json:"rate_limit_denials"`
 		BudgetDenials    int64              `json:"budget_denials"`
 	}
@@ -942,6 +954,9 @@ func printStats(w io.Writer, raw json.RawMessage) error {
 		}
 	}
 	fmt.Fprintf(w, "latency:    p50 %.1f ms, p95 %.1f ms, p99 %.1f ms\n", s.Latency["p50"], s.Latency["p95"], s.Latency["p99"])
+	if s.AuthorizeLatency != nil {
+		fmt.Fprintf(w, "authorize:  p50 %.1f ms, p95 %.1f ms, p99 %.1f ms\n", s.AuthorizeLatency["p50"], s.AuthorizeLatency["p95"], s.AuthorizeLatency["p99"])
+	}
 	fmt.Fprintf(w, "denials:    rate limit %d, budget %d\n", s.RateLimitDenials, s.BudgetDenials)
 	return nil
 }

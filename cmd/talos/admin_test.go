@@ -167,7 +167,7 @@ func TestAdminRequests(t *testing.T) {
 		{[]string{"admin", "config", "get", "budget", "team-a"}, "GET", "/v1/config/budget/team-a", "", ""},
 		{[]string{"admin", "config", "get", "--version", "3", "budget", "team-a"}, "GET", "/v1/config/budget/team-a/versions/3", "", ""},
 		{[]string{"admin", "config", "versions", "--limit", "10", "budget", "team-a"}, "GET", "/v1/config/budget/team-a/versions", "limit=10", ""},
-		{[]string{"admin", "stats", "--window", "1h"}, "GET", "/v1/admin/stats", "window=1h0m0s", ""},
+		{[]string{"admin", "stats", "--window", "1h"}, "GET", "/v1/admin/stats", "window=1h", ""},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args[1:], "_"), func(t *testing.T) {

@@ -380,6 +380,21 @@ func TestAdminEndToEnd(t *testing.T) {
 		t.Fatalf("revoked capability allowed: %v", d)
 	}
 
+	// Decision statistics: the three decisions above, on this replica.
+	if r := cli.run(append([]string{"admin", "stats", "--json", "--window", "15m"}, as...)...); r.code == exitFailed && strings.Contains(r.stderr, "404") {
+		t.Log("this examples/server does not serve GET /v1/admin/stats yet")
+	} else {
+		st := decodeJSON(t, r.stdout)
+		dec, _ := st["decisions"].(map[string]any)
+		bySurface, _ := dec["by_surface"].(map[string]any)
+		if n, _ := bySurface["kernel.authorize"].(float64); r.code != exitOK || n < 3 || st["window_seconds"] != float64(900) {
+			t.Fatalf("stats: exit %d %v %s", r.code, st, r.stderr)
+		}
+		if r := cli.must(exitOK, append([]string{"admin", "stats"}, as...)...); !strings.Contains(r.stdout, "kernel.authorize") {
+			t.Fatalf("stats text %q", r.stdout)
+		}
+	}
+
 	// Budgets.
 	cli.must(exitOK, append(append([]string{"admin", "budgets", "set"}, as...), "--limit-usd", "5.00", "--mode", "hard", "--period", "daily", "team:research")...)
 	b := cli.json(append(append([]string{"admin", "budgets", "get"}, as...), "team:research")...)
