@@ -548,6 +548,11 @@ func TestAdminWatchTmux(t *testing.T) {
 		}
 		return false
 	})
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, "kernel.authorize") {
+			t.Logf("on screen: %s", strings.TrimSpace(l))
+		}
+	}
 	if strings.Contains(s, "admin.") {
 		t.Errorf("the surface filter let other events through:\n%s", s)
 	}
