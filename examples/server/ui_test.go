@@ -189,6 +189,15 @@ func TestDashboardBrowser(t *testing.T) {
 	// exactly what needs them.
 	missing := unmountedRoutes(t, ts)
 
+	// An A2A session between alice and bob with one frame whose plaintext
+	// the dashboard must never show.
+	const secretText = "dashboard-must-not-show-this-plaintext"
+	ap, _, sessionID := openSession(t, alice, bob)
+	var sent map[string]any
+	if st := alice.call("POST", "/a2a/sessions/"+sessionID+"/frames", sendBody(ap.frame(sessionID, secretText)), &sent); st != http.StatusCreated {
+		t.Fatalf("A2A frame: %d %v", st, sent)
+	}
+
 	// A delegation chain: alice narrows her capability to bob.
 	parent, err := capability.Parse(tok.Token)
 	if err != nil {
@@ -217,6 +226,8 @@ func TestDashboardBrowser(t *testing.T) {
 		"TALOS_UI_CHAIN="+chain,
 		"TALOS_UI_CHAIN_LEAF="+bob.did,
 		"TALOS_UI_SESSION2="+pasted,
+		"TALOS_UI_A2A_SESSION="+sessionID,
+		"TALOS_UI_SECRET="+secretText,
 		"CHROMIUM="+chromium,
 		"TALOS_UI_MISSING="+strings.Join(missing, ","),
 	)
@@ -259,7 +270,7 @@ func TestDashboardBrowser(t *testing.T) {
 	}
 
 	want := []string{"issued_hash", "revoked_hash", "chain", "budget_limit", "verified_index", "tampered", "consistency", "bundle", "signed_out", "pasted_sign_in"}
-	for route, k := range map[string]string{"/v1/audit/stream": "live_decision", "/v1/admin/stats": "stats", "/v1/config": "config_diff"} {
+	for route, k := range map[string]string{"/v1/audit/stream": "live_decision", "/v1/admin/stats": "stats", "/v1/config": "config_diff", "/v1/admin/a2a/": "a2a_session"} {
 		if !slices.Contains(missing, route) {
 			want = append(want, k)
 		}

@@ -32,6 +32,8 @@ const team = env('TALOS_UI_TEAM');
 const chainToken = env('TALOS_UI_CHAIN');
 const chainLeaf = env('TALOS_UI_CHAIN_LEAF');
 const pasteSession = env('TALOS_UI_SESSION2');
+const a2aSession = env('TALOS_UI_A2A_SESSION');
+const secret = env('TALOS_UI_SECRET'); // a frame's plaintext: never on any page
 // Routes of the admin API the Go test found not mounted on this server
 // (404): their 404s are the only tolerated console errors and the checks
 // that need them are left out (the Go test names each in its log).
@@ -161,6 +163,7 @@ try {
 
   async function shoot(name) {
     await audit11y(name);
+    check(!(await page.content()).includes(secret), `${name}: an A2A frame's plaintext is on the page`);
     await page.screenshot({ path: join(artifacts, `${name}-${page.viewportSize().width}x${page.viewportSize().height}.png`), fullPage: true });
   }
 
@@ -367,15 +370,15 @@ try {
   // ---- A2A and Config
   await goPage('a2a');
   await page.waitForFunction(() => document.querySelectorAll('main .status.info, main .status.bad').length >= 2);
-  if (!isMissing('/v1/admin/a2a/sessions')) {
+  if (!isMissing('/v1/admin/a2a/')) {
     check((await page.locator('main .status.bad').count()) === 0, 'A2A page: ' + (await page.locator('main .status.bad').allTextContents()).join('; '));
-  }
-  const a2aShow = page.locator('main button:text("Show")').first();
-  if (await a2aShow.count()) {
     await fromTop();
-    await tabEnter('main button[aria-label^="Show session"], main button[aria-label^="Show group"]');
+    await tabEnter(`main button[aria-label="Show session ${a2aSession}"]`);
     await page.waitForSelector('#a2a-detail');
-    check(/chain verified/.test(await page.textContent('main')), 'A2A chain not verified');
+    const detail = await page.textContent('#a2a-detail >> xpath=..');
+    check(/chain verified/.test(detail) && !/NOT verified/.test(detail), 'A2A session chain not verified: ' + detail.slice(0, 300));
+    check(/frames: [1-9]/.test(detail), 'A2A session frame count missing: ' + detail.slice(0, 300));
+    result('a2a_session', 'shown');
   }
   await shoot('a2a');
 
