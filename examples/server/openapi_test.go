@@ -631,7 +631,6 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 	doc := loadOpenAPI(t)
 	sc := schemaCompiler(t)
 	compEx := doc["components"].(map[string]any)["examples"].(map[string]any)
-	esc := func(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1") }
 	writes := map[string]bool{"principals": true, "rbac": true, "budgets": true, "capabilities": true, "config": true, "admin": true}
 	ops := documentedOps(t, doc)
 	var order []documentedOp
@@ -660,42 +659,101 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 			}
 		}
 		path := concretePath(t, d)
-		resp := ts.do(t, d.method, path, ts.cred, body)
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		st := fmt.Sprint(resp.StatusCode)
-		r, ok := d.op["responses"].(map[string]any)[st].(map[string]any)
-		if !ok {
-			t.Errorf("%s %s: status %s is not documented (body %.200s)", d.method, path, st, raw)
+		if checkAnswer(t, sc, d, path, ts.do(t, d.method, path, ts.cred, body)) {
+			checked++
+		}
+	}
+
+	// Attested agent routes, as a registered agent holding a capability
+	// for them (the authorize example gets the real token).
+	alice := newAgent(t, ts, "alice", "team-a")
+	tok := issue(t, ts, alice.did, false, grant("files", "read_file"), grant("llm", "small-model"),
+		grant("a2a", "a2a.send", "a2a.read"))
+	for _, d := range ops {
+		op := d.str("x-talos-opcode")
+		if op == "" || op == "admin" || streams(d) {
 			continue
 		}
-		ptr := "#/paths/" + esc(d.path) + "/" + strings.ToLower(d.method) + "/responses/" + st
-		if ref, ok := r["$ref"].(string); ok {
-			ptr = ref
+		var body []byte
+		if ex := requestExample(d, compEx); ex != nil {
+			if m, ok := ex.(map[string]any); ok && m["capability"] != nil {
+				m["capability"], m["tool"], m["action"] = tok.Token, "files", "read_file"
+			}
+			body, _ = json.Marshal(ex)
 		}
-		ct, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
-		if ct != "application/json" {
-			continue
+		path := concretePath(t, d)
+		req := httptest.NewRequest(d.method, "http://talos.test"+path, bytes.NewReader(body))
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
 		}
-		sch, err := sc.Compile(openapiURL + ptr + "/content/application~1json/schema")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("X-Talos-Capability", tok.Token)
+		resp, err := alice.client.Transport.RoundTrip(req)
 		if err != nil {
-			t.Errorf("%s %s: status %s has no JSON schema: %v", d.method, path, st, err)
-			continue
+			t.Fatal(err)
 		}
-		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-		if err != nil {
-			t.Errorf("%s %s: %v", d.method, path, err)
-			continue
+		if checkAnswer(t, sc, d, path, resp) {
+			checked++
 		}
-		if err := sch.Validate(v); err != nil {
-			t.Errorf("%s %s: the %s answer does not match the document: %v\n%.400s", d.method, path, st, err, raw)
-		}
-		checked++
 	}
 	t.Logf("%d answers checked", checked)
-	if checked < 40 {
+	if checked < 60 {
 		t.Fatalf("only %d answers checked", checked)
 	}
+}
+
+// requestExample returns the value of an operation's first request body
+// example (nil without one).
+func requestExample(d documentedOp, compEx map[string]any) any {
+	rb, ok := d.op["requestBody"].(map[string]any)
+	if !ok {
+		return nil
+	}
+	for _, mt := range rb["content"].(map[string]any) {
+		for _, e := range mt.(map[string]any)["examples"].(map[string]any) {
+			name := strings.TrimPrefix(e.(map[string]any)["$ref"].(string), "#/components/examples/")
+			return compEx[name].(map[string]any)["value"]
+		}
+	}
+	return nil
+}
+
+// checkAnswer reports a status the operation does not document, and a JSON
+// answer that does not validate against the documented response's schema.
+// It returns whether the answer was checked against a schema.
+func checkAnswer(t *testing.T, sc *jsonschema.Compiler, d documentedOp, path string, resp *http.Response) bool {
+	t.Helper()
+	esc := func(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1") }
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	st := fmt.Sprint(resp.StatusCode)
+	r, ok := d.op["responses"].(map[string]any)[st].(map[string]any)
+	if !ok {
+		t.Errorf("%s %s: status %s is not documented (body %.300s)", d.method, path, st, raw)
+		return false
+	}
+	ptr := "#/paths/" + esc(d.path) + "/" + strings.ToLower(d.method) + "/responses/" + st
+	if ref, ok := r["$ref"].(string); ok {
+		ptr = ref
+	}
+	ct, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
+	if ct != "application/json" {
+		return false
+	}
+	sch, err := sc.Compile(openapiURL + ptr + "/content/application~1json/schema")
+	if err != nil {
+		t.Errorf("%s %s: status %s has no JSON schema: %v", d.method, path, st, err)
+		return false
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Errorf("%s %s: %v", d.method, path, err)
+		return false
+	}
+	if err := sch.Validate(v); err != nil {
+		t.Errorf("%s %s: the %s answer does not match the document: %v\n%.400s", d.method, path, st, err, raw)
+	}
+	return true
 }
 
 // streams reports whether an operation answers with a stream that does not

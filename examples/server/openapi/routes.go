@@ -275,6 +275,27 @@ var routes = []route{
 		Resp:    []resp{ok(200, "The approval after the decision.", "Approval", "approval")},
 		Errs:    []int{400, 404, 409}},
 
+	// Live audit stream (gateway/auditapi.Stream) and decision statistics
+	// (gateway/stats), behind admin.audit and admin.stats.
+	{Method: "GET", Path: "/v1/audit/stream", ID: "streamAuditEvents", Tag: "audit", Auth: authAdmin, Tool: "admin.audit",
+		Summary: "Live audit events (Server-Sent Events)",
+		Desc:    "Each event as `id: <contract cursor>`, `event: audit`, `data: <the event JSON on one line>`, in log order, from the shared store (events appended on any replica appear); a `: ping` comment every 15 s. Resumes strictly after the cursor in Last-Event-ID (or ?after=), which must name an event of this log (400 before streaming otherwise); without one it starts with the events appended from now on. Content-Type text/event-stream, Cache-Control no-store.",
+		Params: []obj{
+			{"name": "Last-Event-ID", "in": "header", "description": "The id of the last event seen.", "schema": ref("Cursor"), "example": "MDE5MmU0YTEtN2MzYi03ZDJl"},
+			query("after", "Like Last-Event-ID.", ref("Cursor"), "MDE5MmU0YTEtN2MzYi03ZDJl"),
+			query("surface", "Only events of this surface (also surface_id).", str(), "kernel.authorize"),
+			query("surface_id", "Same as surface.", str(), "kernel.authorize"),
+			query("principal_id", "Only this principal's events.", str(), exampleDID),
+			query("outcome", "Only events with this outcome (error means failure).", obj{"enum": []any{"success", "denied", "failure", "error"}}, "denied")},
+		Resp: []resp{{Status: 200, Desc: "The event stream, until the client leaves or the server drains.", Body: &body{Type: "text/event-stream", Inline: str(), Examples: []string{"auditStream"}}}},
+		Errs: []int{400}},
+	{Method: "GET", Path: "/v1/admin/stats", ID: "getDecisionStats", Tag: "admin", Auth: authAdmin, Tool: "admin.stats",
+		Summary: "Decision statistics over a window",
+		Desc:    "Counts by outcome, surface and reason, latency percentiles, per-minute totals and rate-limit and budget denials over the last window (whole minutes). scope says whose decisions they are: this replica's.",
+		Params:  []obj{query("window", "A Go duration, 1m to 24h (default 15m).", obj{"type": "string", "pattern": "^[0-9][0-9a-z.]*$", "default": "15m"}, "15m")},
+		Resp:    []resp{ok(200, "The statistics.", "Stats", "stats")},
+		Errs:    []int{400}},
+
 	// Kernel API (gateway/kernelapi).
 	{Method: "POST", Path: "/v1/authorize", ID: "authorize", Tag: "kernel", Auth: authAttested, Opcode: "kernel.authorize",
 		Summary: "Authorize a capability call",
@@ -453,8 +474,9 @@ var routes = []route{
 		Errs:    []int{400, 429, 503}},
 	{Method: "GET", Path: "/v1/models", ID: "listModels", Tag: "llm", Auth: authCapability, Opcode: "llm.models.list",
 		Summary: "Models the caller's capability grants",
+		Desc:    "The served models (TALOS_LLM_MODELS, or the upstream's list) that the caller's capability grants, asked of the Kernel model by model; rate-limited and audited once. An upstream refusal of its list is TALOS_INVALID_INPUT.",
 		Resp:    []resp{ok(200, "The granted models.", "ModelList", "modelList")},
-		Errs:    []int{429, 503}},
+		Errs:    []int{400, 429, 503}},
 }
 
 // upstreamID is the {id} path parameter of an upstream or model group.
