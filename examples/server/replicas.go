@@ -1,17 +1,23 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/talosgo/talos/budget"
@@ -174,6 +180,11 @@ func (s *Server) setupPropagation(ctx context.Context) error {
 		tr = pg
 	}
 	s.prop = p
+	// The budget config documents stored before this start: enforced
+	// before the first request, whatever the change versions say.
+	if err := p.loadStoredConfigBudgets(ctx); err != nil {
+		return err
+	}
 	if tr == nil {
 		return nil
 	}
@@ -323,6 +334,55 @@ func (p *propagation) loadConfigBudget(ctx context.Context, name string) error {
 	return nil
 }
 
+// loadStoredConfigBudgets loads every stored budget config document: the
+// names from PostgreSQL's config table (gateway/config/postgres layout) or
+// from the file store's lines (DataDir/config-versions.jsonl, checked by
+// config.OpenFile before).
+func (p *propagation) loadStoredConfigBudgets(ctx context.Context) error {
+	var names []string
+	s := p.s
+	if s.db != nil {
+		rows, err := s.db.Primary().Query(ctx, `SELECT DISTINCT name FROM `+pgx.Identifier{s.cfg.tablePrefix + "config_versions"}.Sanitize()+` WHERE kind = 'budget'`)
+		if err != nil {
+			return err
+		}
+		if names, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return err
+		}
+	} else {
+		f, err := os.Open(filepath.Join(s.cfg.DataDir, configFileName))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		seen := map[string]bool{}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(nil, 4<<20)
+		for sc.Scan() {
+			var v struct{ Kind, Name string }
+			if json.Unmarshal(sc.Bytes(), &v) == nil && v.Kind == "budget" && !seen[v.Name] {
+				seen[v.Name] = true
+				names = append(names, v.Name)
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return err
+		}
+	}
+	p.applyMu.Lock()
+	defer p.applyMu.Unlock()
+	for _, n := range names {
+		if err := p.loadConfigBudget(ctx, n); err != nil {
+			return fmt.Errorf("budget config document %q: %w", n, err)
+		}
+	}
+	p.applyConfigBudgets()
+	return nil
+}
+
 // applyConfigBudgets sets every config document budget, in name order
 // (of two documents for one scope, the later name wins).
 func (p *propagation) applyConfigBudgets() {
@@ -360,8 +420,13 @@ func configBudgetScope(doc []byte) (budget.Scope, bool, error) {
 	if d.ScopeType == "key" {
 		id = admin.KeyScope(d.ScopeID)
 	}
+	// Rounded down to whole micro-USD (a stricter cap, never a looser one).
+	if *d.MaxUSD < 0 || *d.MaxUSD > 1e12 {
+		return budget.Scope{}, false, contracts.New(contracts.CodeInvalidInput, "budget document max_usd out of range")
+	}
+	micros := int64(math.Floor(*d.MaxUSD*1e6 + 1e-6))
 	sc, err := admin.BudgetRequest{
-		LimitUSD: strconv.FormatFloat(*d.MaxUSD, 'f', -1, 64), Mode: "hard", Period: d.Period,
+		LimitUSD: fmt.Sprintf("%d.%06d", micros/1_000_000, micros%1_000_000), Mode: "hard", Period: d.Period,
 	}.Scope(id)
 	if err != nil {
 		return budget.Scope{}, false, err

@@ -87,6 +87,40 @@ func TestConfigBudgetEnforced(t *testing.T) {
 	// A new version raises the cap.
 	putConfigBudget(t, ts, "team-c-cap", "team-c", "1")
 	alice.rpc("/rpc", tok, "SendMessage", send).task(t, "task after the cap was raised")
+
+	// Below one task's cost; after a restart (spend is per process here)
+	// the stored document is enforced before the first request.
+	putConfigBudget(t, ts, "team-c-cap", "team-c", "0.0005")
+	cfg := ts.cfg
+	if err := ts.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ts2 := newTestServer(t, cfg)
+	if sc, ok := ts2.core.admin.Budgets().Get("team:team-c"); !ok || sc.Limit != 500 {
+		t.Fatalf("after a restart: %+v %v", sc, ok)
+	}
+	if r := alice.on(ts2).rpc("/rpc", tok, "SendMessage", send); r.Error == nil || r.Error.Data.TalosCode != string(contracts.CodeBudgetExceeded) {
+		t.Fatalf("task over the stored document's budget after a restart: %+v", r.Error)
+	}
+}
+
+// TestConfigBudgetScope: the document's scope, period and cap (rounded
+// down to whole micro-USD); no max_usd, no cap.
+func TestConfigBudgetScope(t *testing.T) {
+	sc, ok, err := configBudgetScope([]byte(`{"id":"k","scope_type":"key","scope_id":"did:key:z6Mkx","period":"monthly","max_usd":0.0000019}`))
+	if err != nil || !ok || sc.ID != "key:did:key:z6Mkx" || sc.Limit != 1 {
+		t.Fatalf("%+v %v %v", sc, ok, err)
+	}
+	sc, ok, err = configBudgetScope([]byte(`{"id":"t","scope_type":"team","scope_id":"a","max_usd":0.0015}`))
+	if err != nil || !ok || sc.ID != "team:a" || sc.Limit != 1500 {
+		t.Fatalf("%+v %v %v", sc, ok, err)
+	}
+	if _, ok, err := configBudgetScope([]byte(`{"id":"t","scope_type":"team","scope_id":"a"}`)); ok || err != nil {
+		t.Fatalf("no max_usd: %v %v", ok, err)
+	}
+	if _, _, err := configBudgetScope([]byte(`{"id":"t","scope_type":"team","scope_id":"a","max_usd":1e300}`)); err == nil {
+		t.Fatal("max_usd 1e300 accepted")
+	}
 }
 
 func putConfigBudget(t *testing.T, ts *testServer, name, team, maxUSD string) {
