@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -108,9 +110,29 @@ func (c *core) governanceConfig(ctx context.Context, s *Server) (*mcpgw.Governan
 		store = fs
 	}
 	gc := &mcpgw.GovernanceConfig{Store: store, Supervisor: sup, ApprovalTimeout: s.cfg.MCPApprovalTimeout}
+	if v := os.Getenv(envTGABlockAfter); v != "" && !s.cfg.Production {
+		// The crash test's hook (never in production mode): after step
+		// n is persisted (0: after the dispatch), log and block the call
+		// for good, so that the test can kill the process there.
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || n > 4 {
+			return nil, errors.New("config: " + envTGABlockAfter + " must be 0 to 4")
+		}
+		log := s.log
+		gc.AfterPersist = func(id string, seq int64) {
+			if seq == n {
+				log.Warn("tga test hook: blocking after step", "trace_id", id, "seq", seq)
+				select {}
+			}
+		}
+	}
 	c.ext().governance = gc
 	return gc, nil
 }
+
+// envTGABlockAfter is the crash test's hook (TestGovernedCrashServer): not
+// a setting, ignored in production mode.
+const envTGABlockAfter = "TALOS_TEST_TGA_BLOCK_AFTER"
 
 // recoverGoverned finishes the governed writes a crash interrupted and
 // logs what it did (trace ids and recovery actions, never arguments).
