@@ -104,10 +104,13 @@ func TestDashboardHeaders(t *testing.T) {
 	if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "/ui/" {
 		t.Errorf("GET /ui: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	resp = ts.do(t, "GET", "/ui/nothing.js", "", nil)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("GET /ui/nothing.js: %d", resp.StatusCode)
+	// a missing asset, a directory (no listing) and index.html by name
+	// are the contract's 404
+	for _, path := range []string{"/ui/nothing.js", "/ui/pages/", "/ui/pages", "/ui/index.html", "/ui/.gitignore"} {
+		var eb errBody
+		if st := decode(t, ts.do(t, "GET", path, "", nil), &eb); st != http.StatusNotFound || eb.Code != string(contracts.CodeNotFound) {
+			t.Errorf("GET %s: %d %+v", path, st, eb)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"strings"
 )
 
 // uiFiles are the admin dashboard's assets (examples/server/ui/static):
@@ -41,10 +42,25 @@ func uiHandler() http.Handler {
 	if err != nil {
 		panic(err) // the embed pattern names this directory
 	}
-	files := http.StripPrefix("/ui/", http.FileServerFS(sub))
+	files := http.FileServerFS(sub)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		uiHeaders(w)
-		files.ServeHTTP(w, r)
+		name := strings.TrimPrefix(r.URL.Path, "/ui/")
+		if name == "" {
+			name = "index.html"
+		}
+		// Only files: no directory listings, and a missing asset is the
+		// contract's 404 like every other unknown path.
+		if fi, err := fs.Stat(sub, name); err != nil || fi.IsDir() || name == "index.html" && r.URL.Path != "/ui/" {
+			handleNotFound(w, r)
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = "/" + name
+		if name == "index.html" {
+			r2.URL.Path = "/"
+		}
+		files.ServeHTTP(w, r2)
 	})
 }
 
