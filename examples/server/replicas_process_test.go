@@ -52,7 +52,13 @@ type cluster struct {
 	replicas []*replicaProc
 	session  string // an owner's admin session (shared store: any replica)
 	routes   *talos.RouteTable
+	// id makes the test's team names unique: budget spend lives in the
+	// shared Redis (default key prefix) and outlives the test.
+	id string
 }
+
+// team returns the test's team name for base.
+func (c *cluster) team(base string) string { return base + "-" + c.id }
 
 // buildServer builds this package's binary once into a temporary
 // directory.
@@ -138,7 +144,7 @@ func startCluster(t *testing.T) *cluster {
 		env = append(env, "TALOS_REDIS_URL="+testenv.RedisURL())
 	}
 	bin := buildServer(t)
-	c := &cluster{t: t}
+	c := &cluster{t: t, id: fmt.Sprintf("%x", randomBytes(6))}
 	var err error
 	if c.routes, err = talos.NewRouteTable(attestedRoutes()); err != nil {
 		t.Fatal(err)
@@ -357,22 +363,24 @@ func TestThreeReplicasPropagation(t *testing.T) {
 
 	// Budget PUT on replica 0: GET on the others (was 404 until restart).
 	start := time.Now()
-	c.mustAdmin(0, "PUT", "/v1/budgets/team:team-r", `{"limit_usd":"5","mode":"hard","period":"daily"}`, http.StatusOK, nil)
+	teamR, teamD := c.team("team-r"), c.team("team-d")
+	c.mustAdmin(0, "PUT", "/v1/budgets/team:"+teamR, `{"limit_usd":"5","mode":"hard","period":"daily"}`, http.StatusOK, nil)
 	note(c.observe("budget PUT", 0, start, func(i int) bool {
 		var b map[string]any
-		return c.admin(i, "GET", "/v1/budgets/team:team-r", nil, &b) == http.StatusOK && b["limit_usd"] == "5"
+		return c.admin(i, "GET", "/v1/budgets/team:"+teamR, nil, &b) == http.StatusOK && b["limit_usd"] == "5"
 	}))
 
-	// A budget config document on replica 0 caps team-d at 1.5 tasks;
+	// A budget config document on replica 0 caps dave's team at 1.5 tasks;
 	// after it reached them, replica 1 runs one task and replica 2 is
 	// refused the second (before any RBAC binding: dave is bound to none).
-	dave := c.agent("dave", "team-d")
+	dave := c.agent("dave", teamD)
 	td := c.issue(0, dave.did, grant(a2a.Tool, "a2a.send", "a2a.get", "a2a.invoke"))
 	start = time.Now()
-	c.mustAdmin(0, "PUT", "/v1/config/budget/team-d-cap", `{"id":"team-d-cap","scope_type":"team","scope_id":"team-d","period":"daily","max_usd":0.0015}`, http.StatusCreated, nil)
+	doc := "cap-" + c.id
+	c.mustAdmin(0, "PUT", "/v1/config/budget/"+doc, fmt.Sprintf(`{"id":%q,"scope_type":"team","scope_id":%q,"period":"daily","max_usd":0.0015}`, doc, teamD), http.StatusCreated, nil)
 	note(c.observe("budget config document", 0, start, func(i int) bool {
 		var b map[string]any
-		return c.admin(i, "GET", "/v1/budgets/team:team-d", nil, &b) == http.StatusOK && b["limit_usd"] == "0.0015"
+		return c.admin(i, "GET", "/v1/budgets/team:"+teamD, nil, &b) == http.StatusOK && b["limit_usd"] == "0.0015"
 	}))
 	msg := map[string]any{"message": map[string]any{"messageId": "m1", "role": "user", "parts": []any{map[string]any{"text": "hi"}}}}
 	dave.on(1).rpc("/rpc", td.Token, "SendMessage", msg).task(t, "first task, replica 1")
@@ -381,7 +389,7 @@ func TestThreeReplicasPropagation(t *testing.T) {
 	}
 
 	// A principal cached by replicas 1 and 2, deleted on replica 0.
-	bob := c.agent("bob", "team-r")
+	bob := c.agent("bob", teamR)
 	tb := c.issue(0, bob.did, grant("files", "read"))
 	for i := 1; i < 3; i++ {
 		if d := authorize(t, bob.on(i), tb.Token, "files", "read"); !d.Allowed {
@@ -397,8 +405,8 @@ func TestThreeReplicasPropagation(t *testing.T) {
 	}))
 
 	// An RBAC binding on replica 2: an unbound principal is denied on 0, 1.
-	alice := c.agent("alice", "team-r")
-	carol := c.agent("carol", "team-r")
+	alice := c.agent("alice", teamR)
+	carol := c.agent("carol", teamR)
 	ta := c.issue(0, alice.did, grant("files", "read"))
 	tc := c.issue(0, carol.did, grant("files", "read"))
 	for i := range 3 {
@@ -441,7 +449,8 @@ func TestThreeReplicasPropagation(t *testing.T) {
 // budget is not overspent by concurrent tasks spread over the three.
 func TestThreeReplicasReplayAndSharedBudget(t *testing.T) {
 	c := startCluster(t)
-	erin := c.agent("erin", "team-e")
+	teamE := c.team("team-e")
+	erin := c.agent("erin", teamE)
 	te := c.issue(0, erin.did, grant("files", "read"), grant(a2a.Tool, "a2a.send", "a2a.get", "a2a.invoke"))
 
 	// Replay: the same signed bytes, accepted by 0, refused by 1 and 2.
@@ -472,11 +481,11 @@ func TestThreeReplicasReplayAndSharedBudget(t *testing.T) {
 
 	// A hard team budget of 20 tasks (0.001 USD each); 60 concurrent
 	// tasks round-robin over the replicas.
-	c.mustAdmin(1, "PUT", "/v1/budgets/team:team-e", `{"limit_usd":"0.02","mode":"hard","period":"daily"}`, http.StatusOK, nil)
+	c.mustAdmin(1, "PUT", "/v1/budgets/team:"+teamE, `{"limit_usd":"0.02","mode":"hard","period":"daily"}`, http.StatusOK, nil)
 	waitUntil(t, "budget on every replica", time.Now(), func() bool {
 		for i := range 3 {
 			var b map[string]any
-			if c.admin(i, "GET", "/v1/budgets/team:team-e", nil, &b) != http.StatusOK || b["limit_usd"] != "0.02" {
+			if c.admin(i, "GET", "/v1/budgets/team:"+teamE, nil, &b) != http.StatusOK || b["limit_usd"] != "0.02" {
 				return false
 			}
 		}
@@ -508,7 +517,7 @@ func TestThreeReplicasReplayAndSharedBudget(t *testing.T) {
 	}
 	wg.Wait()
 	var b map[string]any
-	c.mustAdmin(2, "GET", "/v1/budgets/team:team-e", "", http.StatusOK, &b)
+	c.mustAdmin(2, "GET", "/v1/budgets/team:"+teamE, "", http.StatusOK, &b)
 	t.Logf("60 concurrent tasks over 3 replicas: %d ran, %d refused BUDGET_EXCEEDED, %d other; budget %v", ok2, over, other, b)
 	if ok2 > 20 || ok2+over != 60 || other != 0 {
 		t.Fatalf("shared hard budget of 20 tasks: %d ran, %d refused, %d other", ok2, over, other)
