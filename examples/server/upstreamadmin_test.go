@@ -377,3 +377,62 @@ func TestGovernedWritesPostgres(t *testing.T) {
 		t.Fatalf("open traces %v %v", open, err)
 	}
 }
+
+// TestGovernedApprovalAcrossReplicas: on a shared PostgreSQL a write
+// waiting on replica a is approved by an admin on replica b; b executes
+// it (once), a's caller gets the result.
+func TestGovernedApprovalAcrossReplicas(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.PostgresURL = testenv.PostgresURL(t)
+	cfg.tablePrefix = testenv.Unique(t) + "_"
+	cfg.MasterKey = make([]byte, 32)
+	cfg.MCPSupervisor = supervisorHuman
+	cfg.MCPApprovalTimeout = time.Minute
+	a := newTestServer(t, cfg)
+	dropTablesAtEnd(t, cfg.PostgresURL, cfg.tablePrefix)
+	cfg2 := cfg
+	cfg2.DataDir = t.TempDir() + "/replica"
+	b := newTestServer(t, cfg2)
+	b.cred = a.cred
+	files := newFileServer()
+	url := serveMCP(t, files.server)
+	for _, ts := range []*testServer{a, b} {
+		if err := ts.core.enableGateway(t.Context(), ts.Server, map[string]upstreamDialer{"files": mcpgw.HTTPUpstream(url, nil)}, nil); err != nil {
+			t.Fatal(err)
+		}
+		ts.core.mountGateway(ts.mux, ts.core.gateway)
+	}
+	alice := newAgent(t, a, "alice", "team-a")
+	cs := alice.mcpSession(t, issue(t, a, alice.did, false, grant("files", "write_file")).Token)
+	done := make(chan error, 1)
+	var res *mcp.CallToolResult
+	go func() {
+		var err error
+		res, err = cs.CallTool(context.Background(), &mcp.CallToolParams{Meta: mcp.Meta{mcpgw.MetaIdempotencyKey: "x-1"},
+			Name: "files.write_file", Arguments: map[string]any{"path": "/x", "data": "x"}})
+		done <- err
+	}()
+	var id string
+	for deadline := time.Now().Add(10 * time.Second); id == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if st, v := adminJSON(t, b, "GET", "/v1/admin/approvals", b.cred, ""); st == 200 && len(v["items"].([]any)) == 1 {
+			id = v["items"].([]any)[0].(map[string]any)["id"].(string)
+		}
+	}
+	if id == "" {
+		t.Fatal("replica b does not list the request waiting on replica a")
+	}
+	if st, v := adminJSON(t, b, "POST", "/v1/admin/approvals/"+id, b.cred, `{"decision":"approve"}`); st != 200 {
+		t.Fatalf("approve on b: %d %v", st, v)
+	}
+	select {
+	case err := <-done:
+		if err != nil || textOf(res) != "wrote /x" {
+			t.Fatalf("the call on a: %v %v", res, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the call on replica a did not return")
+	}
+	if n := files.writes.Load(); n != 1 {
+		t.Fatalf("%d executions", n)
+	}
+}
