@@ -77,6 +77,7 @@ type options struct {
 	replicas int      // with -server: how many to start
 	spendCap string   // USD: A2A tasks against a hard team budget
 	session  string   // admin session minted from admin (adminSession)
+	team     string   // the workers' team, new each run (spend outlives a run in Redis)
 }
 
 func run() error {
@@ -148,11 +149,12 @@ func run() error {
 	if err := adminSession(ctx, client, &o); err != nil {
 		return err
 	}
+	o.team = fmt.Sprintf("load-%d", time.Now().UnixNano())
 	if o.spendCap != "" && o.compare > 0 {
 		return errors.New("-spend-cap and -compare do not mix")
 	}
 	if o.spendCap != "" {
-		if err := admin(ctx, client, o, "PUT", "/v1/budgets/team:load", map[string]string{"limit_usd": o.spendCap, "mode": "hard", "period": "daily"}, nil); err != nil {
+		if err := admin(ctx, client, o, "PUT", "/v1/budgets/team:"+o.team, map[string]string{"limit_usd": o.spendCap, "mode": "hard", "period": "daily"}, nil); err != nil {
 			return err
 		}
 	}
@@ -463,7 +465,7 @@ func newWorker(ctx context.Context, client *http.Client, o options, i int) (*wor
 		return nil, err
 	}
 	did := w.DID().String()
-	if err := admin(ctx, client, o, "PUT", "/v1/principals/"+did, map[string]any{"team_id": "load"}, nil); err != nil {
+	if err := admin(ctx, client, o, "PUT", "/v1/principals/"+did, map[string]any{"team_id": o.team}, nil); err != nil {
 		return nil, err
 	}
 	var tok struct {

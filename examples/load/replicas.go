@@ -192,7 +192,7 @@ func replicaRound(ctx context.Context, client *http.Client, o options, workers [
 			Used  string `json:"used_usd"`
 			Limit string `json:"limit_usd"`
 		}
-		if err := admin(ctx, client, o, "GET", "/v1/budgets/team:load", nil, &b); err != nil {
+		if err := admin(ctx, client, o, "GET", "/v1/budgets/team:"+o.team, nil, &b); err != nil {
 			return err
 		}
 		used, err1 := budget.ParseUSD(b.Used)
