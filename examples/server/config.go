@@ -69,6 +69,9 @@ type Config struct {
 	A2APushAllowPrivate bool   // push destinations on loopback/private addresses and http://
 	A2ATaskCost         int64  // micro-USD reserved per A2A v1 task (SendMessage, SendStreamingMessage, tasks.send)
 
+	// OAuth 2.1 resource server on POST /mcp (TALOS_OAUTH_*, oauth.go).
+	OAuth oauthSettings
+
 	// Governed writes and runtime upstream administration (governed.go,
 	// upstreamadmin.go).
 	MCPSupervisor         string        // "" (off) | approve | human
@@ -216,6 +219,24 @@ var settings = []setting{
 	{"A2A task cost", "a2a-task-cost", "TALOS_A2A_TASK_COST_USD", "0.001",
 		"USD charged to the caller's key and team budgets per A2A v1 task created (SendMessage, SendStreamingMessage, compat tasks.send).",
 		func(c *Config, v string) error { return parseUSDSetting(&c.A2ATaskCost, v) }},
+	{"OAuth issuer", "oauth-issuer", "TALOS_OAUTH_ISSUER", "(none: attested requests only)",
+		"Authorization server whose JWT access tokens POST /mcp accepts (Authorization: Bearer), for stock MCP clients: exact iss, keys from its JWKS (RFC 8414 or OpenID discovery); the protected resource metadata is served at /.well-known/oauth-protected-resource[/mcp].",
+		func(c *Config, v string) error { c.OAuth.Issuer = v; return nil }},
+	{"OAuth resource", "oauth-resource", "TALOS_OAUTH_RESOURCE", "(none; required with TALOS_OAUTH_ISSUER)",
+		"Canonical URI of POST /mcp as clients reach it, e.g. https://gateway.example.com/mcp: every token's aud must contain it (RFC 8707).",
+		func(c *Config, v string) error { c.OAuth.Resource = v; return nil }},
+	{"OAuth JWKS URL", "oauth-jwks-url", "TALOS_OAUTH_JWKS_URL", "(none: the issuer's jwks_uri)",
+		"Where the issuer's signing keys are fetched, instead of its metadata's jwks_uri.",
+		func(c *Config, v string) error { c.OAuth.JWKSURL = v; return nil }},
+	{"OAuth principal claim", "oauth-principal-claim", "TALOS_OAUTH_PRINCIPAL_CLAIM", "sub",
+		"Token claim naming the principal (sub or client_id); its value maps to the principal's OAuth did:key (GET /v1/admin/oauth/principals/{value}).",
+		func(c *Config, v string) error { return parseOAuthClaim(&c.OAuth.Claim, v) }},
+	{"OAuth scopes", "oauth-scopes", "TALOS_OAUTH_SCOPES", defaultOAuthScopes,
+		"Comma-separated scope=selector+selector…: the capability grants each token scope gives, selectors read (every read tool), write (every write tool), <upstream> or <upstream>.<tool>.",
+		func(c *Config, v string) error { return parseOAuthScopes(&c.OAuth.Scopes, v) }},
+	{"OAuth principals", "oauth-principals", "TALOS_OAUTH_PRINCIPALS", "(none: principals registered through the admin API)",
+		"Comma-separated value=team: principal claim values registered from the configuration, in that team; other values must be registered with POST /v1/principals.",
+		func(c *Config, v string) error { return parseOAuthPrincipals(&c.OAuth.Principals, v) }},
 	{"MCP supervisor", "mcp-supervisor", "TALOS_MCP_SUPERVISOR", "off",
 		"Governed writes (TGA): every MCP write-tool call is recorded as action_request, supervisor_decision, tool_call and tool_effect, each persisted before the next step and recovered after a crash. approve: approved by policy; human: waits for an admin at /v1/admin/approvals; off: not governed.",
 		func(c *Config, v string) error { return parseSupervisor(&c.MCPSupervisor, v) }},
@@ -391,6 +412,9 @@ func (c *Config) validate() error {
 	}
 	if c.Production && c.TraceExporter == "stdout" {
 		return bad("production mode does not export traces to stdout")
+	}
+	if err := c.OAuth.validate(); err != nil {
+		return err
 	}
 	return c.validateCore()
 }

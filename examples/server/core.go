@@ -62,6 +62,7 @@ type core struct {
 
 	a2a     *a2aService
 	gateway *mcpGateway // nil without upstream MCP servers
+	oauth   *oauthFront // nil without TALOS_OAUTH_ISSUER (oauth.go)
 	llm     *llmProxy   // nil without an LLM upstream
 }
 

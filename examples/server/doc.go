@@ -135,6 +135,38 @@
 // version read works) and, under "state", where each piece of state lives;
 // production mode refuses per-process state unless -single-node.
 //
+// # OAuth for stock MCP clients
+//
+// With TALOS_OAUTH_ISSUER and TALOS_OAUTH_RESOURCE, POST /mcp is also an
+// OAuth 2.1 resource server per the MCP authorization specification
+// (gateway/oauth, oauth.go): besides HTTP attestation it takes
+// "Authorization: Bearer <JWT access token>" from that issuer.
+//
+//	GET  /.well-known/oauth-protected-resource[/mcp]   RFC 9728 metadata (public): resource, authorization_servers, scopes_supported, bearer_methods_supported
+//	POST /mcp                                          attested, or a bearer token
+//	GET  /v1/admin/oauth/principals/{value}            the did:key a claim value maps to, registered or not   admin.principals read
+//
+// A token is verified against the issuer's JWKS (RS256, ES256 or EdDSA;
+// exact iss; aud containing TALOS_OAUTH_RESOURCE, RFC 8707; exp, nbf, iat
+// with 30 s of skew; at most 8 KiB; keys refetched on an unknown kid at
+// most every 30 s; no keys, no access). The claim TALOS_OAUTH_PRINCIPAL_CLAIM
+// (sub or client_id) names the principal: its did:key is derived from the
+// server's identity key, and it must be in TALOS_OAUTH_PRINCIPALS
+// (value=team) or registered with PUT /v1/principals/{did}. The token's
+// scopes become capability grants by TALOS_OAUTH_SCOPES (default
+// tools:read=read,tools:write=write: every read tool, every write tool).
+// The server then mints a capability (at most 5 min, never past the
+// token's exp) and signs the request as the principal, so the call goes
+// through the Attester, the registration check and the Kernel like any
+// attested one (RBAC, rate limits, budgets; audited with the principal's
+// did:key and the minted capability's hash). The client's Authorization
+// and X-Talos-* headers are dropped first: nothing of the token reaches an
+// upstream. A request without a credential is 401 with a Bearer challenge
+// (resource_metadata, scope) beside the attestation one; a token that does
+// not verify 401 error="invalid_token"; a tools/call its scopes do not
+// cover 403 error="insufficient_scope" naming the scopes that would (the
+// denial is audited); a valid token of an unregistered principal 403.
+//
 // # Security properties
 //
 // Secrets are sealed with identity.Keyring envelopes (contract

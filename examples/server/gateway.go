@@ -32,6 +32,10 @@ const opLLM = llm.SurfaceID
 // enableServices enables the MCP gateway and the LLM proxy when their
 // upstreams are configured; mount then serves them.
 func (c *core) enableServices(ctx context.Context, s *Server) error {
+	// Bearer access tokens on POST /mcp (oauth.go).
+	if err := c.enableOAuth(s); err != nil {
+		return err
+	}
 	if len(s.cfg.MCPUpstreams) > 0 {
 		var registry *capability.ToolRegistry
 		if s.cfg.MCPToolRegistry != "" {
@@ -167,7 +171,13 @@ func (c *core) budgetFor(surface string) func(context.Context, identity.DID, str
 // registered principals.
 func (c *core) mountGateway(mux *http.ServeMux, g *mcpgw.Gateway) {
 	h := g.Handler()
-	mux.Handle(mcpgw.Pattern, c.attester.Wrap(c.registered(func(w http.ResponseWriter, r *http.Request, _ *principal) { h.ServeHTTP(w, r) })))
+	attested := c.attester.Wrap(c.registered(func(w http.ResponseWriter, r *http.Request, _ *principal) { h.ServeHTTP(w, r) }))
+	if c.oauth != nil {
+		// Bearer access tokens too, and the resource metadata (oauth.go).
+		c.oauth.mount(mux, attested)
+		return
+	}
+	mux.Handle(mcpgw.Pattern, attested)
 }
 
 // mountLLM serves the LLM proxy at POST /v1/chat/completions and its
