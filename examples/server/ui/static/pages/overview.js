@@ -10,6 +10,9 @@ export const title = 'Overview';
 
 const REFRESH_MS = 10000;
 
+// decision reasons that allow (every other reason is a denial's)
+const ALLOWING = new Set(['ALLOWED', 'ATTESTED', 'OK']);
+
 function kpi(label, value) {
   return h('div', {}, h('dt', { text: label }), h('dd', { text: String(value) }));
 }
@@ -54,7 +57,13 @@ export function render(main, ctx) {
         h('p', { class: 'legend' }, h('span', {}, h('span', { class: 'sw ok' }), 'allowed'), h('span', {}, h('span', { class: 'sw denied' }), 'denied')),
         minuteBox,
       ),
-      h('section', { class: 'card', 'aria-labelledby': 'ov-reason' }, h('h2', { id: 'ov-reason', text: 'Denials by reason' }), reasonBox),
+      h(
+        'section',
+        { class: 'card', 'aria-labelledby': 'ov-reason' },
+        h('h2', { id: 'ov-reason', text: 'Decisions by reason' }),
+        h('p', { class: 'legend' }, h('span', {}, h('span', { class: 'sw ok' }), 'allowing'), h('span', {}, h('span', { class: 'sw denied' }), 'denial reasons')),
+        reasonBox,
+      ),
       h('section', { class: 'card', 'aria-labelledby': 'ov-surface' }, h('h2', { id: 'ov-surface', text: 'Decisions by surface' }), surfaceBox),
       h('section', { class: 'card', 'aria-labelledby': 'ov-burn' }, h('h2', { id: 'ov-burn', text: 'Budget burn per team' }), burnBox),
       h('section', { class: 'card', 'aria-labelledby': 'ov-health' }, h('h2', { id: 'ov-health', text: 'Dependencies' }), healthBox),
@@ -88,8 +97,8 @@ export function render(main, ctx) {
     scopeNote.textContent = `${when(st.from)} to ${when(st.to)}; counts are ${st.scope === 'cluster' ? "every replica's" : "this replica's only"} (${st.scope || 'replica'}).`;
     fill(minuteBox, perMinute(st.per_minute || []));
     const reasons = Object.entries(d.by_reason || {}).sort((a, b) => b[1] - a[1]);
-    fill(reasonBox, hbars('Denials by reason', reasons));
-    fill(surfaceBox, hbars('Decisions by surface', Object.entries(d.by_surface || {}).sort((a, b) => b[1] - a[1])));
+    fill(reasonBox, hbars('Decisions by reason', reasons, (k) => ALLOWING.has(k)));
+    fill(surfaceBox, hbars('Decisions by surface', Object.entries(d.by_surface || {}).sort((a, b) => b[1] - a[1]), () => true));
     setStatus(statsStatus, 'ok', 'Updated ' + when(new Date()));
   }
 
