@@ -13,6 +13,7 @@ import (
 
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/gateway/a2a"
+	"github.com/talosgo/talos/gateway/notify"
 	"github.com/talosgo/talos/internal/testenv"
 )
 
@@ -239,5 +240,27 @@ func TestReplicasPropagateInProcess(t *testing.T) {
 				t.Fatalf("task over the shared budget on a: %+v", r.Error)
 			}
 		})
+	}
+}
+
+// TestPropagationReadiness: the propagation check fails while the bus has
+// neither a subscription nor a recent version read (here: a Redis that
+// does not answer), and names no address or credential.
+func TestPropagationReadiness(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: freePort(t), Password: "s3cret", MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+	defer c.Close()
+	p := &propagation{}
+	bus, err := notify.New(notify.Config{Transport: notify.NewRedis(c, "talos-test-ready:"), Apply: func(context.Context, string) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.bus = bus
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { bus.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	err = p.check(t.Context())
+	if err == nil || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "127.0.0.1") {
+		t.Fatalf("check with an unreachable Redis: %v", err)
 	}
 }
