@@ -216,7 +216,7 @@ func TestDashboardBrowser(t *testing.T) {
 	// and one more that it signs in with by pasting it.
 	browserSession, pasted := ts.owner.session(t, ts, ""), ts.owner.session(t, ts, "")
 	dir := artifactsDir(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join("e2e", "run.mjs"))
 	cmd.Dir = "ui"
