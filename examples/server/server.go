@@ -19,6 +19,7 @@ import (
 	"github.com/talosgo/talos/gateway/pgsplit"
 	"github.com/talosgo/talos/gateway/secrets"
 	"github.com/talosgo/talos/gateway/serve"
+	"github.com/talosgo/talos/gateway/stats"
 	"github.com/talosgo/talos/gateway/telemetry"
 	"github.com/talosgo/talos/identity"
 )
@@ -46,9 +47,10 @@ type Server struct {
 	redactor *otelredact.Redactor
 
 	configs *config.Service
-	prop    *propagation // change propagation between replicas (replicas.go)
-	core    *core        // kernel, gateway, A2A and audit services
-	health  serve.Health // GET /health/live and /health/ready
+	prop    *propagation    // change propagation between replicas (replicas.go)
+	core    *core           // kernel, gateway, A2A and audit services
+	stats   *stats.Recorder // decision statistics, fed by the Kernels' meter (statswire.go)
+	health  serve.Health    // GET /health/live and /health/ready
 	// dirProbe caches the data directory readiness probe.
 	dirProbe dataDirProbe
 

@@ -18,6 +18,8 @@ import (
 //	GET  /v1/config/{kind}/{name}              latest version (admin)
 //	GET  /v1/config/{kind}/{name}/versions     version list, ?limit=&after= (admin)
 //	GET  /v1/config/{kind}/{name}/versions/{n} one version (admin)
+//	GET  /v1/audit/stream                      live audit events, Server-Sent Events (admin.audit read)
+//	GET  /v1/admin/stats?window=               decision statistics of this replica (admin.stats read)
 //
 // The admin routes (the admin API's and /v1/config/*, tool admin.config)
 // are behind gateway/admin.Handler.Require with a declared tool and
@@ -31,6 +33,8 @@ func (s *Server) mountServices(mux *http.ServeMux) {
 	s.core.mount(mux, s.requireAdmin)
 	s.mountUpstreamAdmin(mux) // upstreamadmin.go: MCP servers, LLM upstreams, model groups, approvals
 	s.mountAudit(mux)
-	s.mountUI(mux) // uiwire.go: the admin dashboard at /ui/
+	s.mountAuditStream(mux) // streamwire.go: GET /v1/audit/stream (SSE)
+	s.mountStats(mux)       // statswire.go: GET /v1/admin/stats
+	s.mountUI(mux)          // uiwire.go: the admin dashboard at /ui/
 	mux.HandleFunc("/", handleNotFound)
 }

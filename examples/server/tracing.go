@@ -36,4 +36,4 @@ func (s *Server) setupTelemetry(ctx context.Context) error {
 
 // meter returns the meter for one library package's instrumentation
 // scope, or nil (no metrics) before setupTelemetry.
-func (s *Server) meter(scope string) metric.Meter { return s.tel.Meter(scope) }
+func (s *Server) meter(scope string) metric.Meter { return s.kernelMeter(scope, s.tel.Meter(scope)) }
