@@ -3,11 +3,16 @@ package main
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/talosgo/talos/audit"
+	"github.com/talosgo/talos/contracts"
 
 	mcpgw "github.com/talosgo/talos/gateway/mcp"
 	mcppg "github.com/talosgo/talos/gateway/mcp/postgres"
@@ -147,6 +152,43 @@ func (c *core) recoverGoverned(ctx context.Context, s *Server, g *mcpgw.Gateway)
 			continue
 		}
 		s.log.Info("governed write recovered", "trace_id", r.TraceID, "action", r.Action, "state", r.State)
+		if aerr := c.auditRecovered(ctx, r); aerr != nil {
+			s.log.Error("governed write: auditing the recovery failed", "trace_id", r.TraceID, "error", aerr.Error())
+		}
 	}
+	return err
+}
+
+// auditRecovered records what recovery did to a trace that reached an
+// end (a crash may have cut the original call off before the Kernel
+// audited it): an event of the MCP gateway's surface for the trace's
+// principal, tool and action, decision_reason the recovery action, and
+// the outcome of its state (COMPLETED 200, DENIED 403, FAILED 502).
+func (c *core) auditRecovered(ctx context.Context, r mcpgw.Recovered) error {
+	status := 0
+	switch r.State {
+	case audit.StateCompleted:
+		status = http.StatusOK
+	case audit.StateDenied:
+		status = http.StatusForbidden
+	case audit.StateFailed:
+		status = http.StatusBadGateway
+	default:
+		return nil // still pending: nothing ran
+	}
+	// The principal's team now (a deleted registration: "unregistered").
+	team := "unregistered"
+	if p, err := c.principals.Lookup(ctx, r.Principal); err == nil && p != nil && p.TeamID != "" {
+		team = p.TeamID
+	}
+	ev, err := c.events.BuildEvent(http.MethodPost, netip.Addr{}, audit.Decision{
+		RequestID: contracts.NewUUIDv7(), SurfaceID: opMCPGateway, TemplatePath: mcpgw.TemplatePath, Status: status,
+		Principal: audit.SignedPrincipal(r.Principal, team, r.Principal),
+		Meta:      map[string]any{"tool": r.Upstream, "action": r.Tool, "decision_reason": "TGA_RECOVERY_" + r.Action},
+	})
+	if err != nil {
+		return err
+	}
+	_, err = c.log.Append(ctx, ev)
 	return err
 }

@@ -139,6 +139,23 @@ func TestGovernedCrashServer(t *testing.T) {
 			if err != nil || m.State() != audit.StateCompleted || m.Seq() != 4 {
 				t.Fatalf("trace: %v %v", m, err)
 			}
+			// The recovery is audited for alice (the crash cut the
+			// original call off before the Kernel audited it).
+			var events struct {
+				Events []audit.Event `json:"events"`
+			}
+			if st := c.admin(0, "GET", "/v1/audit/events?surface_id=mcp.gateway&principal_id="+alice.did, nil, &events); st != 200 {
+				t.Fatalf("audit events: %d", st)
+			}
+			recovered := 0
+			for _, e := range events.Events {
+				if e.Meta["decision_reason"] == "TGA_RECOVERY_"+audit.RecoveryRedispatch && e.Outcome == "success" {
+					recovered++
+				}
+			}
+			if recovered != 1 {
+				t.Fatalf("%d recovery events in %+v", recovered, events.Events)
+			}
 			// The client's retry with its key gets the one result.
 			res, err := write(alice.on(0).mcpSession(t, tok))
 			if err != nil || textOf(res) != "wrote /c" {

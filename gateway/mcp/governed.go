@@ -934,6 +934,10 @@ type Recovered struct {
 	Action string
 	State  string // after recovery
 	Err    error
+	// Principal (did:key), Upstream and Tool of the trace's call, for the
+	// caller's records (the Kernel audited the original call only if it
+	// returned before the crash).
+	Principal, Upstream, Tool string
 }
 
 // Recover finishes the governed writes a crash interrupted, per the
@@ -977,6 +981,9 @@ func (g *Gateway) recoverOne(ctx context.Context, id string) Recovered {
 		return r
 	}
 	r.Action = t.m.Recovery()
+	if ar, err := t.actionRequest(); err == nil {
+		r.Principal, r.Upstream, r.Tool = ar.req.Principal, ar.req.Upstream, ar.req.Tool
+	}
 	switch t.state() {
 	case audit.StatePending:
 		r.Action = "SUPERVISE"
