@@ -100,7 +100,10 @@
 // instead), and a finished one is only replayed to the client's retry
 // (REPLAY_ONLY_NO_DISPATCH). Recovered executions are not charged to
 // budgets again (their reservation ended with the crashed process) and
-// are not audited as Kernel calls; the original call was. Two replicas
+// are not Kernel calls: a crash also cut the original call off before the
+// Kernel audited it, so each [Recovered] names the trace's principal,
+// upstream and tool for the caller to record (examples/server audits
+// every finished recovery). Two replicas
 // recovering the same trace at once may both re-dispatch it (the store's
 // seq check keeps one effect); the idempotency key covers the upstream.
 //
