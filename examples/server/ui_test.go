@@ -257,6 +257,11 @@ func TestDashboardBrowser(t *testing.T) {
 				t.Errorf("live decision denied: %+v", d)
 			}
 			fmt.Fprintln(stdin, "ok")
+		case strings.HasPrefix(line, "TRIGGER revoke-pasted"):
+			if st := decode(t, ts.do(t, "DELETE", "/v1/admin/sessions/current", pasted, nil), nil); st/100 != 2 {
+				t.Errorf("revoke the pasted session: %d", st)
+			}
+			fmt.Fprintln(stdin, "ok")
 		case strings.HasPrefix(line, "RESULT "):
 			k, v, _ := strings.Cut(strings.TrimPrefix(line, "RESULT "), " ")
 			results[k] = v
@@ -272,7 +277,7 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Fatalf("dashboard e2e failed: %v", werr)
 	}
 
-	want := []string{"issued_hash", "revoked_hash", "chain", "budget_limit", "verified_index", "tampered", "consistency", "bundle", "signed_out", "pasted_sign_in"}
+	want := []string{"issued_hash", "revoked_hash", "chain", "budget_limit", "verified_index", "tampered", "consistency", "bundle", "signed_out", "pasted_sign_in", "revoked_session"}
 	for route, k := range map[string]string{"/v1/audit/stream": "live_decision", "/v1/admin/stats": "stats", "/v1/config": "config_diff", "/v1/admin/a2a/": "a2a_session"} {
 		if !slices.Contains(missing, route) {
 			want = append(want, k)

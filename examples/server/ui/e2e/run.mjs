@@ -424,6 +424,14 @@ try {
   check((await page.textContent('#who')).includes('owner'), 'the pasted session did not sign in');
   result('pasted_sign_in', 'yes');
 
+  // the session revoked elsewhere: the next API answer (401) signs out
+  await trigger('revoke-pasted');
+  await goPage('budgets');
+  await page.waitForFunction(() => /expired or was revoked/.test(document.querySelector('.login .status')?.textContent || ''));
+  check((await page.evaluate(() => sessionStorage.getItem('talos.session'))) === null, 'a revoked session stayed in sessionStorage');
+  for (const e of consoleErrors.splice(0)) if (!/status of 401/.test(e)) consoleErrors.push(e);
+  result('revoked_session', 'signed out');
+
   check(consoleErrors.length === 0, 'console errors: ' + consoleErrors.join(' | '));
   log('dashboard e2e: every check passed; screenshots in', artifacts);
 } catch (err) {

@@ -71,7 +71,12 @@ export async function raw(method, path, { body, signal, accept } = {}) {
     init.headers.set('Content-Type', 'application/json');
   }
   const resp = await fetch(path, init);
-  if (!resp.ok) throw await failure(resp);
+  if (!resp.ok) {
+    const err = await failure(resp);
+    // the session expired or was revoked: the app signs out
+    if (resp.status === 401 && session.get()) window.dispatchEvent(new CustomEvent('talos-unauthorized'));
+    throw err;
+  }
   return resp;
 }
 
@@ -104,7 +109,11 @@ export async function sse(path, { signal, lastEventId, onEvent, onOpen }) {
   const h = headers({ Accept: 'text/event-stream' });
   if (lastEventId) h.set('Last-Event-ID', lastEventId);
   const resp = await fetch(path, { headers: h, signal, cache: 'no-store', credentials: 'omit' });
-  if (!resp.ok) throw await failure(resp);
+  if (!resp.ok) {
+    const err = await failure(resp);
+    if (resp.status === 401 && session.get()) window.dispatchEvent(new CustomEvent('talos-unauthorized'));
+    throw err;
+  }
   if (onOpen) onOpen();
   const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = '';

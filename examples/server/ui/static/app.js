@@ -114,23 +114,21 @@ window.addEventListener('hashchange', () => {
 });
 
 // An API answer of 401 anywhere (session expired or revoked) signs out.
-window.addEventListener('unhandledrejection', (e) => {
-  if (e.reason instanceof ApiError && e.reason.status === 401) {
-    e.preventDefault();
-    session.clear();
-    me = null;
-    loginView('The session is no longer valid. Sign in again.');
-  }
+window.addEventListener('talos-unauthorized', () => {
+  if (!me) return;
+  session.clear();
+  me = null;
+  loginView('The session expired or was revoked. Sign in again.');
 });
 
 signout.addEventListener('click', async () => {
+  me = null; // a 401 of the revocation itself is no news
   try {
     await raw('DELETE', '/v1/admin/sessions/current');
   } catch {
     // signed out locally either way
   }
   session.clear();
-  me = null;
   loginView('Signed out; the session is revoked.');
 });
 
