@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -155,6 +156,8 @@ type propagation struct {
 
 	errMu   sync.Mutex
 	lastLog time.Time
+
+	started atomic.Int64 // unix nanoseconds when the bus began to run; 0: not yet
 }
 
 // setupPropagation starts change propagation over Redis (when configured)
@@ -193,16 +196,28 @@ func (s *Server) setupPropagation(ctx context.Context) error {
 		return err
 	}
 	p.bus = bus
-	s.Go("change-propagation", bus.Run)
+	s.Go("change-propagation", func(ctx context.Context) error {
+		p.started.Store(time.Now().UnixNano())
+		return bus.Run(ctx)
+	})
 	s.Go("change-republish", p.republish)
 	s.health.Add("propagation", false, p.check)
 	return nil
 }
 
 // check is the readiness check: degraded while neither the subscription
-// nor the version read works.
+// nor the version read has worked for three poll periods (counted from
+// the start before the first read; nothing to report before the workers
+// run).
 func (p *propagation) check(context.Context) error {
+	started := p.started.Load()
+	if started == 0 {
+		return nil
+	}
 	sub, last := p.bus.Status()
+	if last.IsZero() {
+		last = time.Unix(0, started)
+	}
 	if !sub && time.Since(last) > 3*propagatePoll {
 		return errors.New("change propagation: no subscription and no recent version read")
 	}

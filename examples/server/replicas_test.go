@@ -255,6 +255,10 @@ func TestPropagationReadiness(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.bus = bus
+	if err := p.check(t.Context()); err != nil {
+		t.Fatalf("check before the workers run: %v", err)
+	}
+	p.started.Store(time.Now().Add(-time.Minute).UnixNano()) // running for a minute
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { bus.Run(ctx); close(done) }()
