@@ -22,6 +22,7 @@ import (
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/examples/server/openapi"
 	"github.com/talosgo/talos/gateway/admin"
+	"github.com/talosgo/talos/gateway/oauth/oauthtest"
 )
 
 // TestOpenAPIGenerated: the embedded document is what the generator
@@ -137,20 +138,21 @@ func concretePath(t *testing.T, d documentedOp) string {
 }
 
 // fullServer builds a server with every optional surface on: the MCP
-// gateway (one in-memory upstream), the LLM proxy and the A2A v1 JSON-RPC
-// handler (on by default).
+// gateway (one in-memory upstream) with its OAuth resource server, the LLM
+// proxy and the A2A v1 JSON-RPC handler (on by default).
 func fullServer(t *testing.T) *testServer {
 	t.Helper()
 	llm := newFakeLLM(t)
 	cfg := testConfig(t)
+	cfg.OAuth.Issuer, cfg.OAuth.Resource = oauthtest.New(t).Issuer, oauthResource
 	cfg.LLMUpstream = llm.srv.URL + "/v1"
 	cfg.LLMAPIKey = secretBytes("sk-test-upstream")
 	cfg.LLMPricePer1K = 10_000
 	cfg.LLMTimeout = 5 * time.Second
 	ts := newTestServer(t, cfg)
 	withGateway(t, ts, nil, map[string]*mcp.Server{"files": newFileServer().server})
-	if ts.core.llm == nil || ts.core.gateway == nil || ts.core.a2a.rpc == nil {
-		t.Fatal("the MCP gateway, the LLM proxy and A2A v1 must all be on")
+	if ts.core.llm == nil || ts.core.gateway == nil || ts.core.a2a.rpc == nil || ts.core.oauth == nil {
+		t.Fatal("the MCP gateway, its OAuth front, the LLM proxy and A2A v1 must all be on")
 	}
 	return ts
 }

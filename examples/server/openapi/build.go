@@ -64,6 +64,9 @@ type route struct {
 	Auth    string
 	// Opcode is the attestation opcode (attested and capability routes).
 	Opcode string
+	// OAuth adds the OAuth bearer (TALOS_OAUTH_ISSUER) as an alternative
+	// to attestation.
+	OAuth bool
 	// Tool is the admin grant's tool (admin routes; the action follows the
 	// method: GET read, others write).
 	Tool string
@@ -252,6 +255,9 @@ func (rt route) operation() (obj, error) {
 			req["talosCapability"] = []any{}
 		}
 		op["security"] = []any{req}
+		if rt.OAuth {
+			op["security"] = []any{req, obj{"oauthBearer": []any{}}}
+		}
 		params = append(params, attestParams()...)
 	case authAdmin, authAdminSelf:
 		op["x-talos-opcode"] = "admin"

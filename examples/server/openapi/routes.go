@@ -458,12 +458,34 @@ var routes = []route{
 		Resp:    []resp{ok(200, "The card.", "SignedAgentCard", "agentCard")}},
 
 	// MCP gateway (gateway/mcp), when upstream MCP servers are configured.
-	{Method: "POST", Path: "/mcp", ID: "mcp", Tag: "mcp", Auth: authCapability, Opcode: "mcp.gateway",
+	{Method: "POST", Path: "/mcp", ID: "mcp", Tag: "mcp", Auth: authCapability, Opcode: "mcp.gateway", OAuth: true,
 		Summary: "MCP over streamable HTTP",
-		Desc:    "One MCP server whose tools are the upstreams' (<upstream>.<tool>). tools/list shows only what the capability grants; every tools/call is one Kernel decision (capability, RBAC, rate limit, budget, idempotency key for writes), audited. A refused call is a JSON-RPC error -32000 whose data holds the contract code and HTTP status. Mounted only with TALOS_MCP_UPSTREAMS.",
+		Desc:    "One MCP server whose tools are the upstreams' (<upstream>.<tool>). tools/list shows only what the capability grants; every tools/call is one Kernel decision (capability, RBAC, rate limit, budget, idempotency key for writes), audited. A refused call is a JSON-RPC error -32000 whose data holds the contract code and HTTP status. Mounted only with TALOS_MCP_UPSTREAMS. With TALOS_OAUTH_ISSUER a stock MCP client may present an OAuth access token (oauthBearer) instead of the attestation and capability; its scopes bound the tools, and the principal is the did:key its principal claim maps to.",
 		Req:     jsonBody("JSONRPCRequest", "mcpToolsCall"),
 		Resp:    []resp{{Status: 200, Desc: "The JSON-RPC response (application/json or a text/event-stream).", Body: jsonBody("JSONRPCResponse", "mcpToolsResult", "jsonrpcDenied")}},
 		Errs:    []int{400, 429}},
+
+	// OAuth 2.1 resource server in front of POST /mcp (oauth.go), with
+	// TALOS_OAUTH_ISSUER; the metadata paths are those of a resource at
+	// /mcp (TALOS_OAUTH_RESOURCE).
+	{Method: "GET", Path: "/.well-known/oauth-protected-resource", ID: "getProtectedResourceMetadata", Tag: "mcp", Auth: authPublic,
+		Summary: "OAuth protected resource metadata (RFC 9728)",
+		Resp:    []resp{ok(200, "The metadata; any origin may read it (CORS).", "ProtectedResourceMetadata", "protectedResourceMetadata")}},
+	{Method: "OPTIONS", Path: "/.well-known/oauth-protected-resource", ID: "preflightProtectedResourceMetadata", Tag: "mcp", Auth: authPublic,
+		Summary: "CORS preflight of the metadata",
+		Resp:    []resp{{Status: 204, Desc: "Allowed from any origin."}}},
+	{Method: "GET", Path: "/.well-known/oauth-protected-resource/mcp", ID: "getProtectedResourceMetadataMCP", Tag: "mcp", Auth: authPublic,
+		Summary: "OAuth protected resource metadata at the resource's own path",
+		Resp:    []resp{ok(200, "The metadata.", "ProtectedResourceMetadata", "protectedResourceMetadata")}},
+	{Method: "OPTIONS", Path: "/.well-known/oauth-protected-resource/mcp", ID: "preflightProtectedResourceMetadataMCP", Tag: "mcp", Auth: authPublic,
+		Summary: "CORS preflight of the metadata at the resource's path",
+		Resp:    []resp{{Status: 204, Desc: "Allowed from any origin."}}},
+	{Method: "GET", Path: "/v1/admin/oauth/principals/{value}", ID: "getOAuthPrincipal", Tag: "principals", Auth: authAdmin, Tool: "admin.principals",
+		Summary: "The did:key an OAuth principal claim value maps to",
+		Desc:    "Register that did:key (PUT /v1/principals/{did}) to admit the OAuth client; the key is derived, no private key exists for it.",
+		Params:  []obj{{"name": "value", "in": "path", "required": true, "description": "The principal claim's value (sub or client_id).", "schema": obj{"type": "string", "minLength": 1}, "example": "agent-7"}},
+		Resp:    []resp{ok(200, "The mapping.", "OAuthPrincipal", "oauthPrincipal")},
+		Errs:    []int{400, 404}},
 
 	// LLM proxy (gateway/llm), when an LLM upstream is configured.
 	{Method: "POST", Path: "/v1/chat/completions", ID: "chatCompletions", Tag: "llm", Auth: authCapability, Opcode: "llm.chat.completions",
