@@ -16,6 +16,7 @@ import (
 
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/gateway/notify"
+	"github.com/talosgo/talos/internal/testenv"
 )
 
 func service(t *testing.T, env string) string {
@@ -189,6 +190,9 @@ func TestRedis(t *testing.T) {
 			o := *opt
 			o.ClientName = name
 			c := goredis.NewClient(&o)
+			// Every key the publish script touches is declared (the
+			// Cluster's rule, which one node does not enforce).
+			testenv.CheckDeclaredKeys(c)
 			t.Cleanup(func() { c.Close() })
 			return notify.NewRedis(c, prefix)
 		},
