@@ -237,6 +237,7 @@ func storeErr(err error) error {
 // authenticates the caller and may record it in the request context for
 // Config.Principal):
 //
+//	GET  /v1/config                            documents (latest version, digest, updated_at), ?limit= (1–500, 100) &cursor=
 //	PUT  /v1/config/{kind}/{name}              new version (201, Location) or unchanged (200); ETag
 //	GET  /v1/config/{kind}/{name}              latest version with its document; ETag
 //	GET  /v1/config/{kind}/{name}/versions     version list, ?limit= (1–1000, 100) &after=
@@ -247,6 +248,7 @@ func (s *Service) Register(mux *http.ServeMux, auth func(http.HandlerFunc) http.
 	if auth == nil {
 		panic("config: Register needs an auth wrapper")
 	}
+	mux.HandleFunc("GET /v1/config", auth(s.handleList))
 	mux.HandleFunc("PUT /v1/config/{kind}/{name}", auth(s.handlePut))
 	mux.HandleFunc("GET /v1/config/{kind}/{name}", auth(s.handleGet))
 	mux.HandleFunc("GET /v1/config/{kind}/{name}/versions", auth(s.handleVersions))

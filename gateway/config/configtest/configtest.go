@@ -28,6 +28,7 @@ func Run(t *testing.T, newStores NewStores) {
 	t.Run("HookFailureStoresNothing", func(t *testing.T) { testHookFailure(t, newStores) })
 	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrent(t, newStores) })
 	t.Run("Service", func(t *testing.T) { testService(t, newStores) })
+	t.Run("List", func(t *testing.T) { testList(t, newStores) })
 }
 
 func doc(i int) ([]byte, string) {
@@ -199,5 +200,58 @@ func testService(t *testing.T, newStores NewStores) {
 	}
 	if len(changes) != 2 || changes[1].PreviousDigest != v1.Digest || changes[1].Digest != v2.Digest || changes[0].PreviousDigest != "" {
 		t.Fatalf("changes %+v", changes)
+	}
+}
+
+// testList: a Lister lists every document's latest version, sorted by kind
+// then name in byte order, paged after a (kind, name), across clients.
+func testList(t *testing.T, newStores NewStores) {
+	ss := newStores(t, 2)
+	l0, ok0 := ss[0].(config.Lister)
+	l1, ok1 := ss[1].(config.Lister)
+	if !ok0 || !ok1 {
+		t.Fatal("the store is not a config.Lister")
+	}
+	ctx := t.Context()
+	at := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	empty, err := l0.List(ctx, "", "", 10)
+	if err != nil || len(empty) != 0 || empty == nil {
+		t.Fatalf("empty store: %v %v", empty, err)
+	}
+	type key struct{ kind, name string }
+	puts := []key{{"policy", "b"}, {"budget", "team-a"}, {"budget", "team.b"}, {"budget", "team-a"}, {"budget", "team_c"}, {"policy", "a-1"}}
+	want := map[key]int64{}
+	for i, k := range puts {
+		d, digest := doc(i)
+		if _, _, err := ss[i%2].Put(ctx, k.kind, k.name, digest, d, at.Add(time.Duration(i)*time.Second), noHook); err != nil {
+			t.Fatal(err)
+		}
+		want[k]++
+	}
+	order := []key{{"budget", "team-a"}, {"budget", "team.b"}, {"budget", "team_c"}, {"policy", "a-1"}, {"policy", "b"}}
+	var got []config.Document
+	ak, an := "", ""
+	for {
+		page, err := l1.List(ctx, ak, an, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page...)
+		if len(page) < 2 {
+			break
+		}
+		ak, an = page[len(page)-1].Kind, page[len(page)-1].Name
+	}
+	if len(got) != len(order) {
+		t.Fatalf("listed %d documents, want %d: %+v", len(got), len(order), got)
+	}
+	for i, d := range got {
+		if (key{d.Kind, d.Name}) != order[i] || d.LatestVersion != want[order[i]] || d.Digest == "" || d.UpdatedAt.IsZero() {
+			t.Fatalf("document %d: %+v, want %v version %d", i, d, order[i], want[order[i]])
+		}
+		latest, err := ss[0].Latest(ctx, d.Kind, d.Name)
+		if err != nil || latest.Digest != d.Digest || !latest.CreatedAt.Equal(d.UpdatedAt) {
+			t.Fatalf("document %d: %+v, latest %+v %v", i, d, latest, err)
+		}
 	}
 }
