@@ -389,9 +389,16 @@ try {
   if (!isMissing('/v1/config')) {
     check((await page.locator('main .status.bad').count()) === 0, 'Config page: ' + (await page.locator('main .status.bad').allTextContents()).join('; '));
   }
-  if (await page.locator('main button[aria-label^="Versions of"]').count()) {
+  {
     await fromTop();
-    await tabEnter('main button[aria-label^="Versions of"]');
+    if (!isMissing('/v1/config')) {
+      await tabEnter('main button[aria-label="Versions of budget/team-a"]');
+    } else {
+      // without the list, open the document by name
+      await tabTo('#open-kind');
+      await tabType('#open-name', 'team-a');
+      await page.keyboard.press('Enter');
+    }
     await page.waitForSelector('#config-diff span');
     await page.waitForFunction(() => /digest/.test(document.querySelector('#cf-v')?.parentElement.querySelector('.status')?.textContent || ''));
     const ds = await page.textContent('#cf-v >> xpath=..');

@@ -41,7 +41,22 @@ export function render(main) {
   const docsBox = h('div');
   const vSection = h('section', { class: 'card', hidden: true, 'aria-labelledby': 'cf-v' });
 
-  fill(main, h('h1', { text: 'Configuration' }), h('section', { class: 'card', 'aria-labelledby': 'cf-docs' }, h('h2', { id: 'cf-docs', text: 'Documents' }), st, docsBox), vSection);
+  const kind = h('select', { id: 'open-kind' }, ['budget', 'policy'].map((k) => h('option', { value: k, text: k })));
+  const name = h('input', { type: 'text', id: 'open-name', spellcheck: 'false', required: true, placeholder: 'team-a' });
+  const openForm = h(
+    'form',
+    { class: 'row', id: 'open-doc', onsubmit: (e) => (e.preventDefault(), versions({ kind: kind.value, name: name.value.trim() }).catch((err) => setStatus(st, 'bad', errorText(err)))) },
+    field('Kind', kind),
+    field('Name', name),
+    h('div', { class: 'field' }, h('button', { type: 'submit', class: 'secondary', text: 'Open versions' })),
+  );
+
+  fill(
+    main,
+    h('h1', { text: 'Configuration' }),
+    h('section', { class: 'card', 'aria-labelledby': 'cf-docs' }, h('h2', { id: 'cf-docs', text: 'Documents' }), st, docsBox, h('h2', { text: 'Open a document by name' }), openForm),
+    vSection,
+  );
 
   async function versions(doc) {
     const base = `/v1/config/${encodeURIComponent(doc.kind)}/${encodeURIComponent(doc.name)}`;
@@ -123,7 +138,8 @@ export function render(main) {
       );
       setStatus(st, 'info', `${items.length} document(s).`);
     } catch (err) {
-      setStatus(st, 'bad', errorText(err));
+      if (err.status === 404) setStatus(st, 'info', 'This server does not list its documents (GET /v1/config); open one by name below.');
+      else setStatus(st, 'bad', errorText(err));
     }
   }
 
