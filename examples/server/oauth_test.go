@@ -556,3 +556,33 @@ func TestOAuthSettings(t *testing.T) {
 		}
 	}
 }
+
+// FuzzOAuthParsers: the TALOS_OAUTH_SCOPES and TALOS_OAUTH_PRINCIPALS
+// parsers and the tools/call peek of bearer bodies never panic, and what
+// they accept is well formed.
+func FuzzOAuthParsers(f *testing.F) {
+	f.Add(defaultOAuthScopes, "agent-7=team-a", callBody("write_file"))
+	f.Add("a=files+notes.get,b=write", "x=y,z=w", listBody)
+	f.Add("=,", "=", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a.b","NAME":"c.d"}}`)
+	f.Fuzz(func(t *testing.T, scopes, principals, body string) {
+		var sc []oauthScope
+		if parseOAuthScopes(&sc, scopes) == nil {
+			for _, s := range sc {
+				if !validOAuthScope(s.Scope) || len(s.Selectors) == 0 {
+					t.Fatalf("accepted %q as %+v", scopes, sc)
+				}
+			}
+		}
+		var ps map[string]string
+		if parseOAuthPrincipals(&ps, principals) == nil {
+			for v, team := range ps {
+				if v == "" || team == "" || strings.ContainsAny(v+team, " ,=") {
+					t.Fatalf("accepted %q as %v", principals, ps)
+				}
+			}
+		}
+		if name, ok := toolCall([]byte(body)); ok && (name == "" || mcpgw.CheckJSONRPC([]byte(body)) != nil) {
+			t.Fatalf("tools/call %q from %q", name, body)
+		}
+	})
+}
