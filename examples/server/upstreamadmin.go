@@ -174,7 +174,10 @@ func (c *core) openUpstreamAdmin(ctx context.Context, s *Server) error {
 	}
 	c.ext().upstreams = ua
 	if err := ua.sync(ctx); err != nil {
-		return err
+		// An unreachable MCP server or a missing secret must not keep
+		// every replica from starting: the rest is applied, and the sync
+		// retries.
+		s.log.Warn("upstream admin: the stored upstream sets are not all applied; the sync retries", "error", err.Error())
 	}
 	if every := s.cfg.UpstreamSync; every > 0 {
 		s.Go("upstream-admin-sync", func(ctx context.Context) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -434,5 +435,48 @@ func TestGovernedApprovalAcrossReplicas(t *testing.T) {
 	}
 	if n := files.writes.Load(); n != 1 {
 		t.Fatalf("%d executions", n)
+	}
+}
+
+// TestAdminMCPServerDownAtStart: a stored MCP server that is down when the
+// server starts does not keep it from starting; the sync serves it once it
+// answers.
+func TestAdminMCPServerDownAtStart(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.UpstreamAllowLoopback = true
+	cfg.UpstreamSync = 0
+	ts := newTestServer(t, cfg)
+	files := newFileServer()
+	h := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return files.server }, nil))
+	defer h.Close()
+	if st, v := adminJSON(t, ts, "PUT", "/v1/admin/mcp/servers/files", ts.cred, `{"url":"`+h.URL+`"}`); st != 201 {
+		t.Fatalf("put: %d %v", st, v)
+	}
+	if err := ts.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Down: the listener refuses connections.
+	addr := h.Listener.Addr().String()
+	h.Listener.Close()
+	ts2 := newTestServer(t, cfg)
+	if ts2.core.gateway != nil && len(ts2.core.gateway.Upstreams()) != 0 {
+		t.Fatal("a down server is served")
+	}
+	if err := ts2.core.ext().upstreams.sync(t.Context()); err == nil {
+		t.Fatal("sync of a down server succeeded")
+	}
+	// Back on its address: the next sync serves it.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the address is not free again: %v", err)
+	}
+	back := &http.Server{Handler: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return files.server }, nil)}
+	go back.Serve(ln)
+	defer back.Close()
+	if err := ts2.core.ext().upstreams.sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if ts2.core.gateway == nil || strings.Join(ts2.core.gateway.Upstreams(), ",") != "files" {
+		t.Fatal("the server is not served once it answers")
 	}
 }
