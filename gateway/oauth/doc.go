@@ -18,7 +18,9 @@
 //     ([Verifier.Verify]): compact JWS only, at most [MaxTokenSize] bytes;
 //     the signing algorithm in an allowlist (RS256, ES256, EdDSA; never
 //     "none" or an HMAC, so a public key can never be used as a shared
-//     secret), the key found by kid in the issuer's JWKS and of the type
+//     secret); typ, when present, at+jwt (or the generic JWT), so that
+//     JWTs of other kinds are refused; the key found by kid in the
+//     issuer's JWKS and of the type
 //     the algorithm needs (RSA keys of at least 2048 bits, P-256, Ed25519);
 //     iss equal to the configured issuer, byte for byte; aud containing the
 //     resource's canonical URI (RFC 8707: a token minted for another

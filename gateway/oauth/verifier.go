@@ -286,6 +286,18 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		// Keys come from the issuer's JWKS only, never from the token.
 		return nil, invalid("must not carry its own key")
 	}
+	if typ, ok := h.ExtraHeaders[jose.HeaderType]; ok {
+		// Explicit typing (RFC 8725 section 3.11, RFC 9068 section 2.1):
+		// an access token says at+jwt, or the generic JWT many issuers
+		// send; a JWT of another kind (a DPoP proof, a logout or security
+		// event token) is never an access token.
+		t, _ := typ.(string)
+		switch strings.ToLower(t) {
+		case "at+jwt", "application/at+jwt", "jwt":
+		default:
+			return nil, invalid("is a JWT of another type (typ)")
+		}
+	}
 	key, err := v.keys.lookup(ctx, h.KeyID)
 	if err != nil {
 		return nil, err

@@ -146,6 +146,7 @@ func TestVerifyRefuses(t *testing.T) {
 		})), contracts.CodeAuthInvalid},
 		{"no subject", as.Sign(t, oauthtest.KeyEC, with(func(c *oauthtest.Claims) { c.Subject = "" })), contracts.CodeAuthInvalid},
 		{"bad scope token", as.Sign(t, oauthtest.KeyEC, with(func(c *oauthtest.Claims) { c.Scope = "tools:read \"x" })), contracts.CodeAuthInvalid},
+		{"typ dpop+jwt", typed(t, as, "dpop+jwt"), contracts.CodeAuthInvalid},
 		{"too long", strings.Repeat("a", oauth.MaxTokenSize+1), contracts.CodeAuthInvalid},
 		{"empty", "", contracts.CodeAuthInvalid},
 		{"not a JWS", "abc.def", contracts.CodeAuthInvalid},
@@ -435,6 +436,38 @@ func TestBearerToken(t *testing.T) {
 		tok, present := oauth.BearerToken(r)
 		if tok != tc.tok || present != tc.present {
 			t.Errorf("%q: %q %v", tc.hdr, tok, present)
+		}
+	}
+}
+
+// typed returns a good token of the server's Ed25519 key with header typ.
+func typed(t *testing.T, as *oauthtest.Server, typ string) string {
+	t.Helper()
+	priv := as.PrivateKeyForTest(oauthtest.KeyEd25519)
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: priv},
+		(&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader("kid", oauthtest.KeyEd25519))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := claimsMap(as)
+	p, _ := json.Marshal(c)
+	obj, err := sig.Sign(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := obj.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestVerifyAcceptsAccessTokenTypes(t *testing.T) {
+	as := oauthtest.New(t)
+	v := newVerifier(t, as, nil)
+	for _, typ := range []string{"at+jwt", "application/at+jwt", "JWT"} {
+		if _, err := v.Verify(context.Background(), typed(t, as, typ)); err != nil {
+			t.Errorf("typ %s: %v", typ, err)
 		}
 	}
 }

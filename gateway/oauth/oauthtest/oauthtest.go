@@ -119,6 +119,10 @@ func (s *Server) PublicKey(kid string) crypto.PublicKey {
 	return k.priv.Public()
 }
 
+// PrivateKeyForTest returns the private key of kid (nil when unknown),
+// for tests that build tokens the server would not issue.
+func (s *Server) PrivateKeyForTest(kid string) crypto.Signer { return s.keyOf(kid).priv }
+
 // Register registers a client of the token endpoint.
 func (s *Server) Register(id string, c Client) {
 	s.mu.Lock()
