@@ -81,7 +81,8 @@ export function render(main) {
       );
       setStatus(statusEl, 'info', `${items.length} ${kind}.`);
     } catch (err) {
-      setStatus(statusEl, 'bad', errorText(err));
+      if (err.status === 404) setStatus(statusEl, 'info', `This server does not serve GET /v1/admin/a2a/${kind}.`);
+      else setStatus(statusEl, 'bad', errorText(err));
     }
   }
 
