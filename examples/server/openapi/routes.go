@@ -50,6 +50,18 @@ var routes = []route{
 		Summary: "Latest version of a configuration document",
 		Resp:    []resp{{Status: 200, Desc: "The latest version with its document.", Body: jsonBody("ConfigVersion", "configVersion"), Headers: []string{"ETag"}}},
 		Errs:    []int{400, 404}},
+	{Method: "GET", Path: "/v1/config", ID: "listConfigDocuments", Tag: "config", Auth: authAdmin, Tool: "admin.config",
+		Summary: "Configuration documents",
+		Desc:    "Every stored document's latest version, digest and time, sorted by kind then name (gateway/config.Lister).",
+		Params:  []obj{limitParam, cursorParam},
+		Resp: []resp{{Status: 200, Desc: "A page of documents, without their bodies.", Body: &body{Examples: []string{"configDocuments"}, Inline: obj{
+			"type": "object", "required": []any{"items"},
+			"properties": obj{
+				"items": obj{"type": "array", "items": obj{"type": "object", "required": []any{"kind", "name", "latest_version", "digest", "updated_at"},
+					"properties": obj{"kind": str(), "name": str(), "latest_version": obj{"type": "integer", "minimum": 1},
+						"digest": ref("Hex64"), "updated_at": ref("Timestamp")}}},
+				"next_cursor": str()}}}}},
+		Errs: []int{400}},
 	{Method: "GET", Path: "/v1/config/{kind}/{name}/versions", ID: "listConfigVersions", Tag: "config", Auth: authAdmin, Tool: "admin.config",
 		Summary: "Versions of a configuration document",
 		Params: []obj{
