@@ -279,6 +279,9 @@ func (p *propagation) republish(ctx context.Context) error {
 		for _, k := range kinds {
 			if _, err := p.bus.Publish(ctx, k); err != nil {
 				p.logError(err)
+				if contracts.CodeOf(err) == contracts.CodeInvalidInput {
+					continue // never publishable; the version read cannot help either
+				}
 				p.pendingMu.Lock()
 				p.pending[k] = true
 				p.pendingMu.Unlock()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/gateway/a2a"
+	"github.com/talosgo/talos/gateway/config"
 	"github.com/talosgo/talos/gateway/notify"
 	"github.com/talosgo/talos/internal/testenv"
 )
@@ -121,6 +122,11 @@ func TestConfigBudgetScope(t *testing.T) {
 	}
 	if _, _, err := configBudgetScope([]byte(`{"id":"t","scope_type":"team","scope_id":"a","max_usd":1e300}`)); err == nil {
 		t.Fatal("max_usd 1e300 accepted")
+	}
+	// The change of a config document with the longest names is a valid
+	// notify kind.
+	if k := configChangePrefix + strings.Repeat("k", config.MaxNameLen) + ":" + strings.Repeat("n", config.MaxNameLen); !notify.ValidKind(k) {
+		t.Fatalf("%q is not a valid kind", k)
 	}
 }
 

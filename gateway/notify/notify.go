@@ -22,12 +22,13 @@ type Message struct {
 // String returns the message's wire text, "v1 <kind> <version>".
 func (m Message) String() string { return "v1 " + m.Kind + " " + strconv.FormatInt(m.Version, 10) }
 
-// MaxKindLen is the longest kind name.
-const MaxKindLen = 64
+// MaxKindLen is the longest kind name: room for a family, a document
+// kind and a document name ("config.<kind>:<name>", 64 bytes each).
+const MaxKindLen = 160
 
 var kindRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._:-]*$`)
 
-// ValidKind reports whether kind is a kind name: 1 to 64 of a-z, 0-9 and
+// ValidKind reports whether kind is a kind name: 1 to 160 of a-z, 0-9 and
 // ". _ : -", starting with a letter or digit.
 func ValidKind(kind string) bool { return len(kind) <= MaxKindLen && kindRE.MatchString(kind) }
 

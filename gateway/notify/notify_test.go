@@ -353,13 +353,18 @@ func TestParseMessage(t *testing.T) {
 	if err != nil || m != (notify.Message{Kind: "principal", Version: 42}) {
 		t.Fatalf("%v, %v", m, err)
 	}
+	// A config document change: family, kind and a 64-byte name.
+	long := "config.budget:" + strings.Repeat("n", 64)
+	if m, err := notify.ParseMessage("v1 " + long + " 7"); err != nil || m.Kind != long {
+		t.Fatalf("%v, %v", m, err)
+	}
 	if m.String() != "v1 principal 42" {
 		t.Fatalf("String %q", m.String())
 	}
 	for _, bad := range []string{
 		"", "v1", "v1 principal", "v2 principal 1", "v1 principal 0", "v1 principal -1", "v1 principal 01",
 		"v1 Principal 1", "v1  principal 1", "v1 principal 1 ", "v1 principal 99999999999999999999",
-		"v1 .x 1", "v1 " + strings.Repeat("a", 65) + " 1", "v1 a\n 1",
+		"v1 .x 1", "v1 " + strings.Repeat("a", notify.MaxKindLen+1) + " 1", "v1 a\n 1",
 	} {
 		_, err := notify.ParseMessage(bad)
 		if contracts.CodeOf(err) != contracts.CodeInvalidInput {
