@@ -45,6 +45,8 @@ func wantCode(t *testing.T, what string, err error, code string) {
 // implementation runs it against fresh, empty stores.
 func Run(t *testing.T, newStore NewRelayStore) {
 	ctx := context.Background()
+	t.Run("Lists", func(t *testing.T) { testLists(t, newStore(t)) })
+	t.Run("AdminList", func(t *testing.T) { testAdminList(t, newStore(t)) })
 	t.Run("Sessions", func(t *testing.T) {
 		s := newStore(t)
 		if err := s.CreateSession(ctx, session("s1"), event(0), "h0"); err != nil {

@@ -1,0 +1,339 @@
+package a2a
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/talosgo/talos"
+	"github.com/talosgo/talos/audit"
+	"github.com/talosgo/talos/contracts"
+)
+
+// A ListQuery selects relay objects for the admin lists: up to Limit
+// objects whose id is after After (byte order), or, when ID is set, that
+// object only (NOT_FOUND when there is none).
+type ListQuery struct {
+	After string
+	Limit int
+	ID    string
+}
+
+// SessionInfo is a session with what the store knows of its history: its
+// event chain head as stored and the number of frames relayed.
+type SessionInfo struct {
+	Session *Session
+	Head    ChainHead
+	Frames  int64
+}
+
+// GroupInfo is a group with its event chain head as stored.
+type GroupInfo struct {
+	Group *Group
+	Head  ChainHead
+}
+
+// A Lister is a [Store] that lists its sessions and groups for the admin
+// API. MemStore and gateway/a2a/postgres.Store are Listers.
+type Lister interface {
+	ListSessions(ctx context.Context, q ListQuery) ([]SessionInfo, error)
+	ListGroups(ctx context.Context, q ListQuery) ([]GroupInfo, error)
+}
+
+// Limits of the admin lists.
+const (
+	DefaultAdminPage = 100
+	MaxAdminPage     = 500
+	// maxAdminID bounds an id in a path or a cursor.
+	maxAdminID = 256
+)
+
+// AdminList serves the relay's sessions and groups to operators: metadata
+// only (ids, participants, state, counts, times, the event chain head and
+// whether the chain verifies), never frames, ratchet state or payloads.
+// Build it with [NewAdminList] and mount it with [AdminList.Register].
+type AdminList struct {
+	store Store
+	list  Lister
+}
+
+// NewAdminList returns the admin lists over store, which must be a [Lister].
+func NewAdminList(store Store) (*AdminList, error) {
+	l, ok := store.(Lister)
+	if !ok {
+		return nil, contracts.New(contracts.CodeInvalidInput, "a2a: the relay store cannot list sessions and groups")
+	}
+	return &AdminList{store: store, list: l}, nil
+}
+
+// Register mounts, each behind authorize (the admin.a2a read grant; nil
+// refuses every request):
+//
+//	GET /v1/admin/a2a/sessions?limit=&cursor=   sessions by id
+//	GET /v1/admin/a2a/sessions/{id}
+//	GET /v1/admin/a2a/groups?limit=&cursor=     groups by id
+//	GET /v1/admin/a2a/groups/{id}
+//
+// Pages are {"items": [...], "next_cursor": "..."} (next_cursor absent on
+// the last page); limit is 1..500 (default 100), cursor the opaque
+// next_cursor. Errors are the contract error body.
+func (l *AdminList) Register(mux *http.ServeMux, authorize func(http.HandlerFunc) http.HandlerFunc) {
+	if authorize == nil {
+		authorize = func(http.HandlerFunc) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				talos.WriteError(w, r, contracts.New(contracts.CodeAuthInvalid, "admin credential required"))
+			}
+		}
+	}
+	mux.HandleFunc("GET /v1/admin/a2a/sessions", authorize(l.handleSessions))
+	mux.HandleFunc("GET /v1/admin/a2a/sessions/{id}", authorize(l.handleSession))
+	mux.HandleFunc("GET /v1/admin/a2a/groups", authorize(l.handleGroups))
+	mux.HandleFunc("GET /v1/admin/a2a/groups/{id}", authorize(l.handleGroup))
+}
+
+// SessionItem is one session of the admin list.
+type SessionItem struct {
+	ID           string   `json:"id"`
+	SessionID    string   `json:"session_id"`
+	Participants []string `json:"participants"`
+	InitiatorID  string   `json:"initiator_id"`
+	ResponderID  string   `json:"responder_id"`
+	State        string   `json:"state"`
+	CreatedAt    string   `json:"created_at"`
+	UpdatedAt    string   `json:"updated_at"`
+	ExpiresAt    string   `json:"expires_at,omitempty"`
+	FrameCount   int64    `json:"frame_count"`
+	ChainInfo
+}
+
+// GroupItem is one group of the admin list.
+type GroupItem struct {
+	ID           string   `json:"id"`
+	GroupID      string   `json:"group_id"`
+	OwnerID      string   `json:"owner_id"`
+	Members      []string `json:"members"`
+	Participants []string `json:"participants"`
+	MemberCount  int      `json:"member_count"`
+	State        string   `json:"state"`
+	CreatedAt    string   `json:"created_at"`
+	UpdatedAt    string   `json:"updated_at"`
+	ChainInfo
+}
+
+// ChainInfo is an object's event chain as checked by the admin list: the
+// head and length the store holds, and whether the stored events verify
+// from the genesis (every digest and link recomputed) up to that head.
+type ChainInfo struct {
+	EventCount    int    `json:"event_count"`
+	ChainHead     string `json:"chain_head"`
+	ChainVerified bool   `json:"chain_verified"`
+}
+
+// chain verifies the events of id against the stored head and returns the
+// chain info and the last event's ts ("" without events).
+func (l *AdminList) chain(ctx context.Context, spec audit.ChainSpec, id string, head ChainHead) (ChainInfo, string, error) {
+	evs, err := l.store.Events(ctx, id)
+	if err != nil {
+		return ChainInfo{}, "", err
+	}
+	info := ChainInfo{EventCount: head.N, ChainHead: head.Head}
+	got, verr := audit.VerifyChain(spec, evs)
+	info.ChainVerified = verr == nil && len(evs) == head.N && got == head.Head
+	last := ""
+	if len(evs) > 0 {
+		var ts struct {
+			TS string `json:"ts"`
+		}
+		if json.Unmarshal(evs[len(evs)-1], &ts) == nil {
+			last = ts.TS
+		}
+	}
+	return info, last, nil
+}
+
+func (l *AdminList) sessionItem(ctx context.Context, si SessionInfo) (SessionItem, error) {
+	s := si.Session
+	info, last, err := l.chain(ctx, audit.SessionEventChain, s.SessionID, si.Head)
+	if err != nil {
+		return SessionItem{}, err
+	}
+	if last == "" {
+		last = s.CreatedAt
+	}
+	return SessionItem{
+		ID: s.SessionID, SessionID: s.SessionID, Participants: []string{s.InitiatorID, s.ResponderID},
+		InitiatorID: s.InitiatorID, ResponderID: s.ResponderID, State: s.State,
+		CreatedAt: s.CreatedAt, UpdatedAt: last, ExpiresAt: s.ExpiresAt, FrameCount: si.Frames, ChainInfo: info,
+	}, nil
+}
+
+func (l *AdminList) groupItem(ctx context.Context, gi GroupInfo) (GroupItem, error) {
+	g := gi.Group
+	info, last, err := l.chain(ctx, audit.GroupEventChain, g.GroupID, gi.Head)
+	if err != nil {
+		return GroupItem{}, err
+	}
+	if last == "" {
+		last = g.CreatedAt
+	}
+	members := g.SortedMembers()
+	return GroupItem{
+		ID: g.GroupID, GroupID: g.GroupID, OwnerID: g.OwnerID, Members: members, Participants: members,
+		MemberCount: len(members), State: g.State, CreatedAt: g.CreatedAt, UpdatedAt: last, ChainInfo: info,
+	}, nil
+}
+
+// Page is the body of a list.
+type Page[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// parsePage reads ?limit= and ?cursor= strictly.
+func parsePage(r *http.Request) (ListQuery, error) {
+	q := r.URL.Query()
+	for k, vs := range q {
+		if (k != "limit" && k != "cursor") || len(vs) != 1 {
+			return ListQuery{}, contracts.New(contracts.CodeInvalidInput, "query parameters are one limit and one cursor")
+		}
+	}
+	lq := ListQuery{Limit: DefaultAdminPage}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxAdminPage {
+			return ListQuery{}, contracts.New(contracts.CodeInvalidInput, "limit must be 1 to 500")
+		}
+		lq.Limit = n
+	}
+	if c := q.Get("cursor"); c != "" {
+		raw, err := contracts.DecodeBase64URL(c)
+		if err != nil || len(raw) == 0 || len(raw) > maxAdminID {
+			return ListQuery{}, contracts.New(contracts.CodeInvalidInput, "cursor is not an admin list cursor")
+		}
+		lq.After = string(raw)
+	}
+	return lq, nil
+}
+
+func pathID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if id == "" || len(id) > maxAdminID {
+		return "", contracts.New(contracts.CodeInvalidInput, "bad id")
+	}
+	return id, nil
+}
+
+func (l *AdminList) handleSessions(w http.ResponseWriter, r *http.Request) {
+	q, err := parsePage(r)
+	if err != nil {
+		talos.WriteError(w, r, err)
+		return
+	}
+	limit := q.Limit
+	q.Limit++
+	ss, err := l.list.ListSessions(r.Context(), q)
+	if err != nil {
+		talos.WriteError(w, r, err)
+		return
+	}
+	page := Page[SessionItem]{Items: []SessionItem{}}
+	for i, si := range ss {
+		if i == limit {
+			page.NextCursor = contracts.EncodeBase64URL([]byte(ss[limit-1].Session.SessionID))
+			break
+		}
+		it, err := l.sessionItem(r.Context(), si)
+		if err != nil {
+			talos.WriteError(w, r, err)
+			return
+		}
+		page.Items = append(page.Items, it)
+	}
+	writeAdminJSON(w, page)
+}
+
+func (l *AdminList) handleSession(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		talos.WriteError(w, r, err)
+		return
+	}
+	ss, err := l.list.ListSessions(r.Context(), ListQuery{ID: id, Limit: 1})
+	if err == nil && len(ss) == 0 {
+		err = ErrNotFound("session")
+	}
+	if err != nil {
+		talos.WriteError(w, r, err)
+		return
+	}
+	it, err := l.sessionItem(r.Context(), ss[0])
+	if err != nil {
+		talos.WriteError(w, r, err)
+		return
+	}
+	writeAdminJSON(w, it)
+}
+
+func (l *AdminList) handleGroups(w http.ResponseWriter, r *http.Request) {
+	q, err := parsePage(r)
+	if err != nil {
+		talos.WriteError(w, r, err)
+		return
+	}
+	limit := q.Limit
+	q.Limit++
+	gs, err := l.list.ListGroups(r.Context(), q)
+	if err != nil {
+		talos.WriteError(w, r, err)
+		return
+	}
+	page := Page[GroupItem]{Items: []GroupItem{}}
+	for i, gi := range gs {
+		if i == limit {
+			page.NextCursor = contracts.EncodeBase64URL([]byte(gs[limit-1].Group.GroupID))
+			break
+		}
+		it, err := l.groupItem(r.Context(), gi)
+		if err != nil {
+			talos.WriteError(w, r, err)
+			return
+		}
+		page.Items = append(page.Items, it)
+	}
+	writeAdminJSON(w, page)
+}
+
+func (l *AdminList) handleGroup(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		talos.WriteError(w, r, err)
+		return
+	}
+	gs, err := l.list.ListGroups(r.Context(), ListQuery{ID: id, Limit: 1})
+	if err == nil && len(gs) == 0 {
+		err = ErrNotFound("group")
+	}
+	if err != nil {
+		talos.WriteError(w, r, err)
+		return
+	}
+	it, err := l.groupItem(r.Context(), gs[0])
+	if err != nil {
+		talos.WriteError(w, r, err)
+		return
+	}
+	writeAdminJSON(w, it)
+}
+
+func writeAdminJSON(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"code":"INTERNAL","message":"response encoding failed","retryable":false}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Write(append(b, '\n'))
+}
