@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,28 +28,39 @@ func startRedisProc(t *testing.T, args ...string) string {
 	}
 	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
-	cmd := exec.Command("redis-server", append(args, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")...)
-	cmd.Dir = t.TempDir()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port})
-	defer c.Close()
-	waitUntil(t, "redis-server on "+port, time.Now(), func() bool { return c.Ping(context.Background()).Err() == nil })
+	startRedisAt(t, port, args...)
 	return port
 }
 
-// TestRedisSentinel: a real Sentinel watching a real master; the server's
-// Sentinel client (TALOS_REDIS_SENTINEL_ADDRS, TALOS_REDIS_SENTINEL_MASTER)
-// finds the master and the budget store works through it.
-func TestRedisSentinel(t *testing.T) {
+// startRedisAt starts redis-server with args on port, waits until it
+// answers and returns a function that kills it (also run when the test
+// ends).
+func startRedisAt(t *testing.T, port string, args ...string) (kill func()) {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if os.Getenv("TALOS_REQUIRE_SERVICES") == "1" {
 			t.Fatal("redis-server is not installed and TALOS_REQUIRE_SERVICES=1")
 		}
 		t.Skip("redis-server is not installed")
 	}
+	cmd := exec.Command("redis-server", append(args, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")...)
+	cmd.Dir = t.TempDir()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	kill = func() { once.Do(func() { cmd.Process.Kill(); cmd.Wait() }) }
+	t.Cleanup(kill)
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port})
+	defer c.Close()
+	waitUntil(t, "redis-server on "+port, time.Now(), func() bool { return c.Ping(context.Background()).Err() == nil })
+	return kill
+}
+
+// TestRedisSentinel: a real Sentinel watching a real master; the server's
+// Sentinel client (TALOS_REDIS_SENTINEL_ADDRS, TALOS_REDIS_SENTINEL_MASTER)
+// finds the master and the budget store works through it.
+func TestRedisSentinel(t *testing.T) {
 	master := startRedisProc(t)
 	conf := filepath.Join(t.TempDir(), "sentinel.conf")
 	if err := os.WriteFile(conf, []byte("sentinel monitor talostest 127.0.0.1 "+master+" 1\nsentinel down-after-milliseconds talostest 2000\n"), 0o600); err != nil {
