@@ -180,7 +180,7 @@ type watchEvent struct {
 	Meta map[string]any `json:"meta"`
 }
 
-const watchHeader = "TIME                  SURFACE            OUTCOME  STATUS  PRINCIPAL                                                 REQUEST / REASON"
+const watchHeader = "TIME                     SURFACE            OUTCOME  STATUS  PRINCIPAL                                                 REQUEST / REASON"
 
 func (w *watchEvent) row() string {
 	reason := ""
@@ -194,7 +194,7 @@ func (w *watchEvent) row() string {
 	if reason != "" {
 		req += " " + reason
 	}
-	return safeText(fmt.Sprintf("%-21s %-18s %-8s %-7d %-57s %s", w.TS, w.SurfaceID, w.Outcome, w.HTTP.StatusCode, w.Principal.PrincipalID, req))
+	return safeText(fmt.Sprintf("%-24s %-18s %-8s %-7d %-57s %s", w.TS, w.SurfaceID, w.Outcome, w.HTTP.StatusCode, w.Principal.PrincipalID, req))
 }
 
 func cmdAdminWatch(e *env, args []string) error {
