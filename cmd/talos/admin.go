@@ -771,15 +771,15 @@ func cmdAdminBudgetsSet(e *env, args []string) error {
 // --- A2A, config, stats ---
 
 func cmdAdminSessions(e *env, args []string) error {
-	return e.a2aCmd("admin sessions", "/v1/admin/a2a/sessions", args, []string{"id", "participants", "state", "frame_count", "updated_at", "chain_verified"})
+	return e.a2aCmd("admin sessions", "/v1/admin/a2a/sessions", args, []string{"id", "participants", "state", "frame_count", "event_count", "updated_at", "chain_verified"})
 }
 
 func cmdAdminA2ASessions(e *env, args []string) error {
-	return e.a2aCmd("admin a2a sessions", "/v1/admin/a2a/sessions", args, []string{"id", "participants", "state", "frame_count", "updated_at", "chain_verified"})
+	return e.a2aCmd("admin a2a sessions", "/v1/admin/a2a/sessions", args, []string{"id", "participants", "state", "frame_count", "event_count", "updated_at", "chain_verified"})
 }
 
 func cmdAdminA2AGroups(e *env, args []string) error {
-	return e.a2aCmd("admin a2a groups", "/v1/admin/a2a/groups", args, []string{"id", "members", "state", "event_count", "updated_at", "chain_verified"})
+	return e.a2aCmd("admin a2a groups", "/v1/admin/a2a/groups", args, []string{"id", "owner_id", "member_count", "state", "event_count", "updated_at", "chain_verified"})
 }
 
 // a2aCmd lists A2A sessions or groups, or shows one given its id.
