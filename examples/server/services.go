@@ -20,6 +20,8 @@ import (
 //	GET  /v1/config/{kind}/{name}/versions/{n} one version (admin)
 //	GET  /v1/audit/stream                      live audit events, Server-Sent Events (admin.audit read)
 //	GET  /v1/admin/stats?window=               decision statistics of this replica (admin.stats read)
+//	GET  /v1/admin/a2a/sessions[/{id}]         A2A sessions: metadata, counts, chain_verified (admin.a2a read)
+//	GET  /v1/admin/a2a/groups[/{id}]           A2A groups: metadata, members, chain_verified (admin.a2a read)
 //
 // The admin routes (the admin API's and /v1/config/*, tool admin.config)
 // are behind gateway/admin.Handler.Require with a declared tool and
@@ -35,6 +37,7 @@ func (s *Server) mountServices(mux *http.ServeMux) {
 	s.mountAudit(mux)
 	s.mountAuditStream(mux) // streamwire.go: GET /v1/audit/stream (SSE)
 	s.mountStats(mux)       // statswire.go: GET /v1/admin/stats
+	s.mountA2AAdmin(mux)    // statsa2a.go: GET /v1/admin/a2a/sessions, /v1/admin/a2a/groups
 	s.mountUI(mux)          // uiwire.go: the admin dashboard at /ui/
 	mux.HandleFunc("/", handleNotFound)
 }
