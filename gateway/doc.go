@@ -13,7 +13,10 @@
 //     compat, SSE, push, signed agent cards) and the A2A relay (sessions,
 //     frames, groups); a2a/postgres, a2a/a2atest.
 //   - [github.com/talosgo/talos/gateway/auditapi]: checkpoints, proofs,
-//     events, entries, bundles and the C2SP tiles of any audit.Store.
+//     events, entries, bundles and the C2SP tiles of any audit.Store, and
+//     the live audit stream (Server-Sent Events).
+//   - [github.com/talosgo/talos/gateway/stats]: decision statistics over a
+//     window, fed by the Kernels' meter (GET /v1/admin/stats).
 //   - [github.com/talosgo/talos/gateway/admin]: the principal registry (the
 //     Attester's key resolver), RBAC, key and team budgets, capability
 //     issue, delegation checks and revocation; admin/postgres, admin/admintest.

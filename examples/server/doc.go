@@ -38,7 +38,20 @@
 // writes DIR/admin-recovery.json (HMAC under a key derived from the
 // master key, valid 24 h) and prints a new talos_admin_ credential, which
 // POST /v1/admin/bootstrap accepts once.
-// Routes: see gateway/admin's package documentation.
+// Routes: see gateway/admin's package documentation. Besides it:
+//
+//	GET /v1/audit/stream?surface=&principal_id=&outcome=   live audit events (SSE), resume after Last-Event-ID or ?after=   admin.audit read
+//	GET /v1/admin/stats?window=15m                         decision statistics of this replica (gateway/stats)          admin.stats read
+//	GET /v1/admin/a2a/sessions[/{id}], /v1/admin/a2a/groups[/{id}]   A2A metadata, counts, chain_verified          admin.a2a read
+//	GET /v1/config?limit=&cursor=                          config documents, latest version and digest                   admin.config read
+//
+// The stream (streamwire.go) reads the shared audit store, so events
+// appended on any replica appear within half a second; it sends a ": ping"
+// every 15 s, disconnects a client that does not take a write within 10 s,
+// and ends when shutdown begins. The statistics (statswire.go) are fed by
+// the Kernels' own measurements (talos.decisions, talos.call.duration, ...)
+// in this process: "scope":"replica"; the audit log is the cluster-wide
+// record.
 //
 // # Upstream administration and governed writes
 //

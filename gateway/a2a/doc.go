@@ -123,4 +123,11 @@
 //     detached JWS (alg EdDSA, kid the did:key) over the RFC 8785 card
 //     without "signatures"; [VerifyAgentCard] checks a remote card against
 //     the did:key expected out of band.
+//   - [AdminList] lists the relay's sessions and groups to operators
+//     (GET /v1/admin/a2a/sessions[/{id}], /v1/admin/a2a/groups[/{id}],
+//     behind the caller's admin.a2a grant): metadata, frame and event
+//     counts, and chain_verified, the event chain recomputed from the
+//     genesis up to the head the store holds. Frames, ratchet state and
+//     payloads are never listed. The store must be a [Lister] (MemStore
+//     and gateway/a2a/postgres's Store are; a2atest.Run checks both).
 package a2a

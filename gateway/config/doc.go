@@ -40,6 +40,13 @@
 // A Service and the stores are safe for concurrent use; concurrent PUTs of
 // one document produce dense versions, also across processes on PostgreSQL.
 //
+// # Listing
+//
+// GET /v1/config?limit=&cursor= lists the stored documents (kind, name,
+// latest_version, digest, updated_at), sorted by kind then name in byte
+// order, with an opaque cursor; the store must be a [Lister] (MemStore,
+// FileStore and config/postgres's Store are; configtest.Run checks it).
+//
 // # Compatibility
 //
 // The file format (config-versions.jsonl lines of [Version]) and the
