@@ -409,3 +409,34 @@ func TestStreamMaxSubscribers(t *testing.T) {
 		t.Fatalf("second subscriber: %d %s, want 429 RATE_LIMITED", resp.StatusCode, e.Code)
 	}
 }
+
+// TestStreamSlowConsumerDisconnected: a client that stops reading is
+// disconnected once a write waits longer than WriteTimeout; the stream
+// does not buffer for it.
+func TestStreamSlowConsumerDisconnected(t *testing.T) {
+	f := newStreamFixture(t, audit.NewMemStore(), auditapi.StreamConfig{WriteTimeout: 50 * time.Millisecond})
+	c := f.open("", nil) // never read
+	waitFor(t, "a subscriber", func() bool { return f.stream.Subscribers() == 1 })
+	filler := strings.Repeat("x", audit.MaxMetaString-1)
+	// ~32 KB events until the socket buffers are full and the writer
+	// times out (a few MB on loopback).
+	for i := 0; f.stream.Subscribers() == 1; i++ {
+		if t.Context().Err() != nil {
+			t.Fatal("the slow consumer was never disconnected")
+		}
+		e := audittest.Event(i)
+		for k := range 31 {
+			e.Meta["k"+strconv.Itoa(k)] = filler
+		}
+		if _, err := f.log.Append(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 49 {
+			time.Sleep(20 * time.Millisecond) // let the writer run into its deadline
+		}
+	}
+	// What the client gets is a truncated stream, not an endless one.
+	if _, err := io.Copy(io.Discard, c.resp.Body); err == nil {
+		t.Log("the stream ended cleanly after the timeout")
+	}
+}
