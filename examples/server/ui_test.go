@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -335,7 +336,9 @@ func TestDashboardVerifierVectors(t *testing.T) {
 		t.Skip("node is not on PATH (set TALOS_REQUIRE_BROWSER=1 to fail instead)")
 	}
 	ctx := t.Context()
-	wallet, err := identity.GenerateWallet("log")
+	// Fixed keys, times and ids: the vectors (and the mutations the node
+	// side derives from them) are the same on every run.
+	wallet, err := identity.WalletFromSeed(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +355,7 @@ func TestDashboardVerifierVectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := identity.GenerateWallet("other")
+	other, err := identity.WalletFromSeed(bytes.Repeat([]byte{8}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +367,14 @@ func TestDashboardVerifierVectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	builder, err := audit.NewEventBuilder(audit.BuilderConfig{})
+	ids := 0
+	builder, err := audit.NewEventBuilder(audit.BuilderConfig{
+		Now: func() time.Time { return time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC) },
+		NewID: func() string {
+			ids++
+			return fmt.Sprintf("01945533-3158-7c85-992d-%012x", ids)
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

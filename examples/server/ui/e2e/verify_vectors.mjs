@@ -85,5 +85,39 @@ for (const [i, note] of v.bad_checkpoints.entries()) {
   await refused(`bad checkpoint ${i}`, () => verifyCheckpoint(note, v.verifier_key));
 }
 await refused('checkpoint under another key', () => verifyCheckpoint(v.checkpoints[0], v.other_verifier_key));
+
+// Random mutations of a signed note (a deterministic PRNG): each one that
+// changes the note is refused with a VerifyError, never accepted and never
+// another exception.
+let seed = 0x1234567;
+const rand = (n) => {
+  seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+  return seed % n;
+};
+const alphabet = 'abz019+/=\n \u2014-.:AZ';
+const note = v.checkpoints[v.checkpoints.length - 1];
+for (let i = 0; i < 3000; i++) {
+  let m = note;
+  for (let k = 1 + rand(3); k > 0; k--) {
+    const at = rand(m.length + 1);
+    const c = alphabet[rand(alphabet.length)];
+    switch (rand(3)) {
+      case 0:
+        m = m.slice(0, at) + c + m.slice(at + 1);
+        break;
+      case 1:
+        m = m.slice(0, at) + m.slice(at + 1);
+        break;
+      default:
+        m = m.slice(0, at) + c + m.slice(at);
+    }
+  }
+  if (m === note) continue;
+  await refused(`mutated note ${i}`, () => verifyCheckpoint(m, v.verifier_key));
+}
+// Malformed verifier keys are refused too.
+for (const k of ['', 'name', 'name+0011aabb', 'name+zz+AAAA', v.verifier_key.replace(/\+([0-9a-f]{8})\+/, '+00000000+'), v.verifier_key + 'AA']) {
+  await refused(`verifier key ${JSON.stringify(k).slice(0, 30)}`, () => verifyCheckpoint(note, k));
+}
 process.stdout.write(`verifier vectors: ${passed} passed, ${failed} failed\n`);
 process.exit(failed ? 1 : 0);

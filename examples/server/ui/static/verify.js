@@ -29,6 +29,20 @@ export function b64decode(s) {
   return out;
 }
 
+/**
+ * decodes canonical standard base64 (with padding, no stray bits): the
+ * encoding of checkpoints, signatures, hashes and keys. Any other spelling
+ * of the same bytes is refused, as the log's own parser does.
+ */
+export function b64strict(s) {
+  if (typeof s !== 'string' || s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) {
+    throw new VerifyError('not canonical base64');
+  }
+  const out = b64decode(s);
+  if (b64encode(out) !== s) throw new VerifyError('not canonical base64');
+  return out;
+}
+
 export function b64encode(bytes) {
   let s = '';
   for (const b of bytes) s += String.fromCharCode(b);
@@ -72,7 +86,7 @@ export function nodeHash(left, right) {
 }
 
 function hash32(s, what) {
-  const h = b64decode(s);
+  const h = b64strict(s);
   if (h.length !== 32) throw new VerifyError(what + ' is not a 32-byte hash');
   return h;
 }
@@ -86,7 +100,7 @@ export async function parseVerifierKey(vkey) {
   const m = /^([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/=]+)$/.exec(String(vkey));
   if (!m) throw new VerifyError('malformed verifier key');
   const [, name, hashHex, keyB64] = m;
-  const key = b64decode(keyB64);
+  const key = b64strict(keyB64);
   if (key.length !== 33 || key[0] !== 0x01) {
     throw new VerifyError('verifier key is not an Ed25519 key');
   }
@@ -117,7 +131,12 @@ export async function verifyCheckpoint(noteText, vkey) {
     const m = /^\u2014 (\S+) ([A-Za-z0-9+/=]+)$/.exec(line);
     if (!m) throw new VerifyError('malformed signature line');
     if (m[1] !== key.name) continue;
-    const sig = b64decode(m[2]);
+    let sig;
+    try {
+      sig = b64strict(m[2]);
+    } catch {
+      continue; // not a signature of this key
+    }
     if (sig.length !== 68 || !equal(sig.slice(0, 4), key.keyHash)) continue;
     if (await crypto.subtle.verify({ name: 'Ed25519' }, pub, sig.slice(4), enc.encode(text))) {
       verified = true;
