@@ -11,6 +11,7 @@ import (
 
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/gateway/admin"
+	"github.com/talosgo/talos/internal/testenv"
 )
 
 type streamEvent struct {
@@ -138,5 +139,40 @@ func TestAuditStreamAccess(t *testing.T) {
 	for _, q := range []string{"?after=nope", "?outcome=maybe", "?after=" + unknown} {
 		st := decode(t, ts.do(t, "GET", "/v1/audit/stream"+q, ts.cred, nil), &eb)
 		expectErr(t, q, st, eb, "TALOS_INVALID_INPUT")
+	}
+}
+
+// TestAuditStreamAcrossReplicas: two replicas share one PostgreSQL audit
+// log; a stream opened on A shows the decisions made on B, and B's stats
+// stay B's own (scope replica).
+func TestAuditStreamAcrossReplicas(t *testing.T) {
+	dsn := testenv.PostgresURL(t)
+	cfg := testConfig(t)
+	cfg.PostgresURL = dsn
+	cfg.tablePrefix = testenv.Unique(t) + "_"
+	cfg.MasterKey = make([]byte, 32)
+	cfg.MasterKey[0] = 7
+	dropTablesAtEnd(t, dsn, cfg.tablePrefix)
+	cfgB := cfg
+	cfgB.DataDir = t.TempDir() + "/data-b"
+	cfgB.MasterKey = append([]byte(nil), cfg.MasterKey...)
+	a := newTestServer(t, cfg)
+	b := newTestServer(t, cfgB)
+	a.serve(t)
+	b.cred = a.cred // the owner's session works on every replica (shared store)
+
+	alice := newAgent(t, b, "alice", "team-a")
+	tok := issue(t, b, alice.did, false, grant("files", "read"))
+	resp, rd := openStream(t, a, a.cred, "?surface="+opAuthorize+"&principal_id="+alice.did, "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("stream on A: %d", resp.StatusCode)
+	}
+	alice.call("POST", "/v1/authorize", authorizeRequest{Capability: tok.Token, Tool: "files", Action: "read"}, nil) // on B
+	ev := nextEvent(t, rd)
+	if ev.Event.SurfaceID != opAuthorize || ev.Event.Principal.PrincipalID != alice.did || ev.Event.Outcome != "success" {
+		t.Fatalf("event from B on A's stream: %+v", ev)
+	}
+	if sa, sb := adminStats(t, a, a.cred, ""), adminStats(t, b, b.cred, ""); sa.Decisions.BySurface[opAuthorize] != 0 || sb.Decisions.BySurface[opAuthorize] != 1 || sb.Scope != "replica" {
+		t.Fatalf("stats: A %v, B %v (%s)", sa.Decisions.BySurface, sb.Decisions.BySurface, sb.Scope)
 	}
 }
