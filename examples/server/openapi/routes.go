@@ -54,14 +54,8 @@ var routes = []route{
 		Summary: "Configuration documents",
 		Desc:    "Every stored document's latest version, digest and time, sorted by kind then name (gateway/config.Lister).",
 		Params:  []obj{limitParam, cursorParam},
-		Resp: []resp{{Status: 200, Desc: "A page of documents, without their bodies.", Body: &body{Examples: []string{"configDocuments"}, Inline: obj{
-			"type": "object", "required": []any{"items"},
-			"properties": obj{
-				"items": obj{"type": "array", "items": obj{"type": "object", "required": []any{"kind", "name", "latest_version", "digest", "updated_at"},
-					"properties": obj{"kind": str(), "name": str(), "latest_version": obj{"type": "integer", "minimum": 1},
-						"digest": ref("Hex64"), "updated_at": ref("Timestamp")}}},
-				"next_cursor": str()}}}}},
-		Errs: []int{400}},
+		Resp:    []resp{ok(200, "A page of documents, without their bodies.", "ConfigDocumentList", "configDocuments")},
+		Errs:    []int{400}},
 	{Method: "GET", Path: "/v1/config/{kind}/{name}/versions", ID: "listConfigVersions", Tag: "config", Auth: authAdmin, Tool: "admin.config",
 		Summary: "Versions of a configuration document",
 		Params: []obj{
@@ -380,26 +374,27 @@ var routes = []route{
 		Resp:    []resp{{Status: 200, Desc: "The entry bundle.", Body: &body{Type: "application/octet-stream", Inline: obj{"type": "string", "contentMediaType": "application/octet-stream"}}}},
 		Errs:    []int{401, 404}},
 
-	// A2A relay (gateway/a2a), attested, through the Kernel.
 	// The A2A admin lists (statsa2a.go, gateway/a2a.AdminList).
 	{Method: "GET", Path: "/v1/admin/a2a/sessions", ID: "listA2ASessionsAdmin", Tag: "a2a", Auth: authAdmin, Tool: "admin.a2a",
 		Summary: "A2A sessions (admin)", Desc: "Metadata only, by id: participants, state, frame and event counts, times, the stored chain head and whether the chain verifies.",
 		Params: []obj{limitParam, cursorParam},
-		Resp:   []resp{{Status: 200, Desc: "A page of sessions.", Body: &body{Examples: []string{"a2aSessionsAdmin"}, Inline: adminPage(a2aSessionItem)}}},
+		Resp:   []resp{{Status: 200, Desc: "A page of sessions.", Body: jsonBody("A2ASessionAdminList", "a2aSessionsAdmin")}},
 		Errs:   []int{400}},
 	{Method: "GET", Path: "/v1/admin/a2a/sessions/{id}", ID: "getA2ASessionAdmin", Tag: "a2a", Auth: authAdmin, Tool: "admin.a2a",
 		Summary: "An A2A session (admin)",
-		Resp:    []resp{{Status: 200, Desc: "The session's metadata.", Body: &body{Examples: []string{"a2aSessionAdmin"}, Inline: a2aSessionItem}}},
+		Resp:    []resp{{Status: 200, Desc: "The session's metadata.", Body: jsonBody("A2ASessionAdmin", "a2aSessionAdmin")}},
 		Errs:    []int{400, 404}},
 	{Method: "GET", Path: "/v1/admin/a2a/groups", ID: "listA2AGroupsAdmin", Tag: "a2a", Auth: authAdmin, Tool: "admin.a2a",
 		Summary: "A2A groups (admin)", Desc: "Metadata only, by id: owner, members, state, event count, times, the stored chain head and whether the chain verifies.",
 		Params: []obj{limitParam, cursorParam},
-		Resp:   []resp{{Status: 200, Desc: "A page of groups.", Body: &body{Examples: []string{"a2aGroupsAdmin"}, Inline: adminPage(a2aGroupItem)}}},
+		Resp:   []resp{{Status: 200, Desc: "A page of groups.", Body: jsonBody("A2AGroupAdminList", "a2aGroupsAdmin")}},
 		Errs:   []int{400}},
 	{Method: "GET", Path: "/v1/admin/a2a/groups/{id}", ID: "getA2AGroupAdmin", Tag: "a2a", Auth: authAdmin, Tool: "admin.a2a",
 		Summary: "An A2A group (admin)",
-		Resp:    []resp{{Status: 200, Desc: "The group's metadata.", Body: &body{Examples: []string{"a2aGroupAdmin"}, Inline: a2aGroupItem}}},
+		Resp:    []resp{{Status: 200, Desc: "The group's metadata.", Body: jsonBody("A2AGroupAdmin", "a2aGroupAdmin")}},
 		Errs:    []int{400, 404}},
+
+	// A2A relay (gateway/a2a), attested, through the Kernel.
 	{Method: "POST", Path: "/a2a/sessions", ID: "createA2ASession", Tag: "a2a", Auth: authAttested, Opcode: "a2a.session.create",
 		Summary: "Open a session with a responder",
 		Req:     jsonBody("SessionCreateRequest", "sessionCreateRequest"),
@@ -536,33 +531,4 @@ var routes = []route{
 func upstreamID(example string) obj {
 	return obj{"name": "id", "in": "path", "required": true, "description": "The upstream's or model group's id.",
 		"schema": obj{"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}, "example": example}
-}
-
-// adminPage is the schema of an admin list page of item.
-func adminPage(item obj) obj {
-	return obj{"type": "object", "required": []any{"items"}, "properties": obj{
-		"items": obj{"type": "array", "items": item}, "next_cursor": str()}}
-}
-
-var (
-	chainProps = obj{"event_count": obj{"type": "integer", "minimum": 0}, "chain_head": str(), "chain_verified": obj{"type": "boolean"}}
-	// a2aSessionItem is gateway/a2a.SessionItem.
-	a2aSessionItem = obj{"type": "object",
-		"required": []any{"id", "session_id", "participants", "state", "created_at", "updated_at", "frame_count", "event_count", "chain_head", "chain_verified"},
-		"properties": withChain(obj{"id": str(), "session_id": str(), "participants": obj{"type": "array", "items": str()},
-			"initiator_id": str(), "responder_id": str(), "state": str(), "created_at": str(), "updated_at": str(), "expires_at": str(),
-			"frame_count": obj{"type": "integer", "minimum": 0}})}
-	// a2aGroupItem is gateway/a2a.GroupItem.
-	a2aGroupItem = obj{"type": "object",
-		"required": []any{"id", "group_id", "owner_id", "members", "state", "created_at", "updated_at", "event_count", "chain_head", "chain_verified"},
-		"properties": withChain(obj{"id": str(), "group_id": str(), "owner_id": str(), "members": obj{"type": "array", "items": str()},
-			"participants": obj{"type": "array", "items": str()}, "member_count": obj{"type": "integer", "minimum": 0},
-			"state": str(), "created_at": str(), "updated_at": str()})}
-)
-
-func withChain(props obj) obj {
-	for k, v := range chainProps {
-		props[k] = v
-	}
-	return props
 }
