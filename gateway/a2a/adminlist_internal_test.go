@@ -62,3 +62,30 @@ func TestAdminListTamperedChain(t *testing.T) {
 		t.Fatalf("nil authorize: %d", w.Code)
 	}
 }
+
+func FuzzAdminListQuery(f *testing.F) {
+	for _, q := range []string{"limit=2", "cursor=czE", "limit=0", "cursor=***", "limit=1&cursor=czE&x=1"} {
+		f.Add(q, "s1")
+	}
+	al, _ := NewAdminList(NewMemStore())
+	mux := http.NewServeMux()
+	al.Register(mux, func(next http.HandlerFunc) http.HandlerFunc { return next })
+	f.Fuzz(func(t *testing.T, query, id string) {
+		for _, path := range []string{"/v1/admin/a2a/sessions", "/v1/admin/a2a/groups"} {
+			r := httptest.NewRequest("GET", path, nil)
+			r.URL.RawQuery = query
+			w := httptest.NewRecorder()
+			mux.ServeHTTP(w, r)
+			if w.Code != 200 && w.Code != 400 {
+				t.Fatalf("%s?%s: %d", path, query, w.Code)
+			}
+			r = httptest.NewRequest("GET", path, nil)
+			r.URL.Path += "/" + id
+			w = httptest.NewRecorder()
+			mux.ServeHTTP(w, r)
+			if w.Code >= 500 {
+				t.Fatalf("%s/%q: %d", path, id, w.Code)
+			}
+		}
+	})
+}
