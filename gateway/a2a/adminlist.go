@@ -250,7 +250,7 @@ func (l *AdminList) handleSessions(w http.ResponseWriter, r *http.Request) {
 		}
 		page.Items = append(page.Items, it)
 	}
-	writeAdminJSON(w, page)
+	writeAdminJSON(w, r, page)
 }
 
 func (l *AdminList) handleSession(w http.ResponseWriter, r *http.Request) {
@@ -272,7 +272,7 @@ func (l *AdminList) handleSession(w http.ResponseWriter, r *http.Request) {
 		talos.WriteError(w, r, err)
 		return
 	}
-	writeAdminJSON(w, it)
+	writeAdminJSON(w, r, it)
 }
 
 func (l *AdminList) handleGroups(w http.ResponseWriter, r *http.Request) {
@@ -301,7 +301,7 @@ func (l *AdminList) handleGroups(w http.ResponseWriter, r *http.Request) {
 		}
 		page.Items = append(page.Items, it)
 	}
-	writeAdminJSON(w, page)
+	writeAdminJSON(w, r, page)
 }
 
 func (l *AdminList) handleGroup(w http.ResponseWriter, r *http.Request) {
@@ -323,13 +323,13 @@ func (l *AdminList) handleGroup(w http.ResponseWriter, r *http.Request) {
 		talos.WriteError(w, r, err)
 		return
 	}
-	writeAdminJSON(w, it)
+	writeAdminJSON(w, r, it)
 }
 
-func writeAdminJSON(w http.ResponseWriter, v any) {
+func writeAdminJSON(w http.ResponseWriter, r *http.Request, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		http.Error(w, `{"code":"INTERNAL","message":"response encoding failed","retryable":false}`, http.StatusInternalServerError)
+		talos.WriteError(w, r, contracts.Wrap(contracts.CodeInternal, "response encoding failed", err))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
