@@ -83,9 +83,12 @@ func (c *teeCounter) Add(ctx context.Context, incr int64, opts ...metric.AddOpti
 			case "denied":
 				outcome = OutcomeDenied
 			}
-			reason := str(attrs, "talos.code")
-			if reason == "" {
-				reason = str(attrs, "talos.reason")
+			// The capability decision's reason, unless it admitted the
+			// call and a later stage refused it (RATE_LIMITED,
+			// BUDGET_EXCEEDED, INTERNAL): then that stage's code.
+			reason := str(attrs, "talos.reason")
+			if code := str(attrs, "talos.code"); code != "" && (reason == "" || reason == "ALLOWED") {
+				reason = code
 			}
 			c.r.RecordDecision(Decision{Surface: str(attrs, "talos.surface"), Outcome: outcome, Reason: reason})
 		case talos.MetricRateLimitDenials:

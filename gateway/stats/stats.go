@@ -63,9 +63,10 @@ type Decision struct {
 	// Outcome is OutcomeSuccess, OutcomeDenied or OutcomeError (anything
 	// else counts as an error).
 	Outcome string
-	// Reason is the contract error code of a refusal or failure when there
-	// is one (BUDGET_EXCEEDED, RATE_LIMITED, ...), else the decision reason
-	// (ALLOWED, SCOPE_MISMATCH, ...).
+	// Reason is the capability decision's reason (ALLOWED, SCOPE_MISMATCH,
+	// ...), or, when the decision admitted the call and a later stage
+	// refused or failed it, that stage's contract error code
+	// (RATE_LIMITED, BUDGET_EXCEEDED, INTERNAL).
 	Reason string
 }
 

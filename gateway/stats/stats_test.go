@@ -164,7 +164,7 @@ func TestMeter(t *testing.T) {
 	}
 	dec.Add(ctx, 1, set("talos.surface", "mcp.gateway", "talos.outcome", "allowed", "talos.reason", "ALLOWED", "talos.code", ""))
 	dec.Add(ctx, 2, set("talos.surface", "llm.invoke", "talos.outcome", "denied", "talos.reason", "ALLOWED", "talos.code", "BUDGET_EXCEEDED"))
-	dec.Add(ctx, 1, set("talos.surface", "llm.invoke", "talos.outcome", "error", "talos.reason", "STORE_UNAVAILABLE", "talos.code", "INTERNAL"))
+	dec.Add(ctx, 1, set("talos.surface", "llm.invoke", "talos.outcome", "error", "talos.reason", "ALLOWED", "talos.code", "INTERNAL"))
 	rl, _ := m.Int64Counter(talos.MetricRateLimitDenials)
 	rl.Add(ctx, 1, set("talos.surface", "llm.invoke"))
 	res, _ := m.Int64Counter(talos.MetricBudgetReservations)
@@ -179,7 +179,7 @@ func TestMeter(t *testing.T) {
 	if s.Decisions.Total != 4 || s.Decisions.ByOutcome["success"] != 1 || s.Decisions.ByOutcome["denied"] != 2 || s.Decisions.ByOutcome["error"] != 1 {
 		t.Fatalf("decisions %+v", s.Decisions)
 	}
-	if s.Decisions.ByReason["BUDGET_EXCEEDED"] != 2 || s.Decisions.ByReason["INTERNAL"] != 1 || s.Decisions.ByReason["ALLOWED"] != 1 {
+	if s.Decisions.ByReason["BUDGET_EXCEEDED"] != 2 || s.Decisions.ByReason["INTERNAL"] != 1 || s.Decisions.ByReason["ALLOWED"] != 1 || len(s.Decisions.ByReason) != 3 {
 		t.Fatalf("by reason %v", s.Decisions.ByReason)
 	}
 	if s.RateLimitDenials != 1 || s.BudgetDenials != 1 || s.LatencyMS.Count != 1 {
