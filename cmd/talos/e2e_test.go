@@ -436,6 +436,17 @@ func TestAdminEndToEnd(t *testing.T) {
 		t.Fatalf("last owner demoted: %q", r.stderr)
 	}
 
+	// A2A metadata: no session or group yet; an unknown id is NOT_FOUND.
+	for _, kind := range []string{"sessions", "groups"} {
+		if l := items(t, cli.json(append([]string{"admin", "a2a", kind, "--all"}, as...)...)); len(l) != 0 {
+			t.Fatalf("a2a %s: %v", kind, l)
+		}
+		if r := cli.must(exitFailed, append(append([]string{"admin", "a2a", kind}, as...), "no-such-id")...); !strings.Contains(r.stderr, "404") {
+			t.Fatalf("a2a %s no-such-id: %q", kind, r.stderr)
+		}
+	}
+	cli.must(exitOK, append([]string{"admin", "sessions"}, as...)...)
+
 	// Configuration documents: one written over HTTP, then listed, read
 	// and its versions listed with the CLI.
 	ownerSess := cli.json(append([]string{"admin", "session"}, as...)...)
