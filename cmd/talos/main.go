@@ -45,7 +45,9 @@
 // http://127.0.0.1:8080) and a credential: --wallet FILE (else
 // $TALOS_ADMIN_WALLET), an admin identity's wallet that signs each request
 // (HTTP attestation, opcode "admin"), or --session TOKEN (else
-// $TALOS_ADMIN_SESSION), a session minted by admin session. A server's
+// $TALOS_ADMIN_SESSION), a session minted by admin session; a flag wins
+// over both variables, and of the two variables the session wins except
+// for admin session, which must be signed. A server's
 // refusal (4xx) exits 1 and prints the contract error code; a server
 // failure (5xx) or an unreachable server exits 3. Lists print one page
 // (--limit, --cursor) or every page (--all). admin watch prints one line
