@@ -213,6 +213,18 @@ func TestDashboardBrowser(t *testing.T) {
 	}
 	chain := capability.Chain{parent, child}.Encode()
 
+	// A well-formed verifier key of another log with this log's name: a
+	// proof must not verify under it when the operator pins it.
+	logName, _, _ := strings.Cut(newAuditor(t, ts).vkey, "+")
+	impostor, err := identity.GenerateWallet("impostor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherLogKey, err := audit.VerifierKey(logName, impostor.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// The browser gets a session of its own (it signs out at the end)
 	// and one more that it signs in with by pasting it.
 	browserSession, pasted := ts.owner.session(t, ts, ""), ts.owner.session(t, ts, "")
@@ -232,6 +244,7 @@ func TestDashboardBrowser(t *testing.T) {
 		"TALOS_UI_SESSION2="+pasted,
 		"TALOS_UI_A2A_SESSION="+sessionID,
 		"TALOS_UI_SECRET="+secretText,
+		"TALOS_UI_OTHER_LOG_KEY="+otherLogKey,
 		"CHROMIUM="+chromium,
 		"TALOS_UI_MISSING="+strings.Join(missing, ","),
 	)
@@ -278,7 +291,7 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Fatalf("dashboard e2e failed: %v", werr)
 	}
 
-	want := []string{"issued_hash", "revoked_hash", "chain", "budget_limit", "verified_index", "tampered", "consistency", "bundle", "signed_out", "pasted_sign_in", "revoked_session", "config_diff"}
+	want := []string{"issued_hash", "revoked_hash", "chain", "budget_limit", "verified_index", "tampered", "consistency", "bundle", "signed_out", "pasted_sign_in", "revoked_session", "config_diff", "pinned_key"}
 	for route, k := range map[string]string{"/v1/audit/stream": "live_decision", "/v1/admin/stats": "stats", "/v1/admin/a2a/": "a2a_session"} {
 		if !slices.Contains(missing, route) {
 			want = append(want, k)

@@ -34,6 +34,7 @@ const chainLeaf = env('TALOS_UI_CHAIN_LEAF');
 const pasteSession = env('TALOS_UI_SESSION2');
 const a2aSession = env('TALOS_UI_A2A_SESSION');
 const secret = env('TALOS_UI_SECRET'); // a frame's plaintext: never on any page
+const otherLogKey = env('TALOS_UI_OTHER_LOG_KEY'); // another key under this log's name
 // Routes of the admin API the Go test found not mounted on this server
 // (404): their 404s are the only tolerated console errors and the checks
 // that need them are left out (the Go test names each in its log).
@@ -324,6 +325,26 @@ try {
   check(ok.startsWith('Verified:'), 'inclusion proof did not verify: ' + ok);
   result('verified_index', index);
   await shoot('audit-verified');
+
+  // a pinned key of another log: the same proof is refused
+  const realKey = await page.evaluate(async () => (await (await fetch('/v1/identity')).json()).audit_verifier_key);
+  check(realKey.split('+')[0] === otherLogKey.split('+')[0] && realKey !== otherLogKey, 'the impostor key is not under the log name');
+  await fromTop();
+  await tabType('#pin-key', otherLogKey);
+  await page.keyboard.press('Tab'); // change fires on leaving the field
+  await fromTop();
+  await tabEnter('#verify-proof');
+  await page.waitForFunction(() => /^(Verified|Verification FAILED)/.test(document.querySelector('#proof-status')?.textContent || ''));
+  const wrong = await page.textContent('#proof-status');
+  check(wrong.startsWith('Verification FAILED') && /no valid signature/.test(wrong), 'a proof verified under another log key: ' + wrong);
+  await fromTop();
+  await tabType('#pin-key', realKey);
+  await page.keyboard.press('Tab');
+  await fromTop();
+  await tabEnter('#verify-proof');
+  await page.waitForFunction(() => /^(Verified|Verification FAILED)/.test(document.querySelector('#proof-status')?.textContent || ''));
+  check((await page.textContent('#proof-status')).startsWith('Verified:'), 'the proof did not verify under the pinned key');
+  result('pinned_key', 'checked');
 
   // tamper: flip one byte of the entry inside a JSON string
   await page.route('**/v1/audit/entries/*', async (route) => {

@@ -11,6 +11,7 @@ import { b64encode, hex, leafHash, verifyCheckpoint, verifyConsistency, verifyIn
 export const title = 'Audit';
 
 const CP_KEY = 'talos.checkpoints';
+const PIN_KEY = 'talos.logkey';
 
 // The log's verifier key, fetched once per page view from the server's
 // public identity document.
@@ -41,8 +42,21 @@ function rfc3339(local) {
 }
 
 export function render(main) {
+  // The log key: pinned by the operator (known out of band), or else the
+  // one the server publishes.
+  const pin = h('input', { type: 'text', id: 'pin-key', spellcheck: 'false', autocomplete: 'off', value: sessionStorage.getItem(PIN_KEY) || '', placeholder: 'origin+hash+key' });
+  pin.addEventListener('change', () => {
+    const k = pin.value.trim();
+    if (k) sessionStorage.setItem(PIN_KEY, k);
+    else sessionStorage.removeItem(PIN_KEY);
+    vkeyP = null;
+  });
   let vkeyP = null;
-  const vkey = () => (vkeyP ||= verifierKey().catch((e) => ((vkeyP = null), Promise.reject(e))));
+  const vkey = () => {
+    const pinned = pin.value.trim();
+    if (pinned) return Promise.resolve(pinned);
+    return (vkeyP ||= verifierKey().catch((e) => ((vkeyP = null), Promise.reject(e))));
+  };
 
   // --- filters and list
   const since = h('input', { type: 'datetime-local', step: '1' });
@@ -109,6 +123,7 @@ export function render(main) {
       { class: 'card', 'aria-labelledby': 'au-cp' },
       h('h2', { id: 'au-cp', text: 'Checkpoints and consistency' }),
       h('p', { class: 'hint', text: 'Each checkpoint is verified here with the log key before it is listed; consistency proves the newer tree extends the older one (no history rewritten).' }),
+      field('Pinned log key', pin, "the log's verifier key as you know it from elsewhere; empty: the key the server publishes at /v1/identity"),
       h('button', { type: 'button', class: 'secondary', id: 'record-cp', text: 'Record the latest checkpoint', onclick: () => recordCheckpoint() }),
       cpStatus,
       h('div', { class: 'row' }, field('Older checkpoint', olderSel), field('Newer checkpoint', newerSel), h('div', { class: 'field' }, h('button', { type: 'button', id: 'verify-consistency', text: 'Verify consistency', onclick: () => consistency() }))),
