@@ -35,19 +35,6 @@ const pasteSession = env('TALOS_UI_SESSION2');
 const a2aSession = env('TALOS_UI_A2A_SESSION');
 const secret = env('TALOS_UI_SECRET'); // a frame's plaintext: never on any page
 const otherLogKey = env('TALOS_UI_OTHER_LOG_KEY'); // another key under this log's name
-// Routes of the admin API the Go test found not mounted on this server
-// (404): their 404s are the only tolerated console errors and the checks
-// that need them are left out (the Go test names each in its log).
-const missing = (process.env.TALOS_UI_MISSING || '').split(',').filter(Boolean);
-// an entry ending in / names every path under it, any other one exact path
-const isMissing = (path) => missing.some((m) => (m.endsWith('/') ? path.startsWith(m) : path === m));
-const tolerated = (msg, url) => {
-  try {
-    return /status of 404/.test(msg) && isMissing(new URL(url).pathname);
-  } catch {
-    return false;
-  }
-};
 
 const stdin = createInterface({ input: process.stdin });
 const lines = stdin[Symbol.asyncIterator]();
@@ -90,7 +77,7 @@ try {
   const page = ctx.pages()[0] || (await ctx.newPage());
   page.setDefaultTimeout(60000); // generous: CI runs every package's tests at once on 2 cores
   page.on('console', (m) => {
-    if (m.type() === 'error' && !tolerated(m.text(), m.location()?.url || '')) consoleErrors.push(`${m.text()} (${m.location()?.url || page.url()})`);
+    if (m.type() === 'error') consoleErrors.push(`${m.text()} (${m.location()?.url || page.url()})`);
   });
   page.on('pageerror', (e) => consoleErrors.push(`${page.url()}: uncaught ${e.message}`));
   page.on('requestfailed', (r) => {
@@ -198,23 +185,19 @@ try {
 
   // ---- Overview: stats and a decision appearing live
   await page.waitForSelector('#ov-stats');
-  if (!isMissing('/v1/audit/stream')) {
-    await page.waitForFunction(() => document.querySelector('#ov-live')?.parentElement.querySelector('.status')?.textContent === 'Live');
-    const before = await page.locator('#live-decisions li.decision').count();
-    await trigger('decision');
-    await page.waitForFunction(
-      ([did, n]) => {
-        const items = [...document.querySelectorAll('#live-decisions li.decision')];
-        return items.length > n && items.some((li) => li.textContent.includes(did));
-      },
-      [agentDID, before],
-    );
-    result('live_decision', 'seen');
-  }
-  if (!isMissing('/v1/admin/stats')) {
-    await page.waitForFunction(() => document.querySelector('.kpis dd') && document.querySelector('#ov-min')?.parentElement.querySelector('.chart'));
-    result('stats', 'shown');
-  }
+  await page.waitForFunction(() => document.querySelector('#ov-live')?.parentElement.querySelector('.status')?.textContent === 'Live');
+  const before = await page.locator('#live-decisions li.decision').count();
+  await trigger('decision');
+  await page.waitForFunction(
+    ([did, n]) => {
+      const items = [...document.querySelectorAll('#live-decisions li.decision')];
+      return items.length > n && items.some((li) => li.textContent.includes(did));
+    },
+    [agentDID, before],
+  );
+  result('live_decision', 'seen');
+  await page.waitForFunction(() => document.querySelector('.kpis dd') && document.querySelector('#ov-min')?.parentElement.querySelector('.chart'));
+  result('stats', 'shown');
   await page.waitForFunction(() => /Ready/.test(document.querySelector('#ov-health')?.parentElement.textContent || ''));
   await shoot('overview');
 
@@ -393,33 +376,28 @@ try {
   // ---- A2A and Config
   await goPage('a2a');
   await page.waitForFunction(() => document.querySelectorAll('main .status.info, main .status.bad').length >= 2);
-  if (!isMissing('/v1/admin/a2a/')) {
-    check((await page.locator('main .status.bad').count()) === 0, 'A2A page: ' + (await page.locator('main .status.bad').allTextContents()).join('; '));
-    await fromTop();
-    await tabEnter(`main button[aria-label="Show session ${a2aSession}"]`);
-    await page.waitForSelector('#a2a-detail');
-    const detail = await page.textContent('#a2a-detail >> xpath=..');
-    check(/chain verified/.test(detail) && !/NOT verified/.test(detail), 'A2A session chain not verified: ' + detail.slice(0, 300));
-    check(/frames: [1-9]/.test(detail), 'A2A session frame count missing: ' + detail.slice(0, 300));
-    result('a2a_session', 'shown');
-  }
+  check((await page.locator('main .status.bad').count()) === 0, 'A2A page: ' + (await page.locator('main .status.bad').allTextContents()).join('; '));
+  await fromTop();
+  await tabEnter(`main button[aria-label="Show session ${a2aSession}"]`);
+  await page.waitForSelector('#a2a-detail');
+  const detail = await page.textContent('#a2a-detail >> xpath=..');
+  check(/chain verified/.test(detail) && !/NOT verified/.test(detail), 'A2A session chain not verified: ' + detail.slice(0, 300));
+  check(/frames: [1-9]/.test(detail), 'A2A session frame count missing: ' + detail.slice(0, 300));
+  result('a2a_session', 'shown');
   await shoot('a2a');
 
   await goPage('config');
   await page.waitForFunction(() => document.querySelector('main .status.info, main .status.bad'));
-  if (!isMissing('/v1/config')) {
-    check((await page.locator('main .status.bad').count()) === 0, 'Config page: ' + (await page.locator('main .status.bad').allTextContents()).join('; '));
-  }
+  check((await page.locator('main .status.bad').count()) === 0, 'Config page: ' + (await page.locator('main .status.bad').allTextContents()).join('; '));
   {
+    // the listed document's versions; then the same document opened by name
     await fromTop();
-    if (!isMissing('/v1/config')) {
-      await tabEnter('main button[aria-label="Versions of budget/team-a"]');
-    } else {
-      // without the list, open the document by name
-      await tabTo('#open-kind');
-      await tabType('#open-name', 'team-a');
-      await page.keyboard.press('Enter');
-    }
+    await tabEnter('main button[aria-label="Versions of budget/team-a"]');
+    await page.waitForSelector('#config-diff span');
+    await fromTop();
+    await tabTo('#open-kind');
+    await tabType('#open-name', 'team-a');
+    await page.keyboard.press('Enter');
     await page.waitForSelector('#config-diff span');
     await page.waitForFunction(() => /digest/.test(document.querySelector('#cf-v')?.parentElement.querySelector('.status')?.textContent || ''));
     const ds = await page.textContent('#cf-v >> xpath=..');
