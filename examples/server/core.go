@@ -19,6 +19,7 @@ import (
 	"github.com/talosgo/talos/gateway/auditapi"
 	"github.com/talosgo/talos/gateway/config"
 	"github.com/talosgo/talos/gateway/kernelapi"
+	mcpgw "github.com/talosgo/talos/gateway/mcp"
 	"github.com/talosgo/talos/identity"
 )
 
@@ -64,6 +65,11 @@ type core struct {
 	gateway *mcpGateway // nil without upstream MCP servers
 	oauth   *oauthFront // nil without TALOS_OAUTH_ISSUER (oauth.go)
 	llm     *llmProxy   // nil without an LLM upstream
+
+	// upstreams administers MCP servers and LLM routing at run time
+	// (upstreamadmin.go); governance runs governed writes (governed.go).
+	upstreams  *upstreamAdmin
+	governance *mcpgw.GovernanceConfig
 }
 
 // logOrigin is the C2SP origin line of the server's audit log.

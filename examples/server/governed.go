@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/talosgo/talos/audit"
@@ -38,22 +37,6 @@ const (
 	tgaDirName        = "tga"
 )
 
-// coreExt holds the state of this file and upstreamadmin.go for one core.
-type coreExt struct {
-	upstreams  *upstreamAdmin
-	governance *mcpgw.GovernanceConfig
-}
-
-var coreExts sync.Map // *core → *coreExt
-
-func (c *core) ext() *coreExt {
-	if e, ok := coreExts.Load(c); ok {
-		return e.(*coreExt)
-	}
-	e, _ := coreExts.LoadOrStore(c, &coreExt{})
-	return e.(*coreExt)
-}
-
 // parseSupervisor reads TALOS_MCP_SUPERVISOR.
 func parseSupervisor(dst *string, v string) error {
 	switch v {
@@ -81,8 +64,8 @@ func parseApprovalTimeout(dst *time.Duration, v string) error {
 // TALOS_MCP_SUPERVISOR is off. The trace store is PostgreSQL when the
 // server has it, else DataDir/tga.
 func (c *core) governanceConfig(ctx context.Context, s *Server) (*mcpgw.GovernanceConfig, error) {
-	if e := c.ext(); e.governance != nil {
-		return e.governance, nil
+	if c.governance != nil {
+		return c.governance, nil
 	}
 	var sup mcpgw.Supervisor
 	switch s.cfg.MCPSupervisor {
@@ -131,7 +114,7 @@ func (c *core) governanceConfig(ctx context.Context, s *Server) (*mcpgw.Governan
 			}
 		}
 	}
-	c.ext().governance = gc
+	c.governance = gc
 	return gc, nil
 }
 
@@ -142,7 +125,7 @@ const envTGABlockAfter = "TALOS_TEST_TGA_BLOCK_AFTER"
 // recoverGoverned finishes the governed writes a crash interrupted and
 // logs what it did (trace ids and recovery actions, never arguments).
 func (c *core) recoverGoverned(ctx context.Context, s *Server, g *mcpgw.Gateway) error {
-	if c.ext().governance == nil {
+	if c.governance == nil {
 		return nil
 	}
 	rec, err := g.Recover(ctx)

@@ -172,7 +172,7 @@ func (c *core) openUpstreamAdmin(ctx context.Context, s *Server) error {
 	}); err != nil {
 		return err
 	}
-	c.ext().upstreams = ua
+	c.upstreams = ua
 	if err := ua.sync(ctx); err != nil {
 		// An unreachable MCP server or a missing secret must not keep
 		// every replica from starting: the rest is applied, and the sync
@@ -463,7 +463,7 @@ func (p urlPolicy) client() *http.Client {
 // read for GET, write otherwise); writes are audited (audited).
 func (s *Server) mountUpstreamAdmin(mux *http.ServeMux) {
 	c := s.core
-	ua := c.ext().upstreams
+	ua := c.upstreams
 	handle := func(pattern, tool string, h http.HandlerFunc) {
 		method, path, _ := strings.Cut(pattern, " ")
 		action := admin.ActionRead
@@ -489,7 +489,7 @@ func (s *Server) mountUpstreamAdmin(mux *http.ServeMux) {
 	gov := func(h func(*mcpgw.Gateway) http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			g := c.gateway
-			if g == nil || c.ext().governance == nil {
+			if g == nil || c.governance == nil {
 				talos.WriteError(w, r, contracts.New(contracts.CodeNotFound, "governed writes are not enabled (TALOS_MCP_SUPERVISOR)"))
 				return
 			}

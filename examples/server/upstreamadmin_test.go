@@ -325,7 +325,7 @@ func TestAdminUpstreamsSharedByReplicas(t *testing.T) {
 	if b.core.gateway != nil && len(b.core.gateway.Upstreams()) != 0 {
 		t.Fatal("replica b served the server before its sync")
 	}
-	if err := b.core.ext().upstreams.sync(t.Context()); err != nil {
+	if err := b.core.upstreams.sync(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if b.core.gateway == nil || strings.Join(b.core.gateway.Upstreams(), ",") != "files" || b.core.llm == nil || strings.Join(b.core.llm.Routed(), ",") != "m1" {
@@ -340,7 +340,7 @@ func TestAdminUpstreamsSharedByReplicas(t *testing.T) {
 	if st, _ := adminJSON(t, a, "DELETE", "/v1/admin/mcp/servers/files", a.cred, ""); st != 204 {
 		t.Fatal(st)
 	}
-	if err := b.core.ext().upstreams.sync(t.Context()); err != nil {
+	if err := b.core.upstreams.sync(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if len(b.core.gateway.Upstreams()) != 0 {
@@ -359,8 +359,8 @@ func TestGovernedWritesPostgres(t *testing.T) {
 	dropTablesAtEnd(t, cfg.PostgresURL, cfg.tablePrefix)
 	files := newFileServer()
 	withGateway(t, ts, nil, map[string]*mcp.Server{"files": files.server})
-	if _, ok := ts.core.ext().governance.Store.(*mcppg.TraceStore); !ok {
-		t.Fatalf("trace store is %T", ts.core.ext().governance.Store)
+	if _, ok := ts.core.governance.Store.(*mcppg.TraceStore); !ok {
+		t.Fatalf("trace store is %T", ts.core.governance.Store)
 	}
 	alice := newAgent(t, ts, "alice", "team-a")
 	cs := alice.mcpSession(t, issue(t, ts, alice.did, false, grant("files", "write_file")).Token)
@@ -374,7 +374,7 @@ func TestGovernedWritesPostgres(t *testing.T) {
 	if files.writes.Load() != 1 {
 		t.Fatalf("%d executions", files.writes.Load())
 	}
-	if open, err := ts.core.ext().governance.Store.Open(t.Context(), "", "", 10); err != nil || len(open) != 0 {
+	if open, err := ts.core.governance.Store.Open(t.Context(), "", "", 10); err != nil || len(open) != 0 {
 		t.Fatalf("open traces %v %v", open, err)
 	}
 }
@@ -462,7 +462,7 @@ func TestAdminMCPServerDownAtStart(t *testing.T) {
 	if ts2.core.gateway != nil && len(ts2.core.gateway.Upstreams()) != 0 {
 		t.Fatal("a down server is served")
 	}
-	if err := ts2.core.ext().upstreams.sync(t.Context()); err == nil {
+	if err := ts2.core.upstreams.sync(t.Context()); err == nil {
 		t.Fatal("sync of a down server succeeded")
 	}
 	// Back on its address: the next sync serves it.
@@ -473,7 +473,7 @@ func TestAdminMCPServerDownAtStart(t *testing.T) {
 	back := &http.Server{Handler: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return files.server }, nil)}
 	go back.Serve(ln)
 	defer back.Close()
-	if err := ts2.core.ext().upstreams.sync(t.Context()); err != nil {
+	if err := ts2.core.upstreams.sync(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if ts2.core.gateway == nil || strings.Join(ts2.core.gateway.Upstreams(), ",") != "files" {
