@@ -250,7 +250,7 @@ var settings = []setting{
 		"Allow MCP servers and LLM upstreams added through the admin API on private (RFC 1918, RFC 4193, 100.64/10) addresses. Link-local, unspecified and multicast addresses are always refused.",
 		func(c *Config, v string) error { return parseBool(&c.UpstreamAllowPrivate, v) }},
 	{"admin upstream sync", "upstream-sync", "TALOS_UPSTREAM_SYNC", "5s",
-		"How often each replica re-reads the MCP servers, LLM upstreams and model groups set through the admin API (shared config store) and applies a new version. 0: only at start and on this replica's own changes.",
+		"How often each replica re-reads the MCP servers, LLM upstreams and model groups set through the admin API (shared config store) and applies a new version: the fallback of change propagation, which applies an edit on every replica within about a second. 0: only at start, on this replica's own changes and on change messages.",
 		func(c *Config, v string) error { return parseDuration(&c.UpstreamSync, v) }},
 }
 

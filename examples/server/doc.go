@@ -67,8 +67,9 @@
 // else 502 UPSTREAM_5XX; the LLM routing is checked, else 400) and then
 // stored as a new version of the config store's document mcp.servers or
 // llm.routing (PostgreSQL, or DataDir/upstream-admin.jsonl) over the one
-// it edited, audited inside the write and as an admin action. Replicas
-// re-read the documents every TALOS_UPSTREAM_SYNC and at start. Calls to a
+// it edited, audited inside the write and as an admin action. The other
+// replicas apply it on the change message ("upstreams", replicas.go),
+// and re-read the documents every TALOS_UPSTREAM_SYNC and at start. Calls to a
 // removed MCP server are refused (UNKNOWN_TOOL); a removed model group's
 // model is MODEL_NOT_ALLOWED. API keys are ids of the sealed secret store
 // (/v1/secrets), read when applied, never returned. Upstream URLs must be

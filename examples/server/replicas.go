@@ -315,6 +315,12 @@ func (p *propagation) apply(ctx context.Context, change string) error {
 		p.applyConfigBudgets()
 		return nil
 	}
+	if change == upstreamChangeKind {
+		if ua := p.s.core.upstreams; ua != nil {
+			return ua.sync(ctx)
+		}
+		return nil
+	}
 	// An admin document: re-read them all, then lay the config budgets
 	// over the admin API's.
 	if err := p.s.core.admin.Reload(ctx); err != nil {

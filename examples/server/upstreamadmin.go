@@ -129,6 +129,9 @@ type upstreamAdmin struct {
 	llmDoc     llmRoutingDoc     // the routing applied
 }
 
+// upstreamChangeKind is the propagated change of an upstream set.
+const upstreamChangeKind = "upstreams"
+
 var errUpstreamConflict = errors.New("upstream admin: document changed concurrently")
 
 // openUpstreamAdmin opens the store of the upstream sets, applies their
@@ -293,6 +296,9 @@ func update[D any](ctx context.Context, ua *upstreamAdmin, kind string, edit fun
 			return zero, contracts.Wrap(contracts.CodeInternal, "upstream admin: storing the change failed", err).WithRetryable(true)
 		}
 		*digest = d
+		// The other replicas apply it on the change message (replicas.go),
+		// the periodic sync being the fallback.
+		ua.s.adminChanged(upstreamChangeKind)
 		return next, nil
 	}
 	return zero, contracts.New(contracts.CodeInternal, "upstream admin: too many concurrent changes").WithRetryable(true)

@@ -295,20 +295,22 @@ func TestUpstreamURLPolicy(t *testing.T) {
 
 // TestAdminUpstreamsSharedByReplicas: on a shared PostgreSQL, an MCP
 // server and an LLM model group put on replica a are served by replica b
-// after its sync (and by a replica started afterwards); a removal on a
-// reaches b too.
+// through change propagation (LISTEN/NOTIFY; the periodic sync is off),
+// and by a replica started afterwards; a removal on a reaches b too.
 func TestAdminUpstreamsSharedByReplicas(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.PostgresURL = testenv.PostgresURL(t)
 	cfg.tablePrefix = testenv.Unique(t) + "_"
 	cfg.MasterKey = make([]byte, 32) // replicas share the master key
 	cfg.UpstreamAllowLoopback = true
-	cfg.UpstreamSync = 0 // synced by hand below
+	cfg.UpstreamSync = 0 // only change propagation
 	a := newTestServer(t, cfg)
 	dropTablesAtEnd(t, cfg.PostgresURL, cfg.tablePrefix)
 	cfg2 := cfg
 	cfg2.DataDir = t.TempDir() + "/replica"
 	b := newTestServer(t, cfg2)
+	a.life.Start() // the workers (change propagation) without serving
+	b.life.Start()
 
 	files := newFileServer()
 	url := serveMCP(t, files.server)
@@ -322,15 +324,9 @@ func TestAdminUpstreamsSharedByReplicas(t *testing.T) {
 	if st, v := adminJSON(t, a, "PUT", "/v1/admin/llm/model-groups/m1", a.cred, `{"upstreams":["u1"],"prompt_per_1k_micro_usd":1,"completion_per_1k_micro_usd":1}`); st != 201 {
 		t.Fatalf("put group: %d %v", st, v)
 	}
-	if b.core.gateway != nil && len(b.core.gateway.Upstreams()) != 0 {
-		t.Fatal("replica b served the server before its sync")
-	}
-	if err := b.core.upstreams.sync(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if b.core.gateway == nil || strings.Join(b.core.gateway.Upstreams(), ",") != "files" || b.core.llm == nil || strings.Join(b.core.llm.Routed(), ",") != "m1" {
-		t.Fatal("replica b does not serve what replica a put")
-	}
+	waitPropagated(t, "replica b serves what replica a put", func() bool {
+		return b.core.gateway != nil && strings.Join(b.core.gateway.Upstreams(), ",") == "files" && b.core.llm != nil && strings.Join(b.core.llm.Routed(), ",") == "m1"
+	})
 	cfg3 := cfg
 	cfg3.DataDir = t.TempDir() + "/replica3"
 	c := newTestServer(t, cfg3)
@@ -340,11 +336,19 @@ func TestAdminUpstreamsSharedByReplicas(t *testing.T) {
 	if st, _ := adminJSON(t, a, "DELETE", "/v1/admin/mcp/servers/files", a.cred, ""); st != 204 {
 		t.Fatal(st)
 	}
-	if err := b.core.upstreams.sync(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if len(b.core.gateway.Upstreams()) != 0 {
-		t.Fatalf("replica b still serves %v", b.core.gateway.Upstreams())
+	waitPropagated(t, "replica b stops serving the removed server", func() bool { return len(b.core.gateway.Upstreams()) == 0 })
+}
+
+// waitPropagated polls cond for up to 5 s: change propagation's bound is about
+// 1 s (the version read); messages are faster.
+func waitPropagated(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5 s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
