@@ -289,6 +289,14 @@ func (k *Kernel) audit(ctx context.Context, call Call, out *Outcome) (audit.Rece
 		principal = audit.SignedPrincipal(d.Principal.String(), team, d.Principal.String())
 	}
 	meta := map[string]any{}
+	if b, ok := ctx.Value(bearerKey{}).(bearerAuth); ok {
+		if !d.Principal.IsZero() {
+			principal = audit.BearerPrincipal(principal.PrincipalID, principal.TeamID)
+		}
+		for k, v := range b.meta {
+			meta[k] = v
+		}
+	}
 	for k, v := range call.Meta {
 		meta[k] = v
 	}
@@ -332,4 +340,31 @@ func (k *Kernel) audit(ctx context.Context, call Call, out *Outcome) (audit.Rece
 		return audit.Receipt{}, err
 	}
 	return k.cfg.Audit.Append(ctx, ev)
+}
+
+// bearerKey is the context key of [WithBearerAuth].
+type bearerKey struct{}
+
+// bearerAuth is the value of [WithBearerAuth].
+type bearerAuth struct{ meta map[string]any }
+
+// WithBearerAuth returns a copy of ctx under which the Kernel audits every
+// call as one authenticated by a bearer credential (an OAuth access token,
+// a session) rather than by a request signature: the event's principal
+// has auth_mode "bearer" and no signer_key_id, where it would otherwise be
+// "signed" with the principal's DID as signer_key_id. meta (copied) is
+// added to the event's meta, under the surface's allowlist like
+// [Call.Meta], which wins over it, as the Kernel's own members do. Only
+// the audit record changes: the call is authorized, limited and budgeted
+// as before.
+//
+// Use it where the server itself verified the bearer credential and then
+// serves the call as its principal; never record the credential in meta
+// (a hash of its identifier at most).
+func WithBearerAuth(ctx context.Context, meta map[string]any) context.Context {
+	m := make(map[string]any, len(meta))
+	for k, v := range meta {
+		m[k] = v
+	}
+	return context.WithValue(ctx, bearerKey{}, bearerAuth{meta: m})
 }
