@@ -23,6 +23,7 @@ type Querier interface {
 var (
 	_ Querier = (*pgxpool.Pool)(nil)
 	_ Querier = pgx.Tx(nil)
+	_ Querier = (*pgxpool.Conn)(nil)
 )
 
 // Config configures a [DB].
@@ -34,6 +35,11 @@ type Config struct {
 	Replica *pgxpool.Pool
 	// Breaker configures the replica's circuit breaker.
 	Breaker BreakerConfig
+	// MaxWriteMarks bounds the callers whose last write position is kept
+	// for read-your-writes (see [DB.Wrote]); past it the marks are folded
+	// into one position every replica read waits for. If zero,
+	// DefaultMaxWriteMarks is used.
+	MaxWriteMarks int
 }
 
 // A DB splits reads and writes between a PostgreSQL primary and an optional
@@ -43,9 +49,12 @@ type DB struct {
 	replica *pgxpool.Pool
 	breaker *Breaker
 
+	marks marks
+
 	replicaReads  atomic.Int64
 	primaryReads  atomic.Int64
 	fallbackReads atomic.Int64
+	laggingReads  atomic.Int64
 }
 
 // New returns a DB over the pools in cfg. It does not take ownership of the
@@ -54,7 +63,11 @@ func New(cfg Config) (*DB, error) {
 	if cfg.Primary == nil {
 		return nil, errors.New("pgsplit: Config.Primary is required")
 	}
-	return &DB{primary: cfg.Primary, replica: cfg.Replica, breaker: NewBreaker(cfg.Breaker)}, nil
+	if cfg.MaxWriteMarks <= 0 {
+		cfg.MaxWriteMarks = DefaultMaxWriteMarks
+	}
+	return &DB{primary: cfg.Primary, replica: cfg.Replica, breaker: NewBreaker(cfg.Breaker),
+		marks: marks{max: cfg.MaxWriteMarks, byKey: map[string]int64{}}}, nil
 }
 
 // Connect connects pools for the primary DSN and, when replicaDSN is not empty,
@@ -101,20 +114,31 @@ func (db *DB) Exec(ctx context.Context, sql string, args ...any) (pgconn.Command
 	return db.primary.Exec(ctx, sql, args...)
 }
 
-// Read runs fn against the replica when one is configured and its breaker is
-// closed (or admits a half-open probe), and against the primary otherwise.
+// Read runs fn against the replica when one is configured, its breaker is
+// closed (or admits a half-open probe), and it has replayed the writes of
+// the caller named in ctx (see [WithCaller] and [DB.Wrote]); against the
+// primary otherwise. A caller with no recorded write reads the replica as it
+// is.
+//
 // When the replica fails at the connection level (it cannot be reached, the
-// connection breaks), the failure is recorded in the breaker and fn runs again
-// on the primary, so the caller sees no error. SQL errors (a *pgconn.PgError,
-// pgx.ErrNoRows) are returned as they are and count as the replica working;
-// an error after the caller's context ended is returned and not counted.
+// connection breaks), the failure is recorded in the breaker and fn runs
+// again on the primary, so the caller sees no error. SQL errors (a
+// *pgconn.PgError, pgx.ErrNoRows) are returned as they are and count as the
+// replica working; an error after the caller's context ended is returned
+// and not counted. A replica behind the caller's writes is working: the read
+// goes to the primary and counts as lagging.
 //
 // fn must be read-only and safe to run twice.
 func (db *DB) Read(ctx context.Context, fn func(ctx context.Context, q Querier) error) error {
-	if db.replica != nil {
+	caller := CallerFrom(ctx)
+	need := db.marks.need(caller)
+	if db.replica != nil && need != unknownLSN {
 		if done, ok := db.breaker.Allow(); ok {
-			err := fn(ctx, db.replica)
+			err := db.readReplica(ctx, caller, need, fn)
 			switch {
+			case errors.Is(err, errLagging):
+				done(Success)
+				db.laggingReads.Add(1)
 			case err != nil && ctx.Err() != nil:
 				done(Ignored)
 				return err
@@ -122,13 +146,48 @@ func (db *DB) Read(ctx context.Context, fn func(ctx context.Context, q Querier) 
 				done(Success)
 				db.replicaReads.Add(1)
 				return err
+			default:
+				done(Failure)
+				db.fallbackReads.Add(1)
 			}
-			done(Failure)
-			db.fallbackReads.Add(1)
 		}
 	}
 	db.primaryReads.Add(1)
+	if need == unknownLSN {
+		// A write at an unknown position: the primary's position now is at
+		// least as late, and the replica can serve the caller once past it.
+		if lsn, err := db.primaryLSN(ctx); err == nil {
+			db.marks.resolve(caller, lsn)
+		}
+	}
 	return fn(ctx, db.primary)
+}
+
+// errLagging reports a replica that has not replayed the caller's writes.
+var errLagging = errors.New("pgsplit: replica behind the caller's writes")
+
+// readReplica runs fn on the replica. With need > 0 it first checks, on the
+// connection fn then uses, that the replica has replayed WAL up to need: a
+// later replay only adds to what fn sees.
+func (db *DB) readReplica(ctx context.Context, caller string, need int64, fn func(ctx context.Context, q Querier) error) error {
+	if need <= 0 {
+		return fn(ctx, db.replica)
+	}
+	conn, err := db.replica.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	// NULL (not a standby): nothing proves it has the write.
+	var replay *int64
+	if err := conn.QueryRow(ctx, `SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint`).Scan(&replay); err != nil {
+		return err
+	}
+	if replay == nil || *replay < need {
+		return errLagging
+	}
+	db.marks.replayed(caller, *replay)
+	return fn(ctx, conn)
 }
 
 // ReadRow runs one single-row query through [DB.Read] and scans it into dest.
@@ -155,6 +214,8 @@ type Stats struct {
 	ReplicaReads  int64 // reads answered by the replica
 	PrimaryReads  int64 // reads answered by the primary (including fallbacks)
 	FallbackReads int64 // reads that failed on the replica and were retried on the primary
+	LaggingReads  int64 // reads sent to the primary because the replica had not replayed the caller's writes
+	PendingMarks  int   // callers whose last write the replica has not been seen to replay
 	BreakerState  State
 }
 
@@ -164,6 +225,8 @@ func (db *DB) Stats() Stats {
 		ReplicaReads:  db.replicaReads.Load(),
 		PrimaryReads:  db.primaryReads.Load(),
 		FallbackReads: db.fallbackReads.Load(),
+		LaggingReads:  db.laggingReads.Load(),
+		PendingMarks:  db.marks.size(),
 		BreakerState:  db.breaker.State(),
 	}
 }
