@@ -145,7 +145,8 @@ type Config struct {
 // at the model's prices) and settles with the usage the upstream reports.
 type Proxy struct {
 	cfg    Config
-	rt     atomic.Pointer[routing] // replaced by SetRouting
+	rt     atomic.Pointer[routing]                   // replaced by SetRouting
+	pol    atomic.Pointer[map[string]*RoutingPolicy] // replaced by SetPolicies; never nil
 	served map[string]bool
 	now    func() time.Time
 }
@@ -192,6 +193,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.served[m] = true
 	}
 	p.rt.Store(p.newRouting(routes, def))
+	p.pol.Store(&map[string]*RoutingPolicy{})
 	return p, nil
 }
 
@@ -294,6 +296,11 @@ func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		talos.WriteError(w, r, contracts.New(contracts.CodeModelNotAllowed, "model is not served"))
 		return
 	}
+	pl := l.planFor(rt, did.String())
+	if l.cfg.WriteTimeout > 0 && pl.total > l.cfg.Timeout {
+		// Retries and their backoff may take longer than one attempt.
+		httpx.ExtendWriteDeadline(w, pl.total+l.cfg.WriteTimeout)
+	}
 	// The bytes each kind of upstream is sent, checked before anything is
 	// reserved: the client's document (for a stream, encoded again with
 	// include_usage and checked again) or its Anthropic translation.
@@ -376,7 +383,7 @@ func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		defer context.AfterFunc(client, cancel)()
 		if req.Stream {
-			prompt, completion, st, err := l.stream(ctx, client, w, rt, streamCall{
+			prompt, completion, st, err := l.stream(ctx, client, w, pl, streamCall{
 				bodies: bodies, model: req.Model, choices: choices, maxTokens: maxTokens, hard: hard, clientUsage: clientUsage, meta: meta,
 			})
 			started = st
@@ -385,7 +392,7 @@ func (l *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 			}
 			return charge(prompt, completion), http.StatusOK, nil
 		}
-		rb, prompt, completion, ok, name, err := l.forward(ctx, client, rt, bodies, req.Model)
+		rb, prompt, completion, ok, name, err := l.forward(ctx, client, pl, bodies, req.Model)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -512,14 +519,14 @@ func handlerCode(code string) bool {
 	return false
 }
 
-// forward sends a chat completion to the route's upstreams in turn
+// forward sends a chat completion to the plan's upstreams in turn
 // ([Proxy.attempt]) and returns the answer as a chat completion and the
 // prompt and completion tokens it reports (ok false when it reports
 // none). An upstream refusal is an error (upstreamStatus).
-func (l *Proxy) forward(ctx, client context.Context, rt *route, bodies map[string][]byte, model string) (out []byte, prompt, completion int64, ok bool, name string, err error) {
-	err = l.attempt(client, rt, func(u *upstream) error {
+func (l *Proxy) forward(ctx, client context.Context, pl plan, bodies map[string][]byte, model string) (out []byte, prompt, completion int64, ok bool, name string, err error) {
+	err = l.attempt(client, pl, func(u *upstream, timeout time.Duration) error {
 		name = u.name
-		ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
+		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		resp, err := l.post(ctx, u, bodies[u.body])
 		if err != nil {

@@ -126,7 +126,7 @@ func (s *openaiSource) next() ([]byte, int64, bool, error) {
 }
 
 // stream forwards a streamed completion: it sends the request to the
-// route's upstreams in turn until one answers with an event stream, then
+// plan's upstreams in turn until one answers with an event stream, then
 // writes the response header and passes each chunk on (flushed, the write
 // deadline extended per chunk; a KindAnthropic stream translated into
 // chat completion chunks), counting the completion tokens each carries.
@@ -135,7 +135,7 @@ func (s *openaiSource) next() ([]byte, int64, bool, error) {
 // body) and, before that, the error to refuse with. A failure after the
 // start ends the stream with an error event and charges what was
 // streamed.
-func (l *Proxy) stream(ctx, client context.Context, w http.ResponseWriter, rt *route, sc streamCall) (int64, int64, bool, error) {
+func (l *Proxy) stream(ctx, client context.Context, w http.ResponseWriter, pl plan, sc streamCall) (int64, int64, bool, error) {
 	ctx, cancelAll := context.WithTimeout(ctx, l.cfg.StreamTimeout)
 	defer cancelAll()
 	streamDeadline := time.Now().Add(l.cfg.StreamTimeout)
@@ -146,9 +146,11 @@ func (l *Proxy) stream(ctx, client context.Context, w http.ResponseWriter, rt *r
 		sctx context.Context
 		stop context.CancelCauseFunc
 	)
-	err := l.attempt(client, rt, func(u *upstream) error {
+	// Retried only until an upstream answers with an event stream: once
+	// the answer has started nothing is sent again.
+	err := l.attempt(client, pl, func(u *upstream, timeout time.Duration) error {
 		actx, cancel := context.WithCancelCause(ctx)
-		t := time.AfterFunc(l.cfg.Timeout, func() { cancel(errIdle) })
+		t := time.AfterFunc(timeout, func() { cancel(errIdle) })
 		fail := func(err error) error {
 			t.Stop()
 			cancel(nil)
@@ -201,7 +203,7 @@ func (l *Proxy) stream(ctx, client context.Context, w http.ResponseWriter, rt *r
 		if err != nil {
 			switch {
 			case errors.Is(err, errDone):
-				l.extend(rc, streamDeadline)
+				l.extend(rc, streamDeadline, pl.timeout)
 				if _, err := io.WriteString(w, "data: [DONE]\n\n"); err != nil {
 					end = StreamClientGone
 				}
@@ -220,7 +222,7 @@ func (l *Proxy) stream(ctx, client context.Context, w http.ResponseWriter, rt *r
 			}
 			break
 		}
-		idle.Reset(l.cfg.Timeout)
+		idle.Reset(pl.timeout)
 		if sc.hard && counted+n > limit {
 			// The chunk would take the completion past what was reserved:
 			// it is not sent, and the stream ends here.
@@ -237,7 +239,7 @@ func (l *Proxy) stream(ctx, client context.Context, w http.ResponseWriter, rt *r
 			buf = append(append(append(buf, "data: "...), ln...), '\n')
 		}
 		buf = append(buf, '\n')
-		l.extend(rc, streamDeadline)
+		l.extend(rc, streamDeadline, pl.timeout)
 		if _, err := w.Write(buf); err != nil {
 			end = StreamClientGone
 			break
@@ -262,14 +264,14 @@ func streamTokens(requestBytes, counted int64, usage *streamUsage) (prompt, comp
 }
 
 // extend moves the write deadline for the next chunk: the upstream may
-// take Config.Timeout to send it (never past the stream's end), and
+// take timeout (the attempt's) to send it (never past the stream's end), and
 // writing it Config.WriteTimeout. A server without a write deadline keeps
 // none.
-func (l *Proxy) extend(rc *http.ResponseController, streamDeadline time.Time) {
+func (l *Proxy) extend(rc *http.ResponseController, streamDeadline time.Time, timeout time.Duration) {
 	if l.cfg.WriteTimeout <= 0 {
 		return
 	}
-	next := time.Now().Add(l.cfg.Timeout)
+	next := time.Now().Add(timeout)
 	if next.After(streamDeadline) {
 		next = streamDeadline
 	}

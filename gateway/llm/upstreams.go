@@ -6,8 +6,10 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/talosgo/talos/contracts"
@@ -74,14 +76,27 @@ type ModelRoute struct {
 	// PromptPer1K and CompletionPer1K are the prices of 1000 prompt and
 	// 1000 completion tokens in micro-USD.
 	PromptPer1K, CompletionPer1K int64
+	// Policy names the [RoutingPolicy] the route follows ([Proxy.SetPolicies]);
+	// empty means the policy whose ID is Model, if there is one. Without
+	// a policy the upstreams are tried in order, once each.
+	Policy string
+	// Weights, if set, has one weight (0 to MaxRouteWeight) per entry of
+	// Upstreams for StrategyWeightedHash; a missing weight is 100, and an
+	// upstream of weight 0 is never chosen under that strategy.
+	Weights []int
 }
 
 // BreakerConfig configures the circuit breaker of each upstream: after
-// Failures consecutive failures (5xx, timeout, no answer) the upstream is
-// skipped for Cooldown, then one call tries it again.
+// Failures consecutive failures (5xx, timeout, no answer), or with Window
+// set Failures failures within Window, the upstream is skipped for
+// Cooldown, then one call tries it again (a success closes it, a failure
+// opens it for another Cooldown).
 type BreakerConfig struct {
 	Failures int           // default DefaultBreakerFailures
 	Cooldown time.Duration // default DefaultBreakerCooldown
+	// Window, if set, counts the failures within it instead of
+	// consecutive ones ([RoutingPolicy.Cooldown]).
+	Window time.Duration
 }
 
 // upstream is a configured Upstream.
@@ -91,6 +106,7 @@ type upstream struct {
 	client          *http.Client // nil: Config.Client
 	body            string       // key of the bytes it is sent (bodyKind)
 	br              breaker
+	lat             latency // for StrategyLeastLatency
 }
 
 // The bodies a call may send: the client's document as checked, with
@@ -105,7 +121,10 @@ const (
 type route struct {
 	model              string
 	ups                []*upstream
-	prompt, completion int64 // micro-USD per 1000 tokens
+	weights            []int         // by ups index; missing: 100
+	policy             string        // ModelRoute.Policy
+	prompt, completion int64         // micro-USD per 1000 tokens
+	rr                 atomic.Uint64 // StrategyRoundRobin: calls started
 }
 
 // cost is the price of prompt and completion tokens, rounded up.
@@ -123,10 +142,12 @@ func (rt *route) sends(body string) bool {
 	return false
 }
 
-// breaker is a consecutive-failure circuit breaker.
+// breaker is a circuit breaker counting consecutive failures, or those
+// within a window (BreakerConfig.Window).
 type breaker struct {
-	mu        sync.Mutex
-	fails     int
+	mu        sync.Mutex // guards the fields below
+	fails     int        // >= Failures: open (until openUntil, then half-open)
+	recent    []time.Time
 	openUntil time.Time
 	trial     bool // a half-open trial call is in flight
 }
@@ -147,18 +168,41 @@ func (b *breaker) allow(now time.Time, cfg BreakerConfig) bool {
 
 func (b *breaker) success() {
 	b.mu.Lock()
+	if b.trial {
+		b.recent = b.recent[:0] // the trial closed it: start counting again
+	}
 	b.fails, b.trial = 0, false
 	b.mu.Unlock()
 }
 
 func (b *breaker) failure(now time.Time, cfg BreakerConfig) {
 	b.mu.Lock()
-	b.fails++
+	defer b.mu.Unlock()
 	b.trial = false
-	if b.fails >= cfg.Failures {
+	if b.fails >= cfg.Failures { // open, or its trial failed: open again
+		b.fails = cfg.Failures
 		b.openUntil = now.Add(cfg.Cooldown)
+		return
 	}
-	b.mu.Unlock()
+	if cfg.Window <= 0 {
+		b.fails++
+		if b.fails >= cfg.Failures {
+			b.openUntil = now.Add(cfg.Cooldown)
+		}
+		return
+	}
+	keep := b.recent[:0]
+	for _, t := range b.recent {
+		if now.Sub(t) < cfg.Window {
+			keep = append(keep, t)
+		}
+	}
+	b.recent = append(keep, now)
+	if len(b.recent) >= cfg.Failures {
+		b.fails = cfg.Failures
+		b.openUntil = now.Add(cfg.Cooldown)
+		b.recent = b.recent[:0]
+	}
 }
 
 // release ends a call that says nothing of the upstream's health (the
@@ -242,7 +286,15 @@ func buildRoutes(cfg *Config) (map[string]*route, *route, error) {
 		if len(r.Upstreams) == 0 {
 			return nil, nil, bad("route " + r.Model + ": no upstream")
 		}
-		rt := &route{model: r.Model, prompt: r.PromptPer1K, completion: r.CompletionPer1K}
+		if len(r.Weights) > len(r.Upstreams) || len(r.Policy) > 128 {
+			return nil, nil, bad("route " + r.Model + ": more weights than upstreams, or a policy id over 128 bytes")
+		}
+		for _, w := range r.Weights {
+			if w < 0 || w > MaxRouteWeight {
+				return nil, nil, bad("route " + r.Model + ": weight out of range")
+			}
+		}
+		rt := &route{model: r.Model, prompt: r.PromptPer1K, completion: r.CompletionPer1K, policy: r.Policy, weights: slices.Clone(r.Weights)}
 		for _, name := range r.Upstreams {
 			u := ups[name]
 			if u == nil {
@@ -270,28 +322,50 @@ func retryable(err error) bool {
 	return false
 }
 
-// attempt runs try on the route's upstreams in order until one succeeds
-// or fails in a way another upstream cannot fix, skipping upstreams whose
-// breaker is open. A failure caused by the client going away (client
-// done) neither falls back nor counts against the upstream.
-func (l *Proxy) attempt(client context.Context, rt *route, try func(u *upstream) error) error {
+// attempt runs try on the plan's upstreams in its order until one
+// succeeds or fails in a way another attempt cannot fix (only a 5xx, a
+// timeout or no answer is retried), skipping upstreams whose breaker is
+// open: without a policy each upstream once; with one, pl.attempts
+// attempts going round the order, waiting the backoff before each retry.
+// try is given the attempt's timeout. A failure caused by the client
+// going away (client done) neither retries nor counts against the
+// upstream.
+func (l *Proxy) attempt(client context.Context, pl plan, try func(u *upstream, timeout time.Duration) error) error {
 	var last error
-	for _, u := range rt.ups {
-		if !u.br.allow(l.now(), l.cfg.Breaker) {
+	n := len(pl.order)
+	made, skipped := 0, 0
+	backoff := float64(pl.backoff)
+	for i := 0; made < pl.attempts && skipped < n && (pl.cycle || i < n); i++ {
+		u := pl.order[i%n]
+		if !u.br.allow(l.now(), pl.breaker) {
+			skipped++
 			continue
 		}
-		err := try(u)
+		skipped = 0
+		if made > 0 && pl.backoff > 0 {
+			if !wait(client, time.Duration(backoff)) {
+				u.br.release()
+				return last
+			}
+			backoff = min(backoff*pl.mult, float64(MaxPolicyTimeout))
+		}
+		made++
+		start := time.Now()
+		err := try(u, pl.timeout)
 		switch {
 		case err == nil:
+			u.lat.observe(time.Since(start))
 			u.br.success()
 			return nil
 		case client.Err() != nil:
 			u.br.release()
 			return err
 		case retryable(err):
-			u.br.failure(l.now(), l.cfg.Breaker)
+			u.lat.observe(time.Since(start))
+			u.br.failure(l.now(), pl.breaker)
 			last = err
 		default:
+			u.lat.observe(time.Since(start))
 			u.br.success() // the upstream answered; the request was refused
 			return err
 		}
