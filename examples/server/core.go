@@ -129,6 +129,7 @@ func newCore(ctx context.Context, s *Server) (*core, error) {
 	allow[admin.SurfaceID] = append(allow[admin.SurfaceID], admin.AuditMetaKeys()...)
 	addA2AAuditMeta(allow)
 	allow[opLLM] = append(allow[opLLM], llmAuditMeta...)
+	allow[opMCPGateway] = append(allow[opMCPGateway], oauthAuditMeta...) // bearer requests (oauth.go)
 	allow[opConfig] = config.AuditMetaKeys()
 	c.events, err = audit.NewEventBuilder(audit.BuilderConfig{MetaAllowlist: allow})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -13,8 +14,10 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/talosgo/talos"
+	"github.com/talosgo/talos/audit"
 	"github.com/talosgo/talos/capability"
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/gateway/admin"
@@ -35,8 +38,15 @@ import (
 // key, as POST /v1/capabilities does), signs the request with the
 // principal's OAuth key (HTTP attestation v1, fresh nonce) and hands it to
 // the attested route. The Attester, the registration check, the Kernel
-// (authorization, RBAC, rate limits, budgets, audit) and the gateway see
-// an ordinary attested call. The client's Authorization header (and any
+// (authorization, RBAC, rate limits, budgets) and the gateway see an
+// ordinary attested call, but the audit says what the caller presented: a
+// bearer token (talos.WithBearerAuth). The events' principal has
+// auth_mode "bearer" (the OAuth did:key as principal_id, no
+// signer_key_id), and meta records oauth_issuer (the token's issuer),
+// oauth_claim (the claim naming the principal: sub or client_id) and,
+// when the token has a jti, oauth_jti_sha256 (hex SHA-256 of it, to match
+// the authorization server's records); never the token or its claim
+// values. The client's Authorization header (and any
 // X-Talos-* header it sent) is removed before that, and the gateway's
 // upstream sessions are its own, so the client's token never reaches an
 // upstream.
@@ -167,6 +177,9 @@ func (o *oauthSettings) validate() error {
 	}
 	if o.Resource == "" {
 		return bad("TALOS_OAUTH_ISSUER needs TALOS_OAUTH_RESOURCE, the canonical URI of POST /mcp (e.g. https://gateway.example.com/mcp)")
+	}
+	if utf8.RuneCountInString(o.Issuer) > audit.MaxMetaString {
+		return bad("TALOS_OAUTH_ISSUER is longer than the audit meta allows (it is recorded in every bearer request's audit event)")
 	}
 	if _, err := o.verifierConfig(); err != nil {
 		return err
@@ -321,6 +334,10 @@ func (f *oauthFront) serveBearer(w http.ResponseWriter, r *http.Request) {
 		f.v.Refuse(w, r, oauth.ErrInvalidToken, nil, contracts.New(contracts.CodeAuthInvalid, "oauth: the access token has no "+f.cfg.Claim))
 		return
 	}
+	// From here on every Kernel call of this request is audited as a
+	// bearer one.
+	ctx = talos.WithBearerAuth(ctx, f.auditMeta(claims))
+	r = r.WithContext(ctx)
 	key := f.keyFor(val)
 	did, _ := identity.DIDFromPublicKey(key.Public().(ed25519.PublicKey))
 	p, err := f.principal(ctx, val, did)
@@ -390,6 +407,28 @@ func (f *oauthFront) serveBearer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.attested.ServeHTTP(w, in)
+}
+
+// The audit meta keys of bearer requests (allowlisted on the gateway's
+// surface).
+const (
+	metaOAuthIssuer    = "oauth_issuer"
+	metaOAuthClaim     = "oauth_claim"
+	metaOAuthJTISHA256 = "oauth_jti_sha256"
+)
+
+// oauthAuditMeta are the audit meta keys of bearer requests.
+var oauthAuditMeta = []string{metaOAuthIssuer, metaOAuthClaim, metaOAuthJTISHA256}
+
+// auditMeta is the audit meta of a bearer request with claims: the
+// issuer, the principal claim's name and the hash of the token's jti.
+func (f *oauthFront) auditMeta(claims *oauth.Claims) map[string]any {
+	m := map[string]any{metaOAuthIssuer: claims.Issuer, metaOAuthClaim: f.cfg.Claim}
+	if claims.JWTID != "" {
+		sum := sha256.Sum256([]byte(claims.JWTID))
+		m[metaOAuthJTISHA256] = hex.EncodeToString(sum[:])
+	}
+	return m
 }
 
 // principal returns the registration of the principal whose claim is

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -312,7 +313,9 @@ func TestOAuthStockClient(t *testing.T) {
 	}
 
 	// Audited through the Kernel, as the principal's OAuth did:key, in
-	// its configured team, with the minted capability's hash.
+	// its configured team, with the minted capability's hash, as a bearer
+	// call (no signer_key_id) naming the issuer and the principal claim;
+	// the token server issues no jti, so there is no jti hash.
 	did := o.ts.core.oauth.didFor("agent-7").String()
 	var gw, denied int
 	for _, ev := range eventsSince(t, o.ts, before) {
@@ -320,8 +323,14 @@ func TestOAuthStockClient(t *testing.T) {
 			continue
 		}
 		gw++
-		if ev.Principal.PrincipalID != did || ev.Principal.TeamID != "team-a" || ev.Principal.AuthMode != audit.AuthSigned {
-			t.Fatalf("audited principal %+v, want %s of team-a", ev.Principal, did)
+		if want := audit.BearerPrincipal(did, "team-a"); ev.Principal != want {
+			t.Fatalf("audited principal %+v, want %+v", ev.Principal, want)
+		}
+		if ev.Meta[metaOAuthIssuer] != o.as.Issuer || ev.Meta[metaOAuthClaim] != "sub" {
+			t.Fatalf("bearer audit meta %v", ev.Meta)
+		}
+		if _, ok := ev.Meta[metaOAuthJTISHA256]; ok {
+			t.Fatalf("a jti hash for a token without jti: %v", ev.Meta)
 		}
 		if ev.Outcome != "success" {
 			denied++
@@ -405,9 +414,14 @@ func TestOAuthRefusals(t *testing.T) {
 		t.Fatalf("no credential: %d %q", resp.StatusCode, chs)
 	}
 
-	// A missing scope: 403 insufficient_scope naming tools:write, audited.
+	// A missing scope: 403 insufficient_scope naming tools:write, audited
+	// as a bearer call with the hash of the token's jti (never the token,
+	// the jti or the subject).
 	before := auditSize(t, o.ts)
-	resp = o.post(t, "Bearer "+as.Sign(t, oauthtest.KeyRSA, o.claims("tools:read")), callBody("write_file"))
+	withJTI := o.claims("tools:read")
+	withJTI.JWTID = "jti-4f1c"
+	token := as.Sign(t, oauthtest.KeyRSA, withJTI)
+	resp = o.post(t, "Bearer "+token, callBody("write_file"))
 	hdr := resp.Header.Get("WWW-Authenticate")
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(hdr, `error="insufficient_scope"`) || !strings.Contains(hdr, `scope="tools:write"`) {
 		t.Fatalf("missing scope: %d %q", resp.StatusCode, hdr)
@@ -415,6 +429,20 @@ func TestOAuthRefusals(t *testing.T) {
 	evs := eventsSince(t, o.ts, before)
 	if len(evs) != 1 || evs[0].SurfaceID != mcpgw.SurfaceID || evs[0].Outcome == "success" || evs[0].Meta["tool"] != "files" || evs[0].Meta["action"] != "write_file" {
 		t.Fatalf("missing scope audited as %+v", evs)
+	}
+	jti := sha256.Sum256([]byte("jti-4f1c"))
+	if ev := evs[0]; ev.Principal != audit.BearerPrincipal(o.ts.core.oauth.didFor("agent-7").String(), "team-a") ||
+		ev.Meta[metaOAuthIssuer] != as.Issuer || ev.Meta[metaOAuthClaim] != "sub" || ev.Meta[metaOAuthJTISHA256] != hex.EncodeToString(jti[:]) {
+		t.Fatalf("missing scope audited as %+v %v", ev.Principal, ev.Meta)
+	}
+	raw, err := o.ts.core.log.Entry(t.Context(), before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{token, "jti-4f1c", "agent-7"} {
+		if strings.Contains(string(raw), secret) {
+			t.Fatalf("the audit event holds %q: %s", secret, raw)
+		}
 	}
 	// Scopes granting nothing at all.
 	resp = o.post(t, "Bearer "+as.Sign(t, oauthtest.KeyRSA, o.claims("profile")), listBody)
@@ -550,6 +578,8 @@ func TestOAuthSettings(t *testing.T) {
 		{"TALOS_OAUTH_SCOPES": "a"},
 		{"TALOS_OAUTH_SCOPES": "a=bad name"},
 		{"TALOS_OAUTH_PRINCIPALS": "x=team,x=team"},
+		// Longer than an audit meta string (it is recorded in every event).
+		{"TALOS_OAUTH_ISSUER": "https://auth.example.com/" + strings.Repeat("i", 1100), "TALOS_OAUTH_RESOURCE": "https://gw.example.com/mcp"},
 	} {
 		if _, err := get(env); contracts.CodeOf(err) != contracts.CodeInvalidInput {
 			t.Errorf("%v: %v", env, err)
