@@ -17,6 +17,14 @@
 // number of processes are serialized by the row lock, so the database
 // alone decides the order and there is exactly one tree.
 //
+// # Reads
+//
+// [Store.Query], the indexed event query behind audit.Log.Query (audit
+// searches, a live stream's polling), runs through Config.Read when it is
+// set, so a deployment can serve it from a read replica. Everything the
+// tree depends on (Append, Size, ReadHashes, ReadEntries, Checkpoint) reads
+// the primary: proofs and checkpoints are always current.
+//
 // # Security properties
 //
 // The store holds sealed events and public hashes only. A failing database
@@ -50,10 +58,24 @@ type DB interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// Querier is what [Config.Read] hands a read: the query methods of
+// *pgxpool.Pool, *pgxpool.Conn and pgx.Tx.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // Config configures a Store.
 type Config struct {
 	// DB is the connection pool. Required.
 	DB DB
+	// Read, when set, runs the event queries ([Store.Query]): it calls fn
+	// with a Querier of its choice (a read replica, or the primary when the
+	// replica lags behind the caller's writes or fails, as
+	// gateway/pgsplit's DB.Read does) and may call it twice. Appends, the
+	// tree's hashes, entries and checkpoint always use DB. Nil runs the
+	// queries on DB.
+	Read func(ctx context.Context, fn func(ctx context.Context, q Querier) error) error
 	// TablePrefix is prepended to the table names. If empty, "talos_". It
 	// must match [a-z_][a-z0-9_]{0,40}.
 	TablePrefix string
@@ -62,6 +84,7 @@ type Config struct {
 // Store is an audit.Store and audit.Querier on PostgreSQL.
 type Store struct {
 	db                    DB
+	read                  func(ctx context.Context, fn func(ctx context.Context, q Querier) error) error
 	head, entries, hashes string
 }
 
@@ -84,7 +107,11 @@ func New(cfg Config) (*Store, error) {
 		return nil, contracts.New(contracts.CodeInvalidInput, "audit/postgres: invalid TablePrefix")
 	}
 	p := cfg.TablePrefix + "audit_"
-	return &Store{db: cfg.DB, head: p + "head", entries: p + "entries", hashes: p + "hashes"}, nil
+	st := &Store{db: cfg.DB, read: cfg.Read, head: p + "head", entries: p + "entries", hashes: p + "hashes"}
+	if st.read == nil {
+		st.read = func(ctx context.Context, fn func(ctx context.Context, q Querier) error) error { return fn(ctx, cfg.DB) }
+	}
+	return st, nil
 }
 
 // Migrate creates the tables and indexes if they do not exist.
@@ -319,39 +346,53 @@ func (s *Store) Query(ctx context.Context, q audit.Query) (audit.Page, error) {
 	}
 	sql := `SELECT idx, data FROM ` + s.entries + ` WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY pos_ts DESC, event_id DESC, idx DESC LIMIT ` + arg(limit+1)
-	rows, err := s.db.Query(ctx, sql, args...)
+	var page audit.Page
+	var more bool
+	var bad error // a stored event that does not parse: not the database failing
+	err = s.read(ctx, func(ctx context.Context, db Querier) error {
+		page, more, bad = audit.Page{}, false, nil
+		rows, err := db.Query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var idx int64
+			var data []byte
+			if err := rows.Scan(&idx, &data); err != nil {
+				return err
+			}
+			if len(page.Entries) == limit {
+				more = true
+				break
+			}
+			e, err := audit.ParseEvent(data)
+			if err != nil {
+				bad = err
+				return nil
+			}
+			pos, _, _, _, err := audit.QueryFields(data)
+			if err != nil {
+				bad = err
+				return nil
+			}
+			cur, err := pos.Encode()
+			if err != nil {
+				bad = audit.StoreError("postgres: stored event has no cursor", err)
+				return nil
+			}
+			page.Entries = append(page.Entries, audit.Entry{Index: uint64(idx), Cursor: cur, Event: e})
+		}
+		if err := rows.Err(); err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+		return nil
+	})
 	if err != nil {
 		return audit.Page{}, audit.StoreError("postgres: query", err)
 	}
-	defer rows.Close()
-	var page audit.Page
-	more := false
-	for rows.Next() {
-		var idx int64
-		var data []byte
-		if err := rows.Scan(&idx, &data); err != nil {
-			return audit.Page{}, audit.StoreError("postgres: query", err)
-		}
-		if len(page.Entries) == limit {
-			more = true
-			break
-		}
-		e, err := audit.ParseEvent(data)
-		if err != nil {
-			return audit.Page{}, err
-		}
-		pos, _, _, _, err := audit.QueryFields(data)
-		if err != nil {
-			return audit.Page{}, err
-		}
-		cur, err := pos.Encode()
-		if err != nil {
-			return audit.Page{}, audit.StoreError("postgres: stored event has no cursor", err)
-		}
-		page.Entries = append(page.Entries, audit.Entry{Index: uint64(idx), Cursor: cur, Event: e})
-	}
-	if err := rows.Err(); err != nil && !errors.Is(err, context.Canceled) {
-		return audit.Page{}, audit.StoreError("postgres: query", err)
+	if bad != nil {
+		return audit.Page{}, bad
 	}
 	if more {
 		page.Next = page.Entries[len(page.Entries)-1].Cursor
