@@ -144,3 +144,33 @@ func (db *DB) primaryLSN(ctx context.Context) (int64, error) {
 // satisfies it. The next read for that caller, served by the primary,
 // replaces it with the primary's position then (see marks.resolve).
 const unknownLSN = int64(^uint64(0) >> 1)
+
+// replicaOKKey is the context key of [WithReplicaReads].
+type replicaOKKey struct{}
+
+// WithReplicaReads returns a copy of ctx in which [DB.ReadIfAllowed] may
+// read the replica. Set it for the requests whose reads may be as old as the
+// replica (within read-your-writes): listings, searches, dashboards. Leave
+// it out of decisions (authorization, revocation, nonces, budgets), which
+// must read the primary.
+func WithReplicaReads(ctx context.Context) context.Context {
+	return context.WithValue(ctx, replicaOKKey{}, true)
+}
+
+// ReplicaReadsAllowed reports whether ctx came from [WithReplicaReads].
+func ReplicaReadsAllowed(ctx context.Context) bool {
+	ok, _ := ctx.Value(replicaOKKey{}).(bool)
+	return ok
+}
+
+// ReadIfAllowed is [DB.Read] when ctx allows replica reads (see
+// [WithReplicaReads]), and fn on the primary otherwise. Stores whose reads
+// serve both listings and decisions take it as their read function, so
+// only the requests marked as listings leave the primary.
+func (db *DB) ReadIfAllowed(ctx context.Context, fn func(ctx context.Context, q Querier) error) error {
+	if !ReplicaReadsAllowed(ctx) {
+		db.primaryReads.Add(1)
+		return fn(ctx, db.primary)
+	}
+	return db.Read(ctx, fn)
+}

@@ -250,3 +250,34 @@ func TestMarks(t *testing.T) {
 		t.Fatalf("need(e) = %d; want 41", got)
 	}
 }
+
+func TestReadIfAllowed(t *testing.T) {
+	primaryDSN, replicaDSN := postgresURL(t), replicaURL(t)
+	ctx := context.Background()
+	db, err := Connect(ctx, primaryDSN, replicaDSN, BreakerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	standby := func(ctx context.Context) bool {
+		var s bool
+		if err := db.ReadIfAllowed(ctx, func(ctx context.Context, q Querier) error {
+			return q.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&s)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if standby(ctx) {
+		t.Fatal("a read without WithReplicaReads went to the standby")
+	}
+	if ReplicaReadsAllowed(ctx) || !ReplicaReadsAllowed(WithReplicaReads(ctx)) {
+		t.Fatal("ReplicaReadsAllowed")
+	}
+	if !standby(WithReplicaReads(ctx)) {
+		t.Fatal("a read with WithReplicaReads did not go to the standby")
+	}
+	if s := db.Stats(); s.PrimaryReads != 1 || s.ReplicaReads != 1 {
+		t.Fatalf("stats: %+v", s)
+	}
+}

@@ -29,10 +29,24 @@ type DB interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// Querier is what [Config.Read] hands a read: the query methods of
+// *pgxpool.Pool, *pgxpool.Conn and pgx.Tx.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // Config configures a Store.
 type Config struct {
 	// DB is the connection pool. Required.
 	DB DB
+	// Read, when set, runs [Store.All] (the admin lists, and the RBAC and
+	// budget state): it calls fn with a Querier of its choice (a read
+	// replica, or the primary, as gateway/pgsplit's DB.ReadIfAllowed does
+	// for the requests that may read a replica) and may call it twice.
+	// [Store.Get] (admin identity and session lookups, principal
+	// registrations) always reads DB. Nil runs All on DB.
+	Read func(ctx context.Context, fn func(ctx context.Context, q Querier) error) error
 	// TablePrefix is prepended to the table name. If empty, "talos_". It
 	// must match [a-z_][a-z0-9_]{0,40}.
 	TablePrefix string
@@ -41,6 +55,7 @@ type Config struct {
 // Store is an admin.Store on PostgreSQL.
 type Store struct {
 	db    DB
+	read  func(ctx context.Context, fn func(ctx context.Context, q Querier) error) error
 	table string
 }
 
@@ -59,7 +74,11 @@ func New(cfg Config) (*Store, error) {
 	if !prefixRE.MatchString(cfg.TablePrefix) {
 		return nil, contracts.New(contracts.CodeInvalidInput, "admin/postgres: invalid TablePrefix")
 	}
-	return &Store{db: cfg.DB, table: cfg.TablePrefix + "admin_docs"}, nil
+	st := &Store{db: cfg.DB, read: cfg.Read, table: cfg.TablePrefix + "admin_docs"}
+	if st.read == nil {
+		st.read = func(ctx context.Context, fn func(ctx context.Context, q Querier) error) error { return fn(ctx, cfg.DB) }
+	}
+	return st, nil
 }
 
 // Migrate creates the table if it does not exist.
@@ -118,22 +137,26 @@ func (s *Store) Get(ctx context.Context, kind, id string) (json.RawMessage, bool
 // All implements admin.Store. Rows are ordered by kind then id in byte
 // order (COLLATE "C"), the order of the file store.
 func (s *Store) All(ctx context.Context) ([]admin.Doc, error) {
-	rows, err := s.db.Query(ctx, `SELECT kind, id, doc FROM `+s.table+` ORDER BY kind COLLATE "C", id COLLATE "C"`)
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	defer rows.Close()
 	var out []admin.Doc
-	for rows.Next() {
-		var d admin.Doc
-		var doc []byte
-		if err := rows.Scan(&d.Kind, &d.ID, &doc); err != nil {
-			return nil, unavailable(err)
+	err := s.read(ctx, func(ctx context.Context, db Querier) error {
+		out = nil
+		rows, err := db.Query(ctx, `SELECT kind, id, doc FROM `+s.table+` ORDER BY kind COLLATE "C", id COLLATE "C"`)
+		if err != nil {
+			return err
 		}
-		d.Doc = doc
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
+		defer rows.Close()
+		for rows.Next() {
+			var d admin.Doc
+			var doc []byte
+			if err := rows.Scan(&d.Kind, &d.ID, &doc); err != nil {
+				return err
+			}
+			d.Doc = doc
+			out = append(out, d)
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, unavailable(err)
 	}
 	return out, nil
