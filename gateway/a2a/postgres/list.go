@@ -11,6 +11,15 @@ import (
 
 var _ a2a.Lister = (*Store)(nil)
 
+// listRow is one object row of a listing, decoded after the read.
+type listRow struct {
+	doc     []byte
+	members []string
+	head    string
+	n       int
+	frames  int64
+}
+
 // ListSessions implements a2a.Lister: one query, in byte order of id
 // (COLLATE "C", the order of a2a.MemStore), each session with its chain
 // head and its frame count.
@@ -19,17 +28,16 @@ func (s *Store) ListSessions(ctx context.Context, q a2a.ListQuery) ([]a2a.Sessio
 	if err != nil {
 		return nil, relayErr(err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (a2a.SessionInfo, error) {
-		var doc []byte
-		var members []string
-		var si a2a.SessionInfo
-		if err := row.Scan(&doc, &members, &si.Head.Head, &si.Head.N, &si.Frames); err != nil {
-			return si, err
+	var out []a2a.SessionInfo
+	for _, r := range rows {
+		si := a2a.SessionInfo{Session: new(a2a.Session), Frames: r.frames}
+		si.Head.Head, si.Head.N = r.head, r.n
+		if err := json.Unmarshal(r.doc, si.Session); err != nil {
+			return nil, relayErr(err)
 		}
-		si.Session = new(a2a.Session)
-		return si, json.Unmarshal(doc, si.Session)
-	})
-	return out, relayErr(err)
+		out = append(out, si)
+	}
+	return out, nil
 }
 
 // ListGroups implements a2a.Lister.
@@ -38,25 +46,45 @@ func (s *Store) ListGroups(ctx context.Context, q a2a.ListQuery) ([]a2a.GroupInf
 	if err != nil {
 		return nil, relayErr(err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (a2a.GroupInfo, error) {
-		var doc []byte
-		var members []string
+	var out []a2a.GroupInfo
+	for _, r := range rows {
 		var gi a2a.GroupInfo
-		var frames int64
-		if err := row.Scan(&doc, &members, &gi.Head.Head, &gi.Head.N, &frames); err != nil {
-			return gi, err
+		gi.Head.Head, gi.Head.N = r.head, r.n
+		g, err := groupFrom(r.doc, r.members)
+		if err != nil {
+			return nil, relayErr(err)
 		}
-		g, err := groupFrom(doc, members)
 		gi.Group = g
-		return gi, err
-	})
-	return out, relayErr(err)
+		out = append(out, gi)
+	}
+	return out, nil
 }
 
-func (s *Store) listRows(ctx context.Context, kind, frames string, q a2a.ListQuery) (pgx.Rows, error) {
+// listRows reads the rows of a listing through the store's read function.
+func (s *Store) listRows(ctx context.Context, kind, frames string, q a2a.ListQuery) ([]listRow, error) {
 	sel := `SELECT o.doc, o.members, o.head, o.n, ` + frames + ` FROM ` + s.objects + ` o WHERE o.kind = $1`
-	if q.ID != "" {
-		return s.db.Query(ctx, sel+` AND o.id = $2`, kind, q.ID)
-	}
-	return s.db.Query(ctx, sel+` AND o.id COLLATE "C" > $2 ORDER BY o.id COLLATE "C" LIMIT $3`, kind, q.After, q.Limit)
+	var out []listRow
+	err := s.read(ctx, func(ctx context.Context, db Querier) error {
+		out = nil
+		var rows pgx.Rows
+		var err error
+		if q.ID != "" {
+			rows, err = db.Query(ctx, sel+` AND o.id = $2`, kind, q.ID)
+		} else {
+			rows, err = db.Query(ctx, sel+` AND o.id COLLATE "C" > $2 ORDER BY o.id COLLATE "C" LIMIT $3`, kind, q.After, q.Limit)
+		}
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r listRow
+			if err := rows.Scan(&r.doc, &r.members, &r.head, &r.n, &r.frames); err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return rows.Err()
+	})
+	return out, err
 }

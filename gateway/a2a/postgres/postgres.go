@@ -31,10 +31,28 @@ type DB interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// Querier is what [Config.Read] hands a read: the query methods of
+// *pgxpool.Pool, *pgxpool.Conn and pgx.Tx.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// ReadFunc runs a read-only fn on a Querier of its choice (a read replica,
+// or the primary) and may call it twice; gateway/pgsplit's DB.Read and
+// DB.ReadIfAllowed have this shape.
+type ReadFunc func(ctx context.Context, fn func(ctx context.Context, q Querier) error) error
+
 // Config configures a TaskStore.
 type Config struct {
 	// DB is the connection pool. Required.
 	DB DB
+	// Read, when set, runs the listings: the relay Store's ListSessions,
+	// ListGroups and Events, and the TaskStore's ListTasks. Everything a
+	// relay or task decision reads (GetSession, GetGroup, GetTask, the
+	// frames, push configurations, and every read inside an update) always
+	// uses DB. Nil runs the listings on DB.
+	Read ReadFunc
 	// TablePrefix is prepended to the table name. If empty, "talos_". It
 	// must match [a-z_][a-z0-9_]{0,40}.
 	TablePrefix string
@@ -43,7 +61,16 @@ type Config struct {
 // TaskStore is an a2a.TaskStore on PostgreSQL.
 type TaskStore struct {
 	db    DB
+	read  ReadFunc
 	table string
+}
+
+// readFunc returns cfg.Read, or a ReadFunc over cfg.DB.
+func readFunc(cfg Config) ReadFunc {
+	if cfg.Read != nil {
+		return cfg.Read
+	}
+	return func(ctx context.Context, fn func(ctx context.Context, q Querier) error) error { return fn(ctx, cfg.DB) }
 }
 
 var _ a2a.TaskStore = (*TaskStore)(nil)
@@ -61,7 +88,7 @@ func New(cfg Config) (*TaskStore, error) {
 	if !prefixRE.MatchString(cfg.TablePrefix) {
 		return nil, contracts.New(contracts.CodeInvalidInput, "a2a/postgres: invalid TablePrefix")
 	}
-	return &TaskStore{db: cfg.DB, table: cfg.TablePrefix + "a2a_tasks"}, nil
+	return &TaskStore{db: cfg.DB, read: readFunc(cfg), table: cfg.TablePrefix + "a2a_tasks"}, nil
 }
 
 // Migrate creates the tables (tasks, and push configurations in
@@ -177,32 +204,43 @@ func (s *TaskStore) ListTasks(ctx context.Context, f a2a.TaskFilter) ([]*a2a.Tas
 		return nil, 0, contracts.New(contracts.CodeInvalidInput, "a2a/postgres: ListTasks limit must be at least 1")
 	}
 	where := ` WHERE ($1 = '' OR owner = $1) AND ($2 = '' OR context_id = $2) AND ($3 = '' OR state = $3)`
-	var total int
-	if err := s.db.QueryRow(ctx, `SELECT count(*) FROM `+s.table+where, f.Owner, f.ContextID, string(f.State)).Scan(&total); err != nil {
-		return nil, 0, dbErr(err)
+	type row struct {
+		id, owner, ctxID string
+		version          int64
+		raw              []byte
 	}
-	rows, err := s.db.Query(ctx, `SELECT id, owner, context_id, version, doc FROM `+s.table+where+` AND id COLLATE "C" > $4 ORDER BY id COLLATE "C" LIMIT $5`,
-		f.Owner, f.ContextID, string(f.State), f.After, f.Limit)
+	var total int
+	var got []row
+	err := s.read(ctx, func(ctx context.Context, db Querier) error {
+		got = nil
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM `+s.table+where, f.Owner, f.ContextID, string(f.State)).Scan(&total); err != nil {
+			return err
+		}
+		rows, err := db.Query(ctx, `SELECT id, owner, context_id, version, doc FROM `+s.table+where+` AND id COLLATE "C" > $4 ORDER BY id COLLATE "C" LIMIT $5`,
+			f.Owner, f.ContextID, string(f.State), f.After, f.Limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.id, &r.owner, &r.ctxID, &r.version, &r.raw); err != nil {
+				return err
+			}
+			got = append(got, r)
+		}
+		return rows.Err()
+	})
 	if err != nil {
 		return nil, 0, dbErr(err)
 	}
-	defer rows.Close()
 	var out []*a2a.Task
-	for rows.Next() {
-		var id, owner, ctxID string
-		var version int64
-		var raw []byte
-		if err := rows.Scan(&id, &owner, &ctxID, &version, &raw); err != nil {
-			return nil, 0, dbErr(err)
-		}
-		t, err := decode(id, owner, ctxID, version, raw)
+	for _, r := range got {
+		t, err := decode(r.id, r.owner, r.ctxID, r.version, r.raw)
 		if err != nil {
 			return nil, 0, err
 		}
 		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, dbErr(err)
 	}
 	return out, total, nil
 }

@@ -26,6 +26,7 @@ type TxDB interface {
 // <prefix>a2a_events and <prefix>a2a_frames.
 type Store struct {
 	db                       TxDB
+	read                     ReadFunc
 	objects, eventsT, frames string
 }
 
@@ -45,7 +46,7 @@ func NewStore(cfg Config) (*Store, error) {
 		return nil, contracts.New(contracts.CodeInvalidInput, "a2a/postgres: invalid TablePrefix")
 	}
 	p := cfg.TablePrefix
-	return &Store{db: db, objects: p + "a2a_objects", eventsT: p + "a2a_events", frames: p + "a2a_frames"}, nil
+	return &Store{db: db, read: readFunc(cfg), objects: p + "a2a_objects", eventsT: p + "a2a_events", frames: p + "a2a_frames"}, nil
 }
 
 // Migrate creates the tables if they do not exist.
@@ -308,20 +309,24 @@ func (s *Store) UpdateGroup(ctx context.Context, id string, fn a2a.GroupUpdate) 
 
 // Events implements a2a.Store.
 func (s *Store) Events(ctx context.Context, id string) ([]json.RawMessage, error) {
-	rows, err := s.db.Query(ctx, `SELECT event FROM `+s.eventsT+` WHERE id = $1 ORDER BY n`, id)
-	if err != nil {
-		return nil, relayErr(err)
-	}
-	defer rows.Close()
 	var out []json.RawMessage
-	for rows.Next() {
-		var ev []byte
-		if err := rows.Scan(&ev); err != nil {
-			return nil, relayErr(err)
+	err := s.read(ctx, func(ctx context.Context, db Querier) error {
+		out = nil
+		rows, err := db.Query(ctx, `SELECT event FROM `+s.eventsT+` WHERE id = $1 ORDER BY n`, id)
+		if err != nil {
+			return err
 		}
-		out = append(out, ev)
-	}
-	if err := rows.Err(); err != nil {
+		defer rows.Close()
+		for rows.Next() {
+			var ev []byte
+			if err := rows.Scan(&ev); err != nil {
+				return err
+			}
+			out = append(out, ev)
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, relayErr(err)
 	}
 	if len(out) == 0 {
