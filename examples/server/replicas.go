@@ -149,6 +149,9 @@ type propagation struct {
 	// "budget" by document name; they override the admin API's budget of
 	// the same scope.
 	configBudgets map[string]budget.Scope
+	// policies are the routing policy config documents, installed in the
+	// LLM proxy (policywire.go).
+	policies routingPolicies
 
 	pendingMu sync.Mutex
 	pending   map[string]bool // changes whose publication failed
@@ -163,7 +166,8 @@ type propagation struct {
 // setupPropagation starts change propagation over Redis (when configured)
 // or PostgreSQL. Call it after the core and the config service exist.
 func (s *Server) setupPropagation(ctx context.Context) error {
-	p := &propagation{s: s, configBudgets: map[string]budget.Scope{}, pending: map[string]bool{}, wake: make(chan struct{}, 1)}
+	p := &propagation{s: s, configBudgets: map[string]budget.Scope{}, pending: map[string]bool{}, wake: make(chan struct{}, 1),
+		policies: routingPolicies{byName: newPolicyMap()}}
 	var tr notify.Transport
 	switch {
 	case s.redis != nil:
@@ -186,6 +190,9 @@ func (s *Server) setupPropagation(ctx context.Context) error {
 	// The budget config documents stored before this start: enforced
 	// before the first request, whatever the change versions say.
 	if err := p.loadStoredConfigBudgets(ctx); err != nil {
+		return err
+	}
+	if err := p.loadStoredConfigPolicies(ctx); err != nil {
 		return err
 	}
 	if tr == nil {
@@ -306,6 +313,9 @@ func (p *propagation) apply(ctx context.Context, change string) error {
 	defer p.applyMu.Unlock()
 	if rest, ok := strings.CutPrefix(change, configChangePrefix); ok {
 		kind, name, _ := strings.Cut(rest, ":")
+		if kind == configPolicyKind {
+			return p.loadConfigPolicy(ctx, name)
+		}
 		if kind != "budget" {
 			return nil // read from the config store on each use: nothing cached
 		}

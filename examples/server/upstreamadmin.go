@@ -43,7 +43,7 @@ import (
 //	PUT    /v1/admin/llm/upstreams/{id} {"kind":"openai"|"anthropic","url":...,"api_key_secret_id"?,"no_stream_usage"?}
 //	DELETE /v1/admin/llm/upstreams/{id}
 //	GET    /v1/admin/llm/model-groups[/{id}]            (admin.llm.model-groups)
-//	PUT    /v1/admin/llm/model-groups/{id} {"upstreams":[...],"prompt_per_1k_micro_usd":n,"completion_per_1k_micro_usd":n}
+//	PUT    /v1/admin/llm/model-groups/{id} {"upstreams":[...],"prompt_per_1k_micro_usd":n,"completion_per_1k_micro_usd":n,"routing_policy_id"?,"weights"?}
 //	DELETE /v1/admin/llm/model-groups/{id}
 //
 // The sets are two documents of the shared config store (PostgreSQL when
@@ -105,8 +105,13 @@ type modelGroupItem struct {
 	Upstreams               []string `json:"upstreams"`
 	PromptPer1KMicroUSD     int64    `json:"prompt_per_1k_micro_usd"`
 	CompletionPer1KMicroUSD int64    `json:"completion_per_1k_micro_usd"`
-	UpdatedAt               string   `json:"updated_at"`
-	UpdatedBy               string   `json:"updated_by,omitempty"`
+	// RoutingPolicyID names the routing policy config document the group
+	// follows (policywire.go); empty: the one named as the group, if any.
+	RoutingPolicyID string `json:"routing_policy_id,omitempty"`
+	// Weights, one per upstream, weigh them under weighted_hash.
+	Weights   []int  `json:"weights,omitempty"`
+	UpdatedAt string `json:"updated_at"`
+	UpdatedBy string `json:"updated_by,omitempty"`
 }
 
 type llmRoutingDoc struct {
@@ -373,7 +378,8 @@ func (ua *upstreamAdmin) applyLLM(ctx context.Context, doc llmRoutingDoc) error 
 	routes := make([]llm.ModelRoute, 0, len(doc.ModelGroups))
 	for _, mg := range doc.ModelGroups {
 		routes = append(routes, llm.ModelRoute{Model: mg.ID, Upstreams: mg.Upstreams,
-			PromptPer1K: mg.PromptPer1KMicroUSD, CompletionPer1K: mg.CompletionPer1KMicroUSD})
+			PromptPer1K: mg.PromptPer1KMicroUSD, CompletionPer1K: mg.CompletionPer1KMicroUSD,
+			Policy: mg.RoutingPolicyID, Weights: mg.Weights})
 	}
 	p := ua.c.llm
 	if p == nil {
@@ -386,6 +392,9 @@ func (ua *upstreamAdmin) applyLLM(ctx context.Context, doc llmRoutingDoc) error 
 			return err
 		}
 		ua.c.llm = p
+		if ua.s.prop != nil {
+			ua.s.prop.installPoliciesIn(p) // the routing policy documents
+		}
 		if ua.s.mux != nil {
 			ua.c.mountLLM(ua.s.mux, p)
 		}
@@ -831,6 +840,8 @@ func (ua *upstreamAdmin) putModelGroup(w http.ResponseWriter, r *http.Request) {
 		Upstreams               []string `json:"upstreams"`
 		PromptPer1KMicroUSD     int64    `json:"prompt_per_1k_micro_usd"`
 		CompletionPer1KMicroUSD int64    `json:"completion_per_1k_micro_usd"`
+		RoutingPolicyID         string   `json:"routing_policy_id"`
+		Weights                 []int    `json:"weights"`
 	}
 	if err := readBody(w, r, &body); err != nil {
 		talos.WriteError(w, r, err)
@@ -847,8 +858,13 @@ func (ua *upstreamAdmin) putModelGroup(w http.ResponseWriter, r *http.Request) {
 		talos.WriteError(w, r, contracts.New(contracts.CodeInvalidInput, "prices must be 0 to 1e9 micro-USD per 1000 tokens"))
 		return
 	}
+	if err := checkGroupPolicy(body.RoutingPolicyID, body.Weights, len(body.Upstreams)); err != nil {
+		talos.WriteError(w, r, err)
+		return
+	}
 	item := modelGroupItem{ID: id, Upstreams: body.Upstreams, PromptPer1KMicroUSD: body.PromptPer1KMicroUSD,
-		CompletionPer1KMicroUSD: body.CompletionPer1KMicroUSD, UpdatedAt: nowText(), UpdatedBy: principalFrom(r.Context())}
+		CompletionPer1KMicroUSD: body.CompletionPer1KMicroUSD, RoutingPolicyID: body.RoutingPolicyID, Weights: body.Weights,
+		UpdatedAt: nowText(), UpdatedBy: principalFrom(r.Context())}
 	created := true
 	_, err := update(r.Context(), ua, kindLLMRouting, func(d *llmRoutingDoc) error {
 		created = true
