@@ -29,6 +29,10 @@ func CallerFrom(ctx context.Context) string {
 // DefaultMaxWriteMarks is the default of [Config.MaxWriteMarks].
 const DefaultMaxWriteMarks = 10000
 
+// sweepMarks is the number of pending marks past which a replica check
+// forgets every mark it covers, not only its caller's.
+const sweepMarks = 64
+
 // marks holds, per caller, the primary's WAL position after the caller's
 // last write, until the replica is seen past it. When a mark has to be
 // dropped to stay within max, floor takes its position instead: every
@@ -81,6 +85,15 @@ func (m *marks) replayed(caller string, lsn int64) {
 	defer m.mu.Unlock()
 	if v, ok := m.byKey[caller]; ok && v <= lsn {
 		delete(m.byKey, caller)
+	}
+	if len(m.byKey) > sweepMarks {
+		// Callers that wrote and never read again (a signed request
+		// names a new caller each time): forget what lsn covers.
+		for k, v := range m.byKey {
+			if v <= lsn {
+				delete(m.byKey, k)
+			}
+		}
 	}
 	if m.floor <= lsn {
 		m.floor = 0

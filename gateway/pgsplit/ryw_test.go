@@ -86,6 +86,9 @@ func TestReadYourWritesOnStreamingReplica(t *testing.T) {
 	}
 
 	// Replay paused: the standby keeps what it has and sees no new write.
+	// Other packages' tests pause it too: one at a time.
+	unlock := pauseLock(t, db.Primary())
+	defer unlock()
 	if _, err := standby.Exec(ctx, `SELECT pg_wal_replay_pause()`); err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +195,18 @@ func TestWroteWithoutCallerOrReplica(t *testing.T) {
 	}
 }
 
+func TestMarksSweep(t *testing.T) {
+	m := marks{max: 1000, byKey: map[string]int64{}}
+	for i := range sweepMarks + 2 {
+		m.record(string(rune('a'+i%26))+string(rune('0'+i/26)), int64(i))
+	}
+	m.record("late", 500)
+	m.replayed("nobody", 100)
+	if m.size() != 1 || m.need("late") != 500 {
+		t.Fatalf("after a sweep at 100: size %d, need(late) %d; want only late's mark", m.size(), m.need("late"))
+	}
+}
+
 func TestMarks(t *testing.T) {
 	m := marks{max: 2, byKey: map[string]int64{}}
 	if m.need("a") != 0 || m.need("") != 0 {
@@ -279,5 +294,29 @@ func TestReadIfAllowed(t *testing.T) {
 	}
 	if s := db.Stats(); s.PrimaryReads != 1 || s.ReplicaReads != 1 {
 		t.Fatalf("stats: %+v", s)
+	}
+}
+
+// pauseReplayLock is the advisory lock that tests (examples/server's too)
+// hold while they pause the shared test standby's replay.
+const pauseReplayLock = 0x7a1055e1a
+
+// pauseLock takes the pause lock on primary, waiting for another test's
+// pause to end, and returns its release.
+func pauseLock(t *testing.T, primary *pgxpool.Pool) (unlock func()) {
+	t.Helper()
+	conn, err := primary.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_lock($1)`, int64(pauseReplayLock)); err != nil {
+		conn.Release()
+		t.Fatal(err)
+	}
+	return func() {
+		if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, int64(pauseReplayLock)); err != nil {
+			t.Error(err)
+		}
+		conn.Release()
 	}
 }
