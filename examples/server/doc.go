@@ -61,7 +61,8 @@
 //	GET|PUT|DELETE /v1/admin/mcp/servers[/{id}]       {"url"}                          admin.mcp.servers
 //	GET|PUT|DELETE /v1/admin/llm/upstreams[/{id}]     {"kind","url","api_key_secret_id","no_stream_usage"}  admin.llm.upstreams
 //	GET|PUT|DELETE /v1/admin/llm/model-groups[/{id}]  {"upstreams",
-//	                "prompt_per_1k_micro_usd","completion_per_1k_micro_usd"}                admin.llm.model-groups
+//	                "prompt_per_1k_micro_usd","completion_per_1k_micro_usd",
+//	                "routing_policy_id"?,"weights"?}                                        admin.llm.model-groups
 //
 // A PUT is applied first (an MCP server is connected and its tools listed,
 // else 502 UPSTREAM_5XX; the LLM routing is checked, else 400) and then
@@ -128,8 +129,21 @@
 // document (PUT /v1/config/budget/{name}, contract ai_gateway/budget) is a
 // hard budget on its team or key scope (max_usd, period daily or monthly;
 // used_usd and reset_at are informational) that overrides the admin API's
-// budget of the same scope; routing policy documents are stored, audited
-// and propagated, but the server has no consumer that enforces them.
+// budget of the same scope. A routing policy document (PUT
+// /v1/config/policy/{name}, contract ai_gateway/routing_policy) is
+// installed in the LLM proxy (gateway/llm RoutingPolicy: strategy
+// weighted_hash by the caller's principal, round_robin or least_latency;
+// timeout_ms per attempt; retries with backoff on 5xx and timeouts only,
+// never once a stream started; cooldown: failure_threshold failures
+// within window_seconds open an upstream for cooldown_seconds) on this
+// replica when the PUT commits and on the others within the propagation
+// bound; stored policies are installed at start. A model group follows
+// the policy its routing_policy_id names, else the policy whose name is
+// the group id (only lowercase ids can be document names), else none (its
+// upstreams in order, once each, TALOS_LLM_TIMEOUT). A stored policy past
+// the proxy's limits (e.g. max_attempts over 10, timeout_ms over 1 h) is
+// not installed and logged; its groups route as without a policy
+// (policywire.go).
 //
 // Periodic jobs run once per interval across the replicas: KEK rotation
 // (gateway/secrets RotateIfDue, under the rotation lock) and, with the

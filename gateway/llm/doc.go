@@ -3,7 +3,8 @@
 // upstream or, with [Config.Routes], routes each model to its upstreams
 // (OpenAI-compatible or Anthropic's messages API, [KindAnthropic]) with
 // its own prompt and completion prices, falling back to the next upstream
-// on a 5xx or timeout and skipping failing ones ([BreakerConfig]); each
+// on a 5xx or timeout and skipping failing ones ([BreakerConfig]), or as a
+// [RoutingPolicy] says (strategy, timeout, retries, cooldown); each
 // call authorized, rate-limited, budgeted and audited by a [talos.Kernel].
 //
 // A [Proxy] is built with [New] from a [Config] (the Kernel, the upstream
@@ -59,6 +60,34 @@
 // [Upstream.Client] sends one upstream's requests with a client of its own
 // (examples/server gives admin-added upstreams one whose dialer refuses
 // loopback, link-local and private addresses).
+//
+// # Routing policies
+//
+// A [RoutingPolicy] (contract ai_gateway/routing_policy, decoded by
+// [ParseRoutingPolicy] with the contract's defaults) governs how calls to
+// a model group are spread and retried. [Proxy.SetPolicies] replaces the
+// set at once (calls in flight finish under the old one); a route follows
+// the policy its [ModelRoute.Policy] names, else the one whose ID is its
+// model, else none (its upstreams in order, once each, Config.Timeout and
+// Config.Breaker, as before policies existed). Under a policy:
+//
+//   - The strategy picks the order of the upstreams for each call:
+//     [StrategyWeightedHash] by weighted rendezvous hashing of the
+//     caller's principal over [ModelRoute.Weights] (one caller sticks to
+//     one upstream while the group is unchanged; weight 0 drains an
+//     upstream), [StrategyRoundRobin] starting each call on the next
+//     upstream, [StrategyLeastLatency] on the upstream with the lowest
+//     EWMA of observed latency (unmeasured ones first).
+//   - Timeout bounds each attempt (for a stream, the wait for its answer
+//     and then for each chunk).
+//   - MaxAttempts attempts in all go round that order, with Backoff before
+//     the second multiplied by BackoffMultiplier before each later one;
+//     only a 5xx, a timeout or no answer is retried, never a 4xx or 429,
+//     and never a stream once its answer has started.
+//   - Cooldown is each upstream's breaker: Failures failures within
+//     Window open it for Cooldown, then one trial call closes it again or
+//     reopens it. Breaker and latency state belong to the upstream (shared
+//     by the routes that name it) and survive SetPolicies, not SetRouting.
 //
 // # Security
 //
