@@ -30,7 +30,10 @@ func (c *core) openAudit(ctx context.Context, s *Server) error {
 	if c.logStore, err = c.openAuditStore(ctx, s); err != nil {
 		return err
 	}
-	c.log, err = audit.New(ctx, audit.Config{Store: c.logStore, Signer: signer, Verifier: c.logVerifier, Meter: s.meter("github.com/talosgo/talos/audit")})
+	// The Log appends through appendWaker, so the live audit stream
+	// serves this replica's events at once (streamwire.go).
+	c.logAppends = newAppendWaker(c.logStore)
+	c.log, err = audit.New(ctx, audit.Config{Store: c.logAppends.store(), Signer: signer, Verifier: c.logVerifier, Meter: s.meter("github.com/talosgo/talos/audit")})
 	if err != nil {
 		return err
 	}

@@ -93,6 +93,7 @@ type Config struct {
 	// Test hooks (not settings).
 	spanExporter trace.SpanExporter // replaces the configured exporter
 	tablePrefix  string             // PostgreSQL table name prefix; default "talos_"
+	streamPoll   time.Duration      // audit stream poll interval; 0: gateway/auditapi's default
 	stdout       io.Writer          // where first-start information is printed
 }
 

@@ -48,6 +48,7 @@ type core struct {
 	log         *audit.Log
 	logVerifier note.Verifier
 	logStore    audit.Store
+	logAppends  *appendWaker      // wakes the live audit stream after this replica's appends (streamwire.go)
 	audit       *auditapi.Handler // the audit HTTP service and checkpoint publisher
 	events      *audit.EventBuilder
 	// writeTimeout is the server's write deadline per response; gateway
