@@ -72,7 +72,8 @@ func addA2AAuditMeta(allow map[string][]string) {
 func newA2AService(ctx context.Context, c *core, s *Server) (*a2aService, error) {
 	a := &a2aService{now: time.Now}
 	if s.db != nil {
-		ps, err := a2apg.NewStore(a2apg.Config{DB: s.db.Primary(), TablePrefix: s.cfg.tablePrefix})
+		// The admin lists read the replica (readsplit.go); the relay the primary.
+		ps, err := a2apg.NewStore(a2apg.Config{DB: s.db.Primary(), TablePrefix: s.cfg.tablePrefix, Read: readSplit[a2apg.Querier](s.db)})
 		if err != nil {
 			return nil, err
 		}
@@ -115,7 +116,7 @@ func (a *a2aService) enableV1(ctx context.Context, c *core, s *Server) error {
 	a.tasks = a2a.NewMemTaskStore()
 	var pushStore a2a.PushConfigStore = a2a.NewMemPushConfigStore()
 	if s.db != nil {
-		ts, err := a2apg.New(a2apg.Config{DB: s.db.Primary(), TablePrefix: s.cfg.tablePrefix})
+		ts, err := a2apg.New(a2apg.Config{DB: s.db.Primary(), TablePrefix: s.cfg.tablePrefix, Read: readSplit[a2apg.Querier](s.db)})
 		if err != nil {
 			return err
 		}

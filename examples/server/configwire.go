@@ -28,8 +28,10 @@ func openConfigs(ctx context.Context, s *Server, c *core) (*config.Service, erro
 		db := s.db
 		ps, err := configpg.New(configpg.Config{
 			DB: db.Primary(), TablePrefix: s.cfg.tablePrefix,
+			// The config lists read the replica (readsplit.go); the
+			// documents decisions use, the primary.
 			Read: func(ctx context.Context, fn func(context.Context, configpg.Querier) error) error {
-				return db.Read(ctx, func(ctx context.Context, q pgsplit.Querier) error { return fn(ctx, q) })
+				return db.ReadIfAllowed(ctx, func(ctx context.Context, q pgsplit.Querier) error { return fn(ctx, q) })
 			},
 		})
 		if err != nil {

@@ -70,7 +70,8 @@ const adminStateFile = "admin.json"
 // document that no longer parses stops start-up.
 func (c *core) openAdmin(ctx context.Context, s *Server) error {
 	if s.db != nil {
-		ps, err := adminpg.New(adminpg.Config{DB: s.db.Primary(), TablePrefix: s.cfg.tablePrefix})
+		// Listings read the replica (readsplit.go); Get and decisions the primary.
+		ps, err := adminpg.New(adminpg.Config{DB: s.db.Primary(), TablePrefix: s.cfg.tablePrefix, Read: readSplit[adminpg.Querier](s.db)})
 		if err != nil {
 			return err
 		}

@@ -173,7 +173,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 
 	s.mux = http.NewServeMux()
 	s.mountServices(s.mux)
-	s.handler = talos.AccessLog(log, s.tel.Middleware(s.withStateScope(s.mux)))
+	s.handler = talos.AccessLog(log, s.tel.Middleware(s.withStateScope(s.withReadSplit(s.mux))))
 	return s, nil
 }
 

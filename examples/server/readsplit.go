@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/talosgo/talos/gateway/pgsplit"
+)
+
+// Reads that scale (TALOS_POSTGRES_REPLICA_URL): the listing routes read
+// the PostgreSQL replica, with read-your-writes for the caller that wrote.
+//
+// A caller is its credential: the SHA-256 of the request's Authorization
+// header (kept in memory only, never logged). After a mutating request
+// (anything but GET, HEAD and OPTIONS) the split records the primary's WAL
+// position for that caller (pgsplit.DB.Wrote); its listings go to the
+// replica only once the replica has replayed that position, and to the
+// primary until then.
+//
+// Only the GET requests of replicaReadPrefixes may read the replica at all
+// (pgsplit.WithReplicaReads): the admin lists (principals, roles, bindings,
+// budget definitions, identities, A2A sessions and groups) and stats, audit
+// searches and the audit stream's polling, the config document lists and
+// versions. The
+// stores read the primary for everything else, and always for decisions:
+// admin identity and session lookups, RBAC and budget state outside those
+// routes, revocations, nonces, relay membership and task reads.
+
+// replicaReadPrefixes are the path prefixes whose GET requests may read the
+// replica.
+var replicaReadPrefixes = []string{
+	"/v1/admin/", "/v1/audit/events", "/v1/audit/stream", "/v1/config",
+	"/v1/principals", "/v1/rbac/", "/v1/budgets",
+}
+
+// withReadSplit names the caller and marks listings for the read split; it
+// records the caller's writes after mutating requests. Without a replica it
+// is next itself.
+func (s *Server) withReadSplit(next http.Handler) http.Handler {
+	if s.db == nil || s.db.Replica() == nil {
+		return next
+	}
+	db := s.db
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if authz := r.Header.Get("Authorization"); authz != "" {
+			sum := sha256.Sum256([]byte(authz))
+			ctx = pgsplit.WithCaller(ctx, "authz:"+hex.EncodeToString(sum[:16]))
+		}
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			if replicaListing(r.URL.Path) {
+				ctx = pgsplit.WithReplicaReads(ctx)
+			}
+			next.ServeHTTP(w, r.WithContext(ctx))
+		case http.MethodOptions:
+			next.ServeHTTP(w, r.WithContext(ctx))
+		default:
+			next.ServeHTTP(w, r.WithContext(ctx))
+			// After the handler: its writes have committed. A failure
+			// leaves the caller reading the primary (pgsplit records an
+			// unknown position).
+			if err := db.Wrote(context.WithoutCancel(ctx)); err != nil {
+				s.log.Warn("read split: the primary's WAL position after a write is unknown; the caller reads the primary", "err", err)
+			}
+		}
+	})
+}
+
+func replicaListing(path string) bool {
+	for _, p := range replicaReadPrefixes {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// readSplit adapts db.ReadIfAllowed to a store's Config.Read, whose
+// Querier Q the split's connections (*pgxpool.Pool, *pgxpool.Conn)
+// implement.
+func readSplit[Q any](db *pgsplit.DB) func(ctx context.Context, fn func(ctx context.Context, q Q) error) error {
+	return func(ctx context.Context, fn func(ctx context.Context, q Q) error) error {
+		return db.ReadIfAllowed(ctx, func(ctx context.Context, q pgsplit.Querier) error {
+			sq, ok := q.(Q)
+			if !ok {
+				return fmt.Errorf("read split: %T is not the store's querier", q)
+			}
+			return fn(ctx, sq)
+		})
+	}
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/talosgo/talos/internal/testenv"
+)
+
+// replicaURL is $TALOS_TEST_POSTGRES_REPLICA_URL, a streaming standby of
+// $TALOS_TEST_POSTGRES_URL (.ci/pg-replica.sh); without it the test skips,
+// or fails under TALOS_REQUIRE_SERVICES=1.
+func replicaURL(t *testing.T) string {
+	t.Helper()
+	u := os.Getenv("TALOS_TEST_POSTGRES_REPLICA_URL")
+	if u == "" {
+		if os.Getenv("TALOS_REQUIRE_SERVICES") == "1" {
+			t.Fatal("TALOS_TEST_POSTGRES_REPLICA_URL is not set and TALOS_REQUIRE_SERVICES=1")
+		}
+		t.Skip("TALOS_TEST_POSTGRES_REPLICA_URL is not set")
+	}
+	return u
+}
+
+// pauseReplayLock is the advisory lock the tests that pause the shared test
+// standby's replay hold (gateway/pgsplit's too): one pause at a time.
+const pauseReplayLock = 0x7a1055e1a
+
+// TestReadSplitReplica: with TALOS_POSTGRES_REPLICA_URL, the admin list of
+// principals is served by the streaming replica; while its replay is
+// paused, the admin session that registered a principal still lists it
+// (from the primary) and another session, reading the replica, does not yet;
+// a principal lookup (as a decision makes) reads the primary.
+func TestReadSplitReplica(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.PostgresURL = testenv.PostgresURL(t)
+	cfg.PostgresReplicaURL = replicaURL(t)
+	cfg.tablePrefix = testenv.Unique(t) + "_"
+	dropTablesAtEnd(t, cfg.PostgresURL, cfg.tablePrefix)
+	ts := newTestServer(t, cfg)
+	db := ts.Server.db
+	other := ts.owner.session(t, ts, "") // a second admin session: another caller
+
+	lists := func(cred, did string) bool {
+		t.Helper()
+		var page struct {
+			Items []struct {
+				DID string `json:"did"`
+			} `json:"items"`
+		}
+		if st := decode(t, ts.do(t, "GET", "/v1/principals?limit=500", cred, nil), &page); st != http.StatusOK {
+			t.Fatalf("list principals: %d", st)
+		}
+		for _, p := range page.Items {
+			if p.DID == did {
+				return true
+			}
+		}
+		return false
+	}
+
+	alice := newAgent(t, ts, "alice", "t1")
+	// Once the replica has replayed the registration, listings read it.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		before := db.Stats().ReplicaReads
+		if lists(other, alice.did) && db.Stats().ReplicaReads > before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the list never came from the replica: %+v", db.Stats())
+		}
+	}
+
+	standby, err := pgxpool.New(t.Context(), cfg.PostgresReplicaURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer standby.Close()
+	lock, err := db.Primary().Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+	if _, err := lock.Exec(t.Context(), `SELECT pg_advisory_lock($1)`, int64(pauseReplayLock)); err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, int64(pauseReplayLock)) //nolint:errcheck
+	if _, err := standby.Exec(t.Context(), `SELECT pg_wal_replay_pause()`); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			if _, err := standby.Exec(context.Background(), `SELECT pg_wal_replay_resume()`); err != nil {
+				t.Errorf("resume replay: %v", err)
+			}
+		}
+	}
+	defer resume()
+
+	bob := newAgent(t, ts, "bob", "t1") // registered with ts.cred
+	before := db.Stats()
+	if !lists(ts.cred, bob.did) {
+		t.Fatal("the session that registered bob does not list him")
+	}
+	if lists(other, bob.did) {
+		t.Fatal("another session's list did not come from the paused replica")
+	}
+	after := db.Stats()
+	if after.LaggingReads != before.LaggingReads+1 || after.ReplicaReads != before.ReplicaReads+1 {
+		t.Fatalf("stats: before %+v, after %+v; want one lagging read (the writer's) and one replica read", before, after)
+	}
+	// A principal lookup (what an attested request's check reads) is on
+	// the primary: bob is found by the other session too.
+	if st := decode(t, ts.do(t, "GET", "/v1/principals/"+bob.did, other, nil), nil); st != http.StatusOK {
+		t.Fatalf("bob's lookup while the replica is behind: %d", st)
+	}
+
+	resume()
+	for deadline := time.Now().Add(20 * time.Second); !lists(other, bob.did); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("bob never listed for the other session after replay resumed")
+		}
+	}
+}
