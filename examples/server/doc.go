@@ -46,7 +46,8 @@
 //	GET /v1/config?limit=&cursor=                          config documents, latest version and digest                   admin.config read
 //
 // The stream (streamwire.go) reads the shared audit store, so events
-// appended on any replica appear within half a second; it sends a ": ping"
+// appended on any replica appear: this replica's at once (each append
+// wakes the stream), the others' within half a second; it sends a ": ping"
 // every 15 s, disconnects a client that does not take a write within 10 s,
 // and ends when shutdown begins. The statistics (statswire.go) are fed by
 // the Kernels' own measurements (talos.decisions, talos.call.duration, ...)
@@ -187,7 +188,9 @@
 // token's exp) and signs the request as the principal, so the call goes
 // through the Attester, the registration check and the Kernel like any
 // attested one (RBAC, rate limits, budgets; audited with the principal's
-// did:key and the minted capability's hash). The client's Authorization
+// did:key and the minted capability's hash, as auth_mode "bearer" with
+// meta oauth_issuer, oauth_claim and oauth_jti_sha256, the hex SHA-256 of
+// the token's jti; never the token). The client's Authorization
 // and X-Talos-* headers are dropped first: nothing of the token reaches an
 // upstream. A request without a credential is 401 with a Bearer challenge
 // (resource_metadata, scope) beside the attestation one; a token that does
