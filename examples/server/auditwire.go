@@ -88,7 +88,8 @@ func (c *core) openAuditStore(ctx context.Context, s *Server) (audit.Store, erro
 		if s.db == nil {
 			return nil, contracts.New(contracts.CodeInvalidInput, "config: audit.storage_backend postgres needs a PostgreSQL URL")
 		}
-		ps, err := auditpg.New(auditpg.Config{DB: s.db.Primary(), TablePrefix: s.cfg.tablePrefix})
+		// Event searches read the replica (readsplit.go); the tree the primary.
+		ps, err := auditpg.New(auditpg.Config{DB: s.db.Primary(), TablePrefix: s.cfg.tablePrefix, Read: readSplit[auditpg.Querier](s.db)})
 		if err != nil {
 			return nil, err
 		}

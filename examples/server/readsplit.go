@@ -24,8 +24,10 @@ import (
 // Only the GET requests of replicaReadPrefixes may read the replica at all
 // (pgsplit.WithReplicaReads): the admin lists (principals, roles, bindings,
 // budget definitions, identities, A2A sessions and groups) and stats, audit
-// searches and the audit stream's polling, the config document lists and
-// versions. The
+// event searches (GET /v1/audit/events), the config document lists and
+// versions. The live audit stream is not among them: it polls the log's
+// size and reads entries by index on the primary, and a reconnecting
+// client's cursor names an event the replica may not have yet. The
 // stores read the primary for everything else, and always for decisions:
 // admin identity and session lookups, RBAC and budget state outside those
 // routes, revocations, nonces, relay membership and task reads.
@@ -33,7 +35,7 @@ import (
 // replicaReadPrefixes are the path prefixes whose GET requests may read the
 // replica.
 var replicaReadPrefixes = []string{
-	"/v1/admin/", "/v1/audit/events", "/v1/audit/stream", "/v1/config",
+	"/v1/admin/", "/v1/audit/events", "/v1/config",
 	"/v1/principals", "/v1/rbac/", "/v1/budgets",
 }
 
