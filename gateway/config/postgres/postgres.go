@@ -12,7 +12,9 @@
 // log in the same database) without the waiting writers exhausting it.
 // Reads go through Config.Read when set (a read replica with fallback to
 // the primary, such as a read/write split), so a read right after a write
-// may not see it yet when the replica lags. It passes
+// may not see it yet when the replica lags, unless the split gives
+// read-your-writes (gateway/pgsplit's DB.Wrote and WithCaller) or sends the
+// read to the primary (DB.ReadIfAllowed outside a listing). It passes
 // gateway/config/configtest.
 package postgres
 
