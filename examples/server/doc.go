@@ -15,8 +15,9 @@
 // schema), the environment and flags, in increasing precedence.
 //
 // With TALOS_POSTGRES_URL the sealed secrets and the config versions live in
-// PostgreSQL (writes on the primary; reads on TALOS_POSTGRES_REPLICA_URL
-// behind a circuit breaker that falls back to the primary); without it they
+// PostgreSQL (writes on the primary; listings on TALOS_POSTGRES_REPLICA_URL
+// behind a circuit breaker that falls back to the primary, with
+// read-your-writes: see the consistency model); without it they
 // live in the data directory (secrets.json, config-versions.jsonl).
 //
 // # Admins
@@ -151,6 +152,26 @@
 // audit log in PostgreSQL, checkpoint publication (a transaction-scoped
 // advisory lock and the job's last run in <prefix>jobs, by the database's
 // clock).
+//
+// Reads that scale: with TALOS_POSTGRES_REPLICA_URL (a streaming standby of
+// TALOS_POSTGRES_URL) the read-heavy GET routes read the replica: the
+// admin lists (/v1/principals, /v1/rbac/*, /v1/budgets, /v1/admin/*,
+// including the A2A session and group lists), audit event searches (GET
+// /v1/audit/events) and the config document lists and versions
+// (/v1/config). Everything else reads the primary, and always the reads that
+// decide or must be current: admin identity and session lookups,
+// principal lookups, RBAC and budget state outside those listings,
+// revocations and nonces (in Redis), relay membership and A2A task reads,
+// the audit tree (proofs, checkpoints, entries by index, the live stream).
+// A listing is at most the replica's lag behind the primary, except for the
+// caller that wrote: after every mutating request the server records the
+// primary's WAL position for the request's credential (the SHA-256 of its
+// Authorization header, in memory), and that caller's listings go to the
+// replica only once pg_last_wal_replay_lsn() has reached it, to the primary
+// until then (gateway/pgsplit). The marks are per process: behind a load
+// balancer, read-your-writes across server replicas needs session affinity.
+// A replica that fails is skipped by its circuit breaker (reads fall back to
+// the primary) and /health/ready reports it degraded.
 //
 // On a store outage the server fails closed. Without Redis, budget
 // reservations, rate limits, nonce claims and revocation checks fail, so
