@@ -2,12 +2,14 @@ package main
 
 import (
 	"net/http"
+	"regexp"
 	"testing"
 	"time"
 
 	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/internal/testenv"
 
+	"github.com/talosgo/talos/gateway/config"
 	"github.com/talosgo/talos/gateway/llm"
 )
 
@@ -173,4 +175,22 @@ func TestConfigPolicyAcrossReplicas(t *testing.T) {
 	if p, ok := c.core.llm.PolicyOf("m1"); !ok || p.Version != 2 || p.Timeout != 200*time.Millisecond {
 		t.Fatalf("a replica started afterwards follows %+v %v", p, ok)
 	}
+}
+
+// FuzzPolicyName: a model group's routing_policy_id is accepted exactly
+// when the config service would accept it as a document name.
+func FuzzPolicyName(f *testing.F) {
+	for _, s := range []string{"m1", "rr-shared", "a.b_c", "Bad", "-x", "", "x/y", "é"} {
+		f.Add(s)
+	}
+	re := regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+	f.Fuzz(func(t *testing.T, s string) {
+		want := len(s) <= config.MaxNameLen && re.MatchString(s)
+		if got := validPolicyName(s); got != want {
+			t.Fatalf("validPolicyName(%q) = %v, want %v", s, got, want)
+		}
+		if err := checkGroupPolicy(s, nil, 1); (err == nil) != (want || s == "") || (err != nil && contracts.CodeOf(err) != contracts.CodeInvalidInput) {
+			t.Fatalf("checkGroupPolicy(%q): %v", s, err)
+		}
+	})
 }
