@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"testing"
@@ -76,6 +77,31 @@ func TestReadSplitReplica(t *testing.T) {
 		}
 	}
 
+	// Audit event searches read the replica too; the audit tree the
+	// primary.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		before := db.Stats().ReplicaReads
+		var page struct {
+			Events []json.RawMessage `json:"events"`
+		}
+		if st := decode(t, ts.do(t, "GET", "/v1/audit/events?limit=5", other, nil), &page); st != http.StatusOK {
+			t.Fatalf("audit events: %d", st)
+		}
+		if db.Stats().ReplicaReads > before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the audit search never came from the replica: %+v", db.Stats())
+		}
+	}
+	before := db.Stats()
+	if st := decode(t, ts.do(t, "GET", "/v1/audit/checkpoint", other, nil), nil); st != http.StatusOK {
+		t.Fatalf("checkpoint: %d", st)
+	}
+	if after := db.Stats(); after.ReplicaReads != before.ReplicaReads {
+		t.Fatalf("the checkpoint read the replica: before %+v, after %+v", before, after)
+	}
+
 	standby, err := pgxpool.New(t.Context(), cfg.PostgresReplicaURL)
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +131,7 @@ func TestReadSplitReplica(t *testing.T) {
 	defer resume()
 
 	bob := newAgent(t, ts, "bob", "t1") // registered with ts.cred
-	before := db.Stats()
+	before = db.Stats()
 	if !lists(ts.cred, bob.did) {
 		t.Fatal("the session that registered bob does not list him")
 	}
