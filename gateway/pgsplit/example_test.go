@@ -1,6 +1,7 @@
 package pgsplit_test
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -30,4 +31,27 @@ func ExampleBreaker() {
 	// open false
 	// half-open true
 	// closed
+}
+
+// A request that writes names its caller and records the write; the
+// caller's next listing then reads the replica only once it has replayed
+// that write.
+func ExampleDB_Wrote() {
+	ctx := context.Background()
+	db, err := pgsplit.Connect(ctx, "postgres://app@127.0.0.1:5432/app", "postgres://app@127.0.0.1:5433/app", pgsplit.BreakerConfig{})
+	if err != nil {
+		panic(err)
+	}
+	defer db.Close()
+
+	ctx = pgsplit.WithCaller(ctx, "session-digest-1") // a digest, never the credential
+	if _, err := db.Exec(ctx, `INSERT INTO notes (body) VALUES ($1)`, "hello"); err != nil {
+		return
+	}
+	_ = db.Wrote(ctx) // after the commit: the primary's WAL position
+
+	var n int
+	_ = db.ReadIfAllowed(pgsplit.WithReplicaReads(ctx), func(ctx context.Context, q pgsplit.Querier) error {
+		return q.QueryRow(ctx, `SELECT count(*) FROM notes`).Scan(&n) // sees "hello"
+	})
 }
