@@ -49,7 +49,9 @@ type DB struct {
 	replica *pgxpool.Pool
 	breaker *Breaker
 
-	marks marks
+	marks       marks
+	sharedMarks atomic.Pointer[string] // the quoted marks table (ShareMarks), or nil
+	sweeps      atomic.Int64
 
 	replicaReads  atomic.Int64
 	primaryReads  atomic.Int64
@@ -132,6 +134,16 @@ func (db *DB) Exec(ctx context.Context, sql string, args ...any) (pgconn.Command
 func (db *DB) Read(ctx context.Context, fn func(ctx context.Context, q Querier) error) error {
 	caller := CallerFrom(ctx)
 	need := db.marks.need(caller)
+	if db.replica != nil && need != unknownLSN && caller != "" {
+		// Another process may have recorded a later write of this caller.
+		shared, err := db.sharedMark(ctx, caller)
+		if err != nil {
+			// Not known: only the primary is sure to hold the write.
+			db.primaryReads.Add(1)
+			return fn(ctx, db.primary)
+		}
+		need = max(need, shared)
+	}
 	if db.replica != nil && need != unknownLSN {
 		if done, ok := db.breaker.Allow(); ok {
 			err := db.readReplica(ctx, caller, need, fn)
@@ -187,6 +199,7 @@ func (db *DB) readReplica(ctx context.Context, caller string, need int64, fn fun
 		return errLagging
 	}
 	db.marks.replayed(caller, *replay)
+	db.sweepShared(ctx, *replay)
 	return fn(ctx, conn)
 }
 

@@ -29,10 +29,16 @@
 // The marks are bounded ([Config.MaxWriteMarks]); when full they are folded
 // into one position every replica read waits for, which is never staler.
 // A write whose position cannot be read marks its caller as unknown: its
-// next read goes to the primary, which supplies a later position. The marks
-// are per process: a caller whose write and read are served by different
-// processes (server replicas behind a load balancer without affinity) has
-// no mark on the second, and may read the replica's lag.
+// next read goes to the primary, which supplies a later position.
+//
+// The marks are per process unless [DB.ShareMarks] names a table on the
+// primary: then [DB.Wrote] also upserts the caller's mark there (in the same
+// statement that reads the WAL position), and a read for a named caller
+// looks its mark up there (one primary-key read on the primary), so a caller
+// that writes through one process (a server replica) and reads through
+// another still never reads the replica behind its write. A lookup that
+// fails sends the read to the primary. Marks the replica has replayed are
+// deleted now and then.
 //
 // # What reads the replica
 //

@@ -2,7 +2,10 @@ package pgsplit
 
 import (
 	"context"
+	"errors"
 	"sync"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // callerKey is the context key of the caller a read or write is made for.
@@ -135,13 +138,71 @@ func (db *DB) Wrote(ctx context.Context) error {
 	if db.replica == nil || caller == "" {
 		return nil
 	}
-	lsn, err := db.primaryLSN(ctx)
+	var lsn int64
+	var err error
+	if t := db.sharedMarks.Load(); t != nil {
+		err = db.primary.QueryRow(ctx, `INSERT INTO `+*t+` AS m (caller, lsn) VALUES ($1, (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint)
+			ON CONFLICT (caller) DO UPDATE SET lsn = GREATEST(m.lsn, EXCLUDED.lsn) RETURNING lsn`, caller).Scan(&lsn)
+	} else {
+		lsn, err = db.primaryLSN(ctx)
+	}
 	if err != nil {
 		db.marks.record(caller, unknownLSN)
 		return err
 	}
 	db.marks.record(caller, lsn)
 	return nil
+}
+
+// ShareMarks keeps the callers' write marks in table on the primary too
+// (created if missing: caller text primary key, lsn bigint), so that
+// read-your-writes holds across processes: a caller that wrote through one
+// process and reads through another is served by the replica only once it
+// has replayed that write. Every read for a named caller then also looks
+// its mark up on the primary (one primary-key read); when that lookup
+// fails, the read goes to the primary. Rows the replica has replayed are
+// deleted now and then. Call it once, before serving; without a replica it
+// does nothing.
+func (db *DB) ShareMarks(ctx context.Context, table string) error {
+	if db.replica == nil {
+		return nil
+	}
+	t := pgx.Identifier{table}.Sanitize()
+	if _, err := db.primary.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+t+` (caller text PRIMARY KEY, lsn bigint NOT NULL)`); err != nil {
+		return err
+	}
+	db.sharedMarks.Store(&t)
+	return nil
+}
+
+// sharedMark returns caller's mark in the shared table (0 without one, or
+// without ShareMarks).
+func (db *DB) sharedMark(ctx context.Context, caller string) (int64, error) {
+	t := db.sharedMarks.Load()
+	if t == nil {
+		return 0, nil
+	}
+	var lsn int64
+	err := db.primary.QueryRow(ctx, `SELECT lsn FROM `+*t+` WHERE caller = $1`, caller).Scan(&lsn)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return lsn, err
+}
+
+// sweepEvery is how many replica checks pass between two deletions of the
+// shared marks the replica has replayed.
+const sweepEvery = 64
+
+// sweepShared deletes, every sweepEvery calls, the shared marks at or below
+// replay: the replica serves those callers anyway. A failure only leaves
+// rows for the next sweep.
+func (db *DB) sweepShared(ctx context.Context, replay int64) {
+	t := db.sharedMarks.Load()
+	if t == nil || db.sweeps.Add(1)%sweepEvery != 0 {
+		return
+	}
+	_, _ = db.primary.Exec(ctx, `DELETE FROM `+*t+` WHERE lsn <= $1`, replay)
 }
 
 // primaryLSN reads the primary's current WAL write position. Every

@@ -320,3 +320,120 @@ func pauseLock(t *testing.T, primary *pgxpool.Pool) (unlock func()) {
 		conn.Release()
 	}
 }
+
+// Two DBs on one primary and standby stand for two server processes: with
+// ShareMarks, a caller that wrote through A and reads through B sees its
+// write while the standby's replay is paused; once the standby has caught
+// up B serves it there, and the replayed marks are swept.
+func TestReadYourWritesAcrossProcesses(t *testing.T) {
+	primaryDSN, replicaDSN := postgresURL(t), replicaURL(t)
+	ctx := context.Background()
+	open := func() *DB {
+		db, err := Connect(ctx, primaryDSN, replicaDSN, BreakerConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(db.Close)
+		return db
+	}
+	a, b := open(), open()
+	marksTable := "pgsplit_marks_" + uniqueTable()
+	for _, db := range []*DB{a, b} {
+		if err := db.ShareMarks(ctx, marksTable); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer a.Exec(context.Background(), `DROP TABLE `+pgx.Identifier{marksTable}.Sanitize()) //nolint:errcheck
+	standby, err := pgxpool.New(ctx, replicaDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer standby.Close()
+	table := pgx.Identifier{"pgsplit_ryw_" + uniqueTable()}.Sanitize()
+	if _, err := a.Exec(ctx, `CREATE TABLE `+table+` (v int)`); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Exec(context.Background(), `DROP TABLE `+table) //nolint:errcheck
+	eventually(t, "the table on the standby", func() bool {
+		var ok bool
+		return standby.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&ok) == nil && ok
+	})
+
+	unlock := pauseLock(t, a.Primary())
+	defer unlock()
+	if _, err := standby.Exec(ctx, `SELECT pg_wal_replay_pause()`); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			if _, err := standby.Exec(context.Background(), `SELECT pg_wal_replay_resume()`); err != nil {
+				t.Errorf("resume replay: %v", err)
+			}
+		}
+	}
+	defer resume()
+
+	alice := WithCaller(ctx, "alice")
+	if _, err := a.Exec(alice, `INSERT INTO `+table+` VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Wrote(alice); err != nil {
+		t.Fatal(err)
+	}
+	if n, onStandby := readCount(alice, t, b, table); n != 1 || onStandby {
+		t.Fatalf("alice through B after her write through A: %d rows, standby %v; want 1 row from the primary", n, onStandby)
+	}
+	if n, onStandby := readCount(WithCaller(ctx, "bob"), t, b, table); n != 0 || !onStandby {
+		t.Fatalf("bob through B: %d rows, standby %v; want 0 rows from the paused standby", n, onStandby)
+	}
+	if s := b.Stats(); s.LaggingReads != 1 || s.ReplicaReads != 1 {
+		t.Fatalf("B's stats while paused: %+v", s)
+	}
+
+	resume()
+	eventually(t, "alice served by the standby through B", func() bool {
+		n, onStandby := readCount(alice, t, b, table)
+		if n != 1 {
+			t.Fatalf("alice read %d rows; want 1", n)
+		}
+		return onStandby
+	})
+	for range sweepEvery {
+		readCount(alice, t, b, table)
+	}
+	var left int
+	if err := a.Primary().QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{marksTable}.Sanitize()).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("shared marks after the sweep: %d, %v; want 0", left, err)
+	}
+}
+
+// A shared mark that cannot be looked up sends the read to the primary.
+func TestSharedMarkLookupFailureReadsPrimary(t *testing.T) {
+	ctx := context.Background()
+	db, err := Connect(ctx, postgresURL(t), replicaURL(t), BreakerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	marksTable := "pgsplit_marks_" + uniqueTable()
+	if err := db.ShareMarks(ctx, marksTable); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `DROP TABLE `+pgx.Identifier{marksTable}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	var standby bool
+	if err := db.Read(WithCaller(ctx, "alice"), func(ctx context.Context, q Querier) error {
+		return q.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&standby)
+	}); err != nil || standby {
+		t.Fatalf("read with the marks table gone: standby %v, %v; want the primary", standby, err)
+	}
+	if err := db.Wrote(WithCaller(ctx, "alice")); err == nil {
+		t.Fatal("Wrote with the marks table gone: no error")
+	}
+	if s := db.Stats(); s.PendingMarks != 1 || s.ReplicaReads != 0 {
+		t.Fatalf("stats: %+v", s)
+	}
+}
