@@ -19,7 +19,9 @@ import (
 // (anything but GET, HEAD and OPTIONS) the split records the primary's WAL
 // position for that caller (pgsplit.DB.Wrote); its listings go to the
 // replica only once the replica has replayed that position, and to the
-// primary until then.
+// primary until then. The marks are also kept in <prefix>read_marks on the
+// primary (pgsplit.DB.ShareMarks), so this holds when the write and the
+// read are served by different server replicas.
 //
 // Only the GET requests of replicaReadPrefixes may read the replica at all
 // (pgsplit.WithReplicaReads): the admin lists (principals, roles, bindings,
@@ -37,6 +39,21 @@ import (
 var replicaReadPrefixes = []string{
 	"/v1/admin/", "/v1/audit/events", "/v1/config",
 	"/v1/principals", "/v1/rbac/", "/v1/budgets",
+}
+
+// readMarksTable holds the callers' write marks (pgsplit.DB.ShareMarks).
+const readMarksTable = "read_marks"
+
+// setupReadSplit shares the callers' write marks through the primary, so
+// that read-your-writes holds whichever server replica serves the read.
+func (s *Server) setupReadSplit(ctx context.Context) error {
+	if s.db == nil || s.db.Replica() == nil {
+		return nil
+	}
+	if err := s.db.ShareMarks(ctx, s.cfg.tablePrefix+readMarksTable); err != nil {
+		return fmt.Errorf("postgres: the read-your-writes marks table: %w", err)
+	}
+	return nil
 }
 
 // withReadSplit names the caller and marks listings for the read split; it

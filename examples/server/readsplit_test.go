@@ -155,3 +155,80 @@ func TestReadSplitReplica(t *testing.T) {
 		}
 	}
 }
+
+// TestReadSplitAcrossServers: two servers on one PostgreSQL and its
+// streaming replica; with replay paused, the admin session that registered
+// a principal on A lists it on B (B reads the primary for that caller: the
+// mark is shared), while another session's listing on B, from the replica,
+// does not have it yet.
+func TestReadSplitAcrossServers(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.PostgresURL = testenv.PostgresURL(t)
+	cfg.PostgresReplicaURL = replicaURL(t)
+	cfg.tablePrefix = testenv.Unique(t) + "_"
+	cfg.MasterKey = make([]byte, 32)
+	cfg.MasterKey[0] = 7
+	dropTablesAtEnd(t, cfg.PostgresURL, cfg.tablePrefix)
+	t.Cleanup(func() {
+		conn, err := pgxpool.New(context.Background(), cfg.PostgresURL)
+		if err == nil {
+			conn.Exec(context.Background(), `DROP TABLE IF EXISTS `+cfg.tablePrefix+readMarksTable) //nolint:errcheck
+			conn.Close()
+		}
+	})
+	cfgB := cfg
+	cfgB.DataDir = t.TempDir() + "/data-b"
+	cfgB.MasterKey = append([]byte(nil), cfg.MasterKey...)
+	a := newTestServer(t, cfg)
+	b := newTestServer(t, cfgB)
+	other := a.owner.session(t, a, "")
+	lists := func(ts *testServer, cred, did string) bool {
+		t.Helper()
+		var page struct {
+			Items []struct {
+				DID string `json:"did"`
+			} `json:"items"`
+		}
+		if st := decode(t, ts.do(t, "GET", "/v1/principals?limit=500", cred, nil), &page); st != http.StatusOK {
+			t.Fatalf("list principals: %d", st)
+		}
+		for _, p := range page.Items {
+			if p.DID == did {
+				return true
+			}
+		}
+		return false
+	}
+
+	standby, err := pgxpool.New(t.Context(), cfg.PostgresReplicaURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer standby.Close()
+	lock, err := a.Server.db.Primary().Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+	if _, err := lock.Exec(t.Context(), `SELECT pg_advisory_lock($1)`, int64(pauseReplayLock)); err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, int64(pauseReplayLock)) //nolint:errcheck
+	if _, err := standby.Exec(t.Context(), `SELECT pg_wal_replay_pause()`); err != nil {
+		t.Fatal(err)
+	}
+	defer standby.Exec(context.Background(), `SELECT pg_wal_replay_resume()`) //nolint:errcheck
+
+	bob := newAgent(t, a, "bob", "t1") // registered on A with a's owner session
+	before := b.Server.db.Stats()
+	if !lists(b, a.cred, bob.did) {
+		t.Fatal("the session that registered bob on A does not list him on B")
+	}
+	if lists(b, other, bob.did) {
+		t.Fatal("another session's list on B did not come from the paused replica")
+	}
+	after := b.Server.db.Stats()
+	if after.LaggingReads != before.LaggingReads+1 || after.ReplicaReads != before.ReplicaReads+1 {
+		t.Fatalf("B's stats: before %+v, after %+v; want one lagging read (the writer's) and one replica read", before, after)
+	}
+}

@@ -121,6 +121,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		if err := db.PingPrimary(ctx); err != nil {
 			return nil, errors.New("postgres: the primary does not answer")
 		}
+		// Read-your-writes marks shared by the replicas (readsplit.go).
+		if err := s.setupReadSplit(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.redisConfigured() {
 		// One node, a Cluster or Sentinel (replicas.go).
