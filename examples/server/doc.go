@@ -168,8 +168,10 @@
 // primary's WAL position for the request's credential (the SHA-256 of its
 // Authorization header, in memory), and that caller's listings go to the
 // replica only once pg_last_wal_replay_lsn() has reached it, to the primary
-// until then (gateway/pgsplit). The marks are per process: behind a load
-// balancer, read-your-writes across server replicas needs session affinity.
+// until then (gateway/pgsplit). The marks are kept in <prefix>read_marks on
+// the primary as well, so this holds whichever server replica serves the
+// write and the read (each listing by a named caller looks its mark up
+// there; a failed lookup reads the primary).
 // A replica that fails is skipped by its circuit breaker (reads fall back to
 // the primary) and /health/ready reports it degraded.
 //
