@@ -16,8 +16,10 @@ import (
 //
 // A caller is its credential: the SHA-256 of the request's Authorization
 // header (kept in memory only, never logged). After a mutating request
-// (anything but GET, HEAD and OPTIONS) the split records the primary's WAL
-// position for that caller (pgsplit.DB.Wrote); its listings go to the
+// (anything but GET, HEAD and OPTIONS) on the paths of the listings (the
+// admin, RBAC, budget and config edits; not agents' calls) the split
+// records the primary's WAL position for that caller (pgsplit.DB.Wrote); its
+// listings go to the
 // replica only once the replica has replayed that position, and to the
 // primary until then. The marks are also kept in <prefix>read_marks on the
 // primary (pgsplit.DB.ShareMarks), so this holds when the write and the
@@ -80,6 +82,11 @@ func (s *Server) withReadSplit(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(ctx))
 		default:
 			next.ServeHTTP(w, r.WithContext(ctx))
+			if !replicaListing(r.URL.Path) {
+				// Not an edit of what the listings show (agents' calls,
+				// relay traffic): no mark, no write on the primary.
+				return
+			}
 			// After the handler: its writes have committed. A failure
 			// leaves the caller reading the primary (pgsplit records an
 			// unknown position).
