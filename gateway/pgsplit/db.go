@@ -134,19 +134,17 @@ func (db *DB) Exec(ctx context.Context, sql string, args ...any) (pgconn.Command
 func (db *DB) Read(ctx context.Context, fn func(ctx context.Context, q Querier) error) error {
 	caller := CallerFrom(ctx)
 	need := db.marks.need(caller)
-	if db.replica != nil && need != unknownLSN && caller != "" {
-		// Another process may have recorded a later write of this caller.
-		shared, err := db.sharedMark(ctx, caller)
-		if err != nil {
-			// Not known: only the primary is sure to hold the write.
-			db.primaryReads.Add(1)
-			return fn(ctx, db.primary)
-		}
-		need = max(need, shared)
-	}
 	if db.replica != nil && need != unknownLSN {
 		if done, ok := db.breaker.Allow(); ok {
-			err := db.readReplica(ctx, caller, need, fn)
+			// Another process may have recorded a later write of this
+			// caller; if that cannot be known, only the primary is sure
+			// to hold the write.
+			shared, err := db.sharedMark(ctx, caller)
+			if err == nil {
+				err = db.readReplica(ctx, caller, max(need, shared), fn)
+			} else {
+				err = errLagging
+			}
 			switch {
 			case errors.Is(err, errLagging):
 				done(Success)
@@ -227,7 +225,7 @@ type Stats struct {
 	ReplicaReads  int64 // reads answered by the replica
 	PrimaryReads  int64 // reads answered by the primary (including fallbacks)
 	FallbackReads int64 // reads that failed on the replica and were retried on the primary
-	LaggingReads  int64 // reads sent to the primary because the replica had not replayed the caller's writes
+	LaggingReads  int64 // reads sent to the primary because the replica had not replayed the caller's writes (or that was not known)
 	PendingMarks  int   // callers whose last write the replica has not been seen to replay
 	BreakerState  State
 }

@@ -179,7 +179,7 @@ func (db *DB) ShareMarks(ctx context.Context, table string) error {
 // without ShareMarks).
 func (db *DB) sharedMark(ctx context.Context, caller string) (int64, error) {
 	t := db.sharedMarks.Load()
-	if t == nil {
+	if t == nil || caller == "" {
 		return 0, nil
 	}
 	var lsn int64
