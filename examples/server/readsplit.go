@@ -15,7 +15,9 @@ import (
 // the PostgreSQL replica, with read-your-writes for the caller that wrote.
 //
 // A caller is its credential: the SHA-256 of the request's Authorization
-// header (kept in memory only, never logged). After a mutating request
+// header (a digest only, never logged). An admin session's bearer token is
+// one caller for its lifetime; a signed (attested) admin request names a new
+// caller each time, so read-your-writes is for sessions. After a mutating request
 // (anything but GET, HEAD and OPTIONS) on the paths of the listings (the
 // admin, RBAC, budget and config edits; not agents' calls) the split
 // records the primary's WAL position for that caller (pgsplit.DB.Wrote); its
