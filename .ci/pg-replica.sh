@@ -36,7 +36,15 @@ wait_standby() {
   return 1
 }
 
+# Tests pause the standby's replay (pg_wal_replay_pause) and resume it; a
+# test killed in between must not leave it paused for the next run.
+resume_replay() {
+  psql -h "$HOST" -p "$PORT" -U postgres -d postgres -Atc \
+    'SELECT pg_wal_replay_resume() WHERE pg_is_wal_replay_paused()' >/dev/null
+}
+
 if standby_ok; then
+  resume_replay
   echo "postgres replica: already running on $HOST:$PORT"
   exit 0
 fi
