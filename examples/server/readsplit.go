@@ -9,19 +9,23 @@ import (
 	"strings"
 
 	"github.com/talosgo/talos/gateway/pgsplit"
+	"github.com/talosgo/talos/identity"
 )
 
 // Reads that scale (TALOS_POSTGRES_REPLICA_URL): the listing routes read
 // the PostgreSQL replica, with read-your-writes for the caller that wrote.
 //
 // A caller is its credential: the SHA-256 of the request's Authorization
-// header (a digest only, never logged). An admin session's bearer token is
-// one caller for its lifetime; a signed (attested) admin request names a new
-// caller each time, so read-your-writes is for sessions. After a mutating request
-// (anything but GET, HEAD and OPTIONS) on the paths of the listings (the
-// admin, RBAC, budget and config edits; not agents' calls) the split
-// records the primary's WAL position for that caller (pgsplit.DB.Wrote); its
-// listings go to the
+// header (an admin session's bearer token: one caller for its lifetime), or
+// of the attestation's X-Talos-Key-ID (a signing admin's key: one caller for
+// every request it signs); a digest only, never logged. Naming a caller is
+// not authentication: a mark only ever sends reads to a fresher copy, so a
+// wrong name costs freshness nobody lost. After a successful (2xx)
+// mutating request (anything but GET, HEAD and OPTIONS) on the paths of the
+// listings (the admin, RBAC, budget and config edits; not agents' calls) the
+// split records the primary's WAL position for that caller
+// (pgsplit.DB.Wrote); refused requests record nothing, so unauthenticated
+// traffic costs no write on the primary. The caller's listings go to the
 // replica only once the replica has replayed that position, and to the
 // primary until then. The marks are also kept in <prefix>read_marks on the
 // primary (pgsplit.DB.ShareMarks), so this holds when the write and the
@@ -70,9 +74,8 @@ func (s *Server) withReadSplit(next http.Handler) http.Handler {
 	db := s.db
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		if authz := r.Header.Get("Authorization"); authz != "" {
-			sum := sha256.Sum256([]byte(authz))
-			ctx = pgsplit.WithCaller(ctx, "authz:"+hex.EncodeToString(sum[:16]))
+		if caller := readCaller(r); caller != "" {
+			ctx = pgsplit.WithCaller(ctx, caller)
 		}
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
@@ -83,10 +86,18 @@ func (s *Server) withReadSplit(next http.Handler) http.Handler {
 		case http.MethodOptions:
 			next.ServeHTTP(w, r.WithContext(ctx))
 		default:
-			next.ServeHTTP(w, r.WithContext(ctx))
 			if !replicaListing(r.URL.Path) {
 				// Not an edit of what the listings show (agents' calls,
 				// relay traffic): no mark, no write on the primary.
+				next.ServeHTTP(w, r.WithContext(ctx))
+				return
+			}
+			sw := &statusWriter{ResponseWriter: w}
+			next.ServeHTTP(sw, r.WithContext(ctx))
+			if sw.status >= 300 {
+				// Refused or failed (an unauthenticated request among
+				// them): nothing was written, and a request nobody
+				// authenticated must not cost a write on the primary.
 				return
 			}
 			// After the handler: its writes have committed. A failure
@@ -122,3 +133,40 @@ func readSplit[Q any](db *pgsplit.DB) func(ctx context.Context, fn func(ctx cont
 		})
 	}
 }
+
+// readCaller names the caller of r for read-your-writes: its bearer
+// credential, else its attestation key id; "" when it has neither.
+func readCaller(r *http.Request) string {
+	name, v := "authz:", r.Header.Get("Authorization")
+	if v == "" {
+		name, v = "key:", r.Header.Get(identity.HeaderKeyID)
+	}
+	if v == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(v))
+	return name + hex.EncodeToString(sum[:16])
+}
+
+// statusWriter records the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

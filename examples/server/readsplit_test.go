@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"github.com/talosgo/talos/identity"
 	"net/http"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -142,6 +144,37 @@ func TestReadSplitReplica(t *testing.T) {
 	if after.LaggingReads != before.LaggingReads+1 || after.ReplicaReads != before.ReplicaReads+1 {
 		t.Fatalf("stats: before %+v, after %+v; want one lagging read (the writer's) and one replica read", before, after)
 	}
+	// A signing admin (the CLI with a wallet: no Authorization header) is
+	// one caller by its key id: it lists what it registered.
+	carol := newWallet(t)
+	if st := decode(t, ts.signed(t, ts.owner, "PUT", "/v1/principals/"+carol.DID().String(), []byte(`{"team_id":"t1"}`)), nil); st != http.StatusOK && st != http.StatusCreated {
+		t.Fatalf("signed registration of carol: %d", st)
+	}
+	var page struct {
+		Items []struct {
+			DID string `json:"did"`
+		} `json:"items"`
+	}
+	if st := decode(t, ts.signed(t, ts.owner, "GET", "/v1/principals?limit=500", nil), &page); st != http.StatusOK {
+		t.Fatalf("signed list: %d", st)
+	}
+	if !slices.ContainsFunc(page.Items, func(p struct {
+		DID string `json:"did"`
+	}) bool {
+		return p.DID == carol.DID().String()
+	}) {
+		t.Fatal("the signing admin that registered carol does not list her")
+	}
+	// A refused write (a forged credential) records no mark: unauthenticated
+	// requests cost no write on the primary.
+	marks := db.Stats().PendingMarks
+	if st := decode(t, ts.do(t, "PUT", "/v1/principals/"+newWallet(t).DID().String(), "talos_session_forged", []byte(`{"team_id":"t1"}`)), nil); st != http.StatusUnauthorized {
+		t.Fatalf("unauthenticated registration: %d", st)
+	}
+	if got := db.Stats().PendingMarks; got != marks {
+		t.Fatalf("a refused request recorded a write mark: %d → %d", marks, got)
+	}
+
 	// A principal lookup (what an attested request's check reads) is on
 	// the primary: bob is found by the other session too.
 	if st := decode(t, ts.do(t, "GET", "/v1/principals/"+bob.did, other, nil), nil); st != http.StatusOK {
@@ -231,4 +264,14 @@ func TestReadSplitAcrossServers(t *testing.T) {
 	if after.LaggingReads != before.LaggingReads+1 || after.ReplicaReads != before.ReplicaReads+1 {
 		t.Fatalf("B's stats: before %+v, after %+v; want one lagging read (the writer's) and one replica read", before, after)
 	}
+}
+
+// newWallet makes a fresh agent wallet.
+func newWallet(t *testing.T) *identity.Wallet {
+	t.Helper()
+	w, err := identity.GenerateWallet("agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
