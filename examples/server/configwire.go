@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 
 	"github.com/talosgo/talos/audit"
+	"github.com/talosgo/talos/contracts"
 	"github.com/talosgo/talos/gateway/config"
 	configpg "github.com/talosgo/talos/gateway/config/postgres"
+	"github.com/talosgo/talos/gateway/llm"
 	"github.com/talosgo/talos/gateway/pgsplit"
 )
 
@@ -61,5 +64,41 @@ func openConfigs(ctx context.Context, s *Server, c *core) (*config.Service, erro
 	if err != nil {
 		return nil, err
 	}
-	return config.New(config.Config{Store: store, OnChange: hook, Principal: principalFrom})
+	return config.New(config.Config{Store: store, OnChange: hook, Principal: principalFrom, Kinds: enforcedKinds()})
+}
+
+// enforcedKinds are the contract's document kinds with the checks of what
+// enforces them added: a document the server would refuse to enforce (a
+// routing policy past the LLM proxy's limits, a budget whose max_usd is out
+// of range) is refused at PUT, so an accepted version is always one in
+// force.
+func enforcedKinds() []config.Kind {
+	kinds := config.DefaultKinds()
+	for i, k := range kinds {
+		check := k.Check
+		var enforce func(doc []byte) error
+		switch k.Name {
+		case "policy":
+			enforce = func(doc []byte) error { _, err := llm.ParseRoutingPolicy(doc); return err }
+		case "budget":
+			enforce = func(doc []byte) error { _, _, err := configBudgetScope(doc); return err }
+		default:
+			continue
+		}
+		kinds[i].Check = func(doc []byte, name string) error {
+			if err := check(doc, name); err != nil {
+				return err
+			}
+			if err := enforce(doc); err != nil {
+				msg := "document cannot be enforced"
+				var ce *contracts.Error
+				if errors.As(err, &ce) {
+					msg = ce.Message
+				}
+				return contracts.New(contracts.CodeSchemaValidationError, msg)
+			}
+			return nil
+		}
+	}
+	return kinds
 }

@@ -142,10 +142,12 @@
 // bound; stored policies are installed at start. A model group follows
 // the policy its routing_policy_id names, else the policy whose name is
 // the group id (only lowercase ids can be document names), else none (its
-// upstreams in order, once each, TALOS_LLM_TIMEOUT). A stored policy past
-// the proxy's limits (e.g. max_attempts over 10, timeout_ms over 1 h) is
-// not installed and logged; its groups route as without a policy
-// (policywire.go).
+// upstreams in order, once each, TALOS_LLM_TIMEOUT). A policy past the
+// proxy's limits (e.g. max_attempts over 10, timeout_ms over 1 h), like a
+// budget document whose max_usd is out of range, is refused at PUT
+// (SCHEMA_VALIDATION_ERROR), so every accepted version is one in force; one
+// stored before these limits is not installed and logged, and its groups
+// route as without a policy (policywire.go).
 //
 // Periodic jobs run once per interval across the replicas: KEK rotation
 // (gateway/secrets RotateIfDue, under the rotation lock) and, with the

@@ -27,7 +27,8 @@ import (
 // upstreams in order, once each, with TALOS_LLM_TIMEOUT. A policy named by
 // no group routes nothing.
 //
-// A stored document the proxy refuses (past llm's limits: max_attempts
+// The config service refuses such documents at PUT (enforcedKinds in
+// configwire.go). One stored before (past llm's limits: max_attempts
 // over 10, timeout_ms over one hour, ...) is not installed: the groups
 // naming it route as without a policy, and a warning is logged. A failed
 // read of the config store changes nothing (retried on the next change

@@ -110,11 +110,15 @@ func TestConfigPolicyTakesEffect(t *testing.T) {
 			t.Fatalf("bad group %s: %d %v", bad, st, v)
 		}
 	}
-	// A document the config service accepts but the proxy's limits refuse
-	// is not enforced: m1's former policy stays out of the way.
-	putConfigPolicy(t, ts, "rr-shared", `{"id":"rr-shared","version":2,"strategy":"round_robin","retries":{"max_attempts":50}}`)
-	if p, ok := ts.core.llm.PolicyOf("m1"); ok {
-		t.Fatalf("a policy past the limits is enforced: %+v", p)
+	// A document valid under the contract but past the proxy's limits is
+	// refused at PUT (every stored version is one in force): version 1
+	// stays enforced.
+	var refused map[string]any
+	if st := decode(t, ts.do(t, "PUT", "/v1/config/policy/rr-shared", ts.cred, []byte(`{"id":"rr-shared","version":2,"strategy":"round_robin","retries":{"max_attempts":50}}`)), &refused); st < 400 || st >= 500 || refused["code"] != string(contracts.CodeSchemaValidationError) {
+		t.Fatalf("a policy past the limits: %d %v", st, refused)
+	}
+	if p, ok := ts.core.llm.PolicyOf("m1"); !ok || p.ID != "rr-shared" || p.Version != 1 {
+		t.Fatalf("after the refused version: %+v %v", p, ok)
 	}
 }
 
