@@ -486,10 +486,16 @@ var routes = []route{
 	// MCP gateway (gateway/mcp), when upstream MCP servers are configured.
 	{Method: "POST", Path: "/mcp", ID: "mcp", Tag: "mcp", Auth: authCapability, Opcode: "mcp.gateway", OAuth: true,
 		Summary: "MCP over streamable HTTP",
-		Desc:    "One MCP server whose tools are the upstreams' (<upstream>.<tool>). tools/list shows only what the capability grants; every tools/call is one Kernel decision (capability, RBAC, rate limit, budget, idempotency key for writes), audited. A refused call is a JSON-RPC error -32000 whose data holds the contract code and HTTP status. Mounted only with TALOS_MCP_UPSTREAMS. With TALOS_OAUTH_ISSUER a stock MCP client may present an OAuth access token (oauthBearer) instead of the attestation and capability; its scopes bound the tools, and the principal is the did:key its principal claim maps to.",
+		Desc:    "One MCP server whose tools are the upstreams' (<upstream>.<tool>). tools/list shows only what the capability grants; every tools/call is one Kernel decision (capability, RBAC, rate limit, budget, idempotency key for writes), audited. A refused call is a JSON-RPC error -32000 whose data holds the contract code and HTTP status. Mounted only with TALOS_MCP_UPSTREAMS. With TALOS_OAUTH_ISSUER a stock MCP client may present an OAuth access token (oauthBearer) instead of the attestation and capability; its scopes bound the tools, and the principal is the did:key its principal claim maps to. Such calls are audited with principal auth_mode bearer (no signer_key_id) and meta oauth_issuer, oauth_claim and oauth_jti_sha256 (the hex SHA-256 of the token's jti), never the token.",
 		Req:     jsonBody("JSONRPCRequest", "mcpToolsCall"),
-		Resp:    []resp{{Status: 200, Desc: "The JSON-RPC response (application/json or a text/event-stream).", Body: jsonBody("JSONRPCResponse", "mcpToolsResult", "jsonrpcDenied")}},
-		Errs:    []int{400, 429}},
+		Resp: []resp{
+			{Status: 200, Desc: "The JSON-RPC response (application/json or a text/event-stream).", Body: jsonBody("JSONRPCResponse", "mcpToolsResult", "jsonrpcDenied")},
+			{Status: 401, Desc: "No valid attestation or access token (AUTH_INVALID, AUTH_INVALID_SIGNATURE, REPLAY_DETECTED, AUTH_EXPIRED). With TALOS_OAUTH_ISSUER a request with neither carries two challenges, Bearer resource_metadata=\"…\" (RFC 9728) and Talos-Attestation; a refused token one Bearer challenge with error=\"invalid_token\".",
+				Body: jsonBody("Error", "errorAuthInvalid"), Headers: []string{"WWW-Authenticate"}},
+			{Status: 403, Desc: "The capability or role lacks the grant (TALOS_DENIED, RBAC_DENIED); with an access token: its scopes grant no tool or not the tool called (a Bearer challenge with error=\"insufficient_scope\" and the scopes that would grant it, for step-up authorization), or its principal is not registered.",
+				Body: jsonBody("Error", "errorInsufficientScope"), Headers: []string{"WWW-Authenticate"}},
+		},
+		Errs: []int{400, 429}},
 
 	// OAuth 2.1 resource server in front of POST /mcp (oauth.go), with
 	// TALOS_OAUTH_ISSUER; the metadata paths are those of a resource at
