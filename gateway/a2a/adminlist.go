@@ -9,6 +9,7 @@ import (
 	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/audit"
 	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/gateway/internal/httpx"
 )
 
 // A ListQuery selects relay objects for the admin lists: up to Limit
@@ -250,7 +251,7 @@ func (l *AdminList) handleSessions(w http.ResponseWriter, r *http.Request) {
 		}
 		page.Items = append(page.Items, it)
 	}
-	writeAdminJSON(w, r, page)
+	writeAdminJSON(w, page)
 }
 
 func (l *AdminList) handleSession(w http.ResponseWriter, r *http.Request) {
@@ -272,7 +273,7 @@ func (l *AdminList) handleSession(w http.ResponseWriter, r *http.Request) {
 		talos.WriteError(w, r, err)
 		return
 	}
-	writeAdminJSON(w, r, it)
+	writeAdminJSON(w, it)
 }
 
 func (l *AdminList) handleGroups(w http.ResponseWriter, r *http.Request) {
@@ -301,7 +302,7 @@ func (l *AdminList) handleGroups(w http.ResponseWriter, r *http.Request) {
 		}
 		page.Items = append(page.Items, it)
 	}
-	writeAdminJSON(w, r, page)
+	writeAdminJSON(w, page)
 }
 
 func (l *AdminList) handleGroup(w http.ResponseWriter, r *http.Request) {
@@ -323,17 +324,11 @@ func (l *AdminList) handleGroup(w http.ResponseWriter, r *http.Request) {
 		talos.WriteError(w, r, err)
 		return
 	}
-	writeAdminJSON(w, r, it)
+	writeAdminJSON(w, it)
 }
 
-func writeAdminJSON(w http.ResponseWriter, r *http.Request, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		talos.WriteError(w, r, contracts.Wrap(contracts.CodeInternal, "response encoding failed", err))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
+// writeAdminJSON answers v with status 200, never cached.
+func writeAdminJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Write(append(b, '\n'))
+	httpx.WriteJSON(w, http.StatusOK, v)
 }

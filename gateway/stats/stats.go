@@ -1,7 +1,6 @@
 package stats
 
 import (
-	"encoding/json"
 	"math"
 	"net/http"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/gateway/internal/httpx"
 )
 
 // Outcomes of a decision, the keys of Decisions.ByOutcome.
@@ -415,7 +415,8 @@ func (r *Recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		talos.WriteError(w, req, err)
 		return
 	}
-	writeJSON(w, req, s)
+	w.Header().Set("Cache-Control", "no-store")
+	httpx.WriteJSON(w, http.StatusOK, s)
 }
 
 func parseWindow(req *http.Request) (time.Duration, error) {
@@ -437,16 +438,4 @@ func parseWindow(req *http.Request) (time.Duration, error) {
 		return 0, contracts.New(contracts.CodeInvalidInput, "window must be a duration like 15m, 1m to 24h")
 	}
 	return d, nil
-}
-
-func writeJSON(w http.ResponseWriter, req *http.Request, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		talos.WriteError(w, req, contracts.New(contracts.CodeInternal, "response encoding failed"))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Write(append(b, '\n'))
 }
