@@ -488,16 +488,22 @@ func (s *Server) mountUpstreamAdmin(mux *http.ServeMux) {
 		mux.HandleFunc(pattern, c.admin.Require(tool, action, h))
 	}
 	if ua != nil {
-		handle("GET /v1/admin/mcp/servers", toolMCPServers, ua.listMCP)
-		handle("GET /v1/admin/mcp/servers/{id}", toolMCPServers, ua.getMCP)
+		servers := func(d mcpServersDoc) []mcpServerItem { return d.Servers }
+		serverID := func(it mcpServerItem) string { return it.ID }
+		upstreams := func(d llmRoutingDoc) []llmUpstreamItem { return d.Upstreams }
+		upstreamID := func(it llmUpstreamItem) string { return it.ID }
+		groups := func(d llmRoutingDoc) []modelGroupItem { return d.ModelGroups }
+		groupID := func(it modelGroupItem) string { return it.ID }
+		handle("GET /v1/admin/mcp/servers", toolMCPServers, listItems(ua, kindMCPServers, servers, serverID))
+		handle("GET /v1/admin/mcp/servers/{id}", toolMCPServers, getItem(ua, kindMCPServers, servers, serverID, "MCP server"))
 		handle("PUT /v1/admin/mcp/servers/{id}", toolMCPServers, ua.putMCP)
 		handle("DELETE /v1/admin/mcp/servers/{id}", toolMCPServers, ua.deleteMCP)
-		handle("GET /v1/admin/llm/upstreams", toolLLMUpstreams, ua.listLLMUpstreams)
-		handle("GET /v1/admin/llm/upstreams/{id}", toolLLMUpstreams, ua.getLLMUpstream)
+		handle("GET /v1/admin/llm/upstreams", toolLLMUpstreams, listItems(ua, kindLLMRouting, upstreams, upstreamID))
+		handle("GET /v1/admin/llm/upstreams/{id}", toolLLMUpstreams, getItem(ua, kindLLMRouting, upstreams, upstreamID, "LLM upstream"))
 		handle("PUT /v1/admin/llm/upstreams/{id}", toolLLMUpstreams, ua.putLLMUpstream)
 		handle("DELETE /v1/admin/llm/upstreams/{id}", toolLLMUpstreams, ua.deleteLLMUpstream)
-		handle("GET /v1/admin/llm/model-groups", toolLLMModelGroups, ua.listModelGroups)
-		handle("GET /v1/admin/llm/model-groups/{id}", toolLLMModelGroups, ua.getModelGroup)
+		handle("GET /v1/admin/llm/model-groups", toolLLMModelGroups, listItems(ua, kindLLMRouting, groups, groupID))
+		handle("GET /v1/admin/llm/model-groups/{id}", toolLLMModelGroups, getItem(ua, kindLLMRouting, groups, groupID, "model group"))
 		handle("PUT /v1/admin/llm/model-groups/{id}", toolLLMModelGroups, ua.putModelGroup)
 		handle("DELETE /v1/admin/llm/model-groups/{id}", toolLLMModelGroups, ua.deleteModelGroup)
 	}
@@ -563,15 +569,11 @@ func writeAdminJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(b, '\n'))
 }
 
-func notFound(w http.ResponseWriter, r *http.Request, what string) {
-	talos.WriteError(w, r, contracts.New(contracts.CodeNotFound, "no such "+what))
-}
-
-// --- MCP servers ---
-
-func (ua *upstreamAdmin) mcpDoc(ctx context.Context) (mcpServersDoc, error) {
-	var doc mcpServersDoc
-	v, err := ua.latest(ctx, kindMCPServers)
+// latestDoc reads the latest version of an upstream set (the zero set
+// before the first).
+func latestDoc[D any](ctx context.Context, ua *upstreamAdmin, kind string) (D, error) {
+	var doc D
+	v, err := ua.latest(ctx, kind)
 	if err != nil {
 		return doc, contracts.Wrap(contracts.CodeInternal, "upstream admin: store unavailable", err)
 	}
@@ -581,29 +583,41 @@ func (ua *upstreamAdmin) mcpDoc(ctx context.Context) (mcpServersDoc, error) {
 	return doc, err
 }
 
-func (ua *upstreamAdmin) listMCP(w http.ResponseWriter, r *http.Request) {
-	doc, err := ua.mcpDoc(r.Context())
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	page(w, r, doc.Servers, func(it mcpServerItem) string { return it.ID })
-}
-
-func (ua *upstreamAdmin) getMCP(w http.ResponseWriter, r *http.Request) {
-	doc, err := ua.mcpDoc(r.Context())
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	for _, it := range doc.Servers {
-		if it.ID == r.PathValue("id") {
-			writeAdminJSON(w, http.StatusOK, it)
+// listItems answers GET of a set's items, paginated by id.
+func listItems[D, T any](ua *upstreamAdmin, kind string, items func(D) []T, id func(T) string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		doc, err := latestDoc[D](r.Context(), ua, kind)
+		if err != nil {
+			talos.WriteError(w, r, err)
 			return
 		}
+		page(w, r, items(doc), id)
 	}
-	notFound(w, r, "MCP server")
 }
+
+// getItem answers GET of the item {id} of a set; what names it in a 404.
+func getItem[D, T any](ua *upstreamAdmin, kind string, items func(D) []T, id func(T) string, what string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		doc, err := latestDoc[D](r.Context(), ua, kind)
+		if err != nil {
+			talos.WriteError(w, r, err)
+			return
+		}
+		for _, it := range items(doc) {
+			if id(it) == r.PathValue("id") {
+				writeAdminJSON(w, http.StatusOK, it)
+				return
+			}
+		}
+		notFound(w, r, what)
+	}
+}
+
+func notFound(w http.ResponseWriter, r *http.Request, what string) {
+	talos.WriteError(w, r, contracts.New(contracts.CodeNotFound, "no such "+what))
+}
+
+// --- MCP servers ---
 
 // staticMCP reports whether id is an upstream configured at start-up.
 func (ua *upstreamAdmin) staticMCP(id string) bool {
@@ -676,42 +690,6 @@ func (ua *upstreamAdmin) deleteMCP(w http.ResponseWriter, r *http.Request) {
 }
 
 // --- LLM upstreams and model groups ---
-
-func (ua *upstreamAdmin) llmRouting(ctx context.Context) (llmRoutingDoc, error) {
-	var doc llmRoutingDoc
-	v, err := ua.latest(ctx, kindLLMRouting)
-	if err != nil {
-		return doc, contracts.Wrap(contracts.CodeInternal, "upstream admin: store unavailable", err)
-	}
-	if v.Document != nil {
-		err = json.Unmarshal(v.Document, &doc)
-	}
-	return doc, err
-}
-
-func (ua *upstreamAdmin) listLLMUpstreams(w http.ResponseWriter, r *http.Request) {
-	doc, err := ua.llmRouting(r.Context())
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	page(w, r, doc.Upstreams, func(it llmUpstreamItem) string { return it.ID })
-}
-
-func (ua *upstreamAdmin) getLLMUpstream(w http.ResponseWriter, r *http.Request) {
-	doc, err := ua.llmRouting(r.Context())
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	for _, it := range doc.Upstreams {
-		if it.ID == r.PathValue("id") {
-			writeAdminJSON(w, http.StatusOK, it)
-			return
-		}
-	}
-	notFound(w, r, "LLM upstream")
-}
 
 func (ua *upstreamAdmin) putLLMUpstream(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
@@ -794,30 +772,6 @@ func (ua *upstreamAdmin) deleteLLMUpstream(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func (ua *upstreamAdmin) listModelGroups(w http.ResponseWriter, r *http.Request) {
-	doc, err := ua.llmRouting(r.Context())
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	page(w, r, doc.ModelGroups, func(it modelGroupItem) string { return it.ID })
-}
-
-func (ua *upstreamAdmin) getModelGroup(w http.ResponseWriter, r *http.Request) {
-	doc, err := ua.llmRouting(r.Context())
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	for _, it := range doc.ModelGroups {
-		if it.ID == r.PathValue("id") {
-			writeAdminJSON(w, http.StatusOK, it)
-			return
-		}
-	}
-	notFound(w, r, "model group")
 }
 
 // validModelGroupID: a model name usable as one path segment.
