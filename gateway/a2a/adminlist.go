@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strconv"
 
 	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/audit"
@@ -44,8 +43,8 @@ type Lister interface {
 
 // Limits of the admin lists.
 const (
-	DefaultAdminPage = 100
-	MaxAdminPage     = 500
+	DefaultAdminPage = httpx.DefaultPageLimit
+	MaxAdminPage     = httpx.MaxPageLimit
 	// maxAdminID bounds an id in a path or a cursor.
 	maxAdminID = 256
 )
@@ -191,30 +190,17 @@ type Page[T any] struct {
 	NextCursor string `json:"next_cursor,omitempty"`
 }
 
-// parsePage reads ?limit= and ?cursor= strictly.
+// parsePage reads ?limit= and ?cursor= (httpx.ParsePage) and refuses any
+// other parameter.
 func parsePage(r *http.Request) (ListQuery, error) {
 	q := r.URL.Query()
-	for k, vs := range q {
-		if (k != "limit" && k != "cursor") || len(vs) != 1 {
+	for k := range q {
+		if k != "limit" && k != "cursor" {
 			return ListQuery{}, contracts.New(contracts.CodeInvalidInput, "query parameters are one limit and one cursor")
 		}
 	}
-	lq := ListQuery{Limit: DefaultAdminPage}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxAdminPage {
-			return ListQuery{}, contracts.New(contracts.CodeInvalidInput, "limit must be 1 to 500")
-		}
-		lq.Limit = n
-	}
-	if c := q.Get("cursor"); c != "" {
-		raw, err := contracts.DecodeBase64URL(c)
-		if err != nil || len(raw) == 0 || len(raw) > maxAdminID {
-			return ListQuery{}, contracts.New(contracts.CodeInvalidInput, "cursor is not an admin list cursor")
-		}
-		lq.After = string(raw)
-	}
-	return lq, nil
+	after, _, limit, err := httpx.ParsePage(q, maxAdminID)
+	return ListQuery{Limit: limit, After: after}, err
 }
 
 func pathID(r *http.Request) (string, error) {
@@ -241,7 +227,7 @@ func (l *AdminList) handleSessions(w http.ResponseWriter, r *http.Request) {
 	page := Page[SessionItem]{Items: []SessionItem{}}
 	for i, si := range ss {
 		if i == limit {
-			page.NextCursor = contracts.EncodeBase64URL([]byte(ss[limit-1].Session.SessionID))
+			page.NextCursor = httpx.PageCursor(ss[limit-1].Session.SessionID)
 			break
 		}
 		it, err := l.sessionItem(r.Context(), si)
@@ -292,7 +278,7 @@ func (l *AdminList) handleGroups(w http.ResponseWriter, r *http.Request) {
 	page := Page[GroupItem]{Items: []GroupItem{}}
 	for i, gi := range gs {
 		if i == limit {
-			page.NextCursor = contracts.EncodeBase64URL([]byte(gs[limit-1].Group.GroupID))
+			page.NextCursor = httpx.PageCursor(gs[limit-1].Group.GroupID)
 			break
 		}
 		it, err := l.groupItem(r.Context(), gi)

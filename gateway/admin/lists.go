@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/budget"
@@ -20,8 +19,8 @@ import (
 
 // Page sizes of every list.
 const (
-	DefaultPageLimit = 100
-	MaxPageLimit     = 500
+	DefaultPageLimit = httpx.DefaultPageLimit
+	MaxPageLimit     = httpx.MaxPageLimit
 )
 
 // maxCursorKey bounds the key a cursor holds.
@@ -34,55 +33,10 @@ type page struct {
 	has   bool
 }
 
-// parsePage reads ?limit= (1..500, default 100, decimal digits only) and
-// ?cursor= (opaque: unpadded base64url of the last key of the previous
-// page); anything else is TALOS_INVALID_INPUT.
+// parsePage reads ?limit= and ?cursor= (httpx.ParsePage).
 func parsePage(r *http.Request) (page, error) {
-	q := r.URL.Query()
-	p := page{limit: DefaultPageLimit}
-	if v, ok := q["limit"]; ok {
-		if len(v) != 1 || len(v[0]) == 0 || len(v[0]) > 3 || strings.TrimLeft(v[0], "0123456789") != "" || v[0][0] == '0' {
-			return p, contracts.New(contracts.CodeInvalidInput, "limit must be 1 to 500")
-		}
-		n, err := strconv.Atoi(v[0])
-		if err != nil || n < 1 || n > MaxPageLimit {
-			return p, contracts.New(contracts.CodeInvalidInput, "limit must be 1 to 500")
-		}
-		p.limit = n
-	}
-	if v, ok := q["cursor"]; ok {
-		if len(v) != 1 {
-			return p, contracts.New(contracts.CodeInvalidInput, "invalid cursor")
-		}
-		if v[0] != "" {
-			key, err := decodeCursor(v[0])
-			if err != nil {
-				return p, err
-			}
-			p.after, p.has = key, true
-		}
-	}
-	return p, nil
-}
-
-// EncodeCursor and decodeCursor are the list cursor: "k1." and the key,
-// in unpadded base64url.
-func encodeCursor(key string) string { return contracts.EncodeBase64URL([]byte("k1." + key)) }
-
-func decodeCursor(c string) (string, error) {
-	bad := contracts.New(contracts.CodeInvalidInput, "invalid cursor")
-	if len(c) > 2*maxCursorKey {
-		return "", bad
-	}
-	raw, err := contracts.DecodeBase64URL(c)
-	if err != nil {
-		return "", bad
-	}
-	key, ok := strings.CutPrefix(string(raw), "k1.")
-	if !ok || key == "" || len(key) > maxCursorKey || !utf8.ValidString(key) {
-		return "", bad
-	}
-	return key, nil
+	after, has, limit, err := httpx.ParsePage(r.URL.Query(), maxCursorKey)
+	return page{limit: limit, after: after, has: has}, err
 }
 
 // A List is the body of every paginated list: the items and, unless this
@@ -103,7 +57,7 @@ func paginate[T any](p page, items []T, key func(T) string) List[T] {
 	end := min(start+p.limit, len(items))
 	out.Items = append(out.Items, items[start:end]...)
 	if end < len(items) && end > start {
-		out.NextCursor = encodeCursor(key(items[end-1]))
+		out.NextCursor = httpx.PageCursor(key(items[end-1]))
 	}
 	return out
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"strconv"
 
 	"github.com/talosgo/talos"
 	"github.com/talosgo/talos/contracts"
@@ -22,8 +21,8 @@ const (
 
 // List limits of the admin routes (the admin API contract's).
 const (
-	DefaultListLimit = 100
-	MaxListLimit     = 500
+	DefaultListLimit = httpx.DefaultPageLimit
+	MaxListLimit     = httpx.MaxPageLimit
 	maxDecisionBody  = 8 << 10
 )
 
@@ -61,30 +60,18 @@ func (g *Gateway) DecisionHandler(decidedBy func(context.Context) string) http.H
 }
 
 // ParseListPage reads ?limit= (1..MaxListLimit, default DefaultListLimit)
-// and ?cursor= (the opaque base64url of the previous page's last key).
-// Errors are TALOS_INVALID_INPUT.
+// and ?cursor= (the opaque next_cursor of the previous page, [Cursor]), as
+// every list of the gateway packages does. Errors are TALOS_INVALID_INPUT.
 func ParseListPage(r *http.Request) (after string, limit int, err error) {
-	limit = DefaultListLimit
-	q := r.URL.Query()
-	if v, ok := q["limit"]; ok {
-		n, perr := strconv.Atoi(v[0])
-		if perr != nil || n < 1 || n > MaxListLimit || len(v) > 1 {
-			return "", 0, contracts.New(contracts.CodeInvalidInput, "limit must be 1 to 500")
-		}
-		limit = n
-	}
-	if v, ok := q["cursor"]; ok {
-		b, derr := contracts.DecodeBase64URL(v[0])
-		if derr != nil || len(b) == 0 || len(b) > 256 || len(v) > 1 {
-			return "", 0, contracts.New(contracts.CodeInvalidInput, "cursor is not a cursor of this list")
-		}
-		after = string(b)
-	}
-	return after, limit, nil
+	after, _, limit, err = httpx.ParsePage(r.URL.Query(), maxListKey)
+	return after, limit, err
 }
 
+// maxListKey bounds the key a list cursor holds.
+const maxListKey = 256
+
 // Cursor is the opaque cursor of a page ending at key.
-func Cursor(key string) string { return contracts.EncodeBase64URL([]byte(key)) }
+func Cursor(key string) string { return httpx.PageCursor(key) }
 
 type approvalPage struct {
 	Items      []Approval `json:"items"`
