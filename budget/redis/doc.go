@@ -18,7 +18,7 @@
 //
 // # Keys
 //
-// Layout v4: a scope group is two keys, one hash (P{group}:h: a field per
+// Layout v5: a scope group is two keys, one hash (P{group}:h: a field per
 // scope, reservation record and idempotency key, and the next time
 // anything is due) and one sorted set (P{group}:z: the fields that need
 // attention, by time), both carrying the hash tag {group}, so a group
@@ -32,8 +32,10 @@
 // budget.SweepBatch items a run; lifetime scopes are kept. Run Redis with
 // a noeviction policy: an evicted group loses its spend.
 //
-// The layout is versioned: the marker key Prefix+"layout" holds "4", and
+// The layout is versioned: the marker key Prefix+"layout" holds "5", and
 // before its first decision a Budget checks it ([Budget.CheckLayout]).
+// (v5 changed the reservation record of v4, which v5 cannot read, so
+// v4 data is refused like any earlier layout's.)
 // If the prefix holds keys of an earlier layout (or, with DefaultPrefix,
 // the default prefix of an earlier layout does) or a marker of another
 // version, every method fails with [ErrLayout] instead of starting from

@@ -141,7 +141,7 @@ func TestKeysAreHashTaggedByGroup(t *testing.T) {
 	if want := []string{prefix + "layout", h, z}; !slices.Equal(keys, want) { // sorted
 		t.Fatalf("keys %q, want %q", keys, want)
 	}
-	if v, err := c.Get(t.Context(), prefix+"layout").Result(); err != nil || v != "4" {
+	if v, err := c.Get(t.Context(), prefix+"layout").Result(); err != nil || v != "5" {
 		t.Fatalf("layout marker %q, %v", v, err)
 	}
 	fields, err := c.HKeys(t.Context(), h).Result()

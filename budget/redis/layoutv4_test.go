@@ -105,7 +105,7 @@ func TestOldLayoutRefused(t *testing.T) {
 		if r, err := b.Reserve(ctx, budget.ReserveRequest{Scopes: []budget.Scope{s}, Amount: 1}); err != nil || !r.Allowed {
 			t.Fatalf("Reserve once the old data is gone = %+v, %v", r, err)
 		}
-		if v, err := c.Get(ctx, prefix+"layout").Result(); err != nil || v != "4" {
+		if v, err := c.Get(ctx, prefix+"layout").Result(); err != nil || v != "5" {
 			t.Fatalf("marker %q, %v", v, err)
 		}
 	}
@@ -125,26 +125,44 @@ func TestOldLayoutRefused(t *testing.T) {
 	if err := b.CheckLayout(ctx); err != nil {
 		t.Fatalf("CheckLayout beside rate-limit keys: %v", err)
 	}
-	// A marker of another version.
+	// A marker of another version (4: the previous layout, 6: a later one).
+	for _, marker := range []string{"4", "6"} {
+		prefix = testenv.Unique(t) + ":"
+		if err := c.Set(ctx, prefix+"layout", marker, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		checkRefused(t, c, bredis.Config{Prefix: prefix}, 1)
+	}
+	// Layout v4 data (its marker, a group hash with a scope and a v4
+	// record, the group's set): its records cannot be read by v5.
 	prefix = testenv.Unique(t) + ":"
-	if err := c.Set(ctx, prefix+"layout", "5", 0).Err(); err != nil {
+	v4 := []any{"c:t:org:1", "1 0 0 0 5", "r:0123456789abcdef0123456789abcdef", `["1","5","1","1","","","0","0","","","","","","","c:t:org:1","1","0","100","3","0","0"]`}
+	if err := c.Set(ctx, prefix+"layout", "4", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	checkRefused(t, c, bredis.Config{Prefix: prefix}, 1)
+	if err := c.HSet(ctx, prefix+"{org:1}:h", v4...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ZAdd(ctx, prefix+"{org:1}:z", goredis.Z{Score: 1, Member: "r:0123456789abcdef0123456789abcdef"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	checkRefused(t, c, bredis.Config{Prefix: prefix}, 3)
 }
 
 // With DefaultPrefix, data under an earlier default prefix
-// (talos:budget:v3:) is refused too: an upgrade with the default settings
-// would otherwise start from empty state. Run on miniredis so the shared
-// server's default prefixes are never touched.
+// (talos:budget:v3:, talos:budget:v4:) is refused too: an upgrade with the
+// default settings would otherwise start from empty state. Run on
+// miniredis so the shared server's default prefixes are never touched.
 func TestOldDefaultPrefixRefused(t *testing.T) {
-	srv := miniredis.RunT(t)
-	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
-	t.Cleanup(func() { c.Close() })
-	if err := c.Set(t.Context(), "talos:budget:v3:{org:1}:c:t:org:1", "1 0 0 0 5", 0).Err(); err != nil {
-		t.Fatal(err)
+	for _, old := range []string{"talos:budget:v3:{org:1}:c:t:org:1", "talos:budget:v4:layout", "talos:budget:v4:{org:1}:h"} {
+		srv := miniredis.RunT(t)
+		c := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+		t.Cleanup(func() { c.Close() })
+		if err := c.Set(t.Context(), old, "1 0 0 0 5", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		checkRefused(t, c, bredis.Config{}, 0)
 	}
-	checkRefused(t, c, bredis.Config{}, 0)
 }
 
 // On a cluster the old keys are looked for on every master.

@@ -2,8 +2,9 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,17 +25,17 @@ type Client = goredis.Scripter
 var _ Client = goredis.UniversalClient(nil)
 
 // DefaultPrefix starts every key this package writes. The version in it
-// changes if the layout does (layout v4 since this version; the marker key
+// changes if the layout does (layout v5 since this version; the marker key
 // Prefix+"layout" holds the version, see [ErrLayout]).
-const DefaultPrefix = "talos:budget:v4:"
+const DefaultPrefix = "talos:budget:v5:"
 
 // layoutVersion is the key layout these scripts read and write, stored in
 // the marker key Prefix+"layout".
-const layoutVersion = "4"
+const layoutVersion = "5"
 
 // oldPrefixes are the default prefixes of earlier layouts: a store using
 // DefaultPrefix is also checked for data under them.
-var oldPrefixes = []string{"talos:budget:v1:", "talos:budget:v2:", "talos:budget:v3:"}
+var oldPrefixes = []string{"talos:budget:v1:", "talos:budget:v2:", "talos:budget:v3:", "talos:budget:v4:"}
 
 // ErrLayout is returned (code INTERNAL, not retryable) by every Budget
 // method while the store holds budget data of another key layout under
@@ -110,30 +111,43 @@ func New(c Client, cfg Config) (*Budget, error) {
 	return b, nil
 }
 
-func (b *Budget) groupKey(group, suffix string) string {
-	return b.prefix + "{" + group + "}:" + suffix
-}
-
 // keys returns the two keys of a group, its hash and its set: every budget script
-// declares exactly these in KEYS.
+// declares exactly these in KEYS. Both are cut from one string.
 func (b *Budget) keys(group string) []string {
-	return []string{b.groupKey(group, "h"), b.groupKey(group, "z")}
+	n := len(b.prefix) + len(group) + 4
+	var sb strings.Builder
+	sb.Grow(2 * n)
+	for _, suffix := range [2]byte{'h', 'z'} {
+		sb.WriteString(b.prefix)
+		sb.WriteByte('{')
+		sb.WriteString(group)
+		sb.WriteString("}:")
+		sb.WriteByte(suffix)
+	}
+	s := sb.String()
+	return []string{s[:n], s[n:]}
 }
 
 // scopeField is a scope's field in its group's hash.
-func scopeField(s budget.Scope) string {
-	var tag string
+func scopeField(s budget.Scope) string { return string(appendScopeField(nil, &s)) }
+
+// appendScopeField appends a scope's field name: "c:" + period tag + ":" +
+// scope ID.
+func appendScopeField(buf []byte, s *budget.Scope) []byte {
+	buf = append(buf, "c:"...)
 	switch s.Period.Kind() {
 	case budget.KindMonthly:
-		tag = "m"
+		buf = append(buf, 'm')
 	case budget.KindDaily:
-		tag = "d"
+		buf = append(buf, 'd')
 	case budget.KindLifetime:
-		tag = "t"
+		buf = append(buf, 't')
 	default:
-		tag = "r" + strconv.FormatInt(s.Period.Window().Microseconds(), 10)
+		buf = append(buf, 'r')
+		buf = strconv.AppendInt(buf, s.Period.Window().Microseconds(), 10)
 	}
-	return "c:" + tag + ":" + s.ID
+	buf = append(buf, ':')
+	return append(buf, s.ID...)
 }
 
 // scopeIDOfField returns the scope ID in a scope field name (after
@@ -220,7 +234,7 @@ func reload(c Client, err error) {
 }
 
 // CheckLayout verifies that the store holds no budget data of another key
-// layout under the Budget's prefix and marks the prefix as layout v4 (the
+// layout under the Budget's prefix and marks the prefix as layout v5 (the
 // marker key Prefix+"layout"). It returns [ErrLayout] if it does, a
 // TALOS_TRANSPORT error if Redis fails. Every method runs it before its
 // first decision (until it succeeds once), so a Budget never mixes
@@ -272,7 +286,7 @@ func (b *Budget) CheckLayout(ctx context.Context) error {
 }
 
 // scanOld reports whether a key matching one of patterns exists that is
-// not a layout v4 group key (P{g}:h or P{g}:z).
+// not a group key of this layout (P{g}:h or P{g}:z).
 func (b *Budget) scanOld(ctx context.Context, patterns []string) (bool, error) {
 	var found atomic.Bool
 	scan := func(ctx context.Context, c goredis.Cmdable) error {
@@ -284,7 +298,7 @@ func (b *Budget) scanOld(ctx context.Context, patterns []string) (bool, error) {
 					return err
 				}
 				for _, k := range keys {
-					if !b.isV4Key(k) {
+					if !b.isGroupKey(k) {
 						found.Store(true)
 						return nil
 					}
@@ -314,10 +328,10 @@ func (b *Budget) scanOld(ctx context.Context, patterns []string) (bool, error) {
 	return found.Load(), nil
 }
 
-// isV4Key reports whether k is a group key of this layout under the
+// isGroupKey reports whether k is a group key of this layout under the
 // prefix, or a rate-limit key (P{surface:key}:rl, when Rates shares the
 // prefix): not budget data of an earlier layout.
-func (b *Budget) isV4Key(k string) bool {
+func (b *Budget) isGroupKey(k string) bool {
 	rest, ok := strings.CutPrefix(k, b.prefix+"{")
 	if !ok {
 		return false
@@ -361,15 +375,15 @@ func (b *Budget) Reserve(ctx context.Context, req budget.ReserveRequest) (budget
 		return budget.Reservation{}, err
 	}
 	group := req.GroupName()
-	keys, args, active, err := b.reserveCall(&req, group)
+	c, err := b.reserveCall(&req, group)
 	if err != nil {
 		return budget.Reservation{}, err
 	}
-	v, err := b.run(ctx, reserveScript, keys, args...)
+	v, err := b.run(ctx, reserveScript, c.keys, c.args...)
 	if err != nil {
 		return budget.Reservation{}, err
 	}
-	return decodeReserve(v, group, &req, active)
+	return decodeReserve(v, group, c.id, &req, c.active[:c.n])
 }
 
 var _ budget.Charger = (*Budget)(nil)
@@ -381,15 +395,15 @@ func (b *Budget) Charge(ctx context.Context, req budget.ReserveRequest) (budget.
 		return budget.Reservation{}, err
 	}
 	group := req.GroupName()
-	keys, args, active, err := b.call(&req, group, req.IdempotencyKey != "")
+	c, err := b.call(&req, group, req.IdempotencyKey != "")
 	if err != nil {
 		return budget.Reservation{}, err
 	}
-	v, err := b.run(ctx, chargeScript, keys, args...)
+	v, err := b.run(ctx, chargeScript, c.keys, c.args...)
 	if err != nil {
 		return budget.Reservation{}, err
 	}
-	r, err := decodeReserve(v, group, &req, active)
+	r, err := decodeReserve(v, group, c.id, &req, c.active[:c.n])
 	if err != nil || !r.Allowed || r.Replayed {
 		return r, err
 	}
@@ -400,67 +414,111 @@ func (b *Budget) Charge(ctx context.Context, req budget.ReserveRequest) (budget.
 	return r, nil
 }
 
-// reserveCall returns the keys and arguments of a reserve script run for
-// a validated request, and the request index of each scope sent.
-func (b *Budget) reserveCall(req *budget.ReserveRequest, group string) (keys []string, args []any, active []int, err error) {
+// decideCall is a reserve or charge script run: its keys and arguments,
+// the reservation ID it records (group~nonce; without a record the nonce
+// is noRecordNonce) and the request index of each scope sent.
+type decideCall struct {
+	keys   []string
+	args   []any
+	id     string
+	active [budget.MaxScopes]int
+	n      int
+}
+
+// reserveCall returns the reserve script run for a validated request.
+func (b *Budget) reserveCall(req *budget.ReserveRequest, group string) (*decideCall, error) {
 	return b.call(req, group, true)
 }
 
 // noRecordNonce stands in for the nonce of a Charge that stores no record
-// (the reply carries it back; Charge then returns no ID).
+// (Charge then returns no ID).
 const noRecordNonce = "00000000000000000000000000000000"
+
+// newID returns group + "~" + 32 hex digits of randomness, in one
+// allocation (budget.NewReservationID's format; the group is valid).
+func newID(group string) (string, error) {
+	var r [16]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", contracts.Wrap(contracts.CodeInternal, "budget: reading randomness", err)
+	}
+	var h [32]byte
+	hex.Encode(h[:], r[:])
+	var sb strings.Builder
+	sb.Grow(len(group) + 1 + len(h))
+	sb.WriteString(group)
+	sb.WriteByte('~')
+	sb.Write(h[:])
+	return sb.String(), nil
+}
 
 // call is reserveCall; without record (a Charge without an idempotency
 // key, which stores no record) it draws no nonce and sends no meta.
-func (b *Budget) call(req *budget.ReserveRequest, group string, record bool) (keys []string, args []any, active []int, err error) {
+//
+// ARGV (see luaDecide): nonce, amount, ttl µs, keep µs, retention µs,
+// fingerprint, 8 bounds, idempotency field, meta, then mode, limit, kind,
+// bucket µs and field of every scope that is not off.
+func (b *Budget) call(req *budget.ReserveRequest, group string, record bool) (*decideCall, error) {
+	c := &decideCall{}
 	nonce := noRecordNonce
 	if record {
-		id, err := budget.NewReservationID(group)
+		id, err := newID(group)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
-		nonce = id[len(group)+1:]
+		c.id, nonce = id, id[len(group)+1:]
 	}
 	var fp, ikf string
 	if req.IdempotencyKey != "" {
 		fp = req.Fingerprint()
 		ikf = "i:" + req.IdempotencyKey
 	}
-	keys = b.keys(group)
-	args = make([]any, 0, 16+5*len(req.Scopes)+7)
-	ttl := req.EffectiveTTL()
-	args = append(args, nonce, req.Amount, ttl.Microseconds(), b.keepArg, b.retentionArg, fp)
-	args = b.bounds(args)
-	active = make([]int, 0, len(req.Scopes))
+	var meta string
+	if record {
+		meta = encodeMeta(&req.Meta)
+	}
+	size := 0
 	for i, s := range req.Scopes {
 		if s.Mode != budget.ModeOff {
-			active = append(active, i)
+			c.active[c.n] = i
+			c.n++
+			size += 24 + len(s.ID)
 		}
 	}
-	args = append(args, len(active))
-	var fields [budget.MaxScopes]string
-	for j, i := range active {
-		s := req.Scopes[i]
-		f := scopeField(s)
-		// Rolling windows that differ below a microsecond share a field:
-		// the script would count such a scope once but release it twice.
-		if slices.Contains(fields[:j], f) {
-			return nil, nil, nil, contracts.New(contracts.CodeInvalidInput, "budget: duplicate scope "+strconv.Quote(s.ID))
+	// The scope fields are cut from one string.
+	buf := make([]byte, 0, size)
+	var ends [budget.MaxScopes + 1]int
+	for j, i := range c.active[:c.n] {
+		buf = appendScopeField(buf, &req.Scopes[i])
+		ends[j+1] = len(buf)
+	}
+	all := string(buf)
+	field := func(j int) string { return all[ends[j]:ends[j+1]] }
+	for j := range c.n {
+		for k := range j {
+			// Rolling windows that differ below a microsecond share a
+			// field: the script would count such a scope once but
+			// release it twice.
+			if field(k) == field(j) {
+				return nil, contracts.New(contracts.CodeInvalidInput, "budget: duplicate scope "+strconv.Quote(req.Scopes[c.active[j]].ID))
+			}
 		}
-		fields[j] = f
-		args = append(args, int(s.Mode), s.Limit, int(s.Period.Kind()), s.Period.BucketMicros(), f)
 	}
-	args = append(args, ikf)
-	if record {
-		m := req.Meta
-		args = append(args, m.KeyID, m.TeamID, m.OrgID, m.Surface, m.ModelGroupID, m.MCPServerID)
+	c.keys = b.keys(group)
+	c.args = make([]any, 0, 16+5*c.n)
+	c.args = append(c.args, nonce, req.Amount, req.EffectiveTTL().Microseconds(), b.keepArg, b.retentionArg, fp)
+	c.args = b.bounds(c.args)
+	c.args = append(c.args, ikf, meta)
+	for j, i := range c.active[:c.n] {
+		s := &req.Scopes[i]
+		c.args = append(c.args, int(s.Mode), s.Limit, int(s.Period.Kind()), s.Period.BucketMicros(), field(j))
 	}
-	return keys, args, active, nil
+	return c, nil
 }
 
-// decodeReserve turns a reserve script reply into a Reservation. It never
-// panics: any unexpected shape is an error.
-func decodeReserve(v any, group string, req *budget.ReserveRequest, active []int) (budget.Reservation, error) {
+// decodeReserve turns a reserve or charge script reply into a Reservation;
+// id is the reservation ID the run recorded. It never panics: any
+// unexpected shape is an error.
+func decodeReserve(v any, group, id string, req *budget.ReserveRequest, active []int) (budget.Reservation, error) {
 	r := newReply(v, "reserve", 1)
 	status := r.intIn(0, -2, 2)
 	if r.err != nil {
@@ -468,14 +526,17 @@ func decodeReserve(v any, group string, req *budget.ReserveRequest, active []int
 	}
 	switch status {
 	case -2:
+		if len(r.v) != 1 {
+			return budget.Reservation{}, errReply("reserve")
+		}
 		return budget.Reservation{}, budget.ErrIdempotencyConflict
 	case 2:
 		nonce := r.str(1)
 		state := r.intIn(2, int64(budget.StateActive), int64(budget.StateExpired))
 		amt := r.intIn(3, 0, budget.MaxAmount)
 		exp := r.intIn(4, 0, 1<<53)
-		if r.err != nil {
-			return budget.Reservation{}, r.err
+		if r.err != nil || len(r.v) != 5 {
+			return budget.Reservation{}, errReply("reserve")
 		}
 		id := group + "~" + nonce
 		if _, _, err := budget.ParseReservationID(id); err != nil {
@@ -486,7 +547,7 @@ func decodeReserve(v any, group string, req *budget.ReserveRequest, active []int
 	case -1:
 		return budget.Reservation{}, errReply("reserve")
 	}
-	if len(r.v) != 4+3*len(active) {
+	if len(r.v) != 3+3*len(active) {
 		return budget.Reservation{}, errReply("reserve")
 	}
 	res := budget.Reservation{Amount: req.Amount, Scopes: make([]budget.ScopeStatus, len(req.Scopes))}
@@ -495,28 +556,28 @@ func decodeReserve(v any, group string, req *budget.ReserveRequest, active []int
 	}
 	for j, i := range active {
 		st := &res.Scopes[i]
-		st.Used = r.intIn(4+3*j, 0, 1<<53)
-		st.Reserved = r.intIn(5+3*j, -1<<53, 1<<53)
-		st.Exceeded = r.intIn(6+3*j, 0, 1) == 1
+		st.Used = r.intIn(3+3*j, 0, 1<<53)
+		st.Reserved = r.intIn(4+3*j, -1<<53, 1<<53)
+		st.Exceeded = r.intIn(5+3*j, 0, 1) == 1
 	}
 	if status == 0 {
-		d := r.intIn(2, 1, int64(len(active)))
+		d := r.intIn(1, 1, int64(len(active)))
+		r.intIn(2, 0, 0)
 		if r.err != nil {
 			return budget.Reservation{}, r.err
 		}
 		res.DeniedBy = req.Scopes[active[d-1]].ID
 		return res, nil
 	}
-	nonce := r.str(1)
-	res.Warned = r.intIn(2, 0, 1) == 1
-	exp := r.intIn(3, 0, 1<<53)
+	res.Warned = r.intIn(1, 0, 1) == 1
+	exp := r.intIn(2, 0, 1<<53)
 	if r.err != nil {
 		return budget.Reservation{}, r.err
 	}
-	res.ID = group + "~" + nonce
-	if _, _, err := budget.ParseReservationID(res.ID); err != nil {
-		return budget.Reservation{}, errReply("reserve")
+	if id == "" {
+		id = group + "~" + noRecordNonce
 	}
+	res.ID = id
 	res.Allowed, res.State, res.ExpiresAt = true, budget.StateActive, time.UnixMicro(exp)
 	return res, nil
 }
@@ -557,42 +618,94 @@ func decodeCommit(v any, id string, actual int64) (budget.Settlement, error) {
 		return budget.Settlement{}, r.err
 	}
 	switch status {
-	case -1:
-		return budget.Settlement{}, budget.ErrUnknownReservation
-	case -3:
-		return budget.Settlement{}, budget.ErrCommitConflict
-	case -4:
+	case -1, -3, -4:
+		if len(r.v) != 1 {
+			return budget.Settlement{}, errReply("commit")
+		}
+		switch status {
+		case -1:
+			return budget.Settlement{}, budget.ErrUnknownReservation
+		case -3:
+			return budget.Settlement{}, budget.ErrCommitConflict
+		}
 		return budget.Settlement{}, budget.ErrReleased
 	case 1, 2:
 	default:
 		return budget.Settlement{}, errReply("commit")
 	}
 	expired := r.intIn(1, 0, 1) == 1
-	n := int(r.intIn(2, 0, budget.MaxScopes))
-	if r.err != nil || len(r.v) != 3+3*n+6 {
+	meta, ok := decodeMeta(r.str(2))
+	n := (len(r.v) - 3) / 2
+	if r.err != nil || !ok || n < 1 || n > budget.MaxScopes || len(r.v) != 3+2*n {
 		return budget.Settlement{}, errReply("commit")
 	}
-	s := budget.Settlement{ID: id, Actual: actual, Expired: expired, Replayed: status == 2, Scopes: make([]budget.ScopeCharge, n)}
+	s := budget.Settlement{ID: id, Actual: actual, Expired: expired, Replayed: status == 2, Meta: meta,
+		Scopes: make([]budget.ScopeCharge, n)}
 	for i := range n {
-		f := r.str(3 + 3*i)
-		c := budget.ScopeCharge{Charged: r.intIn(4+3*i, 0, actual), Overage: r.intIn(5+3*i, 0, actual)}
+		f := r.str(3 + 2*i)
+		c := r.intIn(4+2*i, 0, actual)
 		if r.err != nil {
 			return budget.Settlement{}, r.err
 		}
 		id, ok := scopeIDOfField(f)
-		if !ok || c.Charged+c.Overage != actual {
+		if !ok {
 			return budget.Settlement{}, errReply("commit")
 		}
-		c.ID = id
-		s.Scopes[i] = c
-	}
-	o := 3 + 3*n
-	s.Meta = budget.Meta{KeyID: r.str(o), TeamID: r.str(o + 1), OrgID: r.str(o + 2), Surface: r.str(o + 3),
-		ModelGroupID: r.str(o + 4), MCPServerID: r.str(o + 5)}
-	if r.err != nil {
-		return budget.Settlement{}, r.err
+		s.Scopes[i] = budget.ScopeCharge{ID: id, Charged: c, Overage: actual - c}
 	}
 	return s, nil
+}
+
+// encodeMeta encodes a reservation's meta as the one opaque string the
+// record keeps: "" when every field is empty, else each of the six fields
+// as its length in decimal, ':' and its bytes.
+func encodeMeta(m *budget.Meta) string {
+	f := [6]string{m.KeyID, m.TeamID, m.OrgID, m.Surface, m.ModelGroupID, m.MCPServerID}
+	n := 0
+	for _, s := range f {
+		n += len(s)
+	}
+	if n == 0 {
+		return ""
+	}
+	buf := make([]byte, 0, n+6*4)
+	for _, s := range f {
+		buf = strconv.AppendInt(buf, int64(len(s)), 10)
+		buf = append(buf, ':')
+		buf = append(buf, s...)
+	}
+	return string(buf)
+}
+
+// decodeMeta is encodeMeta's inverse, strict: canonical lengths of at most
+// budget.MaxMetaLen, exactly six fields, nothing after them, and not six
+// empty fields (that meta is "").
+func decodeMeta(s string) (budget.Meta, bool) {
+	if s == "" {
+		return budget.Meta{}, true
+	}
+	var f [6]string
+	for i := range f {
+		c := strings.IndexByte(s, ':')
+		if c < 1 || c > 3 || (c > 1 && s[0] == '0') {
+			return budget.Meta{}, false
+		}
+		n := 0
+		for _, d := range []byte(s[:c]) {
+			if d < '0' || d > '9' {
+				return budget.Meta{}, false
+			}
+			n = n*10 + int(d-'0')
+		}
+		if n > budget.MaxMetaLen || len(s)-c-1 < n {
+			return budget.Meta{}, false
+		}
+		f[i], s = s[c+1:c+1+n], s[c+1+n:]
+	}
+	if s != "" || f == [6]string{} { // all empty is encoded as ""
+		return budget.Meta{}, false
+	}
+	return budget.Meta{KeyID: f[0], TeamID: f[1], OrgID: f[2], Surface: f[3], ModelGroupID: f[4], MCPServerID: f[5]}, true
 }
 
 // Release implements budget.Budget.

@@ -65,10 +65,17 @@ func FuzzDecodeReplies(f *testing.F) {
 	f.Add([]byte{4, 10, 1, 1, 2, 32, '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e', 'f', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e', 'f', 1, 0, 1, 100, 1, 5, 1, 0, 1, 0, 1, 20, 1, 1})
 	f.Add([]byte{4, 4, 1, 1, 1, 10, 1, 0, 1, 50})
 	f.Add([]byte{4, 5, 1, 2, 1, 0, 1, 0})
+	// Layout v5 shapes: reserve allowed {1, warned, expiry, 2 × (used,
+	// reserved, exceeded)}, denied {0, index, 0, ...}, commit {1, expired,
+	// meta, field, charged}.
+	f.Add([]byte{4, 9, 1, 1, 1, 0, 1, 100, 1, 0, 1, 5, 1, 0, 1, 0, 1, 20, 1, 1})
+	f.Add([]byte{4, 9, 1, 0, 1, 2, 1, 0, 1, 0, 1, 5, 1, 0, 1, 90, 1, 20, 1, 1})
+	f.Add([]byte{2, 12, '0', ':', '0', ':', '0', ':', '0', ':', '0', ':', '0', ':'})
+	f.Add([]byte{4, 5, 1, 1, 1, 0, 2, 13, '1', ':', 'k', '0', ':', '0', ':', '0', ':', '0', ':', '0', ':', 2, 9, 'c', ':', 't', ':', 'o', 'r', 'g', ':', '1', 1, 7})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v, _ := buildReply(b, 0)
 		active := []int{0, 2}
-		if r, err := decodeReserve(v, "org:1", &fuzzReq, active); err == nil {
+		if r, err := decodeReserve(v, "org:1", "org:1~0123456789abcdef0123456789abcdef", &fuzzReq, active); err == nil {
 			if r.Allowed {
 				if g, _, err := budget.ParseReservationID(r.ID); err != nil || g != "org:1" {
 					t.Fatalf("accepted reservation with ID %q", r.ID)
@@ -88,6 +95,11 @@ func FuzzDecodeReplies(f *testing.F) {
 				if c.Charged < 0 || c.Overage < 0 || c.Charged+c.Overage != 7 {
 					t.Fatalf("accepted charge %+v for actual 7", c)
 				}
+			}
+		}
+		if str, ok := v.(string); ok {
+			if m, ok := decodeMeta(str); ok && encodeMeta(&m) != str {
+				t.Fatalf("meta %q decoded to %+v, which encodes differently", str, m)
 			}
 		}
 		if r, err := decodeGCRA(v, 5); err == nil {

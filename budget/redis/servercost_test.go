@@ -73,12 +73,15 @@ func BenchmarkScriptServerCost(b *testing.B) {
 	perCall := func(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/call")
 	}
-	reserveArgs := func(int) ([]string, []any) {
-		keys, args, _, err := bud.reserveCall(&req, group)
+	// reserveArgs builds run i of a batch; its reservation ID is rids[i].
+	rids := make([]string, batch)
+	reserveArgs := func(i int) ([]string, []any) {
+		c, err := bud.reserveCall(&req, group)
 		if err != nil {
 			b.Fatal(err)
 		}
-		return keys, args
+		rids[i] = c.id
+		return c.keys, c.args
 	}
 
 	b.Run("evalsha_trivial", func(b *testing.B) {
@@ -102,8 +105,8 @@ func BenchmarkScriptServerCost(b *testing.B) {
 	})
 	b.Run("reserve_3_scopes", func(b *testing.B) {
 		for b.Loop() {
-			for _, v := range pipe(b, reserveScript, reserveArgs) {
-				if r, err := decodeReserve(v, group, &req, []int{0, 1, 2}); err != nil || !r.Allowed {
+			for i, v := range pipe(b, reserveScript, reserveArgs) {
+				if r, err := decodeReserve(v, group, rids[i], &req, []int{0, 1, 2}); err != nil || !r.Allowed {
 					b.Fatal(r, err)
 				}
 			}
@@ -116,7 +119,7 @@ func BenchmarkScriptServerCost(b *testing.B) {
 		for b.Loop() {
 			t0 := time.Now()
 			for i, v := range pipe(b, reserveScript, reserveArgs) {
-				r, err := decodeReserve(v, group, &req, []int{0, 1, 2})
+				r, err := decodeReserve(v, group, rids[i], &req, []int{0, 1, 2})
 				if err != nil || !r.Allowed {
 					b.Fatal(r, err)
 				}
