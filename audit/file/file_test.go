@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -597,4 +598,114 @@ func TestObsoletePartialsRemoved(t *testing.T) {
 	if _, err := l.Verify(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// journalEnd walks the frames of a journal file and returns where they end
+// (the first zero frame header or the end of the file).
+func journalEnd(t *testing.T, data []byte) int {
+	t.Helper()
+	off := 20
+	for len(data)-off >= 8 {
+		n := int(binary.BigEndian.Uint32(data[off:]))
+		if n == 0 {
+			break
+		}
+		off += 8 + n
+	}
+	return off
+}
+
+// copyDir copies the files of a store directory as they are on disk: what a
+// crash of the process that holds it open leaves.
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The journal file is extended with zeros ahead of its frames; a crash
+// leaves them (and possibly a torn frame inside them) behind, and recovery
+// reads exactly the acknowledged frames.
+func TestPreallocatedJournal(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	const limit = 64 << 10 // the chunk is at most the limit: several chunks before a rotation
+	s := open(t, dir, file.Config{Dir: dir, JournalLimit: 8 << 20})
+	l := audittest.NewLog(t, s)
+	const n = 3000 // > 1 MiB of events: the journal grows by more than one chunk
+	for i := range n {
+		if _, err := l.Append(ctx, audittest.Event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "talos-journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := journalEnd(t, data)
+	if len(data)%(1<<20) != 0 || end >= len(data) || end < 1<<20 {
+		t.Fatalf("journal file %d bytes, frames end at %d: want whole 1 MiB chunks ahead of more than one chunk of frames", len(data), end)
+	}
+	if !bytes.Equal(data[end:], make([]byte, len(data)-end)) {
+		t.Fatal("the space ahead of the frames is not zeros")
+	}
+	for _, torn := range []bool{false, true} {
+		crash := t.TempDir()
+		copyDir(t, dir, crash)
+		if torn {
+			// A frame whose write was cut short: its header and part of its
+			// payload landed in the zeros.
+			f, err := os.OpenFile(filepath.Join(crash, "talos-journal"), os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hdr := []byte{0, 0, 2, 0, 1, 2, 3, 4, 0, 0, 1, 0xf0, '{', '"'}
+			if _, err := f.WriteAt(hdr, int64(end)); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+		s2 := open(t, crash, file.Config{Dir: crash, JournalLimit: limit})
+		l2 := audittest.NewLog(t, s2)
+		if size, err := l2.Size(ctx); err != nil || size != n {
+			t.Fatalf("torn %v: recovered size %d, %v; want %d", torn, size, err, n)
+		}
+		if _, err := l2.Verify(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// The recovered store appends across chunks and rotations again.
+		for i := n; i < n+300; i++ {
+			if _, err := l2.Append(ctx, audittest.Event(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		again := t.TempDir()
+		copyDir(t, crash, again)
+		s3 := open(t, again, file.Config{Dir: again, JournalLimit: limit})
+		l3 := audittest.NewLog(t, s3)
+		if size, _ := l3.Size(ctx); size != n+300 {
+			t.Fatalf("torn %v: second recovery size %d, want %d", torn, size, n+300)
+		}
+		if _, err := l3.Verify(ctx); err != nil {
+			t.Fatal(err)
+		}
+		s3.Close()
+		s2.Close()
+	}
+	s.Close()
 }

@@ -14,6 +14,7 @@ func FuzzReadJournal(f *testing.F) {
 	j = append(j, frame([][]byte{[]byte("d")})...)
 	f.Add(j)
 	f.Add(j[:len(j)-3])
+	f.Add(append(append([]byte(nil), j...), make([]byte, 64)...)) // zeros ahead of the frames
 	f.Fuzz(func(t *testing.T, data []byte) {
 		base, entries, end, err := readJournal(data)
 		if err != nil {
