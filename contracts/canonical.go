@@ -33,6 +33,26 @@ func Canonicalize(raw []byte) ([]byte, error) {
 	return canonicalize(raw, false)
 }
 
+// AppendCanonical appends the canonical JSON of raw (Canonicalize's rules)
+// to dst and returns the extended buffer: for input already in canonical
+// form, without an intermediate copy.
+func AppendCanonical(dst, raw []byte) ([]byte, error) {
+	if len(raw) > MaxJSONSize {
+		return nil, jsonError("input too large")
+	}
+	if err := scanLiterals(raw, false); err != nil {
+		return nil, err
+	}
+	if isCanonical(raw) {
+		return append(dst, raw...), nil
+	}
+	out, err := jcs.Transform(raw)
+	if err != nil {
+		return nil, Wrap(CodeInvalidInput, "canonical json: "+err.Error(), err)
+	}
+	return append(dst, out...), nil
+}
+
 // CanonicalizeStrict is Canonicalize for signed and hashed objects
 // (capability tokens, MCP frames): it also rejects null and any number
 // written with a fraction or an exponent, and -0, so that one value has
@@ -191,6 +211,33 @@ func UnmarshalStrict(raw []byte, v any) error {
 	if err := CheckJSON(raw, true); err != nil {
 		return err
 	}
+	return decodeExact(raw, v)
+}
+
+// UnmarshalStrictFold is UnmarshalStrict with CheckCaseFold's rule as
+// well (no two member names of one object equal under case folding), with
+// the input rules checked once: what a server applies to a request body.
+// Errors are *Error with code TALOS_INVALID_INPUT.
+func UnmarshalStrictFold(raw []byte, v any) error {
+	if err := CheckJSON(raw, true); err != nil {
+		return err
+	}
+	if key, dup := foldScan(raw); dup {
+		return jsonError("object has two member names equal under case folding, one is " + quoteKey(key))
+	}
+	return decodeExact(raw, v)
+}
+
+// decodeExact decodes raw, which has passed CheckJSON, into v: every
+// object key must name a field exactly (checked on the bytes, without
+// decoding the document a second time), unknown fields are rejected, and
+// nothing may follow the value.
+func decodeExact(raw []byte, v any) error {
+	if t := reflect.TypeOf(v); t != nil {
+		if _, key, ok := rawKeys(raw, 0, t); !ok {
+			return jsonError("unknown or mis-cased field " + strconv.Quote(key))
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
@@ -200,15 +247,6 @@ func UnmarshalStrict(raw []byte, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return jsonError("trailing data after value")
 	}
-	var generic any
-	dec = json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&generic); err != nil {
-		return Wrap(CodeInvalidInput, "json: "+err.Error(), err)
-	}
-	if key, ok := exactKeys(generic, reflect.TypeOf(v)); !ok {
-		return jsonError("unknown or mis-cased field " + strconv.Quote(key))
-	}
 	return nil
 }
 
@@ -217,51 +255,6 @@ var (
 	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 	fieldNamesCache     sync.Map // reflect.Type → map[string]reflect.Type
 )
-
-// exactKeys reports whether every object key in x names a field of t with
-// exactly the same spelling, returning the first offending key.
-func exactKeys(x any, t reflect.Type) (string, bool) {
-	for t.Kind() == reflect.Pointer {
-		if t.Implements(unmarshalerType) || t.Implements(textUnmarshalerType) {
-			return "", true
-		}
-		t = t.Elem()
-	}
-	if reflect.PointerTo(t).Implements(unmarshalerType) || reflect.PointerTo(t).Implements(textUnmarshalerType) {
-		return "", true
-	}
-	switch v := x.(type) {
-	case map[string]any:
-		switch t.Kind() {
-		case reflect.Struct:
-			fields := structFields(t)
-			for k, e := range v {
-				ft, ok := fields[k]
-				if !ok {
-					return k, false
-				}
-				if key, ok := exactKeys(e, ft); !ok {
-					return key, false
-				}
-			}
-		case reflect.Map:
-			for _, e := range v {
-				if key, ok := exactKeys(e, t.Elem()); !ok {
-					return key, false
-				}
-			}
-		}
-	case []any:
-		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
-			for _, e := range v {
-				if key, ok := exactKeys(e, t.Elem()); !ok {
-					return key, false
-				}
-			}
-		}
-	}
-	return "", true
-}
 
 func structFields(t reflect.Type) map[string]reflect.Type {
 	if m, ok := fieldNamesCache.Load(t); ok {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/internal/readbody"
 )
 
 // Header names, algorithm and version of HTTP request attestation v1
@@ -43,9 +44,29 @@ const (
 // never sent). Most callers use AttestationSigner and AttestationVerifier,
 // which compute it.
 func AttestationSigningInput(canonicalBody []byte, method, rawPathQuery, nonce, timestamp, opcode string) []byte {
-	n := len(canonicalBody) + len(method) + len(rawPathQuery) + len(nonce) + len(timestamp) + len(opcode) + 5
-	b := make([]byte, 0, n)
+	b := make([]byte, 0, len(canonicalBody)+signingTailSize(method, rawPathQuery, nonce, timestamp, opcode))
 	b = append(b, canonicalBody...)
+	return appendSigningTail(b, method, rawPathQuery, nonce, timestamp, opcode)
+}
+
+// signingInput is AttestationSigningInput for a raw request body: its
+// canonical form is written into the signing input directly.
+func signingInput(body []byte, method, rawPathQuery, nonce, timestamp, opcode string) ([]byte, error) {
+	b := make([]byte, 0, len(body)+signingTailSize(method, rawPathQuery, nonce, timestamp, opcode))
+	if len(body) > 0 {
+		var err error
+		if b, err = contracts.AppendCanonical(b, body); err != nil {
+			return nil, err
+		}
+	}
+	return appendSigningTail(b, method, rawPathQuery, nonce, timestamp, opcode), nil
+}
+
+func signingTailSize(method, rawPathQuery, nonce, timestamp, opcode string) int {
+	return len(method) + len(rawPathQuery) + len(nonce) + len(timestamp) + len(opcode) + 5
+}
+
+func appendSigningTail(b []byte, method, rawPathQuery, nonce, timestamp, opcode string) []byte {
 	b = append(b, '\n')
 	b = append(b, strings.ToUpper(method)...)
 	b = append(b, '\n')
@@ -186,7 +207,7 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 		return nil, nil
 	}
 	orig := r.Body
-	body, err := io.ReadAll(io.LimitReader(orig, limit+1))
+	body, err := readbody.Read(orig, limit, r.ContentLength)
 	if err != nil {
 		return nil, contracts.Wrap(contracts.CodeInvalidInput, "identity: attestation: reading the request body", err)
 	}
@@ -509,11 +530,10 @@ func (v *AttestationVerifier) Verify(r *http.Request) (*Attestation, error) {
 	if err != nil {
 		return nil, err
 	}
-	canon, err := canonicalBody(body)
+	input, err := signingInput(body, r.Method, rawPathQuery(r), h.Nonce, r.Header.Get(HeaderTimestamp), opcode)
 	if err != nil {
 		return nil, authInvalid("request body is not canonicalizable JSON", err)
 	}
-	input := AttestationSigningInput(canon, r.Method, rawPathQuery(r), h.Nonce, r.Header.Get(HeaderTimestamp), opcode)
 	if !ed25519.Verify(pub, input, h.Signature) || unknown != nil {
 		if unknown == nil {
 			unknown = ErrBadSignature

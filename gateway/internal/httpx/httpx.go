@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/talosgo/talos/contracts"
+	"github.com/talosgo/talos/internal/readbody"
 )
 
 // MaxBody bounds the JSON body of every kernel, admin, A2A and audit API
@@ -30,15 +31,12 @@ const MaxBody = 64 << 10
 // handlers that need the bytes again. Every failure is a
 // *contracts.Error with code TALOS_INVALID_INPUT.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
-	if err != nil {
+	body, err := readbody.Read(http.MaxBytesReader(w, r.Body, MaxBody), MaxBody, r.ContentLength)
+	if err != nil || len(body) > MaxBody {
 		return contracts.New(contracts.CodeInvalidInput, "request body too large or unreadable")
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	if err := contracts.CheckCaseFold(body); err != nil {
-		return contracts.Wrap(contracts.CodeInvalidInput, "invalid request body", err)
-	}
-	if err := contracts.UnmarshalStrict(body, v); err != nil {
+	if err := contracts.UnmarshalStrictFold(body, v); err != nil {
 		return contracts.Wrap(contracts.CodeInvalidInput, "invalid request body", err)
 	}
 	return nil
