@@ -328,16 +328,16 @@ func (k *Kernel) audit(ctx context.Context, call Call, out *Outcome) (audit.Rece
 		Principal:    principal,
 		Meta:         meta,
 	}
+	// Drafted, not built: Append validates and seals it, once.
 	var ev audit.Event
-	var err error
 	if call.HTTP != nil {
-		ev, err = k.cfg.Events.Build(call.HTTP, d2)
+		var err error
+		if ev, err = k.cfg.Events.Draft(call.HTTP, d2); err != nil {
+			return audit.Receipt{}, err
+		}
 	} else {
 		// Not an HTTP request: recorded as a POST with no client address.
-		ev, err = k.cfg.Events.BuildEvent(http.MethodPost, netip.Addr{}, d2)
-	}
-	if err != nil {
-		return audit.Receipt{}, err
+		ev = k.cfg.Events.DraftEvent(http.MethodPost, netip.Addr{}, d2)
 	}
 	return k.cfg.Audit.Append(ctx, ev)
 }

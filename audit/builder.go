@@ -156,6 +156,22 @@ func HashIP(key []byte, ip string) string {
 // nil or the result would break the contract schema (for example a missing
 // template path).
 func (b *EventBuilder) Build(r *http.Request, d Decision) (Event, error) {
+	e, err := b.Draft(r, d)
+	if err != nil {
+		return Event{}, err
+	}
+	if _, err := e.Seal(); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}
+
+// Draft is Build without the seal: the event is not yet validated and its
+// EventHash is empty. [Log.Append] (every [AuditLog]) validates and seals
+// what it appends, so an event that goes straight to a log is best
+// drafted: it is then encoded and hashed once instead of twice. Draft
+// fails only when r is nil.
+func (b *EventBuilder) Draft(r *http.Request, d Decision) (Event, error) {
 	if r == nil {
 		return Event{}, eventError("Build needs the request")
 	}
@@ -168,7 +184,7 @@ func (b *EventBuilder) Build(r *http.Request, d Decision) (Event, error) {
 	if d.TemplatePath == "" && b.cfg.RawPathUnsafe && r.URL != nil {
 		d.TemplatePath = r.URL.Path
 	}
-	return b.BuildEvent(r.Method, client, d)
+	return b.DraftEvent(r.Method, client, d), nil
 }
 
 // BuildEvent returns the sealed event of an action that did not come in as
@@ -179,6 +195,16 @@ func (b *EventBuilder) Build(r *http.Request, d Decision) (Event, error) {
 // fails with TALOS_INVALID_INPUT when the result would break the contract
 // schema.
 func (b *EventBuilder) BuildEvent(method string, client netip.Addr, d Decision) (Event, error) {
+	e := b.DraftEvent(method, client, d)
+	if _, err := e.Seal(); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}
+
+// DraftEvent is BuildEvent without the seal (see [EventBuilder.Draft]):
+// the event is not yet validated and its EventHash is empty.
+func (b *EventBuilder) DraftEvent(method string, client netip.Addr, d Decision) Event {
 	t := d.Time
 	if t.IsZero() {
 		t = b.cfg.Now()
@@ -205,10 +231,7 @@ func (b *EventBuilder) BuildEvent(method string, client netip.Addr, d Decision) 
 		b.setIP(&e, CanonicalIP(client))
 	}
 	e.Meta = b.FilterMeta(d.SurfaceID, d.Meta)
-	if _, err := e.Seal(); err != nil {
-		return Event{}, err
-	}
-	return e, nil
+	return e
 }
 
 func (b *EventBuilder) setIP(e *Event, ip string) {

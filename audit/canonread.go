@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"strings"
+	"sync"
 	"unsafe"
 )
 
@@ -81,6 +82,19 @@ func readCanonical(raw []byte) (e Event, ok bool) {
 	e.TS = r.str()
 	r.lit(`}`)
 	return e, r.ok && r.i == len(r.s)
+}
+
+// metaPool recycles the meta maps of readCanonical: AppendEntry's event
+// lives only while it is validated and sealed again, and nothing keeps its
+// map (Log.Append and the Redactor read it, the store gets bytes), so
+// AppendEntry hands the map back with putMeta when it is done.
+var metaPool = sync.Pool{New: func() any { return make(map[string]any, 8) }}
+
+func putMeta(m map[string]any) {
+	if m != nil && len(m) <= MaxMetaKeys {
+		clear(m)
+		metaPool.Put(m)
+	}
 }
 
 type canonReader struct {
@@ -210,7 +224,7 @@ func (r *canonReader) smallInt() int {
 // meta reads the members of the meta object after its '{' and the '}'.
 // Numbers come back as json.Number, as ParseEvent returns them.
 func (r *canonReader) meta() map[string]any {
-	m := map[string]any{}
+	m := metaPool.Get().(map[string]any)
 	if r.opt(`}`) {
 		return m
 	}

@@ -108,3 +108,45 @@ func ExampleChainDigest() {
 	fmt.Println(d) // sha256(`{"a":1,"b":2}`)
 	// Output: 43258cff783fe7036d8a43033f830adfc60ec037382473548ac742b888292777
 }
+
+// An event that goes straight to a log is drafted, not built: the log
+// validates and seals it, once.
+func ExampleEventBuilder_Draft() {
+	ctx := context.Background()
+	wallet, err := identity.WalletFromSeed(bytes.Repeat([]byte{2}, 32))
+	if err != nil {
+		log.Fatal(err)
+	}
+	signer, err := audit.NewNoteSigner("audit.example.com/log", wallet.Signer())
+	if err != nil {
+		log.Fatal(err)
+	}
+	verifier, err := audit.NewVerifier("audit.example.com/log", wallet.PublicKey())
+	if err != nil {
+		log.Fatal(err)
+	}
+	l, err := audit.New(ctx, audit.Config{Store: audit.NewMemStore(), Signer: signer, Verifier: verifier})
+	if err != nil {
+		log.Fatal(err)
+	}
+	builder, err := audit.NewEventBuilder(audit.BuilderConfig{
+		Now:   func() time.Time { return time.Date(2026, 1, 11, 18, 0, 0, 0, time.UTC) },
+		NewID: func() string { return "01945533-3158-7c85-992d-9865f1715694" },
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	r := httptest.NewRequest("POST", "/v1/authorize", nil)
+	ev, err := builder.Draft(r, audit.Decision{RequestID: "req-1", SurfaceID: "kernel.authorize",
+		TemplatePath: "/v1/authorize", Status: 200, Principal: audit.AnonymousPrincipal()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	rc, err := l.Append(ctx, ev)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(ev.EventHash == "", rc.Index, len(rc.EventHash))
+	// Output:
+	// true 0 64
+}

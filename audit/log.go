@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/metric"
 
@@ -18,6 +19,9 @@ import (
 // checkpoints, inclusion proofs and consistency proofs. [*Log] implements it
 // over any [Store].
 type AuditLog interface {
+	// Append validates and seals e (its EventHash need not be set: a
+	// drafted event, see [EventBuilder.Draft]), appends it and returns
+	// its receipt once it is durable.
 	Append(ctx context.Context, e Event) (Receipt, error)
 	Checkpoint(ctx context.Context) (Checkpoint, error)
 	InclusionProof(ctx context.Context, index, treeSize uint64) (tlog.RecordProof, error)
@@ -73,6 +77,10 @@ type Log struct {
 	mu         sync.Mutex // guards queue and committing
 	queue      []*group   // groups waiting for a commit; the last one is open
 	committing bool
+
+	// sealHint is the length of the last event Append sealed: the next
+	// one is sealed into a buffer of about that size.
+	sealHint atomic.Int64
 
 	cpMu   sync.Mutex // guards latest
 	latest Checkpoint
@@ -163,12 +171,21 @@ func (l *Log) Append(ctx context.Context, e Event) (Receipt, error) {
 		return Receipt{}, err
 	}
 	// The buffer starts with the RFC 6962 leaf prefix 0x00, so the leaf
-	// hash is one SHA-256 of the buffer without copying the entry.
-	buf, err := e.seal(append(make([]byte, 0, 640), 0x00))
+	// hash is one SHA-256 of the buffer without copying the entry. It is
+	// sized from the events sealed before, so sealing rarely grows it.
+	buf, err := e.seal(append(make([]byte, 0, l.sealSize()), 0x00))
 	if err != nil {
 		return Receipt{}, err
 	}
+	l.sealHint.Store(int64(len(buf)))
 	return l.appendLeaf(ctx, buf, e.EventHash)
+}
+
+// sealSize is the capacity of the buffer an event is sealed into: the
+// last sealed length with some room, at least 640 and at most
+// MaxEventSize+1.
+func (l *Log) sealSize() int {
+	return int(min(max(l.sealHint.Load()+l.sealHint.Load()/8, 640), MaxEventSize+1))
 }
 
 // appendLeaf appends a validated, sealed event: buf is 0x00 followed by
@@ -253,14 +270,20 @@ func (l *Log) AppendEntry(ctx context.Context, sealed []byte) (Receipt, error) {
 	if len(sealed) > MaxEventSize {
 		return Receipt{}, eventError("larger than " + strconv.Itoa(MaxEventSize) + " bytes")
 	}
-	if e, ok := readCanonical(sealed); ok && e.Validate() == nil {
-		buf, err := e.seal(append(make([]byte, 0, len(sealed)+2), 0x00)) // seal writes one byte more, then drops it
-		if err == nil && bytes.Equal(buf[1:], sealed) {
-			if l.cfg.Redactor != nil {
-				return l.Append(ctx, e)
+	if e, ok := readCanonical(sealed); ok {
+		if e.Validate() == nil {
+			buf, err := e.seal(append(make([]byte, 0, len(sealed)+2), 0x00)) // seal writes one byte more, then drops it
+			if err == nil && bytes.Equal(buf[1:], sealed) {
+				if l.cfg.Redactor != nil {
+					rc, err := l.Append(ctx, e)
+					putMeta(e.Meta)
+					return rc, err
+				}
+				putMeta(e.Meta)
+				return l.appendLeaf(ctx, buf, e.EventHash)
 			}
-			return l.appendLeaf(ctx, buf, e.EventHash)
 		}
+		putMeta(e.Meta)
 	}
 	e, err := ParseEvent(sealed)
 	if err != nil {
