@@ -112,8 +112,14 @@ func New(c Client, cfg Config) (*Budget, error) {
 }
 
 // keys returns the two keys of a group, its hash and its set: every budget script
-// declares exactly these in KEYS. Both are cut from one string.
+// declares exactly these in KEYS.
 func (b *Budget) keys(group string) []string {
+	h, z := b.keyPair(group)
+	return []string{h, z}
+}
+
+// keyPair returns a group's hash and set keys, cut from one string.
+func (b *Budget) keyPair(group string) (h, z string) {
 	n := len(b.prefix) + len(group) + 4
 	var sb strings.Builder
 	sb.Grow(2 * n)
@@ -125,29 +131,34 @@ func (b *Budget) keys(group string) []string {
 		sb.WriteByte(suffix)
 	}
 	s := sb.String()
-	return []string{s[:n], s[n:]}
+	return s[:n], s[n:]
 }
 
 // scopeField is a scope's field in its group's hash.
-func scopeField(s budget.Scope) string { return string(appendScopeField(nil, &s)) }
+func scopeField(s budget.Scope) string {
+	var sb strings.Builder
+	writeScopeField(&sb, &s)
+	return sb.String()
+}
 
-// appendScopeField appends a scope's field name: "c:" + period tag + ":" +
+// writeScopeField writes a scope's field name: "c:" + period tag + ":" +
 // scope ID.
-func appendScopeField(buf []byte, s *budget.Scope) []byte {
-	buf = append(buf, "c:"...)
+func writeScopeField(sb *strings.Builder, s *budget.Scope) {
+	sb.WriteString("c:")
 	switch s.Period.Kind() {
 	case budget.KindMonthly:
-		buf = append(buf, 'm')
+		sb.WriteByte('m')
 	case budget.KindDaily:
-		buf = append(buf, 'd')
+		sb.WriteByte('d')
 	case budget.KindLifetime:
-		buf = append(buf, 't')
+		sb.WriteByte('t')
 	default:
-		buf = append(buf, 'r')
-		buf = strconv.AppendInt(buf, s.Period.Window().Microseconds(), 10)
+		var d [20]byte
+		sb.WriteByte('r')
+		sb.Write(strconv.AppendInt(d[:0], s.Period.Window().Microseconds(), 10))
 	}
-	buf = append(buf, ':')
-	return append(buf, s.ID...)
+	sb.WriteByte(':')
+	sb.WriteString(s.ID)
 }
 
 // scopeIDOfField returns the scope ID in a scope field name (after
@@ -423,6 +434,9 @@ type decideCall struct {
 	id     string
 	active [budget.MaxScopes]int
 	n      int
+	// k and a back keys and args: one allocation for the whole call.
+	k [2]string
+	a [16 + 5*budget.MaxScopes]any
 }
 
 // reserveCall returns the reserve script run for a validated request.
@@ -485,13 +499,14 @@ func (b *Budget) call(req *budget.ReserveRequest, group string, record bool) (*d
 		}
 	}
 	// The scope fields are cut from one string.
-	buf := make([]byte, 0, size)
+	var sb strings.Builder
+	sb.Grow(size)
 	var ends [budget.MaxScopes + 1]int
 	for j, i := range c.active[:c.n] {
-		buf = appendScopeField(buf, &req.Scopes[i])
-		ends[j+1] = len(buf)
+		writeScopeField(&sb, &req.Scopes[i])
+		ends[j+1] = sb.Len()
 	}
-	all := string(buf)
+	all := sb.String()
 	field := func(j int) string { return all[ends[j]:ends[j+1]] }
 	for j := range c.n {
 		for k := range j {
@@ -503,9 +518,9 @@ func (b *Budget) call(req *budget.ReserveRequest, group string, record bool) (*d
 			}
 		}
 	}
-	c.keys = b.keys(group)
-	c.args = make([]any, 0, 16+5*c.n)
-	c.args = append(c.args, nonce, req.Amount, req.EffectiveTTL().Microseconds(), b.keepArg, b.retentionArg, fp)
+	c.k[0], c.k[1] = b.keyPair(group)
+	c.keys = c.k[:]
+	c.args = append(c.a[:0], nonce, req.Amount, req.EffectiveTTL().Microseconds(), b.keepArg, b.retentionArg, fp)
 	c.args = b.bounds(c.args)
 	c.args = append(c.args, ikf, meta)
 	for j, i := range c.active[:c.n] {
@@ -604,9 +619,14 @@ func (b *Budget) commitCall(id string, actual int64) ([]string, []any, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	args := make([]any, 0, 12)
-	args = append(args, nonce, actual, b.keepArg, b.retentionArg)
-	return b.keys(group), b.bounds(args), nil
+	// One allocation backs the keys and the arguments.
+	c := &struct {
+		k [2]string
+		a [12]any
+	}{}
+	c.k[0], c.k[1] = b.keyPair(group)
+	args := append(c.a[:0], nonce, actual, b.keepArg, b.retentionArg)
+	return c.k[:], b.bounds(args), nil
 }
 
 // decodeCommit turns a commit script reply into a Settlement. It never
@@ -635,15 +655,20 @@ func decodeCommit(v any, id string, actual int64) (budget.Settlement, error) {
 	}
 	expired := r.intIn(1, 0, 1) == 1
 	meta, ok := decodeMeta(r.str(2))
-	n := (len(r.v) - 3) / 2
-	if r.err != nil || !ok || n < 1 || n > budget.MaxScopes || len(r.v) != 3+2*n {
+	fields := r.str(3)
+	n := len(r.v) - 4
+	if r.err != nil || !ok || n < 1 || n > budget.MaxScopes {
 		return budget.Settlement{}, errReply("commit")
 	}
 	s := budget.Settlement{ID: id, Actual: actual, Expired: expired, Replayed: status == 2, Meta: meta,
 		Scopes: make([]budget.ScopeCharge, n)}
 	for i := range n {
-		f := r.str(3 + 2*i)
-		c := r.intIn(4+2*i, 0, actual)
+		f, rest, more := strings.Cut(fields, " ")
+		if more != (i < n-1) {
+			return budget.Settlement{}, errReply("commit")
+		}
+		fields = rest
+		c := r.intIn(4+i, 0, actual)
 		if r.err != nil {
 			return budget.Settlement{}, r.err
 		}

@@ -84,15 +84,21 @@ end
 // D, 5 per scope (mode, limit, kind, bucket as numbers, field), or nil if
 // the record is malformed.
 const luaUnpackrec = `
+-- strings raises unless every element of R is a string: comparing a
+-- string with anything else is an error, and no string is below ''
+-- (one VM instruction an element, where type() is a C call).
+local function strings(R)
+  for i = 1, #R do
+    if R[i] < '' then return end
+  end
+end
 local function unpackrec(s)
   local ok, R = pcall(cjson.decode, s)
   if not ok or type(R) ~= 'table' then return nil end
   local m = #R - 8
   local st = R[1]
   if m < 3 or m % 3 ~= 0 or (st ~= '1' and st ~= '2' and st ~= '3' and st ~= '4') then return nil end
-  for i = 2, #R do
-    if type(R[i]) ~= 'string' then return nil end
-  end
+  if not pcall(strings, R) then return nil end
   local D = {}
   for i = 1, m / 3 do
     local mo, li, ki, bu, f = smatch(R[6 + 3 * i], '^([01]) (%d+) ([0-3]) (%d+) (c:%S+)$')
@@ -421,7 +427,7 @@ if ikf ~= '' and vals[n + 2] then
   if res then return res end
 end
 local exp = now + ttl
-local out, hs, rec = {}, {}, nil
+local out, hs, rec = {1, 0, exp}, {}, nil
 local zs, nz = nil, 0
 local denied, warned = 0, 0
 local amts
@@ -443,7 +449,7 @@ for i = 1, n do
       warned = 1
     end
   end
-  out[3 * i - 2], out[3 * i - 1], out[3 * i] = u, r, ex
+  out[3 * i + 1], out[3 * i + 2], out[3 * i + 3] = u, r, ex
   if denied == 0 then
 ` + snippet(luaEncode, "RR", "r + @RES@", "OO", "o", "CC", "cur + @CHG@") + `
     hs[2 * i - 1], hs[2 * i] = ARGV[a + 4], nv
@@ -458,20 +464,24 @@ for i = 1, n do
     end
   end
 end
-if denied > 0 then return {0, denied, 0, unpack(out)} end
+if denied > 0 then
+  out[1], out[2], out[3] = 0, denied, 0
+  return out
+end
 if rec then
   local rf = 'r:' .. ARGV[1]
   local m = 2 * n
   if ikf ~= '' then hs[m + 1], hs[m + 2], m = ikf, ARGV[1], m + 2 end
   hs[m + 1], hs[m + 2] = rf, cjson.encode(rec)
   zs = zs or {}
-  zs[nz + 1], zs[nz + 2], nz = sformat('%d', @RAT@), rf, nz + 2
+  zs[nz + 1], zs[nz + 2], nz = @RATS@, rf, nz + 2
   if @RAT@ < due then due = @RAT@ end
 end
 if due < stored then hs[#hs + 1], hs[#hs + 2] = 'n', sformat('%d', due) end
 redis.call('HSET', H, unpack(hs))
 if zs then redis.call('ZADD', Z, unpack(zs)) end
-return {1, warned, exp, unpack(out)}
+out[2] = warned
+return out
 `
 
 // reserveScript holds amount in every scope and records the reservation
@@ -482,7 +492,7 @@ return {1, warned, exp, unpack(out)}
 // expiry µs} replay; {-2} idempotency conflict.
 var reserveScript = goredis.NewScript(reserveSrc)
 
-var reserveSrc = snippet(luaDecide, "REC", "true", "ST", "'1'", "AC", "'0'", "RES", "amt", "CHG", "0", "RAT", "exp")
+var reserveSrc = snippet(luaDecide, "REC", "true", "ST", "'1'", "AC", "'0'", "RES", "amt", "CHG", "0", "RAT", "exp", "RATS", "rec[3]")
 
 // chargeScript is reserve and commit of the same amount in one run, with
 // reserveScript's arguments (without an idempotency key the nonce is a
@@ -493,13 +503,14 @@ var reserveSrc = snippet(luaDecide, "REC", "true", "ST", "'1'", "AC", "'0'", "RE
 // the amount charged to every scope.
 var chargeScript = goredis.NewScript(chargeSrc)
 
-var chargeSrc = snippet(luaDecide, "REC", "ikf ~= ''", "ST", "'2'", "AC", "amts", "RES", "0", "CHG", "amt", "RAT", "(now + retention)")
+var chargeSrc = snippet(luaDecide, "REC", "ikf ~= ''", "ST", "'2'", "AC", "amts", "RES", "0", "CHG", "amt", "RAT", "(now + retention)", "RATS", "sformat('%d', now + retention)")
 
 // commitScript: KEYS = hash, set; ARGV = nonce, actual, keep µs,
 // retention µs, 8 bounds.
 //
-// Replies: {1 or 2 (replay), expired, meta, n × (scope field, charged)};
-// {-1} unknown; {-3} committed with another actual; {-4} released.
+// Replies: {1 or 2 (replay), expired, meta, the n scope fields joined by
+// spaces, n × charged}; {-1} unknown; {-3} committed with another actual;
+// {-4} released.
 var commitScript = goredis.NewScript(commitSrc)
 
 var commitSrc = luaHead + luaUnpackrec + `
@@ -512,18 +523,18 @@ if not v then return {-1} end
 local R, D = unpackrec(v)
 if not R then return redis.error_reply('TALOS_STORE malformed reservation record') end
 local st, n = R[1], (#R - 8) / 3
-local res = {1, 1, R[8]}
+local ks = {}
+for i = 1, n do ks[i] = D[5 * i] end
+local res = {1, 1, R[8], table.concat(ks, ' ')}
 if st == '2' then
   if R[6] + 0 ~= actual then return {-3} end
-  for i = 1, n do res[2 * i + 2], res[2 * i + 3] = D[5 * i], R[8 + 3 * i] + 0 end
+  for i = 1, n do res[4 + i] = R[8 + 3 * i] + 0 end
   res[1], res[2] = 2, R[7] + 0
   return res
 end
 if st == '3' then return {-4} end
 local amt, active, expired = R[2] + 0, st == '1', 1
 if active and R[3] + 0 > now then expired = 0 end
-local ks = {}
-for i = 1, n do ks[i] = D[5 * i] end
 local vals = redis.call('HMGET', H, unpack(ks))
 local hs, zs, nz = {}, {}, 0
 for i = 1, n do
@@ -545,7 +556,7 @@ for i = 1, n do
     if gat < due then due = gat end
   end
   R[8 + 3 * i] = sformat('%d', c)
-  res[2 * i + 2], res[2 * i + 3] = D[k], c
+  res[4 + i] = c
 end
 R[1], R[6], R[7] = '2', sformat('%d', actual), sformat('%d', expired)
 res[2] = expired
