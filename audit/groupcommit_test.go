@@ -85,3 +85,63 @@ func TestGroupCommitBatches(t *testing.T) {
 		}
 	})
 }
+
+// gatedStore holds batch i's Append until gates[i] is closed.
+type gatedStore struct {
+	*audit.MemStore
+	gates []chan struct{}
+	mu    sync.Mutex
+	n     int
+}
+
+func (g *gatedStore) Append(ctx context.Context, entries [][]byte, build audit.BuildFunc) (uint64, error) {
+	g.mu.Lock()
+	gate := g.gates[g.n]
+	g.n++
+	g.mu.Unlock()
+	<-gate
+	return g.MemStore.Append(ctx, entries, build)
+}
+
+// TestGroupCommitLeaderReturns: the caller that commits its own group gets
+// its receipt once that group is durable, not after the groups that formed
+// behind it; those are still committed, in order.
+func TestGroupCommitLeaderReturns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		gs := &gatedStore{MemStore: audit.NewMemStore(), gates: []chan struct{}{make(chan struct{}), make(chan struct{})}}
+		signer, verifier := audittest.SignerVerifier(t)
+		l, err := audit.New(ctx, audit.Config{Store: gs, Signer: signer, Verifier: verifier})
+		if err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			r   audit.Receipt
+			err error
+		}
+		a, b := make(chan result, 1), make(chan result, 1)
+		go func() { r, err := l.Append(ctx, audittest.Event(0)); a <- result{r, err} }()
+		synctest.Wait() // A commits batch 1 and waits at its gate
+		go func() { r, err := l.Append(ctx, audittest.Event(1)); b <- result{r, err} }()
+		synctest.Wait() // B's group is queued behind it
+		close(gs.gates[0])
+		synctest.Wait() // batch 1 is durable; batch 2 waits at its gate
+		select {
+		case res := <-a:
+			if res.err != nil || res.r.Index != 0 {
+				t.Fatalf("leader: %+v", res)
+			}
+		default:
+			t.Fatal("the leader is still waiting, for a batch after its own")
+		}
+		select {
+		case res := <-b:
+			t.Fatalf("B returned before its batch was durable: %+v", res)
+		default:
+		}
+		close(gs.gates[1])
+		if res := <-b; res.err != nil || res.r.Index != 1 {
+			t.Fatalf("second caller: %+v", res)
+		}
+	})
+}

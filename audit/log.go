@@ -200,18 +200,21 @@ func (l *Log) appendLeaf(ctx context.Context, buf []byte, eventHash string) (Rec
 	g := l.joinLocked(leaf, leafHash)
 	j := uint64(len(g.entries) - 1)
 	if !l.committing {
+		// This caller commits its own group (the queue's first: no commit
+		// is running, so every earlier group is done). Groups that formed
+		// meanwhile are committed in order by a goroutine that lives
+		// while there are any, so no caller waits for commits after its
+		// own.
 		l.committing = true
-		for len(l.queue) > 0 {
-			next := l.queue[0]
-			// The queue holds a few groups: shifting keeps its array.
-			n := copy(l.queue, l.queue[1:])
-			l.queue[n] = nil
-			l.queue = l.queue[:n]
-			l.mu.Unlock()
-			l.commit(context.WithoutCancel(ctx), next)
-			l.mu.Lock()
+		next := l.popLocked()
+		l.mu.Unlock()
+		l.commit(context.WithoutCancel(ctx), next)
+		l.mu.Lock()
+		if len(l.queue) > 0 {
+			go l.drain(context.WithoutCancel(ctx))
+		} else {
+			l.committing = false
 		}
-		l.committing = false
 	}
 	l.mu.Unlock()
 	select {
@@ -227,6 +230,31 @@ func (l *Log) appendLeaf(ctx context.Context, buf []byte, eventHash string) (Rec
 		return Receipt{}, g.err
 	}
 	return Receipt{Index: g.first + j, LeafHash: leafHash, EventHash: eventHash}, nil
+}
+
+// popLocked removes and returns the first group of the queue.
+func (l *Log) popLocked() *group {
+	next := l.queue[0]
+	// The queue holds a few groups: shifting keeps its array.
+	n := copy(l.queue, l.queue[1:])
+	l.queue[n] = nil
+	l.queue = l.queue[:n]
+	return next
+}
+
+// drain commits the queued groups in order until the queue is empty, then
+// ends the commit turn. It runs while l.committing is set, so it is the
+// only committer.
+func (l *Log) drain(ctx context.Context) {
+	l.mu.Lock()
+	for len(l.queue) > 0 {
+		next := l.popLocked()
+		l.mu.Unlock()
+		l.commit(ctx, next)
+		l.mu.Lock()
+	}
+	l.committing = false
+	l.mu.Unlock()
 }
 
 // joinLocked adds a sealed event to the open group, opening a new one
