@@ -657,7 +657,7 @@ func decodeCommit(v any, id string, actual int64) (budget.Settlement, error) {
 	meta, ok := decodeMeta(r.str(2))
 	fields := r.str(3)
 	n := len(r.v) - 4
-	if r.err != nil || !ok || n < 1 || n > budget.MaxScopes {
+	if r.err != nil || !ok || n < 0 || n > budget.MaxScopes || (n == 0) != (fields == "") {
 		return budget.Settlement{}, errReply("commit")
 	}
 	s := budget.Settlement{ID: id, Actual: actual, Expired: expired, Replayed: status == 2, Meta: meta,

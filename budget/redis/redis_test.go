@@ -52,3 +52,36 @@ func TestRatesConformance(t *testing.T) {
 		return r
 	})
 }
+
+// A request whose every scope is off holds nothing but is a reservation
+// like any other: it can be committed (charging no scope), replayed and
+// released, and Charge admits it.
+func TestAllScopesOff(t *testing.T) {
+	b := newBudget(t)
+	ctx := t.Context()
+	req := budget.ReserveRequest{Scopes: []budget.Scope{
+		{ID: "agent:1", Limit: 0, Mode: budget.ModeOff},
+		{ID: budgettest.Name("org"), Limit: 0, Mode: budget.ModeOff, Period: budget.Lifetime()},
+	}, Amount: 5, Meta: budget.Meta{KeyID: "k"}}
+	r, err := b.Reserve(ctx, req)
+	if err != nil || !r.Allowed || len(r.Scopes) != 2 {
+		t.Fatalf("Reserve = %+v, %v", r, err)
+	}
+	s, err := b.Commit(ctx, r.ID, 7)
+	if err != nil || len(s.Scopes) != 0 || s.Meta.KeyID != "k" {
+		t.Fatalf("Commit = %+v, %v", s, err)
+	}
+	if s, err := b.Commit(ctx, r.ID, 7); err != nil || !s.Replayed || len(s.Scopes) != 0 {
+		t.Fatalf("Commit replay = %+v, %v", s, err)
+	}
+	r, err = b.Reserve(ctx, req)
+	if err != nil || !r.Allowed {
+		t.Fatalf("Reserve = %+v, %v", r, err)
+	}
+	if err := b.Release(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := b.Charge(ctx, req); err != nil || !r.Allowed {
+		t.Fatalf("Charge = %+v, %v", r, err)
+	}
+}

@@ -97,7 +97,7 @@ local function unpackrec(s)
   if not ok or type(R) ~= 'table' then return nil end
   local m = #R - 8
   local st = R[1]
-  if m < 3 or m % 3 ~= 0 or (st ~= '1' and st ~= '2' and st ~= '3' and st ~= '4') then return nil end
+  if m < 0 or m % 3 ~= 0 or (st ~= '1' and st ~= '2' and st ~= '3' and st ~= '4') then return nil end
   if not pcall(strings, R) then return nil end
   local D = {}
   for i = 1, m / 3 do
@@ -415,7 +415,7 @@ var luaDecide = luaHead + `
 local amt, ttl, keep, retention = ARGV[2] + 0, ARGV[3] + 0, ARGV[4] + 0, ARGV[5] + 0
 local fp, ikf = ARGV[6], ARGV[15]
 local n = (#ARGV - 16) / 5
-if n < 1 or n % 1 ~= 0 then return redis.error_reply('TALOS_ARGS malformed scopes') end
+if n < 0 or n % 1 ~= 0 then return redis.error_reply('TALOS_ARGS malformed scopes') end
 local fields = {'n'}
 for i = 1, n do fields[i + 1] = ARGV[16 + 5 * i] end
 if ikf ~= '' then fields[n + 2] = ikf end
@@ -478,7 +478,7 @@ if rec then
   if @RAT@ < due then due = @RAT@ end
 end
 if due < stored then hs[#hs + 1], hs[#hs + 2] = 'n', sformat('%d', due) end
-redis.call('HSET', H, unpack(hs))
+if #hs > 0 then redis.call('HSET', H, unpack(hs)) end
 if zs then redis.call('ZADD', Z, unpack(zs)) end
 out[2] = warned
 return out
@@ -535,7 +535,8 @@ end
 if st == '3' then return {-4} end
 local amt, active, expired = R[2] + 0, st == '1', 1
 if active and R[3] + 0 > now then expired = 0 end
-local vals = redis.call('HMGET', H, unpack(ks))
+local vals = ks
+if n > 0 then vals = redis.call('HMGET', H, unpack(ks)) end
 local hs, zs, nz = {}, {}, 0
 for i = 1, n do
   local k = 5 * i
