@@ -426,8 +426,9 @@ func (b *Budget) Charge(ctx context.Context, req budget.ReserveRequest) (budget.
 }
 
 // decideCall is a reserve or charge script run: its keys and arguments,
-// the reservation ID it records (group~nonce; without a record the nonce
-// is noRecordNonce) and the request index of each scope sent.
+// the reservation ID it records (group~nonce; empty without a record,
+// when the nonce sent is noRecordNonce) and the request index of each
+// scope sent.
 type decideCall struct {
 	keys   []string
 	args   []any
@@ -589,10 +590,7 @@ func decodeReserve(v any, group, id string, req *budget.ReserveRequest, active [
 	if r.err != nil {
 		return budget.Reservation{}, r.err
 	}
-	if id == "" {
-		id = group + "~" + noRecordNonce
-	}
-	res.ID = id
+	res.ID = id // "" for a Charge that records nothing
 	res.Allowed, res.State, res.ExpiresAt = true, budget.StateActive, time.UnixMicro(exp)
 	return res, nil
 }
