@@ -435,9 +435,10 @@ type decideCall struct {
 	id     string
 	active [budget.MaxScopes]int
 	n      int
-	// k and a back keys and args: one allocation for the whole call.
+	// k and a back keys and args (up to 3 scopes; more get their own
+	// array): one allocation for the whole call.
 	k [2]string
-	a [16 + 5*budget.MaxScopes]any
+	a [16 + 5*3]any
 }
 
 // reserveCall returns the reserve script run for a validated request.
@@ -521,7 +522,11 @@ func (b *Budget) call(req *budget.ReserveRequest, group string, record bool) (*d
 	}
 	c.k[0], c.k[1] = b.keyPair(group)
 	c.keys = c.k[:]
-	c.args = append(c.a[:0], nonce, req.Amount, req.EffectiveTTL().Microseconds(), b.keepArg, b.retentionArg, fp)
+	c.args = c.a[:0]
+	if 16+5*c.n > len(c.a) {
+		c.args = make([]any, 0, 16+5*c.n)
+	}
+	c.args = append(c.args, nonce, req.Amount, req.EffectiveTTL().Microseconds(), b.keepArg, b.retentionArg, fp)
 	c.args = b.bounds(c.args)
 	c.args = append(c.args, ikf, meta)
 	for j, i := range c.active[:c.n] {
