@@ -109,3 +109,29 @@ func FuzzDecodeReplies(f *testing.F) {
 		}
 	})
 }
+
+// The record's meta string decodes strictly: only what encodeMeta writes.
+func TestDecodeMetaStrict(t *testing.T) {
+	m := budget.Meta{KeyID: "k:1", Surface: "llm", MCPServerID: "a b:c\x00"}
+	s := encodeMeta(&m)
+	if got, ok := decodeMeta(s); !ok || got != m {
+		t.Fatalf("decodeMeta(%q) = %+v, %v", s, got, ok)
+	}
+	if got, ok := decodeMeta(""); !ok || got != (budget.Meta{}) {
+		t.Fatalf(`decodeMeta("") = %+v, %v`, got, ok)
+	}
+	for _, bad := range []string{
+		"0:0:0:0:0:0:",   // six empty fields are ""
+		"1:a0:0:0:0:0:x", // trailing bytes
+		"1:a0:0:0:0:",    // five fields
+		"01:a0:0:0:0:0:", // leading zero
+		"2:a0:0:0:0:0:",  // length past the end
+		":a0:0:0:0:0:",   // no length
+		"x:a0:0:0:0:0:",  // not a number
+		"257:" + string(make([]byte, 257)) + "0:0:0:0:0:", // over MaxMetaLen
+	} {
+		if got, ok := decodeMeta(bad); ok {
+			t.Errorf("decodeMeta(%q) = %+v, want refused", bad, got)
+		}
+	}
+}
