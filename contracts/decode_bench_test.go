@@ -22,7 +22,16 @@ type benchAuthorize struct {
 // json.Unmarshal into the same struct, in the same run.
 func BenchmarkDecodeRequest(b *testing.B) {
 	raw, _ := json.Marshal(map[string]string{"capability": strings.Repeat("x", 330), "tool": "files", "action": "read"})
-	b.Run("StrictFold", func(b *testing.B) {
+	b.Run("UnmarshalStrictFold", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var v benchAuthorize
+			if err := contracts.UnmarshalStrictFold(raw, &v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("CheckCaseFold+UnmarshalStrict", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var v benchAuthorize
