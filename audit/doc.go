@@ -19,7 +19,11 @@
 // in-memory [MemStore], the durable file store in audit/file (the C2SP
 // tlog-tiles layout, servable by any static file server), or PostgreSQL in
 // audit/postgres for logs shared by several processes. Appends are
-// group-committed; a [Receipt] is returned only once its entry is durable.
+// group-committed: callers that arrive while a commit runs join one group,
+// written with one durable store write; the first caller commits inline,
+// and groups that form behind it are committed in order by a goroutine
+// that exits when none is queued. A [Receipt] is returned only once its
+// entry is durable, and no caller waits for groups after its own.
 // [Log.Checkpoint] signs a C2SP tlog-checkpoint note (origin, size, root)
 // with an Ed25519 key, typically an identity.Wallet's Signer through
 // [NewNoteSigner]. [Log.InclusionProof] and [Log.ConsistencyProof] prove
