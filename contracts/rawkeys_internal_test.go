@@ -53,7 +53,6 @@ func exactKeys(x any, t reflect.Type) (string, bool) {
 	return "", true
 }
 
-
 type rkInner struct {
 	B string `json:"b"`
 	C []int  `json:"c,omitempty"`
