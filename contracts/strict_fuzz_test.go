@@ -95,3 +95,38 @@ func FuzzUUIDv7Time(f *testing.F) {
 		}
 	})
 }
+
+// FuzzUnmarshalStrictFold: UnmarshalStrictFold accepts exactly what
+// CheckCaseFold and UnmarshalStrict accept together, and decodes the same
+// value.
+func FuzzUnmarshalStrictFold(f *testing.F) {
+	for _, s := range []string{
+		`{"version":"1","count":3,"tags":["a"],"inner":{"name":"x"},"meta":{"k":"v"}}`,
+		`{"version":"1","Version":"2"}`, `{"meta":{"k":"v","K":"w"}}`, `{"version":"1","count":null}`,
+		`{"inner":{"Name":"x"}}`, `{"version":"1"} {}`, `{"count":1.0}`, `{ "version" : "1" }`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var got, want strictDoc
+		err := contracts.UnmarshalStrictFold(raw, &got)
+		werr := contracts.CheckCaseFold(raw)
+		if werr == nil {
+			werr = contracts.UnmarshalStrict(raw, &want)
+		}
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("UnmarshalStrictFold: %v; CheckCaseFold + UnmarshalStrict: %v", err, werr)
+		}
+		if err != nil {
+			if contracts.CodeOf(err) != contracts.CodeInvalidInput {
+				t.Fatalf("error code %s: %v", contracts.CodeOf(err), err)
+			}
+			return
+		}
+		a, _ := json.Marshal(&got)
+		b, _ := json.Marshal(&want)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("decoded %s, the two-call path %s", a, b)
+		}
+	})
+}
