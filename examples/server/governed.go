@@ -164,14 +164,11 @@ func (c *core) auditRecovered(ctx context.Context, r mcpgw.Recovered) error {
 	if p, err := c.principals.Lookup(ctx, r.Principal); err == nil && p != nil && p.TeamID != "" {
 		team = p.TeamID
 	}
-	ev, err := c.events.BuildEvent(http.MethodPost, netip.Addr{}, audit.Decision{
+	ev := c.events.DraftEvent(http.MethodPost, netip.Addr{}, audit.Decision{
 		RequestID: contracts.NewUUIDv7(), SurfaceID: opMCPGateway, TemplatePath: mcpgw.TemplatePath, Status: status,
 		Principal: audit.SignedPrincipal(r.Principal, team, r.Principal),
 		Meta:      map[string]any{"tool": r.Upstream, "action": r.Tool, "decision_reason": "TGA_RECOVERY_" + r.Action},
 	})
-	if err != nil {
-		return err
-	}
-	_, err = c.log.Append(ctx, ev)
+	_, err := c.log.Append(ctx, ev) // validates and seals the draft
 	return err
 }

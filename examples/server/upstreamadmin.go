@@ -922,7 +922,7 @@ func (s *Server) audited(tool, template string, next http.HandlerFunc) http.Hand
 		if id := r.PathValue("id"); id != "" {
 			meta["target"] = id
 		}
-		ev, err := c.events.Build(r, audit.Decision{RequestID: contracts.NewUUIDv7(), SurfaceID: admin.SurfaceID,
+		ev, err := c.events.Draft(r, audit.Decision{RequestID: contracts.NewUUIDv7(), SurfaceID: admin.SurfaceID,
 			TemplatePath: template, Status: status, Principal: p, Meta: meta})
 		if err == nil {
 			_, err = c.log.Append(context.WithoutCancel(r.Context()), ev)

@@ -81,7 +81,7 @@ func AuditDeliveries(cfg DeliveryAudit) func(c PushConfig, taskID string, status
 		if httpStatus >= 300 {
 			outcome = audit.OutcomeFailure
 		}
-		ev, berr := cfg.Events.BuildEvent(http.MethodPost, netip.Addr{}, audit.Decision{
+		ev := cfg.Events.DraftEvent(http.MethodPost, netip.Addr{}, audit.Decision{
 			RequestID:    contracts.NewUUIDv7(),
 			SurfaceID:    PushDestinationOp,
 			TemplatePath: PushAuditTemplate,
@@ -91,11 +91,9 @@ func AuditDeliveries(cfg DeliveryAudit) func(c PushConfig, taskID string, status
 			Resource:     &audit.Resource{ResourceType: "a2a.task", ResourceID: taskID},
 			Meta:         meta,
 		})
-		if berr == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
-			_, berr = cfg.Log.Append(ctx, ev)
-			cancel()
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
+		_, berr := cfg.Log.Append(ctx, ev) // validates and seals the draft
+		cancel()
 		if berr != nil && cfg.OnError != nil {
 			cfg.OnError(berr)
 		}

@@ -653,7 +653,7 @@ func (h *Handler) auditAs(r *http.Request, a Actor, template string, status int,
 			m[k] = v
 		}
 	}
-	ev, err := h.cfg.Events.Build(r, audit.Decision{
+	ev, err := h.cfg.Events.Draft(r, audit.Decision{
 		RequestID:    contracts.NewUUIDv7(),
 		SurfaceID:    SurfaceID,
 		TemplatePath: template,

@@ -65,7 +65,7 @@ func AuditHook(cfg AuditHookConfig) (func(ctx context.Context, c Change) error, 
 		if c.PreviousDigest != "" {
 			meta["config_previous_digest"] = c.PreviousDigest
 		}
-		ev, err := cfg.Events.BuildEvent(http.MethodPut, netip.Addr{}, audit.Decision{
+		ev := cfg.Events.DraftEvent(http.MethodPut, netip.Addr{}, audit.Decision{
 			RequestID:    contracts.NewUUIDv7(),
 			SurfaceID:    surface,
 			TemplatePath: "/v1/config/{kind}/{name}",
@@ -74,10 +74,7 @@ func AuditHook(cfg AuditHookConfig) (func(ctx context.Context, c Change) error, 
 			Meta:         meta,
 			Time:         c.Time,
 		})
-		if err != nil {
-			return err
-		}
-		_, err = cfg.Log.Append(ctx, ev)
+		_, err := cfg.Log.Append(ctx, ev) // validates and seals the draft
 		return err
 	}, nil
 }
