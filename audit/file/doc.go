@@ -17,8 +17,8 @@
 // on Linux, fsync elsewhere): an acknowledged entry survives a crash. The
 // journal file is extended with zeros ahead of its frames, a chunk at a
 // time, so a commit writes into space the file already has and its sync
-// flushes the frame without the file's metadata; a zero frame header ends
-// the journal. Full tiles are written as they complete and made
+// flushes the frame without the file's metadata; the zeros read as empty
+// frames, so the journal ends after its last frame with entries. Full tiles are written as they complete and made
 // durable (fsync of files and directories) before the journal is rotated,
 // when it exceeds Config.JournalLimit and on Close. Open replays the journal
 // over the durable tiles and cuts a torn last frame. Partial tiles are

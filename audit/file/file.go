@@ -257,13 +257,16 @@ func (s *Store) syncDir() error {
 // bundle: a header (magic, base size, CRC) and one frame per commit
 // (payload length, CRC-32C of the payload, then each entry as a 4-byte
 // length and its bytes). A frame that is short or fails its CRC ends the
-// journal: it was torn by a crash before it was acknowledged. So does a
-// frame header of zeros (a zero length): the journal file is extended with
-// zeros ahead of the frames, journalChunk bytes at a time, so a commit
-// writes into space the file already has and its fdatasync flushes the
-// frame alone, without the inode (about 40 % less time per commit on ext4
-// than an appending write with fsync). Frames are never empty, so zeros
-// are never a frame.
+// journal: it was torn by a crash before it was acknowledged. The journal
+// file is extended with zeros ahead of the frames, journalChunk bytes at a
+// time, so a commit writes into space the file already has and its
+// fdatasync flushes the frame alone, without the inode (about 40 % less
+// time per commit on ext4 than an appending write with fsync). Zeros read
+// as empty frames (length 0, and the CRC-32C of nothing is 0), as every
+// version of this reader reads them: the journal ends after its last frame
+// with entries (the store writes no empty frame), recovery keeps an
+// all-zero tail as the space to write into, and a journal in which an
+// earlier version appended frames after such zeros reads whole.
 
 var (
 	journalMagic = []byte("TALOSJ1\n")
@@ -299,7 +302,8 @@ func frame(entries [][]byte) []byte {
 }
 
 // readJournal returns the base, the entries of every intact frame, and the
-// offset where the intact part ends.
+// offset after the last intact frame that holds entries: empty frames (the
+// zeros ahead of the frames) after it are not part of the journal.
 func readJournal(data []byte) (base uint64, entries [][]byte, end int64, err error) {
 	if len(data) < journalHeaderSize || !bytes.Equal(data[:8], journalMagic) ||
 		crc32.Checksum(data[:16], castagnoli) != binary.BigEndian.Uint32(data[16:20]) {
@@ -310,13 +314,14 @@ func readJournal(data []byte) (base uint64, entries [][]byte, end int64, err err
 		return 0, nil, 0, audit.StoreError("file: journal base is not a bundle boundary", nil)
 	}
 	off := journalHeaderSize
+	last := off
 	for {
 		if len(data)-off < 8 {
 			break
 		}
 		n := int(binary.BigEndian.Uint32(data[off:]))
 		sum := binary.BigEndian.Uint32(data[off+4:])
-		if n == 0 || n > len(data)-off-8 || crc32.Checksum(data[off+8:off+8+n], castagnoli) != sum {
+		if n > len(data)-off-8 || crc32.Checksum(data[off+8:off+8+n], castagnoli) != sum {
 			break
 		}
 		payload := data[off+8 : off+8+n]
@@ -340,8 +345,27 @@ func readJournal(data []byte) (base uint64, entries [][]byte, end int64, err err
 		}
 		entries = append(entries, fe...)
 		off += 8 + n
+		if n > 0 {
+			last = off
+		}
 	}
-	return base, entries, int64(off), nil
+	return base, entries, int64(last), nil
+}
+
+// allZero reports whether b holds only zero bytes.
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // startJournal atomically replaces the journal by one based at base that
@@ -418,7 +442,9 @@ func (s *Store) recover(ctx context.Context) error {
 	if err != nil {
 		return audit.StoreError("file: cannot open the journal", err)
 	}
-	if end < int64(len(data)) {
+	alloc := int64(len(data))
+	if end < alloc && !allZero(data[end:]) {
+		// A torn frame: cut it, and the zeros after it.
 		if err := f.Truncate(end); err != nil {
 			f.Close()
 			return audit.StoreError("file: cannot cut the torn journal tail", err)
@@ -426,8 +452,9 @@ func (s *Store) recover(ctx context.Context) error {
 		if !s.cfg.NoSyncUnsafe {
 			f.Sync()
 		}
+		alloc = end
 	}
-	s.journal, s.jsize, s.jalloc = f, end, end
+	s.journal, s.jsize, s.jalloc = f, end, alloc
 	if err := s.loadCheckpoint(); err != nil {
 		return err
 	}

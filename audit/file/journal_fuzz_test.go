@@ -43,3 +43,32 @@ func FuzzReadJournal(f *testing.F) {
 		}
 	})
 }
+
+// Zeros read as empty frames wherever they are: ahead of the frames (the
+// preallocated space) they are not part of the journal, and frames that an
+// earlier version appended after them (it read the zeros as empty frames
+// and appended at the end) are read.
+func TestReadJournalZeros(t *testing.T) {
+	j := journalHeader(256)
+	j = append(j, frame([][]byte{[]byte("a")})...)
+	wantEnd := len(j)
+	tail := append(append([]byte(nil), j...), make([]byte, 64+5)...)
+	_, entries, end, err := readJournal(tail)
+	if err != nil || len(entries) != 1 || end != int64(wantEnd) {
+		t.Fatalf("zeros ahead of the frames: %d entries, end %d (want %d), %v", len(entries), end, wantEnd, err)
+	}
+	if !allZero(tail[end:]) || allZero(j) {
+		t.Fatal("allZero")
+	}
+	mid := append(append([]byte(nil), j...), make([]byte, 64)...)
+	mid = append(mid, frame([][]byte{[]byte("b"), []byte("c")})...)
+	_, entries, end, err = readJournal(mid)
+	if err != nil || len(entries) != 3 || end != int64(len(mid)) {
+		t.Fatalf("frames after zeros: %d entries, end %d of %d, %v", len(entries), end, len(mid), err)
+	}
+	torn := append(append([]byte(nil), j...), 0, 0, 1, 0, 9, 9, 9, 9, 'x')
+	torn = append(torn, make([]byte, 32)...)
+	if _, entries, end, _ = readJournal(torn); len(entries) != 1 || end != int64(wantEnd) || allZero(torn[end:]) {
+		t.Fatalf("torn frame in the zeros: %d entries, end %d", len(entries), end)
+	}
+}
