@@ -185,7 +185,8 @@ func (l *Log) Append(ctx context.Context, e Event) (Receipt, error) {
 // last sealed length with some room, at least 640 and at most
 // MaxEventSize+1.
 func (l *Log) sealSize() int {
-	return int(min(max(l.sealHint.Load()+l.sealHint.Load()/8, 640), MaxEventSize+1))
+	n := l.sealHint.Load()
+	return int(min(max(n+n/8, 640), MaxEventSize+1))
 }
 
 // appendLeaf appends a validated, sealed event: buf is 0x00 followed by
@@ -299,19 +300,16 @@ func (l *Log) AppendEntry(ctx context.Context, sealed []byte) (Receipt, error) {
 		return Receipt{}, eventError("larger than " + strconv.Itoa(MaxEventSize) + " bytes")
 	}
 	if e, ok := readCanonical(sealed); ok {
+		defer putMeta(e.Meta) // nothing below keeps the map
 		if e.Validate() == nil {
 			buf, err := e.seal(append(make([]byte, 0, len(sealed)+2), 0x00)) // seal writes one byte more, then drops it
 			if err == nil && bytes.Equal(buf[1:], sealed) {
 				if l.cfg.Redactor != nil {
-					rc, err := l.Append(ctx, e)
-					putMeta(e.Meta)
-					return rc, err
+					return l.Append(ctx, e)
 				}
-				putMeta(e.Meta)
 				return l.appendLeaf(ctx, buf, e.EventHash)
 			}
 		}
-		putMeta(e.Meta)
 	}
 	e, err := ParseEvent(sealed)
 	if err != nil {

@@ -37,20 +37,7 @@ func Canonicalize(raw []byte) ([]byte, error) {
 // to dst and returns the extended buffer: for input already in canonical
 // form, without an intermediate copy.
 func AppendCanonical(dst, raw []byte) ([]byte, error) {
-	if len(raw) > MaxJSONSize {
-		return nil, jsonError("input too large")
-	}
-	if err := scanLiterals(raw, false); err != nil {
-		return nil, err
-	}
-	if isCanonical(raw) {
-		return append(dst, raw...), nil
-	}
-	out, err := jcs.Transform(raw)
-	if err != nil {
-		return nil, Wrap(CodeInvalidInput, "canonical json: "+err.Error(), err)
-	}
-	return append(dst, out...), nil
+	return appendTransform(dst, raw, false, true)
 }
 
 // CanonicalizeStrict is Canonicalize for signed and hashed objects
@@ -101,6 +88,11 @@ func canonicalize(raw []byte, strict bool) ([]byte, error) {
 // encoders and the other SDKs send) is checked in one pass without
 // building a tree; everything else goes through jcs.Transform.
 func transform(raw []byte, strict, wantOut bool) ([]byte, error) {
+	return appendTransform(nil, raw, strict, wantOut)
+}
+
+// appendTransform is transform appending the canonical form to dst.
+func appendTransform(dst, raw []byte, strict, wantOut bool) ([]byte, error) {
 	if len(raw) > MaxJSONSize {
 		return nil, jsonError("input too large")
 	}
@@ -111,13 +103,16 @@ func transform(raw []byte, strict, wantOut bool) ([]byte, error) {
 		if !wantOut {
 			return nil, nil
 		}
-		return bytes.Clone(raw), nil
+		return append(dst, raw...), nil
 	}
 	out, err := jcs.Transform(raw)
 	if err != nil {
 		return nil, Wrap(CodeInvalidInput, "canonical json: "+err.Error(), err)
 	}
-	return out, nil
+	if dst == nil {
+		return out, nil
+	}
+	return append(dst, out...), nil
 }
 
 // scanLiterals walks raw outside of strings and checks number and null

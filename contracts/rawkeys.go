@@ -46,9 +46,9 @@ func rawTypeOf(t reflect.Type) *rawType {
 }
 
 // rawKeys walks the JSON value at raw[i] (valid JSON: CheckJSON has passed;
-// whitespace allowed) and reports, as exactKeys does on the decoded value,
-// whether every object key names a field of t with exactly the same
-// spelling, without decoding the document. t nil places no constraint. It
+// whitespace allowed) and reports whether every object key names a field
+// of t with exactly the same spelling, as caseSensitiveKeys(…, true) does
+// on the decoded value, without decoding the document. t nil places no constraint. It
 // returns the index after the value and the first offending key.
 func rawKeys(raw []byte, i int, t reflect.Type) (int, string, bool) {
 	i = skipSpace(raw, i)

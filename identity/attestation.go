@@ -223,15 +223,6 @@ type readCloser struct {
 	io.Closer
 }
 
-// canonicalBody returns the canonical JSON of a request body, or nil for
-// an empty one.
-func canonicalBody(body []byte) ([]byte, error) {
-	if len(body) == 0 {
-		return nil, nil
-	}
-	return contracts.Canonicalize(body)
-}
-
 // rawPathQuery returns the request target as received: r.RequestURI for
 // server requests (with the scheme and authority of an absolute-form
 // target removed), r.URL.RequestURI() for client requests.
@@ -336,10 +327,6 @@ func (s *AttestationSigner) Sign(r *http.Request, opcode string) error {
 		r.ContentLength = int64(len(body))
 		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
-	canon, err := canonicalBody(body)
-	if err != nil {
-		return contracts.Wrap(contracts.CodeInvalidInput, "identity: attestation: request body is not JSON", err)
-	}
 	nonce, err := s.cfg.Nonce()
 	if err != nil {
 		return contracts.Wrap(contracts.CodeCryptoError, "identity: attestation: generating a nonce", err)
@@ -357,7 +344,10 @@ func (s *AttestationSigner) Sign(r *http.Request, opcode string) error {
 	if method == "" {
 		method = http.MethodGet
 	}
-	input := AttestationSigningInput(canon, method, rawPathQuery(r), nonce, ts, opcode)
+	input, err := signingInput(body, method, rawPathQuery(r), nonce, ts, opcode)
+	if err != nil {
+		return contracts.Wrap(contracts.CodeInvalidInput, "identity: attestation: request body is not JSON", err)
+	}
 	sig, err := s.cfg.Signer.Sign(rand.Reader, input, crypto.Hash(0))
 	if err != nil {
 		return contracts.Wrap(contracts.CodeCryptoError, "identity: attestation: signing failed", err)

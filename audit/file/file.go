@@ -353,20 +353,7 @@ func readJournal(data []byte) (base uint64, entries [][]byte, end int64, err err
 }
 
 // allZero reports whether b holds only zero bytes.
-func allZero(b []byte) bool {
-	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b) != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
+func allZero(b []byte) bool { return len(bytes.TrimLeft(b, "\x00")) == 0 }
 
 // startJournal atomically replaces the journal by one based at base that
 // holds entries.
@@ -616,7 +603,7 @@ func (s *Store) appendJournalLocked(entries [][]byte) error {
 	if end := s.jsize + int64(len(fr)); end > s.jalloc {
 		chunk := min(journalChunk, s.cfg.JournalLimit)
 		size := (end/chunk + 1) * chunk
-		if _, err = s.journal.WriteAt(make([]byte, size-s.jalloc), s.jalloc); err == nil {
+		if _, err = s.journal.WriteAt(make([]byte, size-end), end); err == nil { // the frame fills [jsize, end)
 			s.jalloc = size
 		}
 	}
