@@ -489,11 +489,11 @@ func (s *Server) mountUpstreamAdmin(mux *http.ServeMux) {
 	}
 	if ua != nil {
 		servers := func(d mcpServersDoc) []mcpServerItem { return d.Servers }
-		serverID := func(it mcpServerItem) string { return it.ID }
+		serverID := mcpServerItem.itemID
 		upstreams := func(d llmRoutingDoc) []llmUpstreamItem { return d.Upstreams }
-		upstreamID := func(it llmUpstreamItem) string { return it.ID }
+		upstreamID := llmUpstreamItem.itemID
 		groups := func(d llmRoutingDoc) []modelGroupItem { return d.ModelGroups }
-		groupID := func(it modelGroupItem) string { return it.ID }
+		groupID := modelGroupItem.itemID
 		handle("GET /v1/admin/mcp/servers", toolMCPServers, listItems(ua, kindMCPServers, servers, serverID))
 		handle("GET /v1/admin/mcp/servers/{id}", toolMCPServers, getItem(ua, kindMCPServers, servers, serverID, "MCP server"))
 		handle("PUT /v1/admin/mcp/servers/{id}", toolMCPServers, ua.putMCP)
@@ -613,6 +613,35 @@ func getItem[D, T any](ua *upstreamAdmin, kind string, items func(D) []T, id fun
 	}
 }
 
+func (it mcpServerItem) itemID() string   { return it.ID }
+func (it llmUpstreamItem) itemID() string { return it.ID }
+func (it modelGroupItem) itemID() string  { return it.ID }
+
+// upsert replaces the item of *items with item's id, or appends item when
+// the set holds fewer than max (tooMany is the error otherwise); created
+// says which.
+func upsert[T interface{ itemID() string }](items *[]T, item T, max int, tooMany string) (created bool, err error) {
+	if i := slices.IndexFunc(*items, func(it T) bool { return it.itemID() == item.itemID() }); i >= 0 {
+		(*items)[i] = item
+		return false, nil
+	}
+	if len(*items) >= max {
+		return false, contracts.New(contracts.CodeInvalidInput, tooMany)
+	}
+	*items = append(*items, item)
+	return true, nil
+}
+
+// writeUpserted answers a PUT with the item: 201 when it was created, 200
+// when it replaced one.
+func writeUpserted(w http.ResponseWriter, created bool, item any) {
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeAdminJSON(w, status, item)
+}
+
 func notFound(w http.ResponseWriter, r *http.Request, what string) {
 	talos.WriteError(w, r, contracts.New(contracts.CodeNotFound, "no such "+what))
 }
@@ -645,31 +674,17 @@ func (ua *upstreamAdmin) putMCP(w http.ResponseWriter, r *http.Request) {
 		talos.WriteError(w, r, err)
 		return
 	}
-	created := true
 	item := mcpServerItem{ID: id, URL: body.URL, UpdatedAt: nowText(), UpdatedBy: principalFrom(r.Context())}
-	_, err := update(r.Context(), ua, kindMCPServers, func(d *mcpServersDoc) error {
-		created = true
-		for i, it := range d.Servers {
-			if it.ID == id {
-				d.Servers[i], created = item, false
-				return nil
-			}
-		}
-		if len(d.Servers) >= mcpgw.MaxUpstreams {
-			return contracts.New(contracts.CodeInvalidInput, "too many MCP servers")
-		}
-		d.Servers = append(d.Servers, item)
-		return nil
+	var created bool
+	_, err := update(r.Context(), ua, kindMCPServers, func(d *mcpServersDoc) (err error) {
+		created, err = upsert(&d.Servers, item, mcpgw.MaxUpstreams, "too many MCP servers")
+		return err
 	}, ua.applyMCP, &ua.mcpDigest)
 	if err != nil {
 		talos.WriteError(w, r, err)
 		return
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	writeAdminJSON(w, status, item)
+	writeUpserted(w, created, item)
 }
 
 func (ua *upstreamAdmin) deleteMCP(w http.ResponseWriter, r *http.Request) {
@@ -726,30 +741,16 @@ func (ua *upstreamAdmin) putLLMUpstream(w http.ResponseWriter, r *http.Request) 
 	}
 	item := llmUpstreamItem{ID: id, Kind: body.Kind, URL: body.URL, APIKeySecretID: body.APIKeySecretID,
 		NoStreamUsage: body.NoStreamUsage, UpdatedAt: nowText(), UpdatedBy: principalFrom(r.Context())}
-	created := true
-	_, err := update(r.Context(), ua, kindLLMRouting, func(d *llmRoutingDoc) error {
-		created = true
-		for i, it := range d.Upstreams {
-			if it.ID == id {
-				d.Upstreams[i], created = item, false
-				return nil
-			}
-		}
-		if len(d.Upstreams) >= maxModelGroups {
-			return contracts.New(contracts.CodeInvalidInput, "too many LLM upstreams")
-		}
-		d.Upstreams = append(d.Upstreams, item)
-		return nil
+	var created bool
+	_, err := update(r.Context(), ua, kindLLMRouting, func(d *llmRoutingDoc) (err error) {
+		created, err = upsert(&d.Upstreams, item, maxModelGroups, "too many LLM upstreams")
+		return err
 	}, ua.applyLLM, &ua.llmDigest)
 	if err != nil {
 		talos.WriteError(w, r, err)
 		return
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	writeAdminJSON(w, status, item)
+	writeUpserted(w, created, item)
 }
 
 func (ua *upstreamAdmin) deleteLLMUpstream(w http.ResponseWriter, r *http.Request) {
@@ -819,30 +820,16 @@ func (ua *upstreamAdmin) putModelGroup(w http.ResponseWriter, r *http.Request) {
 	item := modelGroupItem{ID: id, Upstreams: body.Upstreams, PromptPer1KMicroUSD: body.PromptPer1KMicroUSD,
 		CompletionPer1KMicroUSD: body.CompletionPer1KMicroUSD, RoutingPolicyID: body.RoutingPolicyID, Weights: body.Weights,
 		UpdatedAt: nowText(), UpdatedBy: principalFrom(r.Context())}
-	created := true
-	_, err := update(r.Context(), ua, kindLLMRouting, func(d *llmRoutingDoc) error {
-		created = true
-		for i, it := range d.ModelGroups {
-			if it.ID == id {
-				d.ModelGroups[i], created = item, false
-				return nil
-			}
-		}
-		if len(d.ModelGroups) >= maxModelGroups {
-			return contracts.New(contracts.CodeInvalidInput, "too many model groups")
-		}
-		d.ModelGroups = append(d.ModelGroups, item)
-		return nil
+	var created bool
+	_, err := update(r.Context(), ua, kindLLMRouting, func(d *llmRoutingDoc) (err error) {
+		created, err = upsert(&d.ModelGroups, item, maxModelGroups, "too many model groups")
+		return err
 	}, ua.applyLLM, &ua.llmDigest)
 	if err != nil {
 		talos.WriteError(w, r, err)
 		return
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	writeAdminJSON(w, status, item)
+	writeUpserted(w, created, item)
 }
 
 func (ua *upstreamAdmin) deleteModelGroup(w http.ResponseWriter, r *http.Request) {
