@@ -86,10 +86,12 @@ func (l *AdminList) Register(mux *http.ServeMux, authorize func(http.HandlerFunc
 			}
 		}
 	}
-	mux.HandleFunc("GET /v1/admin/a2a/sessions", authorize(l.handleSessions))
-	mux.HandleFunc("GET /v1/admin/a2a/sessions/{id}", authorize(l.handleSession))
-	mux.HandleFunc("GET /v1/admin/a2a/groups", authorize(l.handleGroups))
-	mux.HandleFunc("GET /v1/admin/a2a/groups/{id}", authorize(l.handleGroup))
+	sessionID := func(si SessionInfo) string { return si.Session.SessionID }
+	groupID := func(gi GroupInfo) string { return gi.Group.GroupID }
+	mux.HandleFunc("GET /v1/admin/a2a/sessions", authorize(listPage(l.list.ListSessions, sessionID, l.sessionItem)))
+	mux.HandleFunc("GET /v1/admin/a2a/sessions/{id}", authorize(getOne(l.list.ListSessions, l.sessionItem, "session")))
+	mux.HandleFunc("GET /v1/admin/a2a/groups", authorize(listPage(l.list.ListGroups, groupID, l.groupItem)))
+	mux.HandleFunc("GET /v1/admin/a2a/groups/{id}", authorize(getOne(l.list.ListGroups, l.groupItem, "group")))
 }
 
 // SessionItem is one session of the admin list.
@@ -211,109 +213,66 @@ func pathID(r *http.Request) (string, error) {
 	return id, nil
 }
 
-func (l *AdminList) handleSessions(w http.ResponseWriter, r *http.Request) {
-	q, err := parsePage(r)
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	limit := q.Limit
-	q.Limit++
-	ss, err := l.list.ListSessions(r.Context(), q)
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	page := Page[SessionItem]{Items: []SessionItem{}}
-	for i, si := range ss {
-		if i == limit {
-			page.NextCursor = httpx.PageCursor(ss[limit-1].Session.SessionID)
-			break
-		}
-		it, err := l.sessionItem(r.Context(), si)
+// listPage answers a list request: one page of the store's rows (one more
+// is read to know whether a next page exists), each turned into an item.
+func listPage[R, I any](list func(context.Context, ListQuery) ([]R, error), id func(R) string,
+	item func(context.Context, R) (I, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q, err := parsePage(r)
 		if err != nil {
 			talos.WriteError(w, r, err)
 			return
 		}
-		page.Items = append(page.Items, it)
-	}
-	writeAdminJSON(w, page)
-}
-
-func (l *AdminList) handleSession(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	ss, err := l.list.ListSessions(r.Context(), ListQuery{ID: id, Limit: 1})
-	if err == nil && len(ss) == 0 {
-		err = ErrNotFound("session")
-	}
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	it, err := l.sessionItem(r.Context(), ss[0])
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	writeAdminJSON(w, it)
-}
-
-func (l *AdminList) handleGroups(w http.ResponseWriter, r *http.Request) {
-	q, err := parsePage(r)
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	limit := q.Limit
-	q.Limit++
-	gs, err := l.list.ListGroups(r.Context(), q)
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	page := Page[GroupItem]{Items: []GroupItem{}}
-	for i, gi := range gs {
-		if i == limit {
-			page.NextCursor = httpx.PageCursor(gs[limit-1].Group.GroupID)
-			break
-		}
-		it, err := l.groupItem(r.Context(), gi)
+		limit := q.Limit
+		q.Limit++
+		rows, err := list(r.Context(), q)
 		if err != nil {
 			talos.WriteError(w, r, err)
 			return
 		}
-		page.Items = append(page.Items, it)
+		page := Page[I]{Items: []I{}}
+		for i, row := range rows {
+			if i == limit {
+				page.NextCursor = httpx.PageCursor(id(rows[limit-1]))
+				break
+			}
+			it, err := item(r.Context(), row)
+			if err != nil {
+				talos.WriteError(w, r, err)
+				return
+			}
+			page.Items = append(page.Items, it)
+		}
+		writeAdminJSON(w, page)
 	}
-	writeAdminJSON(w, page)
 }
 
-func (l *AdminList) handleGroup(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
+// getOne answers a request for the row {id}; what names it in a 404.
+func getOne[R, I any](list func(context.Context, ListQuery) ([]R, error),
+	item func(context.Context, R) (I, error), what string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathID(r)
+		if err != nil {
+			talos.WriteError(w, r, err)
+			return
+		}
+		rows, err := list(r.Context(), ListQuery{ID: id, Limit: 1})
+		if err == nil && len(rows) == 0 {
+			err = ErrNotFound(what)
+		}
+		if err != nil {
+			talos.WriteError(w, r, err)
+			return
+		}
+		it, err := item(r.Context(), rows[0])
+		if err != nil {
+			talos.WriteError(w, r, err)
+			return
+		}
+		writeAdminJSON(w, it)
 	}
-	gs, err := l.list.ListGroups(r.Context(), ListQuery{ID: id, Limit: 1})
-	if err == nil && len(gs) == 0 {
-		err = ErrNotFound("group")
-	}
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	it, err := l.groupItem(r.Context(), gs[0])
-	if err != nil {
-		talos.WriteError(w, r, err)
-		return
-	}
-	writeAdminJSON(w, it)
 }
 
-// writeAdminJSON answers v with status 200, never cached.
 func writeAdminJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	httpx.WriteJSON(w, http.StatusOK, v)
