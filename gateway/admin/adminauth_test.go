@@ -649,6 +649,11 @@ func TestPagination(t *testing.T) {
 		"cursor=!!", "cursor=" + contracts.EncodeBase64URL([]byte("x")), "cursor=" + contracts.EncodeBase64URL([]byte("k1.")), "cursor=a=", "bogus=1"} {
 		f.expectErr(q, "GET", "/v1/principals?"+q, "", string(contracts.CodeInvalidInput))
 	}
+	// Every admin list refuses a query parameter it does not know, the
+	// identities list included.
+	for _, path := range []string{"/v1/admin/identities", "/v1/principals", "/v1/capabilities/revocations", "/v1/budgets"} {
+		f.expectErr(path+" bogus", "GET", path+"?bogus=1", "", string(contracts.CodeInvalidInput))
+	}
 }
 
 // TestIssuedCapabilityRecords: POST /v1/capabilities records the issued

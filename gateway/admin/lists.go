@@ -33,9 +33,13 @@ type page struct {
 	has   bool
 }
 
-// parsePage reads ?limit= and ?cursor= (httpx.ParsePage).
-func parsePage(r *http.Request) (page, error) {
+// parsePage reads ?limit= and ?cursor= (httpx.ParsePage) and refuses any
+// other query parameter than allowed, each at most once (onlyQuery).
+func parsePage(r *http.Request, allowed ...string) (page, error) {
 	after, has, limit, err := httpx.ParsePage(r.URL.Query(), maxCursorKey)
+	if err == nil {
+		err = onlyQuery(r, allowed...)
+	}
 	return page{limit: limit, after: after, has: has}, err
 }
 
@@ -99,10 +103,7 @@ func onlyQuery(r *http.Request, allowed ...string) error {
 }
 
 func (h *Handler) handleListPrincipals(w http.ResponseWriter, r *http.Request) {
-	p, err := parsePage(r)
-	if err == nil {
-		err = onlyQuery(r, "team")
-	}
+	p, err := parsePage(r, "team")
 	if err != nil {
 		talos.WriteError(w, r, err)
 		return
@@ -163,9 +164,6 @@ func (h *Handler) bindingViews() []BindingView {
 
 func (h *Handler) handleListRoles(w http.ResponseWriter, r *http.Request) {
 	p, err := parsePage(r)
-	if err == nil {
-		err = onlyQuery(r)
-	}
 	if err != nil {
 		talos.WriteError(w, r, err)
 		return
@@ -184,10 +182,7 @@ func (h *Handler) handleGetRole(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) handleListBindings(w http.ResponseWriter, r *http.Request) {
-	p, err := parsePage(r)
-	if err == nil {
-		err = onlyQuery(r, "principal_id", "role_id")
-	}
+	p, err := parsePage(r, "principal_id", "role_id")
 	if err != nil {
 		talos.WriteError(w, r, err)
 		return
@@ -261,10 +256,7 @@ func (h *Handler) capabilities(ctx context.Context) ([]IssuedCapability, error) 
 }
 
 func (h *Handler) handleListCapabilities(w http.ResponseWriter, r *http.Request) {
-	p, err := parsePage(r)
-	if err == nil {
-		err = onlyQuery(r, "subject", "revoked")
-	}
+	p, err := parsePage(r, "subject", "revoked")
 	if err != nil {
 		talos.WriteError(w, r, err)
 		return
@@ -322,9 +314,6 @@ type Revocation struct {
 
 func (h *Handler) handleListRevocations(w http.ResponseWriter, r *http.Request) {
 	p, err := parsePage(r)
-	if err == nil {
-		err = onlyQuery(r)
-	}
 	if err != nil {
 		talos.WriteError(w, r, err)
 		return
@@ -371,9 +360,6 @@ type BudgetView struct {
 
 func (h *Handler) handleListBudgets(w http.ResponseWriter, r *http.Request) {
 	p, err := parsePage(r)
-	if err == nil {
-		err = onlyQuery(r)
-	}
 	if err != nil {
 		talos.WriteError(w, r, err)
 		return
