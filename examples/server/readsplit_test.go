@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"github.com/talosgo/talos/identity"
 	"net/http"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -14,21 +13,6 @@ import (
 
 	"github.com/talosgo/talos/internal/testenv"
 )
-
-// replicaURL is $TALOS_TEST_POSTGRES_REPLICA_URL, a streaming standby of
-// $TALOS_TEST_POSTGRES_URL (.ci/pg-replica.sh); without it the test skips,
-// or fails under TALOS_REQUIRE_SERVICES=1.
-func replicaURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("TALOS_TEST_POSTGRES_REPLICA_URL")
-	if u == "" {
-		if os.Getenv("TALOS_REQUIRE_SERVICES") == "1" {
-			t.Fatal("TALOS_TEST_POSTGRES_REPLICA_URL is not set and TALOS_REQUIRE_SERVICES=1")
-		}
-		t.Skip("TALOS_TEST_POSTGRES_REPLICA_URL is not set")
-	}
-	return u
-}
 
 // pauseReplayLock is the advisory lock the tests that pause the shared test
 // standby's replay hold (gateway/pgsplit's too): one pause at a time.
@@ -42,7 +26,7 @@ const pauseReplayLock = 0x7a1055e1a
 func TestReadSplitReplica(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.PostgresURL = testenv.PostgresURL(t)
-	cfg.PostgresReplicaURL = replicaURL(t)
+	cfg.PostgresReplicaURL = testenv.PostgresReplicaURL(t)
 	cfg.tablePrefix = testenv.Unique(t) + "_"
 	dropTablesAtEnd(t, cfg.PostgresURL, cfg.tablePrefix)
 	ts := newTestServer(t, cfg)
@@ -197,7 +181,7 @@ func TestReadSplitReplica(t *testing.T) {
 func TestReadSplitAcrossServers(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.PostgresURL = testenv.PostgresURL(t)
-	cfg.PostgresReplicaURL = replicaURL(t)
+	cfg.PostgresReplicaURL = testenv.PostgresReplicaURL(t)
 	cfg.tablePrefix = testenv.Unique(t) + "_"
 	cfg.MasterKey = make([]byte, 32)
 	cfg.MasterKey[0] = 7

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/talosgo/talos/internal/testenv"
 )
 
 // tcpProxy forwards connections from a loopback port to a target address. It
@@ -143,7 +144,7 @@ func whoAnswered(ctx context.Context, t *testing.T, db *DB) string {
 }
 
 func TestReadWriteSplitReplicaGoesAwayAndReturns(t *testing.T) {
-	base := postgresURL(t)
+	base := testenv.PostgresURL(t)
 	host, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)
@@ -228,7 +229,7 @@ func TestReadWriteSplitReplicaGoesAwayAndReturns(t *testing.T) {
 }
 
 func TestNoReplicaReadsPrimary(t *testing.T) {
-	base := postgresURL(t)
+	base := testenv.PostgresURL(t)
 	ctx := t.Context()
 	db, err := Connect(ctx, dsnVia(t, base, "", "talos-primary"), "", BreakerConfig{})
 	if err != nil {
@@ -257,22 +258,6 @@ func TestNewRequiresPrimary(t *testing.T) {
 	if _, err := New(Config{}); err == nil {
 		t.Fatal("New without a primary succeeded")
 	}
-}
-
-// postgresURL is $TALOS_TEST_POSTGRES_URL; without it the test skips, or
-// fails under TALOS_REQUIRE_SERVICES=1 (the root module's internal/testenv
-// rule, copied: that package would bring its Redis test dependencies into
-// this module).
-func postgresURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("TALOS_TEST_POSTGRES_URL")
-	if u == "" {
-		if os.Getenv("TALOS_REQUIRE_SERVICES") == "1" {
-			t.Fatal("TALOS_TEST_POSTGRES_URL is not set and TALOS_REQUIRE_SERVICES=1")
-		}
-		t.Skip("TALOS_TEST_POSTGRES_URL is not set")
-	}
-	return u
 }
 
 // uniqueTable returns a table name no other test uses.

@@ -2,28 +2,14 @@ package pgsplit
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-)
 
-// replicaURL is $TALOS_TEST_POSTGRES_REPLICA_URL, a streaming hot standby of
-// $TALOS_TEST_POSTGRES_URL (.ci/pg-replica.sh); without it the test skips,
-// or fails under TALOS_REQUIRE_SERVICES=1.
-func replicaURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("TALOS_TEST_POSTGRES_REPLICA_URL")
-	if u == "" {
-		if os.Getenv("TALOS_REQUIRE_SERVICES") == "1" {
-			t.Fatal("TALOS_TEST_POSTGRES_REPLICA_URL is not set and TALOS_REQUIRE_SERVICES=1")
-		}
-		t.Skip("TALOS_TEST_POSTGRES_REPLICA_URL is not set")
-	}
-	return u
-}
+	"github.com/talosgo/talos/internal/testenv"
+)
 
 // readCount reads the row count of table through db, and whether a standby
 // answered.
@@ -50,7 +36,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestReadYourWritesOnStreamingReplica(t *testing.T) {
-	primaryDSN, replicaDSN := postgresURL(t), replicaURL(t)
+	primaryDSN, replicaDSN := testenv.PostgresURL(t), testenv.PostgresReplicaURL(t)
 	ctx := context.Background()
 	db, err := Connect(ctx, primaryDSN, replicaDSN, BreakerConfig{})
 	if err != nil {
@@ -146,7 +132,7 @@ func TestReadYourWritesOnStreamingReplica(t *testing.T) {
 }
 
 func TestReadYourWritesReplicaDownReadsPrimary(t *testing.T) {
-	primaryDSN, replicaDSN := postgresURL(t), replicaURL(t)
+	primaryDSN, replicaDSN := testenv.PostgresURL(t), testenv.PostgresReplicaURL(t)
 	ctx := context.Background()
 	db, err := Connect(ctx, primaryDSN, replicaDSN, BreakerConfig{FailureThreshold: 2})
 	if err != nil {
@@ -179,7 +165,7 @@ func TestReadYourWritesReplicaDownReadsPrimary(t *testing.T) {
 
 func TestWroteWithoutCallerOrReplica(t *testing.T) {
 	ctx := context.Background()
-	db, err := Connect(ctx, postgresURL(t), "", BreakerConfig{})
+	db, err := Connect(ctx, testenv.PostgresURL(t), "", BreakerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +253,7 @@ func TestMarks(t *testing.T) {
 }
 
 func TestReadIfAllowed(t *testing.T) {
-	primaryDSN, replicaDSN := postgresURL(t), replicaURL(t)
+	primaryDSN, replicaDSN := testenv.PostgresURL(t), testenv.PostgresReplicaURL(t)
 	ctx := context.Background()
 	db, err := Connect(ctx, primaryDSN, replicaDSN, BreakerConfig{})
 	if err != nil {
@@ -326,7 +312,7 @@ func pauseLock(t *testing.T, primary *pgxpool.Pool) (unlock func()) {
 // write while the standby's replay is paused; once the standby has caught
 // up B serves it there, and the replayed marks are swept.
 func TestReadYourWritesAcrossProcesses(t *testing.T) {
-	primaryDSN, replicaDSN := postgresURL(t), replicaURL(t)
+	primaryDSN, replicaDSN := testenv.PostgresURL(t), testenv.PostgresReplicaURL(t)
 	ctx := context.Background()
 	open := func() *DB {
 		db, err := Connect(ctx, primaryDSN, replicaDSN, BreakerConfig{})
@@ -412,7 +398,7 @@ func TestReadYourWritesAcrossProcesses(t *testing.T) {
 // A shared mark that cannot be looked up sends the read to the primary.
 func TestSharedMarkLookupFailureReadsPrimary(t *testing.T) {
 	ctx := context.Background()
-	db, err := Connect(ctx, postgresURL(t), replicaURL(t), BreakerConfig{})
+	db, err := Connect(ctx, testenv.PostgresURL(t), testenv.PostgresReplicaURL(t), BreakerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

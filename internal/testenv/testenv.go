@@ -130,3 +130,19 @@ func PostgresURL(t testing.TB) string {
 	}
 	return u
 }
+
+// PostgresReplicaURL returns $TALOS_TEST_POSTGRES_REPLICA_URL, a streaming
+// hot standby of $TALOS_TEST_POSTGRES_URL (.ci/pg-replica.sh), skipping the
+// test when it is unset (failing with TALOS_REQUIRE_SERVICES=1).
+func PostgresReplicaURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("TALOS_TEST_POSTGRES_REPLICA_URL")
+	if u == "" {
+		msg := "TALOS_TEST_POSTGRES_REPLICA_URL is unset: skipping the PostgreSQL standby test"
+		if os.Getenv("TALOS_REQUIRE_SERVICES") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return u
+}

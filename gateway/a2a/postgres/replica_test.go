@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"os"
 	"sync/atomic"
 	"testing"
 
@@ -12,6 +11,8 @@ import (
 	"github.com/talosgo/talos/gateway/a2a/a2atest"
 	"github.com/talosgo/talos/gateway/a2a/postgres"
 	"github.com/talosgo/talos/gateway/pgsplit"
+
+	"github.com/talosgo/talos/internal/testenv"
 )
 
 // replicaPool connects to $TALOS_TEST_POSTGRES_REPLICA_URL, a streaming
@@ -19,14 +20,7 @@ import (
 // test skips, or fails under TALOS_REQUIRE_SERVICES=1.
 func replicaPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	u := os.Getenv("TALOS_TEST_POSTGRES_REPLICA_URL")
-	if u == "" {
-		if os.Getenv("TALOS_REQUIRE_SERVICES") == "1" {
-			t.Fatal("TALOS_TEST_POSTGRES_REPLICA_URL is not set and TALOS_REQUIRE_SERVICES=1")
-		}
-		t.Skip("TALOS_TEST_POSTGRES_REPLICA_URL is not set")
-	}
-	p, err := pgxpool.New(context.Background(), u)
+	p, err := pgxpool.New(context.Background(), testenv.PostgresReplicaURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
